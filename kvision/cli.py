@@ -1,0 +1,222 @@
+"""The `kvision` command line. Thin: each subcommand calls one library function.
+
+Only argparse and kvision's light modules are imported here, so `kvision --help` answers
+without loading Keras or torch; handlers import what they need.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from kvision import __version__
+from kvision.errors import KvisionError, RecipeErrors
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (no heavy imports)."""
+    parser = argparse.ArgumentParser(
+        prog="kvision",
+        description="Run, inspect and compare CNN image-classification experiments from TOML recipes.",
+        epilog="Exit codes: 0 success, 1 unexpected failure (traceback in the run's run.log), "
+               "2 bad input, 130/143 stopped by Ctrl-C/SIGTERM (resumable).")
+    parser.add_argument("--version", action="version", version=f"kvision {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_run(sub)
+    _add_validate(sub)
+    _add_show(sub)
+    _add_ls(sub)
+    _add_export(sub)
+    _add_models(sub)
+    p = sub.add_parser("datasets", help="list dataset sources and built-in datasets")
+    p.set_defaults(handler=_datasets)
+    for module in ("kvision.insight.commands", "kvision.bench.commands"):
+        _register_optional(sub, module)
+    return parser
+
+
+def _register_optional(sub: argparse._SubParsersAction, module: str) -> None:
+    """Subcommands owned by other packages, registered through their light `register()`."""
+    import importlib
+
+    try:
+        importlib.import_module(module).register(sub)
+    except ModuleNotFoundError as exc:
+        if not module.startswith(exc.name or "?"):
+            raise
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run a recipe (or --resume a stopped run)",
+                       description="Run every model x arm of a recipe into a new run directory.")
+    p.add_argument("recipe", nargs="?", help="recipe TOML file (optional with --resume)")
+    _add_set(p)
+    p.add_argument("--runs-dir", help="folder for run directories (default: the recipe's output.runs_dir)")
+    p.add_argument("--run-dir", help="exact run directory to create (used by kvision-tui)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its last completed epoch")
+    p.add_argument("--force", action="store_true", help="with --resume: resume even if the recipe file changed")
+    p.add_argument("--repeats", type=int, help="run every trial with N seeds (same as --set experiment.repeats=N)")
+    p.set_defaults(handler=_run)
+
+
+def _add_set(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recipe key, e.g. --set training.batch_size=64 (repeatable)")
+
+
+def _add_validate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("validate", help="check a recipe and print it resolved")
+    p.add_argument("recipe")
+    _add_set(p)
+    p.set_defaults(handler=_validate)
+
+
+def _add_show(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("show", help="print a run's report tables")
+    p.add_argument("run_dir")
+    p.set_defaults(handler=_show)
+
+
+def _add_ls(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ls", help="list runs")
+    p.add_argument("--runs-dir", default="runs")
+    p.set_defaults(handler=_ls)
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="copy a run's .keras models out (checked to load in safe mode)")
+    p.add_argument("run_dir")
+    p.add_argument("--to", default=".", help="destination folder (default: current folder)")
+    p.set_defaults(handler=_export)
+
+
+def _add_models(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list architectures, or print one's layer table")
+    p.add_argument("name", nargs="?")
+    p.add_argument("--input", nargs=3, type=int, metavar=("H", "W", "C"), help="input shape for the layer table")
+    p.add_argument("--classes", type=int, help="number of classes for the layer table")
+    p.set_defaults(handler=_models)
+
+
+# -- handlers -------------------------------------------------------------------------------
+def _run(args: argparse.Namespace) -> int:
+    from kvision.train.runner import resume_run, run_recipe
+
+    overrides = list(args.overrides) + ([f"experiment.repeats={args.repeats}"] if args.repeats else [])
+    if args.resume:
+        result = resume_run(args.resume, recipe_path=args.recipe, overrides=overrides, force=args.force)
+    elif not args.recipe:
+        raise KvisionError("kvision run needs a RECIPE file (or --resume RUN_DIR).")
+    else:
+        result = run_recipe(args.recipe, overrides, runs_dir=args.runs_dir, run_dir=args.run_dir)
+    return result.exit_code
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from kvision.recipe import dump_toml, load_recipe
+
+    print(dump_toml(load_recipe(args.recipe, args.overrides)), end="")
+    print(f"# {args.recipe}: valid", file=sys.stderr)
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from kvision.runs import RunReader, is_run_dir
+    from kvision.runs.report import evaluation_tables, repeats_table, summary_table
+
+    if not is_run_dir(args.run_dir):
+        raise KvisionError(f"'{args.run_dir}' is not a kvision run directory (no meta.json / events.jsonl).")
+    reader = RunReader(args.run_dir)
+    print(f"{Path(args.run_dir).name}  [{reader.status()}]\n")
+    print("Final accuracy (%)\n" + summary_table(reader))
+    if (rep := repeats_table(reader)):
+        print("Repeats\n" + rep)
+    print("Accuracy at each checkpoint (%)\n" + evaluation_tables(reader))
+    for e in reader.of("run_failed", "run_interrupted"):
+        print(f"{e['event']}: {e.get('error') or e.get('message')}")
+    return 0
+
+
+def _ls(args: argparse.Namespace) -> int:
+    from kvision.runs.listing import format_runs
+
+    print(format_runs(args.runs_dir))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from kvision.runs import is_run_dir
+
+    run = Path(args.run_dir)
+    if not is_run_dir(run):
+        raise KvisionError(f"'{run}' is not a kvision run directory (no meta.json / events.jsonl).")
+    models = sorted(run.glob("trials/*/model.keras"))
+    if not models:
+        raise KvisionError(f"'{run}' has no exported models yet (trials/*/model.keras): "
+                           "a trial writes its model when it finishes.")
+    import keras
+
+    dest = Path(args.to)
+    dest.mkdir(parents=True, exist_ok=True)
+    for path in models:
+        keras.saving.load_model(path, safe_mode=True)  # proves it loads without running code
+        target = dest / f"{run.name}-{path.parent.name}.keras"
+        shutil.copyfile(path, target)
+        print(target)
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from kvision import models
+
+    if not args.name:
+        print(models.format_model_list())
+        return 0
+    options = {}
+    if args.input:
+        options["input_shape"] = tuple(args.input)
+    if args.classes:
+        options["num_classes"] = args.classes
+    print(models.format_layer_table(args.name, **options))
+    return 0
+
+
+def _datasets(args: argparse.Namespace) -> int:
+    from kvision.recipe.schema_data import BUILTIN_NAMES, SOURCE_KINDS
+
+    print("Sources ([data] source = \"PREFIX:...\"):")
+    for prefix, text in SOURCE_KINDS.items():
+        print(f"  {prefix + ':':9} {text}")
+    print("Built-in datasets (no network needed): " + ", ".join(f"builtin:{n}" for n in BUILTIN_NAMES))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `kvision` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 0
+    try:
+        return args.handler(args)
+    except RecipeErrors as exc:
+        from kvision.recipe import recipe_error_text
+
+        print(recipe_error_text(exc.errors), file=sys.stderr)
+        return 2
+    except KvisionError as exc:
+        print(f"kvision: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("kvision: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

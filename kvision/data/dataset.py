@@ -1,0 +1,66 @@
+"""The in-memory dataset every other part of kvision reads: uint8 images held once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SPLIT_NAMES = ("train", "val", "test")
+
+
+@dataclass
+class Split:
+    """One split, held once in memory as uint8."""
+
+    images: np.ndarray  # uint8, (N, H, W, C), C in {1, 3}
+    labels: np.ndarray  # int64, (N,)
+    ids: list[str] | None = None  # file path / index per image, for reproducible splits
+
+    def __post_init__(self) -> None:
+        assert self.images.dtype == np.uint8 and self.images.ndim == 4, self.images.shape
+        assert len(self.images) == len(self.labels)
+        assert self.ids is None or len(self.ids) == len(self.labels)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def take(self, index: np.ndarray) -> Split:
+        """The images at ``index`` (in that order), as a new split."""
+        ids = [self.ids[i] for i in index] if self.ids is not None else None
+        return Split(self.images[index], self.labels[index].astype(np.int64), ids)
+
+    @staticmethod
+    def concat(parts: list[Split]) -> Split:
+        """All parts, one after another."""
+        ids = ([i for p in parts for i in p.ids] if all(p.ids is not None for p in parts)
+               else None)
+        return Split(np.concatenate([p.images for p in parts]),
+                     np.concatenate([p.labels for p in parts]).astype(np.int64), ids)
+
+
+@dataclass
+class Dataset:
+    """A loaded dataset: class names, its splits and where it came from."""
+
+    name: str
+    class_names: list[str]
+    splits: dict[str, Split]  # "train", "val", "test"
+    info: dict  # provenance: source, counts, skipped files, balance ...
+    #: condition views computed so far, keyed by (split, condition name); see condition_view
+    views: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(H, W, C) of every image."""
+        return tuple(next(iter(self.splits.values())).images.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        """How many classes there are."""
+        return len(self.class_names)
+
+
+def class_counts(labels: np.ndarray, num_classes: int) -> list[int]:
+    """Images per class, in class order."""
+    return np.bincount(labels, minlength=num_classes).tolist()

@@ -1,0 +1,40 @@
+"""Image-array helpers shared by the sources: resizing and channel conversion with OpenCV."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize one HWC (or HW) uint8 image to ``size`` = (height, width).
+
+    Shrinking uses area averaging (no aliasing); enlarging uses bilinear interpolation.
+    """
+    h, w = size
+    if image.shape[:2] == (h, w):
+        return image
+    shrink = h * w < image.shape[0] * image.shape[1]
+    out = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return out.reshape(h, w, *image.shape[2:])
+
+
+def resize_images(images: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    """Resize an NHWC batch (no copy when it already has ``size`` or size is None)."""
+    if size is None or images.shape[1:3] == tuple(size):
+        return images
+    out = np.empty((len(images), *size, images.shape[3]), np.uint8)
+    for i, image in enumerate(images):
+        out[i] = resize_image(image, size).reshape(out.shape[1:])
+    return out
+
+
+def convert_channels(images: np.ndarray, channels: int | None) -> np.ndarray:
+    """Gray <-> RGB for an NHWC batch (ITU-R BT.601 luma for RGB -> gray, as OpenCV)."""
+    have = images.shape[3]
+    if channels is None or channels == have:
+        return images
+    if channels == 3:
+        return np.repeat(images, 3, axis=3)
+    flat = images.reshape(-1, 1, 3)
+    return cv2.cvtColor(flat, cv2.COLOR_RGB2GRAY).reshape(*images.shape[:3], 1)

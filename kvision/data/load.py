@@ -1,0 +1,70 @@
+"""load_dataset: source -> splits -> limit -> balance -> static augmentation, with provenance."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kvision.data import balance
+from kvision.data.augment import check_pipeline, static_copies
+from kvision.data.dataset import Dataset, Split
+from kvision.data.sources import read_source
+from kvision.data.splits import apply_manifest, make_splits
+from kvision.errors import RecipeError
+from kvision.recipe.schema_data import DataSection
+
+
+def load_dataset(data: DataSection, seed: int, *, manifest: dict | None = None) -> Dataset:
+    """Load ``[data]`` into memory as uint8 NHWC splits.
+
+    Splits the source does not provide are carved stratified and seeded from train (or from
+    the pooled images when ``use_given_splits`` is false). With ``manifest`` (from
+    :func:`split_manifest`) the recorded split is reproduced exactly instead.
+    """
+    src = read_source(data)
+    names = src.class_names
+    if len(names) < 2:
+        raise RecipeError(f"the source has {len(names)} class(es) ({', '.join(names)}); "
+                          f"classification needs at least 2.", key="data.source")
+    rng = np.random.default_rng([seed, 104729])
+    before = {s: balance.counts_by_name(split, names) for s, split in src.splits.items()}
+    if manifest is not None:
+        splits = apply_manifest(Split.concat(list(src.splits.values())), manifest, names)
+    else:
+        splits = _split(data, src.splits, seed, rng, names)
+    image_hw = splits["train"].images.shape[1:3]
+    for i, ops in enumerate(data.augment.static):
+        check_pipeline(ops, image_hw, f"data.augment.static[{i}]")
+    check_pipeline(data.augment.dynamic, image_hw, "data.augment.dynamic")
+    splits["train"] = static_copies(splits["train"], data.augment.static, seed)
+    info = dict(src.info)
+    info.update({
+        "source": data.source,
+        "counts": {s: len(split) for s, split in splits.items()},
+        "class_counts_before": before,
+        "class_counts": {s: balance.counts_by_name(split, names) for s, split in splits.items()},
+        "balance": data.balance.method,
+        "image_shape": list(splits["train"].images.shape[1:]),
+        "reproduced_split": manifest is not None,
+    })
+    info.setdefault("skipped", [])
+    return Dataset(src.name, names, splits, info)
+
+
+def _split(data: DataSection, given: dict[str, Split], seed: int, rng: np.random.Generator,
+           names: list[str]) -> dict[str, Split]:
+    split_key = "data.split" if data.split is not None else "data.val_fraction"
+    if not data.use_given_splits or "train" not in given:
+        given = {"train": Split.concat(list(given.values()))}
+    pooled = set(given) == {"train"}
+    if pooled and data.balance.before_split:
+        given = {"train": balance.undersample(given["train"], data.balance.per_class, rng)}
+    splits = make_splits(given, data.fractions(), seed, names, split_key=split_key)
+    if data.limit_per_class:
+        splits = {s: balance.limit_per_class(split, data.limit_per_class, rng)
+                  for s, split in splits.items()}
+    method = data.balance.method
+    if method == "undersample" and not (pooled and data.balance.before_split):
+        splits["train"] = balance.undersample(splits["train"], data.balance.per_class, rng)
+    elif method == "oversample":
+        splits["train"] = balance.oversample(splits["train"], data.balance.per_class, rng)
+    return splits

@@ -1,0 +1,53 @@
+"""Errors that are the user's to fix: the CLI prints them as one paragraph and exits 2."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class KvisionError(Exception):
+    """A problem with the user's input (recipe, path, argument). Never shown with a traceback."""
+
+    exit_code = 2
+
+
+class RecipeError(KvisionError):
+    """A recipe problem, located by file, key path (``arms[1].stages[0].condition``) and line."""
+
+    def __init__(self, message: str, *, file: str | None = None, key: str | None = None,
+                 line: int | None = None) -> None:
+        self.file, self.key, self.line, self.detail = file, key, line, message
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        where = []
+        if self.file:
+            where.append(f"{self.file}" + (f":{self.line}" if self.line else ""))
+        if self.key:
+            where.append(f"key '{self.key}'")
+        prefix = ", ".join(where)
+        return f"{prefix}: {self.detail}" if prefix else self.detail
+
+
+class RecipeErrors(KvisionError):
+    """Several recipe problems found in one validation pass, reported together."""
+
+    def __init__(self, errors: list[RecipeError]) -> None:
+        self.errors = errors
+        super().__init__("\n".join(str(e) for e in errors))
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """' Did you mean: 'x'?' for the closest choice, or '' when nothing is close."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" Did you mean: '{close[0]}'?" if close else ""
+
+
+def unknown_name(kind: str, name: str, choices: Iterable[str]) -> KvisionError:
+    """A KvisionError for an unknown registry name, with a suggestion and the allowed names."""
+    choices = sorted(choices)
+    return KvisionError(
+        f"Unknown {kind} '{name}'.{did_you_mean(name, choices)} "
+        f"Known: {', '.join(choices)}."
+    )

@@ -1,0 +1,73 @@
+"""Classification report and confusion matrix (report 001), computed with scikit-learn."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import (
+    ConfusionMatrixDisplay,
+    accuracy_score,
+    classification_report,
+    confusion_matrix,
+    precision_recall_fscore_support,
+)
+
+from kvision.insight._plot import new_figure, save_figure
+
+
+def predict_classes(model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """Arg-max class per image (uint8 NHWC in, raw pixel values fed to the model)."""
+    outputs = model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
+    return np.asarray(outputs).argmax(axis=-1)
+
+
+def classification_summary(y_true: np.ndarray, y_pred: np.ndarray,
+                           class_names: list[str]) -> dict:
+    """Accuracy, macro precision/recall/F1, per-class report and confusion matrix as JSON-able.
+
+    Classes with no prediction get precision 0 rather than a warning (``zero_division=0``).
+    """
+    labels = list(range(len(class_names)))
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, average="macro", zero_division=0)
+    report = classification_report(y_true, y_pred, labels=labels, target_names=class_names,
+                                   output_dict=True, zero_division=0)
+    per_class = {name: {k: float(v) for k, v in report[name].items()} for name in class_names}
+    return {
+        "n": int(len(y_true)),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_precision": float(precision),
+        "macro_recall": float(recall),
+        "macro_f1": float(f1),
+        "per_class": per_class,
+        "class_names": list(class_names),
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+    }
+
+
+def plot_confusion(summary: dict, path: str | os.PathLike, *, title: str) -> Path:
+    """The confusion matrix (rows: true class, columns: predicted) with counts in the cells."""
+    names = summary["class_names"]
+    size = min(3.0 + 0.45 * len(names), 12.0)
+    fig = new_figure(size, size)
+    ax = fig.subplots()
+    display = ConfusionMatrixDisplay(np.asarray(summary["confusion_matrix"]),
+                                     display_labels=names)
+    display.plot(ax=ax, cmap="Blues", colorbar=False, xticks_rotation=45 if len(names) > 4 else 0)
+    ax.set_title(f"{title}\naccuracy {summary['accuracy']:.3f}, "
+                 f"macro F1 {summary['macro_f1']:.3f} (n={summary['n']})", fontsize=9)
+    return save_figure(fig, path)
+
+
+def markdown_table(summary: dict) -> str:
+    """The per-class report as a markdown table, headed by the overall figures."""
+    lines = [f"accuracy **{summary['accuracy']:.4f}**, macro precision "
+             f"{summary['macro_precision']:.4f}, macro recall {summary['macro_recall']:.4f}, "
+             f"macro F1 {summary['macro_f1']:.4f} (n={summary['n']})", "",
+             "| class | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
+    for name, row in summary["per_class"].items():
+        lines.append(f"| {name} | {row['precision']:.3f} | {row['recall']:.3f} | "
+                     f"{row['f1-score']:.3f} | {int(row['support'])} |")
+    return "\n".join(lines)

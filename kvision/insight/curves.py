@@ -1,0 +1,125 @@
+"""Loss and accuracy curves from a run's epoch_end events, with stage boundaries marked."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from matplotlib.ticker import MaxNLocator
+
+from kvision.insight._plot import LINESTYLES, PALETTE, new_figure, save_figure, styles_for
+from kvision.runs import RunReader
+
+#: (panel title, [(metric key, legend label)]) for the per-trial figure.
+PANELS = (("loss", [("loss", "train"), ("val_loss", "validation")]),
+          ("accuracy", [("accuracy", "train"), ("val_accuracy", "validation")]))
+
+
+@dataclass
+class History:
+    """One trial's metrics per global epoch and where its stages begin."""
+
+    epochs: list[int] = field(default_factory=list)
+    metrics: dict[str, list[float | None]] = field(default_factory=dict)
+    #: (x position between two epochs, name of the stage that starts there)
+    boundaries: list[tuple[float, str]] = field(default_factory=list)
+    first_stage: str | None = None
+
+
+def trial_history(reader: RunReader, trial: str) -> History:
+    """The trial's epoch_end events in order of global epoch (after a resume the latest wins)."""
+    events = sorted(reader.epochs(trial), key=lambda e: e.get("global_epoch") or 0)
+    hist = History()
+    keys = {k for e in events for k in (e.get("metrics") or {})}
+    hist.metrics = {k: [] for k in sorted(keys)}
+    previous = None
+    for e in events:
+        x = int(e.get("global_epoch") or len(hist.epochs) + 1)
+        if previous is None:
+            hist.first_stage = e.get("stage")
+        elif e.get("stage") != previous:
+            hist.boundaries.append((x - 0.5, str(e.get("stage"))))
+        previous = e.get("stage")
+        hist.epochs.append(x)
+        for k in keys:
+            hist.metrics[k].append((e.get("metrics") or {}).get(k))
+    return hist
+
+
+def _series(hist: History, key: str) -> tuple[list[int], list[float]]:
+    pairs = [(x, v) for x, v in zip(hist.epochs, hist.metrics.get(key, []), strict=False)
+             if v is not None]
+    return [p[0] for p in pairs], [float(p[1]) for p in pairs]
+
+
+def _mark_stages(ax, hist: History) -> None:
+    for x, stage in hist.boundaries:
+        ax.axvline(x, color="0.4", linestyle="--", linewidth=1)
+        ax.annotate(stage, (x, 1.0), xycoords=("data", "axes fraction"), fontsize=7,
+                    xytext=(2, -10), textcoords="offset points", color="0.3")
+
+
+def plot_trial_curves(reader: RunReader, trial: str, path: str | os.PathLike) -> Path | None:
+    """Loss and accuracy per epoch (train, validation) with a dashed line per stage boundary.
+
+    Returns None when the trial has no epoch_end events yet.
+    """
+    hist = trial_history(reader, trial)
+    if not hist.epochs:
+        return None
+    fig = new_figure(8.0, 3.2)
+    for ax, (name, series) in zip(fig.subplots(1, 2), PANELS, strict=True):
+        for key, label in series:
+            xs, ys = _series(hist, key)
+            if xs:
+                ax.plot(xs, ys, marker="o", markersize=3, label=label)
+        _mark_stages(ax, hist)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.set_title(name, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    first = f" (stage {hist.first_stage} first)" if hist.boundaries and hist.first_stage else ""
+    fig.suptitle(f"{trial}: loss and accuracy per epoch{first}", fontsize=10)
+    return save_figure(fig, path)
+
+
+def trial_labels(reader: RunReader) -> dict[str, tuple[str, str]]:
+    """trial -> (model, arm), from trial_started events (or the run_started trial list)."""
+    out: dict[str, tuple[str, str]] = {}
+    for e in reader.of("run_started"):
+        for t in e.get("trials") or []:
+            out[t["trial"]] = (str(t.get("model")), str(t.get("arm")))
+    for e in reader.of("trial_started"):
+        out[e["trial"]] = (str(e.get("model")), str(e.get("arm")))
+    return out
+
+
+def plot_comparison(reader: RunReader, path: str | os.PathLike) -> Path | None:
+    """Validation loss and accuracy of every trial on shared axes: colour = arm, style = model.
+
+    Returns None when no trial has epoch_end events.
+    """
+    labels = trial_labels(reader)
+    trials = [t for t in labels if reader.epochs(t)]
+    if not trials:
+        return None
+    colours = styles_for([labels[t][1] for t in trials], PALETTE)
+    dashes = styles_for([labels[t][0] for t in trials], LINESTYLES)
+    fig = new_figure(8.5, 3.4)
+    for ax, key in zip(fig.subplots(1, 2), ("val_loss", "val_accuracy"), strict=True):
+        for t in trials:
+            model, arm = labels[t]
+            xs, ys = _series(trial_history(reader, t), key)
+            ax.plot(xs, ys, color=colours[arm], linestyle=dashes[model], marker="o",
+                    markersize=3, label=f"{model} / {arm}")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key.replace("_", " "))
+        ax.set_title(key.replace("val_", "validation "), fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("Comparison of trials (colour: arm, line style: model)", fontsize=10)
+    return save_figure(fig, path)

@@ -1,0 +1,319 @@
+"""The runner's entry points: pictures and tables at each checkpoint, per trial, per run.
+
+Each hook writes PNGs under ``images/<kind>/`` and JSON tables under ``trials/<trial>/``
+(atomically), emits one ``artifact`` event per file through the run's writer and returns
+those events. File names say what they show: ``<trial>_<what>_<checkpoint>.png``.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kvision.insight import _layers
+from kvision.insight._plot import slug
+from kvision.runs import RunReader, RunWriter, atomic_write_bytes
+
+#: Per-trial folder (inside trials/<trial>/) for data later hooks and readers need.
+INSIGHT_DIR = "insight"
+
+
+@dataclass
+class Samples:
+    """The sample images figures show: uint8 NHWC images, their labels and the class names."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    class_names: list[str]
+
+    def row_titles(self) -> list[str]:
+        """One caption per image: its class name."""
+        return [self.class_names[int(c)] for c in self.labels]
+
+    def head(self, n: int) -> Samples:
+        """The first ``n`` samples."""
+        return Samples(self.images[:n], self.labels[:n], self.class_names)
+
+
+def pick_samples(labels: np.ndarray, per_class: int = 1, seed: int = 0) -> np.ndarray:
+    """Indices of ``per_class`` images of every class (fewer if a class has fewer), seeded.
+
+    Ordered by class, so figures show the classes in the dataset's order.
+    """
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    picked = []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        picked.extend(sorted(rng.choice(members, size=min(per_class, len(members)),
+                                        replace=False)))
+    return np.asarray(picked, dtype=np.int64)
+
+
+def insight_section(cfg: Any):
+    """The InsightSection in ``cfg``: a Recipe (its ``insight``), the section itself, or None."""
+    from kvision.recipe.schema_insight import InsightSection
+
+    if cfg is None:
+        return InsightSection()
+    return cfg if isinstance(cfg, InsightSection) else cfg.insight
+
+
+class _Emitter:
+    """Writes files inside the run directory and records their artifact events."""
+
+    def __init__(self, writer: RunWriter, trial: str | None) -> None:
+        self.writer, self.trial, self.events = writer, trial, []
+
+    def path(self, kind: str, name: str) -> Path:
+        """Absolute path of ``images/<kind>/<name>.png``."""
+        return self.writer.dir / "images" / kind / f"{slug(name)}.png"
+
+    def emit(self, path: Path | None, kind: str) -> None:
+        """Record an artifact event for a file just written (None: nothing was drawn)."""
+        if path is not None:
+            rel = Path(path).relative_to(self.writer.dir).as_posix()
+            self.events.append(self.writer.event("artifact", trial=self.trial, stage=None,
+                                                 path=rel, kind=kind))
+
+    def trial_file(self, name: str) -> Path:
+        """Absolute path of ``trials/<trial>/<name>``."""
+        return self.writer.dir / "trials" / str(self.trial) / name
+
+
+def checkpoint_artifacts(writer: RunWriter, *, trial: str, label: str, model,
+                         samples: Samples, cfg: Any) -> list[dict]:
+    """Filters of the first conv and activations of the chosen stages at one checkpoint."""
+    sec = insight_section(cfg)
+    if (not sec.enabled or (sec.checkpoints and label not in sec.checkpoints)
+            or not _layers.has_conv(model)):
+        return []
+    out = _Emitter(writer, trial)
+    if sec.filters:
+        _checkpoint_filters(out, label, model, sec)
+    if sec.activations and len(samples.images):
+        _checkpoint_activations(out, label, model, samples.head(sec.max_samples), sec)
+    return out.events
+
+
+def _checkpoint_filters(out: _Emitter, label: str, model, sec) -> None:
+    from kvision.insight.filters import conv_kernel, plot_filters
+
+    layer = _layers.first_conv(model)
+    kernel = conv_kernel(model, layer)
+    buf = io.BytesIO()
+    np.save(buf, kernel[..., :sec.max_filters])  # kept so the trial figure can compare
+    atomic_write_bytes(out.trial_file(f"{INSIGHT_DIR}/first_conv_{slug(label)}.npy"),
+                       buf.getvalue())
+    name = f"{out.trial}_first-conv_{label}"
+    out.emit(plot_filters({label: kernel}, out.path("filters", name), max_filters=sec.max_filters,
+                          title=f"{out.trial}: first conv '{layer}' filters, {label}"), "filters")
+
+
+def _checkpoint_activations(out: _Emitter, label: str, model, samples: Samples, sec) -> None:
+    from kvision.insight.activations import (
+        activation_maps,
+        plot_stage_means,
+        plot_top_channels,
+    )
+
+    layers = _layers.spatial_stages(model, sec.stages)
+    maps = activation_maps(model, layers, samples.images, sec.batch_size)
+    titles = samples.row_titles()
+    out.emit(plot_stage_means(samples.images, maps, titles,
+                              out.path("activations", f"{out.trial}_stage-means_{label}"),
+                              title=f"{out.trial}: channel-mean activations, {label}"),
+             "activations")
+    if sec.top_channels:
+        for stage, fmap in maps.items():
+            name = f"{out.trial}_{stage}_top-channels_{label}"
+            out.emit(plot_top_channels(samples.images, fmap, titles,
+                                       out.path("activations", name), k=sec.top_channels,
+                                       title=f"{out.trial}: strongest {stage} channels, {label}"),
+                     "activations")
+
+
+def trial_artifacts(writer: RunWriter, *, trial: str, model,
+                    test_sets: dict[str, tuple[np.ndarray, np.ndarray]],
+                    class_names: list[str], samples: Samples, cfg: Any) -> list[dict]:
+    """Curves, filters across checkpoints, classification, Grad-CAM, robustness, retrieval."""
+    sec = insight_section(cfg)
+    out = _Emitter(writer, trial)
+    if not sec.enabled:
+        return []
+    reader = RunReader(writer.dir)
+    if sec.curves:
+        from kvision.insight.curves import plot_trial_curves
+
+        out.emit(plot_trial_curves(reader, trial, out.path("curves", f"{trial}_loss-accuracy")),
+                 "curves")
+    conv = _layers.has_conv(model)
+    if sec.filters and conv:
+        _trial_filters(out, reader, sec)
+    if sec.classification:
+        _trial_classification(out, model, test_sets, class_names, sec)
+    if sec.cam.enabled and conv and len(samples.images):
+        _trial_cam(out, model, samples.head(sec.max_samples), sec)
+    if sec.robustness.enabled and test_sets:
+        _trial_robustness(out, model, test_sets, sec)
+    if sec.retrieval.enabled and test_sets:
+        _trial_retrieval(out, model, test_sets, class_names, sec)
+    return out.events
+
+
+def _trial_filters(out: _Emitter, reader: RunReader, sec) -> None:
+    """The saved first-conv kernels of every checkpoint, side by side, in checkpoint order."""
+    from kvision.insight.filters import plot_filters
+
+    folder = out.trial_file(INSIGHT_DIR)
+    order = [e.get("checkpoint") for e in reader.evaluations() if e.get("trial") == out.trial]
+    labels = [c for c in dict.fromkeys(order) if c and (folder / f"first_conv_{slug(c)}.npy").exists()]
+    if len(labels) < 2:
+        return  # one checkpoint: its own figure already shows it
+    kernels = {c: np.load(folder / f"first_conv_{slug(c)}.npy") for c in labels}
+    out.emit(plot_filters(kernels, out.path("filters", f"{out.trial}_first-conv_checkpoints"),
+                          max_filters=sec.max_filters,
+                          title=f"{out.trial}: first conv filters across checkpoints"), "filters")
+
+
+def _trial_classification(out: _Emitter, model, test_sets, class_names, sec) -> None:
+    from kvision.insight.classification import (
+        classification_summary,
+        plot_confusion,
+        predict_classes,
+    )
+
+    for condition, (images, labels) in test_sets.items():
+        summary = classification_summary(labels, predict_classes(model, images, sec.batch_size),
+                                         class_names)
+        summary.update(trial=out.trial, condition=condition, split="test")
+        out.writer.write_json(f"trials/{out.trial}/classification_{slug(condition)}.json", summary)
+        out.emit(plot_confusion(summary, out.path("confusion", f"{out.trial}_{condition}_test"),
+                                title=f"{out.trial}: confusion matrix, {condition} test"),
+                 "confusion")
+
+
+def _trial_cam(out: _Emitter, model, samples: Samples, sec) -> None:
+    from kvision.insight.cam import METHODS, cam_panels, plot_cams
+
+    layer = _layers.last_conv(model, sec.cam.layer)
+    methods = METHODS if sec.cam.method == "both" else (sec.cam.method,)
+    targets = ("true", "predicted") if sec.cam.classes == "both" else (sec.cam.classes,)
+    panels = cam_panels(model, layer, samples.images, samples.labels, samples.class_names,
+                        methods=methods, targets=targets, batch_size=min(sec.batch_size, 16))
+    method_name = "-".join(m.replace("+", "p") for m in methods)
+    out.emit(plot_cams(samples.images, panels, samples.row_titles(),
+                       out.path("cam", f"{out.trial}_{method_name}_{layer}"),
+                       title=f"{out.trial}: class activation maps from '{layer}'"), "cam")
+
+
+def _robustness_condition(test_sets: dict, wanted: str | None) -> str:
+    from kvision.errors import KvisionError, did_you_mean
+
+    if wanted is None:
+        return next(iter(test_sets))
+    if wanted not in test_sets:
+        raise KvisionError(
+            f"insight.robustness.condition '{wanted}' is not an evaluated condition."
+            f"{did_you_mean(wanted, test_sets)} Evaluated: {', '.join(test_sets)}.")
+    return wanted
+
+
+def _trial_robustness(out: _Emitter, model, test_sets, sec) -> None:
+    from kvision.insight.curves import trial_labels
+    from kvision.insight.robustness import plot_robustness, robustness_curves, stratified_subset
+
+    rob = sec.robustness
+    condition = _robustness_condition(test_sets, rob.condition)
+    images, labels = test_sets[condition]
+    keep = stratified_subset(labels, rob.max_images)
+    curves = robustness_curves(model, images[keep], labels[keep], sigmas=rob.sigmas,
+                               kinds=rob.kinds, severities=rob.severities,
+                               batch_size=sec.batch_size)
+    curves.update(trial=out.trial, condition=condition)
+    out.writer.write_json(f"trials/{out.trial}/robustness.json", curves)
+    labels_of = trial_labels(RunReader(out.writer.dir))
+    out.emit(plot_robustness({out.trial: curves}, labels_of,
+                             out.path("robustness", f"{out.trial}_blur-robustness"),
+                             title=f"{out.trial}: test accuracy under blur ({condition})"),
+             "robustness")
+
+
+def _trial_retrieval(out: _Emitter, model, test_sets, class_names, sec) -> None:
+    from kvision.insight.retrieval import (
+        FeatureIndex,
+        encode,
+        encoder,
+        plot_strip,
+        precision_at_k,
+    )
+
+    ret = sec.retrieval
+    condition = next(iter(test_sets))
+    images, labels = test_sets[condition]
+    feats = encode(encoder(model, ret.layer), images, sec.batch_size)
+    index = FeatureIndex(feats, labels)
+    p_at_k = precision_at_k(index, feats, labels, ret.k, exclude_self=True)
+    queries = pick_samples(labels, 1)[:ret.queries]
+    for q, hit in zip(queries, index.search(feats[queries], ret.k, ret.threshold,
+                                            exclude=queries), strict=True):
+        captions = [f"{class_names[labels[i]]} d={d:.2f}"
+                    for i, d in zip(hit.indices, hit.distances, strict=True)]
+        out.emit(plot_strip(images[q], [images[i] for i in hit.indices], captions,
+                            out.path("retrieval", f"{out.trial}_query-{q}_top-{ret.k}"),
+                            query_caption=f"query: {class_names[labels[q]]}",
+                            title=f"{out.trial}: nearest {condition} test images "
+                                  f"(precision@{ret.k} {p_at_k:.3f})"), "retrieval")
+    out.writer.write_json(f"trials/{out.trial}/retrieval.json",
+                          {"trial": out.trial, "condition": condition, "k": ret.k,
+                           "n": int(len(labels)), "precision_at_k": p_at_k})
+
+
+def run_artifacts(writer: RunWriter, *, cfg: Any) -> list[dict]:
+    """The comparison figure over trials and the robustness comparison with its summaries."""
+    sec = insight_section(cfg)
+    out = _Emitter(writer, None)
+    if not sec.enabled:
+        return []
+    reader = RunReader(writer.dir)
+    from kvision.insight.curves import plot_comparison, trial_labels
+
+    if sec.curves:
+        out.emit(plot_comparison(reader, out.path("curves", "comparison_validation")), "curves")
+    curves = _read_trial_json(writer.dir, reader.trials(), "robustness.json")
+    if curves:
+        from kvision.insight.robustness import plot_robustness, summarise
+
+        baseline = sec.robustness.baseline or next(iter(curves))
+        if baseline not in curves:
+            baseline = _unknown_baseline(baseline, curves)
+        summary = summarise(curves, baseline)
+        writer.write_json("robustness.json", {"baseline": baseline, "curves": curves,
+                                              "summary": summary})
+        out.emit(plot_robustness(curves, trial_labels(reader),
+                                 out.path("robustness", "comparison_blur-robustness"),
+                                 title="Test accuracy under blur, all trials"), "robustness")
+    return out.events
+
+
+def _unknown_baseline(baseline: str, curves: dict) -> str:
+    from kvision.errors import KvisionError, did_you_mean
+
+    raise KvisionError(
+        f"insight.robustness.baseline '{baseline}' is not a trial of this run."
+        f"{did_you_mean(baseline, curves)} Trials: {', '.join(curves)}.")
+
+
+def _read_trial_json(run_dir: Path, trials: list[str], name: str) -> dict[str, dict]:
+    import json
+
+    found = {}
+    for trial in trials:
+        path = Path(run_dir) / "trials" / trial / name
+        if path.is_file():
+            found[trial] = json.loads(path.read_text("utf-8"))
+    return found

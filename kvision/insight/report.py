@@ -1,0 +1,89 @@
+"""The insight part of report.md, rebuilt from the run directory alone (JSON tables, events)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from kvision.insight._plot import slug
+from kvision.runs import RunReader
+
+#: Section order and titles; kinds the curves/robustness sections embed themselves come first.
+SECTIONS = (("curves", "Training curves"), ("filters", "First-layer filters"),
+            ("activations", "Activations"), ("cam", "Class activation maps (Grad-CAM)"),
+            ("retrieval", "Retrieval"))
+
+
+def report_markdown(run_dir: str | os.PathLike) -> str:
+    """Markdown sections with the classification and robustness tables and embedded images.
+
+    Image links are relative to the run directory, where report.md lives.
+    """
+    reader = RunReader(run_dir)
+    images = _images_by_kind(reader)
+    parts = ["## Insight"]
+    for kind, title in SECTIONS[:1]:
+        parts += _image_section(title, images.get(kind, []))
+    parts += _classification_section(Path(run_dir), reader.trials(), images.get("confusion", []))
+    parts += _robustness_section(Path(run_dir), images.get("robustness", []))
+    for kind, title in SECTIONS[1:]:
+        parts += _image_section(title, images.get(kind, []))
+    return "\n\n".join(parts) + "\n"
+
+
+def _images_by_kind(reader: RunReader) -> dict[str, list[str]]:
+    """Relative PNG paths per artifact kind, in event order, each path once."""
+    out: dict[str, list[str]] = {}
+    for e in reader.artifacts():
+        path = str(e.get("path", ""))
+        if path.endswith(".png") and path not in out.setdefault(e.get("kind", ""), []):
+            out[e["kind"]].append(path)
+    return out
+
+
+def _embed(path: str) -> str:
+    return f"![{Path(path).stem}]({path})"
+
+
+def _image_section(title: str, paths: list[str]) -> list[str]:
+    """Embedded images; the per-channel activation grids are linked, to keep the report short."""
+    if not paths:
+        return []
+    embedded = [_embed(p) for p in paths if "top-channels" not in p]
+    linked = [f"[{Path(p).stem}]({p})" for p in paths if "top-channels" in p]
+    lines = [f"### {title}", *embedded]
+    if linked:
+        lines.append("Strongest channels: " + ", ".join(linked))
+    return lines
+
+
+def _classification_section(run_dir: Path, trials: list[str], confusion: list[str]) -> list[str]:
+    from kvision.insight.classification import markdown_table
+
+    lines = []
+    for trial in trials:
+        for file in sorted((run_dir / "trials" / trial).glob("classification_*.json")):
+            summary = json.loads(file.read_text("utf-8"))
+            condition = summary["condition"]
+            lines.append(f"#### {trial}: {condition} test\n\n{markdown_table(summary)}")
+            image = f"images/confusion/{slug(f'{trial}_{condition}_test')}.png"
+            if image in confusion:
+                lines.append(_embed(image))
+    return ["### Classification report (scikit-learn)", *lines] if lines else []
+
+
+def _robustness_section(run_dir: Path, paths: list[str]) -> list[str]:
+    from kvision.insight.robustness import markdown_table
+
+    file = run_dir / "robustness.json"
+    if not file.is_file():
+        return []
+    data = json.loads(file.read_text("utf-8"))
+    lines = ["### Blur robustness",
+             "Test accuracy (%) per Gaussian sigma and per blur kind (mean over severities); "
+             "mCE: each kind's summed error relative to the baseline trial, averaged over kinds "
+             "(lower is more robust).",
+             markdown_table(data["curves"], data["summary"], data["baseline"])]
+    comparison = [p for p in paths if "comparison" in p]
+    return lines + [_embed(p) for p in comparison or paths]

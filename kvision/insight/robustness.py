@@ -1,0 +1,146 @@
+"""Blur robustness: test accuracy against blur strength, and one-number summaries per trial.
+
+Two sweeps over the same stratified test subset: a Gaussian sigma sweep (report 000's blur
+at any strength) and every blur kind of kvision.data.blur at ImageNet-C severities 1-5.
+The summaries are the mean accuracy over all severity points and, in the spirit of
+ImageNet-C's mCE, each kind's summed error divided by a baseline trial's, averaged over kinds.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from matplotlib.ticker import MaxNLocator
+
+from kvision.insight._plot import LINESTYLES, PALETTE, new_figure, save_figure, styles_for
+
+
+def stratified_subset(labels: np.ndarray, max_images: int, seed: int = 0) -> np.ndarray:
+    """Indices of at most ``max_images`` images keeping the class proportions (seeded)."""
+    if len(labels) <= max_images:
+        return np.arange(len(labels))
+    from sklearn.model_selection import train_test_split
+
+    keep, _ = train_test_split(np.arange(len(labels)), train_size=max_images,
+                               stratify=labels, random_state=seed)
+    return np.sort(keep)
+
+
+def accuracy(model, images: np.ndarray, labels: np.ndarray, batch_size: int = 64) -> float:
+    """Top-1 accuracy of ``model`` on uint8 images."""
+    from kvision.insight.classification import predict_classes
+
+    return float((predict_classes(model, images, batch_size) == labels).mean())
+
+
+def robustness_curves(model, images: np.ndarray, labels: np.ndarray, *,
+                      sigmas: tuple[float, ...], kinds: tuple[str, ...],
+                      severities: tuple[int, ...], batch_size: int = 64) -> dict:
+    """Accuracy per Gaussian sigma and per (blur kind, severity) on the given test images.
+
+    Returns ``{"n": N, "sigma": {sigma: acc}, "severity": {kind: {severity: acc}}}`` with
+    string keys, ready for JSON.
+    """
+    from kvision.data.blur import apply_blur, severity_params
+
+    def acc(blurred: np.ndarray) -> float:
+        return accuracy(model, blurred, labels, batch_size)
+
+    sigma_curve = {f"{s:g}": acc(images if s == 0 else apply_blur(images, "gaussian",
+                                                                  {"sigma": float(s)}))
+                   for s in sigmas}
+    hw = tuple(images.shape[1:3])
+    severity_curves = {
+        kind: {str(sev): acc(apply_blur(images, kind, severity_params(kind, sev, hw)))
+               for sev in severities}
+        for kind in kinds}
+    return {"n": int(len(labels)), "sigma": sigma_curve, "severity": severity_curves}
+
+
+def summarise(curves: dict[str, dict], baseline: str) -> dict[str, dict]:
+    """Per trial: mean accuracy over severities, over sigmas > 0, per-kind CE and mCE.
+
+    CE_kind = sum_s err(trial, kind, s) / sum_s err(baseline, kind, s); mCE is their mean.
+    The baseline's own mCE is 1 by construction; lower is more robust.
+    """
+    base = curves[baseline]["severity"]
+    out = {}
+    for trial, c in curves.items():
+        points = [a for per_kind in c["severity"].values() for a in per_kind.values()]
+        blurred = [a for s, a in c["sigma"].items() if float(s) > 0]
+        ce = {}
+        for kind, per_sev in c["severity"].items():
+            base_err = sum(1.0 - a for a in base.get(kind, {}).values())
+            if base_err > 0:
+                ce[kind] = sum(1.0 - a for a in per_sev.values()) / base_err
+        out[trial] = {
+            "mean_accuracy": float(np.mean(points)) if points else None,
+            "mean_sigma_accuracy": float(np.mean(blurred)) if blurred else None,
+            "ce": ce,
+            "mce": float(np.mean(list(ce.values()))) if ce else None,
+        }
+    return out
+
+
+def plot_robustness(curves: dict[str, dict], labels: dict[str, tuple[str, str]],
+                    path: str | os.PathLike, *, title: str) -> Path | None:
+    """Accuracy vs sigma (left) and mean accuracy over kinds vs severity (right), per trial.
+
+    ``labels`` maps trial -> (model, arm): colour says arm and line style says model, as in
+    the curve comparison. Returns None when there is nothing to draw.
+    """
+    trials = list(curves)
+    if not trials:
+        return None
+    colours = styles_for([labels.get(t, (t, t))[1] for t in trials], PALETTE)
+    dashes = styles_for([labels.get(t, (t, t))[0] for t in trials], LINESTYLES)
+    fig = new_figure(8.5, 3.4)
+    ax_sigma, ax_sev = fig.subplots(1, 2)
+    for t in trials:
+        model, arm = labels.get(t, (t, t))
+        style = {"color": colours[arm], "linestyle": dashes[model], "marker": "o",
+                 "markersize": 3, "label": t}
+        sig = curves[t]["sigma"]
+        if sig:
+            ax_sigma.plot([float(s) for s in sig], list(sig.values()), **style)
+        sev = curves[t]["severity"]
+        if sev:
+            levels = sorted({int(s) for per in sev.values() for s in per})
+            means = [np.mean([per[str(s)] for per in sev.values() if str(s) in per])
+                     for s in levels]
+            ax_sev.plot(levels, means, **style)
+    for ax, xlabel, name in ((ax_sigma, "Gaussian sigma (pixels)", "Gaussian blur sweep"),
+                             (ax_sev, "severity", "mean over blur kinds")):
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("test accuracy")
+        ax.set_title(name, fontsize=9)
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=7)
+    ax_sev.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.suptitle(title, fontsize=10)
+    return save_figure(fig, path)
+
+
+def markdown_table(curves: dict[str, dict], summary: dict[str, dict], baseline: str) -> str:
+    """Accuracy per sigma and per kind (mean over severities), then the summaries."""
+    sigmas = sorted({s for c in curves.values() for s in c["sigma"]}, key=float)
+    kinds = list(dict.fromkeys(k for c in curves.values() for k in c["severity"]))
+    head = (["trial"] + [f"σ={s}" for s in sigmas] + kinds
+            + ["mean acc (severities)", f"mCE (vs {baseline})"])
+    lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
+    for trial, c in curves.items():
+        s = summary[trial]
+        cells = [_pct(c["sigma"].get(x)) for x in sigmas]
+        cells += [_pct(np.mean(list(c["severity"][k].values()))) if k in c["severity"] else "–"
+                  for k in kinds]
+        cells += [_pct(s["mean_accuracy"]), f"{s['mce']:.3f}" if s["mce"] is not None else "–"]
+        lines.append(f"| {trial} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _pct(value) -> str:
+    return "–" if value is None else f"{100 * float(value):.1f}"

@@ -1,0 +1,304 @@
+"""The work behind ``kvision viz``: load models and images, draw, return the files written."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kvision.errors import KvisionError, did_you_mean
+from kvision.insight import _layers
+from kvision.insight._plot import slug
+
+#: File suffixes read as images from folders (single files are tried whatever their suffix).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+@dataclass
+class Target:
+    """What ``kvision viz`` was pointed at: models by name, class names, where output goes."""
+
+    models: dict[str, Path]
+    class_names: list[str] | None
+    out: Path
+    run_dir: Path | None = None
+
+
+def resolve_target(target: str, trial: str | None, out: str | None) -> Target:
+    """A run directory (its trials' model.keras) or one .keras file; anything else is an error."""
+    from kvision.runs import RunReader, is_run_dir
+
+    path = Path(target).expanduser()
+    if is_run_dir(path):
+        reader = RunReader(path)
+        models = {t: path / "trials" / t / "model.keras" for t in reader.trials()}
+        models = {t: p for t, p in models.items() if p.is_file()}
+        if trial is not None:
+            if trial not in models:
+                raise KvisionError(f"Run '{path}' has no trial '{trial}' with a saved model."
+                                   f"{did_you_mean(trial, models)} Trials with a model: "
+                                   f"{', '.join(models) or 'none'}.")
+            models = {trial: models[trial]}
+        loaded = reader.of("data_loaded")
+        names = loaded[-1].get("class_names") if loaded else None
+        return Target(models, names, Path(out) if out else path / "images", path)
+    if path.suffix == ".keras" and path.is_file():
+        return Target({path.stem: path}, None, Path(out) if out else Path(f"viz-{path.stem}"))
+    raise KvisionError(f"'{target}' is neither a kvision run directory (a folder with "
+                       "meta.json and events.jsonl) nor an existing .keras model file.")
+
+
+def load_model(path: Path):
+    """A saved model via kvision.models.load_model (safe mode, kvision's layers registered)."""
+    from kvision.models import load_model as _load
+
+    try:
+        return _load(path)
+    except (ValueError, OSError, TypeError) as err:  # not a Keras archive, or a foreign layer
+        raise KvisionError(f"Cannot load '{path}' as a Keras model: {err}") from None
+
+
+def _input_spec(model) -> tuple[tuple[int, int] | None, int]:
+    _, h, w, c = model.inputs[0].shape
+    return ((int(h), int(w)) if h and w else None), int(c)
+
+
+def read_image(path: str | Path, size: tuple[int, int] | None, channels: int) -> np.ndarray:
+    """One image file as uint8 (H, W, C), resized to ``size`` and converted to ``channels``."""
+    import cv2
+
+    from kvision.data.images import convert_channels, resize_image
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise KvisionError(f"Image '{path}' does not exist or is not a file.")
+    bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise KvisionError(f"'{path}' is not an image OpenCV can read "
+                           f"(expected e.g. {', '.join(IMAGE_SUFFIXES[:4])}).")
+    image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    image = resize_image(image, size) if size else image
+    return convert_channels(image[None], channels)[0]
+
+
+def read_images(paths: list[str], model) -> np.ndarray:
+    """Image files as one uint8 batch the model takes."""
+    size, channels = _input_spec(model)
+    if size is None and len(paths) > 1:
+        size = read_image(paths[0], None, channels).shape[:2]  # a batch needs one size
+    return np.stack([read_image(p, size, channels) for p in paths])
+
+
+def read_image_folder(folder: str | Path, model) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Every image under ``folder``: (images, labels, class names); sub-folders are classes.
+
+    Images directly in ``folder`` get the label of a class named after the folder itself.
+    """
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise KvisionError(f"'{folder}' is not a folder of images.")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise KvisionError(f"Folder '{folder}' holds no images ({', '.join(IMAGE_SUFFIXES)}).")
+    classes = sorted({p.parent.relative_to(root).as_posix() for p in files})
+    names = [root.name if c == "." else c for c in classes]
+    labels = np.asarray([classes.index(p.parent.relative_to(root).as_posix()) for p in files])
+    return read_images([str(p) for p in files], model), labels, names
+
+
+def _out(target: Target, kind: str, name: str) -> Path:
+    return target.out / kind / f"{slug(name)}.png"
+
+
+def viz_filters(args: argparse.Namespace) -> list[Path]:
+    """First-conv filter grid of each model."""
+    from kvision.insight.filters import conv_kernel, plot_filters
+
+    target = resolve_target(args.target, args.trial, args.out)
+    written = []
+    for name, path in target.models.items():
+        model = load_model(path)
+        layer = _layers.first_conv(model)
+        written.append(plot_filters({name: conv_kernel(model, layer)},
+                                    _out(target, "filters", f"{name}_first-conv_viz"),
+                                    max_filters=args.max_filters,
+                                    title=f"{name}: first conv '{layer}' filters"))
+    return written
+
+
+def viz_activations(args: argparse.Namespace) -> list[Path]:
+    """Channel means per stage and the strongest channels of each stage, for --image files."""
+    from kvision.insight.activations import activation_maps, plot_stage_means, plot_top_channels
+
+    target = resolve_target(args.target, args.trial, args.out)
+    titles = [Path(p).name for p in args.image]
+    written = []
+    for name, path in target.models.items():
+        model = load_model(path)
+        images = read_images(args.image, model)
+        maps = activation_maps(model, _layers.spatial_stages(model, args.layer), images)
+        written.append(plot_stage_means(images, maps, titles,
+                                        _out(target, "activations", f"{name}_stage-means_viz"),
+                                        title=f"{name}: channel-mean activations"))
+        for stage, fmap in maps.items() if args.top_channels > 0 else ():
+            written.append(plot_top_channels(
+                images, fmap, titles, _out(target, "activations", f"{name}_{stage}_top-channels_viz"),
+                k=args.top_channels, title=f"{name}: strongest {stage} channels"))
+    return written
+
+
+def viz_cam(args: argparse.Namespace) -> list[Path]:
+    """Grad-CAM / Grad-CAM++ for the predicted class, or --class-index, of --image files."""
+    from kvision.insight.cam import METHODS, cam_panels, plot_cams
+
+    target = resolve_target(args.target, args.trial, args.out)
+    methods = METHODS if args.method == "both" else (args.method,)
+    written = []
+    for name, path in target.models.items():
+        model = load_model(path)
+        num_classes = int(model.outputs[0].shape[-1])
+        names = _class_names(args.class_names, target.class_names, num_classes)
+        layer = _layers.last_conv(model, args.layer)
+        images = read_images(args.image, model)
+        if args.class_index is None:
+            labels, targets = np.zeros(len(images), np.int64), ("predicted",)
+        else:
+            _check_class_index(args.class_index, num_classes)
+            labels, targets = np.full(len(images), args.class_index), ("true",)
+        panels = cam_panels(model, layer, images, labels, names, methods=methods, targets=targets)
+        if args.class_index is not None:  # "true" here means "the class asked for"
+            panels = {k.replace("(true)", "(asked)"): [(h, c.replace("true:", "class:"))
+                                                       for h, c in v]
+                      for k, v in panels.items()}
+        written.append(plot_cams(images, panels, [Path(p).name for p in args.image],
+                                 _out(target, "cam", f"{name}_{args.method}_{layer}_viz"),
+                                 title=f"{name}: class activation maps from '{layer}'"))
+    return written
+
+
+def _check_class_index(index: int, num_classes: int) -> None:
+    if not 0 <= index < num_classes:
+        raise KvisionError(f"--class-index {index} is out of range: the model has "
+                           f"{num_classes} classes, so use 0 to {num_classes - 1}.")
+
+
+def _class_names(given: str | None, from_run: list[str] | None, n: int) -> list[str]:
+    if given:
+        names = [s.strip() for s in given.split(",")]
+        if len(names) != n:
+            raise KvisionError(f"--class-names lists {len(names)} names but the model has "
+                               f"{n} classes; give exactly {n}, comma-separated.")
+        return names
+    if from_run and len(from_run) == n:
+        return list(from_run)
+    return [f"class {i}" for i in range(n)]
+
+
+def viz_robustness(args: argparse.Namespace) -> list[Path]:
+    """A run's stored robustness curves, or curves measured on --data for each model."""
+    from kvision.insight.robustness import plot_robustness, robustness_curves, stratified_subset
+
+    target = resolve_target(args.target, args.trial, args.out)
+    if args.data is None:
+        return _stored_robustness(target, args.trial)
+    curves = {}
+    for name, path in target.models.items():
+        model = load_model(path)
+        images, labels, _ = read_image_folder(args.data, model)
+        keep = stratified_subset(labels, args.max_images)
+        curves[name] = robustness_curves(model, images[keep], labels[keep],
+                                         sigmas=_floats(args.sigmas, "--sigmas"),
+                                         kinds=_kinds(args.kinds), severities=(1, 2, 3, 4, 5))
+    _print_table(curves)
+    return [plot_robustness(curves, {}, _out(target, "robustness", "blur-robustness_viz"),
+                            title=f"Test accuracy under blur ({Path(args.data).name})")]
+
+
+def _stored_robustness(target: Target, trial: str | None) -> list[Path]:
+    from kvision.insight.curves import trial_labels
+    from kvision.insight.robustness import plot_robustness
+    from kvision.runs import RunReader
+
+    if target.run_dir is None:
+        raise KvisionError("A .keras model has no stored robustness results: pass --data DIR, "
+                           "an image folder with one sub-folder per class.")
+    reader = RunReader(target.run_dir)
+    curves = {}
+    for t in reader.trials():
+        file = target.run_dir / "trials" / t / "robustness.json"
+        if file.is_file() and (trial is None or t == trial):
+            curves[t] = json.loads(file.read_text("utf-8"))
+    if not curves:
+        raise KvisionError(f"Run '{target.run_dir}' has no robustness results (trials/*/"
+                           "robustness.json); measure them with --data DIR.")
+    _print_table(curves)
+    return [plot_robustness(curves, trial_labels(reader),
+                            _out(target, "robustness", "blur-robustness_viz"),
+                            title="Test accuracy under blur")]
+
+
+def _print_table(curves: dict[str, dict]) -> None:
+    from kvision.insight.robustness import markdown_table, summarise
+
+    baseline = next(iter(curves))
+    print(markdown_table(curves, summarise(curves, baseline), baseline))
+
+
+def _floats(text: str, flag: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise KvisionError(f"{flag} expects comma-separated numbers, got '{text}'.") from None
+    if any(v < 0 for v in values):
+        raise KvisionError(f"{flag} values must be >= 0, got '{text}'.")
+    return values
+
+
+def _kinds(text: str) -> tuple[str, ...]:
+    from kvision.errors import unknown_name
+    from kvision.recipe.schema_data import BLUR_KINDS
+
+    kinds = tuple(s.strip() for s in text.split(",") if s.strip())
+    for kind in kinds:
+        if kind not in BLUR_KINDS:
+            raise unknown_name("blur kind", kind, BLUR_KINDS)
+    return kinds
+
+
+def viz_retrieve(args: argparse.Namespace) -> list[Path]:
+    """Top-k neighbours of each --query in the --index folder, with precision@k by label."""
+    from kvision.insight.retrieval import FeatureIndex, encode, encoder, plot_strip, precision_at_k
+
+    if args.k < 1:
+        raise KvisionError(f"--k must be at least 1, got {args.k}.")
+    target = resolve_target(args.target, args.trial, args.out)
+    written = []
+    for name, path in target.models.items():
+        model = load_model(path)
+        enc = encoder(model, args.layer)
+        images, labels, classes = read_image_folder(args.index, model)
+        index = FeatureIndex(encode(enc, images), labels)
+        if len(classes) > 1:
+            p = precision_at_k(index, index.features, labels, args.k, exclude_self=True)
+            print(f"{name}: precision@{args.k} by label over {len(labels)} index images: {p:.3f}")
+        queries = read_images(args.query, model)
+        for qpath, query, hit in zip(args.query, queries,
+                                     index.search(encode(enc, queries), args.k, args.threshold),
+                                     strict=True):
+            captions = [f"{classes[labels[i]]} d={d:.2f}"
+                        for i, d in zip(hit.indices, hit.distances, strict=True)]
+            written.append(plot_strip(query, [images[i] for i in hit.indices], captions,
+                                      _out(target, "retrieval",
+                                           f"{name}_{Path(qpath).stem}_top-{args.k}_viz"),
+                                      title=f"{name}: nearest images in {Path(args.index).name}"))
+    return written
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], list[Path]]] = {
+    "filters": viz_filters, "activations": viz_activations, "cam": viz_cam,
+    "robustness": viz_robustness, "retrieve": viz_retrieve,
+}

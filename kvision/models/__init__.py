@@ -1,0 +1,34 @@
+"""The model zoo: registered architectures built as Keras functional graphs.
+
+``kvision.models.catalog`` is importable without Keras; everything else here is loaded on first
+use, so ``import kvision.models.catalog`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# public name -> submodule defining it
+_LAZY = {
+    "create_model": "factory",
+    "IMAGENET_CAFFE_PREPROCESS": "factory",
+    "describe": "roles",
+    "ModelRoles": "roles",
+    "load_model": "saving",
+    "load_weights": "weights",
+    "load_torch_state_dict": "torch_import",
+    "replace_head": "transfer",
+    "apply_trainable": "transfer",
+    "format_model_list": "listing",
+    "format_layer_table": "listing",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kvision.models' has no attribute '{name}'")
+    return getattr(importlib.import_module(f"kvision.models.{module}"), name)

@@ -1,0 +1,64 @@
+"""Layer helpers shared by the model families: PyTorch-equivalent padding and BatchNorm."""
+
+from __future__ import annotations
+
+import keras
+
+# PyTorch's BatchNorm2d defaults (eps 1e-5, running stats updated with weight 0.1), so that
+# imported state_dicts give the same outputs and the reports' training behaves the same.
+BN_EPSILON = 1e-5
+BN_MOMENTUM = 0.9
+
+
+def conv(x, filters: int, kernel: int, *, name: str, stride: int = 1, pad: int = 0,
+         use_bias: bool = True, initializer: str = "glorot_uniform"):
+    """Conv2D with PyTorch's symmetric zero padding ``pad``.
+
+    Keras' ``same`` pads asymmetrically when the stride is 2, so any padding other than the
+    stride-1 "same" case becomes an explicit ``<name>_pad`` layer followed by a valid conv.
+    """
+    if pad and stride == 1 and 2 * pad == kernel - 1:
+        padding = "same"
+    else:
+        if pad:
+            x = keras.layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
+        padding = "valid"
+    return keras.layers.Conv2D(filters, kernel, strides=stride, padding=padding,
+                               use_bias=use_bias, kernel_initializer=initializer, name=name)(x)
+
+
+def batch_norm(x, *, name: str):
+    """BatchNormalization over channels with PyTorch's epsilon and momentum."""
+    return keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM,
+                                           name=name)(x)
+
+
+def relu(x, *, name: str):
+    """A named ReLU layer (named so activations can be read back by stage)."""
+    return keras.layers.ReLU(name=name)(x)
+
+
+def max_pool(x, size: int, stride: int | None = None, *, name: str):
+    """MaxPool without padding, PyTorch's floor mode (Keras ``valid``)."""
+    return keras.layers.MaxPooling2D(size, strides=stride or size, name=name)(x)
+
+
+def dense_head(x, widths: list[int], *, dropout: float, stage: str, dropout_first: bool):
+    """Hidden dense layers ``<stage>_dense<i>`` with ReLU and dropout.
+
+    ``dropout_first`` puts each Dropout before its Dense (report 000, AlexNet) rather than
+    after its ReLU (torchvision's VGG).
+    """
+    for i, width in enumerate(widths, start=1):
+        if dropout_first and dropout:
+            x = keras.layers.Dropout(dropout, name=f"{stage}_dropout{i}")(x)
+        x = keras.layers.Dense(width, name=f"{stage}_dense{i}")(x)
+        x = relu(x, name=f"{stage}_relu{i}")
+        if not dropout_first and dropout:
+            x = keras.layers.Dropout(dropout, name=f"{stage}_dropout{i}")(x)
+    return x
+
+
+def classifier(x, num_classes: int):
+    """The final logits layer, always named ``classifier`` (heads are swapped by name)."""
+    return keras.layers.Dense(num_classes, name="classifier")(x)

@@ -1,0 +1,103 @@
+"""AlexNet family: the reference layout, report 000's visual-pathway variant and report 004's
+small AlexNet with Local Response Normalization."""
+
+from __future__ import annotations
+
+import keras
+
+from kvision.errors import KvisionError
+from kvision.models._blocks import batch_norm, classifier, conv, dense_head, max_pool, relu
+from kvision.models.layers import AdaptiveAveragePooling2D, LocalResponseNormalization
+
+# (stage, filters, kernel, stride, pad, max-pool after) of the five AlexNet convolutions.
+_ALEXNET_CONVS = (
+    ("retina", 64, 11, 4, 2, True),
+    ("lgn", 192, 5, 1, 2, True),
+    ("v1", 384, 3, 1, 1, False),
+    ("v2", 256, 3, 1, 1, False),
+    ("v4", 256, 3, 1, 1, True),
+)
+
+
+def _check_divisor(arch: str, option: str, value: int) -> None:
+    if value < 1 or 64 % value:
+        raise KvisionError(
+            f"Option '{option}' of model architecture '{arch}' must be a positive divisor of "
+            f"64 (1, 2, 4, 8, 16, 32 or 64) so every layer keeps an integer width. "
+            f"Received: {option}={value}."
+        )
+
+
+def build_alexnet_seed(x, *, arch: str, num_classes: int, dropout: float, downscale: int):
+    """Report 000's AlexNet: conv, ReLU, then BatchNorm per stage; 6x6 adaptive pool; dense.
+
+    Stages are named after the visual pathway (retina, lgn, v1, v2, v4, it, classifier).
+    """
+    _check_divisor(arch, "downscale", downscale)
+    for stage, filters, kernel, stride, pad, pool in _ALEXNET_CONVS:
+        x = conv(x, filters // downscale, kernel, stride=stride, pad=pad, name=f"{stage}_conv")
+        x = relu(x, name=f"{stage}_relu")
+        x = batch_norm(x, name=f"{stage}_bn")
+        if pool:
+            x = max_pool(x, 3, 2, name=f"{stage}_pool")
+    x = AdaptiveAveragePooling2D(6, name="avgpool")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = dense_head(x, [4096 // downscale, 1024 // downscale], dropout=dropout, stage="it",
+                   dropout_first=True)
+    return classifier(x, num_classes)
+
+
+def _alexnet_features(x, *, batchnorm: bool):
+    """The five reference convolutions as stages conv1..conv5 (optionally conv-BN-ReLU)."""
+    for i, (_, filters, kernel, stride, pad, pool) in enumerate(_ALEXNET_CONVS, start=1):
+        x = conv(x, filters, kernel, stride=stride, pad=pad, name=f"conv{i}_conv")
+        if batchnorm:
+            x = batch_norm(x, name=f"conv{i}_bn")
+        x = relu(x, name=f"conv{i}_relu")
+        if pool:
+            x = max_pool(x, 3, 2, name=f"conv{i}_pool")
+    return x
+
+
+def build_alexnet(x, *, arch: str, num_classes: int, dropout: float):
+    """AlexNet in the torchvision layout (61,100,840 parameters at 224x224, 1,000 classes)."""
+    x = _alexnet_features(x, batchnorm=False)
+    x = AdaptiveAveragePooling2D(6, name="avgpool")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = dense_head(x, [4096, 4096], dropout=dropout, stage="head", dropout_first=True)
+    return classifier(x, num_classes)
+
+
+def build_mynet_pro(x, *, arch: str, num_classes: int, dropout: float):
+    """Report 001's MyNetPro: AlexNet features with BatchNorm, flattened directly (no pooling)."""
+    x = _alexnet_features(x, batchnorm=True)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = dense_head(x, [4096, 4096], dropout=dropout, stage="head", dropout_first=True)
+    return classifier(x, num_classes)
+
+
+_SMALL_CONVS = ((16, 5, True), (32, 5, True), (96, 3, False), (64, 3, False), (64, 3, False))
+_NORMS = ("lrn", "batchnorm", "none")
+
+
+def build_alexnet_small(x, *, arch: str, num_classes: int, dropout: float, norm: str,
+                        head: int):
+    """Report 004's small AlexNet; ``norm`` picks LRN (as reported), BatchNorm or nothing."""
+    if norm not in _NORMS:
+        raise KvisionError(
+            f"Option 'norm' of model architecture '{arch}' must be one of "
+            f"{', '.join(repr(n) for n in _NORMS)}. Received: norm={norm!r}."
+        )
+    for i, (filters, kernel, pool) in enumerate(_SMALL_CONVS, start=1):
+        x = conv(x, filters, kernel, pad=kernel // 2, name=f"conv{i}_conv")
+        x = relu(x, name=f"conv{i}_relu")
+        if pool:
+            x = max_pool(x, 2, name=f"conv{i}_pool")
+            if norm == "lrn":
+                # PyTorch's LocalResponseNorm(size) with size = the channel count, as in 004.
+                x = LocalResponseNormalization(size=filters, name=f"conv{i}_lrn")(x)
+            elif norm == "batchnorm":
+                x = batch_norm(x, name=f"conv{i}_bn")
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = dense_head(x, [head, head], dropout=dropout, stage="head", dropout_first=True)
+    return classifier(x, num_classes)

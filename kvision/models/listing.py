@@ -1,0 +1,67 @@
+"""Text for ``kvision models`` (every architecture) and ``kvision models NAME`` (layer table)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kvision.models.catalog import MODELS, get_entry
+from kvision.models.counting import build_shapes_only, count_parameters, trainable_count
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "x".join(str(s) for s in shape)
+
+
+def format_model_list() -> str:
+    """One line per architecture: name, parameters at its default input, input, description."""
+    rows = [("NAME", "PARAMS", "INPUT", "CLASSES", "DESCRIPTION")]
+    for name in sorted(MODELS):
+        entry = MODELS[name]
+        params = count_parameters(name, input_shape=entry.default_input,
+                                  num_classes=entry.default_classes)
+        rows.append((name, f"{params:,}", _shape(entry.default_input),
+                     str(entry.default_classes), entry.description))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)) +
+             "  " + row[4] for row in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def format_layer_table(name: str, *, input_shape: tuple[int, ...] | None = None,
+                       num_classes: int | None = None, **options: Any) -> str:
+    """Layer table of ``name``: layer, stage, type, output shape, parameters, trainable.
+
+    ``input_shape``/``num_classes`` default to the architecture's usual input.
+    """
+    from kvision.models.roles import describe, stage_of
+
+    entry = get_entry(name)
+    shape = tuple(input_shape or entry.default_input)
+    classes = num_classes or entry.default_classes
+    model = build_shapes_only(name, input_shape=shape, num_classes=classes, **options)
+    rows = [("LAYER", "STAGE", "TYPE", "OUTPUT", "PARAMS")]
+    for layer in model.layers:
+        params = sum(_size(w) for w in layer.weights if w.trainable)
+        output = _shape(tuple(layer.output.shape[1:]))
+        rows.append((layer.name, stage_of(layer.name) or "-", type(layer).__name__, output,
+                     f"{params:,}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+             for row in rows]
+    roles = describe(model)
+    lines += [
+        "",
+        f"{name}: {entry.description}",
+        f"input {_shape(shape)}, {classes} outputs, "
+        f"{trainable_count(model):,} trainable parameters",
+        f"first conv: {roles.first_conv}, last conv: {roles.last_conv}",
+        "stages: " + ", ".join(f"{s} -> {layer}" for s, layer in roles.stages.items()),
+    ]
+    return "\n".join(lines)
+
+
+def _size(weight) -> int:
+    count = 1
+    for dim in weight.shape:
+        count *= dim
+    return count

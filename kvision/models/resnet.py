@@ -1,0 +1,94 @@
+"""ResNet-18/34/50 in torchvision's layout and ResNet-20 for CIFAR-10 (He et al. 2016)."""
+
+from __future__ import annotations
+
+import keras
+
+from kvision.models._blocks import batch_norm, classifier, conv, max_pool, relu
+from kvision.models.layers import ChannelPadShortcut
+
+# depth -> (block kind, blocks per stage layer1..layer4)
+_IMAGENET_DEPTHS = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+}
+_INIT = "he_normal"  # torchvision initialises ResNet convs with Kaiming-normal
+
+
+def _shortcut(x, filters: int, stride: int, *, name: str):
+    """Identity, or a 1x1 projection + BN (torchvision's ``downsample``) when shapes change."""
+    if stride == 1 and x.shape[-1] == filters:
+        return x
+    x = conv(x, filters, 1, stride=stride, use_bias=False, initializer=_INIT,
+             name=f"{name}_down_conv")
+    return batch_norm(x, name=f"{name}_down_bn")
+
+
+def _basic_block(x, filters: int, stride: int, *, name: str, shortcut=_shortcut):
+    skip = shortcut(x, filters, stride, name=name)
+    x = conv(x, filters, 3, stride=stride, pad=1, use_bias=False, initializer=_INIT,
+             name=f"{name}_conv1")
+    x = relu(batch_norm(x, name=f"{name}_bn1"), name=f"{name}_relu1")
+    x = conv(x, filters, 3, pad=1, use_bias=False, initializer=_INIT, name=f"{name}_conv2")
+    x = batch_norm(x, name=f"{name}_bn2")
+    x = keras.layers.Add(name=f"{name}_add")([x, skip])
+    return relu(x, name=f"{name}_out")
+
+
+def _bottleneck_block(x, filters: int, stride: int, *, name: str, stride_in_1x1: bool):
+    """1x1 -> 3x3 -> 1x1 (x4). torchvision (v1.5) strides the 3x3; Keras' ImageNet ResNet50
+    weights were trained striding the first 1x1, so ``stride_in_1x1`` rebuilds that layout."""
+    skip = _shortcut(x, filters * 4, stride, name=name)
+    first, middle = (stride, 1) if stride_in_1x1 else (1, stride)
+    x = conv(x, filters, 1, stride=first, use_bias=False, initializer=_INIT,
+             name=f"{name}_conv1")
+    x = relu(batch_norm(x, name=f"{name}_bn1"), name=f"{name}_relu1")
+    x = conv(x, filters, 3, stride=middle, pad=1, use_bias=False, initializer=_INIT,
+             name=f"{name}_conv2")
+    x = relu(batch_norm(x, name=f"{name}_bn2"), name=f"{name}_relu2")
+    x = conv(x, filters * 4, 1, use_bias=False, initializer=_INIT, name=f"{name}_conv3")
+    x = batch_norm(x, name=f"{name}_bn3")
+    x = keras.layers.Add(name=f"{name}_add")([x, skip])
+    return relu(x, name=f"{name}_out")
+
+
+def build_resnet(x, *, arch: str, num_classes: int, stride_in_1x1: bool = False):
+    """ResNet-18/34/50: stem (7x7/2 conv, BN, ReLU, 3x3/2 maxpool), layer1..layer4, avgpool."""
+    kind, repeats = _IMAGENET_DEPTHS[int(arch.removeprefix("resnet"))]
+    x = conv(x, 64, 7, stride=2, pad=3, use_bias=False, initializer=_INIT, name="stem_conv")
+    x = relu(batch_norm(x, name="stem_bn"), name="stem_relu")
+    # Zero padding equals PyTorch's -inf padding here: the input is a ReLU output (>= 0).
+    x = keras.layers.ZeroPadding2D(1, name="stem_pool_pad")(x)
+    x = max_pool(x, 3, 2, name="stem_pool")
+    for stage, (blocks, filters) in enumerate(zip(repeats, (64, 128, 256, 512), strict=True), start=1):
+        for block in range(1, blocks + 1):
+            stride = 2 if block == 1 and stage > 1 else 1
+            name = f"layer{stage}_block{block}"
+            if kind == "basic":
+                x = _basic_block(x, filters, stride, name=name)
+            else:
+                x = _bottleneck_block(x, filters, stride, name=name,
+                                      stride_in_1x1=stride_in_1x1)
+    x = keras.layers.GlobalAveragePooling2D(name="avgpool")(x)
+    return classifier(x, num_classes)
+
+
+def _pad_shortcut(x, filters: int, stride: int, *, name: str):
+    """He et al.'s CIFAR "option A": subsample and zero-pad channels, no parameters."""
+    if stride == 1 and x.shape[-1] == filters:
+        return x
+    return ChannelPadShortcut(filters, stride, name=f"{name}_shortcut")(x)
+
+
+def build_resnet20(x, *, arch: str, num_classes: int):
+    """ResNet-20: 3x3 conv (16), three stages of three basic blocks (16/32/64), avgpool."""
+    x = conv(x, 16, 3, pad=1, use_bias=False, initializer=_INIT, name="stem_conv")
+    x = relu(batch_norm(x, name="stem_bn"), name="stem_relu")
+    for stage, filters in enumerate((16, 32, 64), start=1):
+        for block in range(1, 4):
+            stride = 2 if block == 1 and stage > 1 else 1
+            x = _basic_block(x, filters, stride, name=f"layer{stage}_block{block}",
+                             shortcut=_pad_shortcut)
+    x = keras.layers.GlobalAveragePooling2D(name="avgpool")(x)
+    return classifier(x, num_classes)

@@ -1,0 +1,19 @@
+"""Loading saved kvision models (the custom layers must be registered first)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+
+from kvision.errors import KvisionError
+from kvision.models import layers as _layers  # noqa: F401  (registers the custom layers)
+
+
+def load_model(path: str | Path) -> keras.Model:
+    """Load a ``.keras`` model saved by kvision, with ``safe_mode=True`` (no pickled code)."""
+    path = Path(path)
+    if not path.is_file():
+        raise KvisionError(f"Model file '{path}' does not exist. Expected a '.keras' file "
+                           f"such as runs/<run>/trials/<trial>/model.keras.")
+    return keras.saving.load_model(path, safe_mode=True)

@@ -1,0 +1,196 @@
+"""Reading a recipe file, applying ``--set`` overrides, validating, and writing it back."""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from kvision.errors import KvisionError, RecipeError, RecipeErrors, did_you_mean
+from kvision.recipe.locate import line_locator
+from kvision.recipe.schema import Recipe
+from kvision.recipe.schema_training import TrainingSection
+from kvision.recipe.spec import INVALID, Context, parse, to_plain
+
+_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+_KEY = re.compile(r"[^.\[\]=]+(\[\d+\])*(\.[^.\[\]=]+(\[\d+\])*)*")
+
+
+def load_recipe(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """Read, override and validate a recipe; raises RecipeErrors listing every problem."""
+    recipe, errors = check_recipe(path, overrides)
+    if errors:
+        raise RecipeErrors(errors)
+    assert recipe is not None
+    return recipe
+
+
+def check_recipe(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()
+                 ) -> tuple[Recipe | None, list[RecipeError]]:
+    """Validate without raising: (recipe or None, problems). Used by the TUI and `validate`."""
+    file = str(path)
+    try:
+        text = read_text(path)
+        raw = parse_toml(text, file)
+        raw = apply_overrides(raw, overrides, file)
+    except RecipeErrors as exc:
+        return None, exc.errors
+    except RecipeError as exc:
+        return None, [exc]
+    return validate(raw, file=file, text=text)
+
+
+def validate(raw: dict, *, file: str | None = None, text: str = "") -> tuple[Recipe | None, list[RecipeError]]:
+    """Validate already-parsed TOML data."""
+    ctx = Context(file=file, locate=line_locator(text))
+    recipe = parse(Recipe, raw, ctx)
+    if recipe is INVALID or ctx.errors:
+        return None, ctx.errors
+    object.__setattr__(recipe, "raw", copy.deepcopy(raw))
+    for i, arm in enumerate(recipe.arms):
+        for j, _stage in enumerate(arm.stages):
+            stage_training(recipe, i, j, ctx)  # records problems of merged overrides
+    _check_archs(recipe, ctx)
+    return (None, ctx.errors) if ctx.errors else (recipe, [])
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """The recipe file's text, or a RecipeError saying why it cannot be read."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise RecipeError(f"recipe file '{path}' does not exist.", file=str(path))
+    if not p.is_file():
+        raise RecipeError(f"'{path}' is not a file (a recipe is a .toml file).", file=str(path))
+    try:
+        return p.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"cannot read the recipe: {exc}.", file=str(path)) from None
+
+
+def parse_toml(text: str, file: str | None) -> dict:
+    """TOML text to a dict; a syntax error becomes a RecipeError with its line."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        # Python < 3.14 keeps the position only in the message: "... (at line 3, column 8)"
+        found = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+        msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+        where = f" (column {found.group(2)})" if found else ""
+        raise RecipeError(f"not valid TOML: {msg}{where}.", file=file,
+                          line=int(found.group(1)) if found else None) from None
+
+
+def apply_overrides(raw: dict, overrides: list[str] | tuple[str, ...], file: str | None) -> dict:
+    """Apply ``key.path=value`` overrides (values in TOML syntax; bare words are strings)."""
+    data = copy.deepcopy(raw)
+    errors = []
+    for item in overrides:
+        try:
+            key, value = _split_override(item)
+            _set_path(data, key, value)
+        except RecipeError as exc:
+            errors.append(RecipeError(exc.detail, file=file, key=exc.key))
+    if errors:
+        raise RecipeErrors(errors)
+    return data
+
+
+def _split_override(item: str) -> tuple[str, Any]:
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise RecipeError(f"override '{item}' is not of the form key=value "
+                          "(e.g. --set training.optimizer.learning_rate=1e-3).")
+    try:
+        value = tomllib.loads(f"v = {text.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text.strip()  # a bare word such as builtin:fashion7k is meant as a string
+    return key, value
+
+
+def _set_path(data: dict, key: str, value: Any) -> None:
+    """Set ``a.b[1].c`` in nested dicts/lists; missing tables are created."""
+    if not _KEY.fullmatch(key):
+        raise RecipeError(f"override key '{key}' is not a key path such as "
+                          "'data.image_size' or 'arms[0].stages[1].epochs'.", key=key)
+    tokens = [(m.group(1), m.group(2)) for m in _TOKEN.finditer(key)]
+    node: Any = data
+    for pos, (name, index) in enumerate(tokens):
+        last = pos == len(tokens) - 1
+        here = ".".join(t[0] or f"[{t[1]}]" for t in tokens[: pos + 1]).replace(".[", "[")
+        if name is not None:
+            if not isinstance(node, dict):
+                raise RecipeError(f"cannot set '{name}': '{here}' is inside a value, not a table.", key=key)
+            if last:
+                node[name] = value
+            else:
+                nxt = tokens[pos + 1]
+                node = node.setdefault(name, [] if nxt[1] is not None else {})
+        else:
+            i = int(index)
+            if not isinstance(node, list) or i >= len(node):
+                size = len(node) if isinstance(node, list) else 0
+                raise RecipeError(f"index [{i}] is out of range in override '{key}' "
+                                  f"(the array has {size} entries).", key=here)
+            if last:
+                node[i] = value
+            else:
+                node = node[i]
+
+
+def stage_training(recipe: Recipe, arm: int, stage: int, ctx: Context | None = None) -> TrainingSection:
+    """The training settings of one stage: the recipe's defaults deep-merged with its overrides."""
+    defaults = recipe.raw.get("training", {})
+    stage_raw = recipe.raw["arms"][arm]["stages"][stage]
+    training_keys = {f for f in TrainingSection.__dataclass_fields__}
+    own = {k: v for k, v in stage_raw.items() if k in training_keys}
+    merged = _deep_merge(defaults, own)
+    ctx = ctx or Context()
+    result = parse(TrainingSection, merged, ctx, f"arms[{arm}].stages[{stage}]")
+    if result is INVALID:
+        raise RecipeErrors(ctx.errors)
+    return result
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _check_archs(recipe: Recipe, ctx: Context) -> None:
+    """Architectures and their options, checked against the catalog (which needs no keras)."""
+    from kvision.models.catalog import check_options, get_entry, model_names
+
+    known = model_names()
+    for name, model in recipe.models.items():
+        if model.arch not in known:
+            ctx.error(f"models.{name}.arch", f"unknown architecture '{model.arch}'."
+                      f"{did_you_mean(model.arch, known)} Known: {', '.join(sorted(known))}.")
+            continue
+        for key, value in model.options.items():
+            try:
+                check_options(get_entry(model.arch), {key: value})
+            except KvisionError as exc:
+                ctx.error(f"models.{name}.{key}", str(exc))
+
+
+def dump_toml(recipe: Recipe) -> str:
+    """The resolved recipe as TOML (what `kvision validate` prints and runs save)."""
+    return tomli_w.dumps(to_plain(recipe))
+
+
+def recipe_error_text(errors: list[RecipeError]) -> str:
+    """Problems as the CLI prints them: a count line, then one per line."""
+    head = f"The recipe has {len(errors)} problem{'s' if len(errors) != 1 else ''}:"
+    return "\n".join([head] + [f"  - {e}" for e in errors])
+
+
+__all__ = ["KvisionError", "apply_overrides", "check_recipe", "dump_toml", "load_recipe",
+           "recipe_error_text", "stage_training", "validate"]

@@ -1,0 +1,59 @@
+"""Turning a stage's training settings into a compiled Keras model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from kvision.recipe.schema_training import OptimizerSpec, TrainingSection
+
+
+def make_optimizer(spec: OptimizerSpec) -> keras.optimizers.Optimizer:
+    """A Keras optimizer from the recipe's optimizer table."""
+    common: dict[str, Any] = {"learning_rate": spec.learning_rate, "clipnorm": spec.clipnorm,
+                              "clipvalue": spec.clipvalue}
+    if spec.weight_decay:
+        common["weight_decay"] = spec.weight_decay
+    if spec.name == "adam":
+        return keras.optimizers.Adam(beta_1=spec.beta_1, beta_2=spec.beta_2, epsilon=spec.epsilon, **common)
+    if spec.name == "adamw":
+        common.setdefault("weight_decay", 0.0)
+        return keras.optimizers.AdamW(beta_1=spec.beta_1, beta_2=spec.beta_2, epsilon=spec.epsilon, **common)
+    if spec.name == "sgd":
+        return keras.optimizers.SGD(momentum=spec.momentum, nesterov=spec.nesterov, **common)
+    return keras.optimizers.RMSprop(momentum=spec.momentum, epsilon=spec.epsilon, **common)
+
+
+def compile_model(model: keras.Model, training: TrainingSection) -> None:
+    """Compile with the stage's optimizer; logits out, integer labels in."""
+    model.compile(
+        optimizer=make_optimizer(training.optimizer),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+
+
+def with_overrides(model: keras.Model, training: TrainingSection) -> keras.Model:
+    """The model with L1/L2 kernel penalties and a dropout rate applied, weights kept.
+
+    Regularisers and dropout rates are constructor arguments in Keras, so the graph is
+    cloned with changed layer configs (``keras.models.clone_model``) and the weights copied.
+    """
+    l1, l2, rate = training.l1, training.l2, training.dropout
+    if not (l1 or l2 or rate is not None):
+        return model
+
+    def clone_layer(layer: keras.layers.Layer) -> keras.layers.Layer:
+        config = layer.get_config()
+        if (l1 or l2) and "kernel_regularizer" in config:
+            config["kernel_regularizer"] = keras.regularizers.L1L2(l1=l1, l2=l2)
+        if rate is not None and isinstance(layer, keras.layers.Dropout):
+            config["rate"] = rate
+        return layer.__class__.from_config(config)
+
+    clone = keras.models.clone_model(model, clone_function=clone_layer)
+    clone.set_weights(model.get_weights())
+    for src, dst in zip(model.layers, clone.layers):
+        dst.trainable = src.trainable
+    return clone

@@ -1,0 +1,166 @@
+"""Everything a trial needs from the run: recipe, data views, writer, console, stop flag."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import keras
+import numpy as np
+
+from kvision.recipe import Recipe
+from kvision.recipe.schema import StageSection
+from kvision.recipe.schema_training import TrainingSection
+from kvision.runs import RunWriter
+from kvision.train.console import Console
+from kvision.train.signals import StopFlag
+
+if TYPE_CHECKING:
+    from kvision.data import Dataset
+    from kvision.train.trial import TrialPlan
+
+PROGRESS_EVERY_S = 1.0  # progress events for live viewers, throttled so events.jsonl stays small
+
+
+@dataclass
+class RunContext:
+    """Shared, read-mostly state of one run."""
+
+    recipe: Recipe
+    writer: RunWriter
+    console: Console
+    stop: StopFlag
+    dataset: Dataset
+    mean_std: tuple[list[float], list[float]]
+    class_weights: dict[int, float] | None = None
+    _eval_index: dict[str, np.ndarray] = field(default_factory=dict)
+
+    # -- data ------------------------------------------------------------------------
+    def view(self, condition: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """(uint8 images, labels) of a split under a condition (computed once, cached)."""
+        from kvision.data import condition_view
+
+        images = condition_view(self.dataset, split, condition, self.recipe.conditions[condition])
+        return images, self.dataset.splits[split].labels
+
+    def has_split(self, split: str) -> bool:
+        """Whether the dataset has a non-empty split of that name."""
+        s = self.dataset.splits.get(split)
+        return s is not None and len(s.labels) > 0
+
+    def batches(self, plan: TrialPlan, condition: str, split: str, training: TrainingSection,
+                *, shuffle: bool | None = None) -> Any:
+        """Training or validation batches (raw pixel values; the model normalises)."""
+        from kvision.data import make_batches
+
+        if not self.has_split(split):
+            return None
+        images, labels = self.view(condition, split)
+        augment = self.recipe.data.augment
+        return make_batches(images, labels, batch_size=training.batch_size, seed=plan.seed,
+                            shuffle=training.shuffle if shuffle is None else shuffle,
+                            augment=augment.dynamic if split in augment.splits else None,
+                            workers=training.workers)
+
+    def eval_conditions(self) -> list[str]:
+        """Conditions in the accuracy matrix (default: all)."""
+        return list(self.recipe.evaluate.conditions or self.recipe.conditions)
+
+    def eval_batches(self, condition: str, split: str) -> Any:
+        """Batches for evaluation: fixed order, optionally a seeded subset."""
+        from kvision.data import make_batches
+
+        if not self.has_split(split):
+            return None
+        images, labels = self.view(condition, split)
+        limit = self.recipe.evaluate.max_images
+        if limit and len(labels) > limit:
+            if split not in self._eval_index:
+                rng = np.random.default_rng(self.recipe.experiment.seed)
+                self._eval_index[split] = np.sort(rng.choice(len(labels), limit, replace=False))
+            idx = self._eval_index[split]
+            images, labels = images[idx], labels[idx]
+        return make_batches(images, labels, batch_size=max(self.recipe.training.batch_size, 128),
+                            seed=0, shuffle=False)
+
+    # -- models ----------------------------------------------------------------------
+    def build_model(self, plan: TrialPlan) -> keras.Model:
+        """The trial's model from the registry, normalising inside (raw pixels in)."""
+        from kvision.models import create_model
+
+        options = dict(plan.model.options)
+        if plan.model.weights is not None:
+            options["weights"] = plan.model.weights
+        return create_model(plan.model.arch, input_shape=self.dataset.image_shape,
+                            num_classes=self.dataset.num_classes, preprocess=self.mean_std,
+                            **options)
+
+    def fit_one_epoch(self, model: keras.Model, train: Any, val: Any, plan: TrialPlan,
+                      stage: StageSection, epoch: int, training: TrainingSection) -> dict[str, float]:
+        """One epoch of ``model.fit``; returns its metrics (float)."""
+        callback = _Progress(self, plan, stage, epoch)
+        # shuffle=False: the batches' order is set by train.set_epoch (seeded, resumable).
+        history = model.fit(train, validation_data=val, epochs=1, verbose=0, shuffle=False,
+                            callbacks=[callback], class_weight=self.class_weights,
+                            steps_per_epoch=training.steps_per_epoch)
+        self.stop.raise_if_set()  # a stop mid-epoch: the partial epoch is not recorded
+        return {k: round(float(v[-1]), 6) for k, v in history.history.items()
+                if k != "learning_rate"}
+
+    # -- pictures --------------------------------------------------------------------
+    def checkpoint_artifacts(self, plan: TrialPlan, label: str, model: keras.Model) -> None:
+        """Filters and activations at an evaluation checkpoint."""
+        if not self.recipe.insight.enabled:
+            return
+        from kvision.insight.hooks import checkpoint_artifacts
+
+        checkpoint_artifacts(self.writer, trial=plan.name, label=label, model=model,
+                             samples=self.samples(), cfg=self.recipe.insight)
+
+    def trial_artifacts(self, plan: TrialPlan, model: keras.Model) -> None:
+        """Curves, confusion matrices, CAM and robustness for a finished trial."""
+        if not self.recipe.insight.enabled:
+            return
+        from kvision.insight.hooks import trial_artifacts
+
+        test_sets = {c: self.view(c, "test") for c in self.eval_conditions() if self.has_split("test")}
+        trial_artifacts(self.writer, trial=plan.name, model=model, test_sets=test_sets,
+                        class_names=self.dataset.class_names, samples=self.samples(),
+                        cfg=self.recipe.insight)
+
+    def samples(self) -> Any:
+        """Sample test images (one per class by default) for activations and CAM."""
+        from kvision.insight.hooks import Samples, pick_samples
+
+        split = "test" if self.has_split("test") else "train"
+        labels = self.dataset.splits[split].labels
+        idx = pick_samples(labels, per_class=self.recipe.insight.samples_per_class,
+                           seed=self.recipe.experiment.seed)
+        images = self.dataset.splits[split].images[idx]
+        return Samples(images=images, labels=labels[idx], class_names=self.dataset.class_names)
+
+
+class _Progress(keras.callbacks.Callback):
+    """Progress for people (TTY bar) and viewers (throttled events); honours stop requests."""
+
+    def __init__(self, ctx: RunContext, plan: TrialPlan, stage: StageSection, epoch: int) -> None:
+        super().__init__()
+        self.ctx, self.plan, self.stage, self.epoch = ctx, plan, stage, epoch
+        self.started = self.last = time.monotonic()
+        self.steps = 0
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.steps = int(self.params.get("steps") or 0)
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.ctx.stop:
+            self.model.stop_training = True
+            return
+        now = time.monotonic()
+        label = f"{self.plan.name} {self.stage.name} epoch {self.epoch + 1}/{self.stage.epochs}"
+        self.ctx.console.progress(label, batch + 1, self.steps, self.started)
+        if now - self.last >= PROGRESS_EVERY_S:
+            self.last = now
+            self.ctx.writer.event("progress", trial=self.plan.name, stage=self.stage.name,
+                                  epoch=self.epoch + 1, step=batch + 1, steps=self.steps)

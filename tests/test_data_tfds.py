@@ -1,0 +1,68 @@
+"""tfds: source through TFDS's random-access data source, with TFDS's own mock data (no
+TensorFlow, no network), and the errors for datasets that are not there."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import kvision  # noqa: F401
+from kvision.data import load_dataset
+from kvision.data import tfds as kv_tfds
+from kvision.errors import KvisionError
+from kvision.recipe.schema_data import DataSection
+from kvision.recipe.spec import Context, parse
+
+tfds = pytest.importorskip("tensorflow_datasets", reason="optional extra kvision[tfds]")
+
+
+def section(**table) -> DataSection:
+    ctx = Context()
+    data = parse(DataSection, table, ctx, "data")
+    assert not ctx.errors, ctx.errors
+    return data
+
+
+def test_cifar10_mock_reads_without_tensorflow():
+    with tfds.testing.mock_data(num_examples=12):
+        ds = load_dataset(section(source="tfds:cifar10"), seed=0)
+    assert ds.image_shape == (32, 32, 3) and ds.num_classes == 10
+    assert set(ds.splits) >= {"train", "test"}
+    assert ds.splits["train"].ids[0] == "train/0"
+    assert ds.splits["train"].images.dtype == np.uint8
+
+
+def test_cats_vs_dogs_mock_needs_and_uses_image_size():
+    with tfds.testing.mock_data(num_examples=10):
+        with pytest.raises(KvisionError, match="key 'data.image_size'.*different sizes"):
+            load_dataset(section(source="tfds:cats_vs_dogs"), seed=0)
+        ds = load_dataset(section(source="tfds:cats_vs_dogs", image_size=[24, 24],
+                                  channels=1), seed=0)
+    assert ds.class_names == ["cat", "dog"] and ds.image_shape == (24, 24, 1)
+
+
+def test_unknown_dataset_suggests_a_name(tmp_path):
+    with pytest.raises(KvisionError, match="TFDS has no dataset 'cifar_10'.*Did you mean: "
+                                           "'cifar10'"):
+        load_dataset(section(source="tfds:cifar_10", data_dir=str(tmp_path)), seed=0)
+
+
+def test_not_prepared_without_tensorflow_says_how_to_fix(tmp_path, monkeypatch):
+    monkeypatch.setattr(kv_tfds, "tensorflow_available", lambda: False)
+    with pytest.raises(KvisionError) as err:
+        load_dataset(section(source="tfds:mnist", data_dir=str(tmp_path)), seed=0)
+    message = str(err.value)
+    assert "key 'data.source'" in message and "is not prepared in" in message
+    assert f"tfds build mnist --file_format=array_record --data_dir={tmp_path}" in message
+
+
+def test_not_prepared_and_not_downloadable(tmp_path, monkeypatch):
+    monkeypatch.setattr(kv_tfds, "tensorflow_available", lambda: True)
+
+    def offline(self, **kwargs):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", offline)
+    with pytest.raises(KvisionError, match="neither prepared in .* nor downloadable here "
+                                           r"\(ConnectionError: no network\)"):
+        load_dataset(section(source="tfds:mnist", data_dir=str(tmp_path)), seed=0)

@@ -1,0 +1,345 @@
+"""Every screen and binding of kvision-tui, driven with Textual's pilot on fake runs."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from kvision_tui import launch as launch_module
+from kvision_tui.app import KvisionApp, main
+from kvision_tui.dialogs import ConfirmScreen, HelpScreen
+from kvision_tui.history_screen import CompareScreen, HistoryScreen
+from kvision_tui.images_screen import ImagesScreen
+from kvision_tui.live_screen import MAX_TABLE_ROWS, LiveScreen
+from kvision_tui.recipes_screen import RecipesScreen
+from test_tui_fakes import write_run
+from textual.widgets import DataTable, OptionList, Static, TabbedContent
+
+pytestmark = pytest.mark.timeout(120)
+
+TINY = """\
+[experiment]
+name = "tiny"
+
+[data]
+source = "builtin:fashion7k"
+limit_per_class = 4
+
+[models.lenet]
+arch = "lenet"
+
+[[arms]]
+name = "plain"
+stages = [{ name = "train", condition = "clear", epochs = 1 }]
+"""
+BROKEN = TINY.replace('arch = "lenet"', 'arch = "lenett"')
+
+
+def sync(test: Callable) -> Callable:
+    """Run an async pilot test in its own event loop (no pytest-asyncio needed)."""
+
+    @functools.wraps(test)
+    def wrapper(*args, **kwargs):
+        return asyncio.run(test(*args, **kwargs))
+
+    return wrapper
+
+
+async def until(pilot, condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Let the app run until ``condition()`` holds (workers, timers), or fail."""
+    for _ in range(int(timeout / 0.05)):
+        if condition():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def text_of(widget: Static) -> str:
+    """The plain text a Static shows."""
+    return str(widget.render())
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> dict[str, Path]:
+    """A recipes folder (one good, one broken recipe) and a runs folder with two runs."""
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    (recipes / "tiny.toml").write_text(TINY)
+    (recipes / "broken.toml").write_text(BROKEN)
+    runs = tmp_path / "runs"
+    first = write_run(runs, "20260101-120000-demo", partial_line=True)
+    second = write_run(runs, "20260102-120000-demo", trials=1, finish="failed", images=False)
+    return {"recipes": recipes, "runs": runs, "first": first, "second": second}
+
+
+def make_app(world: dict[str, Path], attach: Path | None = None) -> KvisionApp:
+    return KvisionApp([world["recipes"]], world["runs"], attach, "halfblock")
+
+
+@sync
+async def test_recipes_show_validation_and_overrides(world) -> None:
+    app = make_app(world)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, RecipesScreen)
+        validation = screen.query_one("#validation", Static)
+        # broken.toml sorts first: its error names the key path and suggests the fix
+        await until(pilot, lambda: "problem" in text_of(validation))
+        assert "models.lenet.arch" in text_of(validation)
+        assert "lenet" in text_of(validation)
+        await pilot.press("l")  # launching an invalid recipe is refused with a message
+        assert not app.launched
+        await pilot.press("down")
+        await until(pilot, lambda: "tiny.toml is valid" in text_of(validation))
+        body = text_of(screen.query_one("#recipe-body", Static))
+        assert 'limit_per_class = 4' in body and "[training]" in body  # resolved recipe
+        await pilot.press("o", *"foo.bar=1", "enter")
+        await until(pilot, lambda: "unknown key 'foo'" in text_of(validation))
+        assert "--set foo.bar=1" in text_of(screen.query_one("#overrides", Static))
+        await pilot.press("escape", "x")
+        await until(pilot, lambda: "tiny.toml is valid" in text_of(validation))
+        assert "none" in text_of(screen.query_one("#overrides", Static))
+
+
+@sync
+async def test_an_override_without_equals_is_refused(world) -> None:
+    app = make_app(world)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("o", *"epochs", "enter")
+        assert app.screen.overrides == []
+        assert any("is not key=value" in n.message for n in app._notifications)
+
+
+@sync
+async def test_live_screen_tabs_trials_and_messages(world) -> None:
+    app = make_app(world, attach=world["first"])
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, LiveScreen)
+        header = screen.query_one("#run-header", Static)
+        assert "status finished" in text_of(header)
+        assert "trial lenet-arm0 (1/2" in text_of(header)
+        table = screen.query_one("#epoch-table", DataTable)
+        assert table.row_count == 6  # this trial's epochs; the torn last line is not a row
+        assert table.get_row_at(0)[:3] == ["stage0", "1", "1"]
+        await pilot.press("t")
+        assert "trial lenet-arm1 (2/2" in text_of(header)
+        assert table.row_count == 6 and table.get_row_at(5)[:3] == ["stage1", "3", "6"]
+        for key, tab in (("2", "epochs"), ("3", "evaluation"), ("4", "messages"),
+                         ("1", "charts")):
+            await pilot.press(key)
+            assert screen.query_one(TabbedContent).active == tab
+        assert screen.query_one("#eval-table", DataTable).row_count == 12
+        assert "skipped bad.png" in "\n".join(str(line.text) for line in
+                                               screen.query_one("#log").lines)
+        await pilot.press("c")  # a finished run cannot be cancelled: a message, no dialog
+        assert not isinstance(app.screen, ConfirmScreen)
+        await pilot.press("i")
+        assert isinstance(app.screen, ImagesScreen)
+        await pilot.press("escape", "escape")
+        assert isinstance(app.screen, RecipesScreen)
+
+
+@sync
+async def test_live_screen_follows_appended_events(world) -> None:
+    run = write_run(world["runs"], "20260103-120000-live", trials=1, epochs=(2,),
+                    finish="running", images=False)
+    app = make_app(world, attach=run)
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.screen.query_one("#epoch-table", DataTable)
+        assert table.row_count == 2
+        with open(run / "events.jsonl", "a") as fh:
+            for epoch in (3, 4, 5):
+                fh.write(json.dumps({"event": "epoch_end", "trial": "lenet-arm0",
+                                     "stage": "stage0", "epoch": epoch, "global_epoch": epoch,
+                                     "metrics": {"loss": 0.5, "val_accuracy": 0.7}}) + "\n")
+            fh.write(json.dumps({"event": "progress", "trial": "lenet-arm0", "stage": "stage0",
+                                 "epoch": 6, "step": 3, "steps": 12}) + "\n")
+            fh.write(json.dumps({"event": "run_failed", "error": "disk full"}) + "\n")
+        await until(pilot, lambda: table.row_count == 5)
+        header = app.screen.query_one("#run-header", Static)
+        await until(pilot, lambda: "status failed" in text_of(header))
+        assert any("disk full" in n.message for n in app._notifications)
+
+
+@sync
+async def test_live_table_keeps_the_latest_epochs_of_a_long_run(world) -> None:
+    run = write_run(world["runs"], "20260104-120000-long", trials=2, epochs=(200, 250),
+                    images=False)
+    app = make_app(world, attach=run)
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.screen.query_one("#epoch-table", DataTable)
+        assert table.row_count == MAX_TABLE_ROWS
+        assert table.get_row_at(MAX_TABLE_ROWS - 1)[:3] == ["stage1", "250", "450"]
+        info = text_of(app.screen.query_one("#epochs-info", Static))
+        assert "450 epochs, the last 300 shown" in info
+        assert "1 … 450 epochs" in str(app.screen.query_one("#loss-chart").render())
+        await pilot.press("t")
+        assert table.row_count == MAX_TABLE_ROWS
+
+
+@sync
+async def test_live_screen_on_a_directory_that_is_not_a_run(world, tmp_path) -> None:
+    app = make_app(world)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.open_live(tmp_path)
+        await pilot.pause()
+        assert "is not a kvision run directory" in text_of(app.screen.query_one("#run-header"))
+
+
+@sync
+async def test_history_open_mark_compare_images(world) -> None:
+    app = make_app(world)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("h")
+        screen = app.screen
+        assert isinstance(screen, HistoryScreen)
+        table = screen.query_one(DataTable)
+        await until(pilot, lambda: table.row_count == 2)
+        assert [c.plain if hasattr(c, "plain") else c for c in table.get_row_at(0)][1:4] == [
+            "20260102-120000-demo", "demo", "failed"]
+        await pilot.press("c")
+        assert not isinstance(app.screen, CompareScreen)  # nothing marked yet
+        await pilot.press("space", "down", "space")
+        assert table.get_row_at(0)[0] == "●" and table.get_row_at(1)[0] == "●"
+        await pilot.press("c")
+        assert isinstance(app.screen, CompareScreen)
+        await pilot.press("escape", "enter")
+        assert isinstance(app.screen, LiveScreen) and app.screen.run_dir == world["first"]
+        await pilot.press("escape", "o")
+        assert isinstance(app.screen, LiveScreen)
+        await pilot.press("escape", "i")
+        assert isinstance(app.screen, ImagesScreen)
+        await pilot.press("escape", "g")
+        await until(pilot, lambda: table.row_count == 2)
+        await pilot.press("escape")
+        assert isinstance(app.screen, RecipesScreen)
+
+
+@sync
+async def test_images_navigation_and_corrupt_files(world) -> None:
+    app = make_app(world)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.open_images(world["first"])
+        await pilot.pause()
+        screen = app.screen
+        caption = screen.query_one("#caption", Static)
+        await until(pilot, lambda: "filters/conv1.png" in text_of(caption))
+        await pilot.press("n")
+        assert "filters/conv2.png  (2/2)" in text_of(caption)
+        await pilot.press("p")
+        assert "(1/2)" in text_of(caption)
+        await pilot.press("]")
+        assert "curves/loss.png" in text_of(caption)
+        await pilot.press("]")
+        assert "confusion/matrix.png" in text_of(caption)
+        errors = screen.query(".error")
+        assert errors and "cannot be decoded" in text_of(errors.first())
+        await pilot.press("[", "g")
+        assert screen.query_one("#files", OptionList).option_count >= 1
+
+
+@sync
+async def test_images_of_a_run_without_images(world) -> None:
+    app = make_app(world)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.open_images(world["second"])
+        await pilot.pause()
+        assert "No images" in text_of(app.screen.query_one("#caption", Static))
+        await pilot.press("]", "n")  # nothing to move to: no crash
+
+
+@sync
+async def test_help_and_command_palette(world) -> None:
+    app = make_app(world)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        assert "**c**: Compare marked" in app.screen.text  # built from the screens' bindings
+        await pilot.press("escape", "f1")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape", "ctrl+p", *"History")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, HistoryScreen))
+        await pilot.press("r")
+        assert isinstance(app.screen, RecipesScreen)
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+FAKE_RUNNER = """
+import json, os, signal, sys, time
+run = sys.argv[1]
+os.makedirs(run)
+json.dump({"pid": os.getpid(), "host": None}, open(os.path.join(run, "meta.json"), "w"))
+events = open(os.path.join(run, "events.jsonl"), "a")
+def emit(**e):
+    events.write(json.dumps({"trial": None, "stage": None, **e}) + "\\n"); events.flush()
+def stop(signum, frame):
+    emit(event="run_interrupted", signal="SIGTERM", message="checkpoint saved")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+emit(event="run_started", recipe_name="tiny", trials=[])
+emit(event="epoch_end", trial="lenet-plain", stage="train", epoch=1, global_epoch=1,
+     metrics={"loss": 0.7, "accuracy": 0.6})
+while True:
+    time.sleep(0.05)
+"""
+
+
+@sync
+async def test_launch_watch_and_cancel_a_detached_run(world, monkeypatch, tmp_path) -> None:
+    """Launch (a stand-in runner), see its metrics, cancel with confirmation."""
+    script = tmp_path / "fake_runner.py"
+    script.write_text(textwrap.dedent(FAKE_RUNNER))
+    monkeypatch.setattr(launch_module, "run_command",
+                        lambda recipe, run_dir, overrides: [sys.executable, str(script),
+                                                            str(run_dir)])
+    app = make_app(world)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("down")
+        await until(pilot, lambda: app.screen.valid_recipe is not None)
+        await pilot.press("l")
+        assert isinstance(app.screen, LiveScreen)
+        (run_dir, launched), = app.launched.items()
+        assert run_dir.name.endswith("-tiny") and run_dir.parent == world["runs"]
+        assert launched.log.exists()
+        assert launched.process.pid != 0 and launched.finished() is None
+        table = app.screen.query_one("#epoch-table", DataTable)
+        await until(pilot, lambda: table.row_count == 1)
+        await pilot.press("c")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")  # no: the run goes on
+        assert launched.finished() is None
+        await pilot.press("c", "y")
+        await until(pilot, lambda: launched.finished() is not None)
+        header = app.screen.query_one("#run-header", Static)
+        await until(pilot, lambda: "status interrupted" in text_of(header))
+
+
+def test_main_rejects_a_bad_attach_directory(tmp_path, capsys) -> None:
+    assert main(["--attach", str(tmp_path), "--images", "halfblock"]) == 2
+    assert "is not a kvision run directory" in capsys.readouterr().err
+
+
+@sync
+async def test_native_image_widget_is_used_when_the_terminal_has_graphics(
+        world, monkeypatch) -> None:
+    from kvision_tui import images
+    from textual_image.widget import HalfcellImage
+
+    # stand in for a Sixel/Kitty terminal: textual-image's own widget class is mounted
+    monkeypatch.setattr(images, "_native_widget", HalfcellImage)
+    app = KvisionApp([world["recipes"]], world["runs"], None, "native")
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.open_images(world["first"])
+        await until(pilot, lambda: bool(app.screen.query(HalfcellImage)))
+        await pilot.press("]", "]")  # the corrupt PNG is still a message, not a crash
+        await until(pilot, lambda: bool(app.screen.query(".error")))

@@ -1,0 +1,96 @@
+"""Snapshots of the main screens at fixed sizes, on fixed fake data (no clocks, no tmp paths).
+
+Update them after an intended change with
+``pytest tests/test_tui_snapshots.py --snapshot-update`` and review the SVGs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from kvision_tui.app import KvisionApp
+from test_tui_fakes import write_run
+from test_tui_screens import TINY
+from textual.css.query import NoMatches
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def app(tmp_path: Path, monkeypatch) -> KvisionApp:
+    """An app on relative paths inside tmp_path, so no temporary path shows on screen."""
+    monkeypatch.chdir(tmp_path)
+    Path("recipes").mkdir()
+    Path("recipes/tiny.toml").write_text(TINY)
+    # a problem whose message does not list registries that grow (models, sources)
+    Path("recipes/broken.toml").write_text(TINY.replace("limit_per_class = 4",
+                                                        "val_fraction = 3.0"))
+    write_run(Path("runs"), "20260101-120000-demo", epochs=(40, 60))
+    write_run(Path("runs"), "20260102-120000-demo", trials=1, images=False)
+    return KvisionApp([Path("recipes")], Path("runs"), None, "halfblock")
+
+
+async def _settle(pilot, condition) -> None:
+    """Let workers and timers run until ``condition(app)`` holds (the screen may still be
+    mounting, so a missing widget counts as not yet)."""
+    for _ in range(200):
+        await pilot.pause(0.05)
+        try:
+            if condition(pilot.app):
+                break
+        except NoMatches:
+            continue
+    await pilot.pause()
+
+
+def test_recipes_screen(app, snap_compare) -> None:
+    async def validated(pilot) -> None:
+        await _settle(pilot, lambda a: "problem" in str(a.screen.query_one("#validation")
+                                                        .render()))
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=validated)
+
+
+def test_live_screen_charts(app, snap_compare) -> None:
+    async def attach(pilot) -> None:
+        pilot.app.open_live(Path("runs/20260101-120000-demo"))
+        await _settle(pilot, lambda a: a.screen.state is not None)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=attach)
+
+
+def test_live_screen_epochs_large(app, snap_compare) -> None:
+    async def attach(pilot) -> None:
+        pilot.app.open_live(Path("runs/20260101-120000-demo"))
+        await _settle(pilot, lambda a: a.screen.state is not None)
+
+    assert snap_compare(app, terminal_size=(140, 40), run_before=attach, press=["3"])
+
+
+def test_history_screen(app, snap_compare) -> None:
+    async def history(pilot) -> None:
+        await pilot.press("h")
+        await _settle(pilot, lambda a: a.screen.runs)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=history)
+
+
+def test_images_screen(app, snap_compare) -> None:
+    async def images(pilot) -> None:
+        pilot.app.open_images(Path("runs/20260101-120000-demo"))
+        await _settle(pilot, lambda a: "conv1" in str(a.screen.query_one("#caption").render()))
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=images)
+
+
+def test_help_screen(app, snap_compare) -> None:
+    assert snap_compare(app, terminal_size=(80, 24), press=["question_mark"])
+
+
+def test_live_screen_epochs_table(app, snap_compare) -> None:
+    async def attach(pilot) -> None:
+        pilot.app.open_live(Path("runs/20260101-120000-demo"))
+        await _settle(pilot, lambda a: a.screen.state is not None)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=attach, press=["2", "t"])

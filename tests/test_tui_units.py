@@ -1,0 +1,189 @@
+"""The TUI's non-visual parts: run digest, charts, half-block images, launching helpers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from kvision_tui.charts import BOUNDARY, Series, downsample, render_chart
+from kvision_tui.images import HalfBlock, ImageLoadError, load_image, prepare_native
+from kvision_tui.launch import new_run_dir, run_command
+from kvision_tui.recipes_screen import find_recipes, recipe_name
+from kvision_tui.runstate import RunState, format_seconds, open_run
+from rich.console import Console
+from test_tui_fakes import fake_events, write_run
+
+from kvision.errors import KvisionError
+from kvision.runs import RunReader
+
+
+def test_state_digests_trials_stages_and_evaluations(tmp_path: Path) -> None:
+    state = RunState(write_run(tmp_path, epochs=(2, 3)))
+    assert list(state.trials) == ["lenet-arm0", "lenet-arm1"]
+    trial = state.trials["lenet-arm0"]
+    assert [r.global_epoch for r in trial.rows()] == [1, 2, 3, 4, 5]
+    assert trial.boundaries() == [2]  # the second stage starts at the 3rd epoch (index 2)
+    assert state.final_matrices()["lenet-arm1"]["checkpoint"] == "after_stage1"
+    assert state.best_accuracy() == pytest.approx(max(trial.series("val_accuracy")))
+    assert state.status() == "finished"
+    assert format_seconds(state.duration()) == "13s"
+    assert ("warning", "skipped bad.png: cannot decode") in state.messages
+
+
+def test_state_skips_a_partial_last_line_and_picks_it_up_when_completed(tmp_path: Path) -> None:
+    run = write_run(tmp_path, trials=1, epochs=(2,), finish="running", partial_line=True)
+    state = RunState(run)
+    assert len(state.trials["lenet-arm0"].epochs) == 2
+    # the writer completes the torn line, then appends a whole new epoch
+    rest = {"event": "epoch_end", "trial": "lenet-arm0", "stage": "stage0", "epoch": 3,
+            "global_epoch": 3, "metrics": {"loss": 0.1}, "seconds": 1.0}
+    with open(run / "events.jsonl", "a") as fh:
+        fh.write('00:00.000+00:00"}\n' + json.dumps(rest) + "\n")
+    new = state.poll()
+    # the completed line is read now; it lacks an epoch number, so it becomes a warning
+    assert [e["event"] for e in new] == ["epoch_end", "epoch_end"]
+    assert any("Could not read a epoch_end" in text for _, text in state.messages)
+    assert state.trials["lenet-arm0"].series("loss")[-1] == 0.1
+
+
+def test_resumed_epoch_replaces_the_earlier_one_and_bad_events_become_warnings(
+        tmp_path: Path) -> None:
+    run = write_run(tmp_path, trials=1, epochs=(2,), finish="running")
+    state = RunState(run)
+    state.add({"event": "run_resumed", "lost_partial_epoch": True})
+    state.add({"event": "epoch_end", "trial": "lenet-arm0", "stage": "stage0", "epoch": 2,
+               "global_epoch": 2, "metrics": {"loss": 9.0}})
+    state.add({"event": "epoch_end", "trial": "lenet-arm0"})  # no epoch: malformed
+    assert state.trials["lenet-arm0"].series("loss")[-1] == 9.0
+    assert len(state.trials["lenet-arm0"].epochs) == 2
+    assert any("Could not read a epoch_end" in text for _, text in state.messages)
+    assert any("Resumed" in text for _, text in state.messages)
+
+
+def test_failed_run_reports_its_error(tmp_path: Path) -> None:
+    state = RunState(write_run(tmp_path, trials=1, finish="failed"))
+    assert state.status() == "failed"
+    assert ("error", "Run failed: CUDA out of memory (traceback in run.log)") in state.messages
+
+
+def test_open_run_explains_a_directory_that_is_not_a_run(tmp_path: Path) -> None:
+    with pytest.raises(KvisionError, match="is not a kvision run directory"):
+        open_run(tmp_path)
+    with pytest.raises(KvisionError, match="does not exist"):
+        open_run(tmp_path / "nope")
+
+
+def test_thousands_of_epochs_digest_quickly(tmp_path: Path) -> None:
+    import time
+
+    run = write_run(tmp_path, trials=4, epochs=(1500, 1500), images=False)
+    start = time.perf_counter()
+    state = RunState(run)
+    text = render_chart([Series("loss", "•", tuple(state.trials["lenet-arm3"].series("loss")))],
+                        60, 12, state.trials["lenet-arm3"].boundaries())
+    assert len(state.trials["lenet-arm3"].epochs) == 3000
+    assert time.perf_counter() - start < 5  # ~0.5 s here; generous for a loaded CI machine
+    assert "1 … 3000 epochs" in text.plain
+
+
+def test_downsample_averages_into_bins() -> None:
+    assert downsample([1, 2, 3, 4, 5, 6], 3) == [1.5, 3.5, 5.5]
+    assert downsample([1, 2], 5) == [1, 2]
+    assert len(downsample(list(range(10_000)), 37)) == 37
+
+
+def test_chart_uses_markers_and_stage_bars_not_colour() -> None:
+    train = Series("train", "•", (4.0, 3.0, 2.0, 1.0))
+    val = Series("val", "×", (4.0, 3.5, 3.0, 2.5))
+    lines = render_chart([train, val], width=20, height=8, boundaries=[2]).plain.splitlines()
+    plot = [line.split("┤", 1)[1] for line in lines if "┤" in line]
+    assert len(plot) == 6
+    assert plot[0][0] == "*"  # both series start at the top left: shared cell
+    assert plot[-1][3] == "•"  # train ends at the bottom
+    assert all(row[2] in (BOUNDARY, "•", "×", "*") for row in plot)
+    assert lines[0].strip().startswith("4")
+    assert "• train  × val  │ stage" in lines[-1]
+    assert render_chart([], 20, 8).plain == "no data yet"
+
+
+def _png(path: Path, size=(4, 4), color=(255, 0, 0)) -> Path:
+    from PIL import Image
+
+    Image.new("RGB", size, color).save(path)
+    return path
+
+
+def test_half_blocks_fit_the_width_and_carry_both_pixel_colours(tmp_path: Path) -> None:
+    from PIL import Image
+
+    img = Image.new("RGB", (2, 2))
+    img.putdata([(255, 0, 0), (255, 0, 0), (0, 0, 255), (0, 0, 255)])
+    console = Console(width=8, height=4, color_system="truecolor")
+    # 8 columns but only 1 row (2 px high) allowed: the height limits the scale to 1
+    segments = [s for s in console.render(HalfBlock(img, max_height=1)) if s.text == "▀"]
+    assert len(segments) == 2
+    assert {(s.style.color.triplet.hex, s.style.bgcolor.triplet.hex) for s in segments} == {
+        ("#ff0000", "#0000ff")}  # top pixel as foreground, bottom pixel as background
+    wide = [s for s in console.render(HalfBlock(img, max_height=4)) if s.text == "▀"]
+    assert len(wide) == 8 * 4  # scaled up to the full 8 columns, 4 rows
+
+
+def test_half_blocks_fall_back_to_a_luminance_ramp_without_colour() -> None:
+    from PIL import Image
+
+    console = Console(width=4, height=2, color_system=None, record=True)
+    console.print(HalfBlock(Image.new("RGB", (4, 4), (255, 255, 255)), max_height=2))
+    assert console.export_text().splitlines()[0] == "@@@@"
+
+
+def test_load_image_names_missing_and_corrupt_files(tmp_path: Path) -> None:
+    assert load_image(_png(tmp_path / "ok.png")).size == (4, 4)
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n garbage")
+    with pytest.raises(ImageLoadError, match="cannot be decoded"):
+        load_image(tmp_path / "bad.png")
+    with pytest.raises(ImageLoadError, match="is missing"):
+        load_image(tmp_path / "gone.png")
+
+
+def test_new_run_dir_never_reuses_a_name(tmp_path: Path) -> None:
+    first = new_run_dir(tmp_path, "demo")
+    first.mkdir()
+    second = new_run_dir(tmp_path, "demo")
+    assert second != first and second.name.startswith(first.name)
+    cmd = run_command("r.toml", second, ["a.b=1", "c=2"])
+    assert cmd[2:] == ["kvision", "run", "r.toml", "--run-dir", str(second),
+                       "--set", "a.b=1", "--set", "c=2"]
+
+
+def test_find_recipes_and_recipe_name(tmp_path: Path) -> None:
+    (tmp_path / "b.toml").write_text("")
+    (tmp_path / "a.toml").write_text("")
+    (tmp_path / "notes.txt").write_text("")
+    found = find_recipes([tmp_path, tmp_path / "a.toml"])
+    assert [p.name for p in found] == ["a.toml", "b.toml"]
+    assert recipe_name(object(), tmp_path / "a.toml") == "a"
+
+
+def test_fake_events_cover_every_trial() -> None:
+    trials = {e["trial"] for e in fake_events(trials=3) if e["event"] == "trial_started"}
+    assert len(trials) == 3
+
+
+def test_image_modes_fall_back_to_half_blocks_off_a_terminal() -> None:
+    # pytest's stdout is not a terminal, so no graphics protocol can be detected
+    assert prepare_native("halfblock") == "halfblock"
+    assert prepare_native("auto") == "halfblock"
+    assert prepare_native("native") == "halfblock"
+
+
+@pytest.mark.parametrize(("finish", "pid", "expected"), [
+    ("finished", None, "finished"), ("failed", None, "failed"),
+    ("running", None, "stale"), ("running", "self", "running"),
+])
+def test_state_status_agrees_with_the_reader(tmp_path: Path, finish, pid, expected) -> None:
+    import os
+
+    run = write_run(tmp_path, trials=1, finish=finish, images=False,
+                    pid=os.getpid() if pid == "self" else None)
+    assert RunState(run).status() == RunReader(run).status() == expected

@@ -1,0 +1,107 @@
+"""Starting and stopping `kvision run` processes that outlive the TUI.
+
+A run is started detached: its own session (so a closed terminal or a dropped SSH
+connection sends it no SIGHUP), stdin closed, output into ``<run dir>.log`` next to the run
+directory (the directory itself is created by kvision). Cancelling sends SIGTERM to the
+run's process group; the runner then finishes its checkpoint write and records
+``run_interrupted``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from kvision.errors import KvisionError
+
+
+@dataclass
+class Launched:
+    """A run started by this TUI."""
+
+    run_dir: Path
+    log: Path
+    process: subprocess.Popen
+
+    def finished(self) -> int | None:
+        """The exit code once the process is over (also reaps it), else None."""
+        return self.process.poll()
+
+    def log_tail(self, lines: int = 15) -> str:
+        """The last lines of the run's console output."""
+        try:
+            text = self.log.read_text("utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def new_run_dir(runs_dir: str | os.PathLike, recipe_name: str) -> Path:
+    """A fresh ``<runs_dir>/<YYYYmmdd-HHMMSS>-<name>[-<n>]`` that does not exist yet."""
+    root = Path(runs_dir)
+    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{recipe_name}"
+    candidate, n = root / base, 1
+    while candidate.exists() or candidate.with_name(candidate.name + ".log").exists():
+        n += 1
+        candidate = root / f"{base}-{n}"
+    return candidate
+
+
+def run_command(recipe: str | os.PathLike, run_dir: Path, overrides: Sequence[str]) -> list[str]:
+    """The `kvision run` command line for this launch."""
+    cmd = [sys.executable, "-m", "kvision", "run", str(recipe), "--run-dir", str(run_dir)]
+    for item in overrides:
+        cmd += ["--set", item]
+    return cmd
+
+
+def launch(recipe: str | os.PathLike, runs_dir: str | os.PathLike,
+           overrides: Sequence[str] = (), recipe_name: str | None = None) -> Launched:
+    """Start `kvision run` detached; returns at once with where the run will appear."""
+    runs = Path(runs_dir).expanduser()
+    try:
+        runs.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise KvisionError(f"Cannot create the runs folder '{runs}': {exc}. Choose a "
+                           "writable folder with --runs-dir.") from None
+    run_dir = new_run_dir(runs, recipe_name or Path(recipe).stem)
+    log = run_dir.with_name(run_dir.name + ".log")
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            run_command(recipe, run_dir, overrides),
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True, close_fds=True,
+        )
+    return Launched(run_dir, log, process)
+
+
+def cancel(run_dir: Path, meta: dict, launched: Launched | None = None) -> str:
+    """Ask a run to stop (SIGTERM); returns a line saying what was done.
+
+    A run launched here is stopped as a whole process group. A run started elsewhere is
+    sent the signal by the pid in its meta.json, and only on the machine that runs it.
+    """
+    if launched is not None and launched.finished() is None:
+        os.killpg(launched.process.pid, signal.SIGTERM)
+        return f"Sent SIGTERM to run {run_dir.name} (process group {launched.process.pid})."
+    pid, host = meta.get("pid"), meta.get("host")
+    if not pid:
+        raise KvisionError(f"Run {run_dir.name} has no pid in meta.json, so it cannot be "
+                           "cancelled from here.")
+    if host and host != socket.gethostname():
+        raise KvisionError(f"Run {run_dir.name} runs on host '{host}', not on this one; "
+                           "cancel it there.")
+    try:
+        os.kill(int(pid), signal.SIGTERM)
+    except ProcessLookupError:
+        raise KvisionError(f"Run {run_dir.name} is not running (process {pid} is gone).") from None
+    except PermissionError:
+        raise KvisionError(f"Not allowed to signal process {pid} of run {run_dir.name}.") from None
+    return f"Sent SIGTERM to run {run_dir.name} (pid {pid})."

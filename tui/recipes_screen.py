@@ -1,0 +1,200 @@
+"""Recipes: browse recipe files, see their validation, edit --set overrides, launch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, OptionList, Static
+from textual.widgets.option_list import Option
+
+from kvision.errors import KvisionError
+
+
+def find_recipes(paths: list[Path]) -> list[Path]:
+    """The .toml files in the given folders (sorted) and the given files, without repeats."""
+    found: dict[Path, None] = {}
+    for p in paths:
+        if p.is_dir():
+            for f in sorted(p.glob("*.toml")):
+                found.setdefault(f, None)
+        elif p.suffix == ".toml" and p.is_file():
+            found.setdefault(p, None)
+    return list(found)
+
+
+def display_name(path: Path) -> str:
+    """The path relative to the working directory when below it, else as given."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def validate(path: Path, overrides: list[str]) -> tuple[object | None, list[str], str]:
+    """(recipe or None, error lines, resolved TOML or raw text) for the recipe screen."""
+    try:
+        from kvision.recipe import check_recipe, dump_toml
+    except ImportError as exc:
+        return None, [f"Recipe validation is not available in this kvision ({exc})."], ""
+    recipe, errors = check_recipe(path, overrides=tuple(overrides))
+    if recipe is not None and not errors:
+        return recipe, [], dump_toml(recipe)
+    try:
+        raw = path.read_text("utf-8")
+    except OSError as exc:
+        raw = f"(cannot read {path}: {exc})"
+    return None, [str(e) for e in errors] or ["The recipe did not validate."], raw
+
+
+def recipe_name(recipe: object, path: Path) -> str:
+    """The recipe's ``experiment.name`` (it names the run directory), else the file stem."""
+    name = getattr(getattr(recipe, "experiment", None), "name", None)
+    return name if isinstance(name, str) and name else path.stem
+
+
+class RecipesScreen(Screen):
+    """Pick a recipe on the left; its validation, overrides and resolved text on the right."""
+
+    DEFAULT_CSS = """
+    RecipesScreen #recipe-list { width: 30%; min-width: 20; height: 1fr; }
+    RecipesScreen #recipe-side { width: 1fr; }
+    RecipesScreen #validation { height: auto; max-height: 8; padding: 0 1; }
+    RecipesScreen #overrides { height: auto; padding: 0 1; color: $text-muted; }
+    RecipesScreen #recipe-text { height: 1fr; border: round $panel; }
+    """
+    BINDINGS = [
+        Binding("l", "launch", "Launch"),
+        Binding("o", "focus_override", "Override"),
+        Binding("x", "clear_overrides", "Clear overrides"),
+        Binding("escape", "focus_list", "List", show=False),
+    ]
+
+    def __init__(self, recipe_paths: list[Path]) -> None:
+        super().__init__()
+        self.recipes = find_recipes(recipe_paths)
+        self.overrides: list[str] = []
+        self.current: Path | None = None
+        self.valid_recipe: object | None = None
+
+    def compose(self) -> ComposeResult:
+        """Recipe list | validation, override input, recipe text."""
+        yield Header()
+        with Horizontal():
+            yield OptionList(*[Option(display_name(p), id=str(i))
+                               for i, p in enumerate(self.recipes)], id="recipe-list")
+            with Vertical(id="recipe-side"):
+                yield Static(id="validation")
+                yield Input(placeholder="override key=value, Enter adds it", id="override")
+                yield Static(id="overrides")
+                with VerticalScroll(id="recipe-text"):
+                    yield Static(id="recipe-body")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Title, empty-state message, and the first recipe selected."""
+        self.title, self.sub_title = "kvision", "recipes"
+        self._show_overrides()
+        if not self.recipes:
+            self.query_one("#validation", Static).update(
+                "No recipes found. Give recipe folders or files on the command line "
+                "(kvision-tui recipes/ my.toml).")
+            return
+        self.query_one("#recipe-list", OptionList).highlighted = 0
+        self.query_one("#recipe-list", OptionList).focus()
+
+    @on(OptionList.OptionHighlighted, "#recipe-list")
+    def _recipe_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        self.current = self.recipes[int(event.option.id)]
+        self.check()
+
+    @on(Input.Submitted, "#override")
+    def _override_added(self, event: Input.Submitted) -> None:
+        value = event.value.strip()
+        if not value:
+            return
+        if "=" not in value:
+            self.notify(f"Override '{value}' is not key=value (e.g. training.epochs=2).",
+                        severity="error")
+            return
+        self.overrides.append(value)
+        event.input.value = ""
+        self._show_overrides()
+        self.check()
+
+    def _show_overrides(self) -> None:
+        text = ("overrides: " + "  ".join(f"--set {o}" for o in self.overrides)
+                if self.overrides else "overrides: none (o to add one)")
+        self.query_one("#overrides", Static).update(text)
+
+    def check(self) -> None:
+        """Validate the current recipe with the current overrides (in a thread)."""
+        if self.current is None:
+            return
+        self.valid_recipe = None
+        self.query_one("#validation", Static).update(f"validating {self.current.name} …")
+        self._validate(self.current, list(self.overrides))
+
+    @work(thread=True, exclusive=True, group="validate")
+    def _validate(self, path: Path, overrides: list[str]) -> None:
+        try:
+            result = validate(path, overrides)
+        except Exception as exc:  # noqa: BLE001 - a validator bug must not crash the TUI
+            result = (None, [f"Validation crashed: {exc!r}"], "")
+        self.app.call_from_thread(self._show_validation, path, overrides, result)
+
+    def _show_validation(self, path: Path, overrides: list[str], result: tuple) -> None:
+        if path != self.current or overrides != self.overrides:
+            return  # an older answer arriving late
+        recipe, errors, text = result
+        self.valid_recipe = recipe
+        status = Text()
+        if errors:
+            status.append(f"✗ {len(errors)} problem(s) in {path.name}:\n", style="bold red")
+            for line in errors:
+                status.append(f"  • {line}\n")
+        else:
+            status.append(f"✓ {path.name} is valid", style="bold green")
+            status.append("  (l to launch)")
+        self.query_one("#validation", Static).update(status)
+        self.query_one("#recipe-body", Static).update(Text(text))
+
+    def action_launch(self) -> None:
+        """Start `kvision run` for the current recipe, detached, then watch it live."""
+        if self.current is None:
+            self.notify("No recipe selected.", severity="warning")
+            return
+        if self.valid_recipe is None:
+            self.notify(f"{self.current.name} has not validated; fix it before launching.",
+                        severity="error")
+            return
+        from .launch import launch
+
+        try:
+            launched = launch(self.current, self.app.runs_dir, self.overrides,
+                              recipe_name(self.valid_recipe, self.current))
+        except (KvisionError, OSError) as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.app.launched[launched.run_dir] = launched
+        self.notify(f"Launched {launched.run_dir.name}")
+        self.app.open_live(launched.run_dir)
+
+    def action_focus_override(self) -> None:
+        """Move the focus to the override input."""
+        self.query_one("#override", Input).focus()
+
+    def action_focus_list(self) -> None:
+        """Back to the recipe list."""
+        self.query_one("#recipe-list", OptionList).focus()
+
+    def action_clear_overrides(self) -> None:
+        """Drop all overrides and validate again."""
+        self.overrides.clear()
+        self._show_overrides()
+        self.check()

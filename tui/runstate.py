@@ -1,0 +1,268 @@
+"""What a run's events add up to: epoch rows, curves, evaluation matrices, progress, errors.
+
+Pure Python on top of :class:`kvision.runs.RunReader`, so the screens stay thin and the
+digest is testable without a terminal. Events are fed incrementally (``add``), which keeps
+a live run with thousands of epochs cheap to follow.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from kvision.runs import RunReader, is_run_dir
+from kvision.runs.reader import TERMINAL, writer_alive
+
+#: Metric columns shown in the epoch table, in order.
+METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr")
+
+
+@dataclass
+class EpochRow:
+    """One epoch_end event, flattened for the table and the charts."""
+
+    trial: str
+    stage: str
+    epoch: int
+    global_epoch: int
+    metrics: dict[str, float]
+    seconds: float | None
+
+
+@dataclass
+class TrialState:
+    """Everything known about one trial (model x arm)."""
+
+    name: str
+    model: str = ""
+    arm: str = ""
+    # keyed by (stage, epoch) so a resumed run's repeated epoch replaces the old one
+    epochs: dict[tuple[str, int], EpochRow] = field(default_factory=dict)
+    # global epoch at which each stage starts: the charts draw these as boundaries
+    stage_starts: dict[str, int] = field(default_factory=dict)
+
+    def rows(self) -> list[EpochRow]:
+        """Epoch rows in training order."""
+        return sorted(self.epochs.values(), key=lambda r: r.global_epoch)
+
+    def series(self, metric: str) -> list[float]:
+        """One metric over global epochs (missing values skipped)."""
+        return [r.metrics[metric] for r in self.rows() if _is_number(r.metrics.get(metric))]
+
+    def boundaries(self) -> list[int]:
+        """0-based epoch indices where a stage after the first one begins."""
+        return sorted(g - 1 for g in self.stage_starts.values() if g > 1)
+
+
+@dataclass
+class Progress:
+    """The current epoch's progress, from the latest progress event."""
+
+    trial: str | None
+    stage: str | None
+    epoch: int
+    step: int
+    steps: int
+
+
+class RunState:
+    """Incremental digest of one run directory's events."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.reader = RunReader(self.path)
+        self.trials: dict[str, TrialState] = {}
+        # (trial, checkpoint) -> evaluation event; a later evaluation of the same pair wins
+        self.evaluations: dict[tuple[str | None, str], dict] = {}
+        self.progress: Progress | None = None
+        self.messages: list[tuple[str, str]] = []  # (level, text), errors and warnings
+        self.artifacts: list[dict] = []
+        self.recipe_name = ""
+        self.started: str | None = None
+        self.ended: str | None = None
+        self.seconds: float | None = None
+        # finished/failed/interrupted once the run said so; None while it has not
+        self.last_word: str | None = None
+        for event in self.reader.events:
+            self.add(event)
+
+    @property
+    def name(self) -> str:
+        """The run directory's name."""
+        return self.path.name
+
+    def poll(self) -> list[dict]:
+        """Read and digest newly appended events; returns them."""
+        new = self.reader.poll()
+        for event in new:
+            self.add(event)
+        return new
+
+    def status(self) -> str:
+        """running | finished | failed | interrupted | stale, as RunReader.status says, but
+        from the digested last word instead of a scan of all events (cheap when polled)."""
+        return self.last_word or ("running" if writer_alive(self.reader.meta()) else "stale")
+
+    def add(self, e: dict) -> None:
+        """Digest one event; unknown or malformed events are ignored, never fatal."""
+        kind = e.get("event")
+        if kind in TERMINAL:
+            self.last_word = TERMINAL[kind]
+        elif kind in ("run_started", "run_resumed"):
+            self.last_word = None
+        handler = getattr(self, f"_on_{kind}", None)
+        if handler is None:
+            return
+        try:
+            handler(e)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            self.messages.append(("warning", f"Could not read a {kind} event: {e!r:.120}"))
+
+    def _trial(self, name: str | None) -> TrialState:
+        key = name or "-"
+        if key not in self.trials:
+            self.trials[key] = TrialState(key)
+        return self.trials[key]
+
+    def _on_run_started(self, e: dict) -> None:
+        self.recipe_name = e.get("recipe_name") or ""
+        self.started = self.started or e.get("time")
+        for t in e.get("trials") or []:
+            trial = self._trial(t.get("trial"))
+            trial.model, trial.arm = t.get("model", ""), t.get("arm", "")
+
+    def _on_trial_started(self, e: dict) -> None:
+        trial = self._trial(e.get("trial"))
+        trial.model = e.get("model", trial.model)
+        trial.arm = e.get("arm", trial.arm)
+
+    def _on_stage_started(self, e: dict) -> None:
+        trial = self._trial(e.get("trial"))
+        # the stage begins after the epochs already run in this trial
+        trial.stage_starts.setdefault(e.get("stage") or "", _next_epoch(trial))
+
+    def _on_epoch_end(self, e: dict) -> None:
+        trial = self._trial(e.get("trial"))
+        stage = e.get("stage") or ""
+        metrics = {k: float(v) for k, v in (e.get("metrics") or {}).items() if _is_number(v)}
+        row = EpochRow(trial.name, stage, int(e["epoch"]),
+                       int(e.get("global_epoch") or e["epoch"]), metrics, e.get("seconds"))
+        trial.epochs[(stage, row.epoch)] = row
+        trial.stage_starts.setdefault(stage, row.global_epoch - row.epoch + 1)
+        self.progress = None
+
+    def _on_progress(self, e: dict) -> None:
+        self.progress = Progress(e.get("trial"), e.get("stage"), int(e.get("epoch") or 0),
+                                 int(e["step"]), int(e["steps"]))
+
+    def _on_evaluation(self, e: dict) -> None:
+        self.evaluations[(e.get("trial"), str(e.get("checkpoint")))] = e
+
+    def _on_artifact(self, e: dict) -> None:
+        self.artifacts.append(e)
+
+    def _on_warning(self, e: dict) -> None:
+        self.messages.append(("warning", str(e.get("message"))))
+
+    def _on_data_loaded(self, e: dict) -> None:
+        for skipped in e.get("skipped") or []:
+            self.messages.append(("warning", f"skipped {skipped.get('path')}: "
+                                             f"{skipped.get('reason')}"))
+
+    def _on_run_failed(self, e: dict) -> None:
+        where = f" (traceback in {e['traceback_file']})" if e.get("traceback_file") else ""
+        self.messages.append(("error", f"Run failed: {e.get('error')}{where}"))
+        self._end(e)
+
+    def _on_run_interrupted(self, e: dict) -> None:
+        self.messages.append(("error", f"Run interrupted ({e.get('signal')}): "
+                                       f"{e.get('message')}"))
+        self._end(e)
+
+    def _on_run_finished(self, e: dict) -> None:
+        self._end(e)
+        self.seconds = e.get("seconds", self.seconds)
+
+    def _on_run_resumed(self, e: dict) -> None:
+        self.ended = None
+        if e.get("lost_partial_epoch"):
+            self.messages.append(("warning", "Resumed; the epoch in progress was lost "
+                                             "and is run again."))
+
+    def _end(self, e: dict) -> None:
+        self.ended = e.get("time")
+        self.progress = None
+
+    def final_matrices(self) -> dict[str, dict]:
+        """Per trial, the latest evaluation event (the one after its last stage)."""
+        latest: dict[str, dict] = {}
+        for (trial, _checkpoint), event in self.evaluations.items():
+            latest[trial or "-"] = event  # dict keeps insertion order: later ones win
+        return latest
+
+    def best_accuracy(self) -> float | None:
+        """Best validation accuracy of any epoch, else best evaluated accuracy."""
+        values = [v for t in self.trials.values() for v in t.series("val_accuracy")]
+        if not values:
+            values = [acc for e in self.evaluations.values()
+                      for splits in (e.get("matrix") or {}).values()
+                      for acc in (splits or {}).values() if _is_number(acc)]
+        return max(values) if values else None
+
+    def duration(self) -> float | None:
+        """Seconds from run_started to the last word (or to the latest event while running)."""
+        if self.seconds is not None:
+            return float(self.seconds)
+        last = self.ended or (self.reader.events[-1].get("time") if self.reader.events else None)
+        start, end = _parse_time(self.started), _parse_time(last)
+        return (end - start).total_seconds() if start and end else None
+
+
+def open_run(path: str | os.PathLike) -> RunState:
+    """A RunState for ``path``; a KvisionError naming the problem when it is not a run."""
+    from kvision.errors import KvisionError
+
+    p = Path(path).expanduser()
+    if not p.is_dir():
+        raise KvisionError(f"Run directory '{p}' does not exist. Give a directory made by "
+                           "'kvision run' (it holds meta.json and events.jsonl).")
+    if not is_run_dir(p):
+        raise KvisionError(f"'{p}' is not a kvision run directory: it lacks meta.json or "
+                           "events.jsonl. Give a directory made by 'kvision run', or a runs "
+                           "folder with --runs-dir.")
+    return RunState(p)
+
+
+def format_seconds(seconds: float | None) -> str:
+    """'1h02m', '3m05s', '12s' or '-'."""
+    if seconds is None:
+        return "-"
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s}s"
+
+
+def format_time(iso: str | None) -> str:
+    """'2026-01-01 12:00' from an ISO timestamp, or '-'."""
+    t = _parse_time(iso)
+    return t.strftime("%Y-%m-%d %H:%M") if t else "-"
+
+
+def _next_epoch(trial: TrialState) -> int:
+    return max((r.global_epoch for r in trial.epochs.values()), default=0) + 1
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
+def _parse_time(iso: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(iso) if iso else None
+    except ValueError:
+        return None
