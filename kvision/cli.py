@@ -32,10 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_show(sub)
     _add_ls(sub)
     _add_export(sub)
-    _add_models(sub)
     p = sub.add_parser("datasets", help="list dataset sources and built-in datasets")
     p.set_defaults(handler=_datasets)
-    for module in ("kvision.insight.commands", "kvision.bench.commands"):
+    for module in ("kvision.models.commands", "kvision.data.commands", "kvision.insight.commands",
+                   "kvision.sweep_commands", "kvision.bench.commands"):
         _register_optional(sub, module)
     return parser
 
@@ -93,14 +93,6 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir")
     p.add_argument("--to", default=".", help="destination folder (default: current folder)")
     p.set_defaults(handler=_export)
-
-
-def _add_models(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("models", help="list architectures, or print one's layer table")
-    p.add_argument("name", nargs="?")
-    p.add_argument("--input", nargs=3, type=int, metavar=("H", "W", "C"), help="input shape for the layer table")
-    p.add_argument("--classes", type=int, help="number of classes for the layer table")
-    p.set_defaults(handler=_models)
 
 
 # -- handlers -------------------------------------------------------------------------------
@@ -168,21 +160,6 @@ def _export(args: argparse.Namespace) -> int:
         target = dest / f"{run.name}-{path.parent.name}.keras"
         shutil.copyfile(path, target)
         print(target)
-    return 0
-
-
-def _models(args: argparse.Namespace) -> int:
-    from kvision import models
-
-    if not args.name:
-        print(models.format_model_list())
-        return 0
-    options = {}
-    if args.input:
-        options["input_shape"] = tuple(args.input)
-    if args.classes:
-        options["num_classes"] = args.classes
-    print(models.format_layer_table(args.name, **options))
     return 0
 
 

@@ -179,5 +179,9 @@ def test_bad_kind_and_input_are_user_errors(images):
         apply_blur(images, "gausian", {"sigma": 1})
     with pytest.raises(KvisionError, match="uint8 images shaped"):
         apply_blur(images[0], "gaussian", {"sigma": 1})
+    with pytest.raises(KvisionError, match=r"gaussian blur takes sigma .*got \['radius'\]"):
+        apply_blur(images, "gaussian", {"radius": 2})
+    with pytest.raises(KvisionError, match="motion blur needs sigma > 0"):
+        apply_blur(images, "motion", {"radius": 3, "sigma": 0})
     with pytest.raises(KvisionError, match="severity must be 1 to 5"):
         severity_params("zoom", 6, (32, 32))

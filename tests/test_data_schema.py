@@ -77,6 +77,7 @@ def test_balance_rules():
     ({"kind": "glass", "sigma": 1.0}, "max_delta", "glass blur needs severity (1-5) or"),
     ({"kind": "zoom", "zooms": [1.2, 1.1, 0.01]}, "zooms", "start < stop"),
     ({"kind": "defocus", "severity": 6}, "severity", "must be <= 5"),
+    ({"kind": "motion", "radius": 5, "sigma": 0}, "sigma", "motion blur needs sigma > 0"),
     ({"kind": "gausian", "sigma": 1}, "kind", "Did you mean: 'gaussian'?"),
 ])
 def test_blur_errors_name_the_key(blur, key, expected):

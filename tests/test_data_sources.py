@@ -96,6 +96,7 @@ def _messy_folder(root: Path, per_class: int = 6) -> None:
     os.symlink(cat / "0.jpg", root / "dog" / "linked.jpg")
     os.symlink(root / "missing.jpg", root / "dog" / "dangling.jpg")
     os.symlink(root / "dog", root / "dog" / "loop")  # a folder symlink pointing at itself
+    (root / "README.md").write_text("a stray file beside the class folders")
 
 
 def test_messy_folder_loads_and_lists_what_it_skipped(tmp_path):
@@ -104,7 +105,9 @@ def test_messy_folder_loads_and_lists_what_it_skipped(tmp_path):
                                    val_fraction=0.25), seed=0)
     skipped = {s["path"]: s["reason"] for s in ds.info["skipped"]}
     assert set(skipped) == {"cat/notes.txt", "cat/.hidden.jpg", "cat/corrupt.jpg",
-                            "cat/truncated.jpg", "cat/tiny.jpg", "dog/dangling.jpg"}
+                            "cat/truncated.jpg", "cat/tiny.jpg", "dog/dangling.jpg",
+                            "README.md"}
+    assert skipped["README.md"] == "not inside a class folder"
     assert "truncated" in skipped["cat/truncated.jpg"]
     assert "too small (4x4 px" in skipped["cat/tiny.jpg"]
     assert "not an image file" in skipped["cat/notes.txt"]

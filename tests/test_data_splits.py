@@ -132,3 +132,14 @@ def test_condition_views_are_cached_and_blurred():
     assert condition_view(ds, "val", "zoom3", severe).shape == ds.splits["val"].images.shape
     with pytest.raises(KvisionError, match="no 'tst' split"):
         condition_view(ds, "tst", "clear", section(ConditionSection))
+
+
+def test_manifest_leaves_out_static_copies_and_they_are_remade():
+    data = section(source="builtin:fashion7k", limit_per_class=3,
+                   augment={"static": [[{"op": "rotate", "degrees": 30}]]})
+    ds = load_dataset(data, seed=7)
+    manifest = split_manifest(ds)
+    assert len(manifest["splits"]["train"]) == 30 and len(ds.splits["train"]) == 60
+    again = load_dataset(data, seed=7, manifest=manifest)
+    assert again.splits["train"].ids == ds.splits["train"].ids
+    assert np.array_equal(again.splits["train"].images, ds.splits["train"].images)

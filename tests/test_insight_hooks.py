@@ -12,8 +12,10 @@ import keras
 import numpy as np
 import pytest
 
+from kvision.errors import KvisionError
 from kvision.insight.hooks import (
     Samples,
+    check_model,
     checkpoint_artifacts,
     pick_samples,
     run_artifacts,
@@ -136,13 +138,23 @@ def test_classification_json_agrees_with_the_models_predictions(finished_run):
 
 
 def test_robustness_tables_per_trial_and_for_the_run(finished_run):
-    w, emitted, model = finished_run
+    from kvision.data.blur import apply_blur
+    from kvision.insight.robustness import stratified_subset
+
+    w, emitted, model = finished_run  # the last trial's model is tiny-expert's
     trial = json.loads((w.dir / "trials/tiny-expert/robustness.json").read_text())
     assert set(trial["sigma"]) == {"0", "2"} and set(trial["severity"]) == {"gaussian", "motion"}
+    assert trial["n"] == 8 and trial["condition"] == "clear"  # max_images, first condition
     images, labels = _data()
-    keep = np.sort(np.concatenate([np.flatnonzero(labels == c)[:4] for c in (0, 1)]))
-    assert trial["n"] == 8
-    assert 0.0 <= trial["sigma"]["2"] <= 1.0
+    keep = stratified_subset(labels, 8)
+
+    def accuracy(x):
+        return float((model.predict(x.astype(np.float32), verbose=0).argmax(-1)
+                      == labels[keep]).mean())
+
+    assert trial["sigma"]["0"] == pytest.approx(accuracy(images[keep]))
+    sigma2 = apply_blur(images[keep], "gaussian", {"sigma": 2.0})
+    assert trial["sigma"]["2"] == pytest.approx(accuracy(sigma2))
     run = json.loads((w.dir / "robustness.json").read_text())
     assert run["baseline"] == "tiny-naive"
     assert run["summary"]["tiny-naive"]["mce"] in (None, pytest.approx(1.0))
@@ -150,7 +162,6 @@ def test_robustness_tables_per_trial_and_for_the_run(finished_run):
         "images/curves/comparison_validation.png",
         "images/robustness/comparison_blur-robustness.png"}
     assert all(e["trial"] is None for e in emitted["run"])
-    del keep
 
 
 def test_retrieval_stores_precision_at_k(finished_run):
@@ -168,6 +179,8 @@ def test_report_markdown_embeds_existing_images_and_tables(finished_run):
     assert "### Blur robustness" in text and "| tiny-expert |" in text
     links = [line.split("](")[1].rstrip(")") for line in text.splitlines() if line.startswith("![")]
     assert "images/filters/tiny-expert_first-conv_checkpoints.png" in links
+    assert "images/filters/tiny-expert_first-conv_before.png" not in links  # in the comparison
+    assert "| tiny-naive | clear test | 12 | 2 |" in text  # retrieval precision@k row
     assert all((w.dir / link).is_file() for link in links)
 
 
@@ -182,3 +195,13 @@ def test_checkpoints_option_and_disabled_section_skip_work(tmp_path):
     assert trial_artifacts(w, trial="tiny-naive", model=_model(0), test_sets={},
                            class_names=CLASSES, samples=samples, cfg=off) == []
     assert not (w.dir / "images").exists()
+
+
+def test_check_model_catches_layer_typos_before_training():
+    model = _model(0)
+    check_model(model, InsightSection(stages=("v1", "v4_conv")))  # stage and layer names
+    with pytest.raises(KvisionError, match="no stage or layer 'v3'"):
+        check_model(model, InsightSection(stages=("v1", "v3")))
+    with pytest.raises(KvisionError, match="'classifier'.*not a spatial map"):
+        check_model(model, dataclasses.replace(InsightSection(), cam=dataclasses.replace(
+            InsightSection().cam, layer="classifier")))

@@ -83,6 +83,10 @@ def test_cam_for_an_asked_class(files):
     (["robustness", "{m}"], "A .keras model has no stored robustness results: pass --data DIR"),
     (["robustness", "{m}", "--data", "{db}", "--kinds", "blurr"],
      "Unknown blur kind 'blurr'."),
+    (["retrieve", "{m}", "--index", "{db}", "--query", "{db}/ants/0.png", "--k", "0"],
+     "--k must be at least 1, got 0."),
+    (["retrieve", "{m}", "--index", "{notes}", "--query", "{db}/ants/0.png"],
+     "is not a folder of images."),
 ])
 def test_bad_input_is_a_kvision_error(files, argv, message):
     names = {"m": files / "cnn.keras", "mlp": files / "mlp.keras", "db": files / "db",

@@ -23,3 +23,32 @@ def test_layer_table_of_alexnet_seed():
     assert rows["avgpool"][1:4] == ["-", "AdaptiveAveragePooling2D", "6x6x128"]
     assert "11,114,018 trainable parameters" in text
     assert "first conv: retina_conv, last conv: v4_conv" in text
+
+
+def _cli(*argv: str):
+    import argparse
+
+    from kvision.models.commands import register
+
+    parser = argparse.ArgumentParser(prog="kvision")
+    register(parser.add_subparsers())
+    args = parser.parse_args(["models", *argv])
+    return args.handler(args)
+
+
+def test_models_subcommand_prints_a_layer_table(capsys):
+    assert _cli("alexnet_seed", "--input", "64x64x3", "--set", "downscale=16") == 0
+    out = capsys.readouterr().out
+    assert "input 64x64x3, 2 outputs" in out and "retina_conv" in out
+
+
+def test_models_subcommand_refuses_bad_names_and_options():
+    import pytest
+
+    from kvision.errors import KvisionError
+
+    with pytest.raises(KvisionError, match="Did you mean: 'lenet'"):
+        _cli("lenett")
+    with pytest.raises(KvisionError, match="Unknown option 'downscale' for model architecture "
+                                           "'lenet'"):
+        _cli("lenet", "--set", "downscale=2")

@@ -97,6 +97,18 @@ class VGG(nn.Module):
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
+class VGGSeed(VGG):
+    """Report 000's VGG: no 7x7 pool, Flatten of 512 x H/32 x W/32, Dropout before Linear."""
+
+    def __init__(self, cfg, num_classes: int, width: int, head: int, side: int):
+        super().__init__(cfg, num_classes, False, width, head)
+        self.avgpool = nn.Identity()
+        flat, hidden = 512 // width * (side // 32) ** 2, head // width
+        self.classifier = nn.Sequential(
+            nn.Dropout(), nn.Linear(flat, hidden), nn.ReLU(), nn.Dropout(),
+            nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
+
+
 class BasicBlock(nn.Module):
     expansion = 1
 
@@ -187,6 +199,7 @@ CASES = {
     "lenet": (lambda: LeNet(3), (28, 28, 1), {}),
     "alexnet_small": (lambda: SmallAlexNet(3, 32), (28, 28, 1), {"head": 32}),
     "vgg11_bn": (lambda: VGG(VGG11, 3, True, 16, 64), (32, 32, 3), {"width": 16, "head": 64}),
+    "vgg11_seed": (lambda: VGGSeed(VGG11, 3, 16, 64, 64), (64, 64, 3), {"width": 16, "head": 64}),
     "resnet18": (lambda: ResNet(BasicBlock, (2, 2, 2, 2), 3), (40, 40, 3), {}),
     "resnet50": (lambda: ResNet(Bottleneck, (3, 4, 6, 3), 3), (40, 40, 3), {}),
     "resnet20": (lambda: ResNet(BasicBlock, (3, 3, 3), 3, cifar=True), (32, 32, 3), {}),
@@ -248,9 +261,9 @@ def test_state_dict_of_another_architecture_names_the_first_mismatching_layer():
 
 
 def test_resnet_state_dict_missing_a_module_names_it():
-    state = ResNet(BasicBlock, (2, 2, 2, 2), 3).state_dict()
-    state = {k: v for k, v in state.items() if not k.startswith("layer3.0.downsample")}
-    model = create_model("resnet18", input_shape=(32, 32, 3), num_classes=3)
-    with pytest.raises(KvisionError, match=r"'layer3_block1_down_conv', which expects "
-                                           r"'layer3.0.downsample.0'"):
+    state = ResNet(BasicBlock, (3, 3, 3), 3, cifar=True).state_dict()
+    state = {k: v for k, v in state.items() if not k.startswith("layer3.1.bn2")}
+    model = create_model("resnet20", input_shape=(32, 32, 3), num_classes=3)
+    with pytest.raises(KvisionError, match=r"'layer3_block2_bn2', which expects "
+                                           r"'layer3.1.bn2'"):
         load_torch_state_dict(model, state)

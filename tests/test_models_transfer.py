@@ -63,8 +63,8 @@ def test_pattern_matching_nothing_is_an_error(resnet18):
 def test_replace_head_survives_a_round_trip(tmp_path):
     from kvision.models import load_model
 
-    model = replace_head(create_model("resnet20", input_shape=(32, 32, 3), num_classes=10), 2)
+    model = replace_head(create_model("lenet", input_shape=(28, 28, 1), num_classes=10), 2)
     model.save(tmp_path / "m.keras")
-    x = np.random.default_rng(1).uniform(0, 255, size=(2, 32, 32, 3)).astype("float32")
+    x = np.random.default_rng(1).uniform(0, 255, size=(2, 28, 28, 1)).astype("float32")
     np.testing.assert_array_equal(load_model(tmp_path / "m.keras").predict(x, verbose=0),
                                   model.predict(x, verbose=0))

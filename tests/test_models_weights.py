@@ -69,14 +69,29 @@ def test_imagenet_without_network_says_so(monkeypatch):
         raise OSError("URL fetch failure: network unreachable")
 
     monkeypatch.setattr(file_utils, "get_file", offline)
-    with pytest.raises(KvisionError) as info:
+    with pytest.raises(KvisionError) as info, \
+            pytest.warns(UserWarning, match=r"normalises its input the way Keras trained"):
         create_model("vgg16", input_shape=(32, 32, 3), num_classes=2, head=8,
-                     weights="imagenet")
+                     preprocess=([0.5] * 3, [0.5] * 3), weights="imagenet")
     message = str(info.value)
     assert "Could not get the ImageNet weights for model 'vgg16'" in message
     assert "network unreachable" in message
     assert "does not fall back to random weights" in message
     assert "~/.keras/models/" in message
+
+
+def test_imagenet_model_takes_raw_rgb_with_caffe_statistics(monkeypatch):
+    from kvision.models import weights
+
+    monkeypatch.setattr(weights, "load_imagenet", lambda model, arch: None)  # no download
+    model = create_model("vgg16", input_shape=(32, 32, 3), num_classes=2, head=8,
+                         weights="imagenet")
+    x = np.full((1, 32, 32, 3), 200.0, dtype="float32")
+    from keras import ops
+
+    got = ops.convert_to_numpy(model.get_layer("preprocess")(x))
+    np.testing.assert_allclose(got[0, 0, 0], [200 - 123.68, 200 - 116.779, 200 - 103.939],
+                               rtol=1e-5)
 
 
 def test_imagenet_for_an_architecture_keras_does_not_publish():

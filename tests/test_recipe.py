@@ -93,7 +93,7 @@ def test_stage_condition_reference_is_checked(tmp_path):
     (err,) = errors_of(tmp_path, text)
     assert err.key == "arms[1].stages[0].condition"
     assert "condition 'claer' is not defined. Did you mean: 'clear'?" in str(err)
-    assert err.line == next(i for i, l in enumerate(text.splitlines(), 1) if "claer" in l)
+    assert err.line == next(i for i, line in enumerate(text.splitlines(), 1) if "claer" in line)
 
 
 def test_wrong_type_and_bad_value_name_the_key(tmp_path):

@@ -19,6 +19,7 @@ from kvision_tui.images_screen import ImagesScreen
 from kvision_tui.live_screen import MAX_TABLE_ROWS, LiveScreen
 from kvision_tui.recipes_screen import RecipesScreen
 from test_tui_fakes import write_run
+from textual.command import CommandList
 from textual.widgets import DataTable, OptionList, Static, TabbedContent
 
 pytestmark = pytest.mark.timeout(120)
@@ -51,13 +52,14 @@ def sync(test: Callable) -> Callable:
     return wrapper
 
 
-async def until(pilot, condition: Callable[[], bool], timeout: float = 10.0) -> None:
+async def until(pilot, condition: Callable[[], bool], timeout: float = 20.0) -> None:
     """Let the app run until ``condition()`` holds (workers, timers), or fail."""
-    for _ in range(int(timeout / 0.05)):
-        if condition():
-            return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
         await pilot.pause(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def text_of(widget: Static) -> str:
@@ -136,8 +138,9 @@ async def test_live_screen_tabs_trials_and_messages(world) -> None:
             await pilot.press(key)
             assert screen.query_one(TabbedContent).active == tab
         assert screen.query_one("#eval-table", DataTable).row_count == 12
-        assert "skipped bad.png" in "\n".join(str(line.text) for line in
-                                               screen.query_one("#log").lines)
+        await pilot.press("4")  # the log renders once its tab is shown
+        log = screen.query_one("#log")
+        await until(pilot, lambda: any("skipped bad.png" in str(line.text) for line in log.lines))
         await pilot.press("c")  # a finished run cannot be cancelled: a message, no dialog
         assert not isinstance(app.screen, ConfirmScreen)
         await pilot.press("i")
@@ -165,7 +168,9 @@ async def test_live_screen_follows_appended_events(world) -> None:
         await until(pilot, lambda: table.row_count == 5)
         header = app.screen.query_one("#run-header", Static)
         await until(pilot, lambda: "status failed" in text_of(header))
-        assert any("disk full" in n.message for n in app._notifications)
+        await pilot.press("4")  # the log renders once its tab is shown
+        log = app.screen.query_one("#log")
+        await until(pilot, lambda: any("disk full" in str(line.text) for line in log.lines))
 
 
 @sync
@@ -265,8 +270,9 @@ async def test_help_and_command_palette(world) -> None:
         await pilot.press("escape", "f1")
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("escape", "ctrl+p", *"History")
-        await pilot.pause(0.3)
-        await pilot.press("enter")
+        await until(pilot, lambda: app.screen.query(CommandList)
+                    and app.screen.query_one(CommandList).option_count > 0)
+        await pilot.press("down", "enter")
         await until(pilot, lambda: isinstance(app.screen, HistoryScreen))
         await pilot.press("r")
         assert isinstance(app.screen, RecipesScreen)

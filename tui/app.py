@@ -64,10 +64,11 @@ class KvisionApp(App):
 
     TITLE = "kvision"
     COMMANDS = App.COMMANDS | {KvisionCommands}
+    # help first: on an 80-column footer the last entries are cut off
     BINDINGS = [
+        Binding("question_mark,f1", "help", "Help"),
         Binding("r", "recipes", "Recipes"),
         Binding("h", "history", "History"),
-        Binding("question_mark,f1", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
 

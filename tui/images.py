@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.segment import Segment
@@ -18,6 +19,9 @@ from rich.style import Style
 from rich.text import Text
 from textual.containers import Container
 from textual.widgets import Static
+
+if TYPE_CHECKING:  # Pillow is imported only when an image is shown
+    from PIL.Image import Image as PILImage
 
 MODES = ("auto", "halfblock", "native")
 _RAMP = " .:-=+*#%@"  # luminance ramp for terminals without colour
@@ -30,7 +34,7 @@ class ImageLoadError(Exception):
     """The file could not be read as an image (message says why)."""
 
 
-def load_image(path: str | os.PathLike):
+def load_image(path: str | os.PathLike) -> PILImage:
     """Decode ``path`` with Pillow into RGB; ImageLoadError for missing or corrupt files."""
     from PIL import Image, UnidentifiedImageError
 
@@ -48,7 +52,7 @@ def load_image(path: str | os.PathLike):
 class HalfBlock:
     """A rich renderable drawing a PIL image with half-block cells, fitted to the space."""
 
-    def __init__(self, image, max_height: int | None = None) -> None:
+    def __init__(self, image: PILImage, max_height: int | None = None) -> None:
         self.image = image
         self.max_height = max_height
 

@@ -147,8 +147,9 @@ class LiveScreen(Screen):
             self._update_charts()
             self._update_evaluation()
             self._update_messages()
-        self._update_header()
-        self._update_progress()
+        status = self.state.status()  # reads meta.json and probes the pid: once per poll
+        self._update_header(status)
+        self._update_progress(status)
 
     def _open(self) -> bool:
         """Attach to the run directory once it exists; explain what is going on until then."""
@@ -172,7 +173,7 @@ class LiveScreen(Screen):
         trials = list(self.state.trials.values()) if self.state else []
         return trials[self.trial_index % len(trials)] if trials else None
 
-    def _update_header(self) -> None:
+    def _update_header(self, status: str) -> None:
         state = self.state
         launched = self.app.launched.get(self.run_dir)
         if launched is not None:
@@ -180,19 +181,19 @@ class LiveScreen(Screen):
         trial = self._trial()
         n = len(state.trials)
         parts = [f"run {state.name}", f"recipe {state.recipe_name or '-'}",
-                 f"status {state.status()}", f"time {format_seconds(state.duration())}"]
+                 f"status {status}", f"time {format_seconds(state.duration())}"]
         if trial is not None:
             parts.append(f"trial {trial.name} ({self.trial_index % n + 1}/{n}, t: next)")
         self.query_one("#run-header", Static).update(" · ".join(parts))
 
-    def _update_progress(self) -> None:
+    def _update_progress(self, status: str) -> None:
         bar = self.query_one("#progress", ProgressBar)
         label = self.query_one("#progress-label", Static)
         p = self.state.progress
-        if p is None:
-            label.update(f"{self.state.status()}")
-            bar.update(total=None if self.state.status() == "running" else 1,
-                       progress=0 if self.state.status() == "running" else 1)
+        if p is None:  # between epochs (pulsing bar) or over (full bar)
+            label.update(status)
+            running = status == "running"
+            bar.update(total=None if running else 1, progress=0 if running else 1)
             return
         label.update(f"{p.trial} {p.stage} epoch {p.epoch} step {p.step}/{p.steps}")
         bar.update(total=max(p.steps, 1), progress=p.step)
@@ -265,7 +266,7 @@ class LiveScreen(Screen):
         if self.state is not None:
             self._update_epochs()
             self._update_charts()
-            self._update_header()
+            self._update_header(self.state.status())
 
     def action_tab(self, tab: str) -> None:
         """Switch to a tab by id."""

@@ -38,10 +38,9 @@ def display_name(path: Path) -> str:
 
 def validate(path: Path, overrides: list[str]) -> tuple[object | None, list[str], str]:
     """(recipe or None, error lines, resolved TOML or raw text) for the recipe screen."""
-    try:
-        from kvision.recipe import check_recipe, dump_toml
-    except ImportError as exc:
-        return None, [f"Recipe validation is not available in this kvision ({exc})."], ""
+    # imported here, in the validation worker, so the first screen does not wait for it
+    from kvision.recipe import check_recipe, dump_toml
+
     recipe, errors = check_recipe(path, overrides=tuple(overrides))
     if recipe is not None and not errors:
         return recipe, [], dump_toml(recipe)

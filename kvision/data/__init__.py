@@ -3,36 +3,40 @@ normalisation and the input pipeline into Keras ``fit``.
 
 Images are held once, as uint8 NHWC, and converted to float32 only batch by batch; models
 normalise internally, so the pipeline feeds raw 0..255 pixels.
+
+Importing this package is cheap: the names below load their modules (OpenCV, scikit-learn,
+Keras) on first use, so ``kvision --help`` and ``kvision.data.commands`` stay light.
 """
 
 from __future__ import annotations
 
-from kvision.data.balance import inverse_frequency_weights
-from kvision.data.conditions import apply_condition, condition_view
-from kvision.data.dataset import Dataset, Split
-from kvision.data.load import load_dataset
-from kvision.data.normalize import NORMALIZE_PRESETS, normalization
-from kvision.data.splits import split_manifest
-from kvision.recipe.schema_data import DataSection
+import importlib
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:
+    from kvision.data.balance import class_weights
+    from kvision.data.conditions import apply_condition, condition_view
+    from kvision.data.dataset import Dataset, Split
+    from kvision.data.load import load_dataset
+    from kvision.data.normalize import NORMALIZE_PRESETS, normalization
+    from kvision.data.pipeline import make_batches
+    from kvision.data.splits import split_manifest
+
+_EXPORTS = {
+    "Dataset": "dataset", "Split": "dataset", "load_dataset": "load",
+    "split_manifest": "splits", "condition_view": "conditions", "apply_condition": "conditions",
+    "normalization": "normalize", "NORMALIZE_PRESETS": "normalize",
+    "class_weights": "balance", "make_batches": "pipeline",
+}
 __all__ = [
     "NORMALIZE_PRESETS", "Dataset", "Split", "apply_condition", "class_weights",
     "condition_view", "load_dataset", "make_batches", "normalization", "split_manifest",
 ]
 
 
-def class_weights(data: DataSection, dataset: Dataset) -> dict[int, float] | None:
-    """Keras ``class_weight`` for ``balance.method = "class_weights"``, else None."""
-    if data.balance.method != "class_weights":
-        return None
-    return inverse_frequency_weights(dataset.splits["train"].labels, dataset.num_classes)
-
-
-def make_batches(*args, **kwargs):
-    """A Keras PyDataset of float32 batches; see :func:`kvision.data.pipeline.make_batches`.
-
-    Imported lazily so that ``import kvision.data`` does not import Keras.
-    """
-    from kvision.data.pipeline import make_batches as _make_batches
-
-    return _make_batches(*args, **kwargs)
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'kvision.data' has no attribute '{name}'")
+    value = getattr(importlib.import_module(f"kvision.data.{_EXPORTS[name]}"), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils.class_weight import compute_class_weight
 
-from kvision.data.dataset import Split, class_counts
+from kvision.data.dataset import Dataset, Split, class_counts
+from kvision.recipe.schema_data import DataSection
 
 
 def limit_per_class(split: Split, limit: int, rng: np.random.Generator) -> Split:
@@ -53,3 +54,10 @@ def inverse_frequency_weights(labels: np.ndarray, num_classes: int) -> dict[int,
 def counts_by_name(split: Split, class_names: list[str]) -> dict[str, int]:
     """{class name: images} of a split, for the events and the report."""
     return dict(zip(class_names, class_counts(split.labels, len(class_names)), strict=True))
+
+
+def class_weights(data: DataSection, dataset: Dataset) -> dict[int, float] | None:
+    """Keras ``class_weight`` for ``balance.method = "class_weights"``, else None."""
+    if data.balance.method != "class_weights":
+        return None
+    return inverse_frequency_weights(dataset.splits["train"].labels, dataset.num_classes)

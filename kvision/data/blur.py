@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from kvision.errors import KvisionError, did_you_mean
+from kvision.recipe.schema_data import BLUR_PARAMS, REQUIRED_BLUR_PARAMS
 
 BLUR_KINDS = ("gaussian", "defocus", "motion", "zoom", "glass")
 PRESETS = ("imagenet_c", "tiny_imagenet_c", "cifar10_c")
@@ -104,7 +105,15 @@ def apply_blur(images: np.ndarray, kind: str, params: dict) -> np.ndarray:
     if images.ndim != 4 or images.dtype != np.uint8:
         raise KvisionError(f"apply_blur expects uint8 images shaped (N, H, W, C), got "
                            f"{images.dtype} {images.shape}.")
-    return _BLURS[kind](images, **params)
+    allowed = BLUR_PARAMS[kind]
+    unknown = sorted(set(params) - set(allowed))
+    missing = [p for p in REQUIRED_BLUR_PARAMS[kind] if params.get(p) is None]
+    if unknown or missing:
+        raise KvisionError(f"{kind} blur takes {', '.join(allowed)} (required: "
+                           f"{', '.join(REQUIRED_BLUR_PARAMS[kind])}); got {sorted(params)}.")
+    if kind == "motion" and params["sigma"] <= 0:
+        raise KvisionError(f"motion blur needs sigma > 0, got {params['sigma']}.")
+    return _BLURS[kind](images, **{k: v for k, v in params.items() if v is not None})
 
 
 def _check_kind(kind: str) -> None:
@@ -270,18 +279,22 @@ def glass_offsets(rng: np.random.Generator, image_hw: tuple[int, int], max_delta
 
 def glass_shuffle(image: np.ndarray, offsets: np.ndarray, max_delta: int) -> np.ndarray:
     """ImageNet-C's local pixel shuffle: from the bottom-right inwards, swap each pixel with a
-    random neighbour within ``max_delta``. Sequential by definition (later swaps move pixels
-    earlier swaps placed), so it runs on a flat Python list, the fastest sequential form."""
+    random neighbour within ``max_delta``.
+
+    Sequential by definition (later swaps move pixels that earlier ones placed), so the swaps
+    run as a plain Python loop, but on integer source indices with every position computed
+    beforehand by numpy; the pixels are gathered once at the end.
+    """
     h, w = image.shape[:2]
-    pixels = [tuple(p) for p in image.reshape(h * w, -1)]
-    hs = range(h - max_delta, max_delta, -1)
-    ws = range(w - max_delta, max_delta, -1)
-    for passes in offsets:
-        for row, y in zip(passes, hs, strict=True):
-            for (dx, dy), x in zip(row.tolist(), ws, strict=True):
-                a, b = y * w + x, (y + dy) * w + (x + dx)
-                pixels[a], pixels[b] = pixels[b], pixels[a]
-    return np.array(pixels, image.dtype).reshape(image.shape)
+    ys = np.arange(h - max_delta, max_delta, -1)
+    xs = np.arange(w - max_delta, max_delta, -1)
+    here = (ys[:, None] * w + xs[None, :]).ravel()
+    source = list(range(h * w))
+    for passes in offsets:  # one (rows, cols, 2) array of (dx, dy) per iteration
+        there = here + (passes[..., 1] * w + passes[..., 0]).ravel()
+        for a, b in zip(here.tolist(), there.tolist(), strict=True):
+            source[a], source[b] = source[b], source[a]
+    return image.reshape(h * w, -1)[source].reshape(image.shape)
 
 
 def glass_blur(images: np.ndarray, sigma: float, max_delta: int, iterations: int,

@@ -79,6 +79,9 @@ def _visible_dirs(folder: Path) -> list[Path]:
 
 def _class_files(root: Path, folder: Path, skipped: list[dict]) -> list[tuple[str, str]]:
     entries = []
+    for stray in sorted(p for p in folder.iterdir() if not p.is_dir()):
+        skipped.append({"path": stray.relative_to(root).as_posix(),
+                        "reason": "not inside a class folder"})
     for class_dir in _visible_dirs(folder):
         seen: set[str] = set()
         for dirpath, dirnames, filenames in os.walk(class_dir, followlinks=True):

@@ -52,13 +52,14 @@ def load_dataset(data: DataSection, seed: int, *, manifest: dict | None = None) 
 
 def _split(data: DataSection, given: dict[str, Split], seed: int, rng: np.random.Generator,
            names: list[str]) -> dict[str, Split]:
-    split_key = "data.split" if data.split is not None else "data.val_fraction"
+    keys = (("data.split", "data.split") if data.split is not None
+            else ("data.val_fraction", "data.test_fraction"))
     if not data.use_given_splits or "train" not in given:
         given = {"train": Split.concat(list(given.values()))}
     pooled = set(given) == {"train"}
     if pooled and data.balance.before_split:
         given = {"train": balance.undersample(given["train"], data.balance.per_class, rng)}
-    splits = make_splits(given, data.fractions(), seed, names, split_key=split_key)
+    splits = make_splits(given, data.fractions(), seed, names, keys=keys)
     if data.limit_per_class:
         splits = {s: balance.limit_per_class(split, data.limit_per_class, rng)
                   for s, split in splits.items()}

@@ -28,24 +28,32 @@ def carve(split: Split, fraction: float, seed: int, *, key: str, what: str,
             f"{', '.join(short[:5])}{' ...' if len(short) > 5 else ''}. Lower the fraction, "
             f"add images or drop those classes.", key=key)
     index = np.arange(len(split))
-    rest, carved = train_test_split(index, test_size=fraction, random_state=seed,
-                                    stratify=split.labels)
+    try:
+        rest, carved = train_test_split(index, test_size=fraction, random_state=seed,
+                                        stratify=split.labels)
+    except ValueError as exc:  # e.g. fewer held-out images than classes
+        raise RecipeError(f"cannot hold out {fraction:g} of {len(split)} images as {what}, "
+                          f"stratified by class: {exc}. Lower the fraction or add images.",
+                          key=key) from None
     return split.take(np.sort(rest)), split.take(np.sort(carved))
 
 
 def make_splits(given: dict[str, Split], fractions: tuple[float, float], seed: int,
-                class_names: list[str], *, split_key: str) -> dict[str, Split]:
-    """Fill in the splits the source did not give: test and val are carved from train."""
+                class_names: list[str], *, keys: tuple[str, str]) -> dict[str, Split]:
+    """Fill in the splits the source did not give: test and val are carved from train.
+
+    ``keys`` are the recipe keys (val, test) named when a fraction cannot be honoured.
+    """
     val_fraction, test_fraction = fractions
     splits = dict(given)
     train = splits["train"]
     if "test" not in splits and test_fraction > 0:
-        train, splits["test"] = carve(train, test_fraction, seed, key=split_key, what="test",
+        train, splits["test"] = carve(train, test_fraction, seed, key=keys[1], what="test",
                                       class_names=class_names)
     if "val" not in splits and val_fraction > 0:
         # The val share is of the whole pool, so rescale it to what is left after test.
         share = val_fraction / (1.0 - (test_fraction if "test" not in given else 0.0))
-        train, splits["val"] = carve(train, share, seed + 1, key=split_key, what="validation",
+        train, splits["val"] = carve(train, share, seed + 1, key=keys[0], what="validation",
                                      class_names=class_names)
     splits["train"] = train
     return {name: splits[name] for name in SPLIT_NAMES if name in splits}

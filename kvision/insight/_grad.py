@@ -7,12 +7,17 @@ respect to the layer's output, never the weights, so frozen (trainable=False) mo
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from kvision.errors import KvisionError
 
+if TYPE_CHECKING:
+    import keras
 
-def layer_gradients(model, layer_name: str, images: np.ndarray, classes: np.ndarray,
+
+def layer_gradients(model: keras.Model, layer_name: str, images: np.ndarray, classes: np.ndarray,
                     batch_size: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each image: the layer's output A, dY_c/dA for its class c, and the model outputs.
 
@@ -36,7 +41,7 @@ def layer_gradients(model, layer_name: str, images: np.ndarray, classes: np.ndar
     return tuple(np.concatenate([p[j] for p in parts]) for j in range(3))
 
 
-def _torch(model, layer_name, probe, x, classes):
+def _torch(model: keras.Model, layer_name, probe, x, classes):
     import keras
     import torch
 
@@ -51,7 +56,7 @@ def _torch(model, layer_name, probe, x, classes):
     return _np(feats), _np(grads), _np(out)
 
 
-def _tensorflow(model, layer_name, probe, x, classes):
+def _tensorflow(model: keras.Model, layer_name, probe, x, classes):
     import tensorflow as tf
 
     xt = tf.convert_to_tensor(x)
@@ -63,7 +68,7 @@ def _tensorflow(model, layer_name, probe, x, classes):
     return feats.numpy(), grads.numpy(), out.numpy()
 
 
-def _jax(model, layer_name, probe, x, classes):
+def _jax(model: keras.Model, layer_name, probe, x, classes):
     import jax
     import keras
 
@@ -85,4 +90,4 @@ def _jax(model, layer_name, probe, x, classes):
 
 
 def _np(tensor) -> np.ndarray:
-    return tensor.detach().cpu().numpy().astype(np.float32)
+    return tensor.detach().float().cpu().numpy()  # .float(): numpy has no bfloat16

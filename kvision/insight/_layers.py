@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kvision.errors import KvisionError, did_you_mean
+
+if TYPE_CHECKING:
+    import keras
+
 
 #: Stages that report 000 visualises; used by default when the model names them.
 DEFAULT_STAGES = ("v1", "v2", "v4")
 
 
-def roles(model):
+def roles(model: keras.Model):
     """The model's ModelRoles (first_conv, last_conv, stages) from kvision.models.describe."""
     from kvision.models import describe
 
     return describe(model)
 
 
-def resolve_layer(model, name: str, *, what: str = "layer") -> str:
+def resolve_layer(model: keras.Model, name: str, *, what: str = "layer") -> str:
     """The layer name for ``name``, which may be a layer name or a named stage (v1, layer4...).
 
     Unknown names raise a KvisionError listing the stages and layers the model has.
@@ -33,7 +39,7 @@ def resolve_layer(model, name: str, *, what: str = "layer") -> str:
     )
 
 
-def last_conv(model, layer: str | None = None) -> str:
+def last_conv(model: keras.Model, layer: str | None = None) -> str:
     """The layer Grad-CAM reads: ``layer`` if given (checked), else the model's last conv."""
     if layer:
         return spatial_layer(model, layer, purpose="Grad-CAM")
@@ -46,7 +52,7 @@ def last_conv(model, layer: str | None = None) -> str:
     return name
 
 
-def first_conv(model) -> str:
+def first_conv(model: keras.Model) -> str:
     """The first convolution layer's name (its kernel is what the filter grids show)."""
     name = roles(model).first_conv
     if name is None:
@@ -56,7 +62,7 @@ def first_conv(model) -> str:
     return name
 
 
-def spatial_stages(model, wanted: list[str] | tuple[str, ...] = ()) -> dict[str, str]:
+def spatial_stages(model: keras.Model, wanted: list[str] | tuple[str, ...] = ()) -> dict[str, str]:
     """Display name -> layer name for the activation figures.
 
     ``wanted`` names stages or layers (checked); empty means report 000's v1, v2, v4 when the
@@ -74,7 +80,7 @@ def spatial_stages(model, wanted: list[str] | tuple[str, ...] = ()) -> dict[str,
     return picked
 
 
-def spatial_layer(model, name: str, *, purpose: str) -> str:
+def spatial_layer(model: keras.Model, name: str, *, purpose: str) -> str:
     """:func:`resolve_layer`, also requiring a spatial (N, h, w, c) output for ``purpose``."""
     layer_name = resolve_layer(model, name, what="stage or layer")
     if not _is_spatial(model, layer_name):
@@ -87,14 +93,14 @@ def spatial_layer(model, name: str, *, purpose: str) -> str:
     return layer_name
 
 
-def has_conv(model) -> bool:
+def has_conv(model: keras.Model) -> bool:
     """Whether the model has a convolution (filters, activations and Grad-CAM need one)."""
     return roles(model).first_conv is not None
 
 
-def _stages(model) -> dict[str, str]:
+def _stages(model: keras.Model) -> dict[str, str]:
     return dict(roles(model).stages)
 
 
-def _is_spatial(model, layer_name: str) -> bool:
+def _is_spatial(model: keras.Model, layer_name: str) -> bool:
     return len(model.get_layer(layer_name).output.shape) == 4

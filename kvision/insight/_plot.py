@@ -108,8 +108,11 @@ def image_grid(cells: list[list[np.ndarray | None]], path: str | os.PathLike, *,
                 tile = _fit(image, cell, smooth)
                 y, x = r * (cell + gap_y) + gap_y, c * (cell + gap_x)
                 canvas[y:y + tile.shape[0], x:x + tile.shape[1]] = tile
-    fig = Figure(figsize=((width + left) / DPI, (height + head) / DPI), dpi=DPI)
-    ax = fig.add_axes((left / (width + left), 0, width / (width + left), height / (height + head)))
+    # Widen narrow grids (a retrieval strip) so the title fits: ~7.5 px per 9-pt character.
+    pad = max(0, int(7.5 * len(title)) - (width + left)) // 2
+    total = width + left + 2 * pad
+    fig = Figure(figsize=(total / DPI, (height + head) / DPI), dpi=DPI)
+    ax = fig.add_axes(((left + pad) / total, 0, width / total, height / (height + head)))
     ax.imshow(canvas, interpolation="nearest")
     ax.set_axis_off()
     text = {"fontsize": 7, "ha": "center", "clip_on": False}

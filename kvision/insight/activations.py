@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kvision.insight._plot import colourise, image_grid
 
+if TYPE_CHECKING:
+    import keras
 
-def activation_maps(model, layers: dict[str, str], images: np.ndarray,
+
+def activation_maps(model: keras.Model, layers: dict[str, str], images: np.ndarray,
                     batch_size: int = 32) -> dict[str, np.ndarray]:
     """Outputs of the named layers for ``images`` (uint8 NHWC), from one batched forward pass.
 

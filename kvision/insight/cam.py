@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from kvision.insight._plot import image_grid
+
+if TYPE_CHECKING:
+    import keras
+
 
 METHODS = ("gradcam", "gradcam++")
 
@@ -35,7 +40,7 @@ def gradcam_pp(feats: np.ndarray, grads: np.ndarray) -> np.ndarray:
     return np.maximum((weights * feats).sum(axis=-1), 0.0)
 
 
-def class_activation_maps(model, layer_name: str, images: np.ndarray, classes: np.ndarray,
+def class_activation_maps(model: keras.Model, layer_name: str, images: np.ndarray, classes: np.ndarray,
                           method: str = "gradcam") -> tuple[np.ndarray, np.ndarray]:
     """Heatmaps (N, h, w) for one class per image, plus the model outputs (N, num_classes)."""
     from kvision.insight._grad import layer_gradients
@@ -80,7 +85,7 @@ def probabilities(outputs: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
-def cam_panels(model, layer_name: str, images: np.ndarray, labels: np.ndarray,
+def cam_panels(model: keras.Model, layer_name: str, images: np.ndarray, labels: np.ndarray,
                class_names: list[str], *, methods: tuple[str, ...] = METHODS,
                targets: tuple[str, ...] = ("true", "predicted"), batch_size: int = 16
                ) -> dict[str, list[tuple[np.ndarray, str]]]:

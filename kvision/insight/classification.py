@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.metrics import (
@@ -16,8 +17,11 @@ from sklearn.metrics import (
 
 from kvision.insight._plot import new_figure, save_figure
 
+if TYPE_CHECKING:
+    import keras
 
-def predict_classes(model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+
+def predict_classes(model: keras.Model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """Arg-max class per image (uint8 NHWC in, raw pixel values fed to the model)."""
     outputs = model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
     return np.asarray(outputs).argmax(axis=-1)

@@ -51,7 +51,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="measure on this image folder (one sub-folder per class, sorted names "
                         "= class indices) instead of plotting a run's stored results")
     p.add_argument("--sigmas", default="0,1,2,3,5", help="Gaussian sigmas (default 0,1,2,3,5)")
-    p.add_argument("--kinds", default="gaussian,defocus,motion,zoom,glass",
+    p.add_argument("--kinds", default="gaussian,defocus,motion,zoom",
                    help="blur kinds at severities 1-5 (comma-separated; '' for none)")
     p.add_argument("--max-images", type=int, default=500, help="images per measurement")
 

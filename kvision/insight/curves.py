@@ -106,8 +106,8 @@ def plot_comparison(reader: RunReader, path: str | os.PathLike) -> Path | None:
     trials = [t for t in labels if reader.epochs(t)]
     if not trials:
         return None
-    colours = styles_for([labels[t][1] for t in trials], PALETTE)
-    dashes = styles_for([labels[t][0] for t in trials], LINESTYLES)
+    colours = styles_for([arm for _, arm in labels.values()], PALETTE)  # run order: stable
+    dashes = styles_for([model for model, _ in labels.values()], LINESTYLES)
     fig = new_figure(8.5, 3.4)
     for ax, key in zip(fig.subplots(1, 2), ("val_loss", "val_accuracy"), strict=True):
         for t in trials:

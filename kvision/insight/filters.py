@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kvision.insight._plot import image_grid
 
+if TYPE_CHECKING:
+    import keras
 
-def conv_kernel(model, layer_name: str) -> np.ndarray:
+
+def conv_kernel(model: keras.Model, layer_name: str) -> np.ndarray:
     """The kernel of ``layer_name`` as a (kh, kw, in_channels, filters) float32 array."""
     import keras
 

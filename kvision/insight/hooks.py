@@ -10,13 +10,21 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from kvision.insight import _layers
 from kvision.insight._plot import slug
+from kvision.insight.report import report_markdown
 from kvision.runs import RunReader, RunWriter, atomic_write_bytes
+
+__all__ = ["Samples", "check_model", "checkpoint_artifacts", "pick_samples", "report_markdown",
+           "run_artifacts", "trial_artifacts"]
+
+if TYPE_CHECKING:
+    import keras
+
 
 #: Per-trial folder (inside trials/<trial>/) for data later hooks and readers need.
 INSIGHT_DIR = "insight"
@@ -85,7 +93,27 @@ class _Emitter:
         return self.writer.dir / "trials" / str(self.trial) / name
 
 
-def checkpoint_artifacts(writer: RunWriter, *, trial: str, label: str, model,
+def check_model(model: keras.Model, cfg: Any) -> None:
+    """Raise KvisionError now, before training, if the [insight] layer names do not fit ``model``.
+
+    Checks ``stages``, ``cam.layer`` and ``retrieval.layer``; the runner may call it right
+    after building each model so that a typo does not surface only after the first stage.
+    """
+    from kvision.insight.retrieval import feature_layer
+
+    sec = insight_section(cfg)
+    if not sec.enabled:
+        return
+    if _layers.has_conv(model):
+        if sec.activations:
+            _layers.spatial_stages(model, sec.stages)
+        if sec.cam.enabled:
+            _layers.last_conv(model, sec.cam.layer)
+    if sec.retrieval.enabled:
+        feature_layer(model, sec.retrieval.layer)
+
+
+def checkpoint_artifacts(writer: RunWriter, *, trial: str, label: str, model: keras.Model,
                          samples: Samples, cfg: Any) -> list[dict]:
     """Filters of the first conv and activations of the chosen stages at one checkpoint."""
     sec = insight_section(cfg)
@@ -100,7 +128,7 @@ def checkpoint_artifacts(writer: RunWriter, *, trial: str, label: str, model,
     return out.events
 
 
-def _checkpoint_filters(out: _Emitter, label: str, model, sec) -> None:
+def _checkpoint_filters(out: _Emitter, label: str, model: keras.Model, sec) -> None:
     from kvision.insight.filters import conv_kernel, plot_filters
 
     layer = _layers.first_conv(model)
@@ -114,7 +142,7 @@ def _checkpoint_filters(out: _Emitter, label: str, model, sec) -> None:
                           title=f"{out.trial}: first conv '{layer}' filters, {label}"), "filters")
 
 
-def _checkpoint_activations(out: _Emitter, label: str, model, samples: Samples, sec) -> None:
+def _checkpoint_activations(out: _Emitter, label: str, model: keras.Model, samples: Samples, sec) -> None:
     from kvision.insight.activations import (
         activation_maps,
         plot_stage_means,
@@ -137,14 +165,14 @@ def _checkpoint_activations(out: _Emitter, label: str, model, samples: Samples, 
                      "activations")
 
 
-def trial_artifacts(writer: RunWriter, *, trial: str, model,
+def trial_artifacts(writer: RunWriter, *, trial: str, model: keras.Model,
                     test_sets: dict[str, tuple[np.ndarray, np.ndarray]],
                     class_names: list[str], samples: Samples, cfg: Any) -> list[dict]:
     """Curves, filters across checkpoints, classification, Grad-CAM, robustness, retrieval."""
     sec = insight_section(cfg)
-    out = _Emitter(writer, trial)
     if not sec.enabled:
         return []
+    out = _Emitter(writer, trial)
     reader = RunReader(writer.dir)
     if sec.curves:
         from kvision.insight.curves import plot_trial_curves
@@ -180,7 +208,7 @@ def _trial_filters(out: _Emitter, reader: RunReader, sec) -> None:
                           title=f"{out.trial}: first conv filters across checkpoints"), "filters")
 
 
-def _trial_classification(out: _Emitter, model, test_sets, class_names, sec) -> None:
+def _trial_classification(out: _Emitter, model: keras.Model, test_sets, class_names, sec) -> None:
     from kvision.insight.classification import (
         classification_summary,
         plot_confusion,
@@ -197,7 +225,7 @@ def _trial_classification(out: _Emitter, model, test_sets, class_names, sec) -> 
                  "confusion")
 
 
-def _trial_cam(out: _Emitter, model, samples: Samples, sec) -> None:
+def _trial_cam(out: _Emitter, model: keras.Model, samples: Samples, sec) -> None:
     from kvision.insight.cam import METHODS, cam_panels, plot_cams
 
     layer = _layers.last_conv(model, sec.cam.layer)
@@ -223,7 +251,7 @@ def _robustness_condition(test_sets: dict, wanted: str | None) -> str:
     return wanted
 
 
-def _trial_robustness(out: _Emitter, model, test_sets, sec) -> None:
+def _trial_robustness(out: _Emitter, model: keras.Model, test_sets, sec) -> None:
     from kvision.insight.curves import trial_labels
     from kvision.insight.robustness import plot_robustness, robustness_curves, stratified_subset
 
@@ -243,7 +271,7 @@ def _trial_robustness(out: _Emitter, model, test_sets, sec) -> None:
              "robustness")
 
 
-def _trial_retrieval(out: _Emitter, model, test_sets, class_names, sec) -> None:
+def _trial_retrieval(out: _Emitter, model: keras.Model, test_sets, class_names, sec) -> None:
     from kvision.insight.retrieval import (
         FeatureIndex,
         encode,
@@ -275,13 +303,13 @@ def _trial_retrieval(out: _Emitter, model, test_sets, class_names, sec) -> None:
 
 def run_artifacts(writer: RunWriter, *, cfg: Any) -> list[dict]:
     """The comparison figure over trials and the robustness comparison with its summaries."""
-    sec = insight_section(cfg)
-    out = _Emitter(writer, None)
-    if not sec.enabled:
-        return []
-    reader = RunReader(writer.dir)
     from kvision.insight.curves import plot_comparison, trial_labels
 
+    sec = insight_section(cfg)
+    if not sec.enabled:
+        return []
+    out = _Emitter(writer, None)
+    reader = RunReader(writer.dir)
     if sec.curves:
         out.emit(plot_comparison(reader, out.path("curves", "comparison_validation")), "curves")
     curves = _read_trial_json(writer.dir, reader.trials(), "robustness.json")

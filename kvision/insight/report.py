@@ -25,11 +25,34 @@ def report_markdown(run_dir: str | os.PathLike) -> str:
     parts = ["## Insight"]
     for kind, title in SECTIONS[:1]:
         parts += _image_section(title, images.get(kind, []))
-    parts += _classification_section(Path(run_dir), reader.trials(), images.get("confusion", []))
+    parts += _classification_section(Path(run_dir), reader, images.get("confusion", []))
     parts += _robustness_section(Path(run_dir), images.get("robustness", []))
     for kind, title in SECTIONS[1:]:
-        parts += _image_section(title, images.get(kind, []))
+        parts += _image_section(title, _prefer_comparisons(images.get(kind, [])))
+    parts += _retrieval_scores(Path(run_dir), reader.trials())
     return "\n\n".join(parts) + "\n"
+
+
+def _prefer_comparisons(paths: list[str]) -> list[str]:
+    """Drop per-checkpoint figures of a trial whose side-by-side figure exists."""
+    combined = [p[:-len("checkpoints.png")] for p in paths if p.endswith("_checkpoints.png")]
+    return [p for p in paths
+            if p.endswith("_checkpoints.png") or not any(p.startswith(c) for c in combined)]
+
+
+def _retrieval_scores(run_dir: Path, trials: list[str]) -> list[str]:
+    rows = []
+    for trial in trials:
+        file = run_dir / "trials" / trial / "retrieval.json"
+        if file.is_file():
+            r = json.loads(file.read_text("utf-8"))
+            rows.append(f"| {trial} | {r['condition']} test | {r['n']} | {r['k']} | "
+                        f"{r['precision_at_k']:.3f} |")
+    if not rows:
+        return []
+    return ["Retrieval precision@k by label (each test image queries the others):\n\n"
+            "| trial | index | images | k | precision@k |\n|---|---|---:|---:|---:|\n"
+            + "\n".join(rows)]
 
 
 def _images_by_kind(reader: RunReader) -> dict[str, list[str]]:
@@ -58,13 +81,25 @@ def _image_section(title: str, paths: list[str]) -> list[str]:
     return lines
 
 
-def _classification_section(run_dir: Path, trials: list[str], confusion: list[str]) -> list[str]:
+def _condition_order(reader: RunReader) -> list[str]:
+    """Conditions in the order the evaluation matrices list them (e.g. clear, then blurred)."""
+    order: dict[str, None] = {}
+    for e in reader.evaluations():
+        order.update(dict.fromkeys(e.get("matrix") or {}))
+    return list(order)
+
+
+def _classification_section(run_dir: Path, reader: RunReader, confusion: list[str]) -> list[str]:
     from kvision.insight.classification import markdown_table
 
+    order = _condition_order(reader)
     lines = []
-    for trial in trials:
-        for file in sorted((run_dir / "trials" / trial).glob("classification_*.json")):
-            summary = json.loads(file.read_text("utf-8"))
+    for trial in reader.trials():
+        summaries = [json.loads(f.read_text("utf-8"))
+                     for f in (run_dir / "trials" / trial).glob("classification_*.json")]
+        summaries.sort(key=lambda s: (order.index(s["condition"]) if s["condition"] in order
+                                      else len(order), s["condition"]))
+        for summary in summaries:
             condition = summary["condition"]
             lines.append(f"#### {trial}: {condition} test\n\n{markdown_table(summary)}")
             image = f"images/confusion/{slug(f'{trial}_{condition}_test')}.png"

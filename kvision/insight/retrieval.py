@@ -10,13 +10,17 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kvision.insight._plot import as_rgb, image_grid
 
+if TYPE_CHECKING:
+    import keras
 
-def feature_layer(model, layer: str | None = None) -> str:
+
+def feature_layer(model: keras.Model, layer: str | None = None) -> str:
     """The layer whose output is the image's feature vector.
 
     ``layer`` if given (checked); else the last global pooling layer; else the last layer
@@ -41,7 +45,7 @@ def feature_layer(model, layer: str | None = None) -> str:
     return spatial[-1]
 
 
-def encoder(model, layer: str | None = None):
+def encoder(model: keras.Model, layer: str | None = None):
     """A Keras model from the classifier's input to its (globally averaged) features."""
     import keras
 
@@ -53,7 +57,7 @@ def encoder(model, layer: str | None = None):
     return keras.Model(model.inputs, out, name=f"{model.name}_encoder")
 
 
-def encode(enc, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+def encode(enc: keras.Model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """L2-normalised float32 features (N, d) of uint8 images."""
     feats = np.asarray(enc.predict(images.astype(np.float32), batch_size=batch_size,
                                    verbose=0), dtype=np.float32)

@@ -8,13 +8,18 @@ ImageNet-C's mCE, each kind's summed error divided by a baseline trial's, averag
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
 from kvision.insight._plot import LINESTYLES, PALETTE, new_figure, save_figure, styles_for
+
+if TYPE_CHECKING:
+    import keras
 
 
 def stratified_subset(labels: np.ndarray, max_images: int, seed: int = 0) -> np.ndarray:
@@ -28,14 +33,36 @@ def stratified_subset(labels: np.ndarray, max_images: int, seed: int = 0) -> np.
     return np.sort(keep)
 
 
-def accuracy(model, images: np.ndarray, labels: np.ndarray, batch_size: int = 64) -> float:
+def accuracy(model: keras.Model, images: np.ndarray, labels: np.ndarray, batch_size: int = 64) -> float:
     """Top-1 accuracy of ``model`` on uint8 images."""
     from kvision.insight.classification import predict_classes
 
     return float((predict_classes(model, images, batch_size) == labels).mean())
 
 
-def robustness_curves(model, images: np.ndarray, labels: np.ndarray, *,
+#: Blurred test subsets kept in memory, so the trials of a run (same images, same blurs)
+#: blur each subset once; capped because 256-px images would otherwise fill memory.
+_CACHE_BYTES = 512 * 2**20
+_cache: dict[tuple, np.ndarray] = {}
+
+
+def blurred(images: np.ndarray, kind: str, params: dict) -> np.ndarray:
+    """``apply_blur(images, kind, params)``, remembered for the next trial of the run."""
+    from kvision.data.blur import apply_blur
+
+    digest = hashlib.blake2b(images.tobytes(), digest_size=16).hexdigest()
+    key = (digest, images.shape, kind, tuple(sorted(params.items())))
+    if key not in _cache:
+        out = apply_blur(images, kind, params)
+        while _cache and sum(a.nbytes for a in _cache.values()) + out.nbytes > _CACHE_BYTES:
+            _cache.pop(next(iter(_cache)))  # oldest first
+        if out.nbytes <= _CACHE_BYTES:
+            _cache[key] = out
+        return out
+    return _cache[key]
+
+
+def robustness_curves(model: keras.Model, images: np.ndarray, labels: np.ndarray, *,
                       sigmas: tuple[float, ...], kinds: tuple[str, ...],
                       severities: tuple[int, ...], batch_size: int = 64) -> dict:
     """Accuracy per Gaussian sigma and per (blur kind, severity) on the given test images.
@@ -43,17 +70,17 @@ def robustness_curves(model, images: np.ndarray, labels: np.ndarray, *,
     Returns ``{"n": N, "sigma": {sigma: acc}, "severity": {kind: {severity: acc}}}`` with
     string keys, ready for JSON.
     """
-    from kvision.data.blur import apply_blur, severity_params
+    from kvision.data.blur import severity_params
 
     def acc(blurred: np.ndarray) -> float:
         return accuracy(model, blurred, labels, batch_size)
 
-    sigma_curve = {f"{s:g}": acc(images if s == 0 else apply_blur(images, "gaussian",
-                                                                  {"sigma": float(s)}))
+    sigma_curve = {f"{s:g}": acc(images if s == 0 else blurred(images, "gaussian",
+                                                               {"sigma": float(s)}))
                    for s in sigmas}
     hw = tuple(images.shape[1:3])
     severity_curves = {
-        kind: {str(sev): acc(apply_blur(images, kind, severity_params(kind, sev, hw)))
+        kind: {str(sev): acc(blurred(images, kind, severity_params(kind, sev, hw)))
                for sev in severities}
         for kind in kinds}
     return {"n": int(len(labels)), "sigma": sigma_curve, "severity": severity_curves}
@@ -94,8 +121,10 @@ def plot_robustness(curves: dict[str, dict], labels: dict[str, tuple[str, str]],
     trials = list(curves)
     if not trials:
         return None
-    colours = styles_for([labels.get(t, (t, t))[1] for t in trials], PALETTE)
-    dashes = styles_for([labels.get(t, (t, t))[0] for t in trials], LINESTYLES)
+    # Styles follow the run's trial order, so an arm has one colour in every figure.
+    everyone = list(labels) + trials
+    colours = styles_for([labels.get(t, (t, t))[1] for t in everyone], PALETTE)
+    dashes = styles_for([labels.get(t, (t, t))[0] for t in everyone], LINESTYLES)
     fig = new_figure(8.5, 3.4)
     ax_sigma, ax_sev = fig.subplots(1, 2)
     for t in trials:

@@ -7,12 +7,17 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kvision.errors import KvisionError, did_you_mean
 from kvision.insight import _layers
 from kvision.insight._plot import slug
+
+if TYPE_CHECKING:
+    import keras
+
 
 #: File suffixes read as images from folders (single files are tried whatever their suffix).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -62,7 +67,7 @@ def load_model(path: Path):
         raise KvisionError(f"Cannot load '{path}' as a Keras model: {err}") from None
 
 
-def _input_spec(model) -> tuple[tuple[int, int] | None, int]:
+def _input_spec(model: keras.Model) -> tuple[tuple[int, int] | None, int]:
     _, h, w, c = model.inputs[0].shape
     return ((int(h), int(w)) if h and w else None), int(c)
 
@@ -85,7 +90,7 @@ def read_image(path: str | Path, size: tuple[int, int] | None, channels: int) ->
     return convert_channels(image[None], channels)[0]
 
 
-def read_images(paths: list[str], model) -> np.ndarray:
+def read_images(paths: list[str], model: keras.Model) -> np.ndarray:
     """Image files as one uint8 batch the model takes."""
     size, channels = _input_spec(model)
     if size is None and len(paths) > 1:
@@ -93,7 +98,7 @@ def read_images(paths: list[str], model) -> np.ndarray:
     return np.stack([read_image(p, size, channels) for p in paths])
 
 
-def read_image_folder(folder: str | Path, model) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def read_image_folder(folder: str | Path, model: keras.Model) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Every image under ``folder``: (images, labels, class names); sub-folders are classes.
 
     Images directly in ``folder`` get the label of a class named after the folder itself.
@@ -108,6 +113,12 @@ def read_image_folder(folder: str | Path, model) -> tuple[np.ndarray, np.ndarray
     names = [root.name if c == "." else c for c in classes]
     labels = np.asarray([classes.index(p.parent.relative_to(root).as_posix()) for p in files])
     return read_images([str(p) for p in files], model), labels, names
+
+
+def _at_least(value: int, low: int, flag: str) -> int:
+    if value < low:
+        raise KvisionError(f"{flag} must be at least {low}, got {value}.")
+    return value
 
 
 def _out(target: Target, kind: str, name: str) -> Path:
@@ -125,7 +136,7 @@ def viz_filters(args: argparse.Namespace) -> list[Path]:
         layer = _layers.first_conv(model)
         written.append(plot_filters({name: conv_kernel(model, layer)},
                                     _out(target, "filters", f"{name}_first-conv_viz"),
-                                    max_filters=args.max_filters,
+                                    max_filters=_at_least(args.max_filters, 1, "--max-filters"),
                                     title=f"{name}: first conv '{layer}' filters"))
     return written
 
@@ -134,6 +145,7 @@ def viz_activations(args: argparse.Namespace) -> list[Path]:
     """Channel means per stage and the strongest channels of each stage, for --image files."""
     from kvision.insight.activations import activation_maps, plot_stage_means, plot_top_channels
 
+    _at_least(args.top_channels, 0, "--top-channels")
     target = resolve_target(args.target, args.trial, args.out)
     titles = [Path(p).name for p in args.image]
     written = []
@@ -209,7 +221,7 @@ def viz_robustness(args: argparse.Namespace) -> list[Path]:
     for name, path in target.models.items():
         model = load_model(path)
         images, labels, _ = read_image_folder(args.data, model)
-        keep = stratified_subset(labels, args.max_images)
+        keep = stratified_subset(labels, _at_least(args.max_images, 1, "--max-images"))
         curves[name] = robustness_curves(model, images[keep], labels[keep],
                                          sigmas=_floats(args.sigmas, "--sigmas"),
                                          kinds=_kinds(args.kinds), severities=(1, 2, 3, 4, 5))
@@ -273,8 +285,7 @@ def viz_retrieve(args: argparse.Namespace) -> list[Path]:
     """Top-k neighbours of each --query in the --index folder, with precision@k by label."""
     from kvision.insight.retrieval import FeatureIndex, encode, encoder, plot_strip, precision_at_k
 
-    if args.k < 1:
-        raise KvisionError(f"--k must be at least 1, got {args.k}.")
+    _at_least(args.k, 1, "--k")
     target = resolve_target(args.target, args.trial, args.out)
     written = []
     for name, path in target.models.items():

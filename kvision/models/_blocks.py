@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import keras
 
+from kvision.models import _fast
+
 # PyTorch's BatchNorm2d defaults (eps 1e-5, running stats updated with weight 0.1), so that
 # imported state_dicts give the same outputs and the reports' training behaves the same.
 BN_EPSILON = 1e-5
@@ -28,9 +30,11 @@ def conv(x, filters: int, kernel: int, *, name: str, stride: int = 1, pad: int =
 
 
 def batch_norm(x, *, name: str):
-    """BatchNormalization over channels with PyTorch's epsilon and momentum."""
-    return keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM,
-                                           name=name)(x)
+    """BatchNormalization over channels with PyTorch's epsilon and momentum.
+
+    kvision's subclass of the Keras layer: one fused torch kernel on the torch backend.
+    """
+    return _fast.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name)(x)
 
 
 def relu(x, *, name: str):

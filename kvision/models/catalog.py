@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from kvision.errors import KvisionError, unknown_name
+from kvision.errors import KvisionError, did_you_mean, unknown_name
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class ModelEntry:
         return [o.name for o in self.options]
 
 
-# Options every image model accepts; `weights` is resolved in kvision.models.weights.
+# Every architecture accepts `weights` (resolved in kvision.models.weights).
 _WEIGHTS = OptionSpec(
     "weights", (str, type(None)), None,
     "None (random init), 'imagenet', a .weights.h5/.keras file, or a kvision run directory",
@@ -140,8 +140,8 @@ _register(ModelEntry(
     "mlp", "mlp", "mlp", "build_mlp",
     "MLP 1-64-64-1 with sigmoid hidden units for function fitting (report 002)",
     (1,), 1, 1,
-    (OptionSpec("hidden", list, [64, 64], "hidden layer widths"),
-     OptionSpec("activation", str, "sigmoid", "hidden activation (a Keras activation name)")),
+    _opts(OptionSpec("hidden", list, [64, 64], "hidden layer widths"),
+          OptionSpec("activation", str, "sigmoid", "hidden activation (a Keras activation name)")),
 ))
 
 
@@ -168,7 +168,7 @@ def check_options(entry: ModelEntry, options: dict[str, Any]) -> dict[str, Any]:
             allowed = ", ".join(specs) or "none"
             raise KvisionError(
                 f"Unknown option '{key}' for model architecture '{entry.name}'."
-                f"{_suggest(key, specs)} Allowed options: {allowed}."
+                f"{did_you_mean(key, specs)} Allowed options: {allowed}."
             )
         if not _type_ok(value, spec.type):
             raise KvisionError(
@@ -177,12 +177,6 @@ def check_options(entry: ModelEntry, options: dict[str, Any]) -> dict[str, Any]:
             )
         resolved[key] = value
     return resolved
-
-
-def _suggest(key: str, specs: dict[str, OptionSpec]) -> str:
-    from kvision.errors import did_you_mean
-
-    return did_you_mean(key, specs)
 
 
 def _type_ok(value: Any, expected: type | tuple[type, ...]) -> bool:

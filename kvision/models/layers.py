@@ -1,6 +1,7 @@
 """Custom Keras layers the reports' architectures need and Keras does not ship.
 
-Both are written with ``keras.ops`` only, so they run under every Keras backend, and are
+They are written with ``keras.ops``, so they run under every Keras backend (LRN takes the
+fused torch kernel of ``kvision.models._fast`` on the torch backend), and are
 registered under the ``kvision`` package name so ``.keras`` files load with ``safe_mode=True``
 once this module is imported (``kvision.models.load_model`` does that).
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 from keras import ops
+
+from kvision.models import _fast
 
 
 def adaptive_pool_matrix(in_size: int, out_size: int) -> np.ndarray:
@@ -72,6 +75,9 @@ class LocalResponseNormalization(keras.layers.Layer):
         self.size, self.alpha, self.beta, self.k = int(size), float(alpha), float(beta), float(k)
 
     def call(self, inputs):
+        if _fast.torch_active():
+            return _fast.local_response_norm(inputs, size=self.size, alpha=self.alpha,
+                                             beta=self.beta, k=self.k)
         squared = ops.square(inputs)
         front, back = self.size // 2, (self.size - 1) // 2
         # A leading zero makes window sums differences of one cumulative sum.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from kvision.models.catalog import MODELS, get_entry
@@ -41,7 +42,7 @@ def format_layer_table(name: str, *, input_shape: tuple[int, ...] | None = None,
     model = build_shapes_only(name, input_shape=shape, num_classes=classes, **options)
     rows = [("LAYER", "STAGE", "TYPE", "OUTPUT", "PARAMS")]
     for layer in model.layers:
-        params = sum(_size(w) for w in layer.weights if w.trainable)
+        params = sum(math.prod(w.shape) for w in layer.weights if w.trainable)
         output = _shape(tuple(layer.output.shape[1:]))
         rows.append((layer.name, stage_of(layer.name) or "-", type(layer).__name__, output,
                      f"{params:,}"))
@@ -59,9 +60,3 @@ def format_layer_table(name: str, *, input_shape: tuple[int, ...] | None = None,
     ]
     return "\n".join(lines)
 
-
-def _size(weight) -> int:
-    count = 1
-    for dim in weight.shape:
-        count *= dim
-    return count

@@ -25,8 +25,8 @@ def imagenet_build_options(entry: ModelEntry, shape: tuple[int, ...],
                            preprocess: Any) -> tuple[dict[str, Any], Any]:
     """Build options and preprocessing that make ``entry`` match Keras' ImageNet weights.
 
-    Keras' ResNet50 strides its first 1x1 conv (ResNet v1), so that layout is built; without an
-    explicit ``preprocess`` the model gets the Caffe means the weights were trained with.
+    Keras' ResNet50 strides its first 1x1 conv (ResNet v1), so that layout is built, and the
+    model normalises with the Caffe means the weights were trained with, whatever was asked.
     """
     if entry.name not in IMAGENET_ARCHS:
         raise KvisionError(
@@ -42,8 +42,16 @@ def imagenet_build_options(entry: ModelEntry, shape: tuple[int, ...],
         )
     from kvision.models.factory import IMAGENET_CAFFE_PREPROCESS
 
+    if preprocess is not None and not np.allclose(
+            np.asarray(preprocess, dtype=float), np.asarray(IMAGENET_CAFFE_PREPROCESS)):
+        warnings.warn(
+            f"Model '{entry.name}' with weights = \"imagenet\" normalises its input the way "
+            f"Keras trained those weights (Caffe means, 0..255 scale) instead of the given "
+            f"mean/std {preprocess}: other statistics would feed the pretrained filters "
+            f"inputs on the wrong scale.", stacklevel=3,
+        )
     extra = {"stride_in_1x1": True} if entry.name == "resnet50" else {}
-    return extra, preprocess if preprocess is not None else IMAGENET_CAFFE_PREPROCESS
+    return extra, IMAGENET_CAFFE_PREPROCESS
 
 
 def load_weights(model: keras.Model, source: str | Path, *, arch: str) -> None:
@@ -153,7 +161,7 @@ def load_imagenet(model: keras.Model, arch: str) -> None:
     try:
         source = builder(weights="imagenet", include_top=include_top,
                          input_shape=(224, 224, 3) if include_top else None)
-    except Exception as error:  # noqa: BLE001  (any download/IO failure means no weights)
+    except Exception as error:  # any download or file failure means there are no weights
         raise KvisionError(
             f"Could not get the ImageNet weights for model '{arch}' from Keras ({error}). "
             f"kvision does not fall back to random weights. Connect to the internet once (the "

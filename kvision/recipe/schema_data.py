@@ -25,6 +25,10 @@ NORMALIZE_CHOICES = ("half", "imagenet", "dataset", "none")
 BLUR_KINDS = ("gaussian", "defocus", "motion", "zoom", "glass")
 #: Parameter sets for the ``severity`` presets (``auto`` picks by image size).
 BLUR_PRESETS = ("auto", "imagenet_c", "tiny_imagenet_c", "cifar10_c")
+#: The explicit parameters a blur needs when no severity is given.
+REQUIRED_BLUR_PARAMS = {"gaussian": ("sigma",), "defocus": ("radius",),
+                        "motion": ("radius", "sigma"), "zoom": ("zooms",),
+                        "glass": ("sigma", "max_delta", "iterations")}
 #: The explicit parameters each blur kind takes (besides kind, severity, preset).
 BLUR_PARAMS = {
     "gaussian": ("sigma",),
@@ -258,10 +262,13 @@ class BlurSpec:
                                          f"({', '.join(g for g in given if g != 'seed')}), "
                                          "not both."))
         if self.severity is None and not problems:
-            missing = [p for p in _required_blur_params(self.kind) if p not in given]
+            missing = [p for p in REQUIRED_BLUR_PARAMS[self.kind] if p not in given]
             if missing:
                 problems.append((missing[0], f"{self.kind} blur needs severity (1-5) or "
                                              f"{', '.join(missing)}."))
+        if self.kind == "motion" and self.sigma == 0:
+            problems.append(("sigma", "motion blur needs sigma > 0 (the fall-off along the "
+                                      "streak)."))
         if self.zooms is not None:
             start, stop, step = self.zooms
             if not (1.0 <= start < stop <= 3.0 and 0 < step <= stop - start):
@@ -274,11 +281,6 @@ class BlurSpec:
         """The explicit parameters that were given (for kvision.data.blur.apply_blur)."""
         return {name: getattr(self, name)
                 for name in _set_fields(self, exclude=("kind", "severity", "preset"))}
-
-
-def _required_blur_params(kind: str) -> tuple[str, ...]:
-    return {"gaussian": ("sigma",), "defocus": ("radius",), "motion": ("radius", "sigma"),
-            "zoom": ("zooms",), "glass": ("sigma", "max_delta", "iterations")}[kind]
 
 
 @dataclass(frozen=True)

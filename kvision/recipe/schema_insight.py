@@ -37,14 +37,17 @@ class RobustnessSpec:
     # 0 is the unblurred reference; 5 is report 000's training blur.
     sigmas: tuple[float, ...] = option((0.0, 1.0, 2.0, 3.0, 5.0), ge=0.0, le=50.0,
                                        help="Gaussian sigmas of the sweep (pixels); empty: none.")
-    kinds: tuple[str, ...] = option(BLUR_KINDS, choices=BLUR_KINDS,
+    # Glass blur is left out by default: its per-pixel shuffle (as in ImageNet-C) is ~30x
+    # slower than the other kinds and alone would exceed the time budget of insight.
+    kinds: tuple[str, ...] = option(("gaussian", "defocus", "motion", "zoom"), choices=BLUR_KINDS,
                                     help="Blur kinds measured at each severity; empty: none.")
     severities: tuple[int, ...] = option((1, 2, 3, 4, 5), ge=1, le=5,
                                          help="ImageNet-C-style severities of the kinds.")
     baseline: str | None = option(
         None, help="Trial (MODEL-ARM) whose errors normalise the mCE (default: the first trial).")
-    # A seeded, class-stratified subset keeps the sweep cheap next to training.
-    max_images: int = option(500, ge=1, help="Test images per measurement (stratified subset).")
+    # A seeded, class-stratified subset keeps the 25 measurements cheap next to training
+    # (200 images: accuracy to about +/-3.5 points per measurement, 1 standard error).
+    max_images: int = option(200, ge=1, help="Test images per measurement (stratified subset).")
 
 
 @dataclass(frozen=True)

@@ -179,7 +179,7 @@ def _tuple(args: tuple, value: Any, ctx: Context, key: str) -> Any:
             ctx.error(key, f"expected an array of {len(args)} values, got {len(value)}.")
             return INVALID
         kinds = list(args)
-    items = [_by_type(t, v, ctx, f"{key}[{i}]") for i, (t, v) in enumerate(zip(kinds, value))]
+    items = [_by_type(t, v, ctx, f"{key}[{i}]") for i, (t, v) in enumerate(zip(kinds, value, strict=True))]
     return INVALID if any(i is INVALID for i in items) else tuple(items)
 
 

@@ -30,11 +30,9 @@ def save_checkpoint(folder: Path, name: str, model: Any, state: dict) -> Path:
     model.save_weights(str(tmp / "model.weights.h5"))
     optimizer = getattr(model, "optimizer", None)
     if optimizer is not None and optimizer.built:
-        arrays = {f"v{i:04d}": np.asarray(v) for i, v in enumerate(optimizer.variables)}
-        with open(tmp / "optimizer.npz", "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
+        _write_npz(tmp / "optimizer.npz",
+                   {f"v{i:04d}": np.asarray(v) for i, v in enumerate(optimizer.variables)})
+    _write_npz(tmp / "rng.npz", {f"v{i:04d}": np.asarray(v) for i, v in enumerate(_rng_states(model))})
     atomic_write_json(tmp / "state.json", state)
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
@@ -54,8 +52,8 @@ def latest_checkpoint(folder: Path) -> tuple[Path, dict] | None:
 
 
 def restore_checkpoint(path: Path, model: Any) -> None:
-    """Load weights and, when present, optimizer variables into a compiled model."""
-    model.load_weights(str(path / "model.weights.h5"))
+    """Load weights, random-generator states and optimizer variables into a compiled model."""
+    restore_weights(path, model)
     opt_file = path / "optimizer.npz"
     if opt_file.exists() and getattr(model, "optimizer", None) is not None:
         optimizer = model.optimizer
@@ -64,8 +62,42 @@ def restore_checkpoint(path: Path, model: Any) -> None:
         with np.load(opt_file) as data:
             values = [data[k] for k in sorted(data.files)]
         if len(values) == len(optimizer.variables):
-            for var, value in zip(optimizer.variables, values):
+            for var, value in zip(optimizer.variables, values, strict=True):
                 var.assign(value)
+
+
+def restore_weights(path: Path, model: Any) -> None:
+    """Weights and Keras seed-generator states (seeded random layers continue exactly).
+
+    Unseeded random layers draw from the global generators, which the trainer re-seeds from
+    (seed, epoch) at the start of every epoch, so they need no saved state.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        # the optimizer is restored separately (below), once it is built for this stage
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        model.load_weights(str(path / "model.weights.h5"))
+    rng = path / "rng.npz"
+    if rng.exists():
+        with np.load(rng) as data:
+            values = [data[k] for k in sorted(data.files)]
+        states = _rng_states(model)
+        if len(values) == len(states):
+            for var, value in zip(states, values, strict=True):
+                var.assign(value)
+
+
+def _rng_states(model: Any) -> list:
+    """Keras seed-generator states (dropout and other random layers); not in save_weights."""
+    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
+
+
+def _write_npz(path: Path, arrays: dict) -> None:
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def _prune(folder: Path, keep: str) -> None:

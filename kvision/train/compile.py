@@ -54,6 +54,6 @@ def with_overrides(model: keras.Model, training: TrainingSection) -> keras.Model
 
     clone = keras.models.clone_model(model, clone_function=clone_layer)
     clone.set_weights(model.get_weights())
-    for src, dst in zip(model.layers, clone.layers):
+    for src, dst in zip(model.layers, clone.layers, strict=True):
         dst.trainable = src.trainable
     return clone

@@ -97,9 +97,10 @@ class RunContext:
                             **options)
 
     def fit_one_epoch(self, model: keras.Model, train: Any, val: Any, plan: TrialPlan,
-                      stage: StageSection, epoch: int, training: TrainingSection) -> dict[str, float]:
+                      stage: StageSection, epoch: int, training: TrainingSection,
+                      rng_seed: int) -> dict[str, float]:
         """One epoch of ``model.fit``; returns its metrics (float)."""
-        callback = _Progress(self, plan, stage, epoch)
+        callback = _Progress(self, plan, stage, epoch, rng_seed)
         # shuffle=False: the batches' order is set by train.set_epoch (seeded, resumable).
         history = model.fit(train, validation_data=val, epochs=1, verbose=0, shuffle=False,
                             callbacks=[callback], class_weight=self.class_weights,
@@ -144,14 +145,19 @@ class RunContext:
 class _Progress(keras.callbacks.Callback):
     """Progress for people (TTY bar) and viewers (throttled events); honours stop requests."""
 
-    def __init__(self, ctx: RunContext, plan: TrialPlan, stage: StageSection, epoch: int) -> None:
+    def __init__(self, ctx: RunContext, plan: TrialPlan, stage: StageSection, epoch: int,
+                 rng_seed: int) -> None:
         super().__init__()
         self.ctx, self.plan, self.stage, self.epoch = ctx, plan, stage, epoch
+        self.rng_seed = rng_seed
         self.started = self.last = time.monotonic()
         self.steps = 0
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         self.steps = int(self.params.get("steps") or 0)
+        # After Keras' build pass (which draws from the global generators on a model's first
+        # fit), so an epoch's random draws depend on (seed, epoch) alone: exact resume.
+        keras.utils.set_random_seed(self.rng_seed)
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         if self.ctx.stop:

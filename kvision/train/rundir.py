@@ -74,6 +74,7 @@ def environment(recipe: Recipe, *, recipe_path: str | None, overrides: list[str]
         "seed": recipe.experiment.seed,
         "recipe_name": recipe.experiment.name,
         "recipe_path": recipe_path,
+        "recipe_raw": recipe.raw,  # what the user wrote (+ overrides), to detect edits on resume
         "overrides": overrides,
         "argv": argv,
         "pid": os.getpid(),

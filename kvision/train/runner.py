@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import os
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kvision.errors import KvisionError
-from kvision.recipe import Recipe, dump_toml, load_recipe
+from kvision.recipe import Recipe, load_recipe
 from kvision.runs import RunReader, RunWriter, is_run_dir
 from kvision.train.console import Console
 from kvision.train.signals import StopFlag, StopRequested, stop_on_signals
@@ -66,8 +67,8 @@ def resume_run(run_dir: str, *, recipe_path: str | None = None,
     if not is_run_dir(path):
         raise KvisionError(f"--resume '{run_dir}' is not a kvision run directory "
                            "(it has no meta.json and events.jsonl).")
+    _refuse_changed_recipe(path, recipe_path, overrides, force)
     recipe = load_recipe(path / "recipe.toml")
-    _refuse_changed_recipe(path, recipe, recipe_path, overrides, force)
     reader = RunReader(path)
     if reader.status() == "running":
         raise KvisionError(f"The run in '{path}' is still running (pid {reader.meta().get('pid')}); "
@@ -132,9 +133,9 @@ def _finish_run(ctx, started: float) -> None:
 
         run_artifacts(ctx.writer, cfg=ctx.recipe.insight)
     seconds = round(time.monotonic() - started, 2)
-    write_report(ctx.writer.dir, extra_seconds=seconds)
     ctx.writer.event("artifact", path="report.md", kind="report")
     ctx.writer.event("run_finished", seconds=seconds)
+    write_report(ctx.writer.dir, status="finished")
     ctx.console.line(f"finished in {seconds:.1f}s: {ctx.writer.dir / 'report.md'}")
 
 
@@ -142,6 +143,7 @@ def _interrupted(writer: RunWriter, console: Console, stopped: StopRequested) ->
     msg = (f"Stopped by {stopped.signame}; the last completed epoch is checkpointed. "
            f"Continue with: kvision run --resume {writer.dir}")
     writer.event("run_interrupted", signal=stopped.signame, message=msg)
+    _partial_report(writer)
     console.line(msg)
     return RunResult(writer.dir, "interrupted", EXIT_SIGNAL.get(stopped.signame, 1), msg)
 
@@ -149,9 +151,18 @@ def _interrupted(writer: RunWriter, console: Console, stopped: StopRequested) ->
 def _failed(writer: RunWriter, console: Console, message: str, code: int,
             traceback_file: str | None = None) -> RunResult:
     writer.event("run_failed", error=message, traceback_file=traceback_file)
+    _partial_report(writer)
     hint = f" (traceback in {writer.dir / traceback_file})" if traceback_file else ""
     console.line(f"run failed: {message}{hint}")
     return RunResult(writer.dir, "failed", code, message)
+
+
+def _partial_report(writer: RunWriter) -> None:
+    """A report of what was done so far; never masks the original problem."""
+    from kvision.runs.report import write_report
+
+    with contextlib.suppress(Exception):  # best effort on the way out
+        write_report(writer.dir)
 
 
 def _configure_backend(recipe: Recipe, console: Console) -> None:
@@ -180,19 +191,26 @@ def _load_data(recipe: Recipe, manifest: dict | None):
     return load_dataset(recipe.data, recipe.experiment.seed, manifest=manifest)
 
 
-def _refuse_changed_recipe(path: Path, recipe: Recipe, recipe_path: str | None,
+def _refuse_changed_recipe(path: Path, recipe_path: str | None,
                            overrides: list[str] | tuple[str, ...], force: bool) -> None:
-    """Resuming under a different recipe would mix two experiments in one directory."""
+    """Resuming under a different recipe would mix two experiments in one directory.
+
+    What the user wrote (file + overrides) is compared, not the resolved recipe, so a newer
+    kvision with other defaults can still resume an old run (with the run's recipe.toml).
+    """
+    import tomli_w
+
     meta = RunReader(path).meta()
     source = recipe_path or meta.get("recipe_path")
-    if not source or not Path(source).exists():
+    saved = meta.get("recipe_raw")
+    if force or saved is None or not source or not Path(source).exists():
         return
-    current = dump_toml(load_recipe(source, list(overrides) or meta.get("overrides", [])))
-    saved = (path / "recipe.toml").read_text("utf-8")
-    if current == saved or force:
+    current = load_recipe(source, list(overrides) or meta.get("overrides", [])).raw
+    if current == saved:
         return
-    diff = "".join(difflib.unified_diff(saved.splitlines(True), current.splitlines(True),
-                                        "run's recipe.toml", str(source)))
+    before, after = tomli_w.dumps(saved), tomli_w.dumps(current)
+    diff = "".join(difflib.unified_diff(before.splitlines(True), after.splitlines(True),
+                                        "recipe when the run started", str(source)))
     raise KvisionError(f"The recipe changed since this run started, so resuming would mix two "
                        f"experiments. Run it as a new run, or pass --force to resume with the "
                        f"run's own recipe.toml.\n{diff}")

@@ -13,12 +13,23 @@ from kvision.errors import KvisionError
 from kvision.recipe import Recipe, stage_training
 from kvision.recipe.schema import ArmSection, ModelSection, StageSection
 from kvision.recipe.schema_training import TrainingSection
-from kvision.train.checkpoint import latest_checkpoint, restore_checkpoint, save_checkpoint
+from kvision.train.checkpoint import (
+    latest_checkpoint,
+    restore_checkpoint,
+    restore_weights,
+    save_checkpoint,
+)
 from kvision.train.compile import compile_model, with_overrides
 from kvision.train.console import format_metrics
 from kvision.train.context import RunContext
 from kvision.train.evaluate import evaluate_matrix
-from kvision.train.schedule import EarlyState, PlateauState, learning_rate, update_early, update_plateau
+from kvision.train.schedule import (
+    EarlyState,
+    PlateauState,
+    learning_rate,
+    update_early,
+    update_plateau,
+)
 
 
 @dataclass
@@ -83,7 +94,7 @@ def run_trial(ctx: RunContext, plan: TrialPlan) -> None:
         if state.stage_epoch and not state.stage_done:
             resume_from = found[0]  # mid-stage: optimizer state too, once the stage is set up
         else:
-            model.load_weights(str(found[0] / "model.weights.h5"))
+            restore_weights(found[0], model)
         ctx.writer.event("trial_resumed", trial=plan.name, stage_index=state.stage_index,
                          epoch=state.global_epoch, checkpoint=found[0].name)
     else:
@@ -160,7 +171,8 @@ def _train_epochs(ctx: RunContext, plan: TrialPlan, model: keras.Model, stage: S
         model.optimizer.learning_rate.assign(lr)
         train.set_epoch(state.global_epoch)
         t0 = time.monotonic()
-        metrics = ctx.fit_one_epoch(model, train, val, plan, stage, epoch, training)
+        metrics = ctx.fit_one_epoch(model, train, val, plan, stage, epoch, training,
+                                    rng_seed=epoch_seed(plan.seed, state.global_epoch))
         metrics["lr"] = lr
         state.stage_epoch += 1
         state.global_epoch += 1
@@ -217,6 +229,11 @@ def _finish_trial(ctx: RunContext, plan: TrialPlan, model: keras.Model, trial_di
                          kind="model")
     ctx.trial_artifacts(plan, model)
     ctx.writer.event("trial_finished", trial=plan.name, seconds=round(seconds, 2))
+
+
+def epoch_seed(seed: int, global_epoch: int) -> int:
+    """The seed of one epoch's random draws (dropout masks...): a pure function of both."""
+    return int(np.random.SeedSequence([seed, global_epoch]).generate_state(1)[0])
 
 
 def _save(ckpt_dir: Path, model: keras.Model, plan: TrialPlan, state: TrialState) -> None:

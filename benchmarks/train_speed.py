@@ -1,0 +1,24 @@
+"""Training/inference speed of kvision's Keras models vs the same networks in plain PyTorch.
+
+The same library code as ``kvision bench`` (kvision/bench/); see docs/readme/speed.md.
+
+    python benchmarks/train_speed.py                       # every case, train and infer
+    python benchmarks/train_speed.py --case lenet-28-gray --mode train --repeats 5 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from kvision.bench.cli import main
+from kvision.bench.commands import BENCH_HELP, add_arguments
+from kvision.errors import KvisionError
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=BENCH_HELP,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    try:
+        raise SystemExit(main(parser.parse_args()))
+    except KvisionError as exc:
+        parser.exit(2, f"error: {exc}\n")

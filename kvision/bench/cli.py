@@ -1,0 +1,58 @@
+"""What ``kvision bench`` and ``benchmarks/train_speed.py`` run: pick cases, time, print."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+
+from kvision.errors import KvisionError, unknown_name
+
+
+def select_cases(names: list[str] | None, *, gpu: bool, steps: int | None):
+    """The default cases, filtered by name (unknown -> KvisionError), steps overridden."""
+    from kvision.bench.speed import default_cases
+
+    cases = {case.name: case for case in default_cases(gpu)}
+    for name in names or []:
+        if name not in cases:
+            raise unknown_name("benchmark case", name, cases)
+    chosen = [cases[n] for n in names] if names else list(cases.values())
+    if steps is not None:
+        if steps < 1:
+            raise KvisionError(f"--steps must be a positive number of batches. Received: {steps}.")
+        chosen = [dataclasses.replace(case, steps=steps) for case in chosen]
+    return chosen
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the selected cases and modes; print a table (or JSON with ``--json``)."""
+    if args.repeats < 1 or args.threads < 1:
+        raise KvisionError(
+            f"--repeats and --threads must be at least 1. Received: --repeats {args.repeats}, "
+            f"--threads {args.threads}.")
+    import torch
+
+    from kvision.bench.speed import format_table, run_case
+
+    torch.set_num_threads(args.threads)
+    cases = select_cases(args.cases, gpu=torch.cuda.is_available(), steps=args.steps)
+    if args.list:
+        for case in cases:
+            print(f"{case.name:<22}{case.arch} {case.size}x{case.size}x{case.channels} "
+                  f"batch {case.batch_size}, {case.steps} steps, options {case.options}")
+        return 0
+    modes = ("train", "infer") if args.mode == "both" else (args.mode,)
+    results = []
+    for case in cases:
+        for mode in modes:
+            results.append(run_case(case, mode, repeats=args.repeats))
+            if not args.json:
+                print(format_table(results[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
+    if args.json:
+        print(json.dumps([r.summary() for r in results], indent=2))
+    else:
+        print(f"torch threads: {torch.get_num_threads()}, device: {results[0].device}")
+        print(format_table(results))
+    return 0

@@ -1,0 +1,45 @@
+"""``kvision bench``: argparse only, so ``kvision --help`` stays fast (work in bench.cli)."""
+
+from __future__ import annotations
+
+import argparse
+
+BENCH_HELP = """\
+Train (and run inference with) the same network built by kvision in Keras and written in
+plain PyTorch, on the same random uint8 images, batch size, optimizer (Adam 1e-3) and steps.
+Warm-up passes are not timed; the timed repeats alternate kvision and PyTorch in this process.
+Prints images/s of each, the ratio kvision/PyTorch (min/median/max over repeats) and peak
+memory. Uses a CUDA device when torch sees one.
+"""
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    """Add the ``bench`` command to the CLI's subparsers."""
+    p = subparsers.add_parser("bench", help="speed of kvision's Keras models vs plain PyTorch",
+                              description=BENCH_HELP,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    p.set_defaults(handler=run_bench)
+    return p
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options shared by ``kvision bench`` and ``benchmarks/train_speed.py``."""
+    p.add_argument("--case", action="append", dest="cases", metavar="NAME",
+                   help="run only this case (repeatable; default: all, see --list)")
+    p.add_argument("--mode", choices=("train", "infer", "both"), default="both",
+                   help="time training, inference or both (default: both)")
+    p.add_argument("--repeats", type=int, default=3,
+                   help="timed repeats per side, alternating (default: 3)")
+    p.add_argument("--steps", type=int, help="batches per timed pass (default: per case)")
+    p.add_argument("--threads", type=int, default=2,
+                   help="torch CPU threads for both sides (default: 2)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--list", action="store_true", help="list the cases and exit")
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    """Handler of ``kvision bench``; returns the exit code."""
+    from kvision.bench.cli import main
+
+    return main(args)

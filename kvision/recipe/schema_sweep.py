@@ -1,0 +1,112 @@
+"""The ``[sweep]`` section: which recipe keys a sweep varies, how, and what it optimises.
+
+```toml
+[sweep]
+sampler = "random"                     # grid | random | bayes (Optuna's TPE)
+trials = 20
+objective = "test.clear.accuracy"      # SPLIT.CONDITION.accuracy|loss, or an epoch metric
+parallel = 2
+
+[sweep.params]
+"training.optimizer.name" = ["adam", "sgd"]                        # choices
+"training.optimizer.learning_rate" = { low = 1e-5, high = 1e-2, log = true }
+"training.batch_size" = { low = 16, high = 128, step = 16 }        # ints -> an int range
+```
+Never imports keras, torch or optuna.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from kvision.recipe.spec import option
+
+SAMPLERS = ("grid", "random", "bayes")
+DIRECTIONS = ("auto", "maximize", "minimize")
+EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+MATRIX_METRICS = ("accuracy", "loss")
+_MATRIX_RE = re.compile(r"^(train|val|test)\.([A-Za-z0-9][A-Za-z0-9_.-]*)\.(accuracy|loss)$")
+
+
+@dataclass(frozen=True)
+class RangeSpec:
+    """A numeric range: integers when low, high (and step) are integers, else floats."""
+
+    low: int | float = option(help="Smallest value.")
+    high: int | float = option(help="Largest value.")
+    log: bool = option(False, help="Sample on a log scale (learning rates, weight decay).")
+    step: int | float | None = option(None, help="Spacing of the values (required for grid sweeps).", gt=0)
+
+    @property
+    def is_int(self) -> bool:
+        """Whether the range holds integers (all bounds written as integers)."""
+        return all(isinstance(v, int) for v in (self.low, self.high, self.step or 1))
+
+    def check(self) -> list[tuple[str, str]]:
+        """Bounds in order; log ranges positive and unstepped (Optuna's rules)."""
+        problems = []
+        if self.low > self.high:
+            problems.append(("low", f"low ({self.low}) must not exceed high ({self.high})."))
+        if self.log and self.low <= 0:
+            problems.append(("low", f"a log range needs low > 0, got {self.low}."))
+        if self.log and self.step is not None:
+            problems.append(("step", "a range cannot be both log and stepped; drop one of them."))
+        return problems
+
+
+@dataclass(frozen=True)
+class SweepSection:
+    """A hyper-parameter sweep over recipe keys; each trial is a normal run."""
+
+    params: dict[str, tuple[Any, ...] | RangeSpec] = option(
+        help="Recipe key path -> choices (an array) or a range ({low, high, log, step}).", min_len=1)
+    sampler: str = option("random", help="grid (every combination), random, or bayes (TPE).", choices=SAMPLERS)
+    # 20 trials: enough for TPE to move past its random start-up trials (10 by default).
+    trials: int | None = option(20, help="Trial budget (grid: default and cap = grid size).", ge=1, le=100000)
+    objective: str = option("val_accuracy", help="SPLIT.CONDITION.accuracy|loss of the final evaluation "
+                            "(e.g. test.clear.accuracy), or an epoch metric (best epoch).")
+    direction: str = option("auto", help="maximize, minimize, or auto (maximize accuracy, minimize loss).",
+                            choices=DIRECTIONS)
+    parallel: int = option(1, help="Trials running at once, each a separate process.", ge=1, le=256)
+    seed: int | None = option(None, help="Sampler seed (default: experiment.seed).", ge=0)
+
+    def check(self) -> list[tuple[str, str]]:
+        """The objective's form, non-empty choices, and grids that can be enumerated."""
+        problems = []
+        if objective_problem(self.objective):
+            problems.append(("objective", objective_problem(self.objective)))
+        for key, space in self.params.items():
+            if isinstance(space, tuple) and not space:
+                problems.append((f"params.{key}", "needs at least one choice."))
+            if self.sampler == "grid" and isinstance(space, RangeSpec) and space.step is None:
+                problems.append((f"params.{key}", "a grid sweep needs choices or a range with "
+                                 "a step (e.g. { low = 16, high = 64, step = 16 })."))
+        return problems
+
+    @property
+    def maximize(self) -> bool:
+        """Whether a larger objective is better."""
+        if self.direction != "auto":
+            return self.direction == "maximize"
+        return not self.objective.endswith("loss")
+
+
+def objective_problem(objective: str) -> str | None:
+    """Why ``objective`` is not a valid objective, or None."""
+    if objective in EPOCH_METRICS or _MATRIX_RE.match(objective):
+        return None
+    return (f"'{objective}' is not an objective. Use SPLIT.CONDITION.METRIC for a cell of the final "
+            f"evaluation matrix (split train, val or test; metric {' or '.join(MATRIX_METRICS)}; "
+            f"e.g. test.clear.accuracy), or an epoch metric ({', '.join(EPOCH_METRICS)}) whose "
+            "best epoch counts.")
+
+
+def matrix_cell(objective: str) -> tuple[str, str, str] | None:
+    """(split, condition, metric) for a matrix objective, None for an epoch metric."""
+    found = _MATRIX_RE.match(objective)
+    return (found.group(1), found.group(2), found.group(3)) if found else None
+
+
+__all__ = ["RangeSpec", "SweepSection", "matrix_cell", "objective_problem"]

@@ -1,0 +1,123 @@
+"""Data parallel on CPU: 2 gloo ranks must train exactly like one process with the same global batch."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import kvision  # noqa: F401 - selects the torch backend before keras loads
+
+GLOBAL_BATCH = 8
+IMAGES = 21  # 8 + 8 + 5: the short last batch splits 3/2, so the loss weighting must be exact
+CLASS_WEIGHT = {0: 1.0, 1: 2.0, 2: 0.5}
+
+
+def _data():
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (IMAGES, 12, 12, 1), dtype=np.uint8)
+    labels = rng.integers(0, 3, IMAGES).astype(np.int64)
+    return images, labels
+
+
+def _model_and_batches():
+    """A conv model without dropout or BatchNorm (per-rank in DDP), with an L2 penalty."""
+    import keras
+
+    from kvision.data import make_batches
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((12, 12, 1))
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.Conv2D(4, 3, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(3, kernel_regularizer=keras.regularizers.L2(0.01))(x)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    images, labels = _data()
+    train = make_batches(images, labels, batch_size=GLOBAL_BATCH, seed=5, shuffle=True)
+    return model, train
+
+
+def _two_epochs(fit) -> None:
+    for epoch in range(2):
+        fit(epoch)
+
+
+def _rank(rank: int, world: int, port: int, out: str) -> None:
+    """One gloo rank: two data-parallel epochs; rank 0 saves weights and metrics."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    from kvision.train.ddp_env import init_from_env
+
+    assert init_from_env()
+    import torch.distributed as dist
+
+    from kvision.train import distributed
+
+    model, train = _model_and_batches()
+    metrics = {}
+
+    def fit(epoch: int) -> None:
+        train.set_epoch(epoch)
+        metrics.update(distributed.fit_one_epoch(model, train, None, class_weight=CLASS_WEIGHT))
+
+    _two_epochs(fit)
+    np.savez(Path(out) / f"rank{rank}.npz", *model.get_weights(), loss=metrics["loss"])
+    dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.timeout(120)
+def test_two_gloo_ranks_match_one_process_with_the_same_global_batch(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_rank, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+
+    model, train = _model_and_batches()
+
+    def fit(epoch: int) -> None:
+        train.set_epoch(epoch)
+        model.fit(train, epochs=1, verbose=0, shuffle=False, class_weight=CLASS_WEIGHT)
+
+    initial = [w.copy() for w in model.get_weights()]
+    _two_epochs(fit)
+    single = model.get_weights()
+    for rank in (0, 1):
+        with np.load(tmp_path / f"rank{rank}.npz") as saved:
+            ddp = [saved[f"arr_{i}"] for i in range(len(single))]
+        for a, b, start in zip(ddp, single, initial, strict=True):
+            assert not np.allclose(b, start)  # the run trained: the comparison means something
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_shards_cover_the_global_batch_and_weights_keep_its_mean():
+    from kvision.train.distributed import ShardedBatches
+
+    _model, train = _model_and_batches()
+    last = len(train) - 1
+    x, y = train[last]
+    shards = [ShardedBatches(train, r, 2, CLASS_WEIGHT)[last] for r in range(2)]
+    assert sorted(np.concatenate([s[1] for s in shards]).tolist()) == sorted(y.tolist())
+    # weights: n_r * W / n per row (times the class weight), so the rank means average to the global mean
+    per_row = [s[2] / np.array([CLASS_WEIGHT[int(c)] for c in s[1]]) for s in shards]
+    assert [len(s[1]) for s in shards] == [3, 2]  # the last batch: 5 rows over 2 ranks
+    assert [float(p[0]) for p in per_row] == pytest.approx([3 * 2 / 5, 2 * 2 / 5])
+
+
+def test_a_rank_without_rows_gets_a_weightless_row():
+    from kvision.train.distributed import ShardedBatches
+
+    _model, train = _model_and_batches()
+    x, y, w = ShardedBatches(train, 7, 8)[len(train) - 1]  # the last batch has 5 rows for 8 ranks
+    assert len(y) == 1 and w.tolist() == [0.0]

@@ -1,0 +1,212 @@
+"""The runner end to end on tiny recipes: run directory contract, determinism, stop/resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kvision.runs import RunReader
+from kvision.train.console import Console
+from kvision.train.runner import resume_run, run_recipe
+
+TINY = textwrap.dedent("""\
+    [experiment]
+    name = "tiny"
+    seed = 7
+
+    [data]
+    source = "builtin:fashion7k"
+    limit_per_class = 6
+    val_fraction = 0.25
+
+    [conditions.clear]
+
+    [conditions.blurred]
+    blur = { kind = "gaussian", sigma = 1.5 }
+
+    [models.lenet]
+    arch = "lenet"
+
+    [[arms]]
+    name = "naive"
+    stages = [{ name = "train", condition = "blurred", epochs = 2 }]
+
+    [[arms]]
+    name = "expert"
+    stages = [
+      { name = "pretrain", condition = "clear", epochs = 1 },
+      { name = "train", condition = "blurred", epochs = 2 },
+    ]
+
+    [training]
+    batch_size = 8
+
+    [evaluate]
+    conditions = ["clear", "blurred"]
+    splits = ["train", "test"]
+
+    [insight]
+    enabled = false
+    """)
+
+
+@pytest.fixture()
+def recipe(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    return path
+
+
+def quiet() -> Console:
+    return Console(open(os.devnull, "w"), tty=False)  # noqa: SIM115
+
+
+def run(recipe: Path, runs: Path, *overrides: str):
+    return run_recipe(str(recipe), list(overrides), runs_dir=str(runs), console=quiet())
+
+
+def final_metrics(run_dir: Path) -> list[tuple]:
+    reader = RunReader(run_dir)
+    return [(e["trial"], e["stage"], e["epoch"], e["metrics"]["loss"], e["metrics"]["val_loss"])
+            for e in reader.epochs()]
+
+
+def test_run_directory_contract(recipe, tmp_path):
+    result = run(recipe, tmp_path / "runs")
+    assert result.status == "finished" and result.exit_code == 0
+    d = result.run_dir
+    for name in ("recipe.toml", "meta.json", "events.jsonl", "split.json", "report.md"):
+        assert (d / name).is_file(), name
+    reader = RunReader(d)
+    assert reader.status() == "finished"
+    kinds = [e["event"] for e in reader.events]
+    assert kinds[0] == "run_started" and kinds[-1] == "run_finished"
+    assert all({"event", "time", "trial", "stage"} <= e.keys() for e in reader.events)
+    assert reader.trials() == ["lenet-naive", "lenet-expert"]
+    checkpoints = [(e["trial"], e["checkpoint"]) for e in reader.evaluations()]
+    assert checkpoints == [("lenet-naive", "before"), ("lenet-naive", "after_train"),
+                           ("lenet-expert", "before"), ("lenet-expert", "after_pretrain"),
+                           ("lenet-expert", "after_train")]
+    matrix = reader.evaluations()[-1]["matrix"]
+    assert set(matrix) == {"clear", "blurred"} and set(matrix["clear"]) == {"train", "test"}
+    epochs = reader.epochs("lenet-expert")
+    assert [(e["stage"], e["epoch"], e["global_epoch"]) for e in epochs] == [
+        ("pretrain", 1, 1), ("train", 1, 2), ("train", 2, 3)]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr"} <= epochs[0]["metrics"].keys()
+    meta = json.loads((d / "meta.json").read_text())
+    assert meta["backend"] == "torch" and meta["seed"] == 7
+    report = (d / "report.md").read_text()
+    assert "| lenet-expert |" in report and "After pretrain" in report
+
+
+def test_same_initial_weights_across_arms_and_saved_model_loads_safely(recipe, tmp_path):
+    import keras
+
+    d = run(recipe, tmp_path / "runs").run_dir
+    reader = RunReader(d)
+    befores = {e["trial"]: e["matrix"] for e in reader.evaluations() if e["checkpoint"] == "before"}
+    assert befores["lenet-naive"] == befores["lenet-expert"]  # paired: same init
+    model = keras.saving.load_model(d / "trials/lenet-expert/model.keras", safe_mode=True)
+    x = np.random.default_rng(0).integers(0, 255, (3, 28, 28, 1)).astype("float32")
+    assert model.predict(x, verbose=0).shape == (3, 10)
+
+
+def test_same_seed_same_numbers(recipe, tmp_path):
+    a = run(recipe, tmp_path / "a", "experiment.seed=3").run_dir
+    b = run(recipe, tmp_path / "b", "experiment.seed=3").run_dir
+    assert final_metrics(a) == final_metrics(b)
+    c = run(recipe, tmp_path / "c", "experiment.seed=4").run_dir
+    assert final_metrics(a) != final_metrics(c)
+
+
+def test_bad_input_leaves_no_run_directory(recipe, tmp_path):
+    runs = tmp_path / "runs"
+    proc = subprocess.run([sys.executable, "-m", "kvision", "run", str(recipe), "--runs-dir", str(runs),
+                           "--set", "data.source=folder:/does/not/exist"], capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and "/does/not/exist" in proc.stderr
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_image_too_small_for_model_exits_2(recipe, tmp_path):
+    text = recipe.read_text().replace('arch = "lenet"', 'arch = "alexnet_seed"')
+    recipe.write_text(text)
+    proc = subprocess.run([sys.executable, "-m", "kvision", "run", str(recipe), "--runs-dir",
+                           str(tmp_path / "runs")], capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    assert "63" in proc.stdout + proc.stderr or "minimum" in (proc.stdout + proc.stderr).lower()
+
+
+def wait_for(predicate, timeout: float = 120.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError("condition not reached in time")
+
+
+def epoch_events(run_dir: Path) -> int:
+    try:
+        return sum('"epoch_end"' in line for line in (run_dir / "events.jsonl").read_text().splitlines())
+    except FileNotFoundError:
+        return 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_killed_run_resumes_to_the_uninterrupted_result(recipe, tmp_path, sig):
+    """Stop a run mid-trial (clean SIGTERM or kill -9), resume it, compare with a full run."""
+    reference = run(recipe, tmp_path / "ref").run_dir
+    run_dir = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "kvision", "run", str(recipe), "--run-dir", str(run_dir)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: epoch_events(run_dir) >= 3)  # inside the second trial
+    proc.send_signal(sig)
+    proc.wait(timeout=120)
+    if sig == signal.SIGTERM:
+        assert proc.returncode == 143
+        assert RunReader(run_dir).status() == "interrupted"
+    else:
+        assert RunReader(run_dir).status() == "stale"
+    result = resume_run(str(run_dir), console=quiet())
+    assert result.status == "finished", result.message
+    reader = RunReader(run_dir)
+    assert reader.of("run_resumed")
+    assert final_metrics(run_dir) == final_metrics(reference)
+    ref_final = RunReader(reference).evaluations()[-1]["matrix"]
+    assert reader.evaluations()[-1]["matrix"] == ref_final
+
+
+def test_resume_refuses_non_run_dir(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "kvision", "run", "--resume", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "not a kvision run directory" in proc.stderr
+
+
+def test_resume_refuses_changed_recipe(recipe, tmp_path):
+    d = run(recipe, tmp_path / "runs").run_dir
+    recipe.write_text(recipe.read_text().replace("batch_size = 8", "batch_size = 4"))
+    proc = subprocess.run([sys.executable, "-m", "kvision", "run", "--resume", str(d)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "recipe changed" in proc.stderr and "-batch_size = 8" in proc.stderr
+
+
+def test_show_and_ls(recipe, tmp_path):
+    d = run(recipe, tmp_path / "runs").run_dir
+    show = subprocess.run([sys.executable, "-m", "kvision", "show", str(d)], capture_output=True, text=True)
+    assert show.returncode == 0 and "lenet-naive" in show.stdout and "Before training" in show.stdout
+    ls = subprocess.run([sys.executable, "-m", "kvision", "ls", "--runs-dir", str(tmp_path / "runs")],
+                        capture_output=True, text=True)
+    assert d.name[:44] in ls.stdout and "finished" in ls.stdout
