@@ -7,6 +7,7 @@ without loading Keras or torch; handlers import what they need.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 from collections.abc import Callable
@@ -60,6 +61,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run-dir", help="exact run directory to create (used by kvision-tui)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its last completed epoch")
     p.add_argument("--force", action="store_true", help="with --resume: resume even if the recipe file changed")
+    p.add_argument("--gpus", type=int, metavar="N",
+                   help="train each trial data-parallel over N processes (torchrun: NCCL on GPUs, gloo on CPU)")
     p.add_argument("--repeats", type=int, help="run every trial with N seeds (same as --set experiment.repeats=N)")
     p.set_defaults(handler=_run)
 
@@ -99,6 +102,10 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from kvision.train.runner import resume_run, run_recipe
 
+    if args.gpus and args.gpus > 1 and "WORLD_SIZE" not in os.environ:
+        from kvision.train.ddp_env import launch
+
+        return launch(args.gpus, sys.argv[1:])
     overrides = list(args.overrides) + ([f"experiment.repeats={args.repeats}"] if args.repeats else [])
     if args.resume:
         result = resume_run(args.resume, recipe_path=args.recipe, overrides=overrides, force=args.force)

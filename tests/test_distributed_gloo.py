@@ -78,6 +78,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # two processes that each load torch and Keras: 30-50 s on 2 shared cores
 @pytest.mark.timeout(120)
 def test_two_gloo_ranks_match_one_process_with_the_same_global_batch(tmp_path):
     import torch.multiprocessing as mp
@@ -121,3 +122,31 @@ def test_a_rank_without_rows_gets_a_weightless_row():
     _model, train = _model_and_batches()
     x, y, w = ShardedBatches(train, 7, 8)[len(train) - 1]  # the last batch has 5 rows for 8 ranks
     assert len(y) == 1 and w.tolist() == [0.0]
+
+
+def test_gpus_becomes_torchrun_running_the_plain_command(monkeypatch):
+    from kvision.train import ddp_env
+
+    seen = []
+    monkeypatch.setattr(ddp_env.os, "execv", lambda exe, cmd: seen.append(cmd))
+    monkeypatch.setattr(ddp_env.torch.cuda, "is_available", lambda: False)
+    ddp_env.launch(2, ["run", "r.toml", "--gpus", "2", "--set", "a=1", "--gpus=2"])
+    assert seen[0][1:] == ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+                           "-m", "kvision", "run", "r.toml", "--set", "a=1"]
+
+
+def test_gpus_below_one_is_a_user_error():
+    from kvision.errors import KvisionError
+    from kvision.train.ddp_env import launch
+
+    with pytest.raises(KvisionError, match="--gpus must be at least 1, got 0"):
+        launch(0, ["run", "r.toml"])
+
+
+def test_followers_write_nothing(tmp_path):
+    from kvision.train.ddp_env import FollowerWriter, is_main
+
+    writer = FollowerWriter(tmp_path / "run")
+    writer.event("epoch_end", trial="t")
+    assert writer.write_json("meta.json", {}) == tmp_path / "run" / "meta.json"
+    assert not (tmp_path / "run").exists() and is_main()  # one process: it is the main one

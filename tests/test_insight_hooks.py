@@ -205,3 +205,13 @@ def test_check_model_catches_layer_typos_before_training():
     with pytest.raises(KvisionError, match="'classifier'.*not a spatial map"):
         check_model(model, dataclasses.replace(InsightSection(), cam=dataclasses.replace(
             InsightSection().cam, layer="classifier")))
+
+
+def test_report_of_a_stopped_run_summarises_the_finished_trials(finished_run, tmp_path):
+    import shutil
+
+    w, _, _ = finished_run
+    stopped = shutil.copytree(w.dir, tmp_path / "stopped")
+    (stopped / "robustness.json").unlink()  # run_artifacts never ran
+    text = report_markdown(stopped)
+    assert "mCE (vs tiny-naive)" in text and "| tiny-expert |" in text

@@ -102,3 +102,22 @@ def test_insight_recipe_section_checks_names_with_key_paths():
     parse(InsightSection, {"cam": {"method": "gradcam+"}}, ctx, "insight")
     assert "key 'insight.cam.method': 'gradcam+' is not allowed. Did you mean: 'gradcam++'?" \
         in str(ctx.errors[0])
+
+
+def test_trial_history_marks_stage_boundaries_and_keeps_the_latest_epoch(tmp_path):
+    from kvision.insight.curves import trial_history
+    from kvision.runs import RunReader, RunWriter
+
+    w = RunWriter(tmp_path)
+    for stage, epoch, g, loss in [("pretrain", 1, 1, 0.9), ("pretrain", 2, 2, 0.8),
+                                  ("train", 1, 3, 0.7), ("train", 1, 3, 0.6),  # resumed
+                                  ("train", 2, 4, 0.5)]:
+        w.event("epoch_end", trial="a-expert", stage=stage, epoch=epoch, global_epoch=g,
+                metrics={"loss": loss}, seconds=1)
+    w.event("epoch_end", trial="a-naive", stage="train", epoch=1, global_epoch=1,
+            metrics={"loss": 2.0}, seconds=1)
+    w.close()
+    hist = trial_history(RunReader(tmp_path), "a-expert")
+    assert hist.epochs == [1, 2, 3, 4]
+    assert hist.metrics["loss"] == [0.9, 0.8, 0.6, 0.5]
+    assert hist.boundaries == [(2.5, "train")] and hist.first_stage == "pretrain"

@@ -33,6 +33,7 @@ def _train(arch: str, enabled: bool, monkeypatch, **options) -> tuple[list[float
 @pytest.mark.parametrize(("arch", "options"), [
     ("lenet", {"dropout": 0.0}),
     ("alexnet_small", {"dropout": 0.0, "norm": "lrn", "head": 8}),
+    ("resnet20", {}),  # strided convs after explicit padding, shortcuts
 ])
 def test_fast_path_matches_keras_ops(arch, options, monkeypatch):
     fast_losses, fast_weights, fast_out = _train(arch, True, monkeypatch, **options)

@@ -66,8 +66,8 @@ def test_a_valid_sweep_passes_and_ranges_know_ints_from_floats():
         "models.net.dropout" = [0.0, 0.5]
         """)
     check_space(spec, _base, file="r.toml", text=_text)
-    assert not spec.params["training.optimizer.learning_rate"].is_int
-    assert spec.params["training.batch_size"].is_int
+    assert not spec.spaces["training.optimizer.learning_rate"].is_int
+    assert spec.spaces["training.batch_size"].is_int
     assert spec.maximize and budget(spec) == 20
 
 
@@ -158,6 +158,19 @@ def test_range_rules():
     assert [e.key for e in ctx.errors] == ["r.low"]
 
 
+def test_a_misspelt_range_key_is_named_with_its_path():
+    with pytest.raises(RecipeErrors) as info:
+        load("""
+            [sweep.params]
+            "training.batch_size" = { low = 16, hgh = 64 }
+            "training.optimizer.name" = "adam"
+            """)
+    text = "\n".join(str(e) for e in info.value.errors)
+    assert "key 'sweep.params.training.batch_size.hgh': unknown key 'hgh'" in text
+    assert "Did you mean: 'high'?" in text
+    assert "key 'sweep.params.training.optimizer.name': expected choices (an array" in text
+
+
 def test_sweep_command_registers_its_options():
     from kvision.sweep_commands import register
 
@@ -166,3 +179,15 @@ def test_sweep_command_registers_its_options():
     args = parser.parse_args(["sweep", "r.toml", "--set", "a=1", "--parallel", "2", "--trials", "5"])
     assert (args.recipe, args.overrides, args.parallel, args.trials) == ("r.toml", ["a=1"], 2, 5)
     assert parser.parse_args(["sweep", "--resume", "d"]).resume == "d"
+
+
+def test_kvision_sweep_refuses_a_bad_key_with_exit_2_and_starts_nothing(tmp_path, capsys):
+    from kvision.cli import main
+
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(BASE + '[sweep.params]\n"training.optimizer.learning_rat" = [1e-3]\n')
+    assert main(["sweep", str(recipe), "--sweep-dir", str(tmp_path / "sw")]) == 2
+    err = capsys.readouterr().err
+    assert "key 'sweep.params.training.optimizer.learning_rat'" in err
+    assert "Did you mean: 'learning_rate'?" in err
+    assert not (tmp_path / "sw").exists()

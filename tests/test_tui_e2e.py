@@ -10,15 +10,15 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from kvision_tui.app import KvisionApp
-from kvision_tui.dialogs import ConfirmScreen
-from kvision_tui.history_screen import HistoryScreen
-from kvision_tui.live_screen import LiveScreen
 from test_tui_fakes import write_run
 from test_tui_screens import sync, text_of, until
 from textual.widgets import DataTable, Static
 
 from kvision.runs import find_runs
+from kvision_tui.app import KvisionApp
+from kvision_tui.dialogs import ConfirmScreen
+from kvision_tui.history_screen import HistoryScreen
+from kvision_tui.live_screen import LiveScreen
 
 # The one recipe the real-run tests use: tiny data, LeNet, no insight images, so a run
 # takes seconds. Epochs are many so that a cancel arrives while it still trains.

@@ -11,6 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from test_tui_fakes import write_run
+from textual.command import CommandList
+from textual.widgets import DataTable, OptionList, Static, TabbedContent
+
 from kvision_tui import launch as launch_module
 from kvision_tui.app import KvisionApp, main
 from kvision_tui.dialogs import ConfirmScreen, HelpScreen
@@ -18,9 +22,6 @@ from kvision_tui.history_screen import CompareScreen, HistoryScreen
 from kvision_tui.images_screen import ImagesScreen
 from kvision_tui.live_screen import MAX_TABLE_ROWS, LiveScreen
 from kvision_tui.recipes_screen import RecipesScreen
-from test_tui_fakes import write_run
-from textual.command import CommandList
-from textual.widgets import DataTable, OptionList, Static, TabbedContent
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -338,8 +339,9 @@ def test_main_rejects_a_bad_attach_directory(tmp_path, capsys) -> None:
 @sync
 async def test_native_image_widget_is_used_when_the_terminal_has_graphics(
         world, monkeypatch) -> None:
-    from kvision_tui import images
     from textual_image.widget import HalfcellImage
+
+    from kvision_tui import images
 
     # stand in for a Sixel/Kitty terminal: textual-image's own widget class is mounted
     monkeypatch.setattr(images, "_native_widget", HalfcellImage)

@@ -9,10 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from kvision_tui.app import KvisionApp
 from test_tui_fakes import write_run
 from test_tui_screens import TINY
 from textual.css.query import NoMatches
+
+from kvision_tui.app import KvisionApp
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -6,16 +6,16 @@ import json
 from pathlib import Path
 
 import pytest
-from kvision_tui.charts import BOUNDARY, Series, downsample, render_chart
-from kvision_tui.images import HalfBlock, ImageLoadError, load_image, prepare_native
-from kvision_tui.launch import new_run_dir, run_command
-from kvision_tui.recipes_screen import find_recipes, recipe_name
-from kvision_tui.runstate import RunState, format_seconds, open_run
 from rich.console import Console
 from test_tui_fakes import fake_events, write_run
 
 from kvision.errors import KvisionError
 from kvision.runs import RunReader
+from kvision_tui.charts import BOUNDARY, Series, downsample, render_chart
+from kvision_tui.images import HalfBlock, ImageLoadError, load_image, prepare_native
+from kvision_tui.launch import new_run_dir, run_command
+from kvision_tui.recipes_screen import find_recipes, recipe_name
+from kvision_tui.runstate import RunState, format_seconds, open_run
 
 
 def test_state_digests_trials_stages_and_evaluations(tmp_path: Path) -> None:

@@ -48,8 +48,8 @@ def main(args: argparse.Namespace) -> int:
     for case in cases:
         for mode in modes:
             results.append(run_case(case, mode, repeats=args.repeats))
-            if not args.json:
-                print(format_table(results[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
+            # Progress on stderr, so a long run shows each case as it finishes.
+            print(format_table(results[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
     if args.json:
         print(json.dumps([r.summary() for r in results], indent=2))
     else:

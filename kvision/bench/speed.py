@@ -43,7 +43,7 @@ def default_cases(gpu: bool) -> list[Case]:
     vgg_width = 1 if gpu else 8
     scale = 4 if gpu else 1  # more steps on a GPU, where a step takes milliseconds
     return [
-        Case("lenet-28-gray", "lenet", 28, 1, 10, 128, 30 * scale),
+        Case("lenet-28-gray", "lenet", 28, 1, 10, 128, 20 * scale),
         Case("alexnet_seed/2-64", "alexnet_seed", 64, 3, 2, 32, 10 * scale, {"downscale": 2}),
         Case("alexnet_seed/2-128", "alexnet_seed", 128, 3, 2, 32, 6 * scale, {"downscale": 2}),
         Case(f"vgg11/{vgg_width}-64", "vgg11", 64, 3, 10, 32, 6 * scale, {"width": vgg_width}),

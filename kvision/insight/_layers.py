@@ -9,12 +9,14 @@ from kvision.errors import KvisionError, did_you_mean
 if TYPE_CHECKING:
     import keras
 
+    from kvision.models.roles import ModelRoles
+
 
 #: Stages that report 000 visualises; used by default when the model names them.
 DEFAULT_STAGES = ("v1", "v2", "v4")
 
 
-def roles(model: keras.Model):
+def roles(model: keras.Model) -> ModelRoles:
     """The model's ModelRoles (first_conv, last_conv, stages) from kvision.models.describe."""
     from kvision.models import describe
 

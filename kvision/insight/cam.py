@@ -110,8 +110,8 @@ def cam_panels(model: keras.Model, layer_name: str, images: np.ndarray, labels: 
             classes = outputs.argmax(axis=-1)
         feats, grads, outputs = layer_gradients(model, layer_name, images, classes, batch_size)
         probs = probabilities(outputs)
-        captions = [f"{target}: {class_names[c]} p={probs[i, c]:.2f}"
-                    for i, c in enumerate(classes)]
+        # The column title names the target (true / predicted), so a caption stays short.
+        captions = [f"{class_names[c]} p={probs[i, c]:.2f}" for i, c in enumerate(classes)]
         for method in methods:
             maps = formulas[method](feats, grads)
             columns[f"{names[method]}\n({target})"] = list(zip(maps, captions, strict=True))

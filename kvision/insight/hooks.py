@@ -17,6 +17,7 @@ import numpy as np
 from kvision.insight import _layers
 from kvision.insight._plot import slug
 from kvision.insight.report import report_markdown
+from kvision.recipe.schema_insight import InsightSection
 from kvision.runs import RunReader, RunWriter, atomic_write_bytes
 
 __all__ = ["Samples", "check_model", "checkpoint_artifacts", "pick_samples", "report_markdown",
@@ -62,10 +63,8 @@ def pick_samples(labels: np.ndarray, per_class: int = 1, seed: int = 0) -> np.nd
     return np.asarray(picked, dtype=np.int64)
 
 
-def insight_section(cfg: Any):
+def insight_section(cfg: Any) -> InsightSection:
     """The InsightSection in ``cfg``: a Recipe (its ``insight``), the section itself, or None."""
-    from kvision.recipe.schema_insight import InsightSection
-
     if cfg is None:
         return InsightSection()
     return cfg if isinstance(cfg, InsightSection) else cfg.insight

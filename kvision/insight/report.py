@@ -26,7 +26,7 @@ def report_markdown(run_dir: str | os.PathLike) -> str:
     for kind, title in SECTIONS[:1]:
         parts += _image_section(title, images.get(kind, []))
     parts += _classification_section(Path(run_dir), reader, images.get("confusion", []))
-    parts += _robustness_section(Path(run_dir), images.get("robustness", []))
+    parts += _robustness_section(Path(run_dir), reader.trials(), images.get("robustness", []))
     for kind, title in SECTIONS[1:]:
         parts += _image_section(title, _prefer_comparisons(images.get(kind, [])))
     parts += _retrieval_scores(Path(run_dir), reader.trials())
@@ -108,13 +108,19 @@ def _classification_section(run_dir: Path, reader: RunReader, confusion: list[st
     return ["### Classification report (scikit-learn)", *lines] if lines else []
 
 
-def _robustness_section(run_dir: Path, paths: list[str]) -> list[str]:
-    from kvision.insight.robustness import markdown_table
+def _robustness_section(run_dir: Path, trials: list[str], paths: list[str]) -> list[str]:
+    from kvision.insight.robustness import markdown_table, summarise
 
     file = run_dir / "robustness.json"
-    if not file.is_file():
-        return []
-    data = json.loads(file.read_text("utf-8"))
+    if file.is_file():
+        data = json.loads(file.read_text("utf-8"))
+    else:  # a run stopped before its end: summarise the trials that finished
+        curves = {t: json.loads((run_dir / "trials" / t / "robustness.json").read_text("utf-8"))
+                  for t in trials if (run_dir / "trials" / t / "robustness.json").is_file()}
+        if not curves:
+            return []
+        baseline = next(iter(curves))
+        data = {"curves": curves, "summary": summarise(curves, baseline), "baseline": baseline}
     lines = ["### Blur robustness",
              "Test accuracy (%) per Gaussian sigma and per blur kind (mean over severities); "
              "mCE: each kind's summed error relative to the baseline trial, averaged over kinds "

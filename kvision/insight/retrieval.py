@@ -45,7 +45,7 @@ def feature_layer(model: keras.Model, layer: str | None = None) -> str:
     return spatial[-1]
 
 
-def encoder(model: keras.Model, layer: str | None = None):
+def encoder(model: keras.Model, layer: str | None = None) -> keras.Model:
     """A Keras model from the classifier's input to its (globally averaged) features."""
     import keras
 

@@ -57,7 +57,7 @@ def resolve_target(target: str, trial: str | None, out: str | None) -> Target:
                        "meta.json and events.jsonl) nor an existing .keras model file.")
 
 
-def load_model(path: Path):
+def load_model(path: Path) -> keras.Model:
     """A saved model via kvision.models.load_model (safe mode, kvision's layers registered)."""
     from kvision.models import load_model as _load
 
@@ -183,9 +183,7 @@ def viz_cam(args: argparse.Namespace) -> list[Path]:
             labels, targets = np.full(len(images), args.class_index), ("true",)
         panels = cam_panels(model, layer, images, labels, names, methods=methods, targets=targets)
         if args.class_index is not None:  # "true" here means "the class asked for"
-            panels = {k.replace("(true)", "(asked)"): [(h, c.replace("true:", "class:"))
-                                                       for h, c in v]
-                      for k, v in panels.items()}
+            panels = {k.replace("(true)", "(asked)"): v for k, v in panels.items()}
         written.append(plot_cams(images, panels, [Path(p).name for p in args.image],
                                  _out(target, "cam", f"{name}_{args.method}_{layer}_viz"),
                                  title=f"{name}: class activation maps from '{layer}'"))

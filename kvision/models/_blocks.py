@@ -25,8 +25,9 @@ def conv(x, filters: int, kernel: int, *, name: str, stride: int = 1, pad: int =
         if pad:
             x = keras.layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
         padding = "valid"
-    return keras.layers.Conv2D(filters, kernel, strides=stride, padding=padding,
-                               use_bias=use_bias, kernel_initializer=initializer, name=name)(x)
+    # kvision's Conv2D: the Keras layer with a copy-free torch call (kvision.models._fast).
+    return _fast.Conv2D(filters, kernel, strides=stride, padding=padding, use_bias=use_bias,
+                        kernel_initializer=initializer, name=name)(x)
 
 
 def batch_norm(x, *, name: str):
@@ -44,7 +45,7 @@ def relu(x, *, name: str):
 
 def max_pool(x, size: int, stride: int | None = None, *, name: str):
     """MaxPool without padding, PyTorch's floor mode (Keras ``valid``)."""
-    return keras.layers.MaxPooling2D(size, strides=stride or size, name=name)(x)
+    return _fast.MaxPooling2D(size, strides=stride or size, name=name)(x)
 
 
 def dense_head(x, widths: list[int], *, dropout: float, stage: str, dropout_first: bool):

@@ -85,3 +85,62 @@ class BatchNormalization(keras.layers.BatchNormalization):
                 and self.compute_dtype == "float32"
                 # torch refuses one value per channel in training; Keras gives variance 0.
                 and inputs.numel() > inputs.shape[self.axis])
+
+
+def _nchw_view(inputs):
+    """NHWC -> NCHW as a view, no copy: torch reads it as its channels_last memory format.
+
+    Keras' torch backend instead copies every conv/pool input to contiguous NCHW and back;
+    those copies (and their gradients) were the largest cost left after fused BatchNorm.
+    """
+    return inputs.permute(0, 3, 1, 2)
+
+
+def _nhwc(outputs):
+    """Back to NHWC; a free view, as torch keeps channels_last memory through conv and pool."""
+    return outputs.permute(0, 2, 3, 1)
+
+
+def _spatial_fast_ok(layer, inputs) -> bool:
+    return (torch_active() and layer.data_format == "channels_last" and inputs.ndim == 4
+            and str(inputs.dtype) == "torch.float32" and layer.compute_dtype == "float32")
+
+
+@keras.saving.register_keras_serializable("kvision")
+class Conv2D(keras.layers.Conv2D):
+    """Keras Conv2D whose torch-backend call is one ``F.conv2d`` on NHWC memory, bias fused.
+
+    Weights, config and results are the Keras layer's; other cases (groups, "same" padding
+    with strides, quantized kernels, other backends) take Keras' own call.
+    """
+
+    def call(self, inputs):
+        if not self._fast_ok(inputs):
+            return super().call(inputs)
+        import torch.nn.functional as F
+
+        kernel = self.kernel.value.permute(3, 2, 0, 1)  # (kh, kw, in, out) -> (out, in, kh, kw)
+        bias = self.bias.value if self.use_bias else None
+        outputs = F.conv2d(_nchw_view(inputs), kernel, bias, stride=self.strides,
+                           padding=self.padding, dilation=self.dilation_rate)
+        outputs = _nhwc(outputs)
+        return self.activation(outputs) if self.activation is not None else outputs
+
+    def _fast_ok(self, inputs) -> bool:
+        same_ok = self.padding == "valid" or (
+            max(self.strides) == 1 and all(k % 2 for k in self.kernel_size))
+        return (_spatial_fast_ok(self, inputs) and self.groups == 1 and same_ok
+                and getattr(self, "quantization_mode", None) is None
+                and not getattr(self, "lora_enabled", False))
+
+
+@keras.saving.register_keras_serializable("kvision")
+class MaxPooling2D(keras.layers.MaxPooling2D):
+    """Keras MaxPooling2D whose torch-backend call is ``F.max_pool2d`` on NHWC memory."""
+
+    def call(self, inputs):
+        if self.padding != "valid" or not _spatial_fast_ok(self, inputs):
+            return super().call(inputs)
+        import torch.nn.functional as F
+
+        return _nhwc(F.max_pool2d(_nchw_view(inputs), self.pool_size, self.strides))

@@ -74,11 +74,16 @@ def load_weights(model: keras.Model, source: str | Path, *, arch: str) -> None:
         from kvision.models.saving import load_model
 
         copy_weights_by_name(load_model(path), model, origin=str(path))
+    elif path.suffix in (".pt", ".pth"):
+        # torchvision / the reports' checkpoints: a PyTorch state_dict of the same architecture
+        from kvision.models.torch_import import load_torch_state_dict
+
+        load_torch_state_dict(model, path)
     else:
         raise KvisionError(
             f"Weights file '{path}' for model '{arch}' has an unknown format. Allowed: "
-            f".weights.h5 (model.save_weights), .keras (model.save); PyTorch .pt/.pth files "
-            f"load with kvision.models.load_torch_state_dict."
+            f".weights.h5 (model.save_weights), .keras (model.save), or a PyTorch state_dict "
+            f"(.pt/.pth, e.g. torchvision's resnet18-f37072fd.pth)."
         )
 
 

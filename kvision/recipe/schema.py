@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 from kvision.errors import did_you_mean
 from kvision.recipe.schema_data import ConditionSection, DataSection
 from kvision.recipe.schema_insight import InsightSection
+from kvision.recipe.schema_sweep import SweepSection
 from kvision.recipe.schema_training import TrainingSection
 from kvision.recipe.spec import option, rules_of
 
@@ -144,6 +145,7 @@ class Recipe:
     evaluate: EvaluateSection = option(default_factory=EvaluateSection, help="[evaluate] table.")
     output: OutputSection = option(default_factory=OutputSection, help="[output] table.")
     insight: InsightSection = option(default_factory=InsightSection, help="[insight] table.")
+    sweep: SweepSection | None = option(None, help="[sweep] table: a hyper-parameter search.")
     #: The validated TOML data (overrides applied); stages merge their overrides into it.
     raw: dict[str, Any] = dataclasses.field(default_factory=dict, init=False, repr=False, compare=False)
 

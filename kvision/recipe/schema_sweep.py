@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
-from kvision.recipe.spec import option
+from kvision.recipe.spec import INVALID, Context, option, parse
 
 SAMPLERS = ("grid", "random", "bayes")
 DIRECTIONS = ("auto", "maximize", "minimize")
@@ -60,7 +61,7 @@ class RangeSpec:
 class SweepSection:
     """A hyper-parameter sweep over recipe keys; each trial is a normal run."""
 
-    params: dict[str, tuple[Any, ...] | RangeSpec] = option(
+    params: dict[str, Any] = option(
         help="Recipe key path -> choices (an array) or a range ({low, high, log, step}).", min_len=1)
     sampler: str = option("random", help="grid (every combination), random, or bayes (TPE).", choices=SAMPLERS)
     # 20 trials: enough for TPE to move past its random start-up trials (10 by default).
@@ -77,13 +78,18 @@ class SweepSection:
         problems = []
         if objective_problem(self.objective):
             problems.append(("objective", objective_problem(self.objective)))
-        for key, space in self.params.items():
-            if isinstance(space, tuple) and not space:
-                problems.append((f"params.{key}", "needs at least one choice."))
+        for key, value in self.params.items():
+            space, found = _space(value)
+            problems += [(f"params.{key}" + (f".{rel}" if rel else ""), msg) for rel, msg in found]
             if self.sampler == "grid" and isinstance(space, RangeSpec) and space.step is None:
                 problems.append((f"params.{key}", "a grid sweep needs choices or a range with "
                                  "a step (e.g. { low = 16, high = 64, step = 16 })."))
         return problems
+
+    @cached_property
+    def spaces(self) -> dict[str, tuple[Any, ...] | RangeSpec]:
+        """Each swept key's space: a tuple of choices or a :class:`RangeSpec`."""
+        return {key: _space(value)[0] for key, value in self.params.items()}
 
     @property
     def maximize(self) -> bool:
@@ -91,6 +97,18 @@ class SweepSection:
         if self.direction != "auto":
             return self.direction == "maximize"
         return not self.objective.endswith("loss")
+
+
+def _space(value: Any) -> tuple[Any, list[tuple[str, str]]]:
+    """(choices tuple or RangeSpec, problems as (relative key, message))."""
+    if isinstance(value, list):
+        return tuple(value), ([] if value else [("", "needs at least one choice.")])
+    if isinstance(value, dict):
+        ctx = Context()
+        found = parse(RangeSpec, value, ctx)
+        return (None if found is INVALID else found), [(e.key or "", e.detail) for e in ctx.errors]
+    return None, [("", f"expected choices (an array, e.g. [\"adam\", \"sgd\"]) or a range "
+                       f"(a table such as {{ low = 1e-4, high = 1e-2, log = true }}), got {value!r}.")]
 
 
 def objective_problem(objective: str) -> str | None:

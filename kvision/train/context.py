@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from kvision.data import Dataset
     from kvision.train.trial import TrialPlan
 
+#: `weights` values meaning random initialisation ("none" lets --set turn pretrained weights off).
+NO_WEIGHTS = (None, "", "none")
 PROGRESS_EVERY_S = 1.0  # progress events for live viewers, throttled so events.jsonl stays small
 
 
@@ -90,7 +92,7 @@ class RunContext:
         from kvision.models import create_model
 
         options = dict(plan.model.options)
-        if plan.model.weights is not None:
+        if plan.model.weights not in NO_WEIGHTS:
             options["weights"] = plan.model.weights
         return create_model(plan.model.arch, input_shape=self.dataset.image_shape,
                             num_classes=self.dataset.num_classes, preprocess=self.mean_std,
@@ -101,6 +103,17 @@ class RunContext:
                       rng_seed: int) -> dict[str, float]:
         """One epoch of ``model.fit``; returns its metrics (float)."""
         callback = _Progress(self, plan, stage, epoch, rng_seed)
+        from kvision.train.ddp_env import is_distributed
+
+        if is_distributed():
+            from kvision.train import distributed
+
+            metrics = distributed.fit_one_epoch(
+                model, train, val, class_weight=self.class_weights,
+                steps_per_epoch=training.steps_per_epoch, callbacks=[callback],
+                stop=lambda: bool(self.stop))
+            self.stop.raise_if_set()
+            return metrics
         # shuffle=False: the batches' order is set by train.set_epoch (seeded, resumable).
         history = model.fit(train, validation_data=val, epochs=1, verbose=0, shuffle=False,
                             callbacks=[callback], class_weight=self.class_weights,

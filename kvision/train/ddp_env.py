@@ -7,8 +7,8 @@ before Keras loads (Keras reads ``KERAS_TORCH_DEVICE`` once, at import).
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -68,11 +68,55 @@ def broadcast_object(obj: Any) -> Any:
 
 
 def launch(nprocs: int, argv: list[str]) -> int:
-    """``kvision run --gpus N``: run ``kvision <argv>`` as N ranks under torchrun; exit code."""
+    """``kvision run --gpus N ...``: become ``torchrun`` running ``kvision <argv>`` as N ranks.
+
+    ``argv`` is the command line after ``kvision`` (``--gpus`` is dropped from it, so the
+    ranks run the plain command). The process is replaced (``exec``), so Ctrl-C and SIGTERM
+    reach torchrun, which passes them to every rank; returns only in tests that stub exec.
+    """
     from kvision.errors import KvisionError
 
     if nprocs < 1:
         raise KvisionError(f"--gpus must be at least 1, got {nprocs}.")
+    if torch.cuda.is_available() and nprocs > torch.cuda.device_count():
+        raise KvisionError(f"--gpus {nprocs} asks for more GPUs than this machine has "
+                           f"({torch.cuda.device_count()}).")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc-per-node={nprocs}", "-m", "kvision", *argv]
-    return subprocess.call(cmd)
+           f"--nproc-per-node={nprocs}", "-m", "kvision", *_without_gpus(argv)]
+    os.execv(sys.executable, cmd)
+    return 0  # not reached: exec replaced this process
+
+
+def _without_gpus(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--gpus":
+            skip = True
+        elif not arg.startswith("--gpus="):
+            out.append(arg)
+    return out
+
+
+class FollowerWriter:
+    """What ranks > 0 use instead of a RunWriter: the same ``dir`` (to read checkpoints
+    from), but every write is dropped, so only rank 0 writes the run directory."""
+
+    def __init__(self, run_dir: str | os.PathLike) -> None:
+        self.dir = Path(run_dir)
+
+    def event(self, event: str, **fields: Any) -> dict:
+        """Dropped (rank 0 records the event)."""
+        return {"event": event, **fields}
+
+    def write_json(self, relpath: str, obj: Any) -> Path:
+        """Dropped; returns where rank 0 writes it."""
+        return self.dir / relpath
+
+    def write_text(self, relpath: str, text: str) -> Path:
+        """Dropped; returns where rank 0 writes it."""
+        return self.dir / relpath
+
+    def close(self) -> None:
+        """Nothing to close."""

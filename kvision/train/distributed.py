@@ -20,6 +20,7 @@ this module adds the shard, the all-reduce and the epoch-metric average.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -31,19 +32,41 @@ from kvision.train.ddp_env import init_from_env, is_main, launch, rank, world_si
 
 
 def fit_one_epoch(model: Any, train: Any, val: Any, *, class_weight: dict[int, float] | None = None,
-                  steps_per_epoch: int | None = None, callbacks: list | None = None) -> dict[str, float]:
+                  steps_per_epoch: int | None = None, callbacks: list | None = None,
+                  stop: Callable[[], bool] | None = None) -> dict[str, float]:
     """One data-parallel epoch of ``model.fit``; returns the epoch metrics, equal on all ranks.
 
     ``train`` is the global batch sequence (same seeded order on every rank); ``val`` is
     evaluated whole on every rank, so val metrics need no reduction beyond the average.
+    ``stop`` says whether this rank was asked to stop (Ctrl-C, SIGTERM); all ranks then stop
+    after the same batch, so none is left waiting in a collective.
     """
     _broadcast_weights(model)
     _average_gradients(model.optimizer)
     shard = ShardedBatches(train, rank(), world_size(), class_weight)
+    hooks = [*(callbacks or []), _StopTogether(stop or (lambda: False))]
     history = model.fit(shard, validation_data=val, epochs=1, verbose=0, shuffle=False,
-                        callbacks=callbacks or [], steps_per_epoch=steps_per_epoch)
+                        callbacks=hooks, steps_per_epoch=steps_per_epoch)
     metrics = {k: float(v[-1]) for k, v in history.history.items() if k != "learning_rate"}
     return average_metrics(metrics)
+
+
+class _StopTogether(keras.callbacks.Callback):
+    """After every batch: stop on all ranks if any rank was asked to (one tiny all-reduce)."""
+
+    def __init__(self, stop: Callable[[], bool]) -> None:
+        super().__init__()
+        self.stop = stop
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        flag = torch.tensor([1.0 if self.stop() else 0.0], device=_collective_device())
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        self.model.stop_training = bool(flag.item())
+
+
+def _collective_device() -> str:
+    """NCCL reduces CUDA tensors only; gloo CPU ones."""
+    return "cuda" if dist.get_backend() == "nccl" else "cpu"
 
 
 def _broadcast_weights(model: Any) -> None:
@@ -80,9 +103,7 @@ def _average_gradients(optimizer: Any) -> None:
 def average_metrics(metrics: dict[str, float]) -> dict[str, float]:
     """The mean of each metric over all ranks (identical result on every rank)."""
     keys = sorted(metrics)
-    values = torch.tensor([metrics[k] for k in keys], dtype=torch.float64)
-    if torch.cuda.is_available() and dist.get_backend() == "nccl":
-        values = values.cuda()
+    values = torch.tensor([metrics[k] for k in keys], dtype=torch.float64, device=_collective_device())
     dist.all_reduce(values, op=dist.ReduceOp.SUM)
     return {k: round(float(v) / dist.get_world_size(), 6) for k, v in zip(keys, values.tolist(), strict=True)}
 

@@ -40,15 +40,20 @@ def run_recipe(recipe_path: str, overrides: list[str] | tuple[str, ...] = (), *,
     Recipe and data problems raise KvisionError before the run directory exists, so a bad
     input leaves nothing behind.
     """
+    from kvision.train.ddp_env import FollowerWriter, broadcast_object, init_from_env, is_main
     from kvision.train.rundir import claim_run_dir, new_run_dir, write_identity
 
-    console = console or Console()
+    init_from_env()
+    console = console or _rank_console(is_main())
     recipe = load_recipe(recipe_path, list(overrides))
     _configure_backend(recipe, console)
     dataset = _load_data(recipe, manifest=None)
-    path = claim_run_dir(run_dir) if run_dir else new_run_dir(runs_dir or recipe.output.runs_dir,
-                                                               recipe.experiment.name)
-    writer = RunWriter(path)
+    path = None
+    if is_main():
+        path = claim_run_dir(run_dir) if run_dir else new_run_dir(runs_dir or recipe.output.runs_dir,
+                                                                   recipe.experiment.name)
+    path = Path(broadcast_object(str(path) if path else None))
+    writer = RunWriter(path) if is_main() else FollowerWriter(path)
     write_identity(writer, recipe, recipe_path=str(recipe_path), overrides=list(overrides),
                    argv=argv if argv is not None else sys.argv)
     from kvision.data import split_manifest
@@ -62,7 +67,10 @@ def resume_run(run_dir: str, *, recipe_path: str | None = None,
                overrides: list[str] | tuple[str, ...] = (), force: bool = False,
                console: Console | None = None) -> RunResult:
     """Continue a stopped run from each unfinished trial's last completed epoch."""
-    console = console or Console()
+    from kvision.train.ddp_env import FollowerWriter, barrier, init_from_env, is_main
+
+    init_from_env()
+    console = console or _rank_console(is_main())
     path = Path(run_dir).expanduser()
     if not is_run_dir(path):
         raise KvisionError(f"--resume '{run_dir}' is not a kvision run directory "
@@ -73,15 +81,23 @@ def resume_run(run_dir: str, *, recipe_path: str | None = None,
     if reader.status() == "running":
         raise KvisionError(f"The run in '{path}' is still running (pid {reader.meta().get('pid')}); "
                            "stop it before resuming.")
+    barrier()  # every rank has checked the run before rank 0 writes its new pid into it
     _configure_backend(recipe, console)
     manifest = json.loads((path / "split.json").read_text("utf-8")) if (path / "split.json").exists() else None
     dataset = _load_data(recipe, manifest=manifest)
-    writer = RunWriter(path)
+    writer = RunWriter(path) if is_main() else FollowerWriter(path)
     _update_meta(writer, reader)
     writer.event("run_resumed", resume_points=_resume_points(path, reader),
                  lost_partial_epoch=_lost_partial_epoch(reader))
     console.line(f"resuming {path}")
     return _execute(recipe, dataset, writer, console, resumed=True, done=_finished_trials(reader))
+
+
+def _rank_console(main: bool) -> Console:
+    """Only rank 0 of a data-parallel run talks; the others write to /dev/null."""
+    if main:
+        return Console()
+    return Console(open(os.devnull, "w"), tty=False)  # noqa: SIM115 - lives as long as the process
 
 
 def _execute(recipe: Recipe, dataset, writer: RunWriter, console: Console, *, resumed: bool,
@@ -127,7 +143,10 @@ def _execute(recipe: Recipe, dataset, writer: RunWriter, console: Console, *, re
 
 def _finish_run(ctx, started: float) -> None:
     from kvision.runs.report import write_report
+    from kvision.train.ddp_env import is_main
 
+    if not is_main():
+        return
     if ctx.recipe.insight.enabled:
         from kvision.insight.hooks import run_artifacts
 

@@ -108,6 +108,12 @@ def run_sweep(recipe_path: str | None, overrides: list[str] | tuple[str, ...] = 
     return _drive(folder, spec, console)
 
 
+def check_sweep(recipe_path: str, overrides: list[str] | tuple[str, ...] = ()) -> SweepSection:
+    """Validate a recipe's ``[sweep]`` against the recipe itself (every candidate value as an
+    override); raises RecipeErrors with key paths. ``kvision validate`` can call this."""
+    return _prepare(recipe_path, list(overrides))[0]
+
+
 def _prepare(recipe_path: str, overrides: list[str]) -> tuple[SweepSection, dict, dict]:
     """(spec, base recipe, raw recipe) after overrides; the whole space checked."""
     text = read_text(recipe_path)
@@ -170,9 +176,7 @@ def _drive(folder: Path, spec: SweepSection, console: Console) -> SweepResult:
                     _reap(folder, study, spec, jobs, stop, console)
                     break
                 while len(jobs) < spec.parallel and _started(study) < total:
-                    job = _start(folder, study, spec, console)
-                    if job:
-                        jobs.append(job)
+                    jobs.append(_start(folder, study, spec, console))
                 if not jobs:
                     break
                 _write_report(folder, study, spec, total)
@@ -210,7 +214,7 @@ def _study(folder: Path, spec: SweepSection) -> Any:
     study = optuna.create_study(study_name="sweep", storage=storage, direction=direction,
                                 load_if_exists=True)
     # Seeded by the trials so far, so a resumed sweep does not replay the first suggestions.
-    seed = (spec.seed or 0) + len(study.trials)
+    seed = (spec.seed or 0) + len(study.trials)  # spec.seed is set by split_sweep
     if spec.sampler == "bayes":
         study.sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=spec.parallel > 1)
     else:
@@ -228,8 +232,8 @@ def _started(study: Any) -> int:
 
 
 def _start(folder: Path, study: Any, spec: SweepSection, console: Console,
-           number: int | None = None, params: dict | None = None) -> _Job | None:
-    """Launch a new trial (or continue trial ``number``); None when it cannot start."""
+           number: int | None = None, params: dict | None = None) -> _Job:
+    """Launch a new trial, or continue trial ``number`` (resumed when its run exists)."""
     if number is None:
         trial = study.ask()
         number, params = trial.number, suggest(trial, spec)
@@ -342,4 +346,4 @@ def _write_report(folder: Path, study: Any, spec: SweepSection, total: int) -> d
     return summary["best"]
 
 
-__all__ = ["SweepResult", "run_sweep"]
+__all__ = ["SweepResult", "check_sweep", "run_sweep"]

@@ -119,7 +119,7 @@ def plot(path: Path, spec: SweepSection, rows: list[dict]) -> None:
     y = [r["objective"] for r in done]
     best = [r.get("rank") == 1 for r in done]
     for ax, key in zip(axes.flat, keys, strict=False):
-        space = spec.params[key]
+        space = spec.spaces[key]
         xs = [_x(space, r["params"].get(key)) for r in done]
         if isinstance(space, RangeSpec):
             ax.set_xscale("log" if space.log else "linear")

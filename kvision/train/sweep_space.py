@@ -8,6 +8,7 @@ key does not accept) fails at once with the key path, not after hours of trials.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import json
 import math
@@ -34,6 +35,8 @@ def split_sweep(raw: dict, *, file: str, text: str = "") -> tuple[SweepSection, 
     spec = parse(SweepSection, raw["sweep"], ctx, "sweep")
     if spec is INVALID or ctx.errors:
         raise RecipeErrors(ctx.errors)
+    if spec.seed is None:  # the sampler follows the experiment's seed unless told otherwise
+        spec = dataclasses.replace(spec, seed=base.get("experiment", {}).get("seed", 42))
     return spec, base
 
 
@@ -41,7 +44,7 @@ def check_space(spec: SweepSection, base: dict, *, file: str, text: str = "") ->
     """Validate the base recipe and every candidate value of every parameter; raise on problems."""
     _recipe, errors = validate(copy.deepcopy(base), file=file, text=text)
     locate = line_locator(text)
-    for key, space in spec.params.items():
+    for key, space in spec.spaces.items():
         for value in candidates(space):
             problem = _override_problem(base, key, value, file)
             if problem:
@@ -72,7 +75,7 @@ def candidates(space: Space) -> list[Any]:
 
 def grid(spec: SweepSection) -> list[dict[str, Any]]:
     """Every combination of a grid sweep, in recipe order (the last key varies fastest)."""
-    axes = [_grid_axis(space) for space in spec.params.values()]
+    axes = [_grid_axis(space) for space in spec.spaces.values()]
     return [dict(zip(spec.params, combo, strict=True)) for combo in itertools.product(*axes)]
 
 
@@ -96,7 +99,7 @@ def budget(spec: SweepSection) -> int:
 def suggest(trial: Any, spec: SweepSection) -> dict[str, Any]:
     """Ask an Optuna trial for one value per parameter; returns recipe values."""
     values = {}
-    for key, space in spec.params.items():
+    for key, space in spec.spaces.items():
         if isinstance(space, RangeSpec):
             kind = trial.suggest_int if space.is_int else trial.suggest_float
             values[key] = kind(key, space.low, space.high, log=space.log,

@@ -22,6 +22,7 @@ from kvision.train.checkpoint import (
 from kvision.train.compile import compile_model, with_overrides
 from kvision.train.console import format_metrics
 from kvision.train.context import RunContext
+from kvision.train.ddp_env import barrier, is_main
 from kvision.train.evaluate import evaluate_matrix
 from kvision.train.schedule import (
     EarlyState,
@@ -87,6 +88,10 @@ def run_trial(ctx: RunContext, plan: TrialPlan) -> None:
     state = TrialState(**found[1]["trial"]) if found else TrialState()
     keras.utils.set_random_seed(plan.seed)  # same seed -> same init for every arm of a model
     model = ctx.build_model(plan)
+    if ctx.recipe.insight.enabled:  # a layer named in [insight] must exist: fail before training
+        from kvision.insight.hooks import check_model
+
+        check_model(model, ctx.recipe.insight)
     # Compiled at once so the "before" evaluation can run; each stage compiles afresh.
     compile_model(model, _training(ctx.recipe, plan, min(state.stage_index, len(plan.stages) - 1)))
     resume_from = None
@@ -179,7 +184,7 @@ def _train_epochs(ctx: RunContext, plan: TrialPlan, model: keras.Model, stage: S
         update_plateau(training.schedule, plateau, metrics)
         if training.early_stopping:
             improved, stop = update_early(training.early_stopping, early, metrics, epoch)
-            if improved and training.early_stopping.restore_best:
+            if improved and training.early_stopping.restore_best and is_main():
                 model.save_weights(str(_best_weights(ckpt_dir)))
             stopped_early = stop
         ctx.writer.event("epoch_end", trial=plan.name, stage=stage.name, epoch=epoch + 1,
@@ -195,6 +200,7 @@ def _train_epochs(ctx: RunContext, plan: TrialPlan, model: keras.Model, stage: S
             state.seconds = time.monotonic() - started
             _save(ckpt_dir, model, plan, state)
         ctx.stop.raise_if_set()
+    barrier()  # rank 0's best weights are on disk before anyone loads them
     if training.early_stopping and training.early_stopping.restore_best and _best_weights(ckpt_dir).exists():
         model.load_weights(str(_best_weights(ckpt_dir)))
     state.stage_done = True
@@ -212,14 +218,15 @@ def _checkpoint_eval(ctx: RunContext, plan: TrialPlan, model: keras.Model, label
                      checkpoint=label, matrix=matrix, loss=losses)
     ctx.console.line(f"{plan.name} {label}: " + "  ".join(
         f"{cond}/{split} {acc:.4f}" for cond, row in matrix.items() for split, acc in row.items()))
-    ctx.checkpoint_artifacts(plan, label, model)
+    if is_main():
+        ctx.checkpoint_artifacts(plan, label, model)
     state.evaluated.append(label)
     _save(ckpt_dir, model, plan, state)
 
 
 def _finish_trial(ctx: RunContext, plan: TrialPlan, model: keras.Model, trial_dir: Path,
                   seconds: float) -> None:
-    if ctx.recipe.output.save_models:
+    if ctx.recipe.output.save_models and is_main():
         from kvision.runs.atomic import atomic_path
 
         tmp, final = atomic_path(trial_dir / "model.keras")
@@ -227,7 +234,8 @@ def _finish_trial(ctx: RunContext, plan: TrialPlan, model: keras.Model, trial_di
         tmp.replace(final)
         ctx.writer.event("artifact", trial=plan.name, path=str(final.relative_to(ctx.writer.dir)),
                          kind="model")
-    ctx.trial_artifacts(plan, model)
+    if is_main():
+        ctx.trial_artifacts(plan, model)
     ctx.writer.event("trial_finished", trial=plan.name, seconds=round(seconds, 2))
 
 
@@ -237,8 +245,11 @@ def epoch_seed(seed: int, global_epoch: int) -> int:
 
 
 def _save(ckpt_dir: Path, model: keras.Model, plan: TrialPlan, state: TrialState) -> None:
+    if not is_main():
+        return barrier()  # rank 0 writes; the others wait until the checkpoint is complete
     name = f"epoch-{state.global_epoch:04d}-s{state.stage_index}-{len(state.evaluated)}"
     save_checkpoint(ckpt_dir, name, model, {"trial": asdict(state), "plan": plan.name})
+    barrier()
 
 
 def _best_weights(ckpt_dir: Path) -> Path:
