@@ -158,12 +158,12 @@ def _export(args: argparse.Namespace) -> int:
     if not models:
         raise KvisionError(f"'{run}' has no exported models yet (trials/*/model.keras): "
                            "a trial writes its model when it finishes.")
-    import keras
+    from kvision.models import load_model
 
     dest = Path(args.to)
     dest.mkdir(parents=True, exist_ok=True)
     for path in models:
-        keras.saving.load_model(path, safe_mode=True)  # proves it loads without running code
+        load_model(path)  # safe_mode=True: proves it loads without running code
         target = dest / f"{run.name}-{path.parent.name}.keras"
         shutil.copyfile(path, target)
         print(target)

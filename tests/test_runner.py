@@ -80,10 +80,19 @@ def final_metrics(run_dir: Path) -> list[tuple]:
             for e in reader.epochs()]
 
 
-def test_run_directory_contract(recipe, tmp_path):
-    result = run(recipe, tmp_path / "runs")
-    assert result.status == "finished" and result.exit_code == 0
-    d = result.run_dir
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """One finished tiny run shared by the tests that only read it."""
+    tmp = tmp_path_factory.mktemp("finished")
+    path = tmp / "tiny.toml"
+    path.write_text(TINY)
+    result = run(path, tmp / "runs")
+    assert result.status == "finished" and result.exit_code == 0, result.message
+    return result.run_dir
+
+
+def test_run_directory_contract(finished):
+    d = finished
     for name in ("recipe.toml", "meta.json", "events.jsonl", "split.json", "report.md"):
         assert (d / name).is_file(), name
     reader = RunReader(d)
@@ -108,24 +117,23 @@ def test_run_directory_contract(recipe, tmp_path):
     assert "| lenet-expert |" in report and "After pretrain" in report
 
 
-def test_same_initial_weights_across_arms_and_saved_model_loads_safely(recipe, tmp_path):
-    import keras
+def test_same_initial_weights_across_arms_and_saved_model_loads_safely(finished):
+    from kvision.models import load_model
 
-    d = run(recipe, tmp_path / "runs").run_dir
+    d = finished
     reader = RunReader(d)
     befores = {e["trial"]: e["matrix"] for e in reader.evaluations() if e["checkpoint"] == "before"}
     assert befores["lenet-naive"] == befores["lenet-expert"]  # paired: same init
-    model = keras.saving.load_model(d / "trials/lenet-expert/model.keras", safe_mode=True)
+    model = load_model(d / "trials/lenet-expert/model.keras")  # safe_mode=True
     x = np.random.default_rng(0).integers(0, 255, (3, 28, 28, 1)).astype("float32")
     assert model.predict(x, verbose=0).shape == (3, 10)
 
 
-def test_same_seed_same_numbers(recipe, tmp_path):
-    a = run(recipe, tmp_path / "a", "experiment.seed=3").run_dir
-    b = run(recipe, tmp_path / "b", "experiment.seed=3").run_dir
-    assert final_metrics(a) == final_metrics(b)
-    c = run(recipe, tmp_path / "c", "experiment.seed=4").run_dir
-    assert final_metrics(a) != final_metrics(c)
+def test_same_seed_same_numbers(finished, recipe, tmp_path):
+    again = run(recipe, tmp_path / "again").run_dir  # seed 7, as the shared run
+    assert final_metrics(again) == final_metrics(finished)
+    other = run(recipe, tmp_path / "other", "experiment.seed=8").run_dir
+    assert final_metrics(other) != final_metrics(finished)
 
 
 def test_bad_input_leaves_no_run_directory(recipe, tmp_path):
@@ -195,7 +203,7 @@ def test_resume_refuses_non_run_dir(tmp_path):
 
 
 def test_resume_refuses_changed_recipe(recipe, tmp_path):
-    d = run(recipe, tmp_path / "runs").run_dir
+    d = run(recipe, tmp_path / "runs", "arms[1].stages[1].epochs=0", "evaluate.splits=[\"test\"]").run_dir
     recipe.write_text(recipe.read_text().replace("batch_size = 8", "batch_size = 4"))
     proc = subprocess.run([sys.executable, "-m", "kvision", "run", "--resume", str(d)],
                           capture_output=True, text=True)
@@ -203,10 +211,15 @@ def test_resume_refuses_changed_recipe(recipe, tmp_path):
     assert "recipe changed" in proc.stderr and "-batch_size = 8" in proc.stderr
 
 
-def test_show_and_ls(recipe, tmp_path):
-    d = run(recipe, tmp_path / "runs").run_dir
+def test_show_ls_export(finished, tmp_path):
+    d = finished
     show = subprocess.run([sys.executable, "-m", "kvision", "show", str(d)], capture_output=True, text=True)
     assert show.returncode == 0 and "lenet-naive" in show.stdout and "Before training" in show.stdout
-    ls = subprocess.run([sys.executable, "-m", "kvision", "ls", "--runs-dir", str(tmp_path / "runs")],
+    ls = subprocess.run([sys.executable, "-m", "kvision", "ls", "--runs-dir", str(d.parent)],
                         capture_output=True, text=True)
     assert d.name[:44] in ls.stdout and "finished" in ls.stdout
+    out = subprocess.run([sys.executable, "-m", "kvision", "export", str(d), "--to", str(tmp_path / "x")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert sorted(p.name for p in (tmp_path / "x").iterdir()) == [
+        f"{d.name}-lenet-expert.keras", f"{d.name}-lenet-naive.keras"]

@@ -183,7 +183,16 @@ def _check_archs(recipe: Recipe, ctx: Context) -> None:
 
 def dump_toml(recipe: Recipe) -> str:
     """The resolved recipe as TOML (what `kvision validate` prints and runs save)."""
-    return tomli_w.dumps(to_plain(recipe))
+    return _ONE_LINE_ARRAY.sub(_join_array, tomli_w.dumps(to_plain(recipe)))
+
+
+# tomli-w puts every array element on its own line; arrays of scalars read better on one.
+_ONE_LINE_ARRAY = re.compile(r"\[\n((?:[ \t]+[^\[\]{}\n]+,\n)+)\]")
+
+
+def _join_array(match: re.Match) -> str:
+    items = [line.strip().rstrip(",") for line in match.group(1).splitlines()]
+    return "[" + ", ".join(items) + "]"
 
 
 def recipe_error_text(errors: list[RecipeError]) -> str:

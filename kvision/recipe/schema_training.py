@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from kvision.recipe.spec import option
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-LOSSES = ("cross_entropy", "mse", "mae")
+LOSSES = ("cross_entropy",)  # classification; regression losses come with a regression task
 SCHEDULES = ("constant", "step", "plateau", "cosine")
 
 
@@ -68,7 +68,6 @@ class TrainingSection:
     optimizer: OptimizerSpec = option(default_factory=OptimizerSpec, help="Optimizer table.")
     batch_size: int = option(32, help="Images per step (report 000: 32).", ge=1, le=65536)
     loss: str = option("cross_entropy", help="Loss function.", choices=LOSSES)
-    label_smoothing: float = option(0.0, help="Cross-entropy label smoothing.", ge=0, lt=1)
     schedule: ScheduleSpec = option(default_factory=ScheduleSpec, help="Learning-rate schedule.")
     early_stopping: EarlyStoppingSpec | None = option(None, help="Early stopping; off when absent.")
     l1: float = option(0.0, help="L1 penalty on conv/dense kernels (report 004: 0.001).", ge=0)
