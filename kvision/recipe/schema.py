@@ -118,7 +118,7 @@ class EvaluateSection:
     splits: tuple[str, ...] = option(("train", "test"), help="Splits evaluated (report 000: train and test).", choices=SPLITS, min_len=1)
     before: bool = option(True, help="Evaluate before training (report 000's 'before' table).")
     after_each_stage: bool = option(True, help="Evaluate after every stage (else after the last only).")
-    max_images: int | None = option(None, help="Evaluate on at most this many images per split (seeded subset).", ge=1)
+    max_images: int | None = option(None, help="Evaluate train/val on at most this many images (seeded subset); test is always whole.", ge=1)
 
 
 @dataclass(frozen=True)

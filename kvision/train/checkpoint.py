@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -18,27 +19,31 @@ import numpy as np
 from kvision.runs.atomic import atomic_write_json
 
 LATEST = "latest.json"
-KEEP = 2  # the newest two, so a checkpoint being read while the next is written survives
 
 
 def save_checkpoint(folder: Path, name: str, model: Any, state: dict) -> Path:
-    """Write weights, optimizer variables and ``state`` as checkpoint ``name``."""
+    """Write weights (with the optimizer's variables), generator states and ``state``.
+
+    Every checkpoint gets a folder of its own (never overwritten); ``latest.json`` is switched
+    to it once it is complete, and only then are older ones removed.
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    tmp, final = folder / f".{name}.tmp", folder / name
-    shutil.rmtree(tmp, ignore_errors=True)
+    final = folder / f"{name}-{uuid.uuid4().hex[:6]}"
+    tmp = folder / f".{final.name}.tmp"
     tmp.mkdir()
+    # Keras writes the optimizer's variables into the same file when the model is compiled.
     model.save_weights(str(tmp / "model.weights.h5"))
-    optimizer = getattr(model, "optimizer", None)
-    if optimizer is not None and optimizer.built:
-        _write_npz(tmp / "optimizer.npz",
-                   {f"v{i:04d}": np.asarray(v) for i, v in enumerate(optimizer.variables)})
     _write_npz(tmp / "rng.npz", {f"v{i:04d}": np.asarray(v) for i, v in enumerate(_rng_states(model))})
     atomic_write_json(tmp / "state.json", state)
-    shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
-    atomic_write_json(folder / LATEST, {"checkpoint": name})
-    _prune(folder, keep=name)
+    atomic_write_json(folder / LATEST, {"checkpoint": final.name})
+    _prune(folder, keep=final.name)
     return final
+
+
+def remove_checkpoints(folder: Path) -> None:
+    """Drop a finished trial's checkpoints: its model.keras now holds the final state."""
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def latest_checkpoint(folder: Path) -> tuple[Path, dict] | None:
@@ -52,18 +57,11 @@ def latest_checkpoint(folder: Path) -> tuple[Path, dict] | None:
 
 
 def restore_checkpoint(path: Path, model: Any) -> None:
-    """Load weights, random-generator states and optimizer variables into a compiled model."""
+    """Load weights, optimizer variables and generator states into a compiled model."""
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and not optimizer.built:
+        optimizer.build(model.trainable_variables)  # so load_weights fills its variables too
     restore_weights(path, model)
-    opt_file = path / "optimizer.npz"
-    if opt_file.exists() and getattr(model, "optimizer", None) is not None:
-        optimizer = model.optimizer
-        if not optimizer.built:
-            optimizer.build(model.trainable_variables)
-        with np.load(opt_file) as data:
-            values = [data[k] for k in sorted(data.files)]
-        if len(values) == len(optimizer.variables):
-            for var, value in zip(optimizer.variables, values, strict=True):
-                var.assign(value)
 
 
 def restore_weights(path: Path, model: Any) -> None:
@@ -75,7 +73,7 @@ def restore_weights(path: Path, model: Any) -> None:
     import warnings
 
     with warnings.catch_warnings():
-        # the optimizer is restored separately (below), once it is built for this stage
+        # between stages the new stage's fresh optimizer is not built: skip the saved one
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
         model.load_weights(str(path / "model.weights.h5"))
     rng = path / "rng.npz"
@@ -101,7 +99,6 @@ def _write_npz(path: Path, arrays: dict) -> None:
 
 
 def _prune(folder: Path, keep: str) -> None:
-    names = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name.startswith("epoch-"))
-    for name in names[:-KEEP]:
-        if name != keep:
-            shutil.rmtree(folder / name, ignore_errors=True)
+    for path in folder.iterdir():
+        if path.is_dir() and path.name != keep:
+            shutil.rmtree(path, ignore_errors=True)

@@ -15,6 +15,7 @@ from kvision.recipe.schema import ArmSection, ModelSection, StageSection
 from kvision.recipe.schema_training import TrainingSection
 from kvision.train.checkpoint import (
     latest_checkpoint,
+    remove_checkpoints,
     restore_checkpoint,
     restore_weights,
     save_checkpoint,
@@ -237,6 +238,8 @@ def _finish_trial(ctx: RunContext, plan: TrialPlan, model: keras.Model, trial_di
     if is_main():
         ctx.trial_artifacts(plan, model)
     ctx.writer.event("trial_finished", trial=plan.name, seconds=round(seconds, 2))
+    if is_main():
+        remove_checkpoints(trial_dir / "checkpoints")
 
 
 def epoch_seed(seed: int, global_epoch: int) -> int:
