@@ -166,8 +166,13 @@ def _checkpoint_activations(out: _Emitter, label: str, model: keras.Model, sampl
 
 def trial_artifacts(writer: RunWriter, *, trial: str, model: keras.Model,
                     test_sets: dict[str, tuple[np.ndarray, np.ndarray]],
-                    class_names: list[str], samples: Samples, cfg: Any) -> list[dict]:
-    """Curves, filters across checkpoints, classification, Grad-CAM, robustness, retrieval."""
+                    class_names: list[str], samples: Samples, cfg: Any,
+                    predicted: dict[str, np.ndarray] | None = None) -> list[dict]:
+    """Curves, filters across checkpoints, classification, Grad-CAM, robustness, retrieval.
+
+    ``predicted`` maps a condition to the final model's predicted classes on its test set
+    (the runner's last evaluation has them), so they are not computed a second time.
+    """
     sec = insight_section(cfg)
     if not sec.enabled:
         return []
@@ -182,7 +187,7 @@ def trial_artifacts(writer: RunWriter, *, trial: str, model: keras.Model,
     if sec.filters and conv:
         _trial_filters(out, reader, sec)
     if sec.classification:
-        _trial_classification(out, model, test_sets, class_names, sec)
+        _trial_classification(out, model, test_sets, class_names, sec, predicted or {})
     if sec.cam.enabled and conv and len(samples.images):
         _trial_cam(out, model, samples.head(sec.max_samples), sec)
     if sec.robustness.enabled and test_sets:
@@ -207,7 +212,8 @@ def _trial_filters(out: _Emitter, reader: RunReader, sec) -> None:
                           title=f"{out.trial}: first conv filters across checkpoints"), "filters")
 
 
-def _trial_classification(out: _Emitter, model: keras.Model, test_sets, class_names, sec) -> None:
+def _trial_classification(out: _Emitter, model: keras.Model, test_sets, class_names, sec,
+                          predicted: dict[str, np.ndarray]) -> None:
     from kvision.insight.classification import (
         classification_summary,
         plot_confusion,
@@ -215,8 +221,10 @@ def _trial_classification(out: _Emitter, model: keras.Model, test_sets, class_na
     )
 
     for condition, (images, labels) in test_sets.items():
-        summary = classification_summary(labels, predict_classes(model, images, sec.batch_size),
-                                         class_names)
+        y_pred = predicted.get(condition)
+        if y_pred is None or len(y_pred) != len(labels):
+            y_pred = predict_classes(model, images, sec.batch_size)
+        summary = classification_summary(labels, y_pred, class_names)
         summary.update(trial=out.trial, condition=condition, split="test")
         out.writer.write_json(f"trials/{out.trial}/classification_{slug(condition)}.json", summary)
         out.emit(plot_confusion(summary, out.path("confusion", f"{out.trial}_{condition}_test"),

@@ -37,6 +37,8 @@ class RunContext:
     mean_std: tuple[list[float], list[float]]
     class_weights: dict[int, float] | None = None
     _eval_index: dict[str, np.ndarray] = field(default_factory=dict)
+    #: Per trial, the latest evaluation's predicted test classes per condition.
+    predicted: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
     # -- data ------------------------------------------------------------------------
     def view(self, condition: str, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -69,8 +71,8 @@ class RunContext:
         """Conditions in the accuracy matrix (default: all)."""
         return list(self.recipe.evaluate.conditions or self.recipe.conditions)
 
-    def eval_batches(self, condition: str, split: str) -> Any:
-        """Batches for evaluation: fixed order, optionally a seeded subset."""
+    def eval_batches(self, condition: str, split: str) -> tuple[Any, np.ndarray] | None:
+        """(batches, labels) for evaluation: fixed order, optionally a seeded subset."""
         from kvision.data import make_batches
 
         if not self.has_split(split):
@@ -84,8 +86,9 @@ class RunContext:
                 self._eval_index[split] = np.sort(rng.choice(len(labels), limit, replace=False))
             idx = self._eval_index[split]
             images, labels = images[idx], labels[idx]
-        return make_batches(images, labels, batch_size=max(self.recipe.training.batch_size, 128),
-                            seed=0, shuffle=False)
+        batches = make_batches(images, labels, batch_size=max(self.recipe.training.batch_size, 128),
+                               seed=0, shuffle=False)
+        return batches, labels
 
     # -- models ----------------------------------------------------------------------
     def build_model(self, plan: TrialPlan) -> keras.Model:
@@ -142,7 +145,7 @@ class RunContext:
         test_sets = {c: self.view(c, "test") for c in self.eval_conditions() if self.has_split("test")}
         trial_artifacts(self.writer, trial=plan.name, model=model, test_sets=test_sets,
                         class_names=self.dataset.class_names, samples=self.samples(),
-                        cfg=self.recipe.insight)
+                        cfg=self.recipe.insight, predicted=self.predicted.get(plan.name))
 
     def samples(self) -> Any:
         """Sample test images (one per class by default) for activations and CAM."""

@@ -214,7 +214,7 @@ def _train_epochs(ctx: RunContext, plan: TrialPlan, model: keras.Model, stage: S
 def _checkpoint_eval(ctx: RunContext, plan: TrialPlan, model: keras.Model, label: str,
                      stage: StageSection | None, state: TrialState, ckpt_dir: Path) -> None:
     """Evaluate the accuracy matrix, draw the checkpoint's pictures, record it as done."""
-    matrix, losses = evaluate_matrix(ctx, model)
+    matrix, losses, ctx.predicted[plan.name] = evaluate_matrix(ctx, model)
     ctx.writer.event("evaluation", trial=plan.name, stage=stage.name if stage else None,
                      checkpoint=label, matrix=matrix, loss=losses)
     ctx.console.line(f"{plan.name} {label}: " + "  ".join(
