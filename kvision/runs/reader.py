@@ -1,0 +1,154 @@
+"""Reading run directories, also while they are being written (partial last line skipped).
+
+Never imports Keras or torch: the TUI and ``kvision show`` / ``kvision ls`` use it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+EVENTS = "events.jsonl"
+TERMINAL = {"run_finished": "finished", "run_failed": "failed", "run_interrupted": "interrupted"}
+
+
+def is_run_dir(path: str | os.PathLike) -> bool:
+    """A run directory has a meta.json and an events.jsonl."""
+    p = Path(path)
+    return (p / "meta.json").is_file() and (p / EVENTS).is_file()
+
+
+def find_runs(runs_dir: str | os.PathLike) -> list[Path]:
+    """Run directories directly under ``runs_dir``, oldest first (names start with a timestamp)."""
+    root = Path(runs_dir)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and is_run_dir(p))
+
+
+@dataclass
+class RunReader:
+    """Incremental reader of one run directory.
+
+    ``poll()`` reads only the bytes appended since the last call and keeps an incomplete
+    last line for the next call, so it is cheap to call many times a second.
+    """
+
+    path: Path
+    events: list[dict] = field(default_factory=list)
+    _offset: int = 0
+    _pending: bytes = b""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.events = []
+        self._offset = 0
+        self._pending = b""
+        self.poll()
+
+    def poll(self) -> list[dict]:
+        """Read newly appended events; returns just the new ones."""
+        file = self.path / EVENTS
+        try:
+            with open(file, "rb") as fh:
+                fh.seek(self._offset)
+                chunk = fh.read()
+        except FileNotFoundError:
+            return []
+        self._offset += len(chunk)
+        data = self._pending + chunk
+        lines = data.split(b"\n")
+        self._pending = lines.pop()  # b"" when the data ended with a newline
+        new = []
+        for line in lines:
+            try:
+                new.append(json.loads(line))
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                continue  # a torn line from a killed writer: skip it, keep reading
+        self.events.extend(new)
+        return new
+
+    def meta(self) -> dict:
+        """meta.json, or {} when missing or unreadable."""
+        return _read_json(self.path / "meta.json")
+
+    def recipe(self) -> dict:
+        """The resolved recipe.toml as a dict, or {} when missing or unreadable."""
+        try:
+            return tomllib.loads((self.path / "recipe.toml").read_text("utf-8"))
+        except (OSError, tomllib.TOMLDecodeError):
+            return {}
+
+    def of(self, *kinds: str) -> list[dict]:
+        """Events of the given kinds, in order."""
+        return [e for e in self.events if e.get("event") in kinds]
+
+    def status(self) -> str:
+        """running | finished | failed | interrupted | stale (writer gone without a last word)."""
+        for e in reversed(self.events):
+            kind = e.get("event")
+            if kind in TERMINAL:
+                return TERMINAL[kind]
+            if kind in ("run_started", "run_resumed"):
+                break
+        pid = self.meta().get("pid")
+        return "running" if pid and _alive(pid, self.meta().get("host")) else "stale"
+
+    def evaluations(self) -> list[dict]:
+        """All evaluation events (condition x split accuracy matrices)."""
+        return self.of("evaluation")
+
+    def epochs(self, trial: str | None = None) -> list[dict]:
+        """epoch_end events, optionally of one trial; after a resume the latest wins."""
+        latest: dict[tuple, dict] = {}
+        for e in self.of("epoch_end"):
+            if trial is None or e.get("trial") == trial:
+                latest[(e.get("trial"), e.get("stage"), e.get("epoch"))] = e
+        return list(latest.values())
+
+    def artifacts(self) -> list[dict]:
+        """artifact events (relative path + kind)."""
+        return self.of("artifact")
+
+    def trials(self) -> list[str]:
+        """Trial names in the order they started."""
+        seen: dict[str, None] = {}
+        for e in self.of("trial_started"):
+            seen.setdefault(e["trial"], None)
+        return list(seen)
+
+
+def writer_alive(meta: dict) -> bool:
+    """Whether the process named by a run's meta.json (``pid``, ``host``) still runs.
+
+    For readers that track the run's last word themselves (the TUI digests events
+    incrementally) and so need only this half of :meth:`RunReader.status`.
+    """
+    pid = meta.get("pid")
+    return bool(pid) and _alive(pid, meta.get("host"))
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _alive(pid: int, host: str | None) -> bool:
+    """Whether the writer process still runs (only knowable on the same host)."""
+    import socket
+
+    if host and host != socket.gethostname():
+        return True  # another machine's run: assume alive until it writes its last word
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,197 @@
+"""report.md and `kvision show`: report 000's tables, rebuilt from a run's events.
+
+Everything here reads the run directory only (no Keras), so it works for finished, failed,
+interrupted and still-running runs alike.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import defaultdict
+from pathlib import Path
+
+from kvision.runs.atomic import atomic_write_text
+from kvision.runs.reader import RunReader
+
+
+def evaluation_tables(reader: RunReader) -> str:
+    """Per trial, one condition x split table per checkpoint (accuracy in %)."""
+    out = []
+    by_trial: dict[str, list[dict]] = defaultdict(list)
+    for e in reader.evaluations():
+        by_trial[e["trial"]].append(e)
+    for trial, evals in by_trial.items():
+        out.append(f"### {trial}\n")
+        for e in _latest_per_checkpoint(evals):
+            out.append(f"**{_label(e['checkpoint'])}**\n")
+            out.append(_matrix_table(e["matrix"]))
+    return "\n".join(out)
+
+
+def summary_table(reader: RunReader) -> str:
+    """One row per trial: its final accuracy in every condition/split (the headline table)."""
+    finals = _final_matrices(reader)
+    if not finals:
+        return "_No evaluation yet._\n"
+    cols = sorted({(c, s) for m in finals.values() for c, row in m.items() for s in row},
+                  key=lambda cs: (cs[1] != "test", cs))
+    head = "| trial | " + " | ".join(f"{c} {s}" for c, s in cols) + " |"
+    rule = "|---|" + "---:|" * len(cols)
+    rows = [f"| {t} | " + " | ".join(_pct(m.get(c, {}).get(s)) for c, s in cols) + " |"
+            for t, m in finals.items()]
+    return "\n".join([head, rule, *rows]) + "\n"
+
+
+def repeats_table(reader: RunReader) -> str:
+    """With repeats: mean +/- std per cell, and paired arm differences with a 95% CI."""
+    finals = _final_matrices(reader)
+    groups: dict[str, dict[int, dict]] = defaultdict(dict)
+    for trial, matrix in finals.items():
+        base, sep, seed = trial.rpartition("-s")
+        if sep and seed.isdigit():
+            groups[base][int(seed)] = matrix
+    if not groups or max(len(v) for v in groups.values()) < 2:
+        return ""
+    lines = ["| trial | cell | mean % | std | n |", "|---|---|---:|---:|---:|"]
+    for base, seeds in groups.items():
+        for (cond, split), values in _cells(seeds).items():
+            mean, std = _mean_std(values)
+            lines.append(f"| {base} | {cond} {split} | {mean * 100:.2f} | {std * 100:.2f} | {len(values)} |")
+    lines += ["", *_paired_lines(groups)]
+    return "\n".join(lines) + "\n"
+
+
+def _paired_lines(groups: dict[str, dict[int, dict]]) -> list[str]:
+    """Arm B - arm A per model, paired by seed (same init and data order)."""
+    by_model: dict[str, dict[str, dict[int, dict]]] = defaultdict(dict)
+    for base, seeds in groups.items():
+        model, _, arm = base.partition("-")
+        by_model[model][arm] = seeds
+    lines = ["| model | difference | cell | mean (pp) | 95% CI (pp) | n |",
+             "|---|---|---|---:|---|---:|"]
+    for model, arms in by_model.items():
+        names = list(arms)
+        for a, b in zip(names, names[1:], strict=False):
+            common = sorted(set(arms[a]) & set(arms[b]))
+            for cell in _cells({s: arms[a][s] for s in common}):
+                diffs = [_get(arms[b][s], cell) - _get(arms[a][s], cell) for s in common]
+                mean, low, high = _t_interval(diffs)
+                lines.append(f"| {model} | {b} - {a} | {cell[0]} {cell[1]} | {mean * 100:+.2f} | "
+                             f"[{low * 100:+.2f}, {high * 100:+.2f}] | {len(diffs)} |")
+    return lines if len(lines) > 2 else []
+
+
+def _t_interval(values: list[float]) -> tuple[float, float, float]:
+    from scipy import stats
+
+    mean, std = _mean_std(values)
+    if len(values) < 2:
+        return mean, math.nan, math.nan
+    half = stats.t.ppf(0.975, len(values) - 1) * std / math.sqrt(len(values))
+    return mean, mean - half, mean + half
+
+
+def _cells(seeds: dict[int, dict]) -> dict[tuple[str, str], list[float]]:
+    cells: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for matrix in seeds.values():
+        for cond, row in matrix.items():
+            for split, acc in row.items():
+                cells[(cond, split)].append(acc)
+    return cells
+
+
+def _get(matrix: dict, cell: tuple[str, str]) -> float:
+    return matrix.get(cell[0], {}).get(cell[1], math.nan)
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    mean = sum(values) / len(values)
+    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
+    return mean, math.sqrt(var)
+
+
+def render_report(run_dir: str | os.PathLike, *, status: str | None = None) -> str:
+    """The whole report.md text for a run directory (``status`` overrides the derived one)."""
+    reader = RunReader(run_dir)
+    meta, recipe = reader.meta(), reader.recipe()
+    exp = recipe.get("experiment", {})
+    parts = [f"# {exp.get('name', Path(run_dir).name)}\n"]
+    if exp.get("description"):
+        parts.append(exp["description"].strip() + "\n")
+    parts.append(_run_facts(reader, meta, status or reader.status()))
+    parts += ["## Final accuracy (%)\n", summary_table(reader)]
+    if (rep := repeats_table(reader)):
+        parts += ["## Repeats\n", rep]
+    parts += ["## Accuracy at each checkpoint (%)\n", evaluation_tables(reader)]
+    parts.append(_insight_sections(Path(run_dir)))
+    return "\n".join(p for p in parts if p)
+
+
+def write_report(run_dir: str | os.PathLike, *, status: str | None = None) -> Path:
+    """Write report.md atomically."""
+    return atomic_write_text(Path(run_dir) / "report.md", render_report(run_dir, status=status))
+
+
+def _run_facts(reader: RunReader, meta: dict, status: str) -> str:
+    data = reader.of("data_loaded")
+    facts = [f"- status: {status}", f"- run: `{reader.path.name}`"]
+    if meta:
+        facts.append(f"- kvision {meta.get('kvision')}, Keras {meta.get('keras')} "
+                     f"({meta.get('backend')}), torch {meta.get('torch')}, device {meta.get('device')}")
+        facts.append(f"- seed {meta.get('seed')}, started {meta.get('started')}")
+    if data:
+        d = data[-1]
+        counts = ", ".join(f"{k} {v}" for k, v in d.get("counts", {}).items())
+        facts.append(f"- data: {d.get('dataset')} ({counts}; image {d.get('image_shape')})")
+    if (done := reader.of("run_finished")):
+        facts.append(f"- wall time: {done[-1].get('seconds', 0):.1f} s")
+    elif (started := reader.of("run_started")) and reader.events:
+        facts.append(f"- elapsed: {_seconds_between(started[0], reader.events[-1]):.1f} s")
+    return "\n".join(facts) + "\n"
+
+
+def _seconds_between(a: dict, b: dict) -> float:
+    from datetime import datetime
+
+    return (datetime.fromisoformat(b["time"]) - datetime.fromisoformat(a["time"])).total_seconds()
+
+
+def _insight_sections(run_dir: Path) -> str:
+    try:
+        from kvision.insight.hooks import report_markdown
+    except ImportError:  # insight is optional for reading a report
+        return ""
+    return report_markdown(run_dir)
+
+
+def _final_matrices(reader: RunReader) -> dict[str, dict]:
+    finals: dict[str, dict] = {}
+    for e in reader.evaluations():
+        finals[e["trial"]] = e["matrix"]
+    return finals
+
+
+def _latest_per_checkpoint(evals: list[dict]) -> list[dict]:
+    latest: dict[str, dict] = {}
+    for e in evals:
+        latest[e["checkpoint"]] = e
+    return list(latest.values())
+
+
+def _matrix_table(matrix: dict) -> str:
+    splits = sorted({s for row in matrix.values() for s in row}, key=("train", "val", "test").index)
+    head = "| condition | " + " | ".join(splits) + " |"
+    rule = "|---|" + "---:|" * len(splits)
+    rows = [f"| {c} | " + " | ".join(_pct(row.get(s)) for s in splits) + " |" for c, row in matrix.items()]
+    return "\n".join([head, rule, *rows]) + "\n"
+
+
+def _label(checkpoint: str) -> str:
+    if checkpoint == "before":
+        return "Before training"
+    return checkpoint.replace("after_", "After ").replace("_", " ")
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value * 100:.2f}"
