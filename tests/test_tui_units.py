@@ -187,3 +187,25 @@ def test_state_status_agrees_with_the_reader(tmp_path: Path, finish, pid, expect
     run = write_run(tmp_path, trials=1, finish=finish, images=False,
                     pid=os.getpid() if pid == "self" else None)
     assert RunState(run).status() == RunReader(run).status() == expected
+
+
+def test_regression_run_charts_mae_and_shows_r2_as_a_number(tmp_path: Path) -> None:
+    """A function-fitting run has MAE instead of accuracy and R^2 in its evaluation matrix."""
+    from kvision_tui.live_screen import curves, matrix_rows
+
+    run = write_run(tmp_path, trials=1, epochs=(3,), images=False)
+    events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+    for e in events:
+        if e["event"] == "epoch_end":
+            e["metrics"]["mae"] = e["metrics"].pop("accuracy")
+            e["metrics"]["val_mae"] = e["metrics"].pop("val_accuracy")
+        if e["event"] == "evaluation":
+            e.update(metric="r2", matrix={"clear": {"test": 0.95123}})
+    (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    state = RunState(run)
+    trial = state.trials["lenet-arm0"]
+    (_, _), ((train, val), _) = curves(trial)
+    assert (train.label, val.label) == ("train mae", "val mae")
+    assert list(train.values) == trial.series("mae") and len(train.values) == 3
+    _, rows = matrix_rows(state.evaluations)
+    assert rows[-1][-1] == "0.9512"

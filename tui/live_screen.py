@@ -33,12 +33,16 @@ MAX_TABLE_ROWS = 300
 
 
 def curves(trial: TrialState) -> tuple[tuple, tuple]:
-    """(loss series, accuracy series) of a trial, each with its stage boundaries."""
+    """(loss series, accuracy series) of a trial, each with its stage boundaries.
+
+    A function-fitting (regression) trial has no accuracy: its mean absolute error is shown.
+    """
     bounds = tuple(trial.boundaries())
     loss = (Series("train loss", "•", tuple(trial.series("loss")), "cyan"),
             Series("val loss", "×", tuple(trial.series("val_loss")), "yellow"))
-    acc = (Series("train acc", "•", tuple(trial.series("accuracy")), "cyan"),
-           Series("val acc", "×", tuple(trial.series("val_accuracy")), "yellow"))
+    key, short = ("accuracy", "acc") if trial.series("accuracy") or not trial.series("mae") else ("mae", "mae")
+    acc = (Series(f"train {short}", "•", tuple(trial.series(key)), "cyan"),
+           Series(f"val {short}", "×", tuple(trial.series(f"val_{key}")), "yellow"))
     return (loss, bounds), (acc, bounds)
 
 
@@ -52,7 +56,8 @@ def matrix_rows(evaluations: dict[tuple, dict]) -> tuple[list[str], list[tuple]]
     rows = []
     for (trial, checkpoint), e in evaluations.items():
         for condition, per_split in (e.get("matrix") or {}).items():
-            cells = [_pct((per_split or {}).get(s)) for s in splits]
+            cell = _num if e.get("metric") == "r2" else _pct  # R^2 of a regression: no %
+            cells = [cell((per_split or {}).get(s)) for s in splits]
             rows.append((trial or "-", checkpoint, condition, *cells))
     return list(splits), rows
 

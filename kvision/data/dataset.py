@@ -13,12 +13,14 @@ SPLIT_NAMES = ("train", "val", "test")
 class Split:
     """One split, held once in memory as uint8."""
 
-    images: np.ndarray  # uint8, (N, H, W, C), C in {1, 3}
-    labels: np.ndarray  # int64, (N,)
+    images: np.ndarray  # uint8 (N, H, W, C), C in {1, 3}; or float32 (N, F) for regression
+    labels: np.ndarray  # int64 (N,) classes; or float32 (N,) regression targets
     ids: list[str] | None = None  # file path / index per image, for reproducible splits
 
     def __post_init__(self) -> None:
-        assert self.images.dtype == np.uint8 and self.images.ndim == 4, self.images.shape
+        image = self.images.dtype == np.uint8 and self.images.ndim == 4
+        features = self.images.dtype == np.float32 and self.images.ndim == 2
+        assert image or features, (self.images.dtype, self.images.shape)
         assert len(self.images) == len(self.labels)
         assert self.ids is None or len(self.ids) == len(self.labels)
 
@@ -28,7 +30,10 @@ class Split:
     def take(self, index: np.ndarray) -> Split:
         """The images at ``index`` (in that order), as a new split."""
         ids = [self.ids[i] for i in index] if self.ids is not None else None
-        return Split(self.images[index], self.labels[index].astype(np.int64), ids)
+        labels = self.labels[index]
+        if labels.dtype.kind in "iu":  # class labels are int64 everywhere downstream
+            labels = labels.astype(np.int64)
+        return Split(self.images[index], labels, ids)
 
     @staticmethod
     def concat(parts: list[Split]) -> Split:
@@ -51,8 +56,8 @@ class Dataset:
     views: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
-    def image_shape(self) -> tuple[int, int, int]:
-        """(H, W, C) of every image."""
+    def image_shape(self) -> tuple[int, ...]:
+        """(H, W, C) of every image; (F,) for the feature vectors of a regression."""
         return tuple(next(iter(self.splits.values())).images.shape[1:])
 
     @property

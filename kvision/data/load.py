@@ -14,12 +14,16 @@ from kvision.recipe.schema_data import DataSection
 
 
 def load_dataset(data: DataSection, seed: int, *, manifest: dict | None = None) -> Dataset:
-    """Load ``[data]`` into memory as uint8 NHWC splits.
+    """Load ``[data]`` into memory as uint8 NHWC splits (float32 (x, y) for ``function:``).
 
     Splits the source does not provide are carved stratified and seeded from train (or from
     the pooled images when ``use_given_splits`` is false). With ``manifest`` (from
     :func:`split_manifest`) the recorded split is reproduced exactly instead.
     """
+    if data.regression:
+        from kvision.data.function import load_function_dataset
+
+        return load_function_dataset(data, seed)
     src = read_source(data)
     names = src.class_names
     if len(names) < 2:

@@ -42,6 +42,8 @@ def describe_target(target: str, *, overrides: Sequence[str] = (),
 def describe(ds: Dataset, data: DataSection, *, max_skipped: int = 20) -> str:
     """Classes, counts per split and class, skipped files and normalisation, as text."""
     info = ds.info
+    if data.regression:
+        return _describe_pairs(ds)
     h, w, c = ds.image_shape
     lines = [f"{ds.name}: {ds.num_classes} classes, images {h}x{w}x{c} (uint8)"]
     lines.append("split counts: " + ", ".join(f"{s} {n}" for s, n in info["counts"].items()))
@@ -68,3 +70,15 @@ def describe(ds: Dataset, data: DataSection, *, max_skipped: int = 20) -> str:
 
 def _fmt(values: list[float]) -> str:
     return "(" + ", ".join(f"{v:.3f}" for v in values) + ")"
+
+
+def _describe_pairs(ds: Dataset) -> str:
+    """A function: source's (x, y) splits: counts and the range of x and y in each."""
+    info = ds.info
+    lines = [f"{ds.name}: (x, y) pairs for a regression, domain {info['domain']}, "
+             f"noise {info['noise']:g} on train/val targets (test: the noise-free curve)"]
+    for name, split in ds.splits.items():
+        x, y = split.images[:, 0], split.labels
+        lines.append(f"{name:<5} {len(y):>8} pairs   x in [{x.min():.3f}, {x.max():.3f}]   "
+                     f"y in [{y.min():.3f}, {y.max():.3f}]")
+    return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""Loss and accuracy curves from a run's epoch_end events, with stage boundaries marked."""
+"""Loss and accuracy (or MAE) curves from a run's epoch_end events, stage boundaries marked."""
 
 from __future__ import annotations
 
@@ -11,9 +11,20 @@ from matplotlib.ticker import MaxNLocator
 from kvision.insight._plot import LINESTYLES, PALETTE, new_figure, save_figure, styles_for
 from kvision.runs import RunReader
 
-#: (panel title, [(metric key, legend label)]) for the per-trial figure.
-PANELS = (("loss", [("loss", "train"), ("val_loss", "validation")]),
-          ("accuracy", [("accuracy", "train"), ("val_accuracy", "validation")]))
+#: The second panel's metric: accuracy for classification, else the regression's mean
+#: absolute error (a function-fitting run has no accuracy).
+SECOND_METRICS = ("accuracy", "mae")
+#: Point markers only while they can be told apart (report 002 trains for thousands of epochs).
+MAX_MARKED_EPOCHS = 60
+
+
+def second_metric(keys: set[str]) -> str:
+    """The first of SECOND_METRICS the epoch metrics have (accuracy when none does)."""
+    return next((m for m in SECOND_METRICS if m in keys or f"val_{m}" in keys), "accuracy")
+
+
+def _marker(xs: list[int]) -> dict:
+    return {"marker": "o", "markersize": 3} if len(xs) <= MAX_MARKED_EPOCHS else {}
 
 
 @dataclass
@@ -69,11 +80,12 @@ def plot_trial_curves(reader: RunReader, trial: str, path: str | os.PathLike) ->
     if not hist.epochs:
         return None
     fig = new_figure(8.0, 3.2)
-    for ax, (name, series) in zip(fig.subplots(1, 2), PANELS, strict=True):
-        for key, label in series:
+    second = second_metric(set(hist.metrics))
+    for ax, name in zip(fig.subplots(1, 2), ("loss", second), strict=True):
+        for key, label in ((name, "train"), (f"val_{name}", "validation")):
             xs, ys = _series(hist, key)
             if xs:
-                ax.plot(xs, ys, marker="o", markersize=3, label=label)
+                ax.plot(xs, ys, label=label, **_marker(xs))
         _mark_stages(ax, hist)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
@@ -82,7 +94,7 @@ def plot_trial_curves(reader: RunReader, trial: str, path: str | os.PathLike) ->
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     first = f" (stage {hist.first_stage} first)" if hist.boundaries and hist.first_stage else ""
-    fig.suptitle(f"{trial}: loss and accuracy per epoch{first}", fontsize=10)
+    fig.suptitle(f"{trial}: loss and {second} per epoch{first}", fontsize=10)
     return save_figure(fig, path)
 
 
@@ -108,13 +120,15 @@ def plot_comparison(reader: RunReader, path: str | os.PathLike) -> Path | None:
         return None
     colours = styles_for([arm for _, arm in labels.values()], PALETTE)  # run order: stable
     dashes = styles_for([model for model, _ in labels.values()], LINESTYLES)
+    histories = {t: trial_history(reader, t) for t in trials}
+    second = second_metric({k for h in histories.values() for k in h.metrics})
     fig = new_figure(8.5, 3.4)
-    for ax, key in zip(fig.subplots(1, 2), ("val_loss", "val_accuracy"), strict=True):
+    for ax, key in zip(fig.subplots(1, 2), ("val_loss", f"val_{second}"), strict=True):
         for t in trials:
             model, arm = labels[t]
-            xs, ys = _series(trial_history(reader, t), key)
-            ax.plot(xs, ys, color=colours[arm], linestyle=dashes[model], marker="o",
-                    markersize=3, label=f"{model} / {arm}")
+            xs, ys = _series(histories[t], key)
+            ax.plot(xs, ys, color=colours[arm], linestyle=dashes[model],
+                    label=f"{model} / {arm}", **_marker(xs))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(key.replace("_", " "))

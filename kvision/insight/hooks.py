@@ -309,7 +309,7 @@ def _trial_retrieval(out: _Emitter, model: keras.Model, test_sets, class_names, 
 
 
 def run_artifacts(writer: RunWriter, *, cfg: Any) -> list[dict]:
-    """The comparison figure over trials and the robustness comparison with its summaries."""
+    """The comparison figures over trials (curves, fits) and the robustness comparison."""
     from kvision.insight.curves import plot_comparison, trial_labels
 
     sec = insight_section(cfg)
@@ -319,6 +319,11 @@ def run_artifacts(writer: RunWriter, *, cfg: Any) -> list[dict]:
     reader = RunReader(writer.dir)
     if sec.curves:
         out.emit(plot_comparison(reader, out.path("curves", "comparison_validation")), "curves")
+    fits = _read_trial_json(writer.dir, reader.trials(), "fit.json")
+    if fits:
+        from kvision.insight.fit import plot_fit_comparison
+
+        out.emit(plot_fit_comparison(reader, fits, out.path("fit", "comparison_fit")), "fit")
     curves = _read_trial_json(writer.dir, reader.trials(), "robustness.json")
     if curves:
         from kvision.insight.robustness import plot_robustness, summarise

@@ -174,6 +174,11 @@ def _check_archs(recipe: Recipe, ctx: Context) -> None:
             ctx.error(f"models.{name}.arch", f"unknown architecture '{model.arch}'."
                       f"{did_you_mean(model.arch, known)} Known: {', '.join(sorted(known))}.")
             continue
+        takes_images = len(get_entry(model.arch).default_input) == 3
+        if takes_images == recipe.data.regression:
+            wants = "feature vectors (e.g. mlp)" if recipe.data.regression else "images"
+            ctx.error(f"models.{name}.arch", f"architecture '{model.arch}' does not fit this "
+                      f"{recipe.task} recipe: its data source gives {wants}.")
         for key, value in model.options.items():
             try:
                 check_options(get_entry(model.arch), {key: value})

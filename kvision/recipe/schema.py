@@ -12,7 +12,11 @@ from kvision.errors import did_you_mean
 from kvision.recipe.schema_data import ConditionSection, DataSection
 from kvision.recipe.schema_insight import InsightSection
 from kvision.recipe.schema_sweep import SweepSection
-from kvision.recipe.schema_training import TrainingSection
+from kvision.recipe.schema_training import (
+    CLASSIFICATION_LOSSES,
+    REGRESSION_LOSSES,
+    TrainingSection,
+)
 from kvision.recipe.spec import option, rules_of
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -128,6 +132,8 @@ class OutputSection:
     runs_dir: str = option("runs", help="Folder under which run directories are created.")
     save_models: bool = option(True, help="Export each trial's final model as model.keras.")
     checkpoint_every: int = option(1, help="Write a resumable checkpoint every N epochs.", ge=1)
+    print_every: int = option(1, help="Print every Nth epoch's line (and a stage's last) on the "
+                                      "console; events.jsonl records every epoch.", ge=1)
 
 
 @dataclass(frozen=True)
@@ -165,6 +171,26 @@ class Recipe:
         for j, cond in enumerate(self.evaluate.conditions or ()):
             if cond not in self.conditions:
                 problems.append((f"evaluate.conditions[{j}]", _missing("condition", cond, self.conditions)))
+        return problems + self._task_problems()
+
+    @property
+    def task(self) -> str:
+        """'regression' for a function: source, else 'classification'."""
+        return "regression" if self.data.regression else "classification"
+
+    def _task_problems(self) -> list[tuple[str, str]]:
+        """Losses of the other task, and blur on (x, y) data."""
+        allowed = REGRESSION_LOSSES if self.task == "regression" else CLASSIFICATION_LOSSES
+        where = [("training.loss", self.training.loss)] + [
+            (f"arms[{i}].stages[{j}].loss", stage.loss)
+            for i, arm in enumerate(self.arms) for j, stage in enumerate(arm.stages)]
+        problems = [(key, f"loss '{loss}' does not fit a {self.task} recipe; use one of "
+                          f"{', '.join(allowed)}.")
+                    for key, loss in where if loss is not None and loss not in allowed]
+        if self.task == "regression":
+            problems += [(f"conditions.{name}.blur", "blur applies to images; a function: source "
+                                                     "gives (x, y) pairs.")
+                         for name, cond in self.conditions.items() if cond.blur is not None]
         return problems
 
 

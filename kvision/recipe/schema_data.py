@@ -19,7 +19,10 @@ SOURCE_KINDS = {
     "idx": "a folder of MNIST-style IDX files, e.g. idx:/data/fashion-mnist",
     "folder": "a folder with one sub-folder per class, e.g. folder:~/data/pets",
     "tfds": "a TensorFlow Datasets name, e.g. tfds:cats_vs_dogs or tfds:cifar10/plain_text",
+    "function": "a formula in x to fit (a regression task), e.g. function:x**2 + 2*cos(x)",
 }
+#: Source prefixes whose data are (x, y) samples of a function: the recipe is a regression.
+REGRESSION_SOURCES = ("function",)
 BUILTIN_NAMES = ("fashion7k",)
 NORMALIZE_CHOICES = ("half", "imagenet", "dataset", "none")
 BLUR_KINDS = ("gaussian", "defocus", "motion", "zoom", "glass")
@@ -75,6 +78,13 @@ def _source_problem(source: str) -> str | None:
     if prefix == "builtin" and rest not in BUILTIN_NAMES:
         return (f"unknown built-in dataset '{rest}'.{did_you_mean(rest, BUILTIN_NAMES)} "
                 f"Known: {', '.join(BUILTIN_NAMES)}.")
+    if prefix == "function":
+        from kvision.recipe.formula import FormulaError, parse_formula
+
+        try:
+            parse_formula(rest)
+        except FormulaError as exc:
+            return str(exc)
     return None
 
 
@@ -161,11 +171,35 @@ class AugmentSection:
 
 
 @dataclass(frozen=True)
+class FunctionSpec:
+    """``[data.function]``: how a ``function:`` source samples (x, y) pairs (report 002)."""
+
+    domain: tuple[float, float] = option((-2.0, 3.0), help="[low, high] interval of x.")
+    train_points: int = option(200, ge=2, le=10_000_000,
+                               help="Training pairs, x drawn uniformly from the domain (seeded).")
+    val_points: int = option(100, ge=0, le=10_000_000,
+                             help="Validation pairs, drawn like the training ones.")
+    test_points: int = option(400, ge=2, le=10_000_000,
+                              help="Test pairs on an even grid over the domain, without noise: "
+                                   "the test error is the fit's error against the true curve.")
+    noise: float = option(0.0, ge=0.0,
+                          help="Standard deviation of Gaussian noise added to training and "
+                               "validation targets (what lets long training over-fit).")
+
+    def check(self) -> list[tuple[str, str]]:
+        low, high = self.domain
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            return [("domain", f"domain must be [low, high] with low < high, got "
+                               f"{list(self.domain)}.")]
+        return []
+
+
+@dataclass(frozen=True)
 class DataSection:
     """The ``[data]`` table."""
 
     source: str = option(help="Where images come from: builtin:NAME, idx:DIR, folder:DIR or "
-                              "tfds:NAME[/CONFIG].")
+                              "tfds:NAME[/CONFIG]; or function:FORMULA for (x, y) pairs.")
     image_size: tuple[int, int] | None = option(None, ge=1,
                                                 help="[height, width] images are resized to "
                                                      "(default: the source's own size).")
@@ -195,12 +229,20 @@ class DataSection:
     data_dir: str | None = option(None, help="tfds: the TFDS data directory (default: TFDS's).")
     min_image_size: int = option(8, ge=1, help="folder: images smaller than this many pixels "
                                                "on a side are skipped as unusable.")
+    function: FunctionSpec = option(default_factory=FunctionSpec,
+                                    help="function: sampling of the (x, y) pairs.")
+
+    @property
+    def regression(self) -> bool:
+        """Whether the source gives (x, y) pairs to fit rather than labelled images."""
+        return parse_source(self.source)[0] in REGRESSION_SOURCES
 
     def check(self) -> list[tuple[str, str]]:
         problems = []
         bad = _source_problem(self.source)
         if bad:
             problems.append(("source", bad))
+        problems += self._kind_problems()
         if self.split is not None:
             if not math.isclose(sum(self.split), 1.0, abs_tol=1e-6):
                 problems.append(("split", f"[train, val, test] fractions must sum to 1, got "
@@ -215,6 +257,19 @@ class DataSection:
                                               f"(got {self.val_fraction:g} + "
                                               f"{self.test_fraction:g})."))
         return problems
+
+    def _kind_problems(self) -> list[tuple[str, str]]:
+        """Image keys on a function source, or function keys on an image source."""
+        if not self.regression:
+            if self.function != FunctionSpec():
+                return [("function", "[data.function] applies to function: sources only.")]
+            return []
+        image_keys = {"image_size": None, "channels": None, "split": None,
+                      "limit_per_class": None, "balance": BalanceSpec(),
+                      "augment": AugmentSection()}
+        return [(key, f"'{key}' applies to image sources, not to a function: source (its "
+                      f"sampling is set in [data.function]).")
+                for key, default in image_keys.items() if getattr(self, key) != default]
 
     def fractions(self) -> tuple[float, float]:
         """(val, test) fractions of the pool, from ``split`` or the two fraction keys."""

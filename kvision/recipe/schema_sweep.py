@@ -4,7 +4,7 @@
 [sweep]
 sampler = "random"                     # grid | random | bayes (Optuna's TPE)
 trials = 20
-objective = "test.clear.accuracy"      # SPLIT.CONDITION.accuracy|loss, or an epoch metric
+objective = "test.clear.accuracy"      # SPLIT.CONDITION.accuracy|r2|loss, or an epoch metric
 parallel = 2
 
 [sweep.params]
@@ -26,9 +26,11 @@ from kvision.recipe.spec import INVALID, Context, option, parse
 
 SAMPLERS = ("grid", "random", "bayes")
 DIRECTIONS = ("auto", "maximize", "minimize")
-EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
-MATRIX_METRICS = ("accuracy", "loss")
-_MATRIX_RE = re.compile(r"^(train|val|test)\.([A-Za-z0-9][A-Za-z0-9_.-]*)\.(accuracy|loss)$")
+# mae and r2 are a function-fitting (regression) run's: its epochs report mae, its
+# evaluation matrix holds R^2 and its loss table the MSE.
+EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "mae", "val_mae")
+MATRIX_METRICS = ("accuracy", "r2", "loss")
+_MATRIX_RE = re.compile(r"^(train|val|test)\.([A-Za-z0-9][A-Za-z0-9_.-]*)\.(accuracy|r2|loss)$")
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,7 @@ class SweepSection:
     sampler: str = option("random", help="grid (every combination), random, or bayes (TPE).", choices=SAMPLERS)
     # 20 trials: enough for TPE to move past its random start-up trials (10 by default).
     trials: int | None = option(20, help="Trial budget (grid: default and cap = grid size).", ge=1, le=100000)
-    objective: str = option("val_accuracy", help="SPLIT.CONDITION.accuracy|loss of the final evaluation "
+    objective: str = option("val_accuracy", help="SPLIT.CONDITION.accuracy|r2|loss of the final evaluation "
                             "(e.g. test.clear.accuracy), or an epoch metric (best epoch).")
     direction: str = option("auto", help="maximize, minimize, or auto (maximize accuracy, minimize loss).",
                             choices=DIRECTIONS)
@@ -96,7 +98,7 @@ class SweepSection:
         """Whether a larger objective is better."""
         if self.direction != "auto":
             return self.direction == "maximize"
-        return not self.objective.endswith("loss")
+        return not self.objective.endswith(("loss", "mae"))
 
 
 def _space(value: Any) -> tuple[Any, list[tuple[str, str]]]:

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from kvision.recipe.spec import option
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-LOSSES = ("cross_entropy",)  # classification; regression losses come with a regression task
+CLASSIFICATION_LOSSES = ("cross_entropy",)
+REGRESSION_LOSSES = ("mse", "mae", "huber")
+LOSSES = CLASSIFICATION_LOSSES + REGRESSION_LOSSES
 SCHEDULES = ("constant", "step", "plateau", "cosine")
 
 
@@ -67,7 +69,9 @@ class TrainingSection:
 
     optimizer: OptimizerSpec = option(default_factory=OptimizerSpec, help="Optimizer table.")
     batch_size: int = option(32, help="Images per step (report 000: 32).", ge=1, le=65536)
-    loss: str = option("cross_entropy", help="Loss function.", choices=LOSSES)
+    loss: str | None = option(None, choices=LOSSES,
+                              help="Loss function; default cross_entropy for images, mse for a "
+                                   "function: source (report 002).")
     schedule: ScheduleSpec = option(default_factory=ScheduleSpec, help="Learning-rate schedule.")
     early_stopping: EarlyStoppingSpec | None = option(None, help="Early stopping; off when absent.")
     l1: float = option(0.0, help="L1 penalty on conv/dense kernels (report 004: 0.001).", ge=0)

@@ -9,14 +9,39 @@ from __future__ import annotations
 import math
 import os
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 from kvision.runs.atomic import atomic_write_text
 from kvision.runs.reader import RunReader
 
 
+@dataclass(frozen=True)
+class _Metric:
+    """How the evaluation matrix's numbers read: accuracy in %, or a regression's R^2."""
+
+    name: str
+    factor: float
+    unit: str  # of values and of differences
+
+    def fmt(self, value: float | None) -> str:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "–"
+        return f"{value * self.factor:.2f}" if self.factor == 100 else f"{value:.4f}"
+
+
+ACCURACY = _Metric("accuracy", 100.0, "%")
+R2 = _Metric("R²", 1.0, "")
+
+
+def matrix_metric(reader: RunReader) -> _Metric:
+    """R^2 for a function-fitting run (its evaluations say metric r2), else accuracy."""
+    return R2 if any(e.get("metric") == "r2" for e in reader.evaluations()) else ACCURACY
+
+
 def evaluation_tables(reader: RunReader) -> str:
-    """Per trial, one condition x split table per checkpoint (accuracy in %)."""
+    """Per trial, one condition x split table per checkpoint (accuracy in %, or R^2)."""
+    metric = matrix_metric(reader)
     out = []
     by_trial: dict[str, list[dict]] = defaultdict(list)
     for e in reader.evaluations():
@@ -25,12 +50,13 @@ def evaluation_tables(reader: RunReader) -> str:
         out.append(f"### {trial}\n")
         for e in _latest_per_checkpoint(evals):
             out.append(f"**{_label(e['checkpoint'])}**\n")
-            out.append(_matrix_table(e["matrix"]))
+            out.append(_matrix_table(e["matrix"], metric))
     return "\n".join(out)
 
 
 def summary_table(reader: RunReader) -> str:
-    """One row per trial: its final accuracy in every condition/split (the headline table)."""
+    """One row per trial: its final accuracy (or R^2) in every condition/split (the headline)."""
+    metric = matrix_metric(reader)
     finals = _final_matrices(reader)
     if not finals:
         return "_No evaluation yet._\n"
@@ -38,9 +64,23 @@ def summary_table(reader: RunReader) -> str:
                   key=lambda cs: (cs[1] != "test", cs))
     head = "| trial | " + " | ".join(f"{c} {s}" for c, s in cols) + " |"
     rule = "|---|" + "---:|" * len(cols)
-    rows = [f"| {t} | " + " | ".join(_pct(m.get(c, {}).get(s)) for c, s in cols) + " |"
+    rows = [f"| {t} | " + " | ".join(metric.fmt(m.get(c, {}).get(s)) for c, s in cols) + " |"
             for t, m in finals.items()]
     return "\n".join([head, rule, *rows]) + "\n"
+
+
+def fit_error_table(reader: RunReader) -> str:
+    """A regression's final errors per trial and split: MSE, MAE and R^2 (empty otherwise)."""
+    finals = {e["trial"]: e["scores"] for e in reader.evaluations() if e.get("scores")}
+    if not finals:
+        return ""
+    lines = ["| trial | condition | split | MSE | MAE | R² |", "|---|---|---|---:|---:|---:|"]
+    for trial, scores in finals.items():
+        for cond, row in scores.items():
+            for split, cell in row.items():
+                lines.append(f"| {trial} | {cond} | {split} | {cell['mse']:.4g} | "
+                             f"{cell['mae']:.4g} | {cell['r2']:.4f} |")
+    return "\n".join(lines) + "\n"
 
 
 def repeats_table(reader: RunReader) -> str:
@@ -53,23 +93,28 @@ def repeats_table(reader: RunReader) -> str:
             groups[base][int(seed)] = matrix
     if not groups or max(len(v) for v in groups.values()) < 2:
         return ""
-    lines = ["| trial | cell | mean % | std | n |", "|---|---|---:|---:|---:|"]
+    metric = matrix_metric(reader)
+    lines = [f"| trial | cell | mean {metric.name} {metric.unit} | std | n |",
+             "|---|---|---:|---:|---:|"]
     for base, seeds in groups.items():
         for (cond, split), values in _cells(seeds).items():
             mean, std = _mean_std(values)
-            lines.append(f"| {base} | {cond} {split} | {mean * 100:.2f} | {std * 100:.2f} | {len(values)} |")
-    lines += ["", *_paired_lines(groups)]
+            lines.append(f"| {base} | {cond} {split} | {metric.fmt(mean)} | {metric.fmt(std)} | "
+                         f"{len(values)} |")
+    lines += ["", *_paired_lines(groups, metric)]
     return "\n".join(lines) + "\n"
 
 
-def _paired_lines(groups: dict[str, dict[int, dict]]) -> list[str]:
+def _paired_lines(groups: dict[str, dict[int, dict]], metric: _Metric) -> list[str]:
     """Arm B - arm A per model, paired by seed (same init and data order)."""
     by_model: dict[str, dict[str, dict[int, dict]]] = defaultdict(dict)
     for base, seeds in groups.items():
         model, _, arm = base.partition("-")
         by_model[model][arm] = seeds
-    lines = ["| model | difference | cell | mean (pp) | 95% CI (pp) | n |",
+    unit = " (pp)" if metric is ACCURACY else ""
+    lines = [f"| model | difference | cell | mean{unit} | 95% CI{unit} | n |",
              "|---|---|---|---:|---|---:|"]
+    k = metric.factor
     for model, arms in by_model.items():
         names = list(arms)
         for a, b in zip(names, names[1:], strict=False):
@@ -77,8 +122,8 @@ def _paired_lines(groups: dict[str, dict[int, dict]]) -> list[str]:
             for cell in _cells({s: arms[a][s] for s in common}):
                 diffs = [_get(arms[b][s], cell) - _get(arms[a][s], cell) for s in common]
                 mean, low, high = _t_interval(diffs)
-                lines.append(f"| {model} | {b} - {a} | {cell[0]} {cell[1]} | {mean * 100:+.2f} | "
-                             f"[{low * 100:+.2f}, {high * 100:+.2f}] | {len(diffs)} |")
+                lines.append(f"| {model} | {b} - {a} | {cell[0]} {cell[1]} | {mean * k:+.4g} | "
+                             f"[{low * k:+.4g}, {high * k:+.4g}] | {len(diffs)} |")
     return lines if len(lines) > 2 else []
 
 
@@ -120,10 +165,15 @@ def render_report(run_dir: str | os.PathLike, *, status: str | None = None) -> s
     if exp.get("description"):
         parts.append(exp["description"].strip() + "\n")
     parts.append(_run_facts(reader, meta, status or reader.status()))
-    parts += ["## Final accuracy (%)\n", summary_table(reader)]
+    metric = matrix_metric(reader)
+    title = "accuracy (%)" if metric is ACCURACY else "R² (test: against the noise-free truth)"
+    parts += [f"## Final {title}\n", summary_table(reader)]
+    if (errors := fit_error_table(reader)):
+        parts += ["## Final fit errors\n", errors]
     if (rep := repeats_table(reader)):
         parts += ["## Repeats\n", rep]
-    parts += ["## Accuracy at each checkpoint (%)\n", evaluation_tables(reader)]
+    parts += [f"## {metric.name[0].upper()}{metric.name[1:]} at each checkpoint{' (%)' if metric is ACCURACY else ''}\n",
+              evaluation_tables(reader)]
     parts.append(_insight_sections(Path(run_dir)))
     return "\n".join(p for p in parts if p)
 
@@ -179,11 +229,12 @@ def _latest_per_checkpoint(evals: list[dict]) -> list[dict]:
     return list(latest.values())
 
 
-def _matrix_table(matrix: dict) -> str:
+def _matrix_table(matrix: dict, metric: _Metric) -> str:
     splits = sorted({s for row in matrix.values() for s in row}, key=("train", "val", "test").index)
     head = "| condition | " + " | ".join(splits) + " |"
     rule = "|---|" + "---:|" * len(splits)
-    rows = [f"| {c} | " + " | ".join(_pct(row.get(s)) for s in splits) + " |" for c, row in matrix.items()]
+    rows = [f"| {c} | " + " | ".join(metric.fmt(row.get(s)) for s in splits) + " |"
+            for c, row in matrix.items()]
     return "\n".join([head, rule, *rows]) + "\n"
 
 
@@ -191,7 +242,3 @@ def _label(checkpoint: str) -> str:
     if checkpoint == "before":
         return "Before training"
     return checkpoint.replace("after_", "After ").replace("_", " ")
-
-
-def _pct(value: float | None) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value * 100:.2f}"

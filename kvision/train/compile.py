@@ -25,13 +25,24 @@ def make_optimizer(spec: OptimizerSpec) -> keras.optimizers.Optimizer:
     return keras.optimizers.RMSprop(momentum=spec.momentum, epsilon=spec.epsilon, **common)
 
 
-def compile_model(model: keras.Model, training: TrainingSection) -> None:
-    """Compile with the stage's optimizer; logits out, integer labels in."""
-    model.compile(
-        optimizer=make_optimizer(training.optimizer),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-    )
+#: Regression losses by recipe name (``training.loss``); mse is report 002's.
+REGRESSION_LOSSES = {"mse": keras.losses.MeanSquaredError, "mae": keras.losses.MeanAbsoluteError,
+                     "huber": keras.losses.Huber}
+
+
+def compile_model(model: keras.Model, training: TrainingSection, *, regression: bool = False) -> None:
+    """Compile with the stage's optimizer.
+
+    Classification: logits out, integer labels in, accuracy. Regression: one value out,
+    ``training.loss`` (default mse) and the mean absolute error as the epoch metric.
+    """
+    if regression:
+        loss = REGRESSION_LOSSES[training.loss or "mse"]()
+        metrics = [keras.metrics.MeanAbsoluteError(name="mae")]
+    else:
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    model.compile(optimizer=make_optimizer(training.optimizer), loss=loss, metrics=metrics)
 
 
 def with_overrides(model: keras.Model, training: TrainingSection) -> keras.Model:

@@ -34,11 +34,16 @@ class RunContext:
     console: Console
     stop: StopFlag
     dataset: Dataset
-    mean_std: tuple[list[float], list[float]]
+    mean_std: tuple[list[float], list[float]] | None  # None: a regression's raw features
     class_weights: dict[int, float] | None = None
     _eval_index: dict[str, np.ndarray] = field(default_factory=dict)
     #: Per trial, the latest evaluation's predicted test classes per condition.
     predicted: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+
+    @property
+    def regression(self) -> bool:
+        """Whether the run fits a function (float targets) rather than classifying images."""
+        return self.recipe.data.regression
 
     # -- data ------------------------------------------------------------------------
     def view(self, condition: str, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -98,9 +103,9 @@ class RunContext:
         options = dict(plan.model.options)
         if plan.model.weights not in NO_WEIGHTS:
             options["weights"] = plan.model.weights
+        outputs = 1 if self.regression else self.dataset.num_classes
         return create_model(plan.model.arch, input_shape=self.dataset.image_shape,
-                            num_classes=self.dataset.num_classes, preprocess=self.mean_std,
-                            **options)
+                            num_classes=outputs, preprocess=self.mean_std, **options)
 
     def fit_one_epoch(self, model: keras.Model, train: Any, val: Any, plan: TrialPlan,
                       stage: StageSection, epoch: int, training: TrainingSection,
@@ -128,8 +133,8 @@ class RunContext:
 
     # -- pictures --------------------------------------------------------------------
     def checkpoint_artifacts(self, plan: TrialPlan, label: str, model: keras.Model) -> None:
-        """Filters and activations at an evaluation checkpoint."""
-        if not self.recipe.insight.enabled:
+        """Filters and activations at an evaluation checkpoint (images only)."""
+        if not self.recipe.insight.enabled or self.regression:
             return
         from kvision.insight.hooks import checkpoint_artifacts
 
@@ -139,6 +144,12 @@ class RunContext:
     def trial_artifacts(self, plan: TrialPlan, model: keras.Model) -> None:
         """Curves, confusion matrices, CAM and robustness for a finished trial."""
         if not self.recipe.insight.enabled:
+            return
+        if self.regression:
+            from kvision.insight.fit import fit_artifacts
+
+            fit_artifacts(self.writer, trial=plan.name, model=model, data=self.recipe.data,
+                          train=self.dataset.splits["train"], cfg=self.recipe.insight)
             return
         from kvision.insight.hooks import trial_artifacts
 

@@ -1,7 +1,12 @@
-"""The accuracy matrix of report 000: every evaluated condition x split, at a checkpoint."""
+"""Evaluation at a checkpoint: every evaluated condition x split (report 000's matrix).
+
+Classification fills the matrix with accuracy and the loss table with cross-entropy; a
+function-fitting (regression) run with R^2 and MSE, plus MAE in its ``scores``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -13,28 +18,56 @@ if TYPE_CHECKING:
     from kvision.train.context import RunContext
 
 
-def evaluate_matrix(ctx: RunContext, model: keras.Model) -> tuple[dict, dict, dict]:
-    """Accuracy and loss per condition and split, and the predicted test classes.
+def _predictions(ctx: RunContext, model: keras.Model) -> Iterator[tuple[str, str, np.ndarray, np.ndarray]]:
+    """(condition, split, model outputs as float64, labels) for every evaluated cell.
 
     Predictions (not ``model.evaluate``) so the final checkpoint's test predictions can be
-    reused for the classification report instead of running the model a second time. The
-    loss is the data loss (cross-entropy), without L1/L2 penalty terms.
+    reused (classification report) and losses exclude L1/L2 penalty terms.
     """
-    accuracy: dict[str, dict[str, float]] = {}
-    loss: dict[str, dict[str, float]] = {}
-    predicted: dict[str, np.ndarray] = {}
     for condition in ctx.eval_conditions():
         for split in ctx.recipe.evaluate.splits:
             found = ctx.eval_batches(condition, split)
             if found is None:
                 continue
             batches, labels = found
-            logits = np.asarray(model.predict(batches, verbose=0), dtype=np.float64)
-            classes = logits.argmax(axis=-1)
-            nll = logsumexp(logits, axis=-1) - logits[np.arange(len(labels)), labels]
-            accuracy.setdefault(condition, {})[split] = round(float(np.mean(classes == labels)), 6)
-            loss.setdefault(condition, {})[split] = round(float(np.mean(nll)), 6)
-            if split == "test":
-                predicted[condition] = classes
+            yield condition, split, np.asarray(model.predict(batches, verbose=0), dtype=np.float64), labels
             ctx.stop.raise_if_set()
+
+
+def evaluate_matrix(ctx: RunContext, model: keras.Model) -> tuple[dict, dict, dict]:
+    """Accuracy and cross-entropy per condition and split, and the predicted test classes."""
+    accuracy: dict[str, dict[str, float]] = {}
+    loss: dict[str, dict[str, float]] = {}
+    predicted: dict[str, np.ndarray] = {}
+    for condition, split, logits, labels in _predictions(ctx, model):
+        classes = logits.argmax(axis=-1)
+        nll = logsumexp(logits, axis=-1) - logits[np.arange(len(labels)), labels]
+        accuracy.setdefault(condition, {})[split] = round(float(np.mean(classes == labels)), 6)
+        loss.setdefault(condition, {})[split] = round(float(np.mean(nll)), 6)
+        if split == "test":
+            predicted[condition] = classes
     return accuracy, loss, predicted
+
+
+def evaluate_fit(ctx: RunContext, model: keras.Model) -> tuple[dict, dict, dict]:
+    """A regression's checkpoint: R^2 per condition and split (the matrix), MSE (the loss),
+    and the event's extra fields: ``metric`` and ``scores`` (mse, mae, r2 per cell).
+
+    R^2 stands in the matrix because, like accuracy, higher is better and 1 is perfect, so
+    listings and the TUI rank a regression run's checkpoints the same way.
+    """
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+    r2: dict[str, dict[str, float]] = {}
+    mse: dict[str, dict[str, float]] = {}
+    scores: dict[str, dict[str, dict[str, float]]] = {}
+    for condition, split, outputs, targets in _predictions(ctx, model):
+        predicted = outputs.reshape(-1)
+        cell = {"mse": mean_squared_error(targets, predicted),
+                "mae": mean_absolute_error(targets, predicted),
+                "r2": r2_score(targets, predicted)}
+        cell = {k: round(float(v), 6) for k, v in cell.items()}
+        scores.setdefault(condition, {})[split] = cell
+        r2.setdefault(condition, {})[split] = cell["r2"]
+        mse.setdefault(condition, {})[split] = cell["mse"]
+    return r2, mse, {"metric": "r2", "scores": scores}

@@ -119,7 +119,7 @@ def _execute(recipe: Recipe, dataset, writer: RunWriter, console: Console, *, re
                      skipped=dataset.info.get("skipped", []))
     with stop_on_signals() as stop:
         ctx = RunContext(recipe, writer, console, stop, dataset,
-                         mean_std=normalization(recipe.data, dataset),
+                         mean_std=None if recipe.data.regression else normalization(recipe.data, dataset),
                          class_weights=class_weights(recipe.data, dataset))
         try:
             for plan in plans:

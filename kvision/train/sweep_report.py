@@ -37,7 +37,7 @@ def _matrix_values(reader: RunReader, cell: tuple[str, str, str]) -> list[float]
     last: dict[str, dict] = {}
     for e in reader.evaluations():
         last[e["trial"]] = e
-    table = "matrix" if metric == "accuracy" else "loss"
+    table = "loss" if metric == "loss" else "matrix"  # accuracy, or R^2 for a regression
     return [float(e[table][condition][split]) for e in last.values()
             if split in e.get(table, {}).get(condition, {})]
 

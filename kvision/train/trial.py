@@ -24,7 +24,7 @@ from kvision.train.compile import compile_model, with_overrides
 from kvision.train.console import format_metrics
 from kvision.train.context import RunContext
 from kvision.train.ddp_env import barrier, is_main
-from kvision.train.evaluate import evaluate_matrix
+from kvision.train.evaluate import evaluate_fit, evaluate_matrix
 from kvision.train.schedule import (
     EarlyState,
     PlateauState,
@@ -94,7 +94,8 @@ def run_trial(ctx: RunContext, plan: TrialPlan) -> None:
 
         check_model(model, ctx.recipe.insight)
     # Compiled at once so the "before" evaluation can run; each stage compiles afresh.
-    compile_model(model, _training(ctx.recipe, plan, min(state.stage_index, len(plan.stages) - 1)))
+    compile_model(model, _training(ctx.recipe, plan, min(state.stage_index, len(plan.stages) - 1)),
+                  regression=ctx.regression)
     resume_from = None
     if found:
         if state.stage_epoch and not state.stage_done:
@@ -151,7 +152,7 @@ def _prepare_stage(ctx: RunContext, plan: TrialPlan, model: keras.Model, stage: 
         apply_trainable(model, freeze=list(freeze), unfreeze=list(unfreeze))
     ensure_trainable(model, plan)
     model = with_overrides(model, training)
-    compile_model(model, training)
+    compile_model(model, training, regression=ctx.regression)
     if resume_from is not None:
         restore_checkpoint(resume_from, model)
     else:
@@ -191,8 +192,9 @@ def _train_epochs(ctx: RunContext, plan: TrialPlan, model: keras.Model, stage: S
         ctx.writer.event("epoch_end", trial=plan.name, stage=stage.name, epoch=epoch + 1,
                          global_epoch=state.global_epoch, metrics=metrics,
                          seconds=round(time.monotonic() - t0, 3))
-        ctx.console.line(f"{plan.name} {stage.name} epoch {epoch + 1}/{stage.epochs} "
-                         f"{format_metrics(metrics)} ({time.monotonic() - t0:.1f}s)")
+        if (epoch + 1) % ctx.recipe.output.print_every == 0 or epoch + 1 == stage.epochs or stopped_early:
+            ctx.console.line(f"{plan.name} {stage.name} epoch {epoch + 1}/{stage.epochs} "
+                             f"{format_metrics(metrics)} ({time.monotonic() - t0:.1f}s)")
         if stopped_early:
             state.stage_epoch = stage.epochs
         state.early, state.plateau = asdict(early), asdict(plateau)
@@ -214,10 +216,14 @@ def _train_epochs(ctx: RunContext, plan: TrialPlan, model: keras.Model, stage: S
 def _checkpoint_eval(ctx: RunContext, plan: TrialPlan, model: keras.Model, label: str,
                      stage: StageSection | None, state: TrialState, ckpt_dir: Path) -> None:
     """Evaluate the accuracy matrix, draw the checkpoint's pictures, record it as done."""
-    matrix, losses, ctx.predicted[plan.name] = evaluate_matrix(ctx, model)
+    if ctx.regression:
+        matrix, losses, extra = evaluate_fit(ctx, model)
+    else:
+        matrix, losses, ctx.predicted[plan.name] = evaluate_matrix(ctx, model)
+        extra = {"metric": "accuracy"}
     ctx.writer.event("evaluation", trial=plan.name, stage=stage.name if stage else None,
-                     checkpoint=label, matrix=matrix, loss=losses)
-    ctx.console.line(f"{plan.name} {label}: " + "  ".join(
+                     checkpoint=label, matrix=matrix, loss=losses, **extra)
+    ctx.console.line(f"{plan.name} {label} ({extra['metric']}): " + "  ".join(
         f"{cond}/{split} {acc:.4f}" for cond, row in matrix.items() for split, acc in row.items()))
     if is_main():
         ctx.checkpoint_artifacts(plan, label, model)
