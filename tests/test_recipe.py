@@ -139,6 +139,16 @@ def test_overrides_set_any_key_with_validation(tmp_path):
     assert "not of the form key=value" in str(errors[0])
 
 
+def test_overrides_reach_quoted_keys_with_dots(tmp_path):
+    path = ROOT / "recipes" / "function_sweep.toml"
+    recipe = load_recipe(path, ['sweep.params."training.batch_size"=[4, 64]',
+                                'sweep.params."models.mlp.hidden"=[[8], [32, 32, 32]]'])
+    assert recipe.sweep.params["training.batch_size"] == [4, 64]
+    assert recipe.sweep.params["models.mlp.hidden"] == [[8], [32, 32, 32]]
+    errors = check_recipe(path, ['sweep.params."training.batch_size=[4]'])[1]
+    assert "is not a key path" in str(errors[0])
+
+
 def test_toml_syntax_error_has_line(tmp_path):
     (err,) = errors_of(tmp_path, BASE.replace("seed = 1", "seed = = 1"))
     assert err.line == 3 and "not valid TOML" in str(err)

@@ -17,8 +17,10 @@ from kvision.recipe.schema import Recipe
 from kvision.recipe.schema_training import TrainingSection
 from kvision.recipe.spec import INVALID, Context, parse, to_plain
 
-_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
-_KEY = re.compile(r"[^.\[\]=]+(\[\d+\])*(\.[^.\[\]=]+(\[\d+\])*)*")
+# A key path segment is a bare name or a "quoted" one, which may hold dots (sweep.params keys).
+_SEGMENT = r'(?:"[^"]+"|[^.\[\]="]+)'
+_TOKEN = re.compile(r'"([^"]+)"|([^.\[\]"]+)|\[(\d+)\]')
+_KEY = re.compile(rf"{_SEGMENT}(\[\d+\])*(\.{_SEGMENT}(\[\d+\])*)*")
 
 
 def load_recipe(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
@@ -117,8 +119,9 @@ def _set_path(data: dict, key: str, value: Any) -> None:
     """Set ``a.b[1].c`` in nested dicts/lists; missing tables are created."""
     if not _KEY.fullmatch(key):
         raise RecipeError(f"override key '{key}' is not a key path such as "
-                          "'data.image_size' or 'arms[0].stages[1].epochs'.", key=key)
-    tokens = [(m.group(1), m.group(2)) for m in _TOKEN.finditer(key)]
+                          "'data.image_size', 'arms[0].stages[1].epochs' or (a key with dots "
+                          "in it quoted) 'sweep.params.\"training.batch_size\"'.", key=key)
+    tokens = [(m.group(1) or m.group(2), m.group(3)) for m in _TOKEN.finditer(key)]
     node: Any = data
     for pos, (name, index) in enumerate(tokens):
         last = pos == len(tokens) - 1
