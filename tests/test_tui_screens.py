@@ -18,7 +18,7 @@ from textual.widgets import DataTable, OptionList, Static, TabbedContent
 from kvision_tui import launch as launch_module
 from kvision_tui.app import KvisionApp, main
 from kvision_tui.dialogs import ConfirmScreen, HelpScreen
-from kvision_tui.history_screen import CompareScreen, HistoryScreen
+from kvision_tui.history_screen import CompareScreen, HistoryScreen, RunPanel
 from kvision_tui.images_screen import ImagesScreen
 from kvision_tui.live_screen import MAX_TABLE_ROWS, LiveScreen
 from kvision_tui.recipes_screen import RecipesScreen
@@ -216,6 +216,14 @@ async def test_history_open_mark_compare_images(world) -> None:
         assert table.get_row_at(0)[0] == "●" and table.get_row_at(1)[0] == "●"
         await pilot.press("c")
         assert isinstance(app.screen, CompareScreen)
+        one, two = (next(p for p in app.screen.query(RunPanel) if len(p.state.trials) == n)
+                    for n in (1, 2))
+        assert "curves: lenet-arm0 (1/2" in text_of(two.query_one("#trial"))
+        await pilot.press("t")  # the next trial of each run; a run with one trial keeps it
+        assert "curves: lenet-arm1 (2/2" in text_of(two.query_one("#trial"))
+        assert "curves: lenet-arm0 (1/1" in text_of(one.query_one("#trial"))
+        assert two.query_one("#loss").data[0][0].values == tuple(
+            two.state.trials["lenet-arm1"].series("loss"))
         await pilot.press("escape", "enter")
         assert isinstance(app.screen, LiveScreen) and app.screen.run_dir == world["first"]
         await pilot.press("escape", "o")

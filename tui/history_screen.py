@@ -138,7 +138,7 @@ class HistoryScreen(Screen):
 
 
 class RunPanel(Vertical):
-    """One side of the comparison: summary, final matrices, curves of the first trial."""
+    """One side of the comparison: summary, final matrices, curves of one trial at a time."""
 
     DEFAULT_CSS = """
     RunPanel { width: 1fr; border: round $panel; }
@@ -149,12 +149,14 @@ class RunPanel(Vertical):
     def __init__(self, path: Path) -> None:
         super().__init__()
         self.state = RunState(path)
+        self.trial_index = 0
 
     def compose(self) -> ComposeResult:
-        """Summary line, matrix table, two charts."""
+        """Summary line, matrix table, the charted trial's name, two charts."""
         name, recipe, status, _start, duration, best = summary_row(self.state)
         yield Static(Text(f"{name}\n{recipe} · {status} · {duration} · best {best}"))
         yield DataTable(id="matrix", show_cursor=False)
+        yield Static(id="trial")
         yield LineChart("loss", id="loss")
         yield LineChart("accuracy", id="acc")
 
@@ -165,17 +167,28 @@ class RunPanel(Vertical):
         table = self.query_one(DataTable)
         table.add_columns("trial", "after", "condition", *splits)
         table.add_rows(rows)
-        trials = list(self.state.trials.values())
-        if trials:
-            loss, acc = curves(trials[0])
-            self.query_one("#loss", LineChart).data = loss
-            self.query_one("#acc", LineChart).data = acc
+        self.show_trial(0)
+
+    def show_trial(self, index: int) -> None:
+        """Chart trial ``index`` (modulo the number of trials) and name it above the charts."""
+        trials = list(self.state.trials.items())
+        if not trials:
+            self.query_one("#trial", Static).update("no epochs yet")
+            return
+        self.trial_index = index % len(trials)
+        name, trial = trials[self.trial_index]
+        self.query_one("#trial", Static).update(
+            f"curves: {name} ({self.trial_index + 1}/{len(trials)}; t: next trial)")
+        loss, acc = curves(trial)
+        self.query_one("#loss", LineChart).data = loss
+        self.query_one("#acc", LineChart).data = acc
 
 
 class CompareScreen(Screen):
     """Two runs side by side: final evaluation matrices and curves."""
 
-    BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
+    BINDINGS = [Binding("escape", "app.pop_screen", "Back"),
+                Binding("t", "next_trial", "Next trial")]
 
     def __init__(self, a: Path, b: Path) -> None:
         super().__init__()
@@ -192,3 +205,8 @@ class CompareScreen(Screen):
     def on_mount(self) -> None:
         """Title."""
         self.title, self.sub_title = "kvision", "compare"
+
+    def action_next_trial(self) -> None:
+        """Chart each run's next trial (runs with several models or arms)."""
+        for panel in self.query(RunPanel):
+            panel.show_trial(panel.trial_index + 1)
