@@ -75,3 +75,140 @@ def test_frozen_batchnorm_keeps_moving_stats(monkeypatch):
     layer.trainable = False
     layer(x, training=True)
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.moving_mean), trained_mean)
+
+
+def _adam_run(enabled: bool, monkeypatch, optimizer: str) -> tuple[list[float], list, list]:
+    """Losses, weights and optimizer variables of 25 Adam(W) steps on a small conv net.
+
+    No BatchNorm: a conv bias before it has a rounding-noise gradient that Adam amplifies.
+    """
+    import keras
+
+    monkeypatch.setattr(_fast, "ENABLED", enabled)
+    keras.utils.set_random_seed(3)
+    model = create_model("alexnet_small", input_shape=(16, 16, 1), num_classes=3,
+                         dropout=0.0, norm="lrn", head=8)
+    opt = _fast.fuse_adam(keras.optimizers.Adam(1e-2) if optimizer == "adam"
+                          else keras.optimizers.AdamW(1e-2, weight_decay=0.05))
+    model.compile(optimizer=opt,
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(16, 16, 16, 1)).astype("float32")
+    y = rng.integers(0, 3, size=16)
+    losses = [float(model.train_on_batch(x, y)) for _ in range(25)]
+    state = [keras.ops.convert_to_numpy(v) for v in model.optimizer.variables]
+    return losses, model.get_weights(), state
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+def test_fused_adam_matches_keras_adam(optimizer, monkeypatch):
+    """The fused kernel computes Keras' update (its epsilon placement), state included."""
+    fast = _adam_run(True, monkeypatch, optimizer)
+    slow = _adam_run(False, monkeypatch, optimizer)
+    np.testing.assert_allclose(fast[0], slow[0], rtol=1e-4, atol=1e-5)
+    # 25 steps of 1e-2: rounding differences grow where Adam divides by a tiny sqrt(v).
+    for part in (1, 2):  # weights; then iterations, momentums and velocities
+        for a, b in zip(fast[part], slow[part], strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3)
+    assert fast[0][-1] < fast[0][0]
+
+
+def test_fused_adam_single_step_is_keras_formula(monkeypatch):
+    """One update on fixed gradients, against Keras' update rule written out in numpy."""
+    import keras
+    import torch
+
+    rng = np.random.default_rng(5)
+    start = rng.normal(size=(3, 4)).astype("float32")
+    grads = [rng.normal(size=(3, 4)).astype("float32") for _ in range(3)]
+    results = {}
+    for enabled in (True, False):
+        monkeypatch.setattr(_fast, "ENABLED", enabled)
+        var = keras.Variable(start)
+        opt = _fast.fuse_adam(keras.optimizers.Adam(0.1, beta_1=0.8, beta_2=0.9, epsilon=1e-3))
+        for g in grads:
+            opt.apply([torch.tensor(g)], [var])
+        results[enabled] = keras.ops.convert_to_numpy(var)
+    m = v = 0.0
+    expected = start.astype("float64")
+    for t, g in enumerate(grads, start=1):
+        m, v = 0.8 * m + 0.2 * g, 0.9 * v + 0.1 * g * g
+        expected = expected - 0.1 * np.sqrt(1 - 0.9**t) / (1 - 0.8**t) * m / (np.sqrt(v) + 1e-3)
+    for result in results.values():
+        np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_fused_adam_is_the_update_used_by_kvision_only(monkeypatch):
+    """compile_model's Adam takes the fused step; an Adam users build themselves does not."""
+    import keras
+
+    from kvision.recipe.schema_training import TrainingSection
+    from kvision.train.compile import compile_model
+
+    called = []
+    monkeypatch.setattr(_fast, "_fused_adam_step", lambda *a: called.append(a))
+    _adam_run(True, monkeypatch, "adam")
+    assert called
+    model = create_model("lenet", input_shape=(28, 28, 1), num_classes=3)
+    compile_model(model, TrainingSection())
+    plain = keras.optimizers.Adam()
+    assert "fuse_adam" in model.optimizer._parallel_update_step.__qualname__
+    assert "fuse_adam" not in plain._parallel_update_step.__qualname__
+    assert type(model.optimizer) is type(plain)  # same class: config and .keras files unchanged
+
+
+@pytest.mark.parametrize("size", [1, 4, 7, 13])
+def test_adaptive_pool_fast_path_matches_matrix_form(size, monkeypatch):
+    """torch's adaptive pooling = the matrix form, forward and gradient, any input size."""
+    import torch
+
+    from kvision.models.layers import AdaptiveAveragePooling2D
+
+    x = np.random.default_rng(size).normal(size=(2, size, size + 2, 3)).astype("float32")
+    results = []
+    for enabled in (True, False):
+        monkeypatch.setattr(_fast, "ENABLED", enabled)
+        inputs = torch.tensor(x, requires_grad=True)
+        out = AdaptiveAveragePooling2D(6)(inputs)
+        (out * torch.arange(out.numel()).view(out.shape)).sum().backward()
+        results.append((out.detach().numpy(), inputs.grad.numpy()))
+    for fast, slow in zip(*results, strict=True):
+        np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-6)
+
+
+def test_kernels_in_torch_layout_keep_keras_shape_and_save(tmp_path):
+    """Conv/Dense kernels live in torch's memory order; Keras shape, values and .keras unchanged."""
+    import keras
+    import torch
+
+    model = create_model("alexnet_small", input_shape=(16, 16, 1), num_classes=3, head=8)
+    conv, dense = model.get_layer("conv1_conv"), model.get_layer("head_dense1")
+    assert isinstance(dense, _fast.Dense) and isinstance(dense, keras.layers.Dense)
+    assert tuple(conv.kernel.shape) == (5, 5, 1, 16)
+    assert conv.kernel.value.permute(3, 2, 0, 1).is_contiguous(memory_format=torch.channels_last)
+    assert dense.kernel.value.t().is_contiguous()
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    for a, b in zip(model.get_weights(), loaded.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    x = np.random.default_rng(6).integers(0, 256, size=(4, 16, 16, 1)).astype("float32")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0),
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_kernel_views_follow_weight_changes(monkeypatch):
+    """predict sees an assigned kernel at once, on the fast path as on Keras' own."""
+    import keras
+
+    monkeypatch.setattr(_fast, "ENABLED", True)
+    model = create_model("lenet", input_shape=(12, 12, 1), num_classes=3)
+    x = np.random.default_rng(4).integers(0, 256, size=(4, 12, 12, 1)).astype("float32")
+    before = model.predict(x, verbose=0)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), before)
+    model.get_layer("conv1_conv").kernel.assign(
+        keras.ops.convert_to_numpy(model.get_layer("conv1_conv").kernel) * 0.5)
+    after = model.predict(x, verbose=0)
+    assert np.abs(after - before).max() > 1e-3
+    monkeypatch.setattr(_fast, "ENABLED", False)
+    np.testing.assert_allclose(model.predict(x, verbose=0), after, rtol=1e-4, atol=1e-4)

@@ -57,7 +57,7 @@ def dense_head(x, widths: list[int], *, dropout: float, stage: str, dropout_firs
     for i, width in enumerate(widths, start=1):
         if dropout_first and dropout:
             x = keras.layers.Dropout(dropout, name=f"{stage}_dropout{i}")(x)
-        x = keras.layers.Dense(width, name=f"{stage}_dense{i}")(x)
+        x = _fast.Dense(width, name=f"{stage}_dense{i}")(x)
         x = relu(x, name=f"{stage}_relu{i}")
         if not dropout_first and dropout:
             x = keras.layers.Dropout(dropout, name=f"{stage}_dropout{i}")(x)
@@ -65,5 +65,8 @@ def dense_head(x, widths: list[int], *, dropout: float, stage: str, dropout_firs
 
 
 def classifier(x, num_classes: int):
-    """The final logits layer, always named ``classifier`` (heads are swapped by name)."""
-    return keras.layers.Dense(num_classes, name="classifier")(x)
+    """The final logits layer, always named ``classifier`` (heads are swapped by name).
+
+    kvision's Dense: the Keras layer with a single fused torch call (kvision.models._fast).
+    """
+    return _fast.Dense(num_classes, name="classifier")(x)

@@ -35,7 +35,8 @@ class AdaptiveAveragePooling2D(keras.layers.Layer):
 
     Keras has no adaptive pooling; report 000's AlexNet pools to 6x6 whatever the input size,
     so this layer computes the pooling as two small matrix products over the (static) height
-    and width, which also covers feature maps smaller than the output.
+    and width, which also covers feature maps smaller than the output (on the torch backend
+    it is torch's own adaptive pooling, the same bins, see ``kvision.models._fast``).
     """
 
     def __init__(self, output_size: int | tuple[int, int] = 6, **kwargs):
@@ -45,6 +46,8 @@ class AdaptiveAveragePooling2D(keras.layers.Layer):
         self.output_size = tuple(int(s) for s in output_size)
 
     def call(self, inputs):
+        if _fast.torch_active() and inputs.ndim == 4:
+            return _fast.adaptive_avg_pool(inputs, self.output_size)
         height, width = inputs.shape[1], inputs.shape[2]
         rows = ops.convert_to_tensor(adaptive_pool_matrix(height, self.output_size[0]))
         cols = ops.convert_to_tensor(adaptive_pool_matrix(width, self.output_size[1]))

@@ -42,7 +42,10 @@ def compile_model(model: keras.Model, training: TrainingSection, *, regression: 
     else:
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-    model.compile(optimizer=make_optimizer(training.optimizer), loss=loss, metrics=metrics)
+    from kvision.models._fast import fuse_adam
+
+    model.compile(optimizer=fuse_adam(make_optimizer(training.optimizer)), loss=loss,
+                  metrics=metrics)
 
 
 def with_overrides(model: keras.Model, training: TrainingSection) -> keras.Model:
