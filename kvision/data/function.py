@@ -13,12 +13,12 @@ import numpy as np
 from kvision.data.dataset import Dataset, Split
 from kvision.errors import RecipeError
 from kvision.recipe.formula import evaluate_formula
-from kvision.recipe.schema_data import DataSection, parse_source
+from kvision.recipe.schema_data import DataSection
 
 
 def load_function_dataset(data: DataSection, seed: int) -> Dataset:
     """Train/val/test (x, y) splits of ``data.source``'s formula, as float32 arrays."""
-    formula = parse_source(data.source)[1]
+    formula = data.formula
     spec = data.function
     low, high = spec.domain
     rng = np.random.default_rng([seed, 8191])
@@ -45,4 +45,4 @@ def load_function_dataset(data: DataSection, seed: int) -> Dataset:
 def truth_curve(data: DataSection, points: int = 400) -> tuple[np.ndarray, np.ndarray]:
     """(x, y) of the noise-free formula on an even grid over the domain, for plots."""
     x = np.linspace(*data.function.domain, points)
-    return x, evaluate_formula(parse_source(data.source)[1], x)
+    return x, evaluate_formula(data.formula, x)

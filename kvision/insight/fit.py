@@ -42,7 +42,7 @@ def fit_artifacts(writer: RunWriter, *, trial: str, model: keras.Model, data: Da
     x, truth = truth_curve(data, GRID_POINTS)
     fitted = np.asarray(model.predict(x.astype(np.float32)[:, None], verbose=0),
                         dtype=np.float64).reshape(-1)
-    record = {"trial": trial, "formula": data.source.partition(":")[2], "x": x.tolist(),
+    record = {"trial": trial, "formula": data.formula, "x": x.tolist(),
               "truth": truth.tolist(), "fitted": fitted.tolist(),
               "mse_vs_truth": float(np.mean((fitted - truth) ** 2)),
               "max_abs_error": float(np.max(np.abs(fitted - truth)))}

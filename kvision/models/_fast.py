@@ -111,8 +111,8 @@ def adaptive_avg_pool(inputs, output_size: tuple[int, int]):
     return _nhwc(F.adaptive_avg_pool2d(_nchw_view(inputs), output_size))
 
 
-def _store_in_torch_layout(variable, memory_order: tuple[int, ...]) -> None:
-    """Keep a Keras kernel's values in torch's weight memory order; shape and values unchanged.
+def _store_in_torch_layout(layer, memory_order: tuple[int, ...]) -> None:
+    """Keep a built layer's kernel in torch's weight memory order; shape and values unchanged.
 
     Keras lays out a conv kernel as (kh, kw, in, out) and a Dense kernel as (in, out); torch
     wants (out, kh, kw, in) memory for a conv on NHWC inputs and (out, in) for a linear layer.
@@ -124,6 +124,9 @@ def _store_in_torch_layout(variable, memory_order: tuple[int, ...]) -> None:
     Called from ``build``, before Keras registers the parameter with torch (``_post_build``),
     so torch.nn and the optimizer see this tensor; name, config and saving stay Keras'.
     """
+    variable = getattr(layer, "_kernel", None)  # None: e.g. a quantized kernel
+    if not torch_active() or variable is None:
+        return
     import torch
 
     value = variable._value
@@ -166,8 +169,7 @@ class Conv2D(keras.layers.Conv2D):
 
     def build(self, input_shape):
         super().build(input_shape)
-        if torch_active() and getattr(self, "_kernel", None) is not None:
-            _store_in_torch_layout(self._kernel, (3, 0, 1, 2))  # (out, kh, kw, in)
+        _store_in_torch_layout(self, (3, 0, 1, 2))  # (out, kh, kw, in)
 
     def call(self, inputs):
         if not self._fast_ok(inputs):
@@ -212,8 +214,7 @@ class Dense(keras.layers.Dense):
 
     def build(self, input_shape):
         super().build(input_shape)
-        if torch_active() and getattr(self, "_kernel", None) is not None:
-            _store_in_torch_layout(self._kernel, (1, 0))  # (out, in)
+        _store_in_torch_layout(self, (1, 0))  # (out, in)
 
     def call(self, inputs, training=None):
         if not (torch_active() and self._fast_kernel_ok()
@@ -256,7 +257,7 @@ def _flat(tensor):
     return _memory_order(tensor).view(-1)
 
 
-def _fused_adam_step(optimizer, grads, variables, learning_rate) -> None:
+def _fused_adam_step(optimizer, grads, variables, values, learning_rate) -> None:
     """Keras' Adam update as torch's fused kernel: one pass over each parameter, no temporaries.
 
     Keras computes ``var -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)``; torch's
@@ -269,7 +270,6 @@ def _fused_adam_step(optimizer, grads, variables, learning_rate) -> None:
     index = optimizer._get_variable_index  # keyed by the Keras variable
     step = float(optimizer.iterations.value) + 1.0  # a CPU scalar: no device sync
     eps = optimizer.epsilon / (1.0 - optimizer.beta_2 ** step) ** 0.5
-    values = [v.value for v in variables]
     pairs = list(zip(variables, values, strict=True))
     momentums = [_match_layout(optimizer._momentums[index(v)], p) for v, p in pairs]
     velocities = [_match_layout(optimizer._velocities[index(v)], p) for v, p in pairs]
@@ -301,8 +301,9 @@ def fuse_adam(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimiz
     keras_step = optimizer._parallel_update_step
 
     def update_step(self, grads, variables, learning_rate):
-        if _fused_adam_ok(self, grads, [v.value for v in variables]):
-            _fused_adam_step(self, grads, variables, learning_rate)
+        values = [v.value for v in variables]
+        if _fused_adam_ok(self, grads, values):
+            _fused_adam_step(self, grads, variables, values, learning_rate)
             return None
         return keras_step(grads, variables, learning_rate)
 

@@ -237,6 +237,11 @@ class DataSection:
         """Whether the source gives (x, y) pairs to fit rather than labelled images."""
         return parse_source(self.source)[0] in REGRESSION_SOURCES
 
+    @property
+    def formula(self) -> str:
+        """The formula of a ``function:`` source (what follows the prefix)."""
+        return parse_source(self.source)[1]
+
     def check(self) -> list[tuple[str, str]]:
         problems = []
         bad = _source_problem(self.source)
