@@ -146,7 +146,7 @@ def test_fused_adam_is_the_update_used_by_kvision_only(monkeypatch):
     from kvision.train.compile import compile_model
 
     called = []
-    monkeypatch.setattr(_fast, "_fused_adam_step", lambda *a: called.append(a))
+    monkeypatch.setattr(_fast.adam, "_fused_adam_step", lambda *a: called.append(a))
     _adam_run(True, monkeypatch, "adam")
     assert called
     model = create_model("lenet", input_shape=(28, 28, 1), num_classes=3)

@@ -17,14 +17,10 @@ def conv(x, filters: int, kernel: int, *, name: str, stride: int = 1, pad: int =
     """Conv2D with PyTorch's symmetric zero padding ``pad``.
 
     Keras' ``same`` pads asymmetrically when the stride is 2, so any padding other than the
-    stride-1 "same" case becomes an explicit ``<name>_pad`` layer followed by a valid conv.
+    stride-1 "same" case is PyTorch's int padding of kvision's Conv2D, one torch call on the
+    torch backend (a ZeroPadding2D layer before a valid conv would copy the activations).
     """
-    if pad and stride == 1 and 2 * pad == kernel - 1:
-        padding = "same"
-    else:
-        if pad:
-            x = keras.layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
-        padding = "valid"
+    padding = "same" if pad and stride == 1 and 2 * pad == kernel - 1 else pad
     # kvision's Conv2D: the Keras layer with a copy-free torch call (kvision.models._fast).
     return _fast.Conv2D(filters, kernel, strides=stride, padding=padding, use_bias=use_bias,
                         kernel_initializer=initializer, name=name)(x)
@@ -43,9 +39,9 @@ def relu(x, *, name: str):
     return keras.layers.ReLU(name=name)(x)
 
 
-def max_pool(x, size: int, stride: int | None = None, *, name: str):
-    """MaxPool without padding, PyTorch's floor mode (Keras ``valid``)."""
-    return _fast.MaxPooling2D(size, strides=stride or size, name=name)(x)
+def max_pool(x, size: int, stride: int | None = None, *, name: str, pad: int = 0):
+    """MaxPool in PyTorch's floor mode (Keras ``valid``), with its -inf padding ``pad``."""
+    return _fast.MaxPooling2D(size, strides=stride or size, padding=pad, name=name)(x)
 
 
 def dense_head(x, widths: list[int], *, dropout: float, stage: str, dropout_first: bool):

@@ -58,9 +58,7 @@ def build_resnet(x, *, arch: str, num_classes: int, stride_in_1x1: bool = False)
     kind, repeats = _IMAGENET_DEPTHS[int(arch.removeprefix("resnet"))]
     x = conv(x, 64, 7, stride=2, pad=3, use_bias=False, initializer=_INIT, name="stem_conv")
     x = relu(batch_norm(x, name="stem_bn"), name="stem_relu")
-    # Zero padding equals PyTorch's -inf padding here: the input is a ReLU output (>= 0).
-    x = keras.layers.ZeroPadding2D(1, name="stem_pool_pad")(x)
-    x = max_pool(x, 3, 2, name="stem_pool")
+    x = max_pool(x, 3, 2, pad=1, name="stem_pool")
     for stage, (blocks, filters) in enumerate(zip(repeats, (64, 128, 256, 512), strict=True), start=1):
         for block in range(1, blocks + 1):
             stride = 2 if block == 1 and stage > 1 else 1

@@ -31,7 +31,7 @@ REGRESSION_LOSSES = {"mse": keras.losses.MeanSquaredError, "mae": keras.losses.M
 
 
 def compile_model(model: keras.Model, training: TrainingSection, *, regression: bool = False) -> None:
-    """Compile with the stage's optimizer.
+    """Compile with the stage's optimizer (kvision's fast graph and fused Adam on torch).
 
     Classification: logits out, integer labels in, accuracy. Regression: one value out,
     ``training.loss`` (default mse) and the mean absolute error as the epoch metric.
@@ -42,8 +42,9 @@ def compile_model(model: keras.Model, training: TrainingSection, *, regression: 
     else:
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-    from kvision.models._fast import fuse_adam
+    from kvision.models._fast import direct_graph, fuse_adam
 
+    direct_graph(model)
     model.compile(optimizer=fuse_adam(make_optimizer(training.optimizer)), loss=loss,
                   metrics=metrics)
 
