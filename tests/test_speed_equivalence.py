@@ -212,3 +212,32 @@ def test_kernel_views_follow_weight_changes(monkeypatch):
     assert np.abs(after - before).max() > 1e-3
     monkeypatch.setattr(_fast, "ENABLED", False)
     np.testing.assert_allclose(model.predict(x, verbose=0), after, rtol=1e-4, atol=1e-4)
+
+
+def test_convs_on_small_maps_run_in_nchw_with_keras_results(monkeypatch):
+    """On <= 2x2 maps the fast Conv2D uses torch's NCHW layout; outputs and gradients are Keras'."""
+    import keras
+    import torch
+
+    rng = np.random.default_rng(8)
+    x_np = rng.normal(size=(4, 2, 2, 16)).astype("float32")
+    weights = torch.tensor(rng.normal(size=(4, 2, 2, 8)).astype("float32"))
+    results = []
+    for enabled in (True, False):
+        monkeypatch.setattr(_fast, "ENABLED", enabled)
+        keras.utils.set_random_seed(2)
+        conv = _fast.Conv2D(8, 3, padding="same")
+        x = torch.tensor(x_np, requires_grad=True)
+        out = conv(x)
+        kernel = conv.kernel.value
+        kernel_grad, x_grad = torch.autograd.grad((out * weights).sum(), [kernel, x])
+        if enabled:  # torch's (out, in, kh, kw) memory; the gradient arrives in it (fused Adam)
+            assert conv._nchw and kernel.permute(3, 2, 0, 1).is_contiguous()
+            assert kernel_grad.stride() == kernel.stride()
+        results.append((out.detach().numpy(), kernel_grad.numpy(), x_grad.numpy()))
+    for fast, slow in zip(*results, strict=True):
+        np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-5)
+    monkeypatch.setattr(_fast, "ENABLED", True)
+    larger = _fast.Conv2D(8, 3)
+    larger.build((None, 4, 4, 16))
+    assert not larger._nchw  # channels_last from 4x4 up
