@@ -71,7 +71,7 @@ def test_direct_graph_trains_like_keras(arch, options, keras_calls):
     np.testing.assert_allclose(out, keras_out, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.filterwarnings("ignore:Layer 'functional'.*mask:UserWarning")
+@pytest.mark.filterwarnings("ignore:Layer 'functional.*mask:UserWarning")
 def test_direct_graph_leaves_other_layers_and_calls_to_keras(keras_calls):
     """Regularised or mixed-precision layers, masks and symbolic inputs take Keras' path."""
     import keras

@@ -55,7 +55,8 @@ class _FlatLayout:
         momentums = [_match_layout(optimizer._momentums[index(v)], p) for v, p in pairs]
         velocities = [_match_layout(optimizer._velocities[index(v)], p) for v, p in pairs]
         self.axes = [_memory_axes(t) for t in values]
-        self.dense = all(t.permute(a).is_contiguous() for t, a in zip(values, self.axes, strict=True))
+        self.dense = all(t.permute(a).is_contiguous()
+                         for t, a in zip(values, self.axes, strict=True))
         self.values, self.momentums, self.velocities = (
             self.flat(tensors) if self.dense else [] for tensors in (values, momentums, velocities))
         self.key = self.key_of(optimizer, values)

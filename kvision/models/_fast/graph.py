@@ -11,9 +11,10 @@ batch 2 (PyTorch's own module: 11 ms), 75 / 68 / 66 ms at batch 32.
 only how each node is called. A layer is called directly when none of that bookkeeping can
 matter for it: a built-in Keras or kvision layer, built, float32 policy (no autocast, no
 quantization), no activity regulariser, no custom ``__call__``, and, per call, float32 torch
-tensors without Keras masks as its only arguments (keyword arguments all None). Everything else (the uint8 input's
-preprocessing layer, nested models, custom layers, masks, mixed precision, symbolic tensors,
-other backends) takes Keras' own ``Layer.__call__``, so results are identical either way.
+tensors without Keras masks as its only arguments (keyword arguments all None). Everything
+else (the uint8 input's preprocessing layer, nested models, custom layers, masks, mixed
+precision, symbolic tensors, other backends) takes Keras' own ``Layer.__call__``, so results
+are identical either way.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def _node_caller(operation, training):
     if not _plain(operation):
         return functional.operation_fn(operation, training=training)
     # training=None: leave the layer's own default, as Keras does without a call context.
-    extra = {"training": training} if operation._call_has_training_arg and training is not None else {}
+    passes_training = operation._call_has_training_arg and training is not None
+    extra = {"training": training} if passes_training else {}
 
     def call(*args, **kwargs):
         # Nodes record the mask=None that Keras filled in when the graph was built.

@@ -71,8 +71,8 @@ class BatchNormalization(keras.layers.BatchNormalization):
         from keras.src.backend.common.stateless_scope import in_stateless_scope
 
         return (_fast.torch_active() and mask is None and not self.renorm
-                and not self.synchronized and not in_stateless_scope() and str(inputs.dtype) == "torch.float32"
-                and self.compute_dtype == "float32"
+                and not self.synchronized and not in_stateless_scope()
+                and str(inputs.dtype) == "torch.float32" and self.compute_dtype == "float32"
                 # torch refuses one value per channel in training; Keras gives variance 0.
                 and inputs.numel() > inputs.shape[self.axis])
 
