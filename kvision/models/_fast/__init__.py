@@ -3,8 +3,8 @@
 Keras on the torch backend runs many small kernels where torch has one fused call
 (BatchNorm from ``ops.moments`` plus element-wise ops; Adam as ten element-wise passes with
 temporaries), copies tensors between Keras' and torch's layouts (NHWC activations,
-(kh, kw, in, out) conv and (in, out) Dense kernels), and spends about half a millisecond of
-Python per layer call in ``Layer.__call__``. This package is the one place kvision calls
+(kh, kw, in, out) conv and (in, out) Dense kernels), and spends about 0.1 ms of Python per
+layer call in ``Layer.__call__``. This package is the one place kvision calls
 torch for that:
 
 - :mod:`.layers`: Conv2D, BatchNormalization, MaxPooling2D and Dense subclasses with one
