@@ -126,16 +126,14 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     from kvision.runs import RunReader, is_run_dir
-    from kvision.runs.report import evaluation_tables, repeats_table, summary_table
+    from kvision.runs.report import result_sections
 
     if not is_run_dir(args.run_dir):
         raise KvisionError(f"'{args.run_dir}' is not a kvision run directory (no meta.json / events.jsonl).")
     reader = RunReader(args.run_dir)
     print(f"{Path(args.run_dir).name}  [{reader.status()}]\n")
-    print("Final accuracy (%)\n" + summary_table(reader))
-    if (rep := repeats_table(reader)):
-        print("Repeats\n" + rep)
-    print("Accuracy at each checkpoint (%)\n" + evaluation_tables(reader))
+    for heading, table in result_sections(reader):
+        print(f"{heading}\n{table}")
     for e in reader.of("run_failed", "run_interrupted"):
         print(f"{e['event']}: {e.get('error') or e.get('message')}")
     return 0

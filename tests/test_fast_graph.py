@@ -169,3 +169,21 @@ def test_padding_ints_save_load_and_are_checked(tmp_path):
         _fast.Conv2D(3, 3, padding=-1)
     with pytest.raises(ValueError, match="more than half the pool size"):
         _fast.MaxPooling2D(2, padding=2)
+
+
+@pytest.mark.filterwarnings("ignore:Layer .* was passed an input with a mask:UserWarning")
+def test_direct_graph_applied_again_replaces_rather_than_nests(monkeypatch):
+    """Each stage compiles (and so re-applies it to) the same model: one layer of checks."""
+    import torch
+
+    from kvision.models._fast import graph
+
+    model = create_model("lenet", input_shape=(12, 12, 1), num_classes=2)
+    for _ in range(3):
+        _fast.direct_graph(model)
+    checks = []
+    as_torch = graph._as_torch
+    monkeypatch.setattr(graph, "_as_torch", lambda inputs: checks.append(1) or as_torch(inputs))
+    x = torch.zeros(2, 12, 12, 1)
+    model(x, mask=torch.ones(2, 12, 12, 1, dtype=torch.bool))  # falls back to Keras
+    assert len(checks) == 1

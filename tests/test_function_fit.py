@@ -209,6 +209,16 @@ def test_fit_run_writes_fit_curves_plots_and_report(fit_run):
     assert "## Final R²" in report and "## Final fit errors" in report and "| MSE | MAE | R² |" in report
 
 
+def test_show_prints_the_reports_regression_tables(fit_run, capsys):
+    from kvision.cli import main
+
+    assert main(["show", str(fit_run)]) == 0
+    shown = capsys.readouterr().out
+    assert "Final R² (test: against the noise-free truth)" in shown
+    assert "Final fit errors" in shown and "R² at each checkpoint" in shown
+    assert "accuracy" not in shown.lower()
+
+
 def test_fit_model_exports_and_loads_safely(fit_run):
     from kvision.models import load_model
 

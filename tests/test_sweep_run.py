@@ -104,13 +104,26 @@ def test_resume_refuses_a_folder_that_is_not_a_sweep(tmp_path):
         run_sweep(None, resume=str(tmp_path), console=quiet())
 
 
-def _wait_for(condition, coordinator: subprocess.Popen, seconds: float = 120) -> None:
+def _wait_for(condition, coordinator: subprocess.Popen, folder: Path, seconds: float = 120) -> None:
     deadline = time.monotonic() + seconds
     while not condition() and time.monotonic() < deadline:
         if coordinator.poll() is not None and coordinator.returncode != -signal.SIGKILL:
             break  # the sweep ended on its own: the kill came too late
         time.sleep(0.2)
-    assert condition()
+    assert condition(), f"gave up after {seconds} s; trials: {_trial_states(folder)}"
+
+
+def _trial_states(folder: Path) -> dict:
+    """Each trial's (status, writer pid, writer's /proc state), for a failure message."""
+    states = {}
+    for trial in sorted((folder / "trials").glob("*")):
+        pid = RunReader(trial).meta().get("pid")
+        try:
+            proc = Path(f"/proc/{pid}/stat").read_text().split()[2]
+        except OSError:
+            proc = "gone"
+        states[trial.name] = (RunReader(trial).status(), pid, proc)
+    return states
 
 
 @pytest.mark.slow
@@ -127,18 +140,30 @@ def test_a_killed_sweep_resumes_without_repeating_finished_trials(tmp_path):
             f"run_sweep({str(recipe)!r}, sweep_dir={str(folder)!r})")
     coordinator = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL)
     trials = [folder / "trials" / f"00{i}" for i in range(2)]
-    _wait_for(lambda: all(RunReader(t).of("trial_started") for t in trials), coordinator)
-    # The machine "crashes" for the sweep and for trial 001; trial 000 runs on, orphaned.
+
+    def started() -> list[Path]:
+        return [t for t in trials if RunReader(t).of("trial_started")]
+
+    _wait_for(started, coordinator, folder)
+    # The first trial to start is frozen at once, so that it cannot finish (a one-epoch trial
+    # takes seconds, and on a busy machine the other may start later still) before the crash.
+    killed_dir = started()[0]
+    orphan_dir = next(t for t in trials if t != killed_dir)
+    killed_pid = RunReader(killed_dir).meta()["pid"]
+    os.kill(killed_pid, signal.SIGSTOP)
+    assert RunReader(killed_dir).status() == "running", _trial_states(folder)
+    _wait_for(lambda: RunReader(orphan_dir).of("trial_started"), coordinator, folder)
+    # The machine "crashes" for the sweep and the frozen trial; the other runs on, orphaned.
     coordinator.send_signal(signal.SIGKILL)
     coordinator.wait()
-    os.kill(json.loads((trials[1] / "meta.json").read_text())["pid"], signal.SIGKILL)
-    _wait_for(lambda: RunReader(trials[1]).status() == "stale", coordinator, 30)  # reaped by init
+    os.kill(killed_pid, signal.SIGKILL)
+    _wait_for(lambda: RunReader(killed_dir).status() == "stale", coordinator, folder, 30)  # reaped by init
 
     result = run_sweep(None, resume=str(folder), console=quiet())
     assert result.status == "finished"
     summary = json.loads((folder / "sweep.json").read_text())
     assert [r["state"] for r in summary["trials"]] == ["complete", "complete"]
-    orphan, killed = RunReader(trials[0]), RunReader(trials[1])
+    orphan, killed = RunReader(orphan_dir), RunReader(killed_dir)
     assert len(orphan.of("run_started")) == 1 and not orphan.of("run_resumed")  # waited for, not rerun
     assert killed.of("run_resumed") and killed.status() == "finished"  # continued with --resume
     assert not (folder / "trials" / "002").exists()  # the budget holds across the kill

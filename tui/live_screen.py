@@ -21,6 +21,7 @@ from textual.widgets import (
 )
 
 from kvision.errors import KvisionError
+from kvision.runs import second_metric
 
 from .charts import LineChart, Series
 from .dialogs import ConfirmScreen
@@ -40,7 +41,8 @@ def curves(trial: TrialState) -> tuple[tuple, tuple]:
     bounds = tuple(trial.boundaries())
     loss = (Series("train loss", "•", tuple(trial.series("loss")), "cyan"),
             Series("val loss", "×", tuple(trial.series("val_loss")), "yellow"))
-    key, short = ("accuracy", "acc") if trial.series("accuracy") or not trial.series("mae") else ("mae", "mae")
+    key = second_metric({k for row in trial.rows() for k in row.metrics})
+    short = {"accuracy": "acc"}.get(key, key)
     acc = (Series(f"train {short}", "•", tuple(trial.series(key)), "cyan"),
            Series(f"val {short}", "×", tuple(trial.series(f"val_{key}")), "yellow"))
     return (loss, bounds), (acc, bounds)

@@ -9,18 +9,10 @@ from pathlib import Path
 from matplotlib.ticker import MaxNLocator
 
 from kvision.insight._plot import LINESTYLES, PALETTE, new_figure, save_figure, styles_for
-from kvision.runs import RunReader
+from kvision.runs import RunReader, second_metric
 
-#: The second panel's metric: accuracy for classification, else the regression's mean
-#: absolute error (a function-fitting run has no accuracy).
-SECOND_METRICS = ("accuracy", "mae")
 #: Point markers only while they can be told apart (report 002 trains for thousands of epochs).
 MAX_MARKED_EPOCHS = 60
-
-
-def second_metric(keys: set[str]) -> str:
-    """The first of SECOND_METRICS the epoch metrics have (accuracy when none does)."""
-    return next((m for m in SECOND_METRICS if m in keys or f"val_{m}" in keys), "accuracy")
 
 
 def _marker(xs: list[int]) -> dict:

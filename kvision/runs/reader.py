@@ -132,6 +132,16 @@ def writer_alive(meta: dict) -> bool:
     return bool(pid) and _alive(pid, meta.get("host"))
 
 
+#: The second epoch metric shown beside the loss: accuracy for classification, else a
+#: regression's mean absolute error (a function-fitting run has no accuracy).
+SECOND_METRICS = ("accuracy", "mae")
+
+
+def second_metric(keys: set[str] | list[str]) -> str:
+    """The first of SECOND_METRICS among epoch metric ``keys`` (accuracy when none is)."""
+    return next((m for m in SECOND_METRICS if m in keys or f"val_{m}" in keys), "accuracy")
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text("utf-8"))

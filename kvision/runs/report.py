@@ -21,17 +21,23 @@ class _Metric:
     """How the evaluation matrix's numbers read: accuracy in %, or a regression's R^2."""
 
     name: str
-    factor: float
-    unit: str  # of values and of differences
+    factor: float  # shown value = stored value * factor
+    digits: int
+    unit: str  # of values ("%")
+    diff_unit: str  # of differences between arms ("pp")
+    final_heading: str
+    checkpoint_heading: str
 
     def fmt(self, value: float | None) -> str:
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return "–"
-        return f"{value * self.factor:.2f}" if self.factor == 100 else f"{value:.4f}"
+        return f"{value * self.factor:.{self.digits}f}"
 
 
-ACCURACY = _Metric("accuracy", 100.0, "%")
-R2 = _Metric("R²", 1.0, "")
+ACCURACY = _Metric("accuracy", 100.0, 2, "%", "pp", "Final accuracy (%)",
+                   "Accuracy at each checkpoint (%)")
+R2 = _Metric("R²", 1.0, 4, "", "", "Final R² (test: against the noise-free truth)",
+             "R² at each checkpoint")
 
 
 def matrix_metric(reader: RunReader) -> _Metric:
@@ -111,7 +117,7 @@ def _paired_lines(groups: dict[str, dict[int, dict]], metric: _Metric) -> list[s
     for base, seeds in groups.items():
         model, _, arm = base.partition("-")
         by_model[model][arm] = seeds
-    unit = " (pp)" if metric is ACCURACY else ""
+    unit = f" ({metric.diff_unit})" if metric.diff_unit else ""
     lines = [f"| model | difference | cell | mean{unit} | 95% CI{unit} | n |",
              "|---|---|---|---:|---|---:|"]
     k = metric.factor
@@ -165,17 +171,23 @@ def render_report(run_dir: str | os.PathLike, *, status: str | None = None) -> s
     if exp.get("description"):
         parts.append(exp["description"].strip() + "\n")
     parts.append(_run_facts(reader, meta, status or reader.status()))
-    metric = matrix_metric(reader)
-    title = "accuracy (%)" if metric is ACCURACY else "R² (test: against the noise-free truth)"
-    parts += [f"## Final {title}\n", summary_table(reader)]
-    if (errors := fit_error_table(reader)):
-        parts += ["## Final fit errors\n", errors]
-    if (rep := repeats_table(reader)):
-        parts += ["## Repeats\n", rep]
-    parts += [f"## {metric.name[0].upper()}{metric.name[1:]} at each checkpoint{' (%)' if metric is ACCURACY else ''}\n",
-              evaluation_tables(reader)]
+    for heading, table in result_sections(reader):
+        parts += [f"## {heading}\n", table]
     parts.append(_insight_sections(Path(run_dir)))
     return "\n".join(p for p in parts if p)
+
+
+def result_sections(reader: RunReader) -> list[tuple[str, str]]:
+    """(heading, table) of the results, as report.md and ``kvision show`` print them: final
+    values, a regression's fit errors, repeats, and every checkpoint's matrix."""
+    metric = matrix_metric(reader)
+    sections = [(metric.final_heading, summary_table(reader))]
+    if (errors := fit_error_table(reader)):
+        sections.append(("Final fit errors", errors))
+    if (rep := repeats_table(reader)):
+        sections.append(("Repeats", rep))
+    sections.append((metric.checkpoint_heading, evaluation_tables(reader)))
+    return sections
 
 
 def write_report(run_dir: str | os.PathLike, *, status: str | None = None) -> Path:

@@ -6,6 +6,7 @@ from typing import Any
 
 import keras
 
+from kvision.recipe import schema_training
 from kvision.recipe.schema_training import OptimizerSpec, TrainingSection
 
 
@@ -25,9 +26,10 @@ def make_optimizer(spec: OptimizerSpec) -> keras.optimizers.Optimizer:
     return keras.optimizers.RMSprop(momentum=spec.momentum, epsilon=spec.epsilon, **common)
 
 
-#: Regression losses by recipe name (``training.loss``); mse is report 002's.
-REGRESSION_LOSSES = {"mse": keras.losses.MeanSquaredError, "mae": keras.losses.MeanAbsoluteError,
-                     "huber": keras.losses.Huber}
+#: Regression losses by recipe name (``training.loss``, the schema's names); mse is report 002's.
+REGRESSION_LOSSES = dict(zip(schema_training.REGRESSION_LOSSES,
+                             (keras.losses.MeanSquaredError, keras.losses.MeanAbsoluteError,
+                              keras.losses.Huber), strict=True))
 
 
 def compile_model(model: keras.Model, training: TrainingSection, *, regression: bool = False) -> None:

@@ -91,18 +91,18 @@ def direct_graph(model: keras.Model) -> keras.Model:
 
     Only this instance changes (its ``call``): class, config, weights, saving and every other
     model keep Keras' behaviour. Calls with masks or extra call arguments, symbolic tensors,
-    or with the fast paths switched off take Keras' ``Functional.call`` unchanged.
+    or with the fast paths switched off take the class's own ``call`` (Keras'), so applying
+    this again (each training stage compiles the model) replaces the method, never nests it.
     """
     from keras.src.models.functional import Functional
 
     if keras.backend.backend() != "torch" or not isinstance(model, Functional):
         return model
-    keras_call = model.call
 
     def call(self, inputs, training=None, mask=None, **kwargs):
         tensors = _as_torch(inputs) if _fast.torch_active() else None
         if mask is not None or kwargs or tensors is None:
-            return keras_call(inputs, training=training, mask=mask, **kwargs)
+            return type(self).call(self, inputs, training=training, mask=mask, **kwargs)
         outputs = self._run_through_graph(
             self._standardize_inputs(tensors),
             operation_fn=lambda operation: _node_caller(operation, training))

@@ -201,18 +201,17 @@ class Conv2D(_ExplicitPadding, keras.layers.Conv2D):
     # a 17 ms forward+backward. At 4x4 both layouts were even; at 3x3 NCHW was faster for 512
     # channels but slower for AlexNet/2's 96-192 channels in inference, so 2x2 is the limit.
     NCHW_MAX_CELLS = 4
+    _nchw = False  # set by build: this layer's fast call runs in NCHW
 
     def build(self, input_shape):
         super().build(input_shape)
         height, width = input_shape[1:3] if self.data_format == "channels_last" else (None, None)
-        self._nchw = bool(height and width and height * width <= self.NCHW_MAX_CELLS
-                          and self._on_cpu())
+        kernel = getattr(self, "_kernel", None)  # None: e.g. a quantized kernel
+        self._nchw = bool(_fast.torch_active() and kernel is not None and height and width
+                          and height * width <= self.NCHW_MAX_CELLS
+                          and kernel.value.device.type == "cpu")
         # (out, in, kh, kw) for NCHW inputs, else (out, kh, kw, in): torch's channels_last
         _store_in_torch_layout(self, (3, 2, 0, 1) if self._nchw else (3, 0, 1, 2))
-
-    def _on_cpu(self) -> bool:
-        value = getattr(getattr(self, "_kernel", None), "_value", None)
-        return getattr(getattr(value, "device", None), "type", None) == "cpu"
 
     def call(self, inputs):
         if not self._fast_ok(inputs):
@@ -222,7 +221,7 @@ class Conv2D(_ExplicitPadding, keras.layers.Conv2D):
         kernel = self.kernel.value.permute(3, 2, 0, 1)  # (kh, kw, in, out) -> (out, in, kh, kw)
         bias = self.bias.value if self.use_bias else None
         x = _nchw_view(inputs)
-        if getattr(self, "_nchw", False):
+        if self._nchw:
             x = x.contiguous()  # a copy of a small map, or none if already NCHW
         outputs = F.conv2d(x, kernel, bias, stride=self.strides,
                            padding=self.explicit_padding or self.padding,
