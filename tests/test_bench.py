@@ -53,6 +53,14 @@ def test_run_case_times_both_sides(mode):
     json.dumps(summary)
 
 
+def test_ratios_pair_repeats_and_best_compares_fastest_repeats():
+    result = speed.CaseResult("c", "train", "cpu", 2, 8, 2, 1, kvision_ips=[100.0, 400.0, 300.0],
+                              torch_ips=[200.0, 200.0, 250.0], peak_rss_mb=1.0)
+    assert result.ratios == [0.5, 2.0, 1.2]
+    assert result.summary()["ratio"] == {"min": 0.5, "median": 1.2, "max": 2.0, "best": 1.6}
+    assert "0.50/1.20/2.00  1.60" in speed.format_table([result])
+
+
 def test_unknown_case_names_the_known_ones():
     with pytest.raises(KvisionError, match=r"Unknown benchmark case 'lenet'.*lenet-28-gray"):
         select_cases(["lenet"], gpu=False, steps=None)
@@ -72,6 +80,43 @@ def test_arguments_defaults():
     add_arguments(parser)
     args = parser.parse_args([])
     assert (args.mode, args.repeats, args.threads, args.json) == ("both", 3, 2, False)
+    assert args.min_seconds == 2.0
+
+
+def test_passes_make_each_timing_last_min_seconds(monkeypatch):
+    """On a fake clock: the faster side's pass sets the count, so both time >= min_seconds."""
+    clock = [0.0]
+    monkeypatch.setattr(speed.time, "perf_counter", lambda: clock[0])
+    calls = {"slow": 0, "fast": 0}
+
+    def side(name: str, seconds: float):
+        def run() -> None:
+            calls[name] += 1
+            clock[0] += seconds
+        return run
+
+    sides = {"slow": side("slow", 0.3), "fast": side("fast", 0.2)}
+    assert speed._passes_for(sides, 1.0, lambda: None) == 5  # ceil(1.0 / 0.2)
+    assert calls == {"slow": 1, "fast": 1}  # one calibration pass each
+    assert speed._passes_for(sides, 0.1, lambda: None) == 1
+    assert speed._seconds(sides["slow"], 5, lambda: None) == pytest.approx(1.5)
+
+
+def test_run_case_repeats_passes_to_fill_min_seconds():
+    result = speed.run_case(TINY, "infer", repeats=1, min_seconds=0.5)
+    assert result.passes > 1  # one pass of 16 tiny images takes milliseconds
+    assert result.summary()["passes"] == result.passes
+    assert speed.run_case(TINY, "infer", repeats=1).passes == 1  # min_seconds=0: one pass
+
+
+def test_bad_options_are_refused_before_any_work():
+    from kvision.bench.cli import main
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    for bad in (["--min-seconds", "-1"], ["--repeats", "0"], ["--min-seconds", "nan"]):
+        with pytest.raises(KvisionError, match="--min-seconds at least 0"):
+            main(parser.parse_args(bad))
 
 
 def test_cli_lists_cases():

@@ -28,10 +28,10 @@ def select_cases(names: list[str] | None, *, gpu: bool, steps: int | None):
 
 def main(args: argparse.Namespace) -> int:
     """Run the selected cases and modes; print a table (or JSON with ``--json``)."""
-    if args.repeats < 1 or args.threads < 1:
+    if args.repeats < 1 or args.threads < 1 or not args.min_seconds >= 0:
         raise KvisionError(
-            f"--repeats and --threads must be at least 1. Received: --repeats {args.repeats}, "
-            f"--threads {args.threads}.")
+            f"--repeats and --threads must be at least 1 and --min-seconds at least 0. Received: "
+            f"--repeats {args.repeats}, --threads {args.threads}, --min-seconds {args.min_seconds}.")
     import torch
 
     from kvision.bench.speed import format_table, run_case
@@ -47,12 +47,14 @@ def main(args: argparse.Namespace) -> int:
     results = []
     for case in cases:
         for mode in modes:
-            results.append(run_case(case, mode, repeats=args.repeats))
+            results.append(run_case(case, mode, repeats=args.repeats,
+                                    min_seconds=args.min_seconds))
             # Progress on stderr, so a long run shows each case as it finishes.
             print(format_table(results[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
     if args.json:
         print(json.dumps([r.summary() for r in results], indent=2))
     else:
-        print(f"torch threads: {torch.get_num_threads()}, device: {results[0].device}")
+        print(f"torch threads: {torch.get_num_threads()}, device: {results[0].device}, "
+              f"timed repeats of at least {args.min_seconds:g} s")
         print(format_table(results))
     return 0

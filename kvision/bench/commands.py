@@ -7,7 +7,8 @@ import argparse
 BENCH_HELP = """\
 Train (and run inference with) the same network built by kvision in Keras and written in
 plain PyTorch, on the same random uint8 images, batch size, optimizer (Adam 1e-3) and steps.
-Warm-up passes are not timed; the timed repeats alternate kvision and PyTorch in this process.
+Warm-up passes are not timed; each timed repeat makes enough passes over the data to last
+--min-seconds; the timed repeats alternate kvision and PyTorch in this process.
 Prints images/s of each, the ratio kvision/PyTorch (min/median/max over repeats) and peak
 memory. Uses a CUDA device when torch sees one.
 """
@@ -31,7 +32,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="time training, inference or both (default: both)")
     p.add_argument("--repeats", type=int, default=3,
                    help="timed repeats per side, alternating (default: 3)")
-    p.add_argument("--steps", type=int, help="batches per timed pass (default: per case)")
+    p.add_argument("--steps", type=int, help="batches per pass (default: per case)")
+    p.add_argument("--min-seconds", type=float, default=2.0,
+                   help="each timed repeat makes whole passes until it lasts about this long "
+                        "(default: 2; 0: one pass)")
     p.add_argument("--threads", type=int, default=2,
                    help="torch CPU threads for both sides (default: 2)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -5,13 +5,17 @@ it: ``create_model`` with the preprocess layer, ``compile_model`` as the runner 
 ``model.fit`` for one epoch on ``kvision.data.make_batches`` (``model.predict`` for
 inference). Side (b) is the reports' PyTorch loop over a ``DataLoader``: the twin module of
 :mod:`kvision.bench.reference`, ``CrossEntropyLoss`` and ``Adam`` with the same settings.
-Both see the same uint8 images. One warm-up pass of each is not timed; the timed repeats then
-alternate (a) and (b) in this process, so machine load hits both, and the ratio (a)/(b) is
-reported per repeat as min/median/max.
+Both see the same uint8 images. One warm-up pass of each is not timed; a second, timed but
+not reported, sets how many passes over the data each timed repeat makes, so that every
+timing covers at least ``min_seconds`` (short timings mostly measure the machine's jitter).
+The timed repeats then alternate (a) and (b) in this process, so machine load hits both, and
+the ratio (a)/(b) is reported per repeat as min/median/max, and as best/best: each side's
+fastest repeat, the one least slowed by other processes (as ``timeit`` advises).
 """
 
 from __future__ import annotations
 
+import math
 import resource
 import statistics
 import sys
@@ -61,6 +65,7 @@ class CaseResult:
     threads: int
     batch_size: int
     steps: int
+    passes: int  # over the case's steps, per timed repeat
     kvision_ips: list[float]
     torch_ips: list[float]
     peak_rss_mb: float
@@ -71,10 +76,11 @@ class CaseResult:
         return [a / b for a, b in zip(self.kvision_ips, self.torch_ips, strict=True)]
 
     def summary(self) -> dict:
-        """The result as plain JSON-able values, with the ratio's min/median/max."""
+        """The result as plain JSON-able values, with the ratio's min/median/max and best/best."""
         ratios = self.ratios
-        return {**asdict(self), "ratio": {"min": min(ratios), "median": statistics.median(ratios),
-                                          "max": max(ratios)}}
+        return {**asdict(self), "ratio": {
+            "min": min(ratios), "median": statistics.median(ratios), "max": max(ratios),
+            "best": max(self.kvision_ips) / max(self.torch_ips)}}
 
 
 def _data(case: Case, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -143,12 +149,20 @@ def _torch_side(case: Case, images: np.ndarray, labels: np.ndarray, mode: str,
     return train if mode == "train" else infer
 
 
-def _timed(run: Callable[[], None], images: int, sync: Callable[[], None]) -> float:
+def _seconds(run: Callable[[], None], passes: int, sync: Callable[[], None]) -> float:
     sync()
     start = time.perf_counter()
-    run()
+    for _ in range(passes):
+        run()
     sync()
-    return images / (time.perf_counter() - start)
+    return time.perf_counter() - start
+
+
+def _passes_for(sides: dict[str, Callable[[], None]], min_seconds: float,
+                sync: Callable[[], None]) -> int:
+    """Passes per timed repeat so that the faster side's timing lasts ``min_seconds``."""
+    fastest = min(_seconds(run, 1, sync) for run in sides.values())
+    return max(1, math.ceil(min_seconds / fastest))
 
 
 def peak_rss_mb() -> float:
@@ -157,8 +171,9 @@ def peak_rss_mb() -> float:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
-def run_case(case: Case, mode: str, *, repeats: int = 3) -> CaseResult:
-    """Warm up both sides once, then time ``repeats`` alternating (a)/(b) passes."""
+def run_case(case: Case, mode: str, *, repeats: int = 3, min_seconds: float = 0.0) -> CaseResult:
+    """Warm up both sides once, then time ``repeats`` alternating (a)/(b) repeats, each of
+    as many passes over the data as make the faster side take ``min_seconds`` or more."""
     import torch
 
     import kvision  # noqa: F401  (torch backend before keras)
@@ -170,29 +185,30 @@ def run_case(case: Case, mode: str, *, repeats: int = 3) -> CaseResult:
              "torch": _torch_side(case, images, labels, mode, device)}
     for run in sides.values():
         run()  # warm-up: kernels, Keras' train function, optimizer slots
+    passes = _passes_for(sides, min_seconds, sync) if min_seconds > 0 else 1
     speeds: dict[str, list[float]] = {name: [] for name in sides}
     cuda_peak: dict[str, float] = {}
     for _ in range(repeats):
         for name, run in sides.items():
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats()
-            speeds[name].append(_timed(run, len(labels), sync))
+            speeds[name].append(len(labels) * passes / _seconds(run, passes, sync))
             if device.type == "cuda":
                 cuda_peak[name] = torch.cuda.max_memory_allocated() / 2**20
     return CaseResult(case.name, mode, device.type, torch.get_num_threads(), case.batch_size,
-                      case.steps, speeds["kvision"], speeds["torch"], peak_rss_mb(),
+                      case.steps, passes, speeds["kvision"], speeds["torch"], peak_rss_mb(),
                       cuda_peak or None)
 
 
 def format_table(results: list[CaseResult]) -> str:
     """A fixed-width table: images/s (median) of each side and the ratio's spread."""
     lines = [f"{'case':<22}{'mode':<7}{'kvision img/s':>14}{'torch img/s':>13}"
-             f"{'ratio min/med/max':>22}{'peak RSS MiB':>14}"]
+             f"{'ratio min/med/max':>22}{'best':>6}{'peak RSS MiB':>14}"]
     for r in results:
         ratio = r.summary()["ratio"]
         lines.append(
             f"{r.case:<22}{r.mode:<7}{statistics.median(r.kvision_ips):>14.0f}"
             f"{statistics.median(r.torch_ips):>13.0f}"
-            f"{ratio['min']:>8.2f}/{ratio['median']:.2f}/{ratio['max']:.2f}"
+            f"{ratio['min']:>8.2f}/{ratio['median']:.2f}/{ratio['max']:.2f}{ratio['best']:>6.2f}"
             f"{r.peak_rss_mb:>14.0f}")
     return "\n".join(lines)
