@@ -187,3 +187,10 @@ def test_direct_graph_applied_again_replaces_rather_than_nests(monkeypatch):
     x = torch.zeros(2, 12, 12, 1)
     model(x, mask=torch.ones(2, 12, 12, 1, dtype=torch.bool))  # falls back to Keras
     assert len(checks) == 1
+
+
+def test_zero_int_padding_is_keras_valid():
+    """The model builders pass pad=0 for unpadded layers: config and fallback are "valid"."""
+    for layer in (_fast.Conv2D(3, 3, padding=0), _fast.MaxPooling2D(2, padding=(0, 0))):
+        assert (layer.padding, layer.explicit_padding) == ("valid", None)
+        assert layer.get_config()["padding"] == "valid"

@@ -117,12 +117,13 @@ def _trial_states(folder: Path) -> dict:
     """Each trial's (status, writer pid, writer's /proc state), for a failure message."""
     states = {}
     for trial in sorted((folder / "trials").glob("*")):
-        pid = RunReader(trial).meta().get("pid")
+        reader = RunReader(trial)
+        pid = reader.meta().get("pid")
         try:
             proc = Path(f"/proc/{pid}/stat").read_text().split()[2]
         except OSError:
             proc = "gone"
-        states[trial.name] = (RunReader(trial).status(), pid, proc)
+        states[trial.name] = (reader.status(), pid, proc)
     return states
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import keras
 
-from kvision.recipe import schema_training
+from kvision.recipe.schema_training import REGRESSION_LOSSES as LOSS_NAMES
 from kvision.recipe.schema_training import OptimizerSpec, TrainingSection
 
 
@@ -27,7 +27,7 @@ def make_optimizer(spec: OptimizerSpec) -> keras.optimizers.Optimizer:
 
 
 #: Regression losses by recipe name (``training.loss``, the schema's names); mse is report 002's.
-REGRESSION_LOSSES = dict(zip(schema_training.REGRESSION_LOSSES,
+REGRESSION_LOSSES = dict(zip(LOSS_NAMES,
                              (keras.losses.MeanSquaredError, keras.losses.MeanAbsoluteError,
                               keras.losses.Huber), strict=True))
 

@@ -107,14 +107,14 @@ def fuse_adam(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimiz
     if not isinstance(optimizer, torch_adam.Adam):  # AdamW is a subclass
         return optimizer
     keras_step = optimizer._parallel_update_step
-    layouts: dict[str, _FlatLayout] = {}
+    layout: _FlatLayout | None = None  # of the tensors last trained
 
     def update_step(self, grads, variables, learning_rate):
+        nonlocal layout
         values = [v.value for v in variables]
         if _fused_adam_ok(self, grads, values):
-            layout = layouts.get("last")
             if layout is None or layout.key != _FlatLayout.key_of(self, values):
-                layouts["last"] = layout = _FlatLayout(self, variables, values)
+                layout = _FlatLayout(self, variables, values)
             if layout.dense:
                 _fused_adam_step(self, grads, layout, learning_rate)
                 return None

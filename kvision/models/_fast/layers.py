@@ -12,15 +12,10 @@ from kvision.models import _fast
 
 
 def local_response_norm(inputs, *, size: int, alpha: float, beta: float, k: float):
-    """PyTorch's LRN on a channels-last tensor, as one fused torch call.
-
-    The channel axis is moved to position 1 as a view (no copy): a contiguous NHWC tensor
-    viewed as NCHW is torch's channels_last memory format, which its kernels accept as is.
-    """
+    """PyTorch's LRN on an NHWC tensor, as one fused torch call on its memory (no copy)."""
     import torch.nn.functional as F
 
-    nchw = inputs.movedim(-1, 1)
-    return F.local_response_norm(nchw, size, alpha=alpha, beta=beta, k=k).movedim(1, -1)
+    return _nhwc(F.local_response_norm(_nchw_view(inputs), size, alpha=alpha, beta=beta, k=k))
 
 
 @keras.saving.register_keras_serializable("kvision")
@@ -38,7 +33,7 @@ class BatchNormalization(keras.layers.BatchNormalization):
         import torch.nn.functional as F
 
         axis = self.axis if self.axis >= 0 else self.axis + len(inputs.shape)
-        x = inputs.movedim(axis, 1)  # a view; see local_response_norm
+        x = inputs.movedim(axis, 1)  # a view; see _nchw_view
         gamma = self.gamma.value if self.scale else None
         beta = self.beta.value if self.center else None
         if training and self.trainable:
@@ -144,7 +139,8 @@ def _explicit_padding(padding, *, layer: str) -> tuple[str, tuple[int, int] | No
                                  for p in pads):
         raise ValueError(f"{layer} padding must be 'valid', 'same', a non-negative int or a "
                          f"pair of them (PyTorch's symmetric padding). Received: {padding!r}")
-    return "valid", pads
+    # No padding is Keras' "valid": the config says so and the fallback pads nothing.
+    return "valid", pads if any(pads) else None
 
 
 class _ExplicitPadding:
