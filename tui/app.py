@@ -19,6 +19,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from kvision.errors import KvisionError
 from kvision.runs import find_runs, is_run_dir
 
+from .compare_screen import CompareScreen
 from .dialogs import HelpScreen
 from .history_screen import HistoryScreen
 from .images import MODES, prepare_native
@@ -111,7 +112,8 @@ class KvisionApp(App):
         """Show the help screen."""
         if not isinstance(self.screen, HelpScreen):
             screens = {cls.__name__.removesuffix("Screen"): cls.BINDINGS for cls in
-                       (RecipesScreen, LiveScreen, HistoryScreen, ImagesScreen)}
+                       (RecipesScreen, LiveScreen, HistoryScreen, CompareScreen,
+                        ImagesScreen)}
             self.push_screen(HelpScreen(self.BINDINGS, screens))
 
 

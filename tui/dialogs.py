@@ -69,10 +69,10 @@ Mouse clicks work too but are never needed.
 
 
 def bindings_markdown(bindings: list) -> str:
-    """A markdown list of the visible key bindings."""
+    """A markdown list of every key binding (also those the footer leaves out)."""
     lines = []
     for b in bindings:
-        if isinstance(b, Binding) and b.show and b.description:
+        if isinstance(b, Binding) and b.description:
             keys = " / ".join(format_key(k) for k in b.key.split(","))
             lines.append(f"- **{keys}**: {b.description}")
     return "\n".join(lines)

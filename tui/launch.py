@@ -1,10 +1,12 @@
 """Starting and stopping `kvision run` processes that outlive the TUI.
 
 A run is started detached: its own session (so a closed terminal or a dropped SSH
-connection sends it no SIGHUP), stdin closed, output into ``<run dir>.log`` next to the run
-directory (the directory itself is created by kvision). Cancelling sends SIGTERM to the
-run's process group; the runner then finishes its checkpoint write and records
-``run_interrupted``.
+connection sends it no SIGHUP), stdin closed. Its console output goes to
+``<runs dir>/.logs/<run>.log`` while kvision creates the run directory (which must start
+empty), and is moved to ``<run dir>/launch.log`` as soon as the run directory exists; a
+launch that fails before that (a recipe or data error) keeps its log in ``.logs/``.
+Cancelling sends SIGTERM to the run's process group; the runner then finishes its checkpoint
+write and records ``run_interrupted``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kvision.errors import KvisionError
+from kvision.runs import is_run_dir
+
+#: Folder under the runs folder for the console output of runs not yet created.
+LOGS = ".logs"
+#: The console output's name inside the run directory.
+LAUNCH_LOG = "launch.log"
 
 
 @dataclass
@@ -33,6 +41,18 @@ class Launched:
     def finished(self) -> int | None:
         """The exit code once the process is over (also reaps it), else None."""
         return self.process.poll()
+
+    def adopt_log(self) -> None:
+        """Move the console output into the run directory once kvision created it (the
+        child keeps writing to the same file: a rename does not change the open file)."""
+        target = self.run_dir / LAUNCH_LOG
+        if self.log == target or not is_run_dir(self.run_dir):
+            return
+        try:
+            self.log.replace(target)
+        except OSError:
+            return  # stays in .logs/, still readable there
+        self.log = target
 
     def log_tail(self, lines: int = 15) -> str:
         """The last lines of the run's console output."""
@@ -48,7 +68,7 @@ def new_run_dir(runs_dir: str | os.PathLike, recipe_name: str) -> Path:
     root = Path(runs_dir)
     base = f"{time.strftime('%Y%m%d-%H%M%S')}-{recipe_name}"
     candidate, n = root / base, 1
-    while candidate.exists() or candidate.with_name(candidate.name + ".log").exists():
+    while candidate.exists() or (root / LOGS / f"{candidate.name}.log").exists():
         n += 1
         candidate = root / f"{base}-{n}"
     return candidate
@@ -72,7 +92,8 @@ def launch(recipe: str | os.PathLike, runs_dir: str | os.PathLike,
         raise KvisionError(f"Cannot create the runs folder '{runs}': {exc}. Choose a "
                            "writable folder with --runs-dir.") from None
     run_dir = new_run_dir(runs, recipe_name or Path(recipe).stem)
-    log = run_dir.with_name(run_dir.name + ".log")
+    log = runs / LOGS / f"{run_dir.name}.log"
+    log.parent.mkdir(exist_ok=True)
     with open(log, "wb") as out:
         process = subprocess.Popen(
             run_command(recipe, run_dir, overrides),

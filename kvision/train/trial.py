@@ -216,6 +216,9 @@ def _train_epochs(ctx: RunContext, plan: TrialPlan, model: keras.Model, stage: S
 def _checkpoint_eval(ctx: RunContext, plan: TrialPlan, model: keras.Model, label: str,
                      stage: StageSection | None, state: TrialState, ckpt_dir: Path) -> None:
     """Evaluate the accuracy matrix, draw the checkpoint's pictures, record it as done."""
+    # viewers show "evaluating" instead of a silent pause (an evaluation can take minutes)
+    ctx.writer.event("evaluation_started", trial=plan.name, stage=stage.name if stage else None,
+                     checkpoint=label)
     if ctx.regression:
         matrix, losses, extra = evaluate_fit(ctx, model)
     else:
