@@ -98,8 +98,9 @@ def test_downsample_averages_into_bins() -> None:
 
 def test_ticks_are_round_numbers_with_just_enough_decimals() -> None:
     assert nice_ticks(0.31, 0.97, 5) == [0.4, 0.6, 0.8]
-    assert nice_ticks(1, 3000, 6) == [1000, 2000, 3000]
-    assert nice_ticks(1, 3000, 7) == [500, 1000, 1500, 2000, 2500, 3000]
+    assert nice_ticks(1, 3000, 3) == [1000, 2000, 3000]
+    assert nice_ticks(1, 3000, 6) == [500, 1000, 1500, 2000, 2500, 3000]
+    assert nice_ticks(0.4154, 0.5682, 2) == [0.45, 0.5, 0.55]  # never fewer than two
     assert [tick_label(v, 0.2) for v in (0.4, 0.6)] == ["0.4", "0.6"]
     assert tick_label(1500.0, 500) == "1500" and tick_label(0.05, 0.01) == "0.05"
 

@@ -90,6 +90,14 @@ class KvisionApp(App):
         if self.attach is not None:
             self.open_live(self.attach)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Leave out of the footer the screen that is already shown."""
+        if action == "history":
+            return not isinstance(self.screen, HistoryScreen)
+        if action == "recipes":
+            return not isinstance(self.screen, RecipesScreen)
+        return True
+
     def open_live(self, run_dir: Path) -> None:
         """Watch a run directory (running or finished)."""
         self.push_screen(LiveScreen(Path(run_dir)))

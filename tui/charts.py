@@ -20,6 +20,9 @@ from textual_plotext import PlotextPlot
 #: Colours of the lines in order: train and validation of one trial get the first two; an
 #: overlay of several runs or trials walks down the list.
 COLORS = ("cyan", "orange", "green", "magenta", "blue", "red", "yellow", "white")
+#: The same colours by their names in Rich, for legends drawn outside a chart.
+RICH_COLORS = dict(zip(COLORS, ("cyan", "orange1", "green", "magenta", "blue", "red",
+                                "yellow", "white"), strict=True))
 BOUNDARY_COLOR = "gray"
 
 
@@ -46,6 +49,8 @@ class ChartData:
     boundaries: tuple[float, ...] = ()
     xlabel: str = "epoch"
     empty: str = "no epochs yet"
+    #: False when the screen draws the legend itself (many lines on a small chart)
+    legend: bool = True
 
 
 def downsample(xs: Sequence[float], ys: Sequence[float], n: int) -> tuple[list, list]:
@@ -63,18 +68,25 @@ def downsample(xs: Sequence[float], ys: Sequence[float], n: int) -> tuple[list, 
 
 
 def nice_ticks(lo: float, hi: float, most: int) -> list[float]:
-    """At most ``most`` round tick values (1, 2 or 5 times a power of ten) covering lo..hi."""
+    """Round tick values (1, 2 or 5 times a power of ten) inside lo..hi: the densest such
+    set with at most ``most`` ticks, and never fewer than two while lo < hi."""
     if hi <= lo:
         return [lo]
-    raw = (hi - lo) / max(most - 1, 1)
-    power = 10 ** math.floor(math.log10(raw))
-    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
-    first = math.ceil(lo / step - 1e-9) * step
-    ticks, value = [], first
-    while value <= hi + 1e-9 * step:
-        ticks.append(round(value, 12))
-        value += step
-    return ticks
+    most = max(most, 2)
+    power = 10 ** math.floor(math.log10((hi - lo) / most))
+    previous: list[float] = []
+    for step in (m * power * 10 ** k for k in (-1, 0, 1, 2) for m in (1, 2, 5)):
+        ticks = _ticks_every(lo, hi, step)
+        if len(ticks) <= most:
+            return ticks if len(ticks) >= 2 else previous or [lo, hi]
+        previous = ticks
+    return previous
+
+
+def _ticks_every(lo: float, hi: float, step: float) -> list[float]:
+    first = math.ceil(lo / step - 1e-9)
+    last = math.floor(hi / step + 1e-9)
+    return [round(i * step, 12) for i in range(first, last + 1)]
 
 
 def tick_label(value: float, step: float) -> str:
@@ -93,19 +105,26 @@ class Chart(PlotextPlot):
     """
 
     data: reactive[ChartData] = reactive(ChartData)
+    chart_title: reactive[str] = reactive("")
 
     def __init__(self, title: str, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.border_title = title
+        self.chart_title = title
 
     def render(self) -> RenderResult:
-        """Draw at the widget's current size (so resizing re-downsamples)."""
+        """Draw at the widget's content size (so resizing re-downsamples)."""
         data = self.data
-        width, height = self.size.width, self.size.height
+        width, height = self.content_size.width, self.content_size.height
         if not any(s.values for s in data.series) or width < 12 or height < 5:
-            return Text(data.empty, style="dim")
+            return Text(f"{self.chart_title}: {data.empty}", style="dim")
         self._draw(data, width, height)
-        return super().render()
+        plt = self.plt
+        # the content size, not the widget's outer size that PlotextPlot.render would use
+        # (with a border or padding, that plot would be cut off at the right and bottom)
+        plt.plotsize(width, height)
+        plt._set_size(width, height)
+        plt.theme(self._get_plotext_theme_name(self.app.theme))
+        return Text.from_ansi(plt.build(), no_wrap=True)
 
     def _draw(self, data: ChartData, width: int, height: int) -> None:
         plt = self.plt
@@ -116,24 +135,32 @@ class Chart(PlotextPlot):
             if not series.values:
                 continue
             xs, ys = downsample(*series.points(), 2 * columns)
-            plt.plot(xs, ys, label=series.label, color=series.color, marker="braille")
+            plt.plot(xs, ys, label=series.label if data.legend else None, color=series.color,
+                     marker="braille")
             lows.append(min(ys))
             highs.append(max(ys))
             last_x = max(last_x, series.points()[0][-1])
         for x in data.boundaries:
             plt.vline(x, BOUNDARY_COLOR)
-        self._axes(min(lows), max(highs), last_x, columns, height, data.xlabel)
+        plt.title(self.chart_title)
+        legend = sum(1 for s in data.series if s.values) if data.legend else 0
+        self._axes(min(lows), max(highs), last_x, columns, height, legend)
+        plt.xlabel(data.xlabel)
 
     def _axes(self, lo: float, hi: float, last_x: float, columns: int, height: int,
-              xlabel: str) -> None:
+              legend: int) -> None:
         plt = self.plt
-        pad = (hi - lo) * 0.05 or abs(hi) * 0.05 or 0.5
-        yticks = nice_ticks(lo - pad, hi + pad, max(2, (height - 4) // 2))
-        ystep = yticks[1] - yticks[0] if len(yticks) > 1 else 1.0
-        plt.ylim(min(lo - pad, yticks[0]), max(hi + pad, yticks[-1]))
+        rows = max(height - 4, 2)  # title, frame, x ticks and x label take the others
+        span = (hi - lo) or abs(hi) * 0.1 or 1.0
+        # headroom for the legend, which plotext draws inside the plot's top left corner
+        top = hi + span * (legend + 0.5) / max(rows - legend, 1)
+        bottom = lo - span * 0.05
+        yticks = nice_ticks(bottom, top, max(2, rows // 2))
+        ystep = round(yticks[1] - yticks[0], 12) if len(yticks) > 1 else 1.0
+        plt.ylim(bottom, top)
         plt.yticks(yticks, [tick_label(v, ystep) for v in yticks])
-        xticks = [v for v in nice_ticks(1, last_x, max(2, columns // 8)) if v.is_integer()]
+        xticks = [v for v in nice_ticks(1, last_x, max(2, columns // 8))
+                  if float(v).is_integer()]
         xticks = xticks or [1.0]
         plt.xlim(1 if last_x > 1 else 0.5, last_x if last_x > 1 else 1.5)
         plt.xticks(xticks, [f"{int(v)}" for v in xticks])
-        plt.xlabel(xlabel)

@@ -10,12 +10,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from kvision.runs.compare import Comparison, compare, final_rows, label, paired_rows
 from kvision.runs.summary import format_seconds
 
-from .charts import COLORS, Chart, ChartData, Series
+from .charts import COLORS, RICH_COLORS, Chart, ChartData, Series
+from .dialogs import footer
 from .live_screen import metric_label
 from .runstate import RunState
 
@@ -40,7 +41,17 @@ def overlay(states: list[RunState], comparison: Comparison,
             loss.append(Series(who, ys, color, xs))
             xs, ys = trial.points(f"val_{second}")
             acc.append(Series(who, ys, color, xs))
-    return ChartData(tuple(loss)), ChartData(tuple(acc)), second
+    return (ChartData(tuple(loss), legend=False), ChartData(tuple(acc), legend=False),
+            second)
+
+
+def legend(data: ChartData) -> Text:
+    """One coloured line per series, for the legend above both charts."""
+    text = Text()
+    for series in data.series:
+        text.append("━━ ", style=RICH_COLORS.get(series.color, series.color))
+        text.append(series.label + "   ")
+    return text
 
 
 class CompareScreen(Screen):
@@ -49,7 +60,7 @@ class CompareScreen(Screen):
     DEFAULT_CSS = """
     CompareScreen #compare-info { height: auto; padding: 0 1; }
     CompareScreen #compare-charts { height: 1fr; min-height: 8; }
-    CompareScreen #compare-charts Chart { width: 1fr; height: 1fr; border: round $panel; }
+    CompareScreen #compare-charts Chart { width: 1fr; height: 1fr; }
     CompareScreen DataTable { height: auto; max-height: 9; }
     """
     BINDINGS = [
@@ -74,7 +85,7 @@ class CompareScreen(Screen):
             yield Chart("validation loss", id="compare-loss")
             yield Chart("validation acc", id="compare-acc")
         yield DataTable(id="compare-table", zebra_stripes=True, cursor_type="row")
-        yield Footer()
+        yield footer()
 
     def on_mount(self) -> None:
         """Title, charts and table."""
@@ -87,14 +98,14 @@ class CompareScreen(Screen):
         loss, acc, second = overlay(self.states, self.comparison, only)
         self.query_one("#compare-loss", Chart).data = loss
         chart = self.query_one("#compare-acc", Chart)
-        chart.border_title = f"validation {metric_label(second)}"
+        chart.chart_title = f"validation {metric_label(second)}"
         chart.data = acc
         runs = "  ".join(f"{chr(ord('A') + i)} {r.name} [{r.status}, {format_seconds(r.seconds)}]"
                          for i, r in enumerate(self.comparison.runs))
         shown = label(only, self.comparison) if only else f"all {len(ids)}"
         table = "paired differences to A" if self.paired else "final scores; X-A: difference"
-        self.query_one("#compare-info", Static).update(
-            Text(f"{runs}\ntrials: {shown} (t) · table: {table} (d)"))
+        info = Text(f"{runs}\ntrials: {shown} (t) · table: {table} (d)\n")
+        self.query_one("#compare-info", Static).update(info.append_text(legend(loss)))
         self._fill_table()
 
     def _fill_table(self) -> None:

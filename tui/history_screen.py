@@ -8,19 +8,21 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from kvision.errors import KvisionError
 from kvision.runs import find_runs
 from kvision.runs.summary import HEADLINE, format_score
 
+from .dialogs import footer
 from .runstate import RunState, format_seconds, format_time
 
 COLUMNS = ("", "run", "recipe", "status", "start", "duration", HEADLINE)
 #: Narrowest each column may become before the table scrolls sideways.
 MIN_WIDTHS = (1, 12, 6, 8, 11, 6, 7)
-#: Columns in the order they give up width when the terminal is narrow.
-SHRINK_ORDER = (1, 2, 4, 3)
+#: Columns in the order they give up width when the terminal is narrow (the start time
+#: first drops its year, then the run name loses its middle).
+SHRINK_ORDER = (4, 1, 2, 3)
 
 
 def summary_row(state: RunState) -> tuple[str, ...]:
@@ -85,7 +87,7 @@ class HistoryScreen(Screen):
         yield Header()
         yield Static(id="history-info")
         yield DataTable(id="history", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield footer()
 
     def on_mount(self) -> None:
         """Load the runs in a thread (each run's events are read)."""
@@ -133,8 +135,8 @@ class HistoryScreen(Screen):
         self._info(len(rows))
 
     def _info(self, count: int) -> None:
-        info = (f"{count} run(s) in {self.runs_dir} · {HEADLINE}: best final test score of "
-                "any trial · space marks runs to compare (first = A)")
+        info = (f"{count} run(s) in {self.runs_dir} · {HEADLINE} = best final test "
+                "score of any trial · space marks A, B, …")
         if not count:
             info = (f"No runs in {self.runs_dir}. Launch one from Recipes (r), or point "
                     "--runs-dir at the folder that holds your runs.")

@@ -11,7 +11,6 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import (
     DataTable,
-    Footer,
     Header,
     ProgressBar,
     RichLog,
@@ -24,7 +23,7 @@ from kvision.errors import KvisionError
 from kvision.runs import second_metric
 
 from .charts import COLORS, Chart, ChartData, Series
-from .dialogs import ConfirmScreen
+from .dialogs import ConfirmScreen, footer
 from .runstate import METRICS, EpochRow, RunState, TrialState, format_seconds, open_run
 
 POLL_SECONDS = 0.5
@@ -106,7 +105,7 @@ class LiveScreen(Screen):
     LiveScreen #run-header { height: auto; padding: 0 1; }
     LiveScreen #progress-row { height: 1; padding: 0 1; }
     LiveScreen #progress-label { width: auto; margin-right: 1; }
-    LiveScreen #charts Chart { width: 1fr; height: 1fr; border: round $panel; }
+    LiveScreen #charts Chart { width: 1fr; height: 1fr; }
     LiveScreen #charts { height: 1fr; }
     LiveScreen TabbedContent { height: 1fr; }
     LiveScreen #epochs-info { height: auto; padding: 0 1; color: $text-muted; }
@@ -157,7 +156,7 @@ class LiveScreen(Screen):
             with TabPane("4 Messages", id="messages"):
                 yield Static(NO_MESSAGES, id="no-messages")
                 yield RichLog(id="log", wrap=True, markup=False)
-        yield Footer()
+        yield footer()
 
     def on_mount(self) -> None:
         """Set up the tables and start polling the run directory."""
@@ -314,7 +313,7 @@ class LiveScreen(Screen):
         loss, acc = curves(trial)
         self.query_one("#loss-chart", Chart).data = loss
         acc_chart = self.query_one("#acc-chart", Chart)
-        acc_chart.border_title = acc.series[0].label.removeprefix("train ")
+        acc_chart.chart_title = acc.series[0].label.removeprefix("train ")
         acc_chart.data = acc
 
     def _update_evaluation(self) -> None:

@@ -10,10 +10,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, OptionList, Static
+from textual.widgets import Header, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from kvision.errors import KvisionError
+
+from .dialogs import footer
 
 
 def find_recipes(paths: list[Path]) -> list[Path]:
@@ -105,7 +107,7 @@ class RecipesScreen(Screen):
                 yield Static(id="overrides")
                 with VerticalScroll(id="recipe-text"):
                     yield Static(id="recipe-body")
-        yield Footer()
+        yield footer()
 
     def on_mount(self) -> None:
         """Title, empty-state message, and the first recipe selected."""
