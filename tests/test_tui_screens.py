@@ -17,8 +17,8 @@ from textual.widgets import DataTable, OptionList, Static, TabbedContent
 
 from kvision_tui import launch as launch_module
 from kvision_tui.app import KvisionApp, main
-from kvision_tui.dialogs import ConfirmScreen, HelpScreen
 from kvision_tui.compare_screen import CompareScreen
+from kvision_tui.dialogs import ConfirmScreen, HelpScreen
 from kvision_tui.history_screen import HistoryScreen
 from kvision_tui.images_screen import ImagesScreen
 from kvision_tui.live_screen import MAX_TABLE_ROWS, LiveScreen

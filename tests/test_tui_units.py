@@ -11,7 +11,7 @@ from test_tui_fakes import fake_events, write_run
 
 from kvision.errors import KvisionError
 from kvision.runs import RunReader
-from kvision_tui.charts import ChartData, Series, downsample, nice_ticks, tick_label
+from kvision_tui.charts import downsample, nice_ticks, tick_label
 from kvision_tui.images import HalfBlock, ImageLoadError, load_image, prepare_native
 from kvision_tui.launch import new_run_dir, run_command
 from kvision_tui.recipes_screen import find_recipes, recipe_name
