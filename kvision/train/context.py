@@ -111,7 +111,7 @@ class RunContext:
                       stage: StageSection, epoch: int, training: TrainingSection,
                       rng_seed: int) -> dict[str, float]:
         """One epoch of ``model.fit``; returns its metrics (float)."""
-        callback = _Progress(self, plan, stage, epoch, rng_seed)
+        callback = _Progress(self, plan, stage, epoch, rng_seed, training.batch_size)
         from kvision.train.ddp_env import is_distributed
 
         if is_distributed():
@@ -174,10 +174,10 @@ class _Progress(keras.callbacks.Callback):
     """Progress for people (TTY bar) and viewers (throttled events); honours stop requests."""
 
     def __init__(self, ctx: RunContext, plan: TrialPlan, stage: StageSection, epoch: int,
-                 rng_seed: int) -> None:
+                 rng_seed: int, batch_size: int = 0) -> None:
         super().__init__()
         self.ctx, self.plan, self.stage, self.epoch = ctx, plan, stage, epoch
-        self.rng_seed = rng_seed
+        self.rng_seed, self.batch_size = rng_seed, batch_size
         self.started = self.last = time.monotonic()
         self.steps = 0
 
@@ -193,7 +193,10 @@ class _Progress(keras.callbacks.Callback):
             return
         now = time.monotonic()
         label = f"{self.plan.name} {self.stage.name} epoch {self.epoch + 1}/{self.stage.epochs}"
-        self.ctx.console.progress(label, batch + 1, self.steps, self.started)
+        loss = (logs or {}).get("loss")
+        self.ctx.console.progress(label, batch + 1, self.steps, self.started,
+                                  loss=float(loss) if loss is not None else None,
+                                  batch_size=self.batch_size)
         if now - self.last >= PROGRESS_EVERY_S:
             self.last = now
             self.ctx.writer.event("progress", trial=self.plan.name, stage=self.stage.name,
