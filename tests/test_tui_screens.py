@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import os
 import sys
 import textwrap
 from collections.abc import Callable
@@ -356,6 +357,9 @@ async def test_launch_watch_and_cancel_a_detached_run(world, monkeypatch, tmp_pa
         assert launched.process.pid != 0 and launched.finished() is None
         table = app.screen.query_one("#epoch-table", DataTable)
         await until(pilot, lambda: table.row_count == 1)
+        # the console output moved into the run directory once kvision created it
+        await until(pilot, lambda: launched.log == run_dir / "launch.log")
+        assert not list(world["runs"].glob("*.log")) and not (world["runs"] / ".logs").exists()
         await pilot.press("c")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("n")  # no: the run goes on
@@ -386,3 +390,74 @@ async def test_native_image_widget_is_used_when_the_terminal_has_graphics(
         await until(pilot, lambda: bool(app.screen.query(HalfcellImage)))
         await pilot.press("]", "]")  # the corrupt PNG is still a message, not a crash
         await until(pilot, lambda: bool(app.screen.query(".error")))
+
+
+@sync
+async def test_a_failed_launch_stops_its_progress_and_shows_the_error(world, monkeypatch,
+                                                                      tmp_path) -> None:
+    """kvision exits before creating the run directory (e.g. a missing data folder)."""
+    script = tmp_path / "failing_runner.py"
+    script.write_text("import sys\nprint(\"kvision: error: data folder 'x' does not "
+                      "exist.\")\nsys.exit(2)\n")
+    monkeypatch.setattr(launch_module, "run_command",
+                        lambda recipe, run_dir, overrides: [sys.executable, str(script)])
+    app = make_app(world)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("down")
+        await until(pilot, lambda: app.screen.valid_recipe is not None)
+        await pilot.press("l")
+        (run_dir, launched), = app.launched.items()
+        header = app.screen.query_one("#run-header", Static)
+        await until(pilot, lambda: "exited with code 2" in text_of(header))
+        assert "data folder 'x' does not exist" in text_of(header)
+        assert not app.screen.query_one("#progress").display  # no animation left running
+        assert "launch failed" in text_of(app.screen.query_one("#progress-label", Static))
+        # its log is kept in the documented logs folder, not beside the runs
+        assert launched.log == world["runs"] / ".logs" / f"{run_dir.name}.log"
+        assert not list(world["runs"].glob("*.log"))
+
+
+@sync
+async def test_live_view_follows_a_second_trial_and_shows_an_evaluation_in_progress(
+        world) -> None:
+    run = write_run(world["runs"], "20260105-120000-live", trials=1, epochs=(2,),
+                    finish="running", images=False, pid=os.getpid())
+    app = make_app(world, attach=run)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = app.screen
+        header = screen.query_one("#run-header", Static)
+        assert "trial lenet-arm0 (1/1) · following" in text_of(header)
+        assert screen.check_action("cancel_run", ()) is True  # running: cancel is offered
+        with open(run / "events.jsonl", "a") as fh:
+            for e in ({"event": "trial_started", "trial": "lenet-arm1", "model": "lenet",
+                       "arm": "arm1"},
+                      {"event": "evaluation_started", "trial": "lenet-arm1",
+                       "checkpoint": "before"}):
+                fh.write(json.dumps({"time": "2026-01-01T12:10:00+00:00", **e}) + "\n")
+        label = screen.query_one("#progress-label", Static)
+        await until(pilot, lambda: "lenet-arm1 evaluating before" in text_of(label))
+        assert "trial lenet-arm1 (2/2) · following" in text_of(header)
+        assert "no epochs yet" in str(screen.query_one("#loss-chart").render())
+
+
+@sync
+async def test_messages_tab_has_a_placeholder_until_a_warning_arrives(world) -> None:
+    run = write_run(world["runs"], "20260106-120000-quiet", trials=1, epochs=(2,),
+                    finish="running", images=False, pid=os.getpid())
+    lines = [line for line in (run / "events.jsonl").read_text().splitlines()
+             if '"data_loaded"' not in line]  # no skipped files: nothing to report
+    (run / "events.jsonl").write_text("\n".join(lines) + "\n")
+    app = make_app(world, attach=run)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("4")
+        placeholder = app.screen.query_one("#no-messages", Static)
+        assert placeholder.display and "No warnings or errors so far" in text_of(placeholder)
+        with open(run / "events.jsonl", "a") as fh:
+            fh.write(json.dumps({"event": "warning", "time": "2026-01-01T12:10:00+00:00",
+                                 "trial": None, "stage": None, "kind": "speed_paths_off",
+                                 "message": "the fused optimizer is off on this backend."})
+                     + "\n")
+        log = app.screen.query_one("#log")
+        await until(pilot, lambda: any("speed_paths_off" in str(line.text)
+                                       for line in log.lines))
+        assert not placeholder.display

@@ -11,6 +11,7 @@ write and records ``run_interrupted``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -52,7 +53,9 @@ class Launched:
             self.log.replace(target)
         except OSError:
             return  # stays in .logs/, still readable there
-        self.log = target
+        folder, self.log = self.log.parent, target
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only when empty: no other launch is waiting there
 
     def log_tail(self, lines: int = 15) -> str:
         """The last lines of the run's console output."""

@@ -357,6 +357,13 @@ class LiveScreen(Screen):
         self.pinned = None
         self._show_trial_change()
 
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        """Show the newest epochs when the table comes into view (rows added while it was
+        hidden did not scroll it)."""
+        if event.pane.id == "epochs":
+            table = self.query_one("#epoch-table", DataTable)
+            self.call_after_refresh(table.move_cursor, row=table.row_count - 1, animate=False)
+
     def action_tab(self, tab: str) -> None:
         """Switch to a tab by id."""
         self.query_one(TabbedContent).active = tab
