@@ -15,6 +15,7 @@ from pathlib import Path
 
 from kvision import __version__
 from kvision.errors import KvisionError, RecipeErrors
+from kvision.keyvalue import add_set_option
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_datasets)
     for module in ("kvision.models.commands", "kvision.data.commands", "kvision.insight.commands",
                    "kvision.sweep.commands", "kvision.bench.commands",
-                   "kvision.compare_commands"):
+                   "kvision.insight.compare_commands"):
         _register_optional(sub, module)
     return parser
 
@@ -69,8 +70,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_set(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a recipe key, e.g. --set training.batch_size=64 (repeatable)")
+    add_set_option(p, "override a recipe key, e.g. --set training.batch_size=64 (repeatable)")
 
 
 def _add_validate(sub: argparse._SubParsersAction) -> None:

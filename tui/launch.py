@@ -4,9 +4,10 @@ A run is started detached: its own session (so a closed terminal or a dropped SS
 connection sends it no SIGHUP), stdin closed. Its console output goes to
 ``<runs dir>/.logs/<run>.log`` while kvision creates the run directory (which must start
 empty), and is moved to ``<run dir>/launch.log`` as soon as the run directory exists; a
-launch that fails before that (a recipe or data error) keeps its log in ``.logs/``.
-Cancelling sends SIGTERM to the run's process group; the runner then finishes its checkpoint
-write and records ``run_interrupted``.
+launch that fails before that (a recipe or data error) keeps its log in ``.logs/``. Names
+and the command line come from :mod:`kvision.runs.rundir`. Cancelling sends SIGTERM to the
+run's process group; the runner then finishes its checkpoint write and records
+``run_interrupted``.
 """
 
 from __future__ import annotations
@@ -16,19 +17,13 @@ import os
 import signal
 import socket
 import subprocess
-import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from kvision.errors import KvisionError
 from kvision.runs import is_run_dir
-
-#: Folder under the runs folder for the console output of runs not yet created.
-LOGS = ".logs"
-#: The console output's name inside the run directory.
-LAUNCH_LOG = "launch.log"
+from kvision.runs.rundir import LAUNCH_LOG, new_run_log, run_command, spawn_run
 
 
 @dataclass
@@ -66,43 +61,11 @@ class Launched:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def new_run_dir(runs_dir: str | os.PathLike, recipe_name: str) -> Path:
-    """A fresh ``<runs_dir>/<YYYYmmdd-HHMMSS>-<name>[-<n>]`` that does not exist yet."""
-    root = Path(runs_dir)
-    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{recipe_name}"
-    candidate, n = root / base, 1
-    while candidate.exists() or (root / LOGS / f"{candidate.name}.log").exists():
-        n += 1
-        candidate = root / f"{base}-{n}"
-    return candidate
-
-
-def run_command(recipe: str | os.PathLike, run_dir: Path, overrides: Sequence[str]) -> list[str]:
-    """The `kvision run` command line for this launch."""
-    cmd = [sys.executable, "-m", "kvision", "run", str(recipe), "--run-dir", str(run_dir)]
-    for item in overrides:
-        cmd += ["--set", item]
-    return cmd
-
-
 def launch(recipe: str | os.PathLike, runs_dir: str | os.PathLike,
            overrides: Sequence[str] = (), recipe_name: str | None = None) -> Launched:
     """Start `kvision run` detached; returns at once with where the run will appear."""
-    runs = Path(runs_dir).expanduser()
-    try:
-        runs.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise KvisionError(f"Cannot create the runs folder '{runs}': {exc}. Choose a "
-                           "writable folder with --runs-dir.") from None
-    run_dir = new_run_dir(runs, recipe_name or Path(recipe).stem)
-    log = runs / LOGS / f"{run_dir.name}.log"
-    log.parent.mkdir(exist_ok=True)
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            run_command(recipe, run_dir, overrides),
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True, close_fds=True,
-        )
+    run_dir, log = new_run_log(runs_dir, recipe_name or Path(recipe).stem)
+    process = spawn_run(run_command(recipe, run_dir, overrides), log, detach=True)
     return Launched(run_dir, log, process)
 
 

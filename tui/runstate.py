@@ -13,7 +13,8 @@ from datetime import datetime
 from pathlib import Path
 
 from kvision.runs import RunReader, is_run_dir
-from kvision.runs.reader import TERMINAL, writer_alive
+from kvision.runs.events import TERMINAL
+from kvision.runs.reader import writer_alive
 from kvision.runs.summary import RunClock, best_final_test
 from kvision.runs.summary import format_seconds as format_seconds
 
