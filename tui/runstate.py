@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from kvision.runs import RunReader, is_run_dir
+from kvision.runs import RunReader, events, is_run_dir
 from kvision.runs.events import TERMINAL
 from kvision.runs.reader import writer_alive
 from kvision.runs.summary import RunClock, best_final_test
@@ -90,8 +90,8 @@ class Evaluating:
 
 
 #: Events that say which trial the run is busy with right now (follow mode tracks them).
-ACTIVE_EVENTS = ("trial_started", "trial_resumed", "stage_started", "progress", "epoch_end",
-                 "evaluation_started", "evaluation")
+ACTIVE_EVENTS = (events.TRIAL_STARTED, events.TRIAL_RESUMED, events.STAGE_STARTED,
+                 events.PROGRESS, events.EPOCH_END, events.EVALUATION_STARTED, events.EVALUATION)
 
 
 class RunState:
