@@ -100,7 +100,10 @@ def measure(case: str, epochs: int | None) -> dict:
         work = Path(tmp)
         torch_argv = [sys.executable, __file__, "--worker", case, "--epochs", str(epochs or 0)]
         torch_mib, torch_s = peak_rss_mib(torch_argv, ROOT)
+        # Each side as it ends: on a loaded machine a case can take many minutes.
+        print(f"{case}: PyTorch {torch_mib:.0f} MiB ({torch_s:.0f} s)", file=sys.stderr, flush=True)
         kv_mib, kv_s = peak_rss_mib(_kvision_argv(case, epochs, work), ROOT)
+        print(f"{case}: kvision {kv_mib:.0f} MiB ({kv_s:.0f} s)", file=sys.stderr, flush=True)
     return {"case": case, "epochs": epochs, "kvision_mib": round(kv_mib, 1),
             "torch_mib": round(torch_mib, 1), "ratio": round(kv_mib / torch_mib, 3),
             "kvision_seconds": round(kv_s, 1), "torch_seconds": round(torch_s, 1),
