@@ -238,7 +238,9 @@ def main() -> int:
                         help="run only this case (repeatable; default both)")
     parser.add_argument("--epochs", type=int, help="epochs per stage on both sides")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--markdown", metavar="OUT", help="also write the table as Markdown")
+    parser.add_argument("--markdown", metavar="OUT", help="also write the table as Markdown to "
+                        "OUT, stamped with the machine, date and command")
+    parser.add_argument("--note", help="with --markdown: a note under the table")
     parser.add_argument("--worker", choices=("fmnist-lenet", "main-job"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -256,8 +258,7 @@ def main() -> int:
     if args.markdown:
         from kvision.bench.stamp import write_markdown
 
-        write_markdown(args.markdown, "Peak memory (benchmarks/memory.py)",
-                       format_table(rows, markdown=True))
+        write_markdown(args.markdown, format_table(rows, markdown=True), note=args.note)
     return 0
 
 

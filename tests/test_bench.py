@@ -169,13 +169,14 @@ def test_markdown_table_is_stamped(tmp_path):
     from kvision.bench.stamp import write_markdown
 
     result = _result([100.0, 400.0, 300.0], [200.0, 200.0, 250.0], [400.0, 400.0, 300.0])
-    out = write_markdown(tmp_path / "bench.md", "kvision bench", speed.format_markdown([result]),
-                         command=["kvision", "bench", "--repeats", "3"])
+    out = write_markdown(tmp_path / "bench.md", speed.markdown_table([result], 2, 2.0),
+                         argv=["kvision", "bench", "--repeats", "3"], note="shared machine")
     text = out.read_text()
-    assert text.startswith("## kvision bench\n")
-    assert "- command: `kvision bench --repeats 3`" in text
-    assert "cores" in text and "torch " in text and "keras " in text and "UTC" in text
-    assert "| c | train | 300 | 200 | 400 | 0.50/1.20/2.00 | 1.60 | 0.25/1.00/1.00 | 1.00 |" in text
+    assert "2 torch threads, timed repeats of at least 2 s, 3 alternating repeats" in text
+    assert "| c | train | 300 | 200 | 400 | 0.50/1.20/2.00 | 1.60 | 0.25/1.00/1.00 | 1.00 | 2 | 1 |" in text
+    assert "repeat 1, kvision 100 img/s = 0.33 x its median  " in text  # disturbed, listed
+    assert "- command: `kvision bench --repeats 3`" in text and "- note: shared machine" in text
+    assert "CPU cores" in text and "torch " in text and "UTC" in text
 
 
 def test_unknown_case_names_the_known_ones():
@@ -198,6 +199,7 @@ def test_arguments_defaults():
     args = parser.parse_args([])
     assert (args.mode, args.repeats, args.threads, args.json) == ("both", 5, 2, False)
     assert args.min_seconds == 2.0 and not args.compile and args.markdown is None
+    assert args.note is None and not args.mixed_precision
 
 
 def test_passes_make_each_timing_last_min_seconds(monkeypatch):

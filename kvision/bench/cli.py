@@ -55,11 +55,13 @@ def main(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([r.summary() for r in results], indent=2))
     else:
-        print(_report(results, args, markdown=False))
+        print(_report(results, args))
     if args.markdown:
+        from kvision.bench.speed import markdown_table
         from kvision.bench.stamp import write_markdown
 
-        write_markdown(args.markdown, "kvision bench", _report(results, args, markdown=True))
+        write_markdown(args.markdown, markdown_table(results, torch.get_num_threads(),
+                                                     args.min_seconds), note=args.note)
     return 0
 
 
@@ -70,18 +72,15 @@ def _check(args: argparse.Namespace) -> None:
             f"--repeats {args.repeats}, --threads {args.threads}, --min-seconds {args.min_seconds}.")
 
 
-def _report(results: list, args: argparse.Namespace, *, markdown: bool) -> str:
+def _report(results: list, args: argparse.Namespace) -> str:
     """The settings line, the table, disturbed repeats and compile notes."""
     import torch
 
-    from kvision.bench.speed import format_compile, format_disturbed, format_markdown, format_table
+    from kvision.bench.speed import format_compile, format_disturbed, format_table
 
     settings = (f"torch threads: {torch.get_num_threads()}, device: {results[0].device}, "
                 f"{args.repeats} alternating repeats of at least {args.min_seconds:g} s, "
                 f"tuned side compiled: {'yes' if args.compile else 'no'}, mixed precision: "
                 f"{'yes' if args.mixed_precision else 'no'}")
-    table = format_markdown(results) if markdown else format_table(results)
     notes = [format_disturbed(results), format_compile(results)]
-    if markdown:
-        return "\n\n".join([settings, table, *(n.replace("\n", "  \n") for n in notes if n)])
-    return "\n".join([settings, table, *(n for n in notes if n)])
+    return "\n".join([settings, format_table(results), *(n for n in notes if n)])

@@ -45,9 +45,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mixed-precision", action="store_true",
                    help="float16 autocast on every side (Keras mixed_float16; CUDA only)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--markdown", metavar="OUT",
-                   help="also write the table as Markdown to OUT, stamped with machine, "
-                        "date, command and versions")
+    p.add_argument("--markdown", metavar="OUT", help="also write the table as Markdown to OUT, "
+                   "stamped with the machine, date and command (the docs include such files)")
+    p.add_argument("--note", help="with --markdown: a note printed under the table "
+                   "(e.g. 'the machine was shared')")
     p.add_argument("--list", action="store_true", help="list the cases and exit")
 
 

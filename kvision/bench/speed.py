@@ -290,11 +290,22 @@ def format_table(results: list[CaseResult]) -> str:
     return "\n".join(lines)
 
 
-def format_markdown(results: list[CaseResult]) -> str:
-    """The same table in Markdown."""
+def markdown_table(results: list[CaseResult], threads: int, min_seconds: float) -> str:
+    """The figures of :func:`format_table` as Markdown for the docs, with the settings,
+    the disturbed repeats and any torch.compile notes under it."""
+    r0 = results[0]
+    compiled = "yes" if r0.tuned.get("compile") else "no"
+    lines = [f"Device {r0.device}, {threads} torch threads, timed repeats of at least "
+             f"{min_seconds:g} s, {len(r0.kvision_ips)} alternating repeats per side, tuned "
+             f"side compiled: {compiled}. Ratios are kvision / PyTorch images/s (min / median "
+             "/ max over repeats; best / best).", ""]
     rows = [HEADER, tuple("---" if i < 2 else "---:" for i in range(len(HEADER))),
             *table_rows(results)]
-    return "\n".join("| " + " | ".join(row) + " |" for row in rows)
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    notes = [format_disturbed(results), format_compile(results)]
+    for note in filter(None, notes):
+        lines += ["", *(f"{line}  " for line in note.splitlines())]
+    return "\n".join(lines) + "\n"
 
 
 def format_disturbed(results: list[CaseResult]) -> str:

@@ -1,8 +1,7 @@
-"""Benchmark tables as Markdown, stamped with where, when and how they were measured.
+"""Measured figures as Markdown files the docs include: each stamped with the machine, the
+date and the command that measured it, so no figure in the docs is typed by hand.
 
-Measured figures in the docs come from the script that measured them: every benchmark's
-``--markdown OUT`` writes its table with the machine (CPU model, cores, GPU), the date, the
-command line and the library versions, so a table pasted into a page carries its origin.
+Light (standard library only): ``benchmarks/tui_startup.py`` uses it without Keras or torch.
 """
 
 from __future__ import annotations
@@ -10,60 +9,75 @@ from __future__ import annotations
 import os
 import platform
 import shlex
+import subprocess
 import sys
-import time
+from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux /proc/cpuinfo; ``platform.processor()`` elsewhere)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
+from kvision.runs.atomic import atomic_write_text
 
 
-def _versions() -> str:
-    from importlib import metadata
+def machine() -> str:
+    """CPU model and core count, the GPU when torch is loaded and sees one, the OS."""
+    parts = [f"{_cpu_model()}, {os.cpu_count()} CPU cores"]
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        parts.append(f"GPU {torch.cuda.get_device_name(0)}")
+    parts.append(f"{platform.system()} {platform.release()}")
+    return "; ".join(parts)
 
-    parts = [f"Python {platform.python_version()}"]
-    for name in ("torch", "keras", "kvision"):
+
+def versions() -> str:
+    """Python and the installed versions of the packages that decide speed."""
+    found = [f"Python {platform.python_version()}"]
+    for name in ("kvision", "torch", "keras", "opencv-python-headless", "textual"):
         try:
-            parts.append(f"{name} {metadata.version(name)}")
+            found.append(f"{name} {metadata.version(name)}")
         except metadata.PackageNotFoundError:
             continue
-    return ", ".join(parts)
+    return ", ".join(found)
 
 
-def _gpu() -> str | None:
-    torch = sys.modules.get("torch")  # never import torch just to say there is no GPU
-    if torch is not None and torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    return None
+def stamp(argv: list[str] | None = None, note: str | None = None) -> str:
+    """The lines that say where, when and how a figure was measured."""
+    command = shlex.join(argv if argv is not None else _argv())
+    lines = [f"- machine: {machine()}", f"- software: {versions()}",
+             f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, commit {_commit()}",
+             f"- command: `{command}`"]
+    if note:
+        lines.append(f"- note: {note}")
+    return "\n".join(lines) + "\n"
 
 
-def stamp_lines(command: list[str] | None = None) -> list[str]:
-    """Markdown bullet lines: machine, date (UTC), command, versions."""
-    cores = os.cpu_count() or 0
-    machine = f"{cpu_model()}, {cores} cores"
-    gpu = _gpu()
-    if gpu:
-        machine += f", GPU {gpu}"
-    argv = command if command is not None else [Path(sys.argv[0]).name, *sys.argv[1:]]
-    return [f"- machine: {machine}",
-            f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-            f"- command: `{shlex.join(argv)}`",
-            f"- versions: {_versions()}"]
+def write_markdown(path: str | os.PathLike, body: str, *, note: str | None = None,
+                   argv: list[str] | None = None) -> Path:
+    """``body`` followed by the stamp, written atomically to ``path``."""
+    return atomic_write_text(Path(path), body.rstrip() + "\n\n" + stamp(argv, note))
 
 
-def write_markdown(path: str | os.PathLike, title: str, body: str,
-                   command: list[str] | None = None) -> Path:
-    """Write ``body`` under a heading and the stamp to ``path`` (atomically)."""
-    from kvision.runs import atomic_write_text
+def _argv() -> list[str]:
+    """This process's command line as typed: ``kvision ...`` rather than the script's path."""
+    first = Path(sys.argv[0])
+    if first.name in ("kvision", "kvision-tui") or first.parts[-2:] == ("kvision", "__main__.py"):
+        return ["kvision", *sys.argv[1:]]  # the console script, or python -m kvision
+    return ["python", *sys.argv] if first.suffix == ".py" else sys.argv
 
-    text = "\n".join([f"## {title}", "", *stamp_lines(command), "", body.rstrip(), ""])
-    return atomic_write_text(Path(path), text)
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10, cwd=Path(__file__).parent)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
