@@ -152,3 +152,31 @@ def test_run_profile_prints_and_writes_every_phase(tmp_path: Path):
     (event,) = reader.of("profile")
     assert event["seconds"] == seconds
     assert "not training:" in out and "evaluate" in out
+
+
+def test_run_profile_script_puts_runs_side_by_side(tmp_path: Path):
+    """benchmarks/run_profile.py: seconds (share) per phase and run, phases of either run."""
+    runs = []
+    for name, train in (("before", 10.0), ("after", 12.0)):
+        run_dir = tmp_path / name
+        run_dir.mkdir()
+        profile = {"wall_seconds": 20.0, "seconds": {"train": train, "other": 20.0 - train},
+                   "share": {"train": train / 20, "other": 1 - train / 20},
+                   "not_training_share": 1 - train / 20}
+        if name == "after":
+            profile["seconds"]["blur"], profile["share"]["blur"] = 1.0, 0.05
+        (run_dir / "profile.json").write_text(json.dumps(profile))
+        (run_dir / "meta.json").write_text(json.dumps({"argv": ["kvision", "run", name]}))
+        runs.append(str(run_dir))
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "run_profile.py"
+    out = tmp_path / "profile.md"
+    text = subprocess.run([sys.executable, str(script), *runs, "--label", "before", "--label",
+                           "after", "--markdown", str(out)], capture_output=True, text=True,
+                          timeout=120, check=True).stdout
+    assert "| train | 10.0 s (50.0%) | 12.0 s (60.0%) |" in text
+    assert "| blur | - | 1.0 s (5.0%) |" in text
+    assert "| not training | 50.0% | 40.0% |" in text and "`kvision run after`" in text
+    assert "- command: `python" in out.read_text()
+    bad = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True,
+                         text=True, timeout=120)
+    assert bad.returncode != 0 and "has no profile.json" in bad.stderr
