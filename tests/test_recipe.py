@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import clear_and_blurred, naive_vs_expert
 
 from kvision.errors import RecipeErrors
 from kvision.recipe import check_recipe, dump_toml, load_recipe
@@ -23,26 +24,10 @@ BASE = textwrap.dedent("""\
     [data]
     source = "builtin:fashion7k"
     image_size = [64, 64]
-
-    [conditions.clear]
-
-    [conditions.blurred]
-    blur = { kind = "gaussian", sigma = 2.0 }
-
+    """) + clear_and_blurred(2.0) + textwrap.dedent("""
     [models.net]
     arch = "lenet"
-
-    [[arms]]
-    name = "naive"
-    stages = [{ name = "train", condition = "blurred", epochs = 1 }]
-
-    [[arms]]
-    name = "expert"
-    stages = [
-      { name = "pretrain", condition = "clear", epochs = 1 },
-      { name = "train", condition = "blurred", epochs = 2, optimizer = { learning_rate = 1e-4 } },
-    ]
-
+    """) + naive_vs_expert(1, 1, 2, ", optimizer = { learning_rate = 1e-4 }") + textwrap.dedent("""
     [training]
     optimizer = { name = "sgd", learning_rate = 0.01, momentum = 0.9 }
     batch_size = 16
