@@ -123,3 +123,17 @@ def test_cli_lists_cases():
     out = subprocess.run([sys.executable, "-m", "kvision", "bench", "--list"],
                          capture_output=True, text=True, timeout=120, check=True).stdout
     assert "resnet18-64" in out and "alexnet_seed/2-128" in out
+
+
+def test_markdown_output_is_the_measured_table_with_its_stamp(tmp_path):
+    """``--markdown OUT``: the docs include this file, so it carries machine, date, command."""
+    out = tmp_path / "speed.md"
+    subprocess.run([sys.executable, "-m", "kvision", "bench", "--case", "lenet-28-gray", "--mode",
+                    "infer", "--repeats", "1", "--steps", "1", "--min-seconds", "0",
+                    "--markdown", str(out), "--note", "a test"],
+                   capture_output=True, text=True, timeout=600, check=True)
+    text = out.read_text()
+    assert "| `lenet-28-gray` | infer |" in text and "|---|---|---:|" in text
+    assert "- machine: " in text and "CPU cores" in text and "- date: " in text
+    assert "- command: `kvision bench --case lenet-28-gray --mode infer" in text
+    assert "- note: a test" in text

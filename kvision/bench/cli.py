@@ -57,4 +57,10 @@ def main(args: argparse.Namespace) -> int:
         print(f"torch threads: {torch.get_num_threads()}, device: {results[0].device}, "
               f"timed repeats of at least {args.min_seconds:g} s")
         print(format_table(results))
+    if args.markdown:
+        from kvision.bench.speed import markdown_table
+        from kvision.bench.stamp import write_markdown
+
+        write_markdown(args.markdown, markdown_table(results, torch.get_num_threads(),
+                                                     args.min_seconds), note=args.note)
     return 0

@@ -39,6 +39,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=2,
                    help="torch CPU threads for both sides (default: 2)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--markdown", metavar="OUT", help="also write the table as Markdown to OUT, "
+                   "stamped with the machine, date and command (the docs include such files)")
+    p.add_argument("--note", help="with --markdown: a note printed under the table "
+                   "(e.g. 'the machine was shared')")
     p.add_argument("--list", action="store_true", help="list the cases and exit")
 
 

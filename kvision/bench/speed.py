@@ -212,3 +212,19 @@ def format_table(results: list[CaseResult]) -> str:
             f"{ratio['min']:>8.2f}/{ratio['median']:.2f}/{ratio['max']:.2f}{ratio['best']:>6.2f}"
             f"{r.peak_rss_mb:>14.0f}")
     return "\n".join(lines)
+
+
+def markdown_table(results: list[CaseResult], threads: int, min_seconds: float) -> str:
+    """The same figures as :func:`format_table`, as a Markdown table for the docs."""
+    lines = [f"Device {results[0].device}, {threads} torch threads, timed repeats of at least "
+             f"{min_seconds:g} s, {len(results[0].kvision_ips)} repeats per side.", "",
+             "| case | mode | kvision img/s (median) | PyTorch img/s (median) | "
+             "ratio min / median / max | best / best | peak RSS MiB |",
+             "|---|---|---:|---:|---|---:|---:|"]
+    for r in results:
+        ratio = r.summary()["ratio"]
+        lines.append(f"| `{r.case}` | {r.mode} | {statistics.median(r.kvision_ips):,.0f} | "
+                     f"{statistics.median(r.torch_ips):,.0f} | {ratio['min']:.2f} / "
+                     f"{ratio['median']:.2f} / {ratio['max']:.2f} | {ratio['best']:.2f} | "
+                     f"{r.peak_rss_mb:,.0f} |")
+    return "\n".join(lines) + "\n"
