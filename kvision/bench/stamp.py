@@ -61,7 +61,7 @@ def _argv() -> list[str]:
     first = Path(sys.argv[0])
     if first.name in ("kvision", "kvision-tui") or first.parts[-2:] == ("kvision", "__main__.py"):
         return ["kvision", *sys.argv[1:]]  # the console script, or python -m kvision
-    return sys.argv
+    return ["python", *sys.argv] if first.suffix == ".py" else sys.argv
 
 
 def _cpu_model() -> str:
