@@ -171,7 +171,7 @@ def render_report(run_dir: str | os.PathLike, *, status: str | None = None) -> s
     if exp.get("description"):
         parts.append(exp["description"].strip() + "\n")
     parts.append(_run_facts(reader, meta, status or reader.status()))
-    for heading, table in result_sections(reader):
+    for heading, table in notice_sections(reader) + result_sections(reader):
         parts += [f"## {heading}\n", table]
     parts.append(_insight_sections(Path(run_dir)))
     return "\n".join(p for p in parts if p)
@@ -187,6 +187,21 @@ def result_sections(reader: RunReader) -> list[tuple[str, str]]:
     if (rep := repeats_table(reader)):
         sections.append(("Repeats", rep))
     sections.append((metric.checkpoint_heading, evaluation_tables(reader)))
+    return sections
+
+
+def notice_sections(reader: RunReader) -> list[tuple[str, str]]:
+    """(heading, text) of what went wrong on the way: failed trials and warnings (none: [])."""
+    sections = []
+    if (failed := reader.of("trial_failed")):
+        rows = [f"| {e.get('trial')} | {e.get('stage') or '–'} | {e.get('error')} |" for e in failed]
+        sections.append(("Failed trials", "\n".join(
+            ["| trial | stage | why |", "|---|---|---|", *rows]) + "\n"))
+    warnings = {(e.get("kind"), e.get("trial"), e.get("message")): e for e in reader.of("warning")}
+    if warnings:
+        lines = [f"- **{e.get('kind')}**" + (f" ({e['trial']})" if e.get("trial") else "")
+                 + f": {e.get('message')}" for e in warnings.values()]
+        sections.append(("Warnings", "\n".join(lines) + "\n"))
     return sections
 
 
