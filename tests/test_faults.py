@@ -312,7 +312,7 @@ def _mount_tmpfs(path: Path, size: str) -> bool:
 @pytest.mark.skipif(sys.platform != "linux" or os.geteuid() != 0, reason="mounting a tmpfs needs root")
 def test_real_full_disk_stops_cleanly_and_resumes_once_space_is_freed(one, reference, tmp_path):
     disk = tmp_path / "disk"
-    if not _mount_tmpfs(disk, "600k"):
+    if not _mount_tmpfs(disk, "1800k"):  # fills up inside the second stage
         pytest.skip("this sandbox cannot mount a tmpfs")
     try:
         run_dir = disk / "run"

@@ -16,7 +16,7 @@ from pathlib import Path
 #: Exit code of a run stopped by a full disk: EX_TEMPFAIL from sysexits.h, "try again later".
 EXIT_DISK_FULL = 75
 #: Room left on top of every estimate (metadata, the events written on the way out).
-MARGIN = 4 * 1024 * 1024
+MARGIN = 256 * 1024
 
 
 class DiskFull(OSError):
