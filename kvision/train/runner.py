@@ -17,6 +17,7 @@ from kvision.recipe import Recipe, load_recipe
 from kvision.runs import RunReader, RunWriter, is_run_dir
 from kvision.runs.space import EXIT_DISK_FULL, DiskFull, disk_full_cause, disk_full_message
 from kvision.train.console import Console
+from kvision.train.phases import phase, start_run
 from kvision.train.signals import StopFlag, StopRequested, stop_on_signals
 
 EXIT_OK, EXIT_FAILED, EXIT_USER = 0, 1, 2
@@ -43,9 +44,11 @@ def run_recipe(recipe_path: str, overrides: list[str] | tuple[str, ...] = (), *,
     Recipe and data problems raise KvisionError before the run directory exists, so a bad
     input leaves nothing behind.
     """
+    from kvision.runs.rundir import claim_run_dir, new_run_dir
     from kvision.train.ddp_env import FollowerWriter, broadcast_object, init_from_env, is_main
-    from kvision.train.rundir import claim_run_dir, new_run_dir, write_identity
+    from kvision.train.rundir import write_identity
 
+    start_run()
     init_from_env()
     console = console or _rank_console(is_main())
     recipe = load_recipe(recipe_path, list(overrides))
@@ -73,6 +76,7 @@ def resume_run(run_dir: str, *, recipe_path: str | None = None,
     """Continue a stopped run from each unfinished trial's last completed epoch."""
     from kvision.train.ddp_env import FollowerWriter, barrier, init_from_env, is_main
 
+    start_run()
     init_from_env()
     console = console or _rank_console(is_main())
     path = Path(run_dir).expanduser()
@@ -113,9 +117,10 @@ def _rank_console(main: bool) -> Console:
 
 def _execute(recipe: Recipe, dataset, writer: RunWriter, console: Console, *, resumed: bool,
              done: set[str] | None = None, notes: list[tuple[str, str, str]] = ()) -> RunResult:
-    from kvision.data import class_weights, normalization
-    from kvision.train.context import RunContext
-    from kvision.train.trial import plan_trials
+    with phase("imports"):  # Keras and torch, on the first run of the process
+        from kvision.data import class_weights, normalization
+        from kvision.train.context import RunContext
+        from kvision.train.trial import plan_trials
 
     plans = plan_trials(recipe)
     started = time.monotonic()
@@ -227,21 +232,33 @@ def _disk_full(writer: RunWriter, console: Console, full: DiskFull) -> RunResult
 
 
 def _finish_run(ctx, started: float) -> None:
-    from kvision.runs.report import write_report
     from kvision.train.ddp_env import is_main
+    from kvision.train.report import write_report
 
     if not is_main():
         return
     if ctx.recipe.insight.enabled:
         from kvision.insight.hooks import run_artifacts
 
-        run_artifacts(ctx.writer, cfg=ctx.recipe.insight)
+        with phase("insight"):
+            run_artifacts(ctx.writer, cfg=ctx.recipe.insight)
     seconds = round(time.monotonic() - started, 2)
     # The report first: a run is only marked finished once everything it promises is on disk.
-    report = write_report(ctx.writer.dir, status="finished")
+    with phase("export"):
+        report = write_report(ctx.writer.dir, status="finished")
     ctx.writer.artifact(report, "report")
     ctx.writer.event("run_finished", seconds=seconds)
     ctx.console.line(f"finished in {seconds:.1f}s: {ctx.writer.dir / 'report.md'}")
+    _write_profile(ctx.writer)
+
+
+def _write_profile(writer: RunWriter) -> None:
+    """Where this process's time went (kvision.train.phases): profile.json and an event."""
+    from kvision.train.phases import PROFILE_FILE, snapshot
+
+    profile = snapshot()
+    writer.write_json(PROFILE_FILE, profile)
+    writer.event("profile", **profile)
 
 
 def _interrupted(writer: RunWriter, console: Console, stopped: StopRequested) -> RunResult:
@@ -264,7 +281,7 @@ def _failed(writer: RunWriter, console: Console, message: str, code: int,
 
 def _partial_report(writer: RunWriter) -> None:
     """A report of what was done so far; never masks the original problem."""
-    from kvision.runs.report import write_report
+    from kvision.train.report import write_report
 
     with contextlib.suppress(Exception):  # best effort on the way out
         write_report(writer.dir)
@@ -291,9 +308,10 @@ def _wants_mixed(recipe: Recipe):
 
 
 def _load_data(recipe: Recipe, manifest: dict | None):
-    from kvision.data import load_dataset
-
-    return load_dataset(recipe.data, recipe.experiment.seed, manifest=manifest)
+    with phase("imports"):
+        from kvision.data import load_dataset
+    with phase("data"):
+        return load_dataset(recipe.data, recipe.experiment.seed, manifest=manifest)
 
 
 def _refuse_changed_recipe(path: Path, recipe_path: str | None,

@@ -29,6 +29,7 @@ from kvision.train.console import format_metrics
 from kvision.train.context import RunContext
 from kvision.train.ddp_env import barrier, is_main
 from kvision.train.evaluate import evaluate_fit, evaluate_matrix
+from kvision.train.phases import phase, timed
 from kvision.train.schedule import (
     EarlyState,
     PlateauState,
@@ -254,6 +255,9 @@ def _train_epochs(ctx: RunContext, plan: TrialPlan, model: keras.Model, stage: S
 def _checkpoint_eval(ctx: RunContext, plan: TrialPlan, model: keras.Model, label: str,
                      stage: StageSection | None, state: TrialState, ckpt_dir: Path) -> None:
     """Evaluate the accuracy matrix, draw the checkpoint's pictures, record it as done."""
+    # viewers show "evaluating" instead of a silent pause (an evaluation can take minutes)
+    ctx.writer.event("evaluation_started", trial=plan.name, stage=stage.name if stage else None,
+                     checkpoint=label)
     if ctx.regression:
         matrix, losses, extra = evaluate_fit(ctx, model)
     else:
@@ -289,8 +293,9 @@ def _export_model(ctx: RunContext, plan: TrialPlan, model: keras.Model, trial_di
     ensure_space(trial_dir, estimate_bytes(trial_dir / "checkpoints", model))
     tmp, final = atomic_path(trial_dir / "model.keras")
     try:
-        model.save(str(tmp))
-        commit(tmp, final)
+        with phase("export"):
+            model.save(str(tmp))
+            commit(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -314,6 +319,7 @@ def epoch_seed(seed: int, global_epoch: int) -> int:
     return int(np.random.SeedSequence([seed, global_epoch]).generate_state(1)[0])
 
 
+@timed("checkpoint")
 def _save(ckpt_dir: Path, model: keras.Model, plan: TrialPlan, state: TrialState) -> None:
     if not is_main():
         return barrier()  # rank 0 writes; the others wait until the checkpoint is complete
