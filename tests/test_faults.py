@@ -478,3 +478,25 @@ def test_non_finite_loss_fails_that_trial_and_the_run_goes_on(tmp_path):
     assert not (run_dir / "trials/mlp-boom/checkpoints").exists()
     again = kvision("run", "--resume", str(run_dir))
     assert again.returncode == 0 and "is finished" in again.stdout
+
+
+def test_python_warnings_during_a_run_become_warning_events(one, tmp_path, monkeypatch):
+    import warnings
+
+    from kvision.train.context import RunContext
+
+    build = RunContext.build_model
+
+    def build_and_warn(self, plan):
+        for _ in range(3):  # said once, however often it is raised
+            warnings.warn("the head starts from a random init", UserWarning, stacklevel=1)
+        return build(self, plan)
+
+    monkeypatch.setattr(RunContext, "build_model", build_and_warn)
+    result = run_recipe(str(one), ["arms[0].stages[1].epochs=0"], run_dir=str(tmp_path / "run"),
+                        console=quiet())
+    assert result.exit_code == 0, result.message
+    (warning,) = warnings_of(result.run_dir, "python_warning")
+    assert warning["message"] == "the head starts from a random init"
+    assert warning["details"]["category"] == "UserWarning"
+    assert "python_warning" in (result.run_dir / "report.md").read_text()

@@ -133,10 +133,11 @@ def _execute(recipe: Recipe, dataset, writer: RunWriter, console: Console, *, re
                      counts={k: len(v.labels) for k, v in dataset.splits.items()},
                      image_shape=list(dataset.image_shape), info=dataset.info,
                      skipped=dataset.info.get("skipped", []))
-    with stop_on_signals() as stop:
+    with stop_on_signals() as stop, _warnings_as_events() as captured:
         ctx = RunContext(recipe, writer, console, stop, dataset,
                          mean_std=None if recipe.data.regression else normalization(recipe.data, dataset),
                          class_weights=class_weights(recipe.data, dataset))
+        captured.append(ctx)
         try:
             if not resumed:
                 _data_warnings(ctx)
@@ -155,6 +156,35 @@ def _execute(recipe: Recipe, dataset, writer: RunWriter, console: Console, *, re
         finally:
             writer.close()
     return RunResult(writer.dir, "finished", EXIT_OK)
+
+
+@contextlib.contextmanager
+def _warnings_as_events():
+    """Python warnings raised during the run (Keras, kvision's own) become ``warning`` events
+    and console lines, each distinct one once, instead of lines on stderr nobody reads.
+
+    Yields a list the caller appends the RunContext to once it exists; warnings before that
+    go to stderr as usual.
+    """
+    import warnings
+
+    holder: list = []
+    seen: set[tuple[str, str]] = set()
+    previous = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if not holder:
+            return previous(message, category, filename, lineno, file, line)
+        key = (category.__name__, str(message))
+        if key not in seen:
+            seen.add(key)
+            holder[0].warn("python_warning", str(message),
+                           details={"category": category.__name__, "source": f"{filename}:{lineno}"})
+        return None
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield holder
 
 
 def _run_trials(ctx, plans: list, done: set[str]) -> None:
