@@ -83,7 +83,11 @@ def child(argv: list[str]) -> int:
             os.kill(os.getpid(), signal.SIGKILL)  # the temp file is complete, not yet renamed
         result = original(src, dst, *args, **kw)
         if count_file:
-            Path(count_file).write_text(str(calls[0]))
+            counts = json.loads(Path(count_file).read_text()) if Path(count_file).exists() else {}
+            counts["renames"] = calls[0]
+            if Path(dst).name == "meta.json":
+                counts.setdefault("meta", calls[0])  # from here on the run can be resumed
+            Path(count_file).write_text(json.dumps(counts))
         return result
 
     os.replace = replace
@@ -119,9 +123,10 @@ def same(a: tuple[dict, list], b: tuple[dict, list]) -> bool:
         np.array_equal(x, y) for x, y in zip(a[1], b[1], strict=True))
 
 
-def reference(work: Path, recipe: Path, timeout: float) -> tuple[Path, float, float, int]:
-    """The uninterrupted run: its directory, when its run directory appeared, its end, renames."""
-    run_dir, counts = work / "reference", work / "renames.txt"
+def reference(work: Path, recipe: Path, timeout: float) -> tuple[Path, float, float, range]:
+    """The uninterrupted run: its directory, when its run directory appeared, its end, and
+    the renames made once it could be resumed (after meta.json)."""
+    run_dir, counts = work / "reference", work / "renames.json"
     env = dict(os.environ, **{COUNT_RENAMES: str(counts)})
     start = time.monotonic()
     proc = _kvision(["run", str(recipe), "--run-dir", str(run_dir)], env)
@@ -135,7 +140,8 @@ def reference(work: Path, recipe: Path, timeout: float) -> tuple[Path, float, fl
         raise SystemExit("the reference run did not finish in time")
     if proc.returncode != 0:
         raise SystemExit(f"the reference run failed ({proc.returncode}): {proc.stderr.read()[-2000:]}")
-    return run_dir, appeared or 0.0, time.monotonic() - start, int(counts.read_text())
+    seen = json.loads(counts.read_text())
+    return run_dir, appeared or 0.0, time.monotonic() - start, range(seen["meta"] + 1, seen["renames"] + 1)
 
 
 def one_kill(work: Path, recipe: Path, i: int, plan: dict, timeout: float) -> dict:
@@ -145,6 +151,8 @@ def one_kill(work: Path, recipe: Path, i: int, plan: dict, timeout: float) -> di
     if plan["mode"] == "write":
         env[KILL_AT_RENAME] = str(plan["rename"])
     proc = _kvision(["run", str(recipe), "--run-dir", str(run_dir)], env)
+    if plan["mode"] == "time":
+        _wait_for_run_dir(proc, run_dir, timeout)  # instants count from the run's start
     try:
         proc.wait(timeout=plan.get("seconds", timeout))
     except subprocess.TimeoutExpired:
@@ -161,17 +169,27 @@ def one_kill(work: Path, recipe: Path, i: int, plan: dict, timeout: float) -> di
             "resume_stderr": resumed.stderr.read()[-1500:]}
 
 
-def plans(n: int, rng: random.Random, appeared: float, seconds: float, renames: int) -> list[dict]:
-    """N kills: even ones at stratified random times, odd ones inside random writes."""
+def _wait_for_run_dir(proc: subprocess.Popen, run_dir: Path, timeout: float) -> None:
+    """Until the run directory holds meta.json and events.jsonl (imports take a while)."""
+    from kvision.runs import is_run_dir
+
+    end = time.monotonic() + timeout
+    while proc.poll() is None and not is_run_dir(run_dir) and time.monotonic() < end:
+        time.sleep(0.02)
+
+
+def plans(n: int, rng: random.Random, appeared: float, seconds: float, renames: range) -> list[dict]:
+    """N kills: even ones at stratified random times after the run directory appeared (so
+    they spread over the run itself, not the imports before it), odd ones inside writes."""
     out = []
     times = n - n // 2
     for i in range(n):
         if i % 2 == 0:
             slot = i // 2
-            t = appeared + (slot + rng.random()) / times * (seconds - appeared)
+            t = (slot + rng.random()) / times * (seconds - appeared)
             out.append({"mode": "time", "seconds": round(t, 2)})
         else:
-            out.append({"mode": "write", "rename": rng.randint(1, renames)})
+            out.append({"mode": "write", "rename": rng.choice(renames)})
     return out
 
 
@@ -199,12 +217,13 @@ def _measure(args: argparse.Namespace, work: Path) -> int:
     ref_dir, appeared, seconds, renames = reference(work, recipe, args.timeout)
     expected = outcome(ref_dir)
     print(f"reference run: {seconds:.1f} s (run directory after {appeared:.1f} s), "
-          f"{renames} renames, {len(expected[0])} evaluations", flush=True)
+          f"renames #{renames.start}-#{renames.stop - 1} after meta.json, "
+          f"{len(expected[0])} evaluations", flush=True)
     results = []
     for i, plan in enumerate(plans(args.n, random.Random(args.seed), appeared, seconds, renames)):
         result = one_kill(work, recipe, i, plan, args.timeout)
         result["matched"] = result["resume_exit"] == 0 and same(outcome(Path(result["run_dir"])), expected)
-        where = f"t={plan['seconds']:.1f}s" if plan["mode"] == "time" else f"rename #{plan['rename']}"
+        where = f"t=+{plan['seconds']:.1f}s" if plan["mode"] == "time" else f"rename #{plan['rename']}"
         print(f"kill {i + 1:2d}/{args.n} {plan['mode']:5s} {where:14s} killed={result['killed']!s:5s} "
               f"resume exit {result['resume_exit']}  {'matched' if result['matched'] else 'DIFFERENT'}",
               flush=True)
@@ -213,7 +232,8 @@ def _measure(args: argparse.Namespace, work: Path) -> int:
         results.append(result)
     matched = sum(r["matched"] for r in results)
     summary = {"n": args.n, "matched": matched, "killed": sum(r["killed"] for r in results),
-               "reference_seconds": round(seconds, 1), "renames": renames, "seed": args.seed,
+               "reference_seconds": round(seconds, 1), "renames": [renames.start, renames.stop - 1],
+               "seed": args.seed,
                "total_seconds": round(time.monotonic() - started, 1),
                "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": os.uname().nodename,
                "command": " ".join([Path(sys.executable).name, *sys.argv]), "kills": results}

@@ -81,6 +81,10 @@ def resume_run(run_dir: str, *, recipe_path: str | None = None,
     console = console or _rank_console(is_main())
     path = Path(run_dir).expanduser()
     if not is_run_dir(path):
+        if (path / "events.jsonl").is_file():
+            raise KvisionError(f"The run in '{run_dir}' was stopped while it was being created, "
+                               f"before it trained anything (it has no meta.json); start it "
+                               f"again as a new run.")
         raise KvisionError(f"--resume '{run_dir}' is not a kvision run directory "
                            "(it has no meta.json and events.jsonl).")
     reader = RunReader(path)
@@ -100,11 +104,16 @@ def resume_run(run_dir: str, *, recipe_path: str | None = None,
     dataset = _load_data(recipe, manifest=manifest)
     writer = RunWriter(path) if is_main() else FollowerWriter(path)
     _update_meta(writer, reader)
+    if manifest is None:  # killed before it was written: record the split now
+        from kvision.data import split_manifest
+
+        writer.write_json("split.json", split_manifest(dataset))
     writer.event("run_resumed", resume_points=_resume_points(path, reader),
                  lost_partial_epoch=_lost_partial_epoch(reader))
     console.line(f"resuming {path}")
     damaged = _damaged_trials(path, reader)
-    return _execute(recipe, dataset, writer, console, resumed=True,
+    # A run killed before its first event still needs run_started and data_loaded.
+    return _execute(recipe, dataset, writer, console, resumed=bool(reader.of("run_started")),
                     done=_finished_trials(reader) - set(damaged), notes=list(damaged.values()))
 
 
