@@ -27,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="kvision",
         description="Run, inspect and compare CNN image-classification experiments from TOML recipes.",
         epilog="Exit codes: 0 success, 1 unexpected failure (traceback in the run's run.log), "
-               "2 bad input, 130/143 stopped by Ctrl-C/SIGTERM (resumable).")
+               "2 bad input, 75 disk full (resumable once space is freed), "
+               "130/143 stopped by Ctrl-C/SIGTERM (resumable).")
     parser.add_argument("--version", action="version", version=f"kvision {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_run(sub)
@@ -142,13 +143,13 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     from kvision.runs import RunReader, is_run_dir
-    from kvision.runs.report import result_sections
+    from kvision.runs.report import notice_sections, result_sections
 
     if not is_run_dir(args.run_dir):
         raise KvisionError(f"'{args.run_dir}' is not a kvision run directory (no meta.json / events.jsonl).")
     reader = RunReader(args.run_dir)
     print(f"{Path(args.run_dir).name}  [{reader.status()}]\n")
-    for heading, table in result_sections(reader):
+    for heading, table in notice_sections(reader) + result_sections(reader):
         print(f"{heading}\n{table}")
     for e in reader.of("run_failed", "run_interrupted"):
         print(f"{e['event']}: {e.get('error') or e.get('message')}")
@@ -173,13 +174,22 @@ def _export(args: argparse.Namespace) -> int:
         raise KvisionError(f"'{run}' has no exported models yet (trials/*/model.keras): "
                            "a trial writes its model when it finishes.")
     from kvision.models import load_model
+    from kvision.runs.atomic import commit
+    from kvision.runs.space import ensure_space
 
     dest = Path(args.to)
     dest.mkdir(parents=True, exist_ok=True)
+    ensure_space(dest, sum(p.stat().st_size for p in models))
     for path in models:
         load_model(path)  # safe_mode=True: proves it loads without running code
         target = dest / f"{run.name}-{path.parent.name}.keras"
-        shutil.copyfile(path, target)
+        tmp = target.with_name(f".{target.name}.partial")
+        try:
+            shutil.copyfile(path, tmp)
+            commit(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a full disk leaves no half model behind
+            raise
         print(target)
     return 0
 
@@ -214,6 +224,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kvision: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        from kvision.runs.space import EXIT_DISK_FULL, disk_full_cause, disk_full_message
+
+        full = disk_full_cause(exc)
+        if full is None:
+            raise
+        again = "run the same command again"
+        print(f"kvision: error: {disk_full_message(full, next_step=again)}", file=sys.stderr)
+        return EXIT_DISK_FULL
 
 
 if __name__ == "__main__":

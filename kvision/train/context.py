@@ -46,6 +46,12 @@ class RunContext:
         """Whether the run fits a function (float targets) rather than classifying images."""
         return self.recipe.data.regression
 
+    def warn(self, kind: str, message: str, *, trial: str | None = None,
+             stage: str | None = None, details: dict | None = None) -> None:
+        """A warning the user should see: a ``warning`` event and a console line."""
+        self.writer.warning(kind, message, trial=trial, stage=stage, details=details)
+        self.console.line(f"warning: {message}")
+
     # -- data ------------------------------------------------------------------------
     @timed("blur")
     def view(self, condition: str, split: str) -> tuple[np.ndarray, np.ndarray]:
