@@ -343,7 +343,7 @@ def _wants_mixed(recipe: Recipe):
     yield recipe.training.mixed_precision
     for arm in recipe.arms:
         for stage in arm.stages:
-            yield bool(stage.mixed_precision)
+            yield stage.training.mixed_precision
 
 
 def _load_data(recipe: Recipe, manifest: dict | None):

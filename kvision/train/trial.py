@@ -11,7 +11,7 @@ import keras
 import numpy as np
 
 from kvision.errors import KvisionError
-from kvision.recipe import Recipe, stage_training
+from kvision.recipe import Recipe
 from kvision.recipe.schema import ArmSection, ModelSection, StageSection
 from kvision.recipe.schema_training import TrainingSection
 from kvision.train.checkpoint import (
@@ -107,7 +107,7 @@ def run_trial(ctx: RunContext, plan: TrialPlan) -> None:
 
         check_model(model, ctx.recipe.insight)
     # Compiled at once so the "before" evaluation can run; each stage compiles afresh.
-    compile_model(model, _training(ctx.recipe, plan, min(state.stage_index, len(plan.stages) - 1)),
+    compile_model(model, plan.stages[min(state.stage_index, len(plan.stages) - 1)].training,
                   regression=ctx.regression)
     resume_from = None
     if found:
@@ -163,7 +163,7 @@ def _run_stage(ctx: RunContext, plan: TrialPlan, model: keras.Model, state: Tria
                ckpt_dir: Path, started: float, resume_from: Path | None) -> keras.Model:
     index = state.stage_index
     stage = plan.stages[index]
-    training = _training(ctx.recipe, plan, index)
+    training = stage.training
     if not state.stage_done:
         model = _prepare_stage(ctx, plan, model, stage, training, state, resume_from)
         _train_epochs(ctx, plan, model, stage, training, state, ckpt_dir, started)
@@ -330,10 +330,6 @@ def _save(ckpt_dir: Path, model: keras.Model, plan: TrialPlan, state: TrialState
 
 def _best_weights(ckpt_dir: Path) -> Path:
     return ckpt_dir / BEST
-
-
-def _training(recipe: Recipe, plan: TrialPlan, stage_index: int) -> TrainingSection:
-    return stage_training(recipe, plan.arm_index, stage_index)
 
 
 def _trainable_params(model: keras.Model) -> int:
