@@ -480,7 +480,7 @@ def test_non_finite_loss_fails_that_trial_and_the_run_goes_on(tmp_path):
     assert again.returncode == 0 and "is finished" in again.stdout
 
 
-def test_python_warnings_during_a_run_become_warning_events(one, tmp_path, monkeypatch):
+def test_python_warnings_and_speed_paths_off_become_warning_events(one, tmp_path, monkeypatch):
     import warnings
 
     from kvision.train.context import RunContext
@@ -493,6 +493,8 @@ def test_python_warnings_during_a_run_become_warning_events(one, tmp_path, monke
         return build(self, plan)
 
     monkeypatch.setattr(RunContext, "build_model", build_and_warn)
+    monkeypatch.setattr("kvision.models._fast.speed_paths_status",
+                        lambda: (False, "speed paths off: torch:_fused_adam_ is missing"))
     result = run_recipe(str(one), ["arms[0].stages[1].epochs=0"], run_dir=str(tmp_path / "run"),
                         console=quiet())
     assert result.exit_code == 0, result.message
@@ -500,6 +502,8 @@ def test_python_warnings_during_a_run_become_warning_events(one, tmp_path, monke
     assert warning["message"] == "the head starts from a random init"
     assert warning["details"]["category"] == "UserWarning"
     assert "python_warning" in (result.run_dir / "report.md").read_text()
+    (speed,) = warnings_of(result.run_dir, "speed_paths_off")
+    assert speed["message"] == "speed paths off: torch:_fused_adam_ is missing."
 
 
 def test_resume_of_a_run_killed_before_its_first_event(one, reference, tmp_path, monkeypatch):

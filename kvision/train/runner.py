@@ -148,6 +148,7 @@ def _execute(recipe: Recipe, dataset, writer: RunWriter, console: Console, *, re
                          class_weights=class_weights(recipe.data, dataset))
         captured.append(ctx)
         try:
+            _speed_warning(ctx)
             if not resumed:
                 _data_warnings(ctx)
             for kind, message, trial in notes:
@@ -213,6 +214,17 @@ def _run_trials(ctx, plans: list, done: set[str]) -> None:
             ctx.warn("non_finite_loss", str(exc), trial=exc.trial, stage=exc.stage)
             if is_main():
                 remove_checkpoints(ctx.writer.dir / "trials" / plan.name / "checkpoints")
+
+
+def _speed_warning(ctx) -> None:
+    """Training without the torch speed paths works, only slower: worth a warning event."""
+    import keras
+
+    from kvision.models._fast import speed_paths_status
+
+    enabled, reason = speed_paths_status()
+    if not enabled and keras.backend.backend() == "torch":
+        ctx.warn("speed_paths_off", f"{reason}.")
 
 
 def _data_warnings(ctx) -> None:
