@@ -305,11 +305,12 @@ def _finish_run(ctx, started: float) -> None:
 
 def _write_profile(writer: RunWriter) -> None:
     """Where this process's time went (kvision.train.phases): profile.json and an event."""
+    from kvision.runs.events import PROFILE
     from kvision.train.phases import PROFILE_FILE, snapshot
 
     profile = snapshot()
     writer.write_json(PROFILE_FILE, profile)
-    writer.event("profile", **profile)
+    writer.event(PROFILE, **profile)
 
 
 def _interrupted(writer: RunWriter, console: Console, stopped: StopRequested) -> RunResult:
