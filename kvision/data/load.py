@@ -66,7 +66,7 @@ def _split(data: DataSection, given: dict[str, Split], seed: int, rng: np.random
     splits = make_splits(given, data.fractions(), seed, names, keys=keys)
     if data.limit_per_class:
         splits = {s: balance.limit_per_class(split, data.limit_per_class, rng)
-                  for s, split in splits.items()}
+                  if s in data.limit_splits else split for s, split in splits.items()}
     method = data.balance.method
     if method == "undersample" and not (pooled and data.balance.before_split):
         splits["train"] = balance.undersample(splits["train"], data.balance.per_class, rng)

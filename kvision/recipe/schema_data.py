@@ -221,7 +221,11 @@ class DataSection:
                                  "computed from the train split (report 001); none: 0..1.")
     limit_per_class: int | None = option(None, ge=1,
                                          help="Keep at most this many images per class in "
-                                              "each split (quick runs).")
+                                              "each split of limit_splits (quick runs).")
+    limit_splits: tuple[str, ...] = option(("train", "val", "test"), choices=("train", "val", "test"),
+                                           min_len=1, help="The splits limit_per_class applies "
+                                                           "to (e.g. [\"train\", \"val\"] keeps "
+                                                           "the test split whole).")
     balance: BalanceSpec = option(default_factory=BalanceSpec, help="Class balance.")
     augment: AugmentSection = option(default_factory=AugmentSection, help="Augmentation.")
     cache: bool = option(True, help="Keep decoded, resized folder images in the disk cache "
