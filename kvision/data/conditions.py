@@ -16,6 +16,8 @@ def blur_params(blur: BlurSpec, image_hw: tuple[int, int], default_seed: int) ->
     """Explicit apply_blur parameters for a condition's blur (presets resolved)."""
     if blur.severity is not None:
         params = severity_params(blur.kind, blur.severity, image_hw, preset=blur.preset)
+        if blur.variant is not None:
+            params["variant"] = blur.variant
     else:
         params = blur.params()
         params.pop("seed", None)
