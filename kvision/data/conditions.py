@@ -43,6 +43,8 @@ def condition_view(dataset: Dataset, split: str, name: str,
                            f"{', '.join(dataset.splits)}). Set data.test_fraction or "
                            f"data.split to hold out a test split, or evaluate other splits.")
     key = (split, name)
+    if name in dataset.splits[split].views:  # blurred at the source resolution while loading
+        return dataset.splits[split].views[name]
     if key not in dataset.views:
         # The random parts of motion/glass blur differ per split but repeat across runs.
         seed = zlib.crc32(f"{split}/{name}".encode())

@@ -163,11 +163,33 @@ def _run_facts(reader: RunReader, meta: dict, status: str) -> str:
         d = data[-1]
         counts = ", ".join(f"{k} {v}" for k, v in d.get("counts", {}).items())
         facts.append(f"- data: {d.get('dataset')} ({counts}; image {d.get('image_shape')})")
+        facts += [f"- condition {name}: {text}"
+                  for name, text in blur_facts((d.get("info") or {}).get("blur_placement")).items()]
     if (done := reader.of("run_finished")):
         facts.append(f"- wall time: {done[-1].get('seconds', 0):.1f} s")
     elif (started := reader.of("run_started")) and reader.events:
         facts.append(f"- elapsed: {_seconds_between(started[0], reader.events[-1]):.1f} s")
     return "\n".join(facts) + "\n"
+
+
+def blur_facts(placement: dict | None) -> dict[str, str]:
+    """Per blurred condition, where the blur is applied and its size at the model's input."""
+    out = {}
+    for name, p in (placement or {}).items():
+        model = "x".join(map(str, p["model_size"]))
+        if p["at"] == "source":
+            low, high = ("x".join(map(str, s)) for s in p["stored_size"])
+            where = f"at the stored resolution ({low if low == high else f'{low} to {high}'}), " \
+                    f"then resized to {model}"
+        else:
+            where = f"at the model's input size ({model})"
+        text = f"{p['kind']} blur {where}"
+        if p.get("parameter") and p.get("value") is not None:
+            lo, hi = p["effective"]
+            size = f"{lo:.3g}" if math.isclose(lo, hi) else f"{lo:.3g} to {hi:.3g}"
+            text += f"; {p['parameter']} {p['value']:g}, effective {p['parameter']} {size} at {model}"
+        out[name] = text
+    return out
 
 
 def _seconds_between(a: dict, b: dict) -> float:

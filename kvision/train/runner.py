@@ -213,7 +213,8 @@ def _wants_mixed(recipe: Recipe):
 def _load_data(recipe: Recipe, manifest: dict | None):
     from kvision.data import load_dataset
 
-    return load_dataset(recipe.data, recipe.experiment.seed, manifest=manifest)
+    return load_dataset(recipe.data, recipe.experiment.seed, manifest=manifest,
+                        conditions=recipe.conditions)
 
 
 def _refuse_changed_recipe(path: Path, recipe_path: str | None,
