@@ -29,7 +29,7 @@ def _fake_run(tmp_path: Path, accuracy) -> Path:
     d.mkdir()
     (d / "meta.json").write_text(json.dumps({"seed": 10}))
     arms = "".join(f'[[arms]]\nname = "{a}"\n' for a in ARMS)
-    (d / "recipe.toml").write_text(f'[experiment]\nname = "x"\nseed = 10\n{arms}')
+    (d / "recipe.toml").write_text(f'[experiment]\nname = "x"\nseed = 10\nrepeats = 4\n{arms}')
     trials, events = [], []
     for r in range(3):
         for m in MODELS:
@@ -38,6 +38,11 @@ def _fake_run(tmp_path: Path, accuracy) -> Path:
                 trials.append({"trial": name, "model": m, "arm": a, "repeat": r})
                 events.append({"event": "evaluation", "trial": name, "checkpoint": "after_train",
                                "matrix": {"blurred": {"test": accuracy(m, a, r)}}})
+                events.append({"event": "trial_finished", "trial": name})
+    # A fourth repeat still running: evaluated after its first stage, not finished.
+    trials.append({"trial": "net-a-naive-x-s3", "model": "net-a", "arm": "naive-x", "repeat": 3})
+    events.append({"event": "evaluation", "trial": "net-a-naive-x-s3", "checkpoint": "before",
+                   "matrix": {"blurred": {"test": 0.1}}})
     lines = [{"event": "run_started", "trials": trials}, *events]
     (d / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
     return d
@@ -157,3 +162,20 @@ def test_real_run_with_hyphenated_names_pairs_within_a_model(tmp_path):
         assert d.mean == pytest.approx(sum(expected) / 2)
     report = (result.run_dir / "report.md").read_text()
     assert "| net-b | expert-y − naive-x | blurred test |" in report
+
+
+def test_evidence_script_tables_come_from_the_run(tmp_path, capsys):
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "evidence.py"
+    spec = importlib.util.spec_from_file_location("evidence", path)
+    evidence = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(evidence)
+    run = _fake_run(tmp_path, _accuracy)
+    out = tmp_path / "evidence.md"
+    assert evidence.main([str(run), "--markdown", "--cells", "blurred test", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert text in capsys.readouterr().out
+    assert "3 of 4 repeats finished" in text and "| net-b | expert-s1 | blurred test | 74.00 |" in text
+    assert "| net-a | expert-s1 − naive-x | blurred test | +1.00 | [" in text
+    assert text.count("| yes |") == 0 and text.count("| no |") == 2  # interval [-1.5, 3.5] pp

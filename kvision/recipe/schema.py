@@ -176,7 +176,10 @@ class Recipe:
         for j, cond in enumerate(self.evaluate.conditions or ()):
             if cond not in self.conditions:
                 problems.append((f"evaluate.conditions[{j}]", _missing("condition", cond, self.conditions)))
-        return problems + self._task_problems()
+            elif self.conditions[cond].mix:
+                problems.append((f"evaluate.conditions[{j}]", f"'{cond}' is a mix, drawn per "
+                                 f"batch in training; evaluate the conditions it mixes."))
+        return problems + _mix_refs(self.conditions) + self._task_problems()
 
     @property
     def task(self) -> str:
@@ -207,6 +210,19 @@ def _arm_refs(i: int, arm: ArmSection, conditions: dict, models: dict) -> list[t
     for j, model in enumerate(arm.models or ()):
         if model not in models:
             problems.append((f"arms[{i}].models[{j}]", _missing("model", model, models)))
+    return problems
+
+
+def _mix_refs(conditions: dict[str, ConditionSection]) -> list[tuple[str, str]]:
+    problems = []
+    for name, cond in conditions.items():
+        for part in cond.mix or {}:
+            key = f"conditions.{name}.mix.{part}"
+            if part not in conditions:
+                problems.append((key, _missing("condition", part, conditions)))
+            elif conditions[part].mix:
+                problems.append((key, f"'{part}' is itself a mix; a mix draws from plain "
+                                      f"conditions only."))
     return problems
 
 

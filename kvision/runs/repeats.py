@@ -56,11 +56,13 @@ Groups = dict[tuple[str, str], dict[int, dict]]  # (model, arm) -> repeat -> fin
 
 
 def final_groups(reader: RunReader) -> Groups:
-    """(model, arm) -> repeat -> the trial's last evaluation matrix."""
+    """(model, arm) -> repeat -> the last evaluation matrix of each finished trial (a trial
+    still running or interrupted mid-arm is left out: its last matrix is not its final one)."""
     ids = reader.identities()
+    finished = {e["trial"] for e in reader.of("trial_finished")}
     groups: Groups = defaultdict(dict)
     for e in reader.evaluations():
-        if (who := ids.get(e["trial"])) is not None:
+        if e["trial"] in finished and (who := ids.get(e["trial"])) is not None:
             groups[(who.model, who.arm)][who.repeat] = e["matrix"]
     return dict(groups)
 
