@@ -50,10 +50,11 @@ def read_folder(root: Path, data: DataSection,
                            source_blur.cache_key() if source_blur else "")
     cached = cache.load(root, key) if data.cache else None
     hit = cached is not None
+    warnings = []
     if cached is None:
         cached = _decode_all(root, files, data, channels, source_blur)
-        if data.cache:
-            cache.store(root, key, cached)
+        if data.cache and (problem := cache.store(root, key, cached)):
+            warnings.append(("cache_not_written", problem))
     images, labels, ids, splits, bad, views = cached
     if source_blur and _STORED in views:  # the stored sizes the views were made from
         views = dict(views)
@@ -69,7 +70,7 @@ def read_folder(root: Path, data: DataSection,
         index = np.flatnonzero(splits == split)
         result[split] = Split(images[index], labels[index], [ids[i] for i in index],
                               {n: v[index] for n, v in views.items()})
-    info = {"skipped": skipped, "folder": str(root), "cache_hit": hit}
+    info = {"skipped": skipped, "folder": str(root), "cache_hit": hit, "warnings": warnings}
     return SourceData(f"folder:{root.name}", class_names, result, info)
 
 
