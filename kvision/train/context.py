@@ -77,7 +77,12 @@ class RunContext:
 
         if not self.has_split(split):
             return None
-        images, labels = self.view(condition, split)
+        mix = self.recipe.conditions[condition].mix
+        if mix:  # a mix stage: each batch draws from these conditions in these proportions
+            images = [self.view(name, split)[0] for name in mix]
+            labels = self.dataset.splits[split].labels
+        else:
+            images, labels = self.view(condition, split)
         augment = self.recipe.data.augment
         # Validation only predicts: the larger evaluation batches, the same numbers.
         size = training.batch_size if split == "train" else max(training.batch_size,
@@ -85,11 +90,12 @@ class RunContext:
         return make_batches(images, labels, batch_size=size, seed=plan.seed,
                             shuffle=training.shuffle if shuffle is None else shuffle,
                             augment=augment.dynamic if split in augment.splits else None,
-                            workers=training.workers)
+                            workers=training.workers, mix=list(mix.values()) if mix else None)
 
     def eval_conditions(self) -> list[str]:
-        """Conditions in the accuracy matrix (default: all)."""
-        return list(self.recipe.evaluate.conditions or self.recipe.conditions)
+        """Conditions in the accuracy matrix (default: all but mixes, which are not views)."""
+        return list(self.recipe.evaluate.conditions
+                    or [n for n, c in self.recipe.conditions.items() if not c.mix])
 
     def eval_batches(self, condition: str, split: str) -> tuple[Any, np.ndarray] | None:
         """(batches, labels) for evaluation: fixed order, optionally a seeded subset."""

@@ -124,6 +124,14 @@ def _rank_console(main: bool) -> Console:
     return Console(open(os.devnull, "w"), tty=False)  # noqa: SIM115 - lives as long as the process
 
 
+def _trial_entry(plan) -> dict:
+    """A trial's structured identity (model, arm, repeat) and its stages, for run_started."""
+    return {"trial": plan.name, "model": plan.model_name, "arm": plan.arm.name,
+            "repeat": plan.repeat,
+            "stages": [{"name": s.name, "condition": s.condition, "epochs": s.epochs}
+                       for s in plan.stages]}
+
+
 def _execute(recipe: Recipe, dataset, writer: RunWriter, console: Console, *, resumed: bool,
              done: set[str] | None = None, notes: list[tuple[str, str, str]] = ()) -> RunResult:
     with phase("imports"):  # Keras and torch, on the first run of the process
@@ -135,9 +143,7 @@ def _execute(recipe: Recipe, dataset, writer: RunWriter, console: Console, *, re
     started = time.monotonic()
     if not resumed:
         writer.event("run_started", run=writer.dir.name, recipe_name=recipe.experiment.name,
-                     trials=[{"trial": p.name, "model": p.model_name, "arm": p.arm.name,
-                              "stages": [{"name": s.name, "condition": s.condition, "epochs": s.epochs}
-                                         for s in p.stages]} for p in plans])
+                     trials=[_trial_entry(p) for p in plans])
         writer.event("data_loaded", dataset=dataset.name, class_names=dataset.class_names,
                      counts={k: len(v.labels) for k, v in dataset.splits.items()},
                      image_shape=list(dataset.image_shape), info=dataset.info,
@@ -363,7 +369,8 @@ def _load_data(recipe: Recipe, manifest: dict | None):
     with phase("imports"):
         from kvision.data import load_dataset
     with phase("data"):
-        return load_dataset(recipe.data, recipe.experiment.seed, manifest=manifest)
+        return load_dataset(recipe.data, recipe.experiment.seed, manifest=manifest,
+                            conditions=recipe.conditions)
 
 
 def _refuse_changed_recipe(path: Path, recipe_path: str | None,
