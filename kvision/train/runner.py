@@ -53,6 +53,7 @@ def run_recipe(recipe_path: str, overrides: list[str] | tuple[str, ...] = (), *,
         path = claim_run_dir(run_dir) if run_dir else new_run_dir(runs_dir or recipe.output.runs_dir,
                                                                    recipe.experiment.name)
     path = Path(broadcast_object(str(path) if path else None))
+    _every_rank_sees(path)
     writer = RunWriter(path) if is_main() else FollowerWriter(path)
     write_identity(writer, recipe, recipe_path=str(recipe_path), overrides=list(overrides),
                    argv=argv if argv is not None else sys.argv)
@@ -67,14 +68,21 @@ def resume_run(run_dir: str, *, recipe_path: str | None = None,
                overrides: list[str] | tuple[str, ...] = (), force: bool = False,
                console: Console | None = None) -> RunResult:
     """Continue a stopped run from each unfinished trial's last completed epoch."""
-    from kvision.train.ddp_env import FollowerWriter, barrier, init_from_env, is_main
+    from kvision.train.ddp_env import (
+        FollowerWriter,
+        barrier,
+        check_everywhere,
+        init_from_env,
+        is_main,
+        shared_dir_problem,
+    )
 
     init_from_env()
     console = console or _rank_console(is_main())
     path = Path(run_dir).expanduser()
-    if not is_run_dir(path):
-        raise KvisionError(f"--resume '{run_dir}' is not a kvision run directory "
-                           "(it has no meta.json and events.jsonl).")
+    check_everywhere(is_run_dir(path), shared_dir_problem(path) if not is_main() else
+                     f"--resume '{run_dir}' is not a kvision run directory "
+                     "(it has no meta.json and events.jsonl).")
     _refuse_changed_recipe(path, recipe_path, overrides, force)
     recipe = load_recipe(path / "recipe.toml")
     reader = RunReader(path)
@@ -91,6 +99,20 @@ def resume_run(run_dir: str, *, recipe_path: str | None = None,
                  lost_partial_epoch=_lost_partial_epoch(reader))
     console.line(f"resuming {path}")
     return _execute(recipe, dataset, writer, console, resumed=True, done=_finished_trials(reader))
+
+
+def _every_rank_sees(path: Path) -> None:
+    """Ranks on other machines read checkpoints from rank 0's run directory: check they can
+    see it before anything is written (an empty directory rank 0 made is removed again)."""
+    from kvision.train.ddp_env import check_everywhere, is_main, shared_dir_problem
+
+    try:
+        check_everywhere(path.is_dir(), shared_dir_problem(path))
+    except KvisionError:
+        if is_main():
+            with contextlib.suppress(OSError):
+                path.rmdir()  # only if still empty
+        raise
 
 
 def _rank_console(main: bool) -> Console:
