@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("datasets", help="list dataset sources and built-in datasets")
     p.set_defaults(handler=_datasets)
     for module in ("kvision.models.commands", "kvision.data.commands", "kvision.insight.commands",
-                   "kvision.sweep_commands", "kvision.bench.commands"):
+                   "kvision.sweep.commands", "kvision.bench.commands"):
         _register_optional(sub, module)
     return parser
 

@@ -256,7 +256,7 @@ def test_killed_fit_run_resumes_to_the_uninterrupted_result(tmp_path):
 
 def test_sweep_objectives_of_a_fit_run(fit_run):
     from kvision.recipe.schema_sweep import SweepSection
-    from kvision.train.sweep_report import read_objective
+    from kvision.sweep.report import read_objective
 
     r2 = SweepSection(params={"training.batch_size": [8, 16]}, objective="test.clear.r2")
     mae = SweepSection(params={"training.batch_size": [8, 16]}, objective="val_mae")

@@ -15,8 +15,8 @@ import pytest
 
 from kvision.errors import KvisionError
 from kvision.runs import RunReader
+from kvision.sweep.study import run_sweep
 from kvision.train.console import Console
-from kvision.train.sweep import run_sweep
 
 RECIPE = textwrap.dedent("""\
     [experiment]
@@ -137,7 +137,7 @@ def test_a_killed_sweep_resumes_without_repeating_finished_trials(tmp_path):
         "training.optimizer.learning_rate" = { low = 1e-4, high = 1e-2, log = true }
         """)
     folder = tmp_path / "sw"
-    code = (f"import kvision\nfrom kvision.train.sweep import run_sweep\n"
+    code = (f"import kvision\nfrom kvision.sweep.study import run_sweep\n"
             f"run_sweep({str(recipe)!r}, sweep_dir={str(folder)!r})")
     coordinator = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL)
     trials = [folder / "trials" / f"00{i}" for i in range(2)]

@@ -164,8 +164,8 @@ def _execute(recipe: Recipe, dataset, writer: RunWriter, console: Console, *, re
 
 
 def _finish_run(ctx, started: float) -> None:
-    from kvision.runs.report import write_report
     from kvision.train.ddp_env import is_main
+    from kvision.train.report import write_report
 
     if not is_main():
         return
@@ -200,7 +200,7 @@ def _failed(writer: RunWriter, console: Console, message: str, code: int,
 
 def _partial_report(writer: RunWriter) -> None:
     """A report of what was done so far; never masks the original problem."""
-    from kvision.runs.report import write_report
+    from kvision.train.report import write_report
 
     with contextlib.suppress(Exception):  # best effort on the way out
         write_report(writer.dir)

@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from kvision.train.sweep import run_sweep
+    from kvision.sweep.study import run_sweep
 
     result = run_sweep(args.recipe, args.overrides, sweep_dir=args.sweep_dir, resume=args.resume,
                        trials=args.trials, parallel=args.parallel)

@@ -38,10 +38,8 @@ from kvision.recipe.spec import to_plain
 from kvision.runs import RunReader, is_run_dir
 from kvision.runs.atomic import atomic_write_json, atomic_write_text
 from kvision.runs.reader import writer_alive
-from kvision.train.console import Console
-from kvision.train.signals import StopFlag, stop_on_signals
-from kvision.train.sweep_report import read_objective, write_sweep_report
-from kvision.train.sweep_space import (
+from kvision.sweep.report import read_objective, write_sweep_report
+from kvision.sweep.space import (
     budget,
     check_space,
     grid,
@@ -51,6 +49,8 @@ from kvision.train.sweep_space import (
     suggest,
     trial_params,
 )
+from kvision.train.console import Console
+from kvision.train.signals import StopFlag, stop_on_signals
 
 POLL_S = 0.5  # how often running trials are checked; their own work dwarfs this
 META, RECIPE, JOURNAL, LOCK = "sweep_meta.json", "sweep_recipe.toml", "study.journal", "sweep.lock"
