@@ -60,7 +60,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runs-dir", help="folder for run directories (default: the recipe's output.runs_dir)")
     p.add_argument("--run-dir", help="exact run directory to create (used by kvision-tui)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its last completed epoch")
-    p.add_argument("--force", action="store_true", help="with --resume: resume even if the recipe file changed")
+    p.add_argument("--force", action="store_true", help="with --resume: resume even if the recipe file changed, or if the run "
+                        "seems to run on another machine that is down")
     p.add_argument("--gpus", type=int, metavar="N",
                    help="train each trial data-parallel over N processes per machine "
                         "(torchrun: NCCL on GPUs, gloo on CPU)")

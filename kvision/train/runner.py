@@ -86,9 +86,7 @@ def resume_run(run_dir: str, *, recipe_path: str | None = None,
     _refuse_changed_recipe(path, recipe_path, overrides, force)
     recipe = load_recipe(path / "recipe.toml")
     reader = RunReader(path)
-    if reader.status() == "running":
-        raise KvisionError(f"The run in '{path}' is still running (pid {reader.meta().get('pid')}); "
-                           "stop it before resuming.")
+    _refuse_running(path, reader, force)
     barrier()  # every rank has checked the run before rank 0 writes its new pid into it
     _configure_backend(recipe, console)
     manifest = json.loads((path / "split.json").read_text("utf-8")) if (path / "split.json").exists() else None
@@ -99,6 +97,22 @@ def resume_run(run_dir: str, *, recipe_path: str | None = None,
                  lost_partial_epoch=_lost_partial_epoch(reader))
     console.line(f"resuming {path}")
     return _execute(recipe, dataset, writer, console, resumed=True, done=_finished_trials(reader))
+
+
+def _refuse_running(path: Path, reader: RunReader, force: bool) -> None:
+    """A run still being written is not resumed; one whose writer is on another machine
+    (which cannot be checked from here) is, with --force: that machine is known to be down."""
+    import socket
+
+    if reader.status() != "running":
+        return
+    meta = reader.meta()
+    elsewhere = meta.get("host") not in (None, socket.gethostname())
+    if force and elsewhere:
+        return
+    where = f"pid {meta.get('pid')}" + (f" on {meta.get('host')}" if elsewhere else "")
+    raise KvisionError(f"The run in '{path}' is still running ({where}); stop it before resuming"
+                       + (", or, if that machine is down, resume with --force." if elsewhere else "."))
 
 
 def _every_rank_sees(path: Path) -> None:
