@@ -65,10 +65,15 @@ def claim(study: Any, storage: Any, study_id: int) -> Any | None:
 
 def retry_callback() -> Callable:
     """Optuna's callback that queues a heartbeat-failed trial again (its name since 4.9)."""
+    import warnings
+
     import optuna.storages as storages
+    from optuna.exceptions import ExperimentalWarning
 
     cls = getattr(storages, "RetryHeartbeatStaleTrialCallback", None) or storages.RetryFailedTrialCallback
-    return cls(max_retry=MAX_RETRIES)
+    with warnings.catch_warnings():  # "experimental" since Optuna 2.8, and stable in use
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        return cls(max_retry=MAX_RETRIES)
 
 
 def worker_name() -> str:

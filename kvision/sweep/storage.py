@@ -10,6 +10,8 @@ printed nor stored: :func:`shown` masks it, :func:`without_password` drops it (l
 
 from __future__ import annotations
 
+import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -59,13 +61,10 @@ def open_database(url: str, *, heartbeat: int | None = None, grace: int | None =
     worker has not beaten for ``grace`` seconds is failed and handed to ``on_stale``.
     """
     import sqlalchemy.exc
-    from optuna.storages import RDBStorage
 
     parsed = _with_driver(_parse(url))
     try:
-        storage = RDBStorage(parsed.render_as_string(hide_password=False),
-                             engine_kwargs=_engine_kwargs(parsed), heartbeat_interval=heartbeat,
-                             grace_period=grace, **_stale_callback(on_stale))
+        storage = _connect(parsed, heartbeat=heartbeat, grace=grace, on_stale=on_stale)
     except ImportError as exc:  # the DBAPI module of the URL's dialect
         raise KvisionError(_missing_driver(url, parsed, exc)) from None
     except sqlalchemy.exc.ArgumentError as exc:
@@ -77,6 +76,31 @@ def open_database(url: str, *, heartbeat: int | None = None, grace: int | None =
     if parsed.get_backend_name() == "sqlite":
         _serialize_sqlite(storage.engine)
     return storage
+
+
+def _connect(url: Any, *, heartbeat: int | None, grace: int | None, on_stale: Any,
+             attempts: int = 5) -> Any:
+    """RDBStorage, which creates Optuna's tables in a new database. Workers started together
+    on a new database race to create them, and all but one may fail on a unique key or an
+    "already exists": by then the tables are there, so such a loser tries again."""
+    import sqlalchemy.exc
+    from optuna.exceptions import ExperimentalWarning
+    from optuna.storages import RDBStorage
+
+    for attempt in range(attempts):
+        try:
+            with warnings.catch_warnings():  # the heartbeat is "experimental" since Optuna 2.9
+                warnings.simplefilter("ignore", ExperimentalWarning)
+                return RDBStorage(url.render_as_string(hide_password=False),
+                                  engine_kwargs=_engine_kwargs(url), heartbeat_interval=heartbeat,
+                                  grace_period=grace, **_stale_callback(on_stale))
+        except sqlalchemy.exc.DBAPIError as exc:
+            # a unique key of the schema (a type, alembic's version row), or a table
+            racing = isinstance(exc, sqlalchemy.exc.IntegrityError) or "already exists" in str(exc)
+            if not racing or attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("not reached")
 
 
 def _parse(url: str) -> Any:
