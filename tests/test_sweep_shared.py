@@ -50,14 +50,14 @@ RECIPE = textwrap.dedent("""\
 
     [[arms]]
     name = "fit"
-    stages = [{ name = "fit", condition = "clear", epochs = 60 }]
+    stages = [{ name = "fit", condition = "clear", epochs = 24 }]
 
     [evaluate]
     splits = ["test"]
     before = false
 
     [output]
-    checkpoint_every = 5
+    checkpoint_every = 3
     print_every = 1000
     save_models = false
 
@@ -181,7 +181,7 @@ def test_three_workers_share_the_budget_and_finish_a_killed_workers_trial(url, t
     killed = RunReader(victim)
     assert killed.status() == "finished"
     points = killed.of("run_resumed")[0]["resume_points"]
-    assert min(p["global_epoch"] for p in points.values()) >= 5  # from its checkpoint, not epoch 0
+    assert min(p["global_epoch"] for p in points.values()) >= 3  # from its checkpoint, not epoch 0
     complete = [t for t in trials if t.state.name == "COMPLETE"]
     dirs = [t.user_attrs["run_dir"] for t in complete]
     assert len(set(dirs)) == 9  # no trial ran twice
@@ -197,6 +197,9 @@ def test_three_workers_share_the_budget_and_finish_a_killed_workers_trial(url, t
     print(f"\n{url.split(':')[0]}: {len(trials)} trials in {seconds:.0f} s; complete per worker: "
           f"{sorted(per_worker.values(), reverse=True)}")
 
+    # each worker's sweep directory has the whole study's report; rebuilt from it again
+    assert main(["sweep", "report", str(folders[1])]) == 0
+    assert len(json.loads((folders[1] / "sweep.json").read_text())["trials"]) == 10
     # the ranked report, rebuilt from the database alone
     out = tmp_path / "report"
     assert main(["sweep", "report", url, "--out", str(out)]) == 0
@@ -206,7 +209,9 @@ def test_three_workers_share_the_budget_and_finish_a_killed_workers_trial(url, t
     assert summary["best"]["objective"] == min(t.value for t in complete)
     failed = next(r for r in summary["trials"] if r["state"] == "failed")
     assert f"retried as trial {retry.number:03d}" in failed["error"]
-    assert (out / "sweep.png").stat().st_size > 1000 and "| 1 |" in (out / "sweep.md").read_text()
+    table = (out / "sweep.md").read_text()
+    assert (out / "sweep.png").stat().st_size > 1000 and "| 1 |" in table
+    assert "9 of 9 trials done" in table  # the retried trial holds one place of the budget
 
 
 # -- bad input: one paragraph, exit 2, nothing of the study changed --------------------------
@@ -266,3 +271,21 @@ def test_a_study_of_another_recipe_is_refused_and_left_as_it_was(url, capsys, tm
 def test_heartbeat_needs_a_database(capsys, tmp_path):
     assert main(["sweep", str(_recipe(tmp_path)), "--heartbeat", "5"]) == 2
     assert "--heartbeat and --grace need --storage URL" in capsys.readouterr().err
+
+
+def test_resume_takes_over_a_run_of_a_dead_machine_only_with_force(tmp_path):
+    """A retry resumes a run whose writer was on another machine: its liveness cannot be
+    checked from here, so plain --resume refuses and --force (the heartbeat said it died) goes."""
+    from kvision.errors import KvisionError
+    from kvision.train.runner import resume_run, run_recipe
+
+    recipe = _recipe(tmp_path, RECIPE.split("[sweep]")[0].replace("epochs = 24", "epochs = 2"))
+    run = run_recipe(str(recipe), runs_dir=str(tmp_path / "runs")).run_dir
+    meta = json.loads((run / "meta.json").read_text())
+    (run / "meta.json").write_text(json.dumps({**meta, "host": "node-that-died"}))
+    lines = (run / "events.jsonl").read_text().splitlines()
+    (run / "events.jsonl").write_text("\n".join(lines[:-1]) + "\n")  # no last word: "running"
+    assert RunReader(run).status() == "running"
+    with pytest.raises(KvisionError, match="on node-that-died.*resume with --force"):
+        resume_run(str(run))
+    assert resume_run(str(run), force=True).status == "finished"

@@ -65,9 +65,14 @@ class SweepStudy:
     def fail_stale(self) -> None:
         """Fail trials whose worker stopped beating; the retry callback queues them again."""
         if self.shared and self.heartbeat:
+            import warnings
+
+            from optuna.exceptions import ExperimentalWarning
             from optuna.storages import fail_stale_trials
 
-            fail_stale_trials(self.study)
+            with warnings.catch_warnings():  # "experimental" since Optuna 2.9
+                warnings.simplefilter("ignore", ExperimentalWarning)
+                fail_stale_trials(self.study)
 
 
 def local_study(journal: Path, spec: SweepSection, total: int) -> SweepStudy:

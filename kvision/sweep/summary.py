@@ -38,6 +38,7 @@ def _row(folder: Path, t: Any, spec: SweepSection, retry: int | None, study_attr
         error = f"its worker stopped answering (no heartbeat); retried as trial {retry:03d}"
     return {"trial": t.number, "run_dir": _where(folder, t), "host": t.user_attrs.get("host"),
             "worker": t.user_attrs.get("worker"), "retry_of": t.system_attrs.get("failed_trial"),
+            "retried_as": retry,
             "state": t.state.name.lower().replace("fail", "failed"), "objective": t.value,
             "params": trial_params(spec, t.params), "seconds": seconds, "error": error}
 
