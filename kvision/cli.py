@@ -15,6 +15,7 @@ from pathlib import Path
 
 from kvision import __version__
 from kvision.errors import KvisionError, RecipeErrors
+from kvision.keyvalue import add_set_option
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -77,8 +78,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_set(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a recipe key, e.g. --set training.batch_size=64 (repeatable)")
+    add_set_option(p, "override a recipe key, e.g. --set training.batch_size=64 (repeatable)")
 
 
 def _add_validate(sub: argparse._SubParsersAction) -> None:

@@ -52,3 +52,10 @@ def test_models_subcommand_refuses_bad_names_and_options():
     with pytest.raises(KvisionError, match="Unknown option 'downscale' for model architecture "
                                            "'lenet'"):
         _cli("lenet", "--set", "downscale=2")
+
+
+def test_models_subcommand_reads_option_values_as_toml(capsys):
+    """``--set hidden=[32,32]`` is a list, as it is in a recipe (one value parser)."""
+    assert _cli("mlp", "--set", "hidden=[32,32]") == 0
+    out = capsys.readouterr().out
+    assert "1,153 trainable parameters" in out  # 1-32-32-1: 64 + 1056 + 33

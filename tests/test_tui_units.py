@@ -13,7 +13,6 @@ from kvision.errors import KvisionError
 from kvision.runs import RunReader
 from kvision_tui.charts import BOUNDARY, Series, downsample, render_chart
 from kvision_tui.images import HalfBlock, ImageLoadError, load_image, prepare_native
-from kvision_tui.launch import new_run_dir, run_command
 from kvision_tui.recipes_screen import find_recipes, recipe_name
 from kvision_tui.runstate import RunState, format_seconds, open_run
 
@@ -144,16 +143,6 @@ def test_load_image_names_missing_and_corrupt_files(tmp_path: Path) -> None:
         load_image(tmp_path / "bad.png")
     with pytest.raises(ImageLoadError, match="is missing"):
         load_image(tmp_path / "gone.png")
-
-
-def test_new_run_dir_never_reuses_a_name(tmp_path: Path) -> None:
-    first = new_run_dir(tmp_path, "demo")
-    first.mkdir()
-    second = new_run_dir(tmp_path, "demo")
-    assert second != first and second.name.startswith(first.name)
-    cmd = run_command("r.toml", second, ["a.b=1", "c=2"])
-    assert cmd[2:] == ["kvision", "run", "r.toml", "--run-dir", str(second),
-                       "--set", "a.b=1", "--set", "c=2"]
 
 
 def test_find_recipes_and_recipe_name(tmp_path: Path) -> None:

@@ -13,7 +13,8 @@ from datetime import datetime
 from pathlib import Path
 
 from kvision.runs import RunReader, is_run_dir
-from kvision.runs.reader import TERMINAL, writer_alive
+from kvision.runs.events import TERMINAL
+from kvision.runs.reader import writer_alive
 
 #: Metric columns shown in the epoch table, in order.
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr")

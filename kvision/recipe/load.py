@@ -12,6 +12,7 @@ from typing import Any
 import tomli_w
 
 from kvision.errors import KvisionError, RecipeError, RecipeErrors, did_you_mean
+from kvision.keyvalue import split_key_value
 from kvision.recipe.locate import line_locator
 from kvision.recipe.schema import Recipe
 from kvision.recipe.schema_training import TrainingSection
@@ -103,16 +104,10 @@ def apply_overrides(raw: dict, overrides: list[str] | tuple[str, ...], file: str
 
 
 def _split_override(item: str) -> tuple[str, Any]:
-    key, sep, text = item.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise RecipeError(f"override '{item}' is not of the form key=value "
-                          "(e.g. --set training.optimizer.learning_rate=1e-3).")
     try:
-        value = tomllib.loads(f"v = {text.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = text.strip()  # a bare word such as builtin:fashion7k is meant as a string
-    return key, value
+        return split_key_value(item, "training.optimizer.learning_rate=1e-3")
+    except KvisionError as exc:
+        raise RecipeError(str(exc)) from None
 
 
 def _set_path(data: dict, key: str, value: Any) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from kvision.keyvalue import add_set_option
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``kvision sweep RECIPE [--set ...] [--sweep-dir DIR] [--parallel N] [--trials N]
@@ -20,8 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "`kvision sweep report URL|SWEEP_DIR` rebuilds the ranked report from any machine.")
     p.add_argument("recipe", nargs="?", help="recipe TOML file with a [sweep] section (optional with --resume)")
     p.add_argument("target", nargs="?", help=argparse.SUPPRESS)  # kvision sweep report TARGET
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a recipe key for every trial, e.g. --set data.source=folder:~/data (repeatable)")
+    add_set_option(p, "override a recipe key for every trial, e.g. --set data.source=folder:~/data "
+                      "(repeatable)")
     p.add_argument("--sweep-dir", help="sweep directory (default: RUNS_DIR/<time>-<name>-sweep); "
                                        "an existing sweep there is resumed")
     p.add_argument("--parallel", type=int, help="trials at once on this machine (overrides sweep.parallel)")

@@ -29,7 +29,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +44,13 @@ from kvision.recipe.spec import to_plain
 from kvision.runs import RunReader, is_run_dir
 from kvision.runs.atomic import atomic_write_json, atomic_write_text
 from kvision.runs.reader import writer_alive
+from kvision.runs.rundir import (
+    claim_run_dir,
+    new_run_dir,
+    resume_command,
+    run_command,
+    spawn_run,
+)
 from kvision.sweep.report import read_objective
 from kvision.sweep.slots import Heartbeat, worker_name
 from kvision.sweep.space import budget, check_space, override, split_sweep, suggest, trial_params
@@ -158,8 +164,6 @@ def _prepare(recipe_path: str, overrides: list[str]) -> tuple[SweepSection, dict
 
 def _create(folder: Path | None, base: dict, raw: dict, spec: SweepSection, recipe_path: str,
             overrides: list[str], shared: SharedStudy | None) -> Path:
-    from kvision.train.rundir import claim_run_dir, new_run_dir
-
     runs_dir = base.get("output", {}).get("runs_dir", "runs")
     folder = claim_run_dir(folder) if folder else new_run_dir(runs_dir, f"{base['experiment']['name']}-sweep")
     atomic_write_text(folder / RECIPE, tomli_w.dumps(base))
@@ -297,17 +301,14 @@ def _start(folder: Path, spec: SweepSection, console: Console, job: _Job) -> _Jo
     if status is None:
         if run_dir.exists():
             _clear(run_dir)  # created but killed before its first file: start it afresh
-        args = [str(folder / RECIPE), "--run-dir", str(run_dir),
-                *[a for k, v in job.params.items() for a in ("--set", override(k, v))]]
+        command = run_command(folder / RECIPE, run_dir, [override(k, v) for k, v in job.params.items()])
     else:  # "running" on another machine, which the heartbeat says is gone: take it over
-        args = ["--resume", str(run_dir), *(["--force"] if status == "running" else [])]
+        command = resume_command(run_dir) + (["--force"] if status == "running" else [])
     log = folder / "logs" / f"{job.number:03d}.log"
     log.parent.mkdir(exist_ok=True)
-    with open(log, "ab") as out:
-        job.proc = subprocess.Popen([sys.executable, "-m", "kvision", "run", *args], stdout=out,
-                                    stderr=subprocess.STDOUT, env=_trial_env(spec))
+    job.proc = spawn_run(command, log, env=_trial_env(spec))
     shown = " ".join(f"{k}={v}" for k, v in job.params.items())
-    console.line(f"trial {job.number:03d} {'resumed' if args[0] == '--resume' else 'started'}: {shown}")
+    console.line(f"trial {job.number:03d} {'started' if status is None else 'resumed'}: {shown}")
     return job
 
 

@@ -40,8 +40,9 @@ def run_recipe(recipe_path: str, overrides: list[str] | tuple[str, ...] = (), *,
     Recipe and data problems raise KvisionError before the run directory exists, so a bad
     input leaves nothing behind.
     """
+    from kvision.runs.rundir import claim_run_dir, new_run_dir
     from kvision.train.ddp_env import FollowerWriter, broadcast_object, init_from_env, is_main
-    from kvision.train.rundir import claim_run_dir, new_run_dir, write_identity
+    from kvision.train.rundir import write_identity
 
     init_from_env()
     console = console or _rank_console(is_main())
