@@ -6,6 +6,7 @@ before Keras loads (Keras reads ``KERAS_TORCH_DEVICE`` once, at import).
 
 from __future__ import annotations
 
+import atexit
 import os
 import socket
 import sys
@@ -31,7 +32,15 @@ def init_from_env() -> bool:
         os.environ.setdefault("KERAS_TORCH_DEVICE", f"cuda:{local}")  # read when Keras loads
         torch.cuda.set_device(local)
     dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    # Left to the interpreter's exit, gloo's threads can abort the process ("terminate called
+    # without an active exception"), turning exit code 2 of a user mistake into SIGABRT.
+    atexit.register(_leave)
     return True
+
+
+def _leave() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def is_distributed() -> bool:
