@@ -93,7 +93,9 @@ def _recipe(tmp_path: Path, text: str = RECIPE) -> Path:
 def _study(url: str, name: str = "shared"):
     import optuna
 
-    return optuna.load_study(study_name=name, storage=url.replace("postgresql://", "postgresql+psycopg://"))
+    from kvision.sweep.storage import open_database
+
+    return optuna.load_study(study_name=name, storage=open_database(url))
 
 
 # -- the budget as a queue: claims race, none is lost or taken twice ------------------------
