@@ -291,3 +291,27 @@ def test_resume_takes_over_a_run_of_a_dead_machine_only_with_force(tmp_path):
     with pytest.raises(KvisionError, match="on node-that-died.*resume with --force"):
         resume_run(str(run))
     assert resume_run(str(run), force=True).status == "finished"
+
+
+def test_a_result_for_a_trial_the_study_gave_up_is_kept_out_of_it(tmp_path):
+    """A worker so slow that its heartbeat lapsed finds its trial failed (and retried
+    elsewhere) when it ends: the study keeps the retry's result, the worker says so."""
+    import io
+
+    from optuna.trial import TrialState
+
+    from kvision.sweep.studies import SharedStudy
+    from kvision.sweep.study import _Job, _prepare, _tell
+    from kvision.train.console import Console
+
+    spec, _base, raw = _prepare(str(_recipe(tmp_path)), [])
+    url = f"sqlite:///{tmp_path / 'gave-up.db'}"
+    handle, _note = SharedStudy(url, "shared").join(spec, raw, 2, "shared.toml")
+    trial = handle.claim()
+    trial_id = handle.trial_id(trial.number)
+    handle.storage.set_trial_state_values(trial_id, TrialState.FAIL)  # as fail_stale_trials does
+    out = io.StringIO()
+    _tell(handle, _Job(trial.number, trial_id, tmp_path, {}), Console(out, tty=False), value=0.5,
+          objective="val_loss")
+    assert "had been given up by the study" in out.getvalue()
+    assert _study(url).trials[trial.number].state.name == "FAIL"

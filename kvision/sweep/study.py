@@ -360,28 +360,28 @@ def _reap(folder: Path, handle: SweepStudy, spec: SweepSection, jobs: list[_Job]
         except KvisionError as exc:
             _tell(handle, job, console, error=str(exc))
             continue
-        _tell(handle, job, console, value=value)
-        console.line(f"trial {job.number:03d} done: {spec.objective} {value:.4f}")
+        _tell(handle, job, console, value=value, objective=spec.objective)
     return bool(ended)
 
 
 def _tell(handle: SweepStudy, job: _Job, console: Console, *, value: float | None = None,
-          error: str | None = None) -> None:
+          error: str | None = None, objective: str = "") -> None:
     """The trial's result into the study, unless the study gave up on it meanwhile (a worker
     so slow that its heartbeat lapsed: the trial was retried elsewhere)."""
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
     try:
+        if handle.storage.get_trial(job.trial_id).state.is_finished():
+            raise UpdateFinishedTrialError("given up")
         if error is not None:
             handle.set_trial_attr(job.number, "error", error)
-            handle.study.tell(job.number, state=TrialState.FAIL)
+            handle.study.tell(job.number, state=TrialState.FAIL, skip_if_finished=True)
             console.line(f"trial {job.number:03d} failed: {error}")
         else:
-            handle.study.tell(job.number, value)
-    except (UpdateFinishedTrialError, ValueError) as exc:
-        if "finished" not in str(exc).lower() and not isinstance(exc, UpdateFinishedTrialError):
-            raise
+            handle.study.tell(job.number, value, skip_if_finished=True)
+            console.line(f"trial {job.number:03d} done: {objective} {value:.4f}")
+    except UpdateFinishedTrialError:
         console.line(f"trial {job.number:03d} had been given up by the study (no heartbeat in "
                      "time) and retried elsewhere; its run directory keeps this result")
 
