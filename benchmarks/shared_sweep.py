@@ -81,7 +81,7 @@ seed = 1
 def run(workers: int, trials: int, url: str, study: str, tmp: Path) -> dict:
     recipe = tmp / "bench_shared.toml"
     recipe.write_text(RECIPE)
-    load = os.getloadavg()[0]
+    load, date = os.getloadavg()[0], time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     started = time.monotonic()
     procs = [subprocess.Popen(
         [sys.executable, "-m", "kvision", "sweep", str(recipe), "--storage", url, "--study", study,
@@ -101,7 +101,7 @@ def run(workers: int, trials: int, url: str, study: str, tmp: Path) -> dict:
             "trials_per_worker": sorted(per_worker.values(), reverse=True),
             "wall_s": round(seconds, 1), "host": socket.gethostname(), "cores": os.cpu_count(),
             "load_avg_1min_before": round(load, 1), "python": platform.python_version(),
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+            "started": date}
 
 
 def main() -> None:
