@@ -173,6 +173,21 @@ def result_sections(reader: RunReader) -> list[tuple[str, str]]:
     return sections
 
 
+def notice_sections(reader: RunReader) -> list[tuple[str, str]]:
+    """(heading, text) of what went wrong on the way: failed trials and warnings (none: [])."""
+    sections = []
+    if (failed := reader.of("trial_failed")):
+        rows = [f"| {e.get('trial')} | {e.get('stage') or '–'} | {e.get('error')} |" for e in failed]
+        sections.append(("Failed trials", "\n".join(
+            ["| trial | stage | why |", "|---|---|---|", *rows]) + "\n"))
+    warnings = {(e.get("kind"), e.get("trial"), e.get("message")): e for e in reader.of("warning")}
+    if warnings:
+        lines = [f"- **{e.get('kind')}**" + (f" ({e['trial']})" if e.get("trial") else "")
+                 + f": {e.get('message')}" for e in warnings.values()]
+        sections.append(("Warnings", "\n".join(lines) + "\n"))
+    return sections
+
+
 def _final_matrices(reader: RunReader) -> dict[str, dict]:
     finals: dict[str, dict] = {}
     for e in reader.evaluations():

@@ -12,7 +12,7 @@ from pathlib import Path
 from kvision.insight.report import report_markdown
 from kvision.runs.atomic import atomic_write_text
 from kvision.runs.reader import RunReader
-from kvision.runs.report import result_sections
+from kvision.runs.report import notice_sections, result_sections
 
 
 def render_report(run_dir: str | os.PathLike, *, status: str | None = None) -> str:
@@ -24,7 +24,7 @@ def render_report(run_dir: str | os.PathLike, *, status: str | None = None) -> s
     if exp.get("description"):
         parts.append(exp["description"].strip() + "\n")
     parts.append(_run_facts(reader, meta, status or reader.status()))
-    for heading, table in result_sections(reader):
+    for heading, table in notice_sections(reader) + result_sections(reader):
         parts += [f"## {heading}\n", table]
     parts.append(report_markdown(run_dir))
     return "\n".join(p for p in parts if p)
