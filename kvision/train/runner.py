@@ -88,22 +88,9 @@ def resume_run(run_dir: str, *, recipe_path: str | None = None,
     init_from_env()
     console = console or _rank_console(is_main())
     path = Path(run_dir).expanduser()
-<<<<<<< HEAD
-    check_everywhere(is_run_dir(path), shared_dir_problem(path) if not is_main() else
-                     f"--resume '{run_dir}' is not a kvision run directory "
-                     "(it has no meta.json and events.jsonl).")
-    _refuse_changed_recipe(path, recipe_path, overrides, force)
-    recipe = load_recipe(path / "recipe.toml")
-    reader = RunReader(path)
-    _refuse_running(path, reader, force)
-=======
-    if not is_run_dir(path):
-        if (path / "events.jsonl").is_file():
-            raise KvisionError(f"The run in '{run_dir}' was stopped while it was being created, "
-                               f"before it trained anything (it has no meta.json); start it "
-                               f"again as a new run.")
-        raise KvisionError(f"--resume '{run_dir}' is not a kvision run directory "
-                           "(it has no meta.json and events.jsonl).")
+    # a rank on another machine that does not see the folder at all: a filesystem not shared
+    local = _not_resumable(path, run_dir) if is_main() or path.exists() else shared_dir_problem(path)
+    check_everywhere(is_run_dir(path), local)
     reader = RunReader(path)
     if reader.status() == "finished":
         msg = (f"The run in '{path}' is finished; there is nothing to resume "
@@ -112,10 +99,7 @@ def resume_run(run_dir: str, *, recipe_path: str | None = None,
         return RunResult(path, "finished", EXIT_OK, msg)
     _refuse_changed_recipe(path, recipe_path, overrides, force)
     recipe = load_recipe(path / "recipe.toml")
-    if reader.status() == "running":
-        raise KvisionError(f"The run in '{path}' is still running (pid {reader.meta().get('pid')}); "
-                           "stop it before resuming.")
->>>>>>> main
+    _refuse_running(path, reader, force)
     barrier()  # every rank has checked the run before rank 0 writes its new pid into it
     _configure_backend(recipe, console)
     manifest = json.loads((path / "split.json").read_text("utf-8")) if (path / "split.json").exists() else None
@@ -133,6 +117,13 @@ def resume_run(run_dir: str, *, recipe_path: str | None = None,
     # A run killed before its first event still needs run_started and data_loaded.
     return _execute(recipe, dataset, writer, console, resumed=bool(reader.of("run_started")),
                     done=_finished_trials(reader) - set(damaged), notes=list(damaged.values()))
+
+
+def _not_resumable(path: Path, run_dir: str) -> str:
+    if (path / "events.jsonl").is_file():
+        return (f"The run in '{run_dir}' was stopped while it was being created, before it "
+                "trained anything (it has no meta.json); start it again as a new run.")
+    return f"--resume '{run_dir}' is not a kvision run directory (it has no meta.json and events.jsonl)."
 
 
 def _refuse_running(path: Path, reader: RunReader, force: bool) -> None:
