@@ -156,7 +156,7 @@ class RunContext:
             metrics = distributed.fit_one_epoch(
                 model, train, val, class_weight=self.class_weights,
                 steps_per_epoch=training.steps_per_epoch, callbacks=[callback],
-                stop=lambda: bool(self.stop))
+                stop=self.stop)
             self.stop.raise_if_set()
             return metrics
         # shuffle=False: the batches' order is set by train.set_epoch (seeded, resumable).

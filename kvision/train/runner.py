@@ -60,6 +60,7 @@ def run_recipe(recipe_path: str, overrides: list[str] | tuple[str, ...] = (), *,
         path = claim_run_dir(run_dir) if run_dir else new_run_dir(runs_dir or recipe.output.runs_dir,
                                                                    recipe.experiment.name)
     path = Path(broadcast_object(str(path) if path else None))
+    _every_rank_sees(path)
     writer = RunWriter(path) if is_main() else FollowerWriter(path)
     write_identity(writer, recipe, recipe_path=str(recipe_path), overrides=list(overrides),
                    argv=argv if argv is not None else sys.argv)
@@ -74,19 +75,22 @@ def resume_run(run_dir: str, *, recipe_path: str | None = None,
                overrides: list[str] | tuple[str, ...] = (), force: bool = False,
                console: Console | None = None) -> RunResult:
     """Continue a stopped run from each unfinished trial's last completed epoch."""
-    from kvision.train.ddp_env import FollowerWriter, barrier, init_from_env, is_main
+    from kvision.train.ddp_env import (
+        FollowerWriter,
+        barrier,
+        check_everywhere,
+        init_from_env,
+        is_main,
+        shared_dir_problem,
+    )
 
     start_run()
     init_from_env()
     console = console or _rank_console(is_main())
     path = Path(run_dir).expanduser()
-    if not is_run_dir(path):
-        if (path / "events.jsonl").is_file():
-            raise KvisionError(f"The run in '{run_dir}' was stopped while it was being created, "
-                               f"before it trained anything (it has no meta.json); start it "
-                               f"again as a new run.")
-        raise KvisionError(f"--resume '{run_dir}' is not a kvision run directory "
-                           "(it has no meta.json and events.jsonl).")
+    # a rank on another machine that does not see the folder at all: a filesystem not shared
+    local = _not_resumable(path, run_dir) if is_main() or path.exists() else shared_dir_problem(path)
+    check_everywhere(is_run_dir(path), local)
     reader = RunReader(path)
     if reader.status() == "finished":
         msg = (f"The run in '{path}' is finished; there is nothing to resume "
@@ -95,9 +99,7 @@ def resume_run(run_dir: str, *, recipe_path: str | None = None,
         return RunResult(path, "finished", EXIT_OK, msg)
     _refuse_changed_recipe(path, recipe_path, overrides, force)
     recipe = load_recipe(path / "recipe.toml")
-    if reader.status() == "running":
-        raise KvisionError(f"The run in '{path}' is still running (pid {reader.meta().get('pid')}); "
-                           "stop it before resuming.")
+    _refuse_running(path, reader, force)
     barrier()  # every rank has checked the run before rank 0 writes its new pid into it
     _configure_backend(recipe, console)
     manifest = json.loads((path / "split.json").read_text("utf-8")) if (path / "split.json").exists() else None
@@ -115,6 +117,43 @@ def resume_run(run_dir: str, *, recipe_path: str | None = None,
     # A run killed before its first event still needs run_started and data_loaded.
     return _execute(recipe, dataset, writer, console, resumed=bool(reader.of("run_started")),
                     done=_finished_trials(reader) - set(damaged), notes=list(damaged.values()))
+
+
+def _not_resumable(path: Path, run_dir: str) -> str:
+    if (path / "events.jsonl").is_file():
+        return (f"The run in '{run_dir}' was stopped while it was being created, before it "
+                "trained anything (it has no meta.json); start it again as a new run.")
+    return f"--resume '{run_dir}' is not a kvision run directory (it has no meta.json and events.jsonl)."
+
+
+def _refuse_running(path: Path, reader: RunReader, force: bool) -> None:
+    """A run still being written is not resumed; one whose writer is on another machine
+    (which cannot be checked from here) is, with --force: that machine is known to be down."""
+    import socket
+
+    if reader.status() != "running":
+        return
+    meta = reader.meta()
+    elsewhere = meta.get("host") not in (None, socket.gethostname())
+    if force and elsewhere:
+        return
+    where = f"pid {meta.get('pid')}" + (f" on {meta.get('host')}" if elsewhere else "")
+    raise KvisionError(f"The run in '{path}' is still running ({where}); stop it before resuming"
+                       + (", or, if that machine is down, resume with --force." if elsewhere else "."))
+
+
+def _every_rank_sees(path: Path) -> None:
+    """Ranks on other machines read checkpoints from rank 0's run directory: check they can
+    see it before anything is written (an empty directory rank 0 made is removed again)."""
+    from kvision.train.ddp_env import check_everywhere, is_main, shared_dir_problem
+
+    try:
+        check_everywhere(path.is_dir(), shared_dir_problem(path))
+    except KvisionError:
+        if is_main():
+            with contextlib.suppress(OSError):
+                path.rmdir()  # only if still empty
+        raise
 
 
 def _rank_console(main: bool) -> Console:
