@@ -221,7 +221,7 @@ def main() -> None:
     if args.markdown:
         from kvision.bench.stamp import write_markdown
 
-        write_markdown(args.markdown, text, note=args.note)
+        write_markdown(args.markdown, "Input pipeline speed (benchmarks/data_throughput.py)", text, note=args.note)
 
 
 if __name__ == "__main__":

@@ -132,7 +132,8 @@ def main() -> None:
     if args.markdown:
         from kvision.bench.stamp import write_markdown
 
-        write_markdown(args.markdown, "\n".join(f"- {line}" for line in lines), note=args.note)
+        write_markdown(args.markdown, "TUI start-up (benchmarks/tui_startup.py)",
+                       "\n".join(f"- {line}" for line in lines), note=args.note)
 
 
 if __name__ == "__main__":

@@ -174,6 +174,9 @@ def test_resume_refuses_non_run_dir(tmp_path):
 
 def test_resume_refuses_changed_recipe(recipe, tmp_path):
     d = run(recipe, tmp_path / "runs", "arms[1].stages[1].epochs=0", "evaluate.splits=[\"test\"]").run_dir
+    events = d / "events.jsonl"  # as if killed before its last word: a finished run is not resumed
+    events.write_text("".join(line for line in events.read_text().splitlines(True)
+                              if '"run_finished"' not in line))
     recipe.write_text(recipe.read_text().replace("batch_size = 8", "batch_size = 4"))
     proc = subprocess.run([sys.executable, "-m", "kvision", "run", "--resume", str(d)],
                           capture_output=True, text=True)

@@ -24,6 +24,7 @@ def test_names_are_never_given_twice_whether_claimed_by_directory_or_log(tmp_pat
     second, log = new_run_log(tmp_path, "demo")
     third = new_run_dir(tmp_path, "demo")
     assert first.is_dir() and not second.exists() and log == log_path(second) and log.is_file()
+    assert log.parent == tmp_path / ".logs"  # not beside the runs, not in the run directory
     assert len({first, second, third}) == 3
     assert all(p.name.startswith(first.name) for p in (second, third))
     assert third.name != second.name  # the reserved log keeps the name taken

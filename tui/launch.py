@@ -1,15 +1,18 @@
 """Starting and stopping `kvision run` processes that outlive the TUI.
 
 A run is started detached: its own session (so a closed terminal or a dropped SSH
-connection sends it no SIGHUP), stdin closed, output into ``<run dir>.log`` next to the run
-directory (the directory itself is created by kvision; names and the command line come from
-:mod:`kvision.runs.rundir`). Cancelling sends SIGTERM to the
+connection sends it no SIGHUP), stdin closed. Its console output goes to
+``<runs dir>/.logs/<run>.log`` while kvision creates the run directory (which must start
+empty), and is moved to ``<run dir>/launch.log`` as soon as the run directory exists; a
+launch that fails before that (a recipe or data error) keeps its log in ``.logs/``. Names
+and the command line come from :mod:`kvision.runs.rundir`. Cancelling sends SIGTERM to the
 run's process group; the runner then finishes its checkpoint write and records
 ``run_interrupted``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -19,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kvision.errors import KvisionError
-from kvision.runs.rundir import new_run_log, run_command, spawn_run
+from kvision.runs import is_run_dir
+from kvision.runs.rundir import LAUNCH_LOG, new_run_log, run_command, spawn_run
 
 
 @dataclass
@@ -33,6 +37,20 @@ class Launched:
     def finished(self) -> int | None:
         """The exit code once the process is over (also reaps it), else None."""
         return self.process.poll()
+
+    def adopt_log(self) -> None:
+        """Move the console output into the run directory once kvision created it (the
+        child keeps writing to the same file: a rename does not change the open file)."""
+        target = self.run_dir / LAUNCH_LOG
+        if self.log == target or not is_run_dir(self.run_dir):
+            return
+        try:
+            self.log.replace(target)
+        except OSError:
+            return  # stays in .logs/, still readable there
+        folder, self.log = self.log.parent, target
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only when empty: no other launch is waiting there
 
     def log_tail(self, lines: int = 15) -> str:
         """The last lines of the run's console output."""

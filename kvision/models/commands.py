@@ -11,8 +11,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``models`` subcommand to the CLI's subparsers."""
     parser = subparsers.add_parser(
         "models", help="list the model architectures, or print one's layer table",
-        description="Without NAME: every architecture with its parameter count at its usual "
-                    "input. With NAME: the layer table (layer, stage, type, output, params).",
+        description="Without NAME: every architecture in the catalogue (name, family, usual "
+                    "input, classes), at once, without building any. With NAME: that "
+                    "model's layer table (layer, stage, type, output, params) and its "
+                    "trainable parameter count.",
     )
     parser.add_argument("name", nargs="?", help="architecture name, e.g. alexnet_seed")
     parser.add_argument("--input", metavar="HxWxC", help="input shape for the layer table, "

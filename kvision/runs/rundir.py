@@ -3,7 +3,7 @@
 The one place that names run directories (``<YYYYmmdd-HHMMSS>-<name>[-<n>]``) and spawns
 ``python -m kvision run``: the runner, ``kvision sweep`` and the TUI all come here. A name is
 taken when its directory or its console log (``<name>.log`` beside it, written by detached
-launches) exists, so a name is never given twice.
+launches, in ``.logs/`` of the runs folder) exists, so a name is never given twice.
 """
 
 from __future__ import annotations
@@ -17,7 +17,11 @@ from pathlib import Path
 
 from kvision.errors import KvisionError
 
-LOG_SUFFIX = ".log"  # console output of a detached run, beside its directory
+LOG_SUFFIX = ".log"
+#: Folder of the runs folder that holds detached runs' console output until their run
+#: directory exists (kvision-tui then moves it to LAUNCH_LOG inside it).
+LOGS_DIR = ".logs"
+LAUNCH_LOG = "launch.log"
 MAX_SAME_SECOND = 1000  # runs of one name started within one second
 
 
@@ -37,6 +41,7 @@ def new_run_log(runs_dir: str | os.PathLike, recipe_name: str) -> tuple[Path, Pa
     created exclusively so that no other launch takes the same name."""
     for path in _free_names(runs_dir, recipe_name):
         log = log_path(path)
+        log.parent.mkdir(exist_ok=True)
         try:
             log.open("xb").close()
             return path, log
@@ -46,8 +51,9 @@ def new_run_log(runs_dir: str | os.PathLike, recipe_name: str) -> tuple[Path, Pa
 
 
 def log_path(run_dir: Path) -> Path:
-    """Where a detached run's console output goes: ``<run dir>.log`` beside it."""
-    return run_dir.with_name(run_dir.name + LOG_SUFFIX)
+    """Where a detached run's console output starts: ``<runs>/.logs/<run>.log`` — not beside
+    the run directories, and not inside the run directory, which must start empty."""
+    return run_dir.parent / LOGS_DIR / (run_dir.name + LOG_SUFFIX)
 
 
 def claim_run_dir(path: str | os.PathLike) -> Path:
