@@ -258,7 +258,8 @@ def main() -> int:
     if args.markdown:
         from kvision.bench.stamp import write_markdown
 
-        write_markdown(args.markdown, format_table(rows, markdown=True), note=args.note)
+        write_markdown(args.markdown, "Peak memory (benchmarks/memory.py)",
+                       format_table(rows, markdown=True), note=args.note)
     return 0
 
 

@@ -72,7 +72,8 @@ def main() -> int:
     if args.markdown:
         from kvision.bench.stamp import write_markdown
 
-        write_markdown(args.markdown, body, note=args.note)
+        write_markdown(args.markdown, "Where the run's time went (benchmarks/run_profile.py)",
+                       body, note=args.note)
     return 0
 
 

@@ -60,8 +60,9 @@ def main(args: argparse.Namespace) -> int:
         from kvision.bench.speed import markdown_table
         from kvision.bench.stamp import write_markdown
 
-        write_markdown(args.markdown, markdown_table(results, torch.get_num_threads(),
-                                                     args.min_seconds), note=args.note)
+        write_markdown(args.markdown, "kvision bench",
+                       markdown_table(results, torch.get_num_threads(), args.min_seconds),
+                       note=args.note)
     return 0
 
 

@@ -1,7 +1,8 @@
-"""Measured figures as Markdown files the docs include: each stamped with the machine, the
-date and the command that measured it, so no figure in the docs is typed by hand.
+"""Benchmark tables as Markdown, stamped with where, when and how they were measured.
 
-Light (standard library only): ``benchmarks/tui_startup.py`` uses it without Keras or torch.
+Measured figures in the docs come from the script that measured them: every benchmark's
+``--markdown OUT`` writes its table with the machine (CPU model, cores, GPU), the date, the
+command line and the library versions, so a table pasted into a page carries its origin.
 """
 
 from __future__ import annotations
@@ -9,75 +10,71 @@ from __future__ import annotations
 import os
 import platform
 import shlex
-import subprocess
 import sys
-from datetime import UTC, datetime
-from importlib import metadata
+import time
 from pathlib import Path
 
-from kvision.runs.atomic import atomic_write_text
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo; ``platform.processor()`` elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
 
 
-def machine() -> str:
-    """CPU model and core count, the GPU when torch is loaded and sees one, the OS."""
-    parts = [f"{_cpu_model()}, {os.cpu_count()} CPU cores"]
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        parts.append(f"GPU {torch.cuda.get_device_name(0)}")
-    parts.append(f"{platform.system()} {platform.release()}")
-    return "; ".join(parts)
+def _versions() -> str:
+    from importlib import metadata
 
-
-def versions() -> str:
-    """Python and the installed versions of the packages that decide speed."""
-    found = [f"Python {platform.python_version()}"]
-    for name in ("kvision", "torch", "keras", "opencv-python-headless", "textual"):
+    parts = [f"Python {platform.python_version()}"]
+    for name in ("torch", "keras", "kvision"):
         try:
-            found.append(f"{name} {metadata.version(name)}")
+            parts.append(f"{name} {metadata.version(name)}")
         except metadata.PackageNotFoundError:
             continue
-    return ", ".join(found)
+    return ", ".join(parts)
 
 
-def stamp(argv: list[str] | None = None, note: str | None = None) -> str:
-    """The lines that say where, when and how a figure was measured."""
-    command = shlex.join(argv if argv is not None else _argv())
-    lines = [f"- machine: {machine()}", f"- software: {versions()}",
-             f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, commit {_commit()}",
-             f"- command: `{command}`"]
-    if note:
-        lines.append(f"- note: {note}")
-    return "\n".join(lines) + "\n"
+def _gpu() -> str | None:
+    torch = sys.modules.get("torch")  # never import torch just to say there is no GPU
+    if torch is not None and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return None
 
 
-def write_markdown(path: str | os.PathLike, body: str, *, note: str | None = None,
-                   argv: list[str] | None = None) -> Path:
-    """``body`` followed by the stamp, written atomically to ``path``."""
-    return atomic_write_text(Path(path), body.rstrip() + "\n\n" + stamp(argv, note))
+def stamp_lines(command: list[str] | None = None) -> list[str]:
+    """Markdown bullet lines: machine, date (UTC), command, versions."""
+    cores = os.cpu_count() or 0
+    machine = f"{cpu_model()}, {cores} cores"
+    gpu = _gpu()
+    if gpu:
+        machine += f", GPU {gpu}"
+    argv = command if command is not None else _argv()
+    return [f"- machine: {machine}",
+            f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+            f"- command: `{shlex.join(argv)}`",
+            f"- versions: {_versions()}"]
 
 
 def _argv() -> list[str]:
-    """This process's command line as typed: ``kvision ...`` rather than the script's path."""
+    """This process's command line as typed: ``kvision ...`` for the console script or
+    ``python -m kvision``, ``python benchmarks/x.py ...`` for a script."""
     first = Path(sys.argv[0])
     if first.name in ("kvision", "kvision-tui") or first.parts[-2:] == ("kvision", "__main__.py"):
-        return ["kvision", *sys.argv[1:]]  # the console script, or python -m kvision
-    return ["python", *sys.argv] if first.suffix == ".py" else sys.argv
+        return ["kvision", *sys.argv[1:]]
+    return ["python", *sys.argv] if first.suffix == ".py" else [first.name, *sys.argv[1:]]
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+def write_markdown(path: str | os.PathLike, title: str, body: str,
+                   command: list[str] | None = None, note: str | None = None) -> Path:
+    """Write ``body`` under a heading and the stamp to ``path`` (atomically); ``note`` (e.g.
+    "the machine was shared") goes with the stamp."""
+    from kvision.runs import atomic_write_text
 
-
-def _commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=10, cwd=Path(__file__).parent)
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return out.stdout.strip() or "unknown"
+    lines = [*stamp_lines(command), *([f"- note: {note}"] if note else [])]
+    text = "\n".join([f"## {title}", "", *lines, "", body.rstrip(), ""])
+    return atomic_write_text(Path(path), text)

@@ -50,6 +50,12 @@ class RunContext:
         """Whether the run fits a function (float targets) rather than classifying images."""
         return self.recipe.data.regression
 
+    def warn(self, kind: str, message: str, *, trial: str | None = None,
+             stage: str | None = None, details: dict | None = None) -> None:
+        """A warning the user should see: a ``warning`` event and a console line."""
+        self.writer.warning(kind, message, trial=trial, stage=stage, details=details)
+        self.console.line(f"warning: {message}")
+
     # -- data ------------------------------------------------------------------------
     @timed("blur")
     def view(self, condition: str, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -71,7 +77,12 @@ class RunContext:
 
         if not self.has_split(split):
             return None
-        images, labels = self.view(condition, split)
+        mix = self.recipe.conditions[condition].mix
+        if mix:  # a mix stage: each batch draws from these conditions in these proportions
+            images = [self.view(name, split)[0] for name in mix]
+            labels = self.dataset.splits[split].labels
+        else:
+            images, labels = self.view(condition, split)
         augment = self.recipe.data.augment
         # Validation only predicts: the larger evaluation batches, the same numbers.
         size = training.batch_size if split == "train" else max(training.batch_size,
@@ -79,11 +90,12 @@ class RunContext:
         return make_batches(images, labels, batch_size=size, seed=plan.seed,
                             shuffle=training.shuffle if shuffle is None else shuffle,
                             augment=augment.dynamic if split in augment.splits else None,
-                            workers=training.workers)
+                            workers=training.workers, mix=list(mix.values()) if mix else None)
 
     def eval_conditions(self) -> list[str]:
-        """Conditions in the accuracy matrix (default: all)."""
-        return list(self.recipe.evaluate.conditions or self.recipe.conditions)
+        """Conditions in the accuracy matrix (default: all but mixes, which are not views)."""
+        return list(self.recipe.evaluate.conditions
+                    or [n for n, c in self.recipe.conditions.items() if not c.mix])
 
     def eval_batches(self, condition: str, split: str) -> tuple[Any, np.ndarray] | None:
         """(batches, labels) for evaluation: fixed order, optionally a seeded subset."""
@@ -144,7 +156,7 @@ class RunContext:
             metrics = distributed.fit_one_epoch(
                 model, train, val, class_weight=self.class_weights,
                 steps_per_epoch=training.steps_per_epoch, callbacks=[callback],
-                stop=lambda: bool(self.stop))
+                stop=self.stop)
             self.stop.raise_if_set()
             return metrics
         # shuffle=False: the batches' order is set by train.set_epoch (seeded, resumable).
