@@ -242,7 +242,10 @@ MEASURED_BY = {"main_job": "python benchmarks/main_job.py --markdown docs/measur
                               "--markdown docs/measured/tui_startup.md",
                "data_throughput": "python benchmarks/data_throughput.py "
                                   "--markdown docs/measured/data_throughput.md",
-               "train_speed": "kvision bench --repeats 7 --markdown docs/measured/train_speed.md"}
+               "train_speed": "kvision bench --repeats 5 --markdown docs/measured/train_speed.md",
+               "memory": "python benchmarks/memory.py --markdown docs/measured/memory.md",
+               "run_profile": "python benchmarks/run_profile.py RUN_DIR ... "
+                              "--markdown docs/measured/run_profile.md"}
 
 
 def measured(name: str | None) -> str:

@@ -176,7 +176,8 @@ def test_markdown_table_is_stamped(tmp_path):
     assert "| c | train | 300 | 200 | 400 | 0.50/1.20/2.00 | 1.60 | 0.25/1.00/1.00 | 1.00 | 2 | 1 |" in text
     assert "repeat 1, kvision 100 img/s = 0.33 x its median  " in text  # disturbed, listed
     assert "- command: `kvision bench --repeats 3`" in text and "- note: shared machine" in text
-    assert "cores" in text and "torch " in text and "UTC" in text
+    assert all(f"\n- {field}: " in text for field in ("machine", "software", "date", "command"))
+    assert "CPU cores" in text and "torch " in text and "UTC" in text
 
 
 def test_unknown_case_names_the_known_ones():
