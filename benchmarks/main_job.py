@@ -46,7 +46,20 @@ def report(recipe: str, wall: float, console: str, run_dir: Path) -> str:
     return (f"`kvision run {recipe}`: {wall:.1f} s for the whole command, {inside:.1f} s inside "
             f"the run, peak RSS of the run process {peak_mib:,.0f} MiB.\n\n"
             f"Console output (no TTY):\n\n```text\n{console.rstrip()}\n```\n\n"
-            f"{heading}:\n\n{table}")
+            f"{heading}:\n\n{table}{_phases(run_dir)}")
+
+
+def _phases(run_dir: Path) -> str:
+    """Where the run's time went (its profile.json, kvision.train.phases), if it has one."""
+    import json
+
+    from kvision.train.phases import PROFILE_FILE, format_profile
+
+    path = run_dir / PROFILE_FILE
+    if not path.is_file():
+        return ""
+    profile = format_profile(json.loads(path.read_text("utf-8")))
+    return f"\n\nWhere the time went ({PROFILE_FILE}):\n\n```text\n{profile}\n```\n"
 
 
 def main() -> None:
