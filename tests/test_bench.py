@@ -222,10 +222,14 @@ def test_passes_make_each_timing_last_min_seconds(monkeypatch):
     assert speed._seconds(sides["slow"], 5, lambda: None) == pytest.approx(1.5)
 
 
-def test_run_case_repeats_passes_to_fill_min_seconds():
-    result = speed.run_case(TINY, "infer", repeats=1, min_seconds=0.5)
-    assert result.passes > 1  # one pass of 16 tiny images takes milliseconds
-    assert result.summary()["passes"] == result.passes
+def test_run_case_repeats_passes_to_fill_min_seconds(monkeypatch):
+    """On a fake clock: the fastest side (tuned, 0.25 s a pass) sets 4 passes for 1 s."""
+    clock = _FakeClock(monkeypatch)
+    _fake_sides(monkeypatch, clock, 0.25)
+    result = speed.run_case(TINY, "infer", repeats=1, min_seconds=1.0)
+    assert result.passes == 4 and result.summary()["passes"] == 4
+    images = TINY.batch_size * TINY.steps
+    assert result.kvision_ips == [4 * images / 2.0] and result.tuned_ips == [4 * images / 1.0]
     assert speed.run_case(TINY, "infer", repeats=1).passes == 1  # min_seconds=0: one pass
 
 
