@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -32,11 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_validate(sub)
     _add_show(sub)
     _add_ls(sub)
-    _add_export(sub)
     p = sub.add_parser("datasets", help="list dataset sources and built-in datasets")
     p.set_defaults(handler=_datasets)
     for module in ("kvision.models.commands", "kvision.data.commands", "kvision.insight.commands",
-                   "kvision.sweep_commands", "kvision.bench.commands"):
+                   "kvision.sweep_commands", "kvision.bench.commands",
+                   "kvision.portable.commands"):
         _register_optional(sub, module)
     return parser
 
@@ -91,13 +90,6 @@ def _add_ls(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_ls)
 
 
-def _add_export(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="copy a run's .keras models out (checked to load in safe mode)")
-    p.add_argument("run_dir")
-    p.add_argument("--to", default=".", help="destination folder (default: current folder)")
-    p.set_defaults(handler=_export)
-
-
 # -- handlers -------------------------------------------------------------------------------
 def _run(args: argparse.Namespace) -> int:
     from kvision.train.runner import resume_run, run_recipe
@@ -143,28 +135,6 @@ def _ls(args: argparse.Namespace) -> int:
     from kvision.runs.listing import format_runs
 
     print(format_runs(args.runs_dir))
-    return 0
-
-
-def _export(args: argparse.Namespace) -> int:
-    from kvision.runs import is_run_dir
-
-    run = Path(args.run_dir)
-    if not is_run_dir(run):
-        raise KvisionError(f"'{run}' is not a kvision run directory (no meta.json / events.jsonl).")
-    models = sorted(run.glob("trials/*/model.keras"))
-    if not models:
-        raise KvisionError(f"'{run}' has no exported models yet (trials/*/model.keras): "
-                           "a trial writes its model when it finishes.")
-    from kvision.models import load_model
-
-    dest = Path(args.to)
-    dest.mkdir(parents=True, exist_ok=True)
-    for path in models:
-        load_model(path)  # safe_mode=True: proves it loads without running code
-        target = dest / f"{run.name}-{path.parent.name}.keras"
-        shutil.copyfile(path, target)
-        print(target)
     return 0
 
 

@@ -8,6 +8,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+# mkstemp creates files readable by the owner only; written files get the usual mode
+# (0o666 less the umask), as open() would give them. Read once: os.umask can only be
+# read by setting it.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` via a temp file in the same folder, fsync, then rename."""
@@ -15,6 +21,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

@@ -234,11 +234,10 @@ def _checkpoint_eval(ctx: RunContext, plan: TrialPlan, model: keras.Model, label
 def _finish_trial(ctx: RunContext, plan: TrialPlan, model: keras.Model, trial_dir: Path,
                   seconds: float) -> None:
     if ctx.recipe.output.save_models and is_main():
-        from kvision.runs.atomic import atomic_path
+        from kvision.models.inference import save_for_inference
 
-        tmp, final = atomic_path(trial_dir / "model.keras")
-        model.save(str(tmp))
-        tmp.replace(final)
+        # Inference-ready (no optimizer state): resume reads the checkpoints, never this file.
+        final = save_for_inference(model, trial_dir / "model.keras")
         ctx.writer.event("artifact", trial=plan.name, path=str(final.relative_to(ctx.writer.dir)),
                          kind="model")
     if is_main():
