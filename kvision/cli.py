@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_datasets)
     for module in ("kvision.models.commands", "kvision.data.commands", "kvision.insight.commands",
                    "kvision.sweep_commands", "kvision.bench.commands",
-                   "kvision.portable.commands"):
+                   "kvision.portable.commands", "kvision.recipe.commands"):
         _register_optional(sub, module)
     return parser
 
@@ -54,7 +54,8 @@ def _register_optional(sub: argparse._SubParsersAction, module: str) -> None:
 def _add_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a recipe (or --resume a stopped run)",
                        description="Run every model x arm of a recipe into a new run directory.")
-    p.add_argument("recipe", nargs="?", help="recipe TOML file (optional with --resume)")
+    p.add_argument("recipe", nargs="?", help="recipe TOML file, or the name of a shipped recipe "
+                   "(kvision recipes lists them; optional with --resume)")
     _add_set(p)
     p.add_argument("--runs-dir", help="folder for run directories (default: the recipe's output.runs_dir)")
     p.add_argument("--run-dir", help="exact run directory to create (used by kvision-tui)")
@@ -104,14 +105,18 @@ def _run(args: argparse.Namespace) -> int:
     elif not args.recipe:
         raise KvisionError("kvision run needs a RECIPE file (or --resume RUN_DIR).")
     else:
-        result = run_recipe(args.recipe, overrides, runs_dir=args.runs_dir, run_dir=args.run_dir)
+        from kvision.recipe.shipped import resolve
+
+        result = run_recipe(resolve(args.recipe), overrides, runs_dir=args.runs_dir,
+                            run_dir=args.run_dir)
     return result.exit_code
 
 
 def _validate(args: argparse.Namespace) -> int:
     from kvision.recipe import dump_toml, load_recipe
+    from kvision.recipe.shipped import resolve
 
-    print(dump_toml(load_recipe(args.recipe, args.overrides)), end="")
+    print(dump_toml(load_recipe(resolve(args.recipe), args.overrides)), end="")
     print(f"# {args.recipe}: valid", file=sys.stderr)
     return 0
 

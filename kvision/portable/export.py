@@ -53,7 +53,8 @@ def _no_model(run_dir: Path, reader: RunReader, trials: list[str]) -> str:
     why = {"running": "the run is still running, and a trial writes its model when it finishes",
            "interrupted": "the run was stopped; finish it with kvision run --resume",
            "stale": "the run stopped without finishing; finish it with kvision run --resume",
-           "failed": "the run failed before these trials finished (see its run.log)"}
+           "failed": "the run failed before these trials finished (see its run.log)",
+           "finished": "the run finished, so the model files are missing (moved or deleted?)"}
     return (f"Run '{run_dir}' has no saved model for {names} yet (trials/<trial>/model.keras): "
             f"{why.get(status, 'a trial writes its model when it finishes')}.")
 
