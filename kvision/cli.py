@@ -95,20 +95,27 @@ def _add_ls(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from kvision.train.runner import resume_run, run_recipe
 
+    notes = []
     if args.gpus and args.gpus > 1 and "WORLD_SIZE" not in os.environ:
-        from kvision.train.ddp_env import launch
+        backend = os.environ.get("KERAS_BACKEND", "torch")
+        if backend == "torch":
+            from kvision.train.ddp_env import launch
 
-        return launch(args.gpus, sys.argv[1:])
+            return launch(args.gpus, sys.argv[1:])
+        # Data parallel is torchrun + torch DDP; other backends train in this one process.
+        notes.append(f"--gpus {args.gpus} ignored: data-parallel training needs the torch "
+                     f"backend (KERAS_BACKEND is {backend}); training in one process.")
     overrides = list(args.overrides) + ([f"experiment.repeats={args.repeats}"] if args.repeats else [])
     if args.resume:
-        result = resume_run(args.resume, recipe_path=args.recipe, overrides=overrides, force=args.force)
+        result = resume_run(args.resume, recipe_path=args.recipe, overrides=overrides,
+                            force=args.force, notes=notes)
     elif not args.recipe:
         raise KvisionError("kvision run needs a RECIPE file (or --resume RUN_DIR).")
     else:
         from kvision.recipe.shipped import resolve
 
         result = run_recipe(resolve(args.recipe), overrides, runs_dir=args.runs_dir,
-                            run_dir=args.run_dir)
+                            run_dir=args.run_dir, notes=notes)
     return result.exit_code
 
 

@@ -206,6 +206,8 @@ def _run_facts(reader: RunReader, meta: dict, status: str) -> str:
         d = data[-1]
         counts = ", ".join(f"{k} {v}" for k, v in d.get("counts", {}).items())
         facts.append(f"- data: {d.get('dataset')} ({counts}; image {d.get('image_shape')})")
+    for message in dict.fromkeys(e.get("message") for e in reader.of("warning")):
+        facts.append(f"- note: {message}")  # e.g. parts switched off under another backend
     if (done := reader.of("run_finished")):
         facts.append(f"- wall time: {done[-1].get('seconds', 0):.1f} s")
     elif (started := reader.of("run_started")) and reader.events:

@@ -34,7 +34,8 @@ class RunResult:
 
 def run_recipe(recipe_path: str, overrides: list[str] | tuple[str, ...] = (), *,
                runs_dir: str | None = None, run_dir: str | None = None,
-               console: Console | None = None, argv: list[str] | None = None) -> RunResult:
+               console: Console | None = None, argv: list[str] | None = None,
+               notes: list[str] | None = None) -> RunResult:
     """Validate, load data, create the run directory, train every trial, write the report.
 
     Recipe and data problems raise KvisionError before the run directory exists, so a bad
@@ -60,12 +61,12 @@ def run_recipe(recipe_path: str, overrides: list[str] | tuple[str, ...] = (), *,
 
     writer.write_json("split.json", split_manifest(dataset))
     console.line(f"run directory: {path}")
-    return _execute(recipe, dataset, writer, console, resumed=False)
+    return _execute(recipe, dataset, writer, console, resumed=False, notes=notes)
 
 
 def resume_run(run_dir: str, *, recipe_path: str | None = None,
                overrides: list[str] | tuple[str, ...] = (), force: bool = False,
-               console: Console | None = None) -> RunResult:
+               console: Console | None = None, notes: list[str] | None = None) -> RunResult:
     """Continue a stopped run from each unfinished trial's last completed epoch."""
     from kvision.train.ddp_env import FollowerWriter, barrier, init_from_env, is_main
 
@@ -90,7 +91,8 @@ def resume_run(run_dir: str, *, recipe_path: str | None = None,
     writer.event("run_resumed", resume_points=_resume_points(path, reader),
                  lost_partial_epoch=_lost_partial_epoch(reader))
     console.line(f"resuming {path}")
-    return _execute(recipe, dataset, writer, console, resumed=True, done=_finished_trials(reader))
+    return _execute(recipe, dataset, writer, console, resumed=True, done=_finished_trials(reader),
+                    notes=notes)
 
 
 def _rank_console(main: bool) -> Console:
@@ -101,7 +103,7 @@ def _rank_console(main: bool) -> Console:
 
 
 def _execute(recipe: Recipe, dataset, writer: RunWriter, console: Console, *, resumed: bool,
-             done: set[str] | None = None) -> RunResult:
+             done: set[str] | None = None, notes: list[str] | None = None) -> RunResult:
     from kvision.data import class_weights, normalization
     from kvision.train.context import RunContext
     from kvision.train.trial import plan_trials, run_trial
@@ -117,6 +119,9 @@ def _execute(recipe: Recipe, dataset, writer: RunWriter, console: Console, *, re
                      counts={k: len(v.labels) for k, v in dataset.splits.items()},
                      image_shape=list(dataset.image_shape), info=dataset.info,
                      skipped=dataset.info.get("skipped", []))
+    for note in [*(notes or []), *backend_notes()]:  # one line each: console and report
+        console.line(f"note: {note}")
+        writer.event("warning", message=note)
     with stop_on_signals() as stop:
         ctx = RunContext(recipe, writer, console, stop, dataset,
                          mean_std=None if recipe.data.regression else normalization(recipe.data, dataset),
@@ -195,6 +200,22 @@ def _configure_backend(recipe: Recipe, console: Console) -> None:
         keras.mixed_precision.set_global_policy("mixed_float16")
     else:
         console.line("note: mixed_precision requested but no CUDA device is present; using float32.")
+
+
+def backend_notes() -> list[str]:
+    """What a Keras backend other than torch switches off (torch-only parts of kvision).
+
+    Grad-CAM has a path per backend (kvision.insight._grad); data parallel is refused in the
+    CLI; the speed paths (kvision.models._fast) are torch kernels and step aside by
+    themselves, which this says once.
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "torch":
+        return []
+    return [f"speed paths off: kvision's fused kernels need the torch backend (this run uses "
+            f"{backend}); Keras' own layers and optimizers train, with the same results, slower."]
 
 
 def _wants_mixed(recipe: Recipe):
