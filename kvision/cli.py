@@ -7,6 +7,7 @@ without loading Keras or torch; handlers import what they need.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from kvision import __version__
 from kvision.errors import KvisionError, RecipeErrors
+from kvision.keyvalue import add_set_option
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -24,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="kvision",
         description="Run, inspect and compare CNN image-classification experiments from TOML recipes.",
         epilog="Exit codes: 0 success, 1 unexpected failure (traceback in the run's run.log), "
-               "2 bad input, 130/143 stopped by Ctrl-C/SIGTERM (resumable).")
+               "2 bad input, 75 disk full (resumable once space is freed), "
+               "130/143 stopped by Ctrl-C/SIGTERM (resumable).")
     parser.add_argument("--version", action="version", version=f"kvision {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_run(sub)
@@ -34,8 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("datasets", help="list dataset sources and built-in datasets")
     p.set_defaults(handler=_datasets)
     for module in ("kvision.models.commands", "kvision.data.commands", "kvision.insight.commands",
-                   "kvision.sweep_commands", "kvision.bench.commands",
-                   "kvision.portable.commands", "kvision.recipe.commands"):
+                   "kvision.sweep.commands", "kvision.bench.commands",
+                   "kvision.insight.compare_commands", "kvision.portable.commands",
+                   "kvision.recipe.commands"):
         _register_optional(sub, module)
     return parser
 
@@ -64,12 +68,14 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gpus", type=int, metavar="N",
                    help="train each trial data-parallel over N processes (torchrun: NCCL on GPUs, gloo on CPU)")
     p.add_argument("--repeats", type=int, help="run every trial with N seeds (same as --set experiment.repeats=N)")
+    p.add_argument("--profile", action="store_true",
+                   help="print where the wall time went (start-up, data, blur, training, "
+                        "evaluation, insight, checkpoints, export; also in the run's profile.json)")
     p.set_defaults(handler=_run)
 
 
 def _add_set(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a recipe key, e.g. --set training.batch_size=64 (repeatable)")
+    add_set_option(p, "override a recipe key, e.g. --set training.batch_size=64 (repeatable)")
 
 
 def _add_validate(sub: argparse._SubParsersAction) -> None:
@@ -116,7 +122,18 @@ def _run(args: argparse.Namespace) -> int:
 
         result = run_recipe(resolve(args.recipe), overrides, runs_dir=args.runs_dir,
                             run_dir=args.run_dir, notes=notes)
+    if args.profile:
+        _print_profile(result.run_dir)
     return result.exit_code
+
+
+def _print_profile(run_dir: Path) -> None:
+    from kvision.train.phases import PROFILE_FILE, format_profile, snapshot
+
+    path = Path(run_dir) / PROFILE_FILE
+    # A run that did not finish wrote no profile.json: show the process's phases so far.
+    profile = json.loads(path.read_text("utf-8")) if path.is_file() else snapshot()
+    print(format_profile(profile))
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -130,13 +147,13 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     from kvision.runs import RunReader, is_run_dir
-    from kvision.runs.report import result_sections
+    from kvision.runs.report import notice_sections, result_sections
 
     if not is_run_dir(args.run_dir):
         raise KvisionError(f"'{args.run_dir}' is not a kvision run directory (no meta.json / events.jsonl).")
     reader = RunReader(args.run_dir)
     print(f"{Path(args.run_dir).name}  [{reader.status()}]\n")
-    for heading, table in result_sections(reader):
+    for heading, table in notice_sections(reader) + result_sections(reader):
         print(f"{heading}\n{table}")
     for e in reader.of("run_failed", "run_interrupted"):
         print(f"{e['event']}: {e.get('error') or e.get('message')}")
@@ -180,6 +197,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kvision: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        from kvision.runs.space import EXIT_DISK_FULL, disk_full_cause, disk_full_message
+
+        full = disk_full_cause(exc)
+        if full is None:
+            raise
+        again = "run the same command again"
+        print(f"kvision: error: {disk_full_message(full, next_step=again)}", file=sys.stderr)
+        return EXIT_DISK_FULL
 
 
 if __name__ == "__main__":

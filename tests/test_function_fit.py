@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import quiet
 
 from kvision.errors import RecipeError
 from kvision.recipe import check_recipe, load_recipe
 from kvision.recipe.formula import FormulaError, evaluate_formula, parse_formula
 from kvision.runs import RunReader
-from kvision.train.console import Console
 from kvision.train.runner import resume_run, run_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,10 +68,6 @@ def problems(tmp_path: Path, text: str) -> dict[str, str]:
     recipe, errors = check_recipe(write(tmp_path, text))
     assert recipe is None and errors
     return {e.key: str(e) for e in errors}
-
-
-def quiet() -> Console:
-    return Console(open(os.devnull, "w"), tty=False)  # noqa: SIM115
 
 
 # -- formulas -----------------------------------------------------------------------------
@@ -256,7 +251,7 @@ def test_killed_fit_run_resumes_to_the_uninterrupted_result(tmp_path):
 
 def test_sweep_objectives_of_a_fit_run(fit_run):
     from kvision.recipe.schema_sweep import SweepSection
-    from kvision.train.sweep_report import read_objective
+    from kvision.sweep.report import read_objective
 
     r2 = SweepSection(params={"training.batch_size": [8, 16]}, objective="test.clear.r2")
     mae = SweepSection(params={"training.batch_size": [8, 16]}, objective="val_mae")

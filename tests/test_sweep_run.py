@@ -12,22 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import TINY_DATA, quiet
 
 from kvision.errors import KvisionError
 from kvision.runs import RunReader
-from kvision.train.console import Console
-from kvision.train.sweep import run_sweep
+from kvision.sweep.study import run_sweep
 
-RECIPE = textwrap.dedent("""\
-    [experiment]
-    name = "tiny"
-    seed = 7
-
-    [data]
-    source = "builtin:fashion7k"
-    limit_per_class = 6
-    val_fraction = 0.25
-
+RECIPE = TINY_DATA + textwrap.dedent("""
     [models.net]
     arch = "alexnet_small"
     norm = "none"
@@ -56,10 +47,6 @@ def write(tmp_path: Path, sweep: str) -> Path:
     path = tmp_path / "sweep.toml"
     path.write_text(RECIPE + textwrap.dedent(sweep))
     return path
-
-
-def quiet() -> Console:
-    return Console(open(os.devnull, "w"), tty=False)  # noqa: SIM115
 
 
 def test_a_crashing_trial_is_marked_failed_and_the_sweep_goes_on(tmp_path):
@@ -137,7 +124,7 @@ def test_a_killed_sweep_resumes_without_repeating_finished_trials(tmp_path):
         "training.optimizer.learning_rate" = { low = 1e-4, high = 1e-2, log = true }
         """)
     folder = tmp_path / "sw"
-    code = (f"import kvision\nfrom kvision.train.sweep import run_sweep\n"
+    code = (f"import kvision\nfrom kvision.sweep.study import run_sweep\n"
             f"run_sweep({str(recipe)!r}, sweep_dir={str(folder)!r})")
     coordinator = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL)
     trials = [folder / "trials" / f"00{i}" for i in range(2)]

@@ -10,7 +10,7 @@ import pytest
 
 from kvision.errors import RecipeError, RecipeErrors
 from kvision.recipe.schema_sweep import RangeSpec
-from kvision.train.sweep_space import (
+from kvision.sweep.space import (
     budget,
     check_space,
     grid,
@@ -172,7 +172,7 @@ def test_a_misspelt_range_key_is_named_with_its_path():
 
 
 def test_sweep_command_registers_its_options():
-    from kvision.sweep_commands import register
+    from kvision.sweep.commands import register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())

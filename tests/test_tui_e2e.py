@@ -14,7 +14,7 @@ from test_tui_fakes import write_run
 from test_tui_screens import sync, text_of, until
 from textual.widgets import DataTable, Static
 
-from kvision.runs import find_runs
+from kvision.runs import RunReader, find_runs
 from kvision_tui.app import KvisionApp
 from kvision_tui.dialogs import ConfirmScreen
 from kvision_tui.history_screen import HistoryScreen
@@ -157,3 +157,73 @@ async def test_attach_to_a_run_started_outside_the_tui(tmp_path: Path) -> None:
     finally:
         _kill_group(process)
         log.close()
+
+
+TWO_TRIALS = """\
+[experiment]
+name = "tuifollow"
+seed = 1
+
+[data]
+source = "builtin:fashion7k"
+limit_per_class = 20
+
+[models.lenet]
+arch = "lenet"
+
+[[arms]]
+name = "first"
+stages = [{ name = "train", condition = "clear", epochs = 3 }]
+
+[[arms]]
+name = "second"
+stages = [{ name = "train", condition = "clear", epochs = 3 }]
+
+[insight]
+enabled = false
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+@sync
+async def test_live_view_follows_a_real_run_into_its_second_trial(tmp_path: Path) -> None:
+    """Launched from the TUI, so the live view is open before the run directory exists and
+    the second trial starts while it watches: header, charts and table move to it; t pins
+    the first trial again, f follows the run again. The console output ends up inside the
+    run directory, nothing is left beside the runs."""
+    recipes, runs = tmp_path / "recipes", tmp_path / "runs"
+    recipes.mkdir()
+    (recipes / "follow.toml").write_text(TWO_TRIALS)
+    app = KvisionApp([recipes], runs, None, "halfblock")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.screen.valid_recipe is not None, timeout=60)
+        await pilot.press("l")
+        (run_dir, launched), = app.launched.items()
+        try:
+            live = app.screen
+            assert isinstance(live, LiveScreen)
+            header = live.query_one("#run-header", Static)
+            await until(pilot, lambda: "trial lenet-first (1/2) · following" in text_of(header),
+                        timeout=240)
+            await until(pilot, lambda: "trial lenet-second (2/2) · following" in text_of(header),
+                        timeout=240)
+            table = live.query_one("#epoch-table", DataTable)
+            await until(pilot, lambda: table.row_count >= 1, timeout=120)
+            second = live.state.trials["lenet-second"]
+            await until(pilot, lambda: live.query_one("#loss-chart").data.series[0].values
+                        == second.points("loss")[1], timeout=30)
+            await pilot.press("t")
+            assert "trial lenet-first (1/2) · pinned" in text_of(header)
+            assert table.row_count == 3  # the first trial's three epochs
+            await pilot.press("f")
+            assert "trial lenet-second (2/2) · following" in text_of(header)
+            await until(pilot, lambda: "status finished" in text_of(header), timeout=240)
+            assert launched.process.wait(timeout=60) == 0
+            await until(pilot, lambda: launched.log == run_dir / "launch.log", timeout=10)
+        finally:
+            _kill_group(launched.process)
+    events = RunReader(run_dir).of("evaluation_started")
+    assert {e["trial"] for e in events} == {"lenet-first", "lenet-second"}
+    assert "run directory:" in (run_dir / "launch.log").read_text()
+    assert sorted(p.name for p in runs.iterdir()) == [run_dir.name]  # no logs beside runs

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import os
 import sys
 import textwrap
 from collections.abc import Callable
@@ -17,8 +18,9 @@ from textual.widgets import DataTable, OptionList, Static, TabbedContent
 
 from kvision_tui import launch as launch_module
 from kvision_tui.app import KvisionApp, main
+from kvision_tui.compare_screen import CompareScreen
 from kvision_tui.dialogs import ConfirmScreen, HelpScreen
-from kvision_tui.history_screen import CompareScreen, HistoryScreen, RunPanel
+from kvision_tui.history_screen import HistoryScreen
 from kvision_tui.images_screen import ImagesScreen
 from kvision_tui.live_screen import MAX_TABLE_ROWS, LiveScreen
 from kvision_tui.recipes_screen import RecipesScreen
@@ -81,6 +83,13 @@ def world(tmp_path: Path) -> dict[str, Path]:
     return {"recipes": recipes, "runs": runs, "first": first, "second": second}
 
 
+def world_state(run: Path, trial: str, metric: str) -> tuple[float, ...]:
+    """A metric of one trial as the run's events have it."""
+    from kvision_tui.runstate import RunState
+
+    return RunState(run).trials[trial].points(metric)[1]
+
+
 def make_app(world: dict[str, Path], attach: Path | None = None) -> KvisionApp:
     return KvisionApp([world["recipes"]], world["runs"], attach, "halfblock")
 
@@ -105,7 +114,9 @@ async def test_recipes_show_validation_and_overrides(world) -> None:
         await pilot.press("o", *"foo.bar=1", "enter")
         await until(pilot, lambda: "unknown key 'foo'" in text_of(validation))
         assert "--set foo.bar=1" in text_of(screen.query_one("#overrides", Static))
-        await pilot.press("escape", "x")
+        # the focus is back on the list: x clears instead of typing an "x" into the box
+        assert isinstance(app.focused, OptionList)
+        await pilot.press("x")
         await until(pilot, lambda: "tiny.toml is valid" in text_of(validation))
         assert "none" in text_of(screen.query_one("#overrides", Static))
 
@@ -127,13 +138,16 @@ async def test_live_screen_tabs_trials_and_messages(world) -> None:
         assert isinstance(screen, LiveScreen)
         header = screen.query_one("#run-header", Static)
         assert "status finished" in text_of(header)
-        assert "trial lenet-arm0 (1/2" in text_of(header)
+        # following: the trial the run was busy with last
+        assert "trial lenet-arm1 (2/2) · following the run" in text_of(header)
         table = screen.query_one("#epoch-table", DataTable)
         assert table.row_count == 6  # this trial's epochs; the torn last line is not a row
-        assert table.get_row_at(0)[:3] == ["stage0", "1", "1"]
+        assert table.get_row_at(5)[:3] == ["stage1", "3", "6"]
         await pilot.press("t")
-        assert "trial lenet-arm1 (2/2" in text_of(header)
-        assert table.row_count == 6 and table.get_row_at(5)[:3] == ["stage1", "3", "6"]
+        assert "trial lenet-arm0 (1/2) · pinned" in text_of(header)
+        assert table.row_count == 6 and table.get_row_at(0)[:3] == ["stage0", "1", "1"]
+        await pilot.press("f")
+        assert "trial lenet-arm1 (2/2) · following" in text_of(header)
         for key, tab in (("2", "epochs"), ("3", "evaluation"), ("4", "messages"),
                          ("1", "charts")):
             await pilot.press(key)
@@ -142,7 +156,11 @@ async def test_live_screen_tabs_trials_and_messages(world) -> None:
         await pilot.press("4")  # the log renders once its tab is shown
         log = screen.query_one("#log")
         await until(pilot, lambda: any("skipped bad.png" in str(line.text) for line in log.lines))
-        await pilot.press("c")  # a finished run cannot be cancelled: a message, no dialog
+        assert not screen.query_one("#no-messages").display
+        # a finished run cannot be cancelled: the key is hidden and does nothing
+        assert "cancel_run" not in {b.action for b in
+                                    (a.binding for a in app.active_bindings.values())}
+        await pilot.press("c")
         assert not isinstance(app.screen, ConfirmScreen)
         await pilot.press("i")
         assert isinstance(app.screen, ImagesScreen)
@@ -185,7 +203,8 @@ async def test_live_table_keeps_the_latest_epochs_of_a_long_run(world) -> None:
         assert table.get_row_at(MAX_TABLE_ROWS - 1)[:3] == ["stage1", "250", "450"]
         info = text_of(app.screen.query_one("#epochs-info", Static))
         assert "450 epochs, the last 300 shown" in info
-        assert "1 … 450 epochs" in str(app.screen.query_one("#loss-chart").render())
+        chart = app.screen.query_one("#loss-chart")
+        assert chart.data.series[0].xs[-1] == 450 and chart.data.boundaries == (200.5,)
         await pilot.press("t")
         assert table.row_count == MAX_TABLE_ROWS
 
@@ -208,24 +227,31 @@ async def test_history_open_mark_compare_images(world) -> None:
         assert isinstance(screen, HistoryScreen)
         table = screen.query_one(DataTable)
         await until(pilot, lambda: table.row_count == 2)
-        assert [c.plain if hasattr(c, "plain") else c for c in table.get_row_at(0)][1:4] == [
-            "20260102-120000-demo", "demo", "failed"]
+        assert list(table.get_row_at(0))[1:4] == ["20260102-120000-demo", "demo", "failed"]
+        assert list(table.get_row_at(1))[-1] == "80.00%"  # the same figure as kvision ls
         await pilot.press("c")
         assert not isinstance(app.screen, CompareScreen)  # nothing marked yet
-        await pilot.press("space", "down", "space")
-        assert table.get_row_at(0)[0] == "●" and table.get_row_at(1)[0] == "●"
+        await pilot.press("down", "space", "up", "space")  # the older run first: it is A
+        assert table.get_row_at(1)[0] == "A" and table.get_row_at(0)[0] == "B"
         await pilot.press("c")
-        assert isinstance(app.screen, CompareScreen)
-        one, two = (next(p for p in app.screen.query(RunPanel) if len(p.state.trials) == n)
-                    for n in (1, 2))
-        assert "curves: lenet-arm0 (1/2" in text_of(two.query_one("#trial"))
-        await pilot.press("t")  # the next trial of each run; a run with one trial keeps it
-        assert "curves: lenet-arm1 (2/2" in text_of(two.query_one("#trial"))
-        assert "curves: lenet-arm0 (1/1" in text_of(one.query_one("#trial"))
-        assert two.query_one("#loss").data[0][0].values == tuple(
-            two.state.trials["lenet-arm1"].series("loss"))
-        await pilot.press("escape", "enter")
-        assert isinstance(app.screen, LiveScreen) and app.screen.run_dir == world["first"]
+        compare = app.screen
+        assert isinstance(compare, CompareScreen)
+        loss = compare.query_one("#compare-loss").data
+        # one chart, every run and trial on it: A's two trials and B's one
+        assert [s.label for s in loss.series] == ["A lenet / arm0", "A lenet / arm1",
+                                                  "B lenet / arm0"]
+        assert loss.series[1].values == world_state(world["first"], "lenet-arm1", "val_loss")
+        assert len({s.color for s in loss.series}) == 3
+        rows = compare.query_one("#compare-table", DataTable)
+        assert list(rows.get_row_at(0)) == ["lenet / arm0", "clear test", "80.00", "80.00",
+                                            "+0.00"]
+        await pilot.press("t")  # one paired trial at a time
+        assert [s.label for s in compare.query_one("#compare-loss").data.series] == [
+            "A lenet / arm0", "B lenet / arm0"]
+        await pilot.press("d")
+        assert list(rows.get_row_at(0))[:2] == ["B-A", "clear test"]
+        await pilot.press("escape", "enter")  # the cursor is on the newer run
+        assert isinstance(app.screen, LiveScreen) and app.screen.run_dir == world["second"]
         await pilot.press("escape", "o")
         assert isinstance(app.screen, LiveScreen)
         await pilot.press("escape", "i")
@@ -275,7 +301,9 @@ async def test_help_and_command_palette(world) -> None:
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
-        assert "**c**: Compare marked" in app.screen.text  # built from the screens' bindings
+        text = app.screen.text  # built from the screens' bindings, hidden ones too
+        assert "**c**: Compare" in text and "**1**: Charts" in text and "**4**: Messages" in text
+        assert "**f**: Follow" in text and "**esc**: List" in text
         await pilot.press("escape", "f1")
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("escape", "ctrl+p", *"History")
@@ -329,6 +357,9 @@ async def test_launch_watch_and_cancel_a_detached_run(world, monkeypatch, tmp_pa
         assert launched.process.pid != 0 and launched.finished() is None
         table = app.screen.query_one("#epoch-table", DataTable)
         await until(pilot, lambda: table.row_count == 1)
+        # the console output moved into the run directory once kvision created it
+        await until(pilot, lambda: launched.log == run_dir / "launch.log")
+        assert not list(world["runs"].glob("*.log")) and not (world["runs"] / ".logs").exists()
         await pilot.press("c")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("n")  # no: the run goes on
@@ -359,3 +390,74 @@ async def test_native_image_widget_is_used_when_the_terminal_has_graphics(
         await until(pilot, lambda: bool(app.screen.query(HalfcellImage)))
         await pilot.press("]", "]")  # the corrupt PNG is still a message, not a crash
         await until(pilot, lambda: bool(app.screen.query(".error")))
+
+
+@sync
+async def test_a_failed_launch_stops_its_progress_and_shows_the_error(world, monkeypatch,
+                                                                      tmp_path) -> None:
+    """kvision exits before creating the run directory (e.g. a missing data folder)."""
+    script = tmp_path / "failing_runner.py"
+    script.write_text("import sys\nprint(\"kvision: error: data folder 'x' does not "
+                      "exist.\")\nsys.exit(2)\n")
+    monkeypatch.setattr(launch_module, "run_command",
+                        lambda recipe, run_dir, overrides: [sys.executable, str(script)])
+    app = make_app(world)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("down")
+        await until(pilot, lambda: app.screen.valid_recipe is not None)
+        await pilot.press("l")
+        (run_dir, launched), = app.launched.items()
+        header = app.screen.query_one("#run-header", Static)
+        await until(pilot, lambda: "exited with code 2" in text_of(header))
+        assert "data folder 'x' does not exist" in text_of(header)
+        assert not app.screen.query_one("#progress").display  # no animation left running
+        assert "launch failed" in text_of(app.screen.query_one("#progress-label", Static))
+        # its log is kept in the documented logs folder, not beside the runs
+        assert launched.log == world["runs"] / ".logs" / f"{run_dir.name}.log"
+        assert not list(world["runs"].glob("*.log"))
+
+
+@sync
+async def test_live_view_follows_a_second_trial_and_shows_an_evaluation_in_progress(
+        world) -> None:
+    run = write_run(world["runs"], "20260105-120000-live", trials=1, epochs=(2,),
+                    finish="running", images=False, pid=os.getpid())
+    app = make_app(world, attach=run)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = app.screen
+        header = screen.query_one("#run-header", Static)
+        assert "trial lenet-arm0 (1/1) · following" in text_of(header)
+        assert screen.check_action("cancel_run", ()) is True  # running: cancel is offered
+        with open(run / "events.jsonl", "a") as fh:
+            for e in ({"event": "trial_started", "trial": "lenet-arm1", "model": "lenet",
+                       "arm": "arm1"},
+                      {"event": "evaluation_started", "trial": "lenet-arm1",
+                       "checkpoint": "before"}):
+                fh.write(json.dumps({"time": "2026-01-01T12:10:00+00:00", **e}) + "\n")
+        label = screen.query_one("#progress-label", Static)
+        await until(pilot, lambda: "lenet-arm1 evaluating before" in text_of(label))
+        assert "trial lenet-arm1 (2/2) · following" in text_of(header)
+        assert "no epochs yet" in str(screen.query_one("#loss-chart").render())
+
+
+@sync
+async def test_messages_tab_has_a_placeholder_until_a_warning_arrives(world) -> None:
+    run = write_run(world["runs"], "20260106-120000-quiet", trials=1, epochs=(2,),
+                    finish="running", images=False, pid=os.getpid())
+    lines = [line for line in (run / "events.jsonl").read_text().splitlines()
+             if '"data_loaded"' not in line]  # no skipped files: nothing to report
+    (run / "events.jsonl").write_text("\n".join(lines) + "\n")
+    app = make_app(world, attach=run)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("4")
+        placeholder = app.screen.query_one("#no-messages", Static)
+        assert placeholder.display and "No warnings or errors so far" in text_of(placeholder)
+        with open(run / "events.jsonl", "a") as fh:
+            fh.write(json.dumps({"event": "warning", "time": "2026-01-01T12:10:00+00:00",
+                                 "trial": None, "stage": None, "kind": "speed_paths_off",
+                                 "message": "the fused optimizer is off on this backend."})
+                     + "\n")
+        log = app.screen.query_one("#log")
+        await until(pilot, lambda: any("speed_paths_off" in str(line.text)
+                                       for line in log.lines))
+        assert not placeholder.display

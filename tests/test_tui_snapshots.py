@@ -45,53 +45,82 @@ async def _settle(pilot, condition) -> None:
     await pilot.pause()
 
 
-def test_recipes_screen(app, snap_compare) -> None:
+#: Every screen is snapshotted at the smallest supported terminal and at a roomy one.
+SIZES = pytest.mark.parametrize("size", [(80, 24), (130, 40)], ids=["80x24", "130x40"])
+
+
+def _live(tab: str):
+    async def attach(pilot) -> None:
+        pilot.app.open_live(Path("runs/20260101-120000-demo"))
+        await _settle(pilot, lambda a: a.screen.state is not None)
+        await pilot.press(tab)
+        await pilot.pause()
+
+    return attach
+
+
+@SIZES
+def test_recipes_screen(app, snap_compare, size) -> None:
     async def validated(pilot) -> None:
         await _settle(pilot, lambda a: "problem" in str(a.screen.query_one("#validation")
                                                         .render()))
 
-    assert snap_compare(app, terminal_size=(80, 24), run_before=validated)
+    assert snap_compare(app, terminal_size=size, run_before=validated)
 
 
-def test_live_screen_charts(app, snap_compare) -> None:
-    async def attach(pilot) -> None:
-        pilot.app.open_live(Path("runs/20260101-120000-demo"))
-        await _settle(pilot, lambda a: a.screen.state is not None)
-
-    assert snap_compare(app, terminal_size=(80, 24), run_before=attach)
+@SIZES
+def test_live_screen_charts(app, snap_compare, size) -> None:
+    assert snap_compare(app, terminal_size=size, run_before=_live("1"))
 
 
-def test_live_screen_epochs_large(app, snap_compare) -> None:
-    async def attach(pilot) -> None:
-        pilot.app.open_live(Path("runs/20260101-120000-demo"))
-        await _settle(pilot, lambda a: a.screen.state is not None)
-
-    assert snap_compare(app, terminal_size=(140, 40), run_before=attach, press=["3"])
+@SIZES
+def test_live_screen_epochs_table(app, snap_compare, size) -> None:
+    assert snap_compare(app, terminal_size=size, run_before=_live("2"))
 
 
-def test_history_screen(app, snap_compare) -> None:
+@SIZES
+def test_live_screen_evaluation(app, snap_compare, size) -> None:
+    assert snap_compare(app, terminal_size=size, run_before=_live("3"))
+
+
+@SIZES
+def test_live_screen_messages(app, snap_compare, size) -> None:
+    async def messages(pilot) -> None:
+        await _live("4")(pilot)
+        await _settle(pilot, lambda a: a.screen.query_one("#log").lines)
+
+    assert snap_compare(app, terminal_size=size, run_before=messages)
+
+
+@SIZES
+def test_history_screen(app, snap_compare, size) -> None:
     async def history(pilot) -> None:
         await pilot.press("h")
         await _settle(pilot, lambda a: a.screen.runs)
 
-    assert snap_compare(app, terminal_size=(80, 24), run_before=history)
+    assert snap_compare(app, terminal_size=size, run_before=history)
 
 
-def test_images_screen(app, snap_compare) -> None:
+@SIZES
+def test_compare_screen(app, snap_compare, size) -> None:
+    async def compare(pilot) -> None:
+        await pilot.press("h")
+        await _settle(pilot, lambda a: a.screen.runs)
+        await pilot.press("down", "space", "up", "space", "c")  # the older run is A
+        await _settle(pilot, lambda a: a.screen.query_one("#compare-table").row_count)
+
+    assert snap_compare(app, terminal_size=size, run_before=compare)
+
+
+@SIZES
+def test_images_screen(app, snap_compare, size) -> None:
     async def images(pilot) -> None:
         pilot.app.open_images(Path("runs/20260101-120000-demo"))
         await _settle(pilot, lambda a: "conv1" in str(a.screen.query_one("#caption").render()))
 
-    assert snap_compare(app, terminal_size=(80, 24), run_before=images)
+    assert snap_compare(app, terminal_size=size, run_before=images)
 
 
-def test_help_screen(app, snap_compare) -> None:
-    assert snap_compare(app, terminal_size=(80, 24), press=["question_mark"])
-
-
-def test_live_screen_epochs_table(app, snap_compare) -> None:
-    async def attach(pilot) -> None:
-        pilot.app.open_live(Path("runs/20260101-120000-demo"))
-        await _settle(pilot, lambda a: a.screen.state is not None)
-
-    assert snap_compare(app, terminal_size=(80, 24), run_before=attach, press=["2", "t"])
+@SIZES
+def test_help_screen(app, snap_compare, size) -> None:
+    assert snap_compare(app, terminal_size=size, press=["question_mark"])

@@ -11,9 +11,8 @@ from test_tui_fakes import fake_events, write_run
 
 from kvision.errors import KvisionError
 from kvision.runs import RunReader
-from kvision_tui.charts import BOUNDARY, Series, downsample, render_chart
+from kvision_tui.charts import downsample, nice_ticks, tick_label
 from kvision_tui.images import HalfBlock, ImageLoadError, load_image, prepare_native
-from kvision_tui.launch import new_run_dir, run_command
 from kvision_tui.recipes_screen import find_recipes, recipe_name
 from kvision_tui.runstate import RunState, format_seconds, open_run
 
@@ -25,7 +24,8 @@ def test_state_digests_trials_stages_and_evaluations(tmp_path: Path) -> None:
     assert [r.global_epoch for r in trial.rows()] == [1, 2, 3, 4, 5]
     assert trial.boundaries() == [2]  # the second stage starts at the 3rd epoch (index 2)
     assert state.final_matrices()["lenet-arm1"]["checkpoint"] == "after_stage1"
-    assert state.best_accuracy() == pytest.approx(max(trial.series("val_accuracy")))
+    # the headline kvision ls shows: best final test accuracy (after_stage1 of lenet-arm0)
+    assert state.best_test() == (pytest.approx(0.8), "accuracy")
     assert state.status() == "finished"
     assert format_seconds(state.duration()) == "13s"
     assert ("warning", "skipped bad.png: cannot decode") in state.messages
@@ -77,34 +77,31 @@ def test_open_run_explains_a_directory_that_is_not_a_run(tmp_path: Path) -> None
 def test_thousands_of_epochs_digest_quickly(tmp_path: Path) -> None:
     import time
 
+    from kvision_tui.live_screen import curves
+
     run = write_run(tmp_path, trials=4, epochs=(1500, 1500), images=False)
     start = time.perf_counter()
     state = RunState(run)
-    text = render_chart([Series("loss", "•", tuple(state.trials["lenet-arm3"].series("loss")))],
-                        60, 12, state.trials["lenet-arm3"].boundaries())
+    loss, _ = curves(state.trials["lenet-arm3"])
     assert len(state.trials["lenet-arm3"].epochs) == 3000
     assert time.perf_counter() - start < 5  # ~0.5 s here; generous for a loaded CI machine
-    assert "1 … 3000 epochs" in text.plain
+    assert loss.series[0].xs[-1] == 3000 and loss.boundaries == (1500.5,)
 
 
 def test_downsample_averages_into_bins() -> None:
-    assert downsample([1, 2, 3, 4, 5, 6], 3) == [1.5, 3.5, 5.5]
-    assert downsample([1, 2], 5) == [1, 2]
-    assert len(downsample(list(range(10_000)), 37)) == 37
+    assert downsample([1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 5, 6], 3) == ([1.5, 3.5, 5.5],
+                                                                     [1.5, 3.5, 5.5])
+    assert downsample([1, 2], [3, 4], 5) == ([1, 2], [3, 4])
+    assert len(downsample(range(10_000), list(range(10_000)), 37)[1]) == 37
 
 
-def test_chart_uses_markers_and_stage_bars_not_colour() -> None:
-    train = Series("train", "•", (4.0, 3.0, 2.0, 1.0))
-    val = Series("val", "×", (4.0, 3.5, 3.0, 2.5))
-    lines = render_chart([train, val], width=20, height=8, boundaries=[2]).plain.splitlines()
-    plot = [line.split("┤", 1)[1] for line in lines if "┤" in line]
-    assert len(plot) == 6
-    assert plot[0][0] == "*"  # both series start at the top left: shared cell
-    assert plot[-1][3] == "•"  # train ends at the bottom
-    assert all(row[2] in (BOUNDARY, "•", "×", "*") for row in plot)
-    assert lines[0].strip().startswith("4")
-    assert "• train  × val  │ stage" in lines[-1]
-    assert render_chart([], 20, 8).plain == "no data yet"
+def test_ticks_are_round_numbers_with_just_enough_decimals() -> None:
+    assert nice_ticks(0.31, 0.97, 5) == [0.4, 0.6, 0.8]
+    assert nice_ticks(1, 3000, 3) == [1000, 2000, 3000]
+    assert nice_ticks(1, 3000, 6) == [500, 1000, 1500, 2000, 2500, 3000]
+    assert nice_ticks(0.4154, 0.5682, 2) == [0.45, 0.5, 0.55]  # never fewer than two
+    assert [tick_label(v, 0.2) for v in (0.4, 0.6)] == ["0.4", "0.6"]
+    assert tick_label(1500.0, 500) == "1500" and tick_label(0.05, 0.01) == "0.05"
 
 
 def _png(path: Path, size=(4, 4), color=(255, 0, 0)) -> Path:
@@ -144,16 +141,6 @@ def test_load_image_names_missing_and_corrupt_files(tmp_path: Path) -> None:
         load_image(tmp_path / "bad.png")
     with pytest.raises(ImageLoadError, match="is missing"):
         load_image(tmp_path / "gone.png")
-
-
-def test_new_run_dir_never_reuses_a_name(tmp_path: Path) -> None:
-    first = new_run_dir(tmp_path, "demo")
-    first.mkdir()
-    second = new_run_dir(tmp_path, "demo")
-    assert second != first and second.name.startswith(first.name)
-    cmd = run_command("r.toml", second, ["a.b=1", "c=2"])
-    assert cmd[2:] == ["kvision", "run", "r.toml", "--run-dir", str(second),
-                       "--set", "a.b=1", "--set", "c=2"]
 
 
 def test_find_recipes_and_recipe_name(tmp_path: Path) -> None:
@@ -204,8 +191,106 @@ def test_regression_run_charts_mae_and_shows_r2_as_a_number(tmp_path: Path) -> N
     (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
     state = RunState(run)
     trial = state.trials["lenet-arm0"]
-    (_, _), ((train, val), _) = curves(trial)
+    _, second = curves(trial)
+    train, val = second.series
     assert (train.label, val.label) == ("train mae", "val mae")
     assert list(train.values) == trial.series("mae") and len(train.values) == 3
     _, rows = matrix_rows(state.evaluations)
     assert rows[-1][-1] == "0.9512"
+
+
+def _append(run: Path, *events: dict) -> None:
+    with open(run / "events.jsonl", "a") as fh:
+        for e in events:
+            fh.write(json.dumps({"time": "2026-01-01T13:00:00.000+00:00", "trial": None,
+                                 "stage": None, **e}) + "\n")
+
+
+def test_state_follows_the_trial_that_trains_and_sees_evaluations_in_progress(
+        tmp_path: Path) -> None:
+    run = write_run(tmp_path, trials=1, epochs=(2,), finish="running", images=False)
+    state = RunState(run)
+    assert state.active == "lenet-arm0"
+    _append(run, {"event": "trial_started", "trial": "lenet-arm9", "model": "lenet",
+                  "arm": "arm9"},
+            {"event": "evaluation_started", "trial": "lenet-arm9", "checkpoint": "before"})
+    state.poll()
+    assert state.active == "lenet-arm9"
+    assert (state.evaluating.trial, state.evaluating.checkpoint) == ("lenet-arm9", "before")
+    _append(run, {"event": "evaluation", "trial": "lenet-arm9", "checkpoint": "before",
+                  "matrix": {"clear": {"test": 0.1}}})
+    state.poll()
+    assert state.evaluating is None
+
+
+def test_warning_events_and_failed_trials_become_messages(tmp_path: Path) -> None:
+    """The schema issue 15 emits: kind, trial/stage (or null), message, details."""
+    run = write_run(tmp_path, trials=2, epochs=(2,), finish="running", images=False)
+    _append(run, {"event": "warning", "trial": "lenet-arm1", "stage": "stage0",
+                  "kind": "non_finite_loss", "message": "loss became NaN at epoch 2.",
+                  "details": {"epoch": 2}},
+            {"event": "warning", "kind": "missing_split", "message": "no val split."},
+            {"event": "trial_failed", "trial": "lenet-arm1", "stage": "stage0",
+             "error": "non-finite loss"})
+    state = RunState(run)
+    assert ("warning", "[non_finite_loss] lenet-arm1 stage0: loss became NaN at epoch 2."
+            ) in state.messages
+    assert ("warning", "[missing_split] no val split.") in state.messages
+    assert state.trials["lenet-arm1"].failed == "non-finite loss"
+    assert any(level == "error" and "lenet-arm1 failed" in text
+               for level, text in state.messages)
+
+
+def test_duration_is_total_run_time_across_resumes() -> None:
+    from kvision.runs.summary import run_seconds
+
+    def at(kind: str, minute: int, **kw) -> dict:
+        return {"event": kind, "time": f"2026-01-01T12:{minute:02d}:00+00:00", **kw}
+
+    events = [at("run_started", 0), at("epoch_end", 5), at("run_interrupted", 10),
+              at("run_resumed", 30), at("epoch_end", 33), at("run_finished", 40, seconds=600)]
+    assert run_seconds(events) == 600 + 600  # 10 min before the resume + the runner's 600 s
+    assert run_seconds(events[:5]) == 600 + 180  # still running: until its latest event
+    assert run_seconds([]) is None
+
+
+def test_ls_and_the_history_show_the_same_headline(tmp_path: Path) -> None:
+    from kvision.runs.listing import format_runs, run_summary
+    from kvision.runs.summary import HEADLINE
+    from kvision_tui.history_screen import COLUMNS, summary_row
+
+    run = write_run(tmp_path, images=False)
+    summary = run_summary(RunReader(run))
+    assert summary["best_test"] == pytest.approx(0.8)  # lenet-arm0's final clear test
+    assert HEADLINE in format_runs(tmp_path).splitlines()[0] and COLUMNS[-1] == HEADLINE
+    assert "80.00%" in format_runs(tmp_path)
+    assert summary_row(RunState(run))[-1] == "80.00%"
+    assert summary_row(RunState(run))[-2] == format_seconds(summary["duration"])
+
+
+def test_compare_pairs_trials_by_model_arm_and_repeat_not_by_name(tmp_path: Path) -> None:
+    from kvision.runs.compare import compare, final_rows, format_comparison, paired_rows
+
+    a = write_run(tmp_path, "20260101-120000-a", images=False)
+    b = write_run(tmp_path, "20260102-120000-b", images=False)
+    events = [json.loads(line) for line in (b / "events.jsonl").read_text().splitlines()]
+    for e in events:  # b names its trials differently; the structured fields still match
+        if e.get("trial"):
+            e["trial"] = "x-" + e["trial"]
+        for t in e.get("trials") or []:
+            t["trial"] = "x-" + t["trial"]
+        if e["event"] == "evaluation" and e["checkpoint"] == "after_stage1":
+            e["matrix"]["clear"]["test"] += 0.05
+    (b / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    comparison = compare([a, b])
+    assert comparison.identities == [("lenet", "arm0", 0), ("lenet", "arm1", 0)]
+    head, rows = final_rows(comparison)
+    assert head == ["trial", "cell", "A", "B", "B-A"]
+    assert rows[0] == ["lenet / arm0", "clear test", "80.00", "85.00", "+5.00"]
+    _, paired = paired_rows(comparison)
+    assert paired[0] == ["B-A", "clear test", "+5.00", "+5.00", "+5.00", "2"]
+    assert "Paired differences" in format_comparison(comparison)
+    with pytest.raises(KvisionError, match="at least two run directories"):
+        compare([a])
+    with pytest.raises(KvisionError, match="is not a kvision run directory"):
+        compare([a, tmp_path])

@@ -19,6 +19,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from kvision.errors import KvisionError
 from kvision.runs import find_runs, is_run_dir
 
+from .compare_screen import CompareScreen
 from .dialogs import HelpScreen
 from .history_screen import HistoryScreen
 from .images import MODES, prepare_native
@@ -89,6 +90,14 @@ class KvisionApp(App):
         if self.attach is not None:
             self.open_live(self.attach)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Leave out of the footer the screen that is already shown."""
+        if action == "history":
+            return not isinstance(self.screen, HistoryScreen)
+        if action == "recipes":
+            return not isinstance(self.screen, RecipesScreen)
+        return True
+
     def open_live(self, run_dir: Path) -> None:
         """Watch a run directory (running or finished)."""
         self.push_screen(LiveScreen(Path(run_dir)))
@@ -111,7 +120,8 @@ class KvisionApp(App):
         """Show the help screen."""
         if not isinstance(self.screen, HelpScreen):
             screens = {cls.__name__.removesuffix("Screen"): cls.BINDINGS for cls in
-                       (RecipesScreen, LiveScreen, HistoryScreen, ImagesScreen)}
+                       (RecipesScreen, LiveScreen, HistoryScreen, CompareScreen,
+                        ImagesScreen)}
             self.push_screen(HelpScreen(self.BINDINGS, screens))
 
 

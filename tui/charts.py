@@ -1,112 +1,166 @@
-"""A line chart drawn with text cells, readable without colour.
+"""Line charts drawn by plotext (through textual-plotext): full width, labelled axes, legend.
 
-Each series has its own marker glyph (colour is only a bonus), stage boundaries are vertical
-bars, and long series are averaged down to one point per column, so a run with thousands of
-epochs costs no more to draw than one with fifty.
+Each series is a braille line in its own colour with a legend entry; stage boundaries are
+vertical lines between two epochs. Long series are averaged down to two points per column
+(braille has two dots per cell) before plotext sees them, so a run with thousands of epochs
+costs no more to draw than one with fifty.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rich.text import Text
+from textual.app import RenderResult
 from textual.reactive import reactive
-from textual.widget import Widget
+from textual_plotext import PlotextPlot
 
-BOUNDARY = "│"
-BOTH = "*"  # two series in the same cell
+#: Colours of the lines in order: train and validation of one trial get the first two; an
+#: overlay of several runs or trials walks down the list.
+COLORS = ("cyan", "orange", "green", "magenta", "blue", "red", "yellow", "white")
+#: The same colours by their names in Rich, for legends drawn outside a chart.
+RICH_COLORS = dict(zip(COLORS, ("cyan", "orange1", "green", "magenta", "blue", "red",
+                                "yellow", "white"), strict=True))
+BOUNDARY_COLOR = "gray"
 
 
 @dataclass(frozen=True)
 class Series:
-    """One line: label for the legend, marker glyph, colour (optional) and values."""
+    """One line: its legend label, its values at x = 1, 2, ... (or at ``xs``) and colour."""
 
     label: str
-    marker: str
     values: tuple[float, ...]
-    color: str = ""
+    color: str = "cyan"
+    xs: tuple[float, ...] = ()
+
+    def points(self) -> tuple[Sequence[float], Sequence[float]]:
+        """(x, y) pairs of the line."""
+        return (self.xs or tuple(range(1, len(self.values) + 1))), self.values
 
 
-def downsample(values: Sequence[float], n: int) -> list[float]:
-    """Average ``values`` into at most ``n`` equal bins (kept as is when it already fits)."""
+@dataclass(frozen=True)
+class ChartData:
+    """What one chart shows; set a new one on :attr:`Chart.data` to redraw."""
+
+    series: tuple[Series, ...] = ()
+    #: x positions (between two epochs) where a new stage begins
+    boundaries: tuple[float, ...] = ()
+    xlabel: str = "epoch"
+    empty: str = "no epochs yet"
+    #: False when the screen draws the legend itself (many lines on a small chart)
+    legend: bool = True
+
+
+def downsample(xs: Sequence[float], ys: Sequence[float], n: int) -> tuple[list, list]:
+    """Average (x, y) into at most ``n`` equal bins (kept as is when it already fits)."""
     if n <= 0:
-        return []
-    if len(values) <= n:
-        return list(values)
-    out = []
+        return [], []
+    if len(ys) <= n:
+        return list(xs), list(ys)
+    out_x, out_y = [], []
     for i in range(n):
-        lo, hi = i * len(values) // n, (i + 1) * len(values) // n
-        chunk = values[lo:max(hi, lo + 1)]
-        out.append(sum(chunk) / len(chunk))
-    return out
+        lo, hi = i * len(ys) // n, max((i + 1) * len(ys) // n, i * len(ys) // n + 1)
+        out_x.append(sum(xs[lo:hi]) / (hi - lo))
+        out_y.append(sum(ys[lo:hi]) / (hi - lo))
+    return out_x, out_y
 
 
-def render_chart(series: Sequence[Series], width: int, height: int,
-                 boundaries: Sequence[int] = (), length: int | None = None) -> Text:
-    """The chart as rich Text: y labels, plot area, and a legend line.
-
-    ``boundaries`` are 0-based indices into the (un-downsampled) x axis of ``length`` points
-    (default: the longest series) where a new stage begins.
-    """
-    label_w = 7
-    plot_w, plot_h = max(width - label_w - 1, 4), max(height - 2, 2)
-    data = [s for s in series if s.values]
-    if not data:
-        return Text("no data yet", style="dim")
-    length = length or max(len(s.values) for s in data)
-    cols = min(plot_w, length)
-    lo = min(min(s.values) for s in data)
-    hi = max(max(s.values) for s in data)
-    span = (hi - lo) or 1.0
-    grid: list[list[tuple[str, str]]] = [[(" ", "")] * cols for _ in range(plot_h)]
-    for b in boundaries:
-        col = b * cols // length
-        if 0 < col < cols:
-            for row in grid:
-                row[col] = (BOUNDARY, "dim")
-    for s in data:
-        # scale each series to the shared x axis, then to one point per column
-        points = downsample(s.values, max(1, len(s.values) * cols // length))
-        for col, value in enumerate(points):
-            row = plot_h - 1 - round((value - lo) / span * (plot_h - 1))
-            glyph = grid[row][col][0]
-            mark = BOTH if glyph not in (" ", BOUNDARY) and glyph != s.marker else s.marker
-            grid[row][col] = (mark, s.color)
-    text = Text(no_wrap=True, overflow="crop")
-    for i, row in enumerate(grid):
-        label = _fmt(hi) if i == 0 else _fmt(lo) if i == plot_h - 1 else ""
-        text.append(f"{label:>{label_w}}┤")
-        for glyph, style in row:
-            text.append(glyph, style=style)
-        text.append("\n")
-    text.append(" " * label_w + f"└ 1 … {length} epochs\n", style="dim")
-    legend = "  ".join(f"{s.marker} {s.label}" for s in data)
-    if boundaries:
-        legend += f"  {BOUNDARY} stage"
-    text.append(" " * (label_w + 1) + legend)
-    return text
+def nice_ticks(lo: float, hi: float, most: int) -> list[float]:
+    """Round tick values (1, 2 or 5 times a power of ten) inside lo..hi: the densest such
+    set with at most ``most`` ticks, and never fewer than two while lo < hi."""
+    if hi <= lo:
+        return [lo]
+    most = max(most, 2)
+    power = 10 ** math.floor(math.log10((hi - lo) / most))
+    previous: list[float] = []
+    for step in (m * power * 10 ** k for k in (-1, 0, 1, 2) for m in (1, 2, 5)):
+        ticks = _ticks_every(lo, hi, step)
+        if len(ticks) <= most:
+            return ticks if len(ticks) >= 2 else previous or [lo, hi]
+        previous = ticks
+    return previous
 
 
-class LineChart(Widget):
-    """A Textual widget around :func:`render_chart`; set ``data`` to redraw."""
+def _ticks_every(lo: float, hi: float, step: float) -> list[float]:
+    first = math.ceil(lo / step - 1e-9)
+    last = math.floor(hi / step + 1e-9)
+    return [round(i * step, 12) for i in range(first, last + 1)]
+
+
+def tick_label(value: float, step: float) -> str:
+    """A tick's text with as many decimals as the tick step needs, no more."""
+    if step >= 1 and float(value).is_integer():
+        return f"{int(value)}"
+    decimals = max(0, -math.floor(math.log10(step))) if step > 0 else 2
+    return f"{value:.{min(decimals, 6)}f}"
+
+
+class Chart(PlotextPlot):
+    """A titled plotext chart of :class:`ChartData`, redrawn when ``data`` changes."""
 
     DEFAULT_CSS = """
-    LineChart { height: 10; }
+    Chart { height: 1fr; min-height: 8; }
     """
 
-    data: reactive[tuple[tuple[Series, ...], tuple[int, ...]]] = reactive(((), ()))
+    data: reactive[ChartData] = reactive(ChartData)
+    chart_title: reactive[str] = reactive("")
 
     def __init__(self, title: str, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.border_title = title
+        self.chart_title = title
 
-    def render(self) -> Text:
-        """Draw at the widget's current size (so resizing re-downsamples)."""
-        series, boundaries = self.data
-        return render_chart(series, self.content_size.width, self.content_size.height,
-                            boundaries)
+    def render(self) -> RenderResult:
+        """Draw at the widget's content size (so resizing re-downsamples)."""
+        data = self.data
+        width, height = self.content_size.width, self.content_size.height
+        if not any(s.values for s in data.series) or width < 12 or height < 5:
+            return Text(f"{self.chart_title}: {data.empty}", style="dim")
+        self._draw(data, width, height)
+        plt = self.plt
+        # the content size, not the widget's outer size that PlotextPlot.render would use
+        # (with a border or padding, that plot would be cut off at the right and bottom)
+        plt.plotsize(width, height)
+        plt._set_size(width, height)
+        plt.theme(self._get_plotext_theme_name(self.app.theme))
+        return Text.from_ansi(plt.build(), no_wrap=True)
 
+    def _draw(self, data: ChartData, width: int, height: int) -> None:
+        plt = self.plt
+        plt.clear_data()
+        columns = max(width - 8, 4)
+        lows, highs, last_x = [], [], 1.0
+        for series in data.series:
+            if not series.values:
+                continue
+            xs, ys = downsample(*series.points(), 2 * columns)
+            plt.plot(xs, ys, label=series.label if data.legend else None, color=series.color,
+                     marker="braille")
+            lows.append(min(ys))
+            highs.append(max(ys))
+            last_x = max(last_x, series.points()[0][-1])
+        for x in data.boundaries:
+            plt.vline(x, BOUNDARY_COLOR)
+        plt.title(self.chart_title)
+        legend = sum(1 for s in data.series if s.values) if data.legend else 0
+        self._axes(min(lows), max(highs), last_x, columns, height, legend)
+        plt.xlabel(data.xlabel)
 
-def _fmt(value: float) -> str:
-    return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+    def _axes(self, lo: float, hi: float, last_x: float, columns: int, height: int,
+              legend: int) -> None:
+        plt = self.plt
+        rows = max(height - 4, 2)  # title, frame, x ticks and x label take the others
+        span = (hi - lo) or abs(hi) * 0.1 or 1.0
+        # headroom for the legend, which plotext draws inside the plot's top left corner
+        top = hi + span * (legend + 0.5) / max(rows - legend, 1)
+        bottom = lo - span * 0.05
+        yticks = nice_ticks(bottom, top, max(2, rows // 2))
+        ystep = round(yticks[1] - yticks[0], 12) if len(yticks) > 1 else 1.0
+        plt.ylim(bottom, top)
+        plt.yticks(yticks, [tick_label(v, ystep) for v in yticks])
+        xticks = [v for v in nice_ticks(1, last_x, max(2, columns // 8))
+                  if float(v).is_integer()]
+        xticks = xticks or [1.0]
+        plt.xlim(1 if last_x > 1 else 0.5, last_x if last_x > 1 else 1.5)
+        plt.xticks(xticks, [f"{int(v)}" for v in xticks])

@@ -7,7 +7,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.keys import format_key
 from textual.screen import ModalScreen
-from textual.widgets import Button, Label, Markdown
+from textual.widgets import Button, Footer, Label, Markdown
+
+
+def footer() -> Footer:
+    """The footer every screen shows: compact, so an 80-column terminal fits all keys of a
+    screen (the command palette, ctrl+p, is named in the help screen instead)."""
+    return Footer(compact=True, show_command_palette=False)
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -69,10 +75,10 @@ Mouse clicks work too but are never needed.
 
 
 def bindings_markdown(bindings: list) -> str:
-    """A markdown list of the visible key bindings."""
+    """A markdown list of every key binding (also those the footer leaves out)."""
     lines = []
     for b in bindings:
-        if isinstance(b, Binding) and b.show and b.description:
+        if isinstance(b, Binding) and b.description:
             keys = " / ".join(format_key(k) for k in b.key.split(","))
             lines.append(f"- **{keys}**: {b.description}")
     return "\n".join(lines)

@@ -1,31 +1,61 @@
-"""History: every run in the runs folder; open one, or compare two side by side."""
+"""History: every run in the runs folder; open one, or compare marked runs overlaid."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
+from kvision.errors import KvisionError
 from kvision.runs import find_runs
+from kvision.runs.summary import HEADLINE, format_score
 
-from .charts import LineChart
-from .live_screen import curves, matrix_rows
+from .dialogs import footer
 from .runstate import RunState, format_seconds, format_time
 
-COLUMNS = ("", "name", "recipe", "status", "start", "duration", "best acc")
+COLUMNS = ("", "run", "recipe", "status", "start", "duration", HEADLINE)
+#: Narrowest each column may become before the table scrolls sideways.
+MIN_WIDTHS = (1, 12, 6, 8, 11, 6, 7)
+#: Columns in the order they give up width when the terminal is narrow (the start time
+#: first drops its year, then the run name loses its middle).
+SHRINK_ORDER = (4, 1, 2, 3)
 
 
 def summary_row(state: RunState) -> tuple[str, ...]:
     """The history table's cells for one run (without the mark column)."""
-    best = state.best_accuracy()
+    best, metric = state.best_test()
     return (state.name, state.recipe_name or "-", state.status(), format_time(state.started),
-            format_seconds(state.duration()), f"{100 * best:.1f}%" if best is not None else "-")
+            format_seconds(state.duration()), format_score(best, metric))
+
+
+def fit_widths(natural: list[int], available: int) -> list[int]:
+    """Column widths that fit ``available`` cells: the columns of SHRINK_ORDER give up width,
+    one at a time down to MIN_WIDTHS, before any column is dropped from view."""
+    widths = list(natural)
+    for i in SHRINK_ORDER:
+        excess = sum(widths) - available
+        if excess <= 0:
+            break
+        widths[i] = max(MIN_WIDTHS[i], widths[i] - excess)
+    return widths
+
+
+def shorten(text: str, width: int) -> str:
+    """``text`` cut to ``width`` with an ellipsis in the middle (run names differ at both
+    ends: the timestamp at the start, the recipe at the end)."""
+    if len(text) <= width:
+        return text
+    keep = width - 1
+    return text[: (keep + 1) // 2] + "…" + text[len(text) - keep // 2:] if keep > 0 else "…"
+
+
+def compact_time(text: str, width: int) -> str:
+    """'2026-01-01 12:00' without its year when the column is narrow."""
+    return text[5:] if len(text) > width and text[4:5] == "-" else text
 
 
 class HistoryScreen(Screen):
@@ -38,7 +68,7 @@ class HistoryScreen(Screen):
     BINDINGS = [
         Binding("o", "open_run", "Open"),
         Binding("space", "mark", "Mark"),
-        Binding("c", "compare", "Compare marked"),
+        Binding("c", "compare", "Compare"),
         Binding("i", "images", "Images"),
         Binding("g", "reload", "Reload"),
         Binding("escape", "app.pop_screen", "Back"),
@@ -49,19 +79,25 @@ class HistoryScreen(Screen):
         self.runs_dir = runs_dir
         self.runs: list[Path] = []
         self.marked: list[Path] = []
+        self._rows: list[tuple[Path, tuple[str, ...]]] = []
+        self._width = 0
 
     def compose(self) -> ComposeResult:
         """Info line and the table."""
         yield Header()
         yield Static(id="history-info")
         yield DataTable(id="history", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield footer()
 
     def on_mount(self) -> None:
-        """Columns, then load the runs in a thread (each run's events are read)."""
+        """Load the runs in a thread (each run's events are read)."""
         self.title, self.sub_title = "kvision", "history"
-        self.query_one(DataTable).add_columns(*COLUMNS)
         self.action_reload()
+
+    def on_resize(self) -> None:
+        """Fit the columns to the new width."""
+        if self._rows and self.size.width != self._width:
+            self._show(self._rows)
 
     def action_reload(self) -> None:
         """Read the runs folder again."""
@@ -80,19 +116,36 @@ class HistoryScreen(Screen):
 
     def _show(self, rows: list[tuple[Path, tuple[str, ...]]]) -> None:
         table = self.query_one(DataTable)
-        table.clear()
+        cursor = table.cursor_row
+        self._rows, self._width = rows, self.size.width
         self.runs = [path for path, _ in rows]
-        for path, cells in rows:
-            table.add_row(self._mark(path), *cells, key=str(path))
-        info = (f"{len(rows)} run(s) in {self.runs_dir}  ·  enter: open  space: mark  "
-                "c: compare two marked")
-        if not rows:
+        cells = [(self._mark(path), *values) for path, values in rows]
+        natural = [max([len(h), *(len(c[i]) for c in cells)]) for i, h in enumerate(COLUMNS)]
+        # each column has one cell of padding on both sides; 2 more for the scrollbar
+        widths = fit_widths(natural, self.size.width - 2 * len(COLUMNS) - 2)
+        table.clear(columns=True)
+        for head, width in zip(COLUMNS, widths, strict=True):
+            table.add_column(shorten(head, width), width=width)
+        for path, row in zip(self.runs, cells, strict=True):
+            fitted = [shorten(compact_time(c, w) if i == 4 else c, w)
+                      for i, (c, w) in enumerate(zip(row, widths, strict=True))]
+            table.add_row(*fitted, key=str(path))
+        if cursor is not None and rows:
+            table.move_cursor(row=min(cursor, len(rows) - 1), animate=False)
+        self._info(len(rows))
+
+    def _info(self, count: int) -> None:
+        info = (f"{count} run(s) in {self.runs_dir} · {HEADLINE} = best final test "
+                "score of any trial · space marks A, B, …")
+        if not count:
             info = (f"No runs in {self.runs_dir}. Launch one from Recipes (r), or point "
                     "--runs-dir at the folder that holds your runs.")
         self.query_one("#history-info", Static).update(info)
 
     def _mark(self, path: Path) -> str:
-        return "●" if path in self.marked else " "
+        if path not in self.marked:
+            return " "
+        return chr(ord("A") + self.marked.index(path))
 
     def _selected(self) -> Path | None:
         table = self.query_one(DataTable)
@@ -117,96 +170,26 @@ class HistoryScreen(Screen):
             self.app.open_images(path)
 
     def action_mark(self) -> None:
-        """Mark or unmark the highlighted run for comparison (the last two marks count)."""
+        """Mark or unmark the highlighted run for comparison (marks are lettered A, B, …)."""
         path = self._selected()
         if path is None:
             return
         if path in self.marked:
             self.marked.remove(path)
         else:
-            self.marked = [*self.marked, path][-2:]
+            self.marked.append(path)
         table = self.query_one(DataTable)
         for p in self.runs:
             table.update_cell(str(p), table.ordered_columns[0].key, self._mark(p))
 
     def action_compare(self) -> None:
-        """Compare the two marked runs side by side."""
-        if len(self.marked) != 2:
-            self.notify("Mark two runs with space first.", severity="warning")
+        """Compare the marked runs: curves overlaid, final scores and differences."""
+        if len(self.marked) < 2:
+            self.notify("Mark two or more runs with space first.", severity="warning")
             return
-        self.app.push_screen(CompareScreen(*self.marked))
+        from .compare_screen import CompareScreen
 
-
-class RunPanel(Vertical):
-    """One side of the comparison: summary, final matrices, curves of one trial at a time."""
-
-    DEFAULT_CSS = """
-    RunPanel { width: 1fr; border: round $panel; }
-    RunPanel DataTable { height: auto; max-height: 8; }
-    RunPanel LineChart { height: 1fr; min-height: 6; }
-    """
-
-    def __init__(self, path: Path) -> None:
-        super().__init__()
-        self.state = RunState(path)
-        self.trial_index = 0
-
-    def compose(self) -> ComposeResult:
-        """Summary line, matrix table, the charted trial's name, two charts."""
-        name, recipe, status, _start, duration, best = summary_row(self.state)
-        yield Static(Text(f"{name}\n{recipe} · {status} · {duration} · best {best}"))
-        yield DataTable(id="matrix", show_cursor=False)
-        yield Static(id="trial")
-        yield LineChart("loss", id="loss")
-        yield LineChart("accuracy", id="acc")
-
-    def on_mount(self) -> None:
-        """Fill the final matrices and the first trial's curves."""
-        final = {(t, e.get("checkpoint")): e for t, e in self.state.final_matrices().items()}
-        splits, rows = matrix_rows(final)
-        table = self.query_one(DataTable)
-        table.add_columns("trial", "after", "condition", *splits)
-        table.add_rows(rows)
-        self.show_trial(0)
-
-    def show_trial(self, index: int) -> None:
-        """Chart trial ``index`` (modulo the number of trials) and name it above the charts."""
-        trials = list(self.state.trials.items())
-        if not trials:
-            self.query_one("#trial", Static).update("no epochs yet")
-            return
-        self.trial_index = index % len(trials)
-        name, trial = trials[self.trial_index]
-        self.query_one("#trial", Static).update(
-            f"curves: {name} ({self.trial_index + 1}/{len(trials)}; t: next trial)")
-        loss, acc = curves(trial)
-        self.query_one("#loss", LineChart).data = loss
-        self.query_one("#acc", LineChart).data = acc
-
-
-class CompareScreen(Screen):
-    """Two runs side by side: final evaluation matrices and curves."""
-
-    BINDINGS = [Binding("escape", "app.pop_screen", "Back"),
-                Binding("t", "next_trial", "Next trial")]
-
-    def __init__(self, a: Path, b: Path) -> None:
-        super().__init__()
-        self.pair = (a, b)
-
-    def compose(self) -> ComposeResult:
-        """Two run panels."""
-        yield Header()
-        with Horizontal():
-            for path in self.pair:
-                yield RunPanel(path)
-        yield Footer()
-
-    def on_mount(self) -> None:
-        """Title."""
-        self.title, self.sub_title = "kvision", "compare"
-
-    def action_next_trial(self) -> None:
-        """Chart each run's next trial (runs with several models or arms)."""
-        for panel in self.query(RunPanel):
-            panel.show_trial(panel.trial_index + 1)
+        try:
+            self.app.push_screen(CompareScreen(*self.marked))
+        except KvisionError as exc:
+            self.notify(str(exc), severity="error")

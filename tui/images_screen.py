@@ -9,9 +9,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, OptionList, Static, Tab, Tabs
+from textual.widgets import Header, OptionList, Static, Tab, Tabs
 from textual.widgets.option_list import Option
 
+from .dialogs import footer
 from .images import ImageView
 
 #: The kinds kvision writes, in the order a reader wants them; other folders follow.
@@ -68,7 +69,7 @@ class ImagesScreen(Screen):
             with Vertical(id="picture"):
                 yield ImageView(self.mode, id="view")
                 yield Static(id="caption")
-        yield Footer()
+        yield footer()
 
     async def on_mount(self) -> None:
         """Scan the images folder."""

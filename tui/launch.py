@@ -1,25 +1,29 @@
 """Starting and stopping `kvision run` processes that outlive the TUI.
 
 A run is started detached: its own session (so a closed terminal or a dropped SSH
-connection sends it no SIGHUP), stdin closed, output into ``<run dir>.log`` next to the run
-directory (the directory itself is created by kvision). Cancelling sends SIGTERM to the
+connection sends it no SIGHUP), stdin closed. Its console output goes to
+``<runs dir>/.logs/<run>.log`` while kvision creates the run directory (which must start
+empty), and is moved to ``<run dir>/launch.log`` as soon as the run directory exists; a
+launch that fails before that (a recipe or data error) keeps its log in ``.logs/``. Names
+and the command line come from :mod:`kvision.runs.rundir`. Cancelling sends SIGTERM to the
 run's process group; the runner then finishes its checkpoint write and records
 ``run_interrupted``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
-import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from kvision.errors import KvisionError
+from kvision.runs import is_run_dir
+from kvision.runs.rundir import LAUNCH_LOG, new_run_log, run_command, spawn_run
 
 
 @dataclass
@@ -34,6 +38,20 @@ class Launched:
         """The exit code once the process is over (also reaps it), else None."""
         return self.process.poll()
 
+    def adopt_log(self) -> None:
+        """Move the console output into the run directory once kvision created it (the
+        child keeps writing to the same file: a rename does not change the open file)."""
+        target = self.run_dir / LAUNCH_LOG
+        if self.log == target or not is_run_dir(self.run_dir):
+            return
+        try:
+            self.log.replace(target)
+        except OSError:
+            return  # stays in .logs/, still readable there
+        folder, self.log = self.log.parent, target
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only when empty: no other launch is waiting there
+
     def log_tail(self, lines: int = 15) -> str:
         """The last lines of the run's console output."""
         try:
@@ -43,42 +61,11 @@ class Launched:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def new_run_dir(runs_dir: str | os.PathLike, recipe_name: str) -> Path:
-    """A fresh ``<runs_dir>/<YYYYmmdd-HHMMSS>-<name>[-<n>]`` that does not exist yet."""
-    root = Path(runs_dir)
-    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{recipe_name}"
-    candidate, n = root / base, 1
-    while candidate.exists() or candidate.with_name(candidate.name + ".log").exists():
-        n += 1
-        candidate = root / f"{base}-{n}"
-    return candidate
-
-
-def run_command(recipe: str | os.PathLike, run_dir: Path, overrides: Sequence[str]) -> list[str]:
-    """The `kvision run` command line for this launch."""
-    cmd = [sys.executable, "-m", "kvision", "run", str(recipe), "--run-dir", str(run_dir)]
-    for item in overrides:
-        cmd += ["--set", item]
-    return cmd
-
-
 def launch(recipe: str | os.PathLike, runs_dir: str | os.PathLike,
            overrides: Sequence[str] = (), recipe_name: str | None = None) -> Launched:
     """Start `kvision run` detached; returns at once with where the run will appear."""
-    runs = Path(runs_dir).expanduser()
-    try:
-        runs.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise KvisionError(f"Cannot create the runs folder '{runs}': {exc}. Choose a "
-                           "writable folder with --runs-dir.") from None
-    run_dir = new_run_dir(runs, recipe_name or Path(recipe).stem)
-    log = run_dir.with_name(run_dir.name + ".log")
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            run_command(recipe, run_dir, overrides),
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True, close_fds=True,
-        )
+    run_dir, log = new_run_log(runs_dir, recipe_name or Path(recipe).stem)
+    process = spawn_run(run_command(recipe, run_dir, overrides), log, detach=True)
     return Launched(run_dir, log, process)
 
 

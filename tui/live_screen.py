@@ -11,7 +11,6 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import (
     DataTable,
-    Footer,
     Header,
     ProgressBar,
     RichLog,
@@ -23,8 +22,8 @@ from textual.widgets import (
 from kvision.errors import KvisionError
 from kvision.runs import second_metric
 
-from .charts import LineChart, Series
-from .dialogs import ConfirmScreen
+from .charts import COLORS, Chart, ChartData, Series
+from .dialogs import ConfirmScreen, footer
 from .runstate import METRICS, EpochRow, RunState, TrialState, format_seconds, open_run
 
 POLL_SECONDS = 0.5
@@ -33,19 +32,27 @@ POLL_SECONDS = 0.5
 MAX_TABLE_ROWS = 300
 
 
-def curves(trial: TrialState) -> tuple[tuple, tuple]:
-    """(loss series, accuracy series) of a trial, each with its stage boundaries.
+def metric_label(key: str) -> str:
+    """'loss' / 'accuracy' / 'mae' as the charts and tables name them."""
+    return {"accuracy": "acc"}.get(key, key)
+
+
+def curves(trial: TrialState) -> tuple[ChartData, ChartData]:
+    """(loss chart, accuracy chart) of a trial: train and validation, stage boundaries.
 
     A function-fitting (regression) trial has no accuracy: its mean absolute error is shown.
     """
-    bounds = tuple(trial.boundaries())
-    loss = (Series("train loss", "•", tuple(trial.series("loss")), "cyan"),
-            Series("val loss", "×", tuple(trial.series("val_loss")), "yellow"))
+    bounds = tuple(b + 0.5 for b in trial.boundaries())  # between the two epochs
     key = second_metric({k for row in trial.rows() for k in row.metrics})
-    short = {"accuracy": "acc"}.get(key, key)
-    acc = (Series(f"train {short}", "•", tuple(trial.series(key)), "cyan"),
-           Series(f"val {short}", "×", tuple(trial.series(f"val_{key}")), "yellow"))
-    return (loss, bounds), (acc, bounds)
+    charts = []
+    for metric in ("loss", key):
+        short = metric_label(metric)
+        lines = []
+        for prefix, name, color in (("", "train", COLORS[0]), ("val_", "val", COLORS[1])):
+            xs, ys = trial.points(prefix + metric)
+            lines.append(Series(f"{name} {short}", ys, color, xs))
+        charts.append(ChartData(tuple(lines), bounds))
+    return charts[0], charts[1]
 
 
 def matrix_rows(evaluations: dict[tuple, dict]) -> tuple[list[str], list[tuple]]:
@@ -81,26 +88,38 @@ def _num(value: float | None) -> str:
     return f"{value:.4f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
 
 
+#: Shown in the Messages tab until the run reports a warning or an error.
+NO_MESSAGES = ("No warnings or errors so far. Skipped files, missing splits, non-finite "
+               "losses and failures appear here as the run reports them.")
+TABS = Binding.Group("Tabs", compact=True)
+
+
 class LiveScreen(Screen):
-    """Epoch table, loss/accuracy charts, evaluation matrix, progress and messages of a run."""
+    """Epoch table, loss/accuracy charts, evaluation matrix, progress and messages of a run.
+
+    It follows the trial that is training (header, charts, table); ``t`` pins the next
+    trial instead, ``f`` goes back to following.
+    """
 
     DEFAULT_CSS = """
     LiveScreen #run-header { height: auto; padding: 0 1; }
     LiveScreen #progress-row { height: 1; padding: 0 1; }
     LiveScreen #progress-label { width: auto; margin-right: 1; }
-    LiveScreen #charts LineChart { width: 1fr; height: 1fr; border: round $panel; }
+    LiveScreen #charts Chart { width: 1fr; height: 1fr; }
     LiveScreen #charts { height: 1fr; }
     LiveScreen TabbedContent { height: 1fr; }
     LiveScreen #epochs-info { height: auto; padding: 0 1; color: $text-muted; }
+    LiveScreen #no-messages { padding: 1; color: $text-muted; }
     """
     BINDINGS = [
-        Binding("t", "next_trial", "Next trial"),
+        Binding("1", "tab('charts')", "Charts", group=TABS),
+        Binding("2", "tab('epochs')", "Epochs", group=TABS),
+        Binding("3", "tab('evaluation')", "Evaluation", group=TABS),
+        Binding("4", "tab('messages')", "Messages", group=TABS),
+        Binding("t", "pin_next", "Pin next trial"),
+        Binding("f", "follow", "Follow"),
         Binding("i", "images", "Images"),
         Binding("c", "cancel_run", "Cancel run"),
-        Binding("1", "tab('charts')", "Charts", show=False),
-        Binding("2", "tab('epochs')", "Epochs", show=False),
-        Binding("3", "tab('evaluation')", "Evaluation", show=False),
-        Binding("4", "tab('messages')", "Messages", show=False),
         Binding("escape", "app.pop_screen", "Back"),
     ]
 
@@ -108,12 +127,15 @@ class LiveScreen(Screen):
         super().__init__()
         self.run_dir = Path(run_dir)
         self.state: RunState | None = None
-        self.trial_index = 0
+        #: the trial shown instead of the training one (None: follow the run)
+        self.pinned: str | None = None
         self._rows: dict[tuple, EpochRow] = {}
         self._table_trial: str | None = None
+        self._charted: tuple[str, int] | None = None
         self._shown_messages = 0
         self._eval_count = -1
         self._columns: list = []
+        self._status: str | None = None
 
     def compose(self) -> ComposeResult:
         """Header line, progress, then tabs: charts, epochs, evaluation, messages."""
@@ -123,17 +145,18 @@ class LiveScreen(Screen):
             yield Static("", id="progress-label")
             yield ProgressBar(id="progress", show_eta=False)
         with TabbedContent(initial="charts"):
-            with TabPane("Charts", id="charts"), Horizontal():
-                yield LineChart("loss", id="loss-chart")
-                yield LineChart("accuracy", id="acc-chart")
-            with TabPane("Epochs", id="epochs"):
+            with TabPane("1 Charts", id="charts"), Horizontal():
+                yield Chart("loss", id="loss-chart")
+                yield Chart("accuracy", id="acc-chart")
+            with TabPane("2 Epochs", id="epochs"):
                 yield Static(id="epochs-info")
                 yield DataTable(id="epoch-table", zebra_stripes=True)
-            with TabPane("Evaluation", id="evaluation"):
+            with TabPane("3 Evaluation", id="evaluation"):
                 yield DataTable(id="eval-table")
-            with TabPane("Messages", id="messages"):
+            with TabPane("4 Messages", id="messages"):
+                yield Static(NO_MESSAGES, id="no-messages")
                 yield RichLog(id="log", wrap=True, markup=False)
-        yield Footer()
+        yield footer()
 
     def on_mount(self) -> None:
         """Set up the tables and start polling the run directory."""
@@ -143,6 +166,15 @@ class LiveScreen(Screen):
         self.refresh_run()
         self.set_interval(POLL_SECONDS, self.refresh_run)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Hide what does not apply: cancel on a run that is not running, follow while
+        following."""
+        if action == "cancel_run":
+            return self._status == "running"
+        if action == "follow":
+            return self.pinned is not None
+        return True
+
     def refresh_run(self) -> None:
         """Read new events and update whatever they change; never raises for bad runs."""
         if self.state is None and not self._open():
@@ -150,11 +182,13 @@ class LiveScreen(Screen):
         assert self.state is not None
         new = self.state.poll()
         if new or self._table_trial is None:
-            self._update_epochs()
-            self._update_charts()
+            self._update_trial_views()
             self._update_evaluation()
             self._update_messages()
         status = self.state.status()  # reads meta.json and probes the pid: once per poll
+        if status != self._status:
+            self._status = status
+            self.refresh_bindings()
         self._update_header(status)
         self._update_progress(status)
 
@@ -166,48 +200,74 @@ class LiveScreen(Screen):
             return True
         except KvisionError as exc:
             message = str(exc)
+        label = self.query_one("#progress-label", Static)
+        bar = self.query_one("#progress", ProgressBar)
         if launched is not None:
             code = launched.finished()
             if code is None:
                 message = f"Starting {self.run_dir.name} … (waiting for kvision to create it)"
+                label.update("starting")
             else:
                 message = (f"kvision run exited with code {code} before creating the run "
-                           f"directory. Its output ({launched.log.name}):\n{launched.log_tail()}")
+                           f"directory. Its output ({launched.log}):\n{launched.log_tail()}")
+                label.update(Text("launch failed", style="bold red"))
+                bar.display = False  # nothing is going on any more: no animation
+        else:
+            bar.display = False
         self.query_one("#run-header", Static).update(Text(message))
         return False
 
-    def _trial(self) -> TrialState | None:
-        trials = list(self.state.trials.values()) if self.state else []
-        return trials[self.trial_index % len(trials)] if trials else None
+    def shown_trial(self) -> TrialState | None:
+        """The pinned trial, else the one the run is busy with, else the first."""
+        trials = self.state.trials if self.state else {}
+        for name in (self.pinned, self.state.active if self.state else None):
+            if name in trials:
+                return trials[name]
+        return next(iter(trials.values()), None)
+
+    def _update_trial_views(self) -> None:
+        self._update_epochs()
+        self._update_charts()
 
     def _update_header(self, status: str) -> None:
         state = self.state
         launched = self.app.launched.get(self.run_dir)
         if launched is not None:
             launched.finished()  # reap our child so its pid stops looking alive
-        trial = self._trial()
-        n = len(state.trials)
+            launched.adopt_log()
         parts = [f"run {state.name}", f"recipe {state.recipe_name or '-'}",
                  f"status {status}", f"time {format_seconds(state.duration())}"]
+        text = Text(" · ".join(parts))
+        trial = self.shown_trial()
         if trial is not None:
-            parts.append(f"trial {trial.name} ({self.trial_index % n + 1}/{n}, t: next)")
-        self.query_one("#run-header", Static).update(" · ".join(parts))
+            names = list(state.trials)
+            mode = ("pinned (t: next, f: follow the run)" if self.pinned
+                    else "following the run (t: pin another trial)")
+            text.append(f"\ntrial {trial.name} ({names.index(trial.name) + 1}/{len(names)}) · ")
+            if trial.failed:
+                text.append("failed · ", style="bold red")
+            text.append(mode, style="dim")
+        self.query_one("#run-header", Static).update(text)
 
     def _update_progress(self, status: str) -> None:
         bar = self.query_one("#progress", ProgressBar)
         label = self.query_one("#progress-label", Static)
-        p = self.state.progress
-        if p is None:  # between epochs (pulsing bar) or over (full bar)
+        p, evaluating = self.state.progress, self.state.evaluating
+        bar.display = status in ("running", "finished")
+        if evaluating is not None and status == "running":
+            label.update(f"{evaluating.trial} evaluating {evaluating.checkpoint} …")
+            bar.update(total=None)
+        elif p is not None and status == "running":
+            label.update(f"{p.trial} {p.stage} epoch {p.epoch} step {p.step}/{p.steps}")
+            bar.update(total=max(p.steps, 1), progress=p.step)
+        else:  # between epochs (pulsing bar), over (full bar), or stopped (no bar)
             label.update(status)
             running = status == "running"
             bar.update(total=None if running else 1, progress=0 if running else 1)
-            return
-        label.update(f"{p.trial} {p.stage} epoch {p.epoch} step {p.step}/{p.steps}")
-        bar.update(total=max(p.steps, 1), progress=p.step)
 
     def _update_epochs(self) -> None:
-        """The current trial's latest epochs; rows are added and dropped, never rebuilt."""
-        trial = self._trial()
+        """The shown trial's latest epochs; rows are added and dropped, never rebuilt."""
+        trial = self.shown_trial()
         if trial is None:
             return
         table = self.query_one("#epoch-table", DataTable)
@@ -222,31 +282,39 @@ class LiveScreen(Screen):
             table.remove_row(str(key))
             del self._rows[key]
         for row in window:
-            key = (row.stage, row.epoch)
-            if self._rows.get(key) is row:
-                continue
-            cells = _epoch_cells(row)
-            if key in self._rows:  # a resumed run repeats an epoch: latest wins
-                for column, value in zip(self._columns, cells, strict=True):
-                    table.update_cell(str(key), column, value)
-            else:
-                table.add_row(*cells, key=str(key))
-                added = True
-            self._rows[key] = row
+            added = self._put_row(table, row) or added
         if added:  # follow the newest epoch, as `tail -f` would
             table.move_cursor(row=table.row_count - 1, animate=False)
         shown = (f"the last {len(window)}" if len(rows) > len(window) else "all")
         self.query_one("#epochs-info", Static).update(
-            f"trial {trial.name}: {len(rows)} epochs, {shown} shown here (t: next trial; "
-            "the charts show every epoch)")
+            f"trial {trial.name}: {len(rows)} epochs, {shown} shown here (the charts show "
+            "every epoch)")
+
+    def _put_row(self, table: DataTable, row: EpochRow) -> bool:
+        """Add or update one epoch row; True when a row was added."""
+        key = (row.stage, row.epoch)
+        if self._rows.get(key) is row:
+            return False
+        cells = _epoch_cells(row)
+        added = key not in self._rows
+        if added:
+            table.add_row(*cells, key=str(key))
+        else:  # a resumed run repeats an epoch: latest wins
+            for column, value in zip(self._columns, cells, strict=True):
+                table.update_cell(str(key), column, value)
+        self._rows[key] = row
+        return added
 
     def _update_charts(self) -> None:
-        trial = self._trial()
-        if trial is None:
+        trial = self.shown_trial()
+        if trial is None or self._charted == (trial.name, trial.version):
             return
+        self._charted = (trial.name, trial.version)
         loss, acc = curves(trial)
-        self.query_one("#loss-chart", LineChart).data = loss
-        self.query_one("#acc-chart", LineChart).data = acc
+        self.query_one("#loss-chart", Chart).data = loss
+        acc_chart = self.query_one("#acc-chart", Chart)
+        acc_chart.chart_title = acc.series[0].label.removeprefix("train ")
+        acc_chart.data = acc
 
     def _update_evaluation(self) -> None:
         if len(self.state.evaluations) == self._eval_count:
@@ -260,20 +328,41 @@ class LiveScreen(Screen):
 
     def _update_messages(self) -> None:
         log = self.query_one("#log", RichLog)
-        for level, text in self.state.messages[self._shown_messages:]:
+        messages = self.state.messages
+        self.query_one("#no-messages", Static).display = not messages
+        for level, text in messages[self._shown_messages:]:
             log.write(Text(f"{level.upper()}: {text}",
-                           style="bold red" if level == "error" else ""))
+                           style="bold red" if level == "error" else "yellow"))
             if level == "error":
                 self.notify(text, severity="error", timeout=8)
-        self._shown_messages = len(self.state.messages)
+        self._shown_messages = len(messages)
 
-    def action_next_trial(self) -> None:
-        """Show the next trial's epochs and curves."""
-        self.trial_index += 1
+    def _show_trial_change(self) -> None:
+        self.refresh_bindings()
         if self.state is not None:
-            self._update_epochs()
-            self._update_charts()
+            self._update_trial_views()
             self._update_header(self.state.status())
+
+    def action_pin_next(self) -> None:
+        """Pin the trial after the one shown (stops following the run)."""
+        trial = self.shown_trial()
+        if trial is None:
+            return
+        names = list(self.state.trials)
+        self.pinned = names[(names.index(trial.name) + 1) % len(names)]
+        self._show_trial_change()
+
+    def action_follow(self) -> None:
+        """Follow the trial the run is busy with again."""
+        self.pinned = None
+        self._show_trial_change()
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        """Show the newest epochs when the table comes into view (rows added while it was
+        hidden did not scroll it)."""
+        if event.pane.id == "epochs":
+            table = self.query_one("#epoch-table", DataTable)
+            self.call_after_refresh(table.move_cursor, row=table.row_count - 1, animate=False)
 
     def action_tab(self, tab: str) -> None:
         """Switch to a tab by id."""

@@ -10,30 +10,33 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, OptionList, Static
+from textual.widgets import Header, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from kvision.errors import KvisionError
 
+from .dialogs import footer
+
 
 def find_recipes(paths: list[Path]) -> list[Path]:
     """The .toml files in the given folders (sorted) and the given files, without repeats."""
-    found: dict[Path, None] = {}
+    return list(recipe_names(paths))
+
+
+def recipe_names(paths: list[Path]) -> dict[Path, str]:
+    """Each recipe file and the name the list shows: relative to the recipes folder it was
+    found in (prefixed with that folder's name when several folders are given), or the file
+    name of a recipe given directly — short enough for an 80-column terminal."""
+    folders = [p for p in paths if p.is_dir()]
+    found: dict[Path, str] = {}
     for p in paths:
         if p.is_dir():
             for f in sorted(p.glob("*.toml")):
-                found.setdefault(f, None)
+                rel = f.relative_to(p).as_posix()
+                found.setdefault(f, f"{p.name}/{rel}" if len(folders) > 1 else rel)
         elif p.suffix == ".toml" and p.is_file():
-            found.setdefault(p, None)
-    return list(found)
-
-
-def display_name(path: Path) -> str:
-    """The path relative to the working directory when below it, else as given."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
+            found.setdefault(p, p.name)
+    return found
 
 
 def validate(path: Path, overrides: list[str]) -> tuple[object | None, list[str], str]:
@@ -57,6 +60,16 @@ def recipe_name(recipe: object, path: Path) -> str:
     return name if isinstance(name, str) and name else path.stem
 
 
+def _body(recipe: object, text: str) -> Text:
+    """The recipe's description as prose (its line breaks kept), then the resolved TOML."""
+    body = Text()
+    description = getattr(getattr(recipe, "experiment", None), "description", None)
+    if isinstance(description, str) and description.strip():
+        body.append(description.strip() + "\n\n", style="italic")
+    body.append(text)
+    return body
+
+
 class RecipesScreen(Screen):
     """Pick a recipe on the left; its validation, overrides and resolved text on the right."""
 
@@ -70,13 +83,14 @@ class RecipesScreen(Screen):
     BINDINGS = [
         Binding("l", "launch", "Launch"),
         Binding("o", "focus_override", "Override"),
-        Binding("x", "clear_overrides", "Clear overrides"),
-        Binding("escape", "focus_list", "List", show=False),
+        Binding("x", "clear_overrides", "Clear"),
+        Binding("escape", "focus_list", "List"),
     ]
 
     def __init__(self, recipe_paths: list[Path]) -> None:
         super().__init__()
-        self.recipes = find_recipes(recipe_paths)
+        self.names = recipe_names(recipe_paths)
+        self.recipes = list(self.names)
         self.overrides: list[str] = []
         self.current: Path | None = None
         self.valid_recipe: object | None = None
@@ -85,7 +99,7 @@ class RecipesScreen(Screen):
         """Recipe list | validation, override input, recipe text."""
         yield Header()
         with Horizontal():
-            yield OptionList(*[Option(display_name(p), id=str(i))
+            yield OptionList(*[Option(self.names[p], id=str(i))
                                for i, p in enumerate(self.recipes)], id="recipe-list")
             with Vertical(id="recipe-side"):
                 yield Static(id="validation")
@@ -93,7 +107,7 @@ class RecipesScreen(Screen):
                 yield Static(id="overrides")
                 with VerticalScroll(id="recipe-text"):
                     yield Static(id="recipe-body")
-        yield Footer()
+        yield footer()
 
     def on_mount(self) -> None:
         """Title, empty-state message, and the first recipe selected."""
@@ -125,6 +139,7 @@ class RecipesScreen(Screen):
         event.input.value = ""
         self._show_overrides()
         self.check()
+        self.action_focus_list()  # so l, o and x are keys again, not letters in the box
 
     def _show_overrides(self) -> None:
         text = ("overrides: " + "  ".join(f"--set {o}" for o in self.overrides)
@@ -161,7 +176,7 @@ class RecipesScreen(Screen):
             status.append(f"✓ {path.name} is valid", style="bold green")
             status.append("  (l to launch)")
         self.query_one("#validation", Static).update(status)
-        self.query_one("#recipe-body", Static).update(Text(text))
+        self.query_one("#recipe-body", Static).update(_body(recipe, text))
 
     def action_launch(self) -> None:
         """Start `kvision run` for the current recipe, detached, then watch it live."""

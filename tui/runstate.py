@@ -12,8 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from kvision.runs import RunReader, is_run_dir
-from kvision.runs.reader import TERMINAL, writer_alive
+from kvision.runs import RunReader, events, is_run_dir
+from kvision.runs.events import TERMINAL
+from kvision.runs.reader import writer_alive
+from kvision.runs.summary import RunClock, best_final_test
+from kvision.runs.summary import format_seconds as format_seconds
 
 #: Metric columns shown in the epoch table, in order.
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr")
@@ -38,10 +41,15 @@ class TrialState:
     name: str
     model: str = ""
     arm: str = ""
+    #: the error of a trial stopped on its own (non-finite loss); the run went on
+    failed: str | None = None
+    finished: bool = False
     # keyed by (stage, epoch) so a resumed run's repeated epoch replaces the old one
     epochs: dict[tuple[str, int], EpochRow] = field(default_factory=dict)
     # global epoch at which each stage starts: the charts draw these as boundaries
     stage_starts: dict[str, int] = field(default_factory=dict)
+    #: bumped by every epoch: a view redraws a trial only when this changed
+    version: int = 0
 
     def rows(self) -> list[EpochRow]:
         """Epoch rows in training order."""
@@ -50,6 +58,12 @@ class TrialState:
     def series(self, metric: str) -> list[float]:
         """One metric over global epochs (missing values skipped)."""
         return [r.metrics[metric] for r in self.rows() if _is_number(r.metrics.get(metric))]
+
+    def points(self, metric: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """(global epochs, values) of one metric, epochs without it left out."""
+        pairs = [(float(r.global_epoch), r.metrics[metric]) for r in self.rows()
+                 if _is_number(r.metrics.get(metric))]
+        return tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
 
     def boundaries(self) -> list[int]:
         """0-based epoch indices where a stage after the first one begins."""
@@ -67,6 +81,19 @@ class Progress:
     steps: int
 
 
+@dataclass
+class Evaluating:
+    """An evaluation in progress (between evaluation_started and its evaluation event)."""
+
+    trial: str | None
+    checkpoint: str
+
+
+#: Events that say which trial the run is busy with right now (follow mode tracks them).
+ACTIVE_EVENTS = (events.TRIAL_STARTED, events.TRIAL_RESUMED, events.STAGE_STARTED,
+                 events.PROGRESS, events.EPOCH_END, events.EVALUATION_STARTED, events.EVALUATION)
+
+
 class RunState:
     """Incremental digest of one run directory's events."""
 
@@ -77,12 +104,15 @@ class RunState:
         # (trial, checkpoint) -> evaluation event; a later evaluation of the same pair wins
         self.evaluations: dict[tuple[str | None, str], dict] = {}
         self.progress: Progress | None = None
+        self.evaluating: Evaluating | None = None
+        #: the trial the run is busy with (the live view follows it); None before any
+        self.active: str | None = None
         self.messages: list[tuple[str, str]] = []  # (level, text), errors and warnings
         self.artifacts: list[dict] = []
         self.recipe_name = ""
         self.started: str | None = None
         self.ended: str | None = None
-        self.seconds: float | None = None
+        self.clock = RunClock()
         # finished/failed/interrupted once the run said so; None while it has not
         self.last_word: str | None = None
         for event in self.reader.events:
@@ -108,10 +138,13 @@ class RunState:
     def add(self, e: dict) -> None:
         """Digest one event; unknown or malformed events are ignored, never fatal."""
         kind = e.get("event")
+        self.clock.add(e)
         if kind in TERMINAL:
             self.last_word = TERMINAL[kind]
         elif kind in ("run_started", "run_resumed"):
             self.last_word = None
+        if kind in ACTIVE_EVENTS and e.get("trial"):
+            self.active = str(e["trial"])
         handler = getattr(self, f"_on_{kind}", None)
         if handler is None:
             return
@@ -138,6 +171,16 @@ class RunState:
         trial.model = e.get("model", trial.model)
         trial.arm = e.get("arm", trial.arm)
 
+    def _on_trial_finished(self, e: dict) -> None:
+        self._trial(e.get("trial")).finished = True
+
+    def _on_trial_failed(self, e: dict) -> None:
+        trial = self._trial(e.get("trial"))
+        trial.failed = str(e.get("error") or "failed")
+        self.messages.append(("error", f"Trial {trial.name} failed: {trial.failed} "
+                                       "(the run goes on with the next trial)"))
+        self.progress = self.evaluating = None
+
     def _on_stage_started(self, e: dict) -> None:
         trial = self._trial(e.get("trial"))
         # the stage begins after the epochs already run in this trial
@@ -150,6 +193,7 @@ class RunState:
         row = EpochRow(trial.name, stage, int(e["epoch"]),
                        int(e.get("global_epoch") or e["epoch"]), metrics, e.get("seconds"))
         trial.epochs[(stage, row.epoch)] = row
+        trial.version += 1
         trial.stage_starts.setdefault(stage, row.global_epoch - row.epoch + 1)
         self.progress = None
 
@@ -157,14 +201,22 @@ class RunState:
         self.progress = Progress(e.get("trial"), e.get("stage"), int(e.get("epoch") or 0),
                                  int(e["step"]), int(e["steps"]))
 
+    def _on_evaluation_started(self, e: dict) -> None:
+        self.evaluating = Evaluating(e.get("trial"), str(e.get("checkpoint")))
+        self.progress = None
+
     def _on_evaluation(self, e: dict) -> None:
         self.evaluations[(e.get("trial"), str(e.get("checkpoint")))] = e
+        self.evaluating = None
 
     def _on_artifact(self, e: dict) -> None:
         self.artifacts.append(e)
 
     def _on_warning(self, e: dict) -> None:
-        self.messages.append(("warning", str(e.get("message"))))
+        where = " ".join(str(e[k]) for k in ("trial", "stage") if e.get(k))
+        head = f"[{e['kind']}] " if e.get("kind") else ""
+        self.messages.append(("warning", f"{head}{where + ': ' if where else ''}"
+                                         f"{e.get('message')}"))
 
     def _on_data_loaded(self, e: dict) -> None:
         for skipped in e.get("skipped") or []:
@@ -183,7 +235,6 @@ class RunState:
 
     def _on_run_finished(self, e: dict) -> None:
         self._end(e)
-        self.seconds = e.get("seconds", self.seconds)
 
     def _on_run_resumed(self, e: dict) -> None:
         self.ended = None
@@ -193,7 +244,7 @@ class RunState:
 
     def _end(self, e: dict) -> None:
         self.ended = e.get("time")
-        self.progress = None
+        self.progress = self.evaluating = None
 
     def final_matrices(self) -> dict[str, dict]:
         """Per trial, the latest evaluation event (the one after its last stage)."""
@@ -202,22 +253,13 @@ class RunState:
             latest[trial or "-"] = event  # dict keeps insertion order: later ones win
         return latest
 
-    def best_accuracy(self) -> float | None:
-        """Best validation accuracy of any epoch, else best evaluated accuracy."""
-        values = [v for t in self.trials.values() for v in t.series("val_accuracy")]
-        if not values:
-            values = [acc for e in self.evaluations.values()
-                      for splits in (e.get("matrix") or {}).values()
-                      for acc in (splits or {}).values() if _is_number(acc)]
-        return max(values) if values else None
+    def best_test(self) -> tuple[float | None, str]:
+        """The headline `kvision ls` shows too: best final test score, and its metric."""
+        return best_final_test(self.evaluations.values())
 
     def duration(self) -> float | None:
-        """Seconds from run_started to the last word (or to the latest event while running)."""
-        if self.seconds is not None:
-            return float(self.seconds)
-        last = self.ended or (self.reader.events[-1].get("time") if self.reader.events else None)
-        start, end = _parse_time(self.started), _parse_time(last)
-        return (end - start).total_seconds() if start and end else None
+        """Total run time across resumes (the same figure as `kvision ls`)."""
+        return self.clock.seconds()
 
 
 def open_run(path: str | os.PathLike) -> RunState:
@@ -233,18 +275,6 @@ def open_run(path: str | os.PathLike) -> RunState:
                            "events.jsonl. Give a directory made by 'kvision run', or a runs "
                            "folder with --runs-dir.")
     return RunState(p)
-
-
-def format_seconds(seconds: float | None) -> str:
-    """'1h02m', '3m05s', '12s' or '-'."""
-    if seconds is None:
-        return "-"
-    s = int(round(seconds))
-    if s >= 3600:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    if s >= 60:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s}s"
 
 
 def format_time(iso: str | None) -> str:

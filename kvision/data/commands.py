@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from kvision.keyvalue import add_set_option
+
 DATA_HELP = """\
 Load a dataset exactly as a run would and print what it holds: classes, images per split and
 class (before and after balancing), files skipped with the reason, the cache, the
@@ -26,8 +28,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                               description=DATA_HELP,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("target", help="recipe TOML file, or a source such as folder:DIR")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="recipe override (repeatable), e.g. data.image_size=[64,64]")
+    add_set_option(p, "recipe override (repeatable), e.g. data.image_size=[64,64]")
     p.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"),
                    help="with a bare source: resize to H x W")
     p.add_argument("--channels", type=int, choices=(1, 3), help="with a bare source: 1 or 3")
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     """Handler of ``kvision data``."""
     from kvision.data.report import describe_target
 
-    print(describe_target(args.target, overrides=args.set, image_size=args.image_size,
+    print(describe_target(args.target, overrides=args.overrides, image_size=args.image_size,
                           channels=args.channels, seed=args.seed,
                           max_skipped=args.max_skipped))
     return 0

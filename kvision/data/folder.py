@@ -43,10 +43,11 @@ def read_folder(root: Path, data: DataSection) -> SourceData:
                            data.min_image_size, DECODER_VERSION)
     cached = cache.load(root, key) if data.cache else None
     hit = cached is not None
+    warnings = []
     if cached is None:
         cached = _decode_all(root, files, data, channels)
-        if data.cache:
-            cache.store(root, key, cached)
+        if data.cache and (problem := cache.store(root, key, cached)):
+            warnings.append(("cache_not_written", problem))
     images, labels, ids, splits, bad = cached
     skipped = skipped + bad
     if not len(images):
@@ -57,7 +58,7 @@ def read_folder(root: Path, data: DataSection) -> SourceData:
     for split in dict.fromkeys(splits.tolist()):
         index = np.flatnonzero(splits == split)
         result[split] = Split(images[index], labels[index], [ids[i] for i in index])
-    info = {"skipped": skipped, "folder": str(root), "cache_hit": hit}
+    info = {"skipped": skipped, "folder": str(root), "cache_hit": hit, "warnings": warnings}
     return SourceData(f"folder:{root.name}", class_names, result, info)
 
 

@@ -129,3 +129,38 @@ def plot_comparison(reader: RunReader, path: str | os.PathLike) -> Path | None:
         ax.legend(fontsize=7)
     fig.suptitle("Comparison of trials (colour: arm, line style: model)", fontsize=10)
     return save_figure(fig, path)
+
+
+def plot_runs_comparison(paths: list[str | os.PathLike], path: str | os.PathLike) -> Path | None:
+    """Validation loss and accuracy (or MAE) of every trial of several runs on shared axes:
+    colour = run, line style = trial (paired by model, arm and repeat).
+
+    Returns None when no run has epoch_end events.
+    """
+    from kvision.runs.compare import label, trial_identities, validation_curves
+
+    runs = [(Path(p).name, validation_curves(p), trial_identities(RunReader(p))) for p in paths]
+    if not any(curves for _, curves, _ in runs):
+        return None
+    keys = sorted({k for _, curves, _ in runs for per in curves.values() for k in per},
+                  key=lambda k: k != "val_loss")
+    dashes = styles_for([label(i) for _, _, ids in runs for i in ids.values()], LINESTYLES)
+    fig = new_figure(9.0, 3.6)
+    for ax, key in zip(fig.subplots(1, len(keys), squeeze=False)[0], keys, strict=True):
+        for n, (_name, curves, ids) in enumerate(runs):
+            for trial, per in curves.items():
+                xs, ys = per.get(key, ([], []))
+                if not xs:
+                    continue
+                who = label(ids[trial]) if trial in ids else trial
+                ax.plot(xs, ys, color=PALETTE[n % len(PALETTE)], linestyle=dashes.get(who, "-"),
+                        label=f"{chr(ord('A') + n)} {who}", **_marker(xs))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key.replace("_", " "))
+        ax.set_title(key.replace("val_", "validation "), fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    names = ", ".join(f"{chr(ord('A') + n)} = {name}" for n, (name, _, _) in enumerate(runs))
+    fig.suptitle(f"Runs compared (colour: run, line style: trial): {names}", fontsize=9)
+    return save_figure(fig, path)

@@ -83,9 +83,7 @@ class _Emitter:
     def emit(self, path: Path | None, kind: str) -> None:
         """Record an artifact event for a file just written (None: nothing was drawn)."""
         if path is not None:
-            rel = Path(path).relative_to(self.writer.dir).as_posix()
-            self.events.append(self.writer.event("artifact", trial=self.trial, stage=None,
-                                                 path=rel, kind=kind))
+            self.events.append(self.writer.artifact(path, kind, trial=self.trial))
 
     def trial_file(self, name: str) -> Path:
         """Absolute path of ``trials/<trial>/<name>``."""

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import argparse
 
+from kvision.keyvalue import add_set_option
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``models`` subcommand to the CLI's subparsers."""
     parser = subparsers.add_parser(
         "models", help="list the model architectures, or print one's layer table",
-        description="Without NAME: every architecture with its parameter count at its usual "
-                    "input. With NAME: the layer table (layer, stage, type, output, params).",
+        description="Without NAME: every architecture in the catalogue (name, family, usual "
+                    "input, classes), at once, without building any. With NAME: that "
+                    "model's layer table (layer, stage, type, output, params) and its "
+                    "trainable parameter count.",
     )
     parser.add_argument("name", nargs="?", help="architecture name, e.g. alexnet_seed")
     parser.add_argument("--input", metavar="HxWxC", help="input shape for the layer table, "
                         "e.g. 64x64x3 (default: the architecture's usual input)")
     parser.add_argument("--classes", type=int, help="number of outputs (default: usual)")
-    parser.add_argument("--set", dest="options", action="append", default=[],
-                        metavar="KEY=VALUE", help="an architecture option, e.g. downscale=2")
+    add_set_option(parser, "an architecture option (repeatable), e.g. downscale=2")
     parser.set_defaults(handler=run)
 
 
@@ -34,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from kvision.models.listing import format_layer_table
 
     print(format_layer_table(args.name, input_shape=_parse_shape(args.input),
-                             num_classes=args.classes, **_parse_options(args.options)))
+                             num_classes=args.classes, **_parse_options(args.overrides)))
     return 0
 
 
@@ -51,25 +54,7 @@ def _parse_shape(text: str | None) -> tuple[int, ...] | None:
 
 
 def _parse_options(pairs: list[str]) -> dict[str, object]:
-    """``downscale=2`` -> {"downscale": 2}: ints, floats and true/false as such, else strings."""
-    from kvision.errors import KvisionError
+    """``downscale=2`` -> {"downscale": 2}: values in TOML syntax (``[32,32]`` is a list)."""
+    from kvision.keyvalue import split_key_value
 
-    options: dict[str, object] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise KvisionError(f"--set takes KEY=VALUE, e.g. --set downscale=2. "
-                               f"Received: --set {pair}.")
-        options[key.strip()] = _scalar(value.strip())
-    return options
-
-
-def _scalar(text: str) -> object:
-    if text in ("true", "false"):
-        return text == "true"
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
+    return dict(split_key_value(pair, "downscale=2") for pair in pairs)

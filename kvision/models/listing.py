@@ -1,4 +1,8 @@
-"""Text for ``kvision models`` (every architecture) and ``kvision models NAME`` (layer table)."""
+"""Text for ``kvision models`` (every architecture) and ``kvision models NAME`` (layer table).
+
+The list reads the catalogue only (no Keras, no model built: it answers at once); the layer
+table builds the one model it describes.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,6 @@ import math
 from typing import Any
 
 from kvision.models.catalog import MODELS, get_entry
-from kvision.models.counting import build_shapes_only, count_parameters, trainable_count
 
 
 def _shape(shape: tuple[int, ...]) -> str:
@@ -14,17 +17,18 @@ def _shape(shape: tuple[int, ...]) -> str:
 
 
 def format_model_list() -> str:
-    """One line per architecture: name, parameters at its default input, input, description."""
-    rows = [("NAME", "PARAMS", "INPUT", "CLASSES", "DESCRIPTION")]
+    """One line per architecture from the catalogue: name, family, usual input, classes,
+    description; then where to find a model's layers and parameter count."""
+    rows = [("NAME", "FAMILY", "INPUT", "CLASSES", "DESCRIPTION")]
     for name in sorted(MODELS):
         entry = MODELS[name]
-        params = count_parameters(name, input_shape=entry.default_input,
-                                  num_classes=entry.default_classes)
-        rows.append((name, f"{params:,}", _shape(entry.default_input),
+        rows.append((name, entry.family, _shape(entry.default_input),
                      str(entry.default_classes), entry.description))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)) +
              "  " + row[4] for row in rows]
+    lines += ["", "kvision models NAME prints a model's layer table and parameter count "
+                  "(it builds that one model)."]
     return "\n".join(line.rstrip() for line in lines)
 
 
@@ -34,6 +38,7 @@ def format_layer_table(name: str, *, input_shape: tuple[int, ...] | None = None,
 
     ``input_shape``/``num_classes`` default to the architecture's usual input.
     """
+    from kvision.models.counting import build_shapes_only, trainable_count
     from kvision.models.roles import describe, stage_of
 
     entry = get_entry(name)

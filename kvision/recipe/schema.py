@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import typing
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -17,7 +16,7 @@ from kvision.recipe.schema_training import (
     REGRESSION_LOSSES,
     TrainingSection,
 )
-from kvision.recipe.spec import option, rules_of
+from kvision.recipe.spec import option
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 SPLITS = ("train", "val", "test")
@@ -61,36 +60,32 @@ class ModelSection:
     options: dict[str, Any] = option(default_factory=dict, help="Architecture options.")
 
 
-def _stage_fields() -> list[tuple[str, Any, dataclasses.Field]]:
-    """Every training key, optional, so a stage can override any of them."""
-    fields = []
-    hints = typing.get_type_hints(TrainingSection)
-    for f in dataclasses.fields(TrainingSection):
-        r = rules_of(f)
-        fields.append((f.name, hints[f.name] | None,
-                       option(None, help=f"Stage override of training.{f.name}. {r.help}",
-                              choices=r.choices, ge=r.ge, gt=r.gt, le=r.le, lt=r.lt)))
-    return fields
-
-
 @dataclass(frozen=True)
-class _StageBase:
+class StageSection:
+    """One stage of an arm: a condition, epochs, and training overrides.
+
+    Keys other than the declared ones are ``[training]`` keys overriding the recipe's for this
+    stage, checked like ``[training]``'s own; ``training`` is the stage's resolved settings
+    (the recipe's ``[training]`` deep-merged with the overrides), set once when the recipe is
+    loaded.
+    """
+
+    EXTRA_KEYS: ClassVar[str] = "overrides"
+    EXTRA_SCHEMA: ClassVar[type] = TrainingSection
     name: str = option(help="Stage name (e.g. pretrain, train); unique within its arm.")
     condition: str = option(help="Name of the [conditions] entry this stage trains on.")
     epochs: int = option(help="Number of epochs.", ge=0, le=100000)
     freeze: tuple[str, ...] | None = option(None, help="Layer patterns or stages frozen in this stage.")
     unfreeze: tuple[str, ...] | None = option(None, help="Patterns or stages trainable in this stage.")
+    overrides: dict[str, Any] = option(default_factory=dict,
+                                       help="[training] keys overriding the recipe's, as written.")
+    training: TrainingSection = dataclasses.field(default_factory=TrainingSection, init=False,
+                                                  repr=False, compare=False)
 
     def check(self) -> list[tuple[str, str]]:
         """Stage names become file names."""
         problem = _name_problem(self.name)
         return [("name", problem)] if problem else []
-
-
-StageSection = dataclasses.make_dataclass(
-    "StageSection", _stage_fields(), bases=(_StageBase,), frozen=True,
-    namespace={"__doc__": "One stage of an arm: a condition, epochs, and training overrides.",
-               "__module__": __name__})
 
 
 @dataclass(frozen=True)
@@ -152,7 +147,7 @@ class Recipe:
     output: OutputSection = option(default_factory=OutputSection, help="[output] table.")
     insight: InsightSection = option(default_factory=InsightSection, help="[insight] table.")
     sweep: SweepSection | None = option(None, help="[sweep] table: a hyper-parameter search.")
-    #: The validated TOML data (overrides applied); stages merge their overrides into it.
+    #: The validated TOML data (--set overrides applied), as recorded in meta.json.
     raw: dict[str, Any] = dataclasses.field(default_factory=dict, init=False, repr=False, compare=False)
 
     def check(self) -> list[tuple[str, str]]:
@@ -182,7 +177,7 @@ class Recipe:
         """Losses of the other task, and blur on (x, y) data."""
         allowed = REGRESSION_LOSSES if self.task == "regression" else CLASSIFICATION_LOSSES
         where = [("training.loss", self.training.loss)] + [
-            (f"arms[{i}].stages[{j}].loss", stage.loss)
+            (f"arms[{i}].stages[{j}].loss", stage.overrides.get("loss"))
             for i, arm in enumerate(self.arms) for j, stage in enumerate(arm.stages)]
         problems = [(key, f"loss '{loss}' does not fit a {self.task} recipe; use one of "
                           f"{', '.join(allowed)}.")

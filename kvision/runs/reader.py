@@ -12,8 +12,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kvision.runs.events import (
+    ARTIFACT,
+    EPOCH_END,
+    EVALUATION,
+    RUN_RESUMED,
+    RUN_STARTED,
+    TERMINAL,
+    TRIAL_STARTED,
+)
+
 EVENTS = "events.jsonl"
-TERMINAL = {"run_finished": "finished", "run_failed": "failed", "run_interrupted": "interrupted"}
 
 
 def is_run_dir(path: str | os.PathLike) -> bool:
@@ -93,31 +102,31 @@ class RunReader:
             kind = e.get("event")
             if kind in TERMINAL:
                 return TERMINAL[kind]
-            if kind in ("run_started", "run_resumed"):
+            if kind in (RUN_STARTED, RUN_RESUMED):
                 break
         pid = self.meta().get("pid")
         return "running" if pid and _alive(pid, self.meta().get("host")) else "stale"
 
     def evaluations(self) -> list[dict]:
         """All evaluation events (condition x split accuracy matrices)."""
-        return self.of("evaluation")
+        return self.of(EVALUATION)
 
     def epochs(self, trial: str | None = None) -> list[dict]:
         """epoch_end events, optionally of one trial; after a resume the latest wins."""
         latest: dict[tuple, dict] = {}
-        for e in self.of("epoch_end"):
+        for e in self.of(EPOCH_END):
             if trial is None or e.get("trial") == trial:
                 latest[(e.get("trial"), e.get("stage"), e.get("epoch"))] = e
         return list(latest.values())
 
     def artifacts(self) -> list[dict]:
         """artifact events (relative path + kind)."""
-        return self.of("artifact")
+        return self.of(ARTIFACT)
 
     def trials(self) -> list[str]:
         """Trial names in the order they started."""
         seen: dict[str, None] = {}
-        for e in self.of("trial_started"):
+        for e in self.of(TRIAL_STARTED):
             seen.setdefault(e["trial"], None)
         return list(seen)
 

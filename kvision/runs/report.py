@@ -1,18 +1,16 @@
-"""report.md and `kvision show`: report 000's tables, rebuilt from a run's events.
+"""The result tables of report.md and `kvision show` (report 000's), rebuilt from a run's events.
 
 Everything here reads the run directory only (no Keras), so it works for finished, failed,
-interrupted and still-running runs alike.
+interrupted and still-running runs alike. The whole report.md is assembled by
+:mod:`kvision.train.report`, which adds the run's facts and the insight sections.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from collections import defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 
-from kvision.runs.atomic import atomic_write_text
 from kvision.runs.reader import RunReader
 
 
@@ -162,21 +160,6 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return mean, math.sqrt(var)
 
 
-def render_report(run_dir: str | os.PathLike, *, status: str | None = None) -> str:
-    """The whole report.md text for a run directory (``status`` overrides the derived one)."""
-    reader = RunReader(run_dir)
-    meta, recipe = reader.meta(), reader.recipe()
-    exp = recipe.get("experiment", {})
-    parts = [f"# {exp.get('name', Path(run_dir).name)}\n"]
-    if exp.get("description"):
-        parts.append(exp["description"].strip() + "\n")
-    parts.append(_run_facts(reader, meta, status or reader.status()))
-    for heading, table in result_sections(reader):
-        parts += [f"## {heading}\n", table]
-    parts.append(_insight_sections(Path(run_dir)))
-    return "\n".join(p for p in parts if p)
-
-
 def result_sections(reader: RunReader) -> list[tuple[str, str]]:
     """(heading, table) of the results, as report.md and ``kvision show`` print them: final
     values, a regression's fit errors, repeats, and every checkpoint's matrix."""
@@ -190,43 +173,19 @@ def result_sections(reader: RunReader) -> list[tuple[str, str]]:
     return sections
 
 
-def write_report(run_dir: str | os.PathLike, *, status: str | None = None) -> Path:
-    """Write report.md atomically."""
-    return atomic_write_text(Path(run_dir) / "report.md", render_report(run_dir, status=status))
-
-
-def _run_facts(reader: RunReader, meta: dict, status: str) -> str:
-    data = reader.of("data_loaded")
-    facts = [f"- status: {status}", f"- run: `{reader.path.name}`"]
-    if meta:
-        facts.append(f"- kvision {meta.get('kvision')}, Keras {meta.get('keras')} "
-                     f"({meta.get('backend')}), torch {meta.get('torch')}, device {meta.get('device')}")
-        facts.append(f"- seed {meta.get('seed')}, started {meta.get('started')}")
-    if data:
-        d = data[-1]
-        counts = ", ".join(f"{k} {v}" for k, v in d.get("counts", {}).items())
-        facts.append(f"- data: {d.get('dataset')} ({counts}; image {d.get('image_shape')})")
-    for message in dict.fromkeys(e.get("message") for e in reader.of("warning")):
-        facts.append(f"- note: {message}")  # e.g. parts switched off under another backend
-    if (done := reader.of("run_finished")):
-        facts.append(f"- wall time: {done[-1].get('seconds', 0):.1f} s")
-    elif (started := reader.of("run_started")) and reader.events:
-        facts.append(f"- elapsed: {_seconds_between(started[0], reader.events[-1]):.1f} s")
-    return "\n".join(facts) + "\n"
-
-
-def _seconds_between(a: dict, b: dict) -> float:
-    from datetime import datetime
-
-    return (datetime.fromisoformat(b["time"]) - datetime.fromisoformat(a["time"])).total_seconds()
-
-
-def _insight_sections(run_dir: Path) -> str:
-    try:
-        from kvision.insight.hooks import report_markdown
-    except ImportError:  # insight is optional for reading a report
-        return ""
-    return report_markdown(run_dir)
+def notice_sections(reader: RunReader) -> list[tuple[str, str]]:
+    """(heading, text) of what went wrong on the way: failed trials and warnings (none: [])."""
+    sections = []
+    if (failed := reader.of("trial_failed")):
+        rows = [f"| {e.get('trial')} | {e.get('stage') or '–'} | {e.get('error')} |" for e in failed]
+        sections.append(("Failed trials", "\n".join(
+            ["| trial | stage | why |", "|---|---|---|", *rows]) + "\n"))
+    warnings = {(e.get("kind"), e.get("trial"), e.get("message")): e for e in reader.of("warning")}
+    if warnings:
+        lines = [f"- **{e.get('kind')}**" + (f" ({e['trial']})" if e.get("trial") else "")
+                 + f": {e.get('message')}" for e in warnings.values()]
+        sections.append(("Warnings", "\n".join(lines) + "\n"))
+    return sections
 
 
 def _final_matrices(reader: RunReader) -> dict[str, dict]:

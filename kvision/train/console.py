@@ -23,18 +23,31 @@ class Console:
         self.stream.write(text + "\n")
         self.stream.flush()
 
-    def progress(self, label: str, step: int, steps: int, started: float) -> None:
-        """Redraw the progress bar (TTY only; headless output stays one line per epoch)."""
+    def progress(self, label: str, step: int, steps: int, started: float, *,
+                 loss: float | None = None, batch_size: int = 0) -> None:
+        """Redraw the progress bar (TTY only; headless output stays one line per epoch):
+        steps done, the running loss of the epoch, images per second and the epoch's ETA."""
         if not self.tty or steps <= 0:
             return
-        width = 24
-        done = int(width * step / steps)
-        elapsed = time.monotonic() - started
-        eta = elapsed / step * (steps - step) if step else 0.0
-        bar = "#" * done + "-" * (width - done)
-        self.stream.write(f"\r{label} [{bar}] {step}/{steps} eta {eta:4.0f}s")
+        self.stream.write("\r" + progress_line(label, step, steps,
+                                                time.monotonic() - started, loss, batch_size))
         self.stream.flush()
         self._bar_open = True
+
+
+def progress_line(label: str, step: int, steps: int, elapsed: float,
+                  loss: float | None = None, batch_size: int = 0) -> str:
+    """``lenet-plain train epoch 1/5 [######------] 12/40 loss 0.4312 812 img/s eta 0:04``."""
+    width = 20
+    done = int(width * min(step, steps) / steps)
+    parts = [f"{label} [{'#' * done}{'-' * (width - done)}] {step}/{steps}"]
+    if loss is not None:
+        parts.append(f"loss {loss:.4f}")
+    if batch_size and elapsed > 0:
+        parts.append(f"{step * batch_size / elapsed:,.0f} img/s")
+    eta = elapsed / step * (steps - step) if step else 0.0
+    parts.append(f"eta {int(eta) // 60}:{int(eta) % 60:02d}")
+    return " ".join(parts) + "\033[K"  # clear what a longer previous line left behind
 
 
 def format_metrics(metrics: dict[str, float]) -> str:

@@ -14,6 +14,7 @@ from kvision.recipe.schema import StageSection
 from kvision.recipe.schema_training import TrainingSection
 from kvision.runs import RunWriter
 from kvision.train.console import Console
+from kvision.train.phases import timed
 from kvision.train.signals import StopFlag
 
 if TYPE_CHECKING:
@@ -45,7 +46,14 @@ class RunContext:
         """Whether the run fits a function (float targets) rather than classifying images."""
         return self.recipe.data.regression
 
+    def warn(self, kind: str, message: str, *, trial: str | None = None,
+             stage: str | None = None, details: dict | None = None) -> None:
+        """A warning the user should see: a ``warning`` event and a console line."""
+        self.writer.warning(kind, message, trial=trial, stage=stage, details=details)
+        self.console.line(f"warning: {message}")
+
     # -- data ------------------------------------------------------------------------
+    @timed("blur")
     def view(self, condition: str, split: str) -> tuple[np.ndarray, np.ndarray]:
         """(uint8 images, labels) of a split under a condition (computed once, cached)."""
         from kvision.data import condition_view
@@ -96,6 +104,7 @@ class RunContext:
         return batches, labels
 
     # -- models ----------------------------------------------------------------------
+    @timed("build")
     def build_model(self, plan: TrialPlan) -> keras.Model:
         """The trial's model from the registry, normalising inside (raw pixels in)."""
         from kvision.models import create_model
@@ -107,11 +116,12 @@ class RunContext:
         return create_model(plan.model.arch, input_shape=self.dataset.image_shape,
                             num_classes=outputs, preprocess=self.mean_std, **options)
 
+    @timed("train")
     def fit_one_epoch(self, model: keras.Model, train: Any, val: Any, plan: TrialPlan,
                       stage: StageSection, epoch: int, training: TrainingSection,
                       rng_seed: int) -> dict[str, float]:
         """One epoch of ``model.fit``; returns its metrics (float)."""
-        callback = _Progress(self, plan, stage, epoch, rng_seed)
+        callback = _Progress(self, plan, stage, epoch, rng_seed, training.batch_size)
         from kvision.train.ddp_env import is_distributed
 
         if is_distributed():
@@ -132,6 +142,7 @@ class RunContext:
                 if k != "learning_rate"}
 
     # -- pictures --------------------------------------------------------------------
+    @timed("insight")
     def checkpoint_artifacts(self, plan: TrialPlan, label: str, model: keras.Model) -> None:
         """Filters and activations at an evaluation checkpoint (images only)."""
         if not self.recipe.insight.enabled or self.regression:
@@ -141,6 +152,7 @@ class RunContext:
         checkpoint_artifacts(self.writer, trial=plan.name, label=label, model=model,
                              samples=self.samples(), cfg=self.recipe.insight)
 
+    @timed("insight")
     def trial_artifacts(self, plan: TrialPlan, model: keras.Model) -> None:
         """Curves, confusion matrices, CAM and robustness for a finished trial."""
         if not self.recipe.insight.enabled:
@@ -174,10 +186,10 @@ class _Progress(keras.callbacks.Callback):
     """Progress for people (TTY bar) and viewers (throttled events); honours stop requests."""
 
     def __init__(self, ctx: RunContext, plan: TrialPlan, stage: StageSection, epoch: int,
-                 rng_seed: int) -> None:
+                 rng_seed: int, batch_size: int = 0) -> None:
         super().__init__()
         self.ctx, self.plan, self.stage, self.epoch = ctx, plan, stage, epoch
-        self.rng_seed = rng_seed
+        self.rng_seed, self.batch_size = rng_seed, batch_size
         self.started = self.last = time.monotonic()
         self.steps = 0
 
@@ -193,7 +205,10 @@ class _Progress(keras.callbacks.Callback):
             return
         now = time.monotonic()
         label = f"{self.plan.name} {self.stage.name} epoch {self.epoch + 1}/{self.stage.epochs}"
-        self.ctx.console.progress(label, batch + 1, self.steps, self.started)
+        loss = (logs or {}).get("loss")
+        self.ctx.console.progress(label, batch + 1, self.steps, self.started,
+                                  loss=float(loss) if loss is not None else None,
+                                  batch_size=self.batch_size)
         if now - self.last >= PROGRESS_EVERY_S:
             self.last = now
             self.ctx.writer.event("progress", trial=self.plan.name, stage=self.stage.name,

@@ -110,6 +110,14 @@ class FollowerWriter:
         """Dropped (rank 0 records the event)."""
         return {"event": event, **fields}
 
+    def artifact(self, path: str | os.PathLike, kind: str, **fields: Any) -> dict:
+        """Dropped (rank 0 records the file)."""
+        return {"event": "artifact", "path": str(path), "kind": kind, **fields}
+
+    def warning(self, kind: str, message: str, **fields: Any) -> dict:
+        """Dropped (rank 0 records the warning)."""
+        return {"event": "warning", "kind": kind, "message": message, **fields}
+
     def write_json(self, relpath: str, obj: Any) -> Path:
         """Dropped; returns where rank 0 writes it."""
         return self.dir / relpath

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from kvision.keyvalue import add_set_option
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``kvision sweep RECIPE [--set ...] [--sweep-dir DIR] [--parallel N] [--trials N] [--resume DIR]``."""
@@ -13,8 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "directory under SWEEP_DIR/trials/; results go to sweep.md, sweep.json and "
                     "sweep.png. A stopped or killed sweep continues with --resume SWEEP_DIR.")
     p.add_argument("recipe", nargs="?", help="recipe TOML file with a [sweep] section (optional with --resume)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a recipe key for every trial, e.g. --set data.source=folder:~/data (repeatable)")
+    add_set_option(p, "override a recipe key for every trial, e.g. --set data.source=folder:~/data "
+                      "(repeatable)")
     p.add_argument("--sweep-dir", help="sweep directory (default: RUNS_DIR/<time>-<name>-sweep); "
                                        "an existing sweep there is resumed")
     p.add_argument("--parallel", type=int, help="trials at once (overrides sweep.parallel)")
@@ -24,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from kvision.train.sweep import run_sweep
+    from kvision.sweep.study import run_sweep
 
     result = run_sweep(args.recipe, args.overrides, sweep_dir=args.sweep_dir, resume=args.resume,
                        trials=args.trials, parallel=args.parallel)

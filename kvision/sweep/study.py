@@ -22,7 +22,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,10 +37,15 @@ from kvision.recipe.spec import to_plain
 from kvision.runs import RunReader, is_run_dir
 from kvision.runs.atomic import atomic_write_json, atomic_write_text
 from kvision.runs.reader import writer_alive
-from kvision.train.console import Console
-from kvision.train.signals import StopFlag, stop_on_signals
-from kvision.train.sweep_report import read_objective, write_sweep_report
-from kvision.train.sweep_space import (
+from kvision.runs.rundir import (
+    claim_run_dir,
+    new_run_dir,
+    resume_command,
+    run_command,
+    spawn_run,
+)
+from kvision.sweep.report import read_objective, write_sweep_report
+from kvision.sweep.space import (
     budget,
     check_space,
     grid,
@@ -51,6 +55,8 @@ from kvision.train.sweep_space import (
     suggest,
     trial_params,
 )
+from kvision.train.console import Console
+from kvision.train.signals import StopFlag, stop_on_signals
 
 POLL_S = 0.5  # how often running trials are checked; their own work dwarfs this
 META, RECIPE, JOURNAL, LOCK = "sweep_meta.json", "sweep_recipe.toml", "study.journal", "sweep.lock"
@@ -125,8 +131,6 @@ def _prepare(recipe_path: str, overrides: list[str]) -> tuple[SweepSection, dict
 
 def _create(folder: Path | None, base: dict, raw: dict, spec: SweepSection, recipe_path: str,
             overrides: list[str]) -> Path:
-    from kvision.train.rundir import claim_run_dir, new_run_dir
-
     runs_dir = base.get("output", {}).get("runs_dir", "runs")
     folder = claim_run_dir(folder) if folder else new_run_dir(runs_dir, f"{base['experiment']['name']}-sweep")
     atomic_write_text(folder / RECIPE, tomli_w.dumps(base))
@@ -238,18 +242,16 @@ def _start(folder: Path, study: Any, spec: SweepSection, console: Console,
         trial = study.ask()
         number, params = trial.number, suggest(trial, spec)
     run_dir = folder / "trials" / f"{number:03d}"
-    args = ["--resume", str(run_dir)] if is_run_dir(run_dir) else [
-        str(folder / RECIPE), "--run-dir", str(run_dir),
-        *[a for k, v in params.items() for a in ("--set", override(k, v))]]
-    if not is_run_dir(run_dir) and run_dir.exists():
+    resumed = is_run_dir(run_dir)
+    command = resume_command(run_dir) if resumed else run_command(
+        folder / RECIPE, run_dir, [override(k, v) for k, v in params.items()])
+    if not resumed and run_dir.exists():
         _clear(run_dir)  # created but killed before its first file: start it afresh
     log = folder / "logs" / f"{number:03d}.log"
     log.parent.mkdir(exist_ok=True)
-    with open(log, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "kvision", "run", *args], stdout=out,
-                                stderr=subprocess.STDOUT, env=_trial_env(spec))
+    proc = spawn_run(command, log, env=_trial_env(spec))
     shown = " ".join(f"{k}={v}" for k, v in params.items())
-    console.line(f"trial {number:03d} {'resumed' if args[0] == '--resume' else 'started'}: {shown}")
+    console.line(f"trial {number:03d} {'resumed' if resumed else 'started'}: {shown}")
     return _Job(number, run_dir, params, proc)
 
 

@@ -1,0 +1,216 @@
+"""Comparing runs: final scores side by side and paired differences (`kvision compare`, TUI).
+
+Trials are paired across runs by their identity from the run_started event — model, arm
+and repeat (or its position among the trials of the same model and arm when the event has no
+repeat) — never by parsing trial names. Reads run directories only (no Keras).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kvision.errors import KvisionError
+from kvision.runs.reader import RunReader, is_run_dir, second_metric
+from kvision.runs.summary import final_evaluations, format_seconds, run_seconds
+
+#: (model, arm, repeat) of a trial
+Identity = tuple[str, str, int]
+#: (condition, split) of an evaluation matrix cell
+Cell = tuple[str, str]
+
+
+@dataclass
+class RunFinals:
+    """One run as the comparison sees it."""
+
+    name: str
+    status: str
+    seconds: float | None
+    metric: str  # "accuracy" or "r2"
+    trials: dict[Identity, str]  # identity -> trial name
+    finals: dict[Identity, dict] = field(default_factory=dict)  # identity -> matrix
+
+
+@dataclass
+class Comparison:
+    """Several runs, their paired trials and the cells they share."""
+
+    runs: list[RunFinals]
+    identities: list[Identity]
+    cells: list[Cell]
+
+    @property
+    def metric(self) -> str:
+        """r2 when any run is a function fit, else accuracy."""
+        return "r2" if any(r.metric == "r2" for r in self.runs) else "accuracy"
+
+    def value(self, run: RunFinals, identity: Identity, cell: Cell) -> float | None:
+        """The final score of one trial in one cell, or None."""
+        v = (run.finals.get(identity) or {}).get(cell[0], {}).get(cell[1])
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+    def differences(self, run: RunFinals, cell: Cell) -> list[float]:
+        """``run`` minus the first run, for every trial both have, in one cell."""
+        base = self.runs[0]
+        out = []
+        for identity in self.identities:
+            a, b = self.value(base, identity, cell), self.value(run, identity, cell)
+            if a is not None and b is not None:
+                out.append(b - a)
+        return out
+
+
+def trial_identities(reader: RunReader) -> dict[str, Identity]:
+    """Trial name -> (model, arm, repeat) from the structured run_started / trial_started
+    fields."""
+    identities: dict[str, Identity] = {}
+    seen: dict[tuple[str, str], int] = {}
+    listed = [t for e in reader.of("run_started") for t in e.get("trials") or []]
+    listed += reader.of("trial_started")
+    for t in listed:
+        name = t.get("trial")
+        if not name or name in identities:
+            continue
+        model, arm = str(t.get("model") or name), str(t.get("arm") or "")
+        repeat = t.get("repeat")
+        if not isinstance(repeat, int):
+            repeat = seen.get((model, arm), 0)
+        seen[(model, arm)] = repeat + 1
+        identities[name] = (model, arm, repeat)
+    return identities
+
+
+def load_finals(path: str | os.PathLike) -> RunFinals:
+    """A run's final matrices by trial identity; KvisionError when it is not a run."""
+    p = Path(path)
+    if not is_run_dir(p):
+        raise KvisionError(f"'{p}' is not a kvision run directory (it needs meta.json and "
+                           "events.jsonl). Give folders made by 'kvision run'.")
+    reader = RunReader(p)
+    identities = trial_identities(reader)
+    run = RunFinals(p.name, reader.status(), run_seconds(reader.events), "accuracy",
+                    {ident: name for name, ident in identities.items()})
+    for trial, e in final_evaluations(reader.evaluations()).items():
+        if trial in identities:
+            run.finals[identities[trial]] = e.get("matrix") or {}
+            run.metric = "r2" if e.get("metric") == "r2" else run.metric
+    return run
+
+
+def compare(paths: Sequence[str | os.PathLike]) -> Comparison:
+    """The comparison of these runs (two or more; the first is the baseline)."""
+    if len(paths) < 2:
+        raise KvisionError("kvision compare needs at least two run directories "
+                           "(the first one is the baseline the others are compared to).")
+    runs = [load_finals(p) for p in paths]
+    identities: dict[Identity, None] = {}
+    cells: dict[Cell, None] = {}
+    for run in runs:
+        identities.update(dict.fromkeys(run.trials))
+        for matrix in run.finals.values():
+            for condition, per_split in matrix.items():
+                cells.update(dict.fromkeys((condition, s) for s in per_split or {}))
+    order = {"test": 0, "val": 1, "train": 2}
+    ordered = sorted(cells, key=lambda c: (order.get(c[1], 3), list(cells).index(c)))
+    return Comparison(runs, list(identities), ordered)
+
+
+def label(identity: Identity, comparison: Comparison | None = None) -> str:
+    """'model / arm', with '#repeat' when any trial of the comparison repeats."""
+    model, arm, repeat = identity
+    repeats = comparison is not None and any(i[2] for i in comparison.identities)
+    return f"{model} / {arm}" + (f" #{repeat}" if repeats else "")
+
+
+def _fmt(value: float | None, metric: str, diff: bool = False) -> str:
+    if value is None:
+        return "-"
+    if metric == "r2":
+        return f"{value:+.4f}" if diff else f"{value:.4f}"
+    return f"{100 * value:+.2f}" if diff else f"{100 * value:.2f}"
+
+
+def final_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of the final scores: trial, cell, one column per run, then each later
+    run minus the first."""
+    letters = [chr(ord("A") + i) for i in range(len(comparison.runs))]
+    head = ["trial", "cell", *letters, *[f"{x}-A" for x in letters[1:]]]
+    rows = []
+    metric = comparison.metric
+    for identity in comparison.identities:
+        for cell in comparison.cells:
+            values = [comparison.value(r, identity, cell) for r in comparison.runs]
+            if all(v is None for v in values):
+                continue
+            diffs = [None if v is None or values[0] is None else v - values[0]
+                     for v in values[1:]]
+            rows.append([label(identity, comparison), " ".join(cell),
+                         *[_fmt(v, metric) for v in values],
+                         *[_fmt(d, metric, diff=True) for d in diffs]])
+    return head, rows
+
+
+def paired_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of the paired differences: per later run and cell, the mean, smallest
+    and largest difference to the first run over the trials both have, and how many."""
+    head = ["runs", "cell", "mean", "min", "max", "n"]
+    rows = []
+    metric = comparison.metric
+    for i, run in enumerate(comparison.runs[1:], start=1):
+        for cell in comparison.cells:
+            diffs = comparison.differences(run, cell)
+            if not diffs:
+                continue
+            rows.append([f"{chr(ord('A') + i)}-A", " ".join(cell),
+                         _fmt(sum(diffs) / len(diffs), metric, diff=True),
+                         _fmt(min(diffs), metric, diff=True), _fmt(max(diffs), metric, diff=True),
+                         str(len(diffs))])
+    return head, rows
+
+
+def align(head: list[str], rows: list[list[str]]) -> str:
+    """A plain text table: first two columns left-aligned, numbers right-aligned."""
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+
+    return "\n".join([line(head), "  ".join("-" * w for w in widths), *map(line, rows)])
+
+
+def format_comparison(comparison: Comparison) -> str:
+    """What `kvision compare` prints: the runs, the final scores, the paired differences."""
+    unit = "R²" if comparison.metric == "r2" else "accuracy in %"
+    diff_unit = "R²" if comparison.metric == "r2" else "percentage points"
+    lines = ["Runs (A is the baseline):"]
+    for i, run in enumerate(comparison.runs):
+        lines.append(f"  {chr(ord('A') + i)}  {run.name}  [{run.status}, "
+                     f"{format_seconds(run.seconds)}, {len(run.trials)} trial(s)]")
+    head, rows = final_rows(comparison)
+    lines += ["", f"Final scores ({unit}; each trial's last evaluation):"]
+    lines.append(align(head, rows) if rows else "  no run has a final evaluation yet")
+    head, rows = paired_rows(comparison)
+    lines += ["", f"Paired differences ({diff_unit}; trials paired by model, arm and repeat):"]
+    lines.append(align(head, rows) if rows else "  no trial is evaluated in both runs")
+    return "\n".join(lines)
+
+
+def validation_curves(path: str | os.PathLike) -> dict[str, dict[str, tuple[list, list]]]:
+    """Per trial: {"val_loss": (epochs, values), "val_<second>": ...} for overlaid charts."""
+    reader = RunReader(path)
+    events = reader.of("epoch_end")
+    keys = {k for e in events for k in (e.get("metrics") or {})}
+    second = f"val_{second_metric(keys)}"
+    curves: dict[str, dict[str, tuple[list, list]]] = {}
+    for e in sorted(reader.epochs(), key=lambda e: e.get("global_epoch") or 0):
+        per = curves.setdefault(str(e.get("trial")), {"val_loss": ([], []), second: ([], [])})
+        for key, (xs, ys) in per.items():
+            value = (e.get("metrics") or {}).get(key)
+            if isinstance(value, (int, float)):
+                xs.append(int(e.get("global_epoch") or len(xs) + 1))
+                ys.append(float(value))
+    return curves

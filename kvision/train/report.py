@@ -1,0 +1,59 @@
+"""report.md: written by the runner when a run ends (finished, failed or interrupted).
+
+Assembled here, above both of its sources: the result tables read from the run directory
+(:mod:`kvision.runs.report`) and the insight sections (:mod:`kvision.insight.report`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from kvision.insight.report import report_markdown
+from kvision.runs.atomic import atomic_write_text
+from kvision.runs.reader import RunReader
+from kvision.runs.report import notice_sections, result_sections
+
+
+def render_report(run_dir: str | os.PathLike, *, status: str | None = None) -> str:
+    """The whole report.md text for a run directory (``status`` overrides the derived one)."""
+    reader = RunReader(run_dir)
+    meta, recipe = reader.meta(), reader.recipe()
+    exp = recipe.get("experiment", {})
+    parts = [f"# {exp.get('name', Path(run_dir).name)}\n"]
+    if exp.get("description"):
+        parts.append(exp["description"].strip() + "\n")
+    parts.append(_run_facts(reader, meta, status or reader.status()))
+    for heading, table in notice_sections(reader) + result_sections(reader):
+        parts += [f"## {heading}\n", table]
+    parts.append(report_markdown(run_dir))
+    return "\n".join(p for p in parts if p)
+
+
+def write_report(run_dir: str | os.PathLike, *, status: str | None = None) -> Path:
+    """Write report.md atomically."""
+    return atomic_write_text(Path(run_dir) / "report.md", render_report(run_dir, status=status))
+
+
+def _run_facts(reader: RunReader, meta: dict, status: str) -> str:
+    data = reader.of("data_loaded")
+    facts = [f"- status: {status}", f"- run: `{reader.path.name}`"]
+    if meta:
+        facts.append(f"- kvision {meta.get('kvision')}, Keras {meta.get('keras')} "
+                     f"({meta.get('backend')}), torch {meta.get('torch')}, device {meta.get('device')}")
+        facts.append(f"- seed {meta.get('seed')}, started {meta.get('started')}")
+    if data:
+        d = data[-1]
+        counts = ", ".join(f"{k} {v}" for k, v in d.get("counts", {}).items())
+        facts.append(f"- data: {d.get('dataset')} ({counts}; image {d.get('image_shape')})")
+    if (done := reader.of("run_finished")):
+        facts.append(f"- wall time: {done[-1].get('seconds', 0):.1f} s")
+    elif (started := reader.of("run_started")) and reader.events:
+        facts.append(f"- elapsed: {_seconds_between(started[0], reader.events[-1]):.1f} s")
+    return "\n".join(facts) + "\n"
+
+
+def _seconds_between(a: dict, b: dict) -> float:
+    from datetime import datetime
+
+    return (datetime.fromisoformat(b["time"]) - datetime.fromisoformat(a["time"])).total_seconds()

@@ -1,0 +1,133 @@
+"""Compare: several runs' validation curves overlaid on shared axes, and their final scores
+with the paired differences (the same tables as `kvision compare`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import DataTable, Header, Static
+
+from kvision.runs.compare import Comparison, compare, final_rows, label, paired_rows
+from kvision.runs.summary import format_seconds
+
+from .charts import COLORS, RICH_COLORS, Chart, ChartData, Series
+from .dialogs import footer
+from .live_screen import metric_label
+from .runstate import RunState
+
+
+def overlay(states: list[RunState], comparison: Comparison,
+            only: tuple | None = None) -> tuple[ChartData, ChartData, str]:
+    """(validation loss chart, validation accuracy/MAE chart, its metric) with one line per
+    run and trial (only the trial with identity ``only`` when given)."""
+    identities = {run.name: {name: ident for ident, name in run.trials.items()}
+                  for run in comparison.runs}
+    keys = {k for s in states for t in s.trials.values() for r in t.rows() for k in r.metrics}
+    second = "mae" if "val_mae" in keys and "val_accuracy" not in keys else "accuracy"
+    loss, acc = [], []
+    for n, state in enumerate(states):
+        for trial in state.trials.values():
+            ident = identities[state.name].get(trial.name)
+            if only is not None and ident != only:
+                continue
+            who = f"{chr(ord('A') + n)} {label(ident, comparison) if ident else trial.name}"
+            color = COLORS[len(loss) % len(COLORS)]
+            xs, ys = trial.points("val_loss")
+            loss.append(Series(who, ys, color, xs))
+            xs, ys = trial.points(f"val_{second}")
+            acc.append(Series(who, ys, color, xs))
+    return (ChartData(tuple(loss), legend=False), ChartData(tuple(acc), legend=False),
+            second)
+
+
+def legend(data: ChartData) -> Text:
+    """One coloured line per series, for the legend above both charts."""
+    text = Text()
+    for series in data.series:
+        text.append("━━ ", style=RICH_COLORS.get(series.color, series.color))
+        text.append(series.label + "   ")
+    return text
+
+
+class CompareScreen(Screen):
+    """Runs overlaid: validation curves on shared axes, final scores and differences."""
+
+    DEFAULT_CSS = """
+    CompareScreen #compare-info { height: auto; padding: 0 1; }
+    CompareScreen #compare-charts { height: 1fr; min-height: 8; }
+    CompareScreen #compare-charts Chart { width: 1fr; height: 1fr; }
+    CompareScreen DataTable { height: auto; max-height: 9; }
+    """
+    BINDINGS = [
+        Binding("t", "next_trial", "One trial / all"),
+        Binding("d", "toggle_table", "Finals / paired"),
+        Binding("escape", "app.pop_screen", "Back"),
+    ]
+
+    def __init__(self, *runs: Path) -> None:
+        super().__init__()
+        self.paths = list(runs)
+        self.comparison = compare(self.paths)
+        self.states = [RunState(p) for p in self.paths]
+        self.only: int | None = None  # index into comparison.identities, None: all trials
+        self.paired = False
+
+    def compose(self) -> ComposeResult:
+        """Runs legend, two overlaid charts, the final scores table."""
+        yield Header()
+        yield Static(id="compare-info")
+        with Horizontal(id="compare-charts"):
+            yield Chart("validation loss", id="compare-loss")
+            yield Chart("validation acc", id="compare-acc")
+        yield DataTable(id="compare-table", zebra_stripes=True, cursor_type="row")
+        yield footer()
+
+    def on_mount(self) -> None:
+        """Title, charts and table."""
+        self.title, self.sub_title = "kvision", "compare"
+        self._show()
+
+    def _show(self) -> None:
+        ids = self.comparison.identities
+        only = ids[self.only] if self.only is not None and ids else None
+        loss, acc, second = overlay(self.states, self.comparison, only)
+        self.query_one("#compare-loss", Chart).data = loss
+        chart = self.query_one("#compare-acc", Chart)
+        chart.chart_title = f"validation {metric_label(second)}"
+        chart.data = acc
+        runs = "  ".join(f"{chr(ord('A') + i)} {r.name} [{r.status}, {format_seconds(r.seconds)}]"
+                         for i, r in enumerate(self.comparison.runs))
+        shown = label(only, self.comparison) if only else f"all {len(ids)}"
+        table = "paired differences to A" if self.paired else "final scores; X-A: difference"
+        info = Text(f"{runs}\ntrials: {shown} (t) · table: {table} (d)\n")
+        self.query_one("#compare-info", Static).update(info.append_text(legend(loss)))
+        self._fill_table()
+
+    def _fill_table(self) -> None:
+        head, rows = (paired_rows if self.paired else final_rows)(self.comparison)
+        table = self.query_one("#compare-table", DataTable)
+        table.clear(columns=True)
+        table.add_columns(*head)
+        only = self.comparison.identities[self.only] if self.only is not None else None
+        for row in rows:
+            if self.paired or only is None or row[0] == label(only, self.comparison):
+                table.add_row(*row)
+
+    def action_next_trial(self) -> None:
+        """Show one paired trial at a time, then all of them again."""
+        count = len(self.comparison.identities)
+        if not count:
+            return
+        self.only = 0 if self.only is None else (None if self.only + 1 >= count
+                                                 else self.only + 1)
+        self._show()
+
+    def action_toggle_table(self) -> None:
+        """Switch the table between final scores and paired differences."""
+        self.paired = not self.paired
+        self._show()
