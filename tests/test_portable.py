@@ -163,6 +163,19 @@ def test_export_writes_model_and_sidecar_from_the_run(run_dir, exported):
     np.testing.assert_array_equal(shared, trained)
 
 
+def test_exported_model_loads_in_plain_keras(exported):
+    """What the receiver runs: Keras alone, safe mode, kvision never imported."""
+    code = ("import sys, keras\n"
+            "m = keras.saving.load_model(sys.argv[1], safe_mode=True)\n"
+            "assert 'kvision' not in sys.modules\n"
+            "print(m.output_shape)")
+    proc = subprocess.run([sys.executable, "-c", code, str(exported / "lenet-expert.keras")],
+                          env={**os.environ, "KERAS_BACKEND": "torch"}, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "(None, 10)"
+
+
 def test_export_onnx_matches_keras(run_dir, tmp_path):
     missing = [m for m in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(m) is None]
     if missing:

@@ -10,7 +10,6 @@ trial's checkpoints, which resume reads.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import keras
@@ -25,14 +24,13 @@ def inference_copy(model: keras.Model) -> keras.Model:
 
 def save_for_inference(model: keras.Model, path: str | Path) -> Path:
     """Write ``model`` to the ``.keras`` file ``path`` atomically, without optimizer state."""
-    from kvision.runs.atomic import atomic_path
+    from kvision.runs.atomic import atomic_path, commit
 
     tmp, final = atomic_path(path)
     try:
         inference_copy(model).save(str(tmp))
-        with open(tmp, "rb+") as fh:  # on disk before the rename makes it the model
-            os.fsync(fh.fileno())
-        tmp.replace(final)
-    finally:
-        tmp.unlink(missing_ok=True)
+        commit(tmp, final)  # fsync, rename, fsync the folder
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk or a kill leaves no half model behind
+        raise
     return final
