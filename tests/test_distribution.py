@@ -48,17 +48,22 @@ def _run(cmd: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedP
     return proc
 
 
-#: Not part of the source: a build from a copy without them cannot pick up stale files
-#: (setuptools reuses build/ across builds) or local runs and environments.
-NOT_SOURCE = (".git", ".venv", "build", "dist", "runs", "*.egg-info", "__pycache__", ".*cache",
-              ".whl", ".gl", "site")
+#: Not part of the source (top-level folders; caches anywhere): a build from a copy without
+#: them cannot pick up stale files (setuptools reuses build/) or local runs and environments.
+NOT_SOURCE = {".git", ".venv", "build", "dist", "runs", ".whl", ".gl", "site"}
+CACHES = shutil.ignore_patterns("__pycache__", "*.egg-info", ".*cache")
+
+
+def _not_source(folder: str, names: list[str]) -> set[str]:
+    top = NOT_SOURCE & set(names) if Path(folder) == ROOT else set()
+    return top | set(CACHES(folder, names))
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dist")
     source = out / "source"
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*NOT_SOURCE), symlinks=True)
+    shutil.copytree(ROOT, source, ignore=_not_source, symlinks=True)
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(source)],
          cwd=out)
     (found,) = out.glob("kvision-*.whl")
