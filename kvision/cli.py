@@ -64,9 +64,18 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runs-dir", help="folder for run directories (default: the recipe's output.runs_dir)")
     p.add_argument("--run-dir", help="exact run directory to create (used by kvision-tui)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its last completed epoch")
-    p.add_argument("--force", action="store_true", help="with --resume: resume even if the recipe file changed")
+    p.add_argument("--force", action="store_true", help="with --resume: resume even if the recipe file changed, or if the run "
+                        "seems to run on another machine that is down")
     p.add_argument("--gpus", type=int, metavar="N",
-                   help="train each trial data-parallel over N processes (torchrun: NCCL on GPUs, gloo on CPU)")
+                   help="train each trial data-parallel over N processes per machine "
+                        "(torchrun: NCCL on GPUs, gloo on CPU)")
+    p.add_argument("--nnodes", type=int, default=1, metavar="N",
+                   help="machines in this data-parallel run: run the same command on each, "
+                        "with its own --node-rank (the run directory must be on a shared filesystem)")
+    p.add_argument("--node-rank", type=int, default=0, metavar="R",
+                   help="this machine's number, 0..N-1; node 0 writes the run directory")
+    p.add_argument("--rdzv-endpoint", metavar="HOST:PORT",
+                   help="where the machines meet (torchrun's rendezvous): node 0's address and a free port")
     p.add_argument("--repeats", type=int, help="run every trial with N seeds (same as --set experiment.repeats=N)")
     p.add_argument("--profile", action="store_true",
                    help="print where the wall time went (start-up, data, blur, training, "
@@ -101,16 +110,9 @@ def _add_ls(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from kvision.train.runner import resume_run, run_recipe
 
-    notes = []
-    if args.gpus and args.gpus > 1 and "WORLD_SIZE" not in os.environ:
-        backend = os.environ.get("KERAS_BACKEND", "torch")
-        if backend == "torch":
-            from kvision.train.ddp_env import launch
-
-            return launch(args.gpus, sys.argv[1:])
-        # Data parallel is torchrun + torch DDP; other backends train in this one process.
-        notes.append(f"--gpus {args.gpus} ignored: data-parallel training needs the torch "
-                     f"backend (KERAS_BACKEND is {backend}); training in one process.")
+    launched, notes = _data_parallel(args)
+    if launched is not None:
+        return launched
     overrides = list(args.overrides) + ([f"experiment.repeats={args.repeats}"] if args.repeats else [])
     if args.resume:
         result = resume_run(args.resume, recipe_path=args.recipe, overrides=overrides,
@@ -125,6 +127,23 @@ def _run(args: argparse.Namespace) -> int:
     if args.profile:
         _print_profile(result.run_dir)
     return result.exit_code
+
+
+def _data_parallel(args: argparse.Namespace) -> tuple[int | None, list[str]]:
+    """Become torchrun when asked for several processes (the exit code when exec is stubbed),
+    or (None, notes): train in this process, saying why in the run's warnings."""
+    multi = (args.gpus or 1) > 1 or args.nnodes != 1 or args.node_rank
+    if not multi or "WORLD_SIZE" in os.environ:
+        return None, []
+    backend = os.environ.get("KERAS_BACKEND", "torch")
+    if backend == "torch":
+        from kvision.train.ddp_env import Nodes, launch
+
+        return launch(args.gpus or 1, sys.argv[1:],
+                      Nodes(args.nnodes, args.node_rank, args.rdzv_endpoint)), []
+    # Data parallel is torchrun + torch DDP; other backends train in this one process.
+    return None, [f"--gpus/--nnodes ignored: data-parallel training needs the torch backend "
+                  f"(KERAS_BACKEND is {backend}); training in one process."]
 
 
 def _print_profile(run_dir: Path) -> None:

@@ -120,8 +120,8 @@ def run_trial(ctx: RunContext, plan: TrialPlan) -> None:
                          epoch=state.global_epoch, checkpoint=found[0].name)
     else:
         ctx.writer.event("trial_started", trial=plan.name, model=plan.model_name,
-                         arm=plan.arm.name, arch=plan.model.arch, seed=plan.seed,
-                         params=_trainable_params(model))
+                         arm=plan.arm.name, repeat=plan.repeat, arch=plan.model.arch,
+                         seed=plan.seed, params=_trainable_params(model))
     ctx.console.line(f"== trial {plan.name}: {plan.model.arch} ({_trainable_params(model):,} "
                      f"trainable parameters), arm {plan.arm.name}")
     started = time.monotonic() - state.seconds
