@@ -27,7 +27,7 @@ def overlay(states: list[RunState], comparison: Comparison,
     run and trial (only the trial with identity ``only`` when given)."""
     identities = {run.name: {name: ident for ident, name in run.trials.items()}
                   for run in comparison.runs}
-    keys = {k for s in states for t in s.trials.values() for r in t.rows() for k in r.metrics}
+    keys = {k for s in states for t in s.trials.values() for k in t.metric_keys}
     second = "mae" if "val_mae" in keys and "val_accuracy" not in keys else "accuracy"
     loss, acc = [], []
     for n, state in enumerate(states):
