@@ -294,3 +294,27 @@ def test_compare_pairs_trials_by_model_arm_and_repeat_not_by_name(tmp_path: Path
         compare([a])
     with pytest.raises(KvisionError, match="is not a kvision run directory"):
         compare([a, tmp_path])
+
+
+def test_history_columns_shrink_before_they_disappear() -> None:
+    from kvision_tui.history_screen import MIN_WIDTHS, compact_time, fit_widths, shorten
+
+    natural = [1, 30, 12, 11, 16, 8, 9]
+    assert fit_widths(natural, 200) == natural
+    narrow = fit_widths(natural, 60)
+    assert sum(narrow) <= 60 and all(w >= m for w, m in zip(narrow, MIN_WIDTHS, strict=True))
+    assert narrow[4] < 16 and narrow[5:] == [8, 9]  # duration and best test keep their width
+    assert shorten("20260101-120000-fashion-blur", 12) == "202601…-blur"
+    assert compact_time("2026-01-01 12:00", 11) == "01-01 12:00"
+
+
+def test_recipe_names_are_relative_to_their_folder(tmp_path: Path) -> None:
+    from kvision_tui.recipes_screen import recipe_names
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "x.toml").write_text("")
+    (tmp_path / "b" / "y.toml").write_text("")
+    assert list(recipe_names([tmp_path / "a"]).values()) == ["x.toml"]
+    assert list(recipe_names([tmp_path / "a", tmp_path / "b"]).values()) == ["a/x.toml",
+                                                                             "b/y.toml"]
