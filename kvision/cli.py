@@ -7,6 +7,7 @@ without loading Keras or torch; handlers import what they need.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -66,6 +67,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gpus", type=int, metavar="N",
                    help="train each trial data-parallel over N processes (torchrun: NCCL on GPUs, gloo on CPU)")
     p.add_argument("--repeats", type=int, help="run every trial with N seeds (same as --set experiment.repeats=N)")
+    p.add_argument("--profile", action="store_true",
+                   help="print where the wall time went (start-up, data, blur, training, "
+                        "evaluation, insight, checkpoints, export; also in the run's profile.json)")
     p.set_defaults(handler=_run)
 
 
@@ -114,7 +118,18 @@ def _run(args: argparse.Namespace) -> int:
         raise KvisionError("kvision run needs a RECIPE file (or --resume RUN_DIR).")
     else:
         result = run_recipe(args.recipe, overrides, runs_dir=args.runs_dir, run_dir=args.run_dir)
+    if args.profile:
+        _print_profile(result.run_dir)
     return result.exit_code
+
+
+def _print_profile(run_dir: Path) -> None:
+    from kvision.train.phases import PROFILE_FILE, format_profile, snapshot
+
+    path = Path(run_dir) / PROFILE_FILE
+    # A run that did not finish wrote no profile.json: show the process's phases so far.
+    profile = json.loads(path.read_text("utf-8")) if path.is_file() else snapshot()
+    print(format_profile(profile))
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -39,26 +39,143 @@ def test_reference_has_kvision_parameter_count(arch, size, options):
 
 
 @pytest.mark.parametrize("mode", ["train", "infer"])
-def test_run_case_times_both_sides(mode):
+def test_run_case_times_every_side(mode):
     result = speed.run_case(TINY, mode, repeats=2)
     summary = result.summary()
-    assert len(result.kvision_ips) == len(result.torch_ips) == 2
-    assert all(v > 0 for v in result.kvision_ips + result.torch_ips)
-    ratio = summary["ratio"]
-    assert ratio["min"] <= ratio["median"] <= ratio["max"]
+    assert len(result.kvision_ips) == len(result.torch_ips) == len(result.tuned_ips) == 2
+    assert all(v > 0 for v in result.kvision_ips + result.torch_ips + result.tuned_ips)
+    for key in ("ratio", "ratio_tuned"):
+        spread = summary[key]
+        assert spread["min"] <= spread["median"] <= spread["max"]
+        assert set(summary["targets"]) == {"ratio", "ratio_tuned"}
     assert summary["mode"] == mode and summary["device"] in ("cpu", "cuda")
+    assert summary["tuned"]["channels_last"] and summary["tuned"]["fused_adam"]
+    assert summary["tuned"]["inference_mode"] == (mode == "infer")
+    assert summary["compile_seconds"] is None and not summary["tuned"]["compile"]
     assert result.peak_rss_mb > 50  # torch and keras alone take more than this
     table = speed.format_table([result])
-    assert "tiny-lenet" in table and mode in table
+    assert "tiny-lenet" in table and mode in table and "vs tuned" in table
     json.dumps(summary)
 
 
+def _result(ours, plain, tuned):
+    return speed.CaseResult("c", "train", "cpu", 2, 8, 2, 1, kvision_ips=ours,
+                            torch_ips=plain, peak_rss_mb=1.0, tuned_ips=tuned)
+
+
 def test_ratios_pair_repeats_and_best_compares_fastest_repeats():
-    result = speed.CaseResult("c", "train", "cpu", 2, 8, 2, 1, kvision_ips=[100.0, 400.0, 300.0],
-                              torch_ips=[200.0, 200.0, 250.0], peak_rss_mb=1.0)
+    result = _result([100.0, 400.0, 300.0], [200.0, 200.0, 250.0], [400.0, 400.0, 300.0])
     assert result.ratios == [0.5, 2.0, 1.2]
-    assert result.summary()["ratio"] == {"min": 0.5, "median": 1.2, "max": 2.0, "best": 1.6}
-    assert "0.50/1.20/2.00  1.60" in speed.format_table([result])
+    assert result.ratios_tuned == [0.25, 1.0, 1.0]
+    summary = result.summary()
+    assert summary["ratio"] == {"min": 0.5, "median": 1.2, "max": 2.0, "best": 1.6}
+    assert summary["ratio_tuned"] == {"min": 0.25, "median": 1.0, "max": 1.0, "best": 1.0}
+    row = speed.format_table([result]).splitlines()[1]
+    assert "0.50/1.20/2.00  1.60" in row and "0.25/1.00/1.00  1.00" in row
+
+
+def test_targets_need_the_median_and_every_repeat():
+    """Median >= target and no repeat below 0.9 x target (issue 19's rule)."""
+    assert speed.meets_target({"min": 0.9, "median": 1.0}, 1.0)
+    assert not speed.meets_target({"min": 0.89, "median": 1.3}, 1.0)  # one repeat too low
+    assert not speed.meets_target({"min": 0.95, "median": 0.99}, 1.0)
+    assert speed.meets_target({"min": 0.81, "median": 0.9}, 0.9)
+    targets = _result([100.0] * 3, [100.0] * 3, [120.0] * 3).summary()["targets"]
+    assert targets == {"ratio": True, "ratio_tuned": False}  # 1.0 vs plain, 0.83 vs tuned
+
+
+def test_disturbed_repeats_are_flagged_and_kept():
+    """A repeat far from its side's median is listed, and still counts in min/median/max."""
+    result = _result([100.0, 101.0, 40.0, 99.0, 100.0], [50.0] * 5, [60.0, 61.0, 59.0, 60.0, 200.0])
+    flagged = result.disturbed()
+    assert [(d["repeat"], d["side"]) for d in flagged] == [(3, "kvision"), (5, "tuned")]
+    assert flagged[0]["vs_median"] == 0.4
+    assert result.summary()["ratio"]["min"] == pytest.approx(0.8)  # the 40 img/s repeat
+    assert result.summary()["disturbed"] == flagged
+    text = speed.format_disturbed([result])
+    assert "repeat 3, kvision 40 img/s = 0.40 x its median" in text
+    assert "repeat 5, tuned 200 img/s" in text
+    assert speed.table_rows([result])[0][9] == "2"
+    assert "none" in speed.format_disturbed([_result([1.0] * 3, [1.0] * 3, [1.0] * 3)])
+    assert _result([1.0, 9.0], [1.0, 1.0], [1.0, 1.0]).disturbed() == []  # too few to judge
+
+
+class _FakeClock:
+    """perf_counter advanced by the fake sides' passes, so every rate is exact."""
+
+    def __init__(self, monkeypatch):
+        self.now = 0.0
+        self.calls: list[str] = []
+        monkeypatch.setattr(speed.time, "perf_counter", lambda: self.now)
+        monkeypatch.setattr(speed.baselines.time, "perf_counter", lambda: self.now)
+
+    def side(self, name: str, seconds: list[float] | float):
+        durations = iter(seconds) if isinstance(seconds, list) else None
+
+        def run() -> None:
+            self.calls.append(name)
+            self.now += next(durations, seconds[-1]) if durations else seconds
+        return run
+
+
+def _fake_sides(monkeypatch, clock, tuned_seconds, compile_fails=False):
+    monkeypatch.setattr(speed, "_kvision_side", lambda *a, **k: clock.side("kvision", 0.5))
+    monkeypatch.setattr(speed.baselines, "plain_side",
+                        lambda *a, **k: speed.baselines.TorchSide(clock.side("torch", 1.0)))
+
+    def tuned_side(*args, compile=False, **kwargs):
+        used = {"compile": compile}
+        if compile and compile_fails:
+            def broken() -> None:
+                raise RuntimeError("inductor: no C++ compiler")
+            return speed.baselines.TorchSide(broken, used)
+        return speed.baselines.TorchSide(clock.side("tuned", tuned_seconds), used)
+    monkeypatch.setattr(speed.baselines, "tuned_side", tuned_side)
+
+
+def test_run_case_rotates_the_order_and_measures_rates_on_a_fake_clock(monkeypatch):
+    clock = _FakeClock(monkeypatch)
+    _fake_sides(monkeypatch, clock, 0.25)
+    result = speed.run_case(TINY, "train", repeats=3)
+    images = TINY.batch_size * TINY.steps
+    assert result.kvision_ips == [images / 0.5] * 3 and result.torch_ips == [images / 1.0] * 3
+    assert result.tuned_ips == [images / 0.25] * 3
+    assert result.ratios == [2.0] * 3 and result.ratios_tuned == [0.5] * 3
+    timed = clock.calls[3:]  # after one warm-up pass of each side
+    assert timed == ["kvision", "torch", "tuned", "torch", "tuned", "kvision",
+                     "tuned", "kvision", "torch"]
+
+
+def test_compile_time_is_reported_apart_from_the_rate(monkeypatch):
+    """The compiled first pass (5 s) less a compiled pass (1 s) is the compile time."""
+    clock = _FakeClock(monkeypatch)
+    _fake_sides(monkeypatch, clock, [5.0, 1.0])
+    result = speed.run_case(TINY, "train", repeats=2, compile=True)
+    assert result.compile_seconds == pytest.approx(4.0)
+    assert result.tuned_ips == [TINY.batch_size * TINY.steps / 1.0] * 2
+    assert "torch.compile took 4.0 s" in speed.format_compile([result])
+
+
+def test_a_failing_compile_falls_back_to_eager_and_says_so(monkeypatch):
+    clock = _FakeClock(monkeypatch)
+    _fake_sides(monkeypatch, clock, 0.25, compile_fails=True)
+    result = speed.run_case(TINY, "infer", repeats=1, compile=True)
+    assert result.compile_seconds is None and result.tuned_ips
+    assert "no C++ compiler" in result.tuned["compile_error"]
+    assert "torch.compile failed, tuned side ran eager" in speed.format_compile([result])
+
+
+def test_markdown_table_is_stamped(tmp_path):
+    from kvision.bench.stamp import write_markdown
+
+    result = _result([100.0, 400.0, 300.0], [200.0, 200.0, 250.0], [400.0, 400.0, 300.0])
+    out = write_markdown(tmp_path / "bench.md", "kvision bench", speed.format_markdown([result]),
+                         command=["kvision", "bench", "--repeats", "3"])
+    text = out.read_text()
+    assert text.startswith("## kvision bench\n")
+    assert "- command: `kvision bench --repeats 3`" in text
+    assert "cores" in text and "torch " in text and "keras " in text and "UTC" in text
+    assert "| c | train | 300 | 200 | 400 | 0.50/1.20/2.00 | 1.60 | 0.25/1.00/1.00 | 1.00 |" in text
 
 
 def test_unknown_case_names_the_known_ones():
@@ -79,8 +196,8 @@ def test_arguments_defaults():
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     args = parser.parse_args([])
-    assert (args.mode, args.repeats, args.threads, args.json) == ("both", 3, 2, False)
-    assert args.min_seconds == 2.0
+    assert (args.mode, args.repeats, args.threads, args.json) == ("both", 5, 2, False)
+    assert args.min_seconds == 2.0 and not args.compile and args.markdown is None
 
 
 def test_passes_make_each_timing_last_min_seconds(monkeypatch):
@@ -117,6 +234,18 @@ def test_bad_options_are_refused_before_any_work():
     for bad in (["--min-seconds", "-1"], ["--repeats", "0"], ["--min-seconds", "nan"]):
         with pytest.raises(KvisionError, match="--min-seconds at least 0"):
             main(parser.parse_args(bad))
+
+
+def test_mixed_precision_needs_cuda(monkeypatch):
+    import torch
+
+    from kvision.bench.cli import main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    with pytest.raises(KvisionError, match="--mixed-precision needs a CUDA device"):
+        main(parser.parse_args(["--mixed-precision", "--list"]))
 
 
 def test_cli_lists_cases():

@@ -28,15 +28,15 @@ def select_cases(names: list[str] | None, *, gpu: bool, steps: int | None):
 
 def main(args: argparse.Namespace) -> int:
     """Run the selected cases and modes; print a table (or JSON with ``--json``)."""
-    if args.repeats < 1 or args.threads < 1 or not args.min_seconds >= 0:
-        raise KvisionError(
-            f"--repeats and --threads must be at least 1 and --min-seconds at least 0. Received: "
-            f"--repeats {args.repeats}, --threads {args.threads}, --min-seconds {args.min_seconds}.")
+    _check(args)
     import torch
 
     from kvision.bench.speed import format_table, run_case
 
     torch.set_num_threads(args.threads)
+    if args.mixed_precision and not torch.cuda.is_available():
+        raise KvisionError("--mixed-precision needs a CUDA device (float16 autocast); torch "
+                           "sees none here.")
     cases = select_cases(args.cases, gpu=torch.cuda.is_available(), steps=args.steps)
     if args.list:
         for case in cases:
@@ -48,13 +48,40 @@ def main(args: argparse.Namespace) -> int:
     for case in cases:
         for mode in modes:
             results.append(run_case(case, mode, repeats=args.repeats,
-                                    min_seconds=args.min_seconds))
+                                    min_seconds=args.min_seconds, compile=args.compile,
+                                    mixed=args.mixed_precision))
             # Progress on stderr, so a long run shows each case as it finishes.
             print(format_table(results[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
     if args.json:
         print(json.dumps([r.summary() for r in results], indent=2))
     else:
-        print(f"torch threads: {torch.get_num_threads()}, device: {results[0].device}, "
-              f"timed repeats of at least {args.min_seconds:g} s")
-        print(format_table(results))
+        print(_report(results, args, markdown=False))
+    if args.markdown:
+        from kvision.bench.stamp import write_markdown
+
+        write_markdown(args.markdown, "kvision bench", _report(results, args, markdown=True))
     return 0
+
+
+def _check(args: argparse.Namespace) -> None:
+    if args.repeats < 1 or args.threads < 1 or not args.min_seconds >= 0:
+        raise KvisionError(
+            f"--repeats and --threads must be at least 1 and --min-seconds at least 0. Received: "
+            f"--repeats {args.repeats}, --threads {args.threads}, --min-seconds {args.min_seconds}.")
+
+
+def _report(results: list, args: argparse.Namespace, *, markdown: bool) -> str:
+    """The settings line, the table, disturbed repeats and compile notes."""
+    import torch
+
+    from kvision.bench.speed import format_compile, format_disturbed, format_markdown, format_table
+
+    settings = (f"torch threads: {torch.get_num_threads()}, device: {results[0].device}, "
+                f"{args.repeats} alternating repeats of at least {args.min_seconds:g} s, "
+                f"tuned side compiled: {'yes' if args.compile else 'no'}, mixed precision: "
+                f"{'yes' if args.mixed_precision else 'no'}")
+    table = format_markdown(results) if markdown else format_table(results)
+    notes = [format_disturbed(results), format_compile(results)]
+    if markdown:
+        return "\n\n".join([settings, table, *(n.replace("\n", "  \n") for n in notes if n)])
+    return "\n".join([settings, table, *(n for n in notes if n)])

@@ -14,6 +14,7 @@ from kvision.recipe.schema import StageSection
 from kvision.recipe.schema_training import TrainingSection
 from kvision.runs import RunWriter
 from kvision.train.console import Console
+from kvision.train.phases import timed
 from kvision.train.signals import StopFlag
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ class RunContext:
         return self.recipe.data.regression
 
     # -- data ------------------------------------------------------------------------
+    @timed("blur")
     def view(self, condition: str, split: str) -> tuple[np.ndarray, np.ndarray]:
         """(uint8 images, labels) of a split under a condition (computed once, cached)."""
         from kvision.data import condition_view
@@ -96,6 +98,7 @@ class RunContext:
         return batches, labels
 
     # -- models ----------------------------------------------------------------------
+    @timed("build")
     def build_model(self, plan: TrialPlan) -> keras.Model:
         """The trial's model from the registry, normalising inside (raw pixels in)."""
         from kvision.models import create_model
@@ -107,6 +110,7 @@ class RunContext:
         return create_model(plan.model.arch, input_shape=self.dataset.image_shape,
                             num_classes=outputs, preprocess=self.mean_std, **options)
 
+    @timed("train")
     def fit_one_epoch(self, model: keras.Model, train: Any, val: Any, plan: TrialPlan,
                       stage: StageSection, epoch: int, training: TrainingSection,
                       rng_seed: int) -> dict[str, float]:
@@ -132,6 +136,7 @@ class RunContext:
                 if k != "learning_rate"}
 
     # -- pictures --------------------------------------------------------------------
+    @timed("insight")
     def checkpoint_artifacts(self, plan: TrialPlan, label: str, model: keras.Model) -> None:
         """Filters and activations at an evaluation checkpoint (images only)."""
         if not self.recipe.insight.enabled or self.regression:
@@ -141,6 +146,7 @@ class RunContext:
         checkpoint_artifacts(self.writer, trial=plan.name, label=label, model=model,
                              samples=self.samples(), cfg=self.recipe.insight)
 
+    @timed("insight")
     def trial_artifacts(self, plan: TrialPlan, model: keras.Model) -> None:
         """Curves, confusion matrices, CAM and robustness for a finished trial."""
         if not self.recipe.insight.enabled:

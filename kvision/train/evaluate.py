@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.special import logsumexp
 
+from kvision.train.phases import timed
+
 if TYPE_CHECKING:
     import keras
 
@@ -34,6 +36,7 @@ def _predictions(ctx: RunContext, model: keras.Model) -> Iterator[tuple[str, str
             ctx.stop.raise_if_set()
 
 
+@timed("evaluate")
 def evaluate_matrix(ctx: RunContext, model: keras.Model) -> tuple[dict, dict, dict]:
     """Accuracy and cross-entropy per condition and split, and the predicted test classes."""
     accuracy: dict[str, dict[str, float]] = {}
@@ -49,6 +52,7 @@ def evaluate_matrix(ctx: RunContext, model: keras.Model) -> tuple[dict, dict, di
     return accuracy, loss, predicted
 
 
+@timed("evaluate")
 def evaluate_fit(ctx: RunContext, model: keras.Model) -> tuple[dict, dict, dict]:
     """A regression's checkpoint: R^2 per condition and split (the matrix), MSE (the loss),
     and the event's extra fields: ``metric`` and ``scores`` (mse, mae, r2 per cell).

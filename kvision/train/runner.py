@@ -16,6 +16,7 @@ from kvision.errors import KvisionError
 from kvision.recipe import Recipe, load_recipe
 from kvision.runs import RunReader, RunWriter, is_run_dir
 from kvision.train.console import Console
+from kvision.train.phases import phase, start_run
 from kvision.train.signals import StopFlag, StopRequested, stop_on_signals
 
 EXIT_OK, EXIT_FAILED, EXIT_USER = 0, 1, 2
@@ -44,6 +45,7 @@ def run_recipe(recipe_path: str, overrides: list[str] | tuple[str, ...] = (), *,
     from kvision.train.ddp_env import FollowerWriter, broadcast_object, init_from_env, is_main
     from kvision.train.rundir import write_identity
 
+    start_run()
     init_from_env()
     console = console or _rank_console(is_main())
     recipe = load_recipe(recipe_path, list(overrides))
@@ -70,6 +72,7 @@ def resume_run(run_dir: str, *, recipe_path: str | None = None,
     """Continue a stopped run from each unfinished trial's last completed epoch."""
     from kvision.train.ddp_env import FollowerWriter, barrier, init_from_env, is_main
 
+    start_run()
     init_from_env()
     console = console or _rank_console(is_main())
     path = Path(run_dir).expanduser()
@@ -103,9 +106,10 @@ def _rank_console(main: bool) -> Console:
 
 def _execute(recipe: Recipe, dataset, writer: RunWriter, console: Console, *, resumed: bool,
              done: set[str] | None = None) -> RunResult:
-    from kvision.data import class_weights, normalization
-    from kvision.train.context import RunContext
-    from kvision.train.trial import plan_trials, run_trial
+    with phase("imports"):  # Keras and torch, on the first run of the process
+        from kvision.data import class_weights, normalization
+        from kvision.train.context import RunContext
+        from kvision.train.trial import plan_trials, run_trial
 
     plans = plan_trials(recipe)
     started = time.monotonic()
@@ -151,12 +155,24 @@ def _finish_run(ctx, started: float) -> None:
     if ctx.recipe.insight.enabled:
         from kvision.insight.hooks import run_artifacts
 
-        run_artifacts(ctx.writer, cfg=ctx.recipe.insight)
+        with phase("insight"):
+            run_artifacts(ctx.writer, cfg=ctx.recipe.insight)
     seconds = round(time.monotonic() - started, 2)
     ctx.writer.event("artifact", path="report.md", kind="report")
     ctx.writer.event("run_finished", seconds=seconds)
-    write_report(ctx.writer.dir, status="finished")
+    with phase("export"):
+        write_report(ctx.writer.dir, status="finished")
     ctx.console.line(f"finished in {seconds:.1f}s: {ctx.writer.dir / 'report.md'}")
+    _write_profile(ctx.writer)
+
+
+def _write_profile(writer: RunWriter) -> None:
+    """Where this process's time went (kvision.train.phases): profile.json and an event."""
+    from kvision.train.phases import PROFILE_FILE, snapshot
+
+    profile = snapshot()
+    writer.write_json(PROFILE_FILE, profile)
+    writer.event("profile", **profile)
 
 
 def _interrupted(writer: RunWriter, console: Console, stopped: StopRequested) -> RunResult:
@@ -206,9 +222,10 @@ def _wants_mixed(recipe: Recipe):
 
 
 def _load_data(recipe: Recipe, manifest: dict | None):
-    from kvision.data import load_dataset
-
-    return load_dataset(recipe.data, recipe.experiment.seed, manifest=manifest)
+    with phase("imports"):
+        from kvision.data import load_dataset
+    with phase("data"):
+        return load_dataset(recipe.data, recipe.experiment.seed, manifest=manifest)
 
 
 def _refuse_changed_recipe(path: Path, recipe_path: str | None,

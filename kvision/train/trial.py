@@ -25,6 +25,7 @@ from kvision.train.console import format_metrics
 from kvision.train.context import RunContext
 from kvision.train.ddp_env import barrier, is_main
 from kvision.train.evaluate import evaluate_fit, evaluate_matrix
+from kvision.train.phases import phase, timed
 from kvision.train.schedule import (
     EarlyState,
     PlateauState,
@@ -240,8 +241,9 @@ def _finish_trial(ctx: RunContext, plan: TrialPlan, model: keras.Model, trial_di
         from kvision.runs.atomic import atomic_path
 
         tmp, final = atomic_path(trial_dir / "model.keras")
-        model.save(str(tmp))
-        tmp.replace(final)
+        with phase("export"):
+            model.save(str(tmp))
+            tmp.replace(final)
         ctx.writer.event("artifact", trial=plan.name, path=str(final.relative_to(ctx.writer.dir)),
                          kind="model")
     if is_main():
@@ -256,6 +258,7 @@ def epoch_seed(seed: int, global_epoch: int) -> int:
     return int(np.random.SeedSequence([seed, global_epoch]).generate_state(1)[0])
 
 
+@timed("checkpoint")
 def _save(ckpt_dir: Path, model: keras.Model, plan: TrialPlan, state: TrialState) -> None:
     if not is_main():
         return barrier()  # rank 0 writes; the others wait until the checkpoint is complete

@@ -1,0 +1,69 @@
+"""Benchmark tables as Markdown, stamped with where, when and how they were measured.
+
+Measured figures in the docs come from the script that measured them: every benchmark's
+``--markdown OUT`` writes its table with the machine (CPU model, cores, GPU), the date, the
+command line and the library versions, so a table pasted into a page carries its origin.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo; ``platform.processor()`` elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def _versions() -> str:
+    from importlib import metadata
+
+    parts = [f"Python {platform.python_version()}"]
+    for name in ("torch", "keras", "kvision"):
+        try:
+            parts.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return ", ".join(parts)
+
+
+def _gpu() -> str | None:
+    torch = sys.modules.get("torch")  # never import torch just to say there is no GPU
+    if torch is not None and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return None
+
+
+def stamp_lines(command: list[str] | None = None) -> list[str]:
+    """Markdown bullet lines: machine, date (UTC), command, versions."""
+    cores = os.cpu_count() or 0
+    machine = f"{cpu_model()}, {cores} cores"
+    gpu = _gpu()
+    if gpu:
+        machine += f", GPU {gpu}"
+    argv = command if command is not None else [Path(sys.argv[0]).name, *sys.argv[1:]]
+    return [f"- machine: {machine}",
+            f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+            f"- command: `{shlex.join(argv)}`",
+            f"- versions: {_versions()}"]
+
+
+def write_markdown(path: str | os.PathLike, title: str, body: str,
+                   command: list[str] | None = None) -> Path:
+    """Write ``body`` under a heading and the stamp to ``path`` (atomically)."""
+    from kvision.runs import atomic_write_text
+
+    text = "\n".join([f"## {title}", "", *stamp_lines(command), "", body.rstrip(), ""])
+    return atomic_write_text(Path(path), text)
