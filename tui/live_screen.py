@@ -120,10 +120,10 @@ class LiveScreen(Screen):
         Binding("2", "tab('epochs')", "Epochs", group=TABS),
         Binding("3", "tab('evaluation')", "Evaluation", group=TABS),
         Binding("4", "tab('messages')", "Messages", group=TABS),
-        Binding("t", "pin_next", "Pin next trial"),
+        Binding("t", "pin_next", "Pin next"),
         Binding("f", "follow", "Follow"),
         Binding("i", "images", "Images"),
-        Binding("c", "cancel_run", "Cancel run"),
+        Binding("c", "cancel_run", "Cancel"),
         Binding("escape", "app.pop_screen", "Back"),
     ]
 
