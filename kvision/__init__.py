@@ -2,7 +2,10 @@
 
 Importing kvision is cheap (no Keras, no torch). It selects the PyTorch backend for Keras
 unless the user already chose one with ``KERAS_BACKEND``: Keras reads that variable once, at
-its own import, so it must be set before anything imports keras.
+its own import, so it must be set before anything imports keras. It also registers kvision's
+one custom layer (LRN) with Keras once Keras is imported (``kvision._keras_layers``), so
+``import kvision`` then ``keras.saving.load_model(path, safe_mode=True)`` loads every model
+kvision saves.
 """
 
 from __future__ import annotations
@@ -14,6 +17,10 @@ __version__ = "0.1.0"
 #: Whether the backend came from the user's environment rather than from kvision.
 BACKEND_FROM_USER = "KERAS_BACKEND" in os.environ
 os.environ.setdefault("KERAS_BACKEND", "torch")
+
+from kvision import _keras_layers  # noqa: E402
+
+_keras_layers.install()
 
 
 def backend_note() -> str:

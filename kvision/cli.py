@@ -27,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="kvision",
         description="Run, inspect and compare CNN image-classification experiments from TOML recipes.",
         epilog="Exit codes: 0 success, 1 unexpected failure (traceback in the run's run.log), "
-               "2 bad input, 130/143 stopped by Ctrl-C/SIGTERM (resumable).")
+               "2 bad input, 75 disk full (resumable once space is freed), "
+               "130/143 stopped by Ctrl-C/SIGTERM (resumable).")
     parser.add_argument("--version", action="version", version=f"kvision {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_run(sub)
@@ -63,9 +64,18 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runs-dir", help="folder for run directories (default: the recipe's output.runs_dir)")
     p.add_argument("--run-dir", help="exact run directory to create (used by kvision-tui)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its last completed epoch")
-    p.add_argument("--force", action="store_true", help="with --resume: resume even if the recipe file changed")
+    p.add_argument("--force", action="store_true", help="with --resume: resume even if the recipe file changed, or if the run "
+                        "seems to run on another machine that is down")
     p.add_argument("--gpus", type=int, metavar="N",
-                   help="train each trial data-parallel over N processes (torchrun: NCCL on GPUs, gloo on CPU)")
+                   help="train each trial data-parallel over N processes per machine "
+                        "(torchrun: NCCL on GPUs, gloo on CPU)")
+    p.add_argument("--nnodes", type=int, default=1, metavar="N",
+                   help="machines in this data-parallel run: run the same command on each, "
+                        "with its own --node-rank (the run directory must be on a shared filesystem)")
+    p.add_argument("--node-rank", type=int, default=0, metavar="R",
+                   help="this machine's number, 0..N-1; node 0 writes the run directory")
+    p.add_argument("--rdzv-endpoint", metavar="HOST:PORT",
+                   help="where the machines meet (torchrun's rendezvous): node 0's address and a free port")
     p.add_argument("--repeats", type=int, help="run every trial with N seeds (same as --set experiment.repeats=N)")
     p.add_argument("--profile", action="store_true",
                    help="print where the wall time went (start-up, data, blur, training, "
@@ -107,10 +117,12 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from kvision.train.runner import resume_run, run_recipe
 
-    if args.gpus and args.gpus > 1 and "WORLD_SIZE" not in os.environ:
-        from kvision.train.ddp_env import launch
+    multi = (args.gpus or 1) > 1 or args.nnodes != 1 or args.node_rank
+    if multi and "WORLD_SIZE" not in os.environ:
+        from kvision.train.ddp_env import Nodes, launch
 
-        return launch(args.gpus, sys.argv[1:])
+        return launch(args.gpus or 1, sys.argv[1:],
+                      Nodes(args.nnodes, args.node_rank, args.rdzv_endpoint))
     overrides = list(args.overrides) + ([f"experiment.repeats={args.repeats}"] if args.repeats else [])
     if args.resume:
         result = resume_run(args.resume, recipe_path=args.recipe, overrides=overrides, force=args.force)
@@ -142,13 +154,13 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     from kvision.runs import RunReader, is_run_dir
-    from kvision.runs.report import result_sections
+    from kvision.runs.report import notice_sections, result_sections
 
     if not is_run_dir(args.run_dir):
         raise KvisionError(f"'{args.run_dir}' is not a kvision run directory (no meta.json / events.jsonl).")
     reader = RunReader(args.run_dir)
     print(f"{Path(args.run_dir).name}  [{reader.status()}]\n")
-    for heading, table in result_sections(reader):
+    for heading, table in notice_sections(reader) + result_sections(reader):
         print(f"{heading}\n{table}")
     for e in reader.of("run_failed", "run_interrupted"):
         print(f"{e['event']}: {e.get('error') or e.get('message')}")
@@ -173,13 +185,22 @@ def _export(args: argparse.Namespace) -> int:
         raise KvisionError(f"'{run}' has no exported models yet (trials/*/model.keras): "
                            "a trial writes its model when it finishes.")
     from kvision.models import load_model
+    from kvision.runs.atomic import commit
+    from kvision.runs.space import ensure_space
 
     dest = Path(args.to)
     dest.mkdir(parents=True, exist_ok=True)
+    ensure_space(dest, sum(p.stat().st_size for p in models))
     for path in models:
         load_model(path)  # safe_mode=True: proves it loads without running code
         target = dest / f"{run.name}-{path.parent.name}.keras"
-        shutil.copyfile(path, target)
+        tmp = target.with_name(f".{target.name}.partial")
+        try:
+            shutil.copyfile(path, tmp)
+            commit(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a full disk leaves no half model behind
+            raise
         print(target)
     return 0
 
@@ -214,6 +235,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kvision: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        from kvision.runs.space import EXIT_DISK_FULL, disk_full_cause, disk_full_message
+
+        full = disk_full_cause(exc)
+        if full is None:
+            raise
+        again = "run the same command again"
+        print(f"kvision: error: {disk_full_message(full, next_step=again)}", file=sys.stderr)
+        return EXIT_DISK_FULL
 
 
 if __name__ == "__main__":

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import quiet
 
 from kvision.errors import RecipeError
 from kvision.recipe import check_recipe, load_recipe
 from kvision.recipe.formula import FormulaError, evaluate_formula, parse_formula
 from kvision.runs import RunReader
-from kvision.train.console import Console
 from kvision.train.runner import resume_run, run_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,10 +68,6 @@ def problems(tmp_path: Path, text: str) -> dict[str, str]:
     recipe, errors = check_recipe(write(tmp_path, text))
     assert recipe is None and errors
     return {e.key: str(e) for e in errors}
-
-
-def quiet() -> Console:
-    return Console(open(os.devnull, "w"), tty=False)  # noqa: SIM115
 
 
 # -- formulas -----------------------------------------------------------------------------

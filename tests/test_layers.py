@@ -20,8 +20,13 @@ ROOT = Path(__file__).resolve().parents[1]
 # --set parser, and the model catalogue (names, families and options: data that the recipe
 # validates against; it imports only kvision.errors).
 BASE = {"kvision", "kvision.errors", "kvision.keyvalue", "kvision.models.catalog"}
+# One deferred arrow: ``import kvision`` installs a post-import hook (kvision._keras_layers)
+# that registers the LRN layer from kvision.models.layers once Keras itself is imported, so
+# ``keras.saving.load_model`` finds it (issue 13); nothing else in the base reaches up.
+HOOK = "kvision._keras_layers"
 BELOW: dict[str, set[str]] = {
-    "base": set(),
+    "base": {HOOK},
+    HOOK: {"kvision.models"},
     "kvision.runs": set(),
     "kvision.recipe": {"kvision.runs"},
     "kvision.models": {"kvision.runs", "kvision.recipe"},
@@ -120,7 +125,7 @@ def test_the_base_imports_only_the_base_and_the_standard_library():
     for path in sources():
         if unit_of(module_name(path)) == "base":
             kvision_imports = {t for t, _ in imports_of(path) if t.split(".")[0] == "kvision"}
-            assert all(unit_of(t) == "base" for t in kvision_imports), path
+            assert all(unit_of(t) in ("base", HOOK) for t in kvision_imports), path
 
 
 @pytest.mark.parametrize(("unit", "line", "expected"), [

@@ -8,9 +8,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import clear_and_blurred, naive_vs_expert
 
 from kvision.errors import RecipeErrors
-from kvision.recipe import check_recipe, dump_toml, load_recipe, stage_training
+from kvision.recipe import check_recipe, dump_toml, load_recipe
 from kvision.recipe.locate import key_lines
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,26 +24,10 @@ BASE = textwrap.dedent("""\
     [data]
     source = "builtin:fashion7k"
     image_size = [64, 64]
-
-    [conditions.clear]
-
-    [conditions.blurred]
-    blur = { kind = "gaussian", sigma = 2.0 }
-
+    """) + clear_and_blurred(2.0) + textwrap.dedent("""
     [models.net]
     arch = "lenet"
-
-    [[arms]]
-    name = "naive"
-    stages = [{ name = "train", condition = "blurred", epochs = 1 }]
-
-    [[arms]]
-    name = "expert"
-    stages = [
-      { name = "pretrain", condition = "clear", epochs = 1 },
-      { name = "train", condition = "blurred", epochs = 2, optimizer = { learning_rate = 1e-4 } },
-    ]
-
+    """) + naive_vs_expert(1, 1, 2, ", optimizer = { learning_rate = 1e-4 }") + textwrap.dedent("""
     [training]
     optimizer = { name = "sgd", learning_rate = 0.01, momentum = 0.9 }
     batch_size = 16
@@ -72,11 +57,21 @@ def test_valid_recipe_resolves_with_defaults(tmp_path):
 
 def test_stage_override_deep_merges_training_defaults(tmp_path):
     recipe = load_recipe(write(tmp_path, BASE))
-    train = stage_training(recipe, 1, 1)
+    train = recipe.arms[1].stages[1].training  # resolved once, when the recipe was loaded
     assert train.optimizer.name == "sgd" and train.optimizer.momentum == 0.9
     assert train.optimizer.learning_rate == 1e-4
     assert train.batch_size == 16
-    assert stage_training(recipe, 1, 0).optimizer.learning_rate == 0.01
+    assert recipe.arms[1].stages[0].training.optimizer.learning_rate == 0.01
+    assert recipe.arms[1].stages[1].overrides == {"optimizer": {"learning_rate": 1e-4}}
+
+
+def test_the_resolved_recipe_keeps_each_stage_training(tmp_path):
+    """recipe.toml holds a stage's overrides as written, so loading it again gives the same
+    settings (the stage's sgd is not replaced by a default optimizer table)."""
+    recipe = load_recipe(write(tmp_path, BASE))
+    again = load_recipe(write(tmp_path, dump_toml(recipe), "resolved.toml"))
+    assert again == recipe
+    assert [s.training for s in again.arms[1].stages] == [s.training for s in recipe.arms[1].stages]
 
 
 def test_unknown_key_did_you_mean_with_path_file_and_line(tmp_path):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,40 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY_DATA, clear_and_blurred, naive_vs_expert, quiet
 
 from kvision.runs import RunReader
-from kvision.train.console import Console
 from kvision.train.runner import resume_run, run_recipe
 
-TINY = textwrap.dedent("""\
-    [experiment]
-    name = "tiny"
-    seed = 7
-
-    [data]
-    source = "builtin:fashion7k"
-    limit_per_class = 6
-    val_fraction = 0.25
-
-    [conditions.clear]
-
-    [conditions.blurred]
-    blur = { kind = "gaussian", sigma = 1.5 }
-
+TINY = TINY_DATA + clear_and_blurred(1.5) + textwrap.dedent("""
     [models.lenet]
     arch = "lenet"
-
-    [[arms]]
-    name = "naive"
-    stages = [{ name = "train", condition = "blurred", epochs = 2 }]
-
-    [[arms]]
-    name = "expert"
-    stages = [
-      { name = "pretrain", condition = "clear", epochs = 1 },
-      { name = "train", condition = "blurred", epochs = 2 },
-    ]
-
+    """) + naive_vs_expert(2, 1, 2) + textwrap.dedent("""
     [training]
     batch_size = 8
 
@@ -64,10 +38,6 @@ def recipe(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.toml"
     path.write_text(TINY)
     return path
-
-
-def quiet() -> Console:
-    return Console(open(os.devnull, "w"), tty=False)  # noqa: SIM115
 
 
 def run(recipe: Path, runs: Path, *overrides: str):
@@ -204,6 +174,9 @@ def test_resume_refuses_non_run_dir(tmp_path):
 
 def test_resume_refuses_changed_recipe(recipe, tmp_path):
     d = run(recipe, tmp_path / "runs", "arms[1].stages[1].epochs=0", "evaluate.splits=[\"test\"]").run_dir
+    events = d / "events.jsonl"  # as if killed before its last word: a finished run is not resumed
+    events.write_text("".join(line for line in events.read_text().splitlines(True)
+                              if '"run_finished"' not in line))
     recipe.write_text(recipe.read_text().replace("batch_size = 8", "batch_size = 4"))
     proc = subprocess.run([sys.executable, "-m", "kvision", "run", "--resume", str(d)],
                           capture_output=True, text=True)

@@ -12,22 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import TINY_DATA, quiet
 
 from kvision.errors import KvisionError
 from kvision.runs import RunReader
 from kvision.sweep.study import run_sweep
-from kvision.train.console import Console
 
-RECIPE = textwrap.dedent("""\
-    [experiment]
-    name = "tiny"
-    seed = 7
-
-    [data]
-    source = "builtin:fashion7k"
-    limit_per_class = 6
-    val_fraction = 0.25
-
+RECIPE = TINY_DATA + textwrap.dedent("""
     [models.net]
     arch = "alexnet_small"
     norm = "none"
@@ -56,10 +47,6 @@ def write(tmp_path: Path, sweep: str) -> Path:
     path = tmp_path / "sweep.toml"
     path.write_text(RECIPE + textwrap.dedent(sweep))
     return path
-
-
-def quiet() -> Console:
-    return Console(open(os.devnull, "w"), tty=False)  # noqa: SIM115
 
 
 def test_a_crashing_trial_is_marked_failed_and_the_sweep_goes_on(tmp_path):

@@ -15,7 +15,7 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
-from kvision.runs.atomic import atomic_path
+from kvision.runs.atomic import atomic_path, commit
 
 #: Small figures keep PNG encoding cheap and still read well in a terminal image viewer.
 DPI = 100
@@ -34,9 +34,12 @@ def new_figure(width: float, height: float) -> Figure:
 def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
     """Write ``fig`` as PNG to ``path`` atomically (temp file with a .png suffix, then rename)."""
     tmp, final = atomic_path(path)
-    fig.savefig(tmp, format="png")
-    os.replace(tmp, final)
-    return final
+    try:
+        fig.savefig(tmp, format="png")
+        return commit(tmp, final)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)  # a full disk leaves no half picture behind
+        raise
 
 
 def slug(text: str) -> str:

@@ -1,10 +1,12 @@
-"""Layer helpers shared by the model families: PyTorch-equivalent padding and BatchNorm."""
+"""Layer helpers shared by the model families: PyTorch-equivalent padding and BatchNorm.
+
+Every layer is a stock Keras layer, so saved models load in any Keras; on the torch backend
+kvision executes them with one torch call each (``kvision.models._fast``).
+"""
 
 from __future__ import annotations
 
 import keras
-
-from kvision.models import _fast
 
 # PyTorch's BatchNorm2d defaults (eps 1e-5, running stats updated with weight 0.1), so that
 # imported state_dicts give the same outputs and the reports' training behaves the same.
@@ -17,21 +19,20 @@ def conv(x, filters: int, kernel: int, *, name: str, stride: int = 1, pad: int =
     """Conv2D with PyTorch's symmetric zero padding ``pad``.
 
     Keras' ``same`` pads asymmetrically when the stride is 2, so any padding other than the
-    stride-1 "same" case is PyTorch's int padding of kvision's Conv2D, one torch call on the
-    torch backend (a ZeroPadding2D layer before a valid conv would copy the activations).
+    stride-1 "same" case is a ZeroPadding2D ``<name>_pad`` before a "valid" conv; on the
+    torch backend the fast graph folds it into the conv's torch call (no padded copy).
     """
-    padding = "same" if pad and stride == 1 and 2 * pad == kernel - 1 else pad
-    # kvision's Conv2D: the Keras layer with a copy-free torch call (kvision.models._fast).
-    return _fast.Conv2D(filters, kernel, strides=stride, padding=padding, use_bias=use_bias,
-                        kernel_initializer=initializer, name=name)(x)
+    padding = "same" if pad and stride == 1 and 2 * pad == kernel - 1 else "valid"
+    if pad and padding == "valid":
+        x = keras.layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
+    return keras.layers.Conv2D(filters, kernel, strides=stride, padding=padding,
+                               use_bias=use_bias, kernel_initializer=initializer, name=name)(x)
 
 
 def batch_norm(x, *, name: str):
-    """BatchNormalization over channels with PyTorch's epsilon and momentum.
-
-    kvision's subclass of the Keras layer: one fused torch kernel on the torch backend.
-    """
-    return _fast.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name)(x)
+    """BatchNormalization over channels with PyTorch's epsilon and momentum."""
+    return keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM,
+                                           name=name)(x)
 
 
 def relu(x, *, name: str):
@@ -40,8 +41,16 @@ def relu(x, *, name: str):
 
 
 def max_pool(x, size: int, stride: int | None = None, *, name: str, pad: int = 0):
-    """MaxPool in PyTorch's floor mode (Keras ``valid``), with its -inf padding ``pad``."""
-    return _fast.MaxPooling2D(size, strides=stride or size, padding=pad, name=name)(x)
+    """MaxPool in PyTorch's floor mode (Keras ``valid``), padded by ``pad`` on every side.
+
+    PyTorch pads a max-pool with -inf; Keras has no such layer, so ``pad`` is a
+    ZeroPadding2D ``<name>_pad``, the same wherever the input is a ReLU's (never negative),
+    as in ResNet's stem, the only padded pool (the fast graph then folds it into the pool).
+    """
+    if pad:
+        x = keras.layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
+    return keras.layers.MaxPooling2D(size, strides=stride or size, padding="valid",
+                                     name=name)(x)
 
 
 def dense_head(x, widths: list[int], *, dropout: float, stage: str, dropout_first: bool):
@@ -53,7 +62,7 @@ def dense_head(x, widths: list[int], *, dropout: float, stage: str, dropout_firs
     for i, width in enumerate(widths, start=1):
         if dropout_first and dropout:
             x = keras.layers.Dropout(dropout, name=f"{stage}_dropout{i}")(x)
-        x = _fast.Dense(width, name=f"{stage}_dense{i}")(x)
+        x = keras.layers.Dense(width, name=f"{stage}_dense{i}")(x)
         x = relu(x, name=f"{stage}_relu{i}")
         if not dropout_first and dropout:
             x = keras.layers.Dropout(dropout, name=f"{stage}_dropout{i}")(x)
@@ -61,8 +70,5 @@ def dense_head(x, widths: list[int], *, dropout: float, stage: str, dropout_firs
 
 
 def classifier(x, num_classes: int):
-    """The final logits layer, always named ``classifier`` (heads are swapped by name).
-
-    kvision's Dense: the Keras layer with a single fused torch call (kvision.models._fast).
-    """
-    return _fast.Dense(num_classes, name="classifier")(x)
+    """The final logits layer, always named ``classifier`` (heads are swapped by name)."""
+    return keras.layers.Dense(num_classes, name="classifier")(x)

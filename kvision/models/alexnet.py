@@ -7,7 +7,7 @@ import keras
 
 from kvision.errors import KvisionError
 from kvision.models._blocks import batch_norm, classifier, conv, dense_head, max_pool, relu
-from kvision.models.layers import AdaptiveAveragePooling2D, LocalResponseNormalization
+from kvision.models.layers import LocalResponseNormalization
 
 # (stage, filters, kernel, stride, pad, max-pool after) of the five AlexNet convolutions.
 _ALEXNET_CONVS = (
@@ -40,7 +40,7 @@ def build_alexnet_seed(x, *, arch: str, num_classes: int, dropout: float, downsc
         x = batch_norm(x, name=f"{stage}_bn")
         if pool:
             x = max_pool(x, 3, 2, name=f"{stage}_pool")
-    x = AdaptiveAveragePooling2D(6, name="avgpool")(x)
+    x = keras.layers.AdaptiveAveragePooling2D(6, name="avgpool")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     x = dense_head(x, [4096 // downscale, 1024 // downscale], dropout=dropout, stage="it",
                    dropout_first=True)
@@ -62,7 +62,7 @@ def _alexnet_features(x, *, batchnorm: bool):
 def build_alexnet(x, *, arch: str, num_classes: int, dropout: float):
     """AlexNet in the torchvision layout (61,100,840 parameters at 224x224, 1,000 classes)."""
     x = _alexnet_features(x, batchnorm=False)
-    x = AdaptiveAveragePooling2D(6, name="avgpool")(x)
+    x = keras.layers.AdaptiveAveragePooling2D(6, name="avgpool")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     x = dense_head(x, [4096, 4096], dropout=dropout, stage="head", dropout_first=True)
     return classifier(x, num_classes)

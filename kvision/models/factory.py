@@ -9,7 +9,8 @@ from typing import Any
 import keras
 
 from kvision.errors import KvisionError
-from kvision.models import layers as _layers  # noqa: F401  (registers the custom layers)
+from kvision.models import _fast
+from kvision.models import layers as _layers  # noqa: F401  (registers LRN)
 from kvision.models.catalog import ModelEntry, check_options, get_entry
 
 # Keras' ImageNet VGG/ResNet50 weights expect Caffe preprocessing: BGR, minus these means, no
@@ -26,6 +27,8 @@ def create_model(arch: str, *, input_shape: Sequence[int], num_classes: int,
     ``preprocess=(mean, std)`` (per channel, 0..1 scale) adds a first layer named
     ``preprocess`` computing ``(x/255 - mean) / std``. ``options`` are the architecture's own
     (see ``kvision.models.catalog``); ``weights`` loads pretrained or saved weights.
+    The graph holds stock Keras layers only (and LRN, kvision's own); on the torch backend
+    it runs them through kvision's fast paths (``kvision.models._fast.direct_graph``).
     """
     entry = get_entry(arch)
     opts = check_options(entry, options)
@@ -50,7 +53,7 @@ def create_model(arch: str, *, input_shape: Sequence[int], num_classes: int,
         from kvision.models.weights import load_weights
 
         load_weights(model, weights, arch=arch)
-    return model
+    return _fast.direct_graph(model)
 
 
 def _check_input(entry: ModelEntry, input_shape: Sequence[int]) -> tuple[int, ...]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import keras
 
 from kvision.models._blocks import batch_norm, classifier, conv, max_pool, relu
-from kvision.models.layers import ChannelPadShortcut
 
 # depth -> (block kind, blocks per stage layer1..layer4)
 _IMAGENET_DEPTHS = {
@@ -73,10 +72,21 @@ def build_resnet(x, *, arch: str, num_classes: int, stride_in_1x1: bool = False)
 
 
 def _pad_shortcut(x, filters: int, stride: int, *, name: str):
-    """He et al.'s CIFAR "option A": subsample and zero-pad channels, no parameters."""
+    """He et al.'s CIFAR "option A": subsample and zero-pad channels, no parameters.
+
+    In stock layers, as Keras has none that pads channels: a 1x1 max-pool with the stride
+    keeps every ``stride``-th row and column; the map, seen as (H, W, C, 1), gets its
+    channels padded by ZeroPadding3D; ``<name>_shortcut`` reshapes it back to (H, W, C').
+    """
     if stride == 1 and x.shape[-1] == filters:
         return x
-    return ChannelPadShortcut(filters, stride, name=f"{name}_shortcut")(x)
+    extra = filters - x.shape[-1]
+    x = keras.layers.MaxPooling2D(1, strides=stride, name=f"{name}_shortcut_subsample")(x)
+    height, width, channels = x.shape[1:]
+    x = keras.layers.Reshape((height, width, channels, 1), name=f"{name}_shortcut_expand")(x)
+    x = keras.layers.ZeroPadding3D(((0, 0), (0, 0), (extra // 2, extra - extra // 2)),
+                                   name=f"{name}_shortcut_pad")(x)
+    return keras.layers.Reshape((height, width, filters), name=f"{name}_shortcut")(x)
 
 
 def build_resnet20(x, *, arch: str, num_classes: int):

@@ -6,7 +6,6 @@ import keras
 
 from kvision.errors import KvisionError
 from kvision.models._blocks import batch_norm, classifier, conv, dense_head, max_pool, relu
-from kvision.models.layers import AdaptiveAveragePooling2D
 
 # Convolutions per block (filters 64, 128, 256, 512, 512), as in Simonyan & Zisserman.
 _BLOCK_DEPTHS = {
@@ -50,7 +49,7 @@ def build_vgg(x, *, arch: str, num_classes: int, dropout: float, width: int, hea
             x = relu(x, name=f"block{block}_relu{j}")
         x = max_pool(x, 2, name=f"block{block}_pool")
     if not seed:
-        x = AdaptiveAveragePooling2D(7, name="avgpool")(x)
+        x = keras.layers.AdaptiveAveragePooling2D(7, name="avgpool")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     hidden = max(1, head // width)
     x = dense_head(x, [hidden, hidden], dropout=dropout, stage="head", dropout_first=seed)

@@ -6,12 +6,11 @@ from kvision.recipe.load import (
     dump_toml,
     load_recipe,
     recipe_error_text,
-    stage_training,
     validate,
 )
 from kvision.recipe.schema import ArmSection, ModelSection, Recipe, StageSection
 
 __all__ = [
     "ArmSection", "ModelSection", "Recipe", "StageSection", "apply_overrides", "check_recipe",
-    "dump_toml", "load_recipe", "recipe_error_text", "stage_training", "validate",
+    "dump_toml", "load_recipe", "recipe_error_text", "validate",
 ]

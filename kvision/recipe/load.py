@@ -14,7 +14,7 @@ import tomli_w
 from kvision.errors import KvisionError, RecipeError, RecipeErrors, did_you_mean
 from kvision.keyvalue import split_key_value
 from kvision.recipe.locate import line_locator
-from kvision.recipe.schema import Recipe
+from kvision.recipe.schema import Recipe, StageSection
 from kvision.recipe.schema_training import TrainingSection
 from kvision.recipe.spec import INVALID, Context, parse, to_plain
 
@@ -56,8 +56,8 @@ def validate(raw: dict, *, file: str | None = None, text: str = "") -> tuple[Rec
         return None, ctx.errors
     object.__setattr__(recipe, "raw", copy.deepcopy(raw))
     for i, arm in enumerate(recipe.arms):
-        for j, _stage in enumerate(arm.stages):
-            stage_training(recipe, i, j, ctx)  # records problems of merged overrides
+        for j, stage in enumerate(arm.stages):
+            _resolve_training(stage, raw.get("training", {}), ctx, f"arms[{i}].stages[{j}]")
     _check_archs(recipe, ctx)
     return (None, ctx.errors) if ctx.errors else (recipe, [])
 
@@ -141,18 +141,12 @@ def _set_path(data: dict, key: str, value: Any) -> None:
                 node = node[i]
 
 
-def stage_training(recipe: Recipe, arm: int, stage: int, ctx: Context | None = None) -> TrainingSection:
-    """The training settings of one stage: the recipe's defaults deep-merged with its overrides."""
-    defaults = recipe.raw.get("training", {})
-    stage_raw = recipe.raw["arms"][arm]["stages"][stage]
-    training_keys = {f for f in TrainingSection.__dataclass_fields__}
-    own = {k: v for k, v in stage_raw.items() if k in training_keys}
-    merged = _deep_merge(defaults, own)
-    ctx = ctx or Context()
-    result = parse(TrainingSection, merged, ctx, f"arms[{arm}].stages[{stage}]")
-    if result is INVALID:
-        raise RecipeErrors(ctx.errors)
-    return result
+def _resolve_training(stage: StageSection, defaults: dict, ctx: Context, path: str) -> None:
+    """A stage's training settings: the recipe's defaults deep-merged with its overrides,
+    validated together (problems of the merge are recorded at the stage's path)."""
+    result = parse(TrainingSection, _deep_merge(defaults, stage.overrides), ctx, path)
+    if result is not INVALID:
+        object.__setattr__(stage, "training", result)
 
 
 def _deep_merge(base: dict, over: dict) -> dict:
@@ -205,4 +199,4 @@ def recipe_error_text(errors: list[RecipeError]) -> str:
 
 
 __all__ = ["KvisionError", "apply_overrides", "check_recipe", "dump_toml", "load_recipe",
-           "recipe_error_text", "stage_training", "validate"]
+           "recipe_error_text", "validate"]

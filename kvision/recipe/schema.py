@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import typing
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -17,7 +16,7 @@ from kvision.recipe.schema_training import (
     REGRESSION_LOSSES,
     TrainingSection,
 )
-from kvision.recipe.spec import option, rules_of
+from kvision.recipe.spec import option
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 SPLITS = ("train", "val", "test")
@@ -61,36 +60,32 @@ class ModelSection:
     options: dict[str, Any] = option(default_factory=dict, help="Architecture options.")
 
 
-def _stage_fields() -> list[tuple[str, Any, dataclasses.Field]]:
-    """Every training key, optional, so a stage can override any of them."""
-    fields = []
-    hints = typing.get_type_hints(TrainingSection)
-    for f in dataclasses.fields(TrainingSection):
-        r = rules_of(f)
-        fields.append((f.name, hints[f.name] | None,
-                       option(None, help=f"Stage override of training.{f.name}. {r.help}",
-                              choices=r.choices, ge=r.ge, gt=r.gt, le=r.le, lt=r.lt)))
-    return fields
-
-
 @dataclass(frozen=True)
-class _StageBase:
+class StageSection:
+    """One stage of an arm: a condition, epochs, and training overrides.
+
+    Keys other than the declared ones are ``[training]`` keys overriding the recipe's for this
+    stage, checked like ``[training]``'s own; ``training`` is the stage's resolved settings
+    (the recipe's ``[training]`` deep-merged with the overrides), set once when the recipe is
+    loaded.
+    """
+
+    EXTRA_KEYS: ClassVar[str] = "overrides"
+    EXTRA_SCHEMA: ClassVar[type] = TrainingSection
     name: str = option(help="Stage name (e.g. pretrain, train); unique within its arm.")
     condition: str = option(help="Name of the [conditions] entry this stage trains on.")
     epochs: int = option(help="Number of epochs.", ge=0, le=100000)
     freeze: tuple[str, ...] | None = option(None, help="Layer patterns or stages frozen in this stage.")
     unfreeze: tuple[str, ...] | None = option(None, help="Patterns or stages trainable in this stage.")
+    overrides: dict[str, Any] = option(default_factory=dict,
+                                       help="[training] keys overriding the recipe's, as written.")
+    training: TrainingSection = dataclasses.field(default_factory=TrainingSection, init=False,
+                                                  repr=False, compare=False)
 
     def check(self) -> list[tuple[str, str]]:
         """Stage names become file names."""
         problem = _name_problem(self.name)
         return [("name", problem)] if problem else []
-
-
-StageSection = dataclasses.make_dataclass(
-    "StageSection", _stage_fields(), bases=(_StageBase,), frozen=True,
-    namespace={"__doc__": "One stage of an arm: a condition, epochs, and training overrides.",
-               "__module__": __name__})
 
 
 @dataclass(frozen=True)
@@ -100,6 +95,10 @@ class ArmSection:
     name: str = option(help="Arm name (e.g. naive, expert).")
     stages: tuple[StageSection, ...] = option(help="Ordered stages.", min_len=1)
     models: tuple[str, ...] | None = option(None, help="Only these [models] (default: all).")
+    versus: tuple[str, ...] = option((), help="Arms this one is compared with in the repeats "
+                                              "report ('this − other', paired by repeat). When "
+                                              "no arm sets it, each arm is compared with the one "
+                                              "before it.")
 
     def check(self) -> list[tuple[str, str]]:
         """Names usable in file names and unique stage names."""
@@ -152,7 +151,7 @@ class Recipe:
     output: OutputSection = option(default_factory=OutputSection, help="[output] table.")
     insight: InsightSection = option(default_factory=InsightSection, help="[insight] table.")
     sweep: SweepSection | None = option(None, help="[sweep] table: a hyper-parameter search.")
-    #: The validated TOML data (overrides applied); stages merge their overrides into it.
+    #: The validated TOML data (--set overrides applied), as recorded in meta.json.
     raw: dict[str, Any] = dataclasses.field(default_factory=dict, init=False, repr=False, compare=False)
 
     def check(self) -> list[tuple[str, str]]:
@@ -162,16 +161,20 @@ class Recipe:
             for name in names:
                 if (p := _name_problem(name)):
                     problems.append((f"{key}.{name}", p))
+        names = [a.name for a in self.arms]
         for i, arm in enumerate(self.arms):
             problems += _arm_refs(i, arm, self.conditions, self.models)
-        names = [a.name for a in self.arms]
+            problems += _versus_refs(i, arm, names)
         for i, name in enumerate(names):
             if name in names[:i]:
                 problems.append((f"arms[{i}].name", f"duplicate arm name '{name}'."))
         for j, cond in enumerate(self.evaluate.conditions or ()):
             if cond not in self.conditions:
                 problems.append((f"evaluate.conditions[{j}]", _missing("condition", cond, self.conditions)))
-        return problems + self._task_problems()
+            elif self.conditions[cond].mix:
+                problems.append((f"evaluate.conditions[{j}]", f"'{cond}' is a mix, drawn per "
+                                 f"batch in training; evaluate the conditions it mixes."))
+        return problems + _mix_refs(self.conditions) + self._task_problems()
 
     @property
     def task(self) -> str:
@@ -182,7 +185,7 @@ class Recipe:
         """Losses of the other task, and blur on (x, y) data."""
         allowed = REGRESSION_LOSSES if self.task == "regression" else CLASSIFICATION_LOSSES
         where = [("training.loss", self.training.loss)] + [
-            (f"arms[{i}].stages[{j}].loss", stage.loss)
+            (f"arms[{i}].stages[{j}].loss", stage.overrides.get("loss"))
             for i, arm in enumerate(self.arms) for j, stage in enumerate(arm.stages)]
         problems = [(key, f"loss '{loss}' does not fit a {self.task} recipe; use one of "
                           f"{', '.join(allowed)}.")
@@ -202,6 +205,31 @@ def _arm_refs(i: int, arm: ArmSection, conditions: dict, models: dict) -> list[t
     for j, model in enumerate(arm.models or ()):
         if model not in models:
             problems.append((f"arms[{i}].models[{j}]", _missing("model", model, models)))
+    return problems
+
+
+def _mix_refs(conditions: dict[str, ConditionSection]) -> list[tuple[str, str]]:
+    problems = []
+    for name, cond in conditions.items():
+        for part in cond.mix or {}:
+            key = f"conditions.{name}.mix.{part}"
+            if part not in conditions:
+                problems.append((key, _missing("condition", part, conditions)))
+            elif conditions[part].mix:
+                problems.append((key, f"'{part}' is itself a mix; a mix draws from plain "
+                                      f"conditions only."))
+    return problems
+
+
+def _versus_refs(i: int, arm: ArmSection, names: list[str]) -> list[tuple[str, str]]:
+    problems = []
+    for j, other in enumerate(arm.versus):
+        key = f"arms[{i}].versus[{j}]"
+        if other == arm.name:
+            problems.append((key, f"arm '{arm.name}' cannot be compared with itself."))
+        elif other not in names:
+            problems.append((key, f"arm '{other}' is not defined.{did_you_mean(other, names)} "
+                                  f"Arms: {', '.join(names)}."))
     return problems
 
 

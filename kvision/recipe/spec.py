@@ -4,7 +4,9 @@ A field is declared with :func:`option` (default, help text, allowed choices, nu
 :func:`parse` turns a TOML table into an instance, collecting *every* problem with its full key
 path (``arms[1].stages[0].condition``) instead of stopping at the first, so a user fixes a
 recipe in one round. A dataclass may name a ``dict`` field in ``EXTRA_KEYS: ClassVar[str]`` to collect keys
-it does not declare (a model's architecture options). Supported annotations: ``bool``, ``int``, ``float`` (ints accepted),
+it does not declare (a model's architecture options); with ``EXTRA_SCHEMA: ClassVar[type]`` those
+keys must be fields of that dataclass and are checked against them (a stage's training
+overrides). Supported annotations: ``bool``, ``int``, ``float`` (ints accepted),
 ``str``, ``X | None``, unions, ``tuple[T, ...]`` / ``tuple[A, B]`` (TOML arrays),
 ``dict[str, T]`` (tables with user-chosen keys) and nested dataclasses (tables).
 
@@ -86,15 +88,16 @@ def parse(cls: type, data: Any, ctx: Context, path: str = "") -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     extra = getattr(cls, "EXTRA_KEYS", None)  # a dict field that collects free-form keys
     values: dict[str, Any] = {}
+    ok = True
     if extra:
         fields.pop(extra)
-        values[extra] = {k: v for k, v in data.items() if k not in fields}
+        values[extra], ok = _extras(cls, {k: v for k, v in data.items() if k not in fields},
+                                    list(fields), ctx, path)
         data = {k: v for k, v in data.items() if k in fields}
     for key in data:
         if key not in fields:
-            ctx.error(_join(path, key), f"unknown key '{key}' in [{path or 'recipe'}]."
-                      f"{did_you_mean(key, fields)} Allowed: {', '.join(fields)}.")
-    ok = all(key in fields for key in data)
+            _unknown(key, list(fields), ctx, path)
+    ok = ok and all(key in fields for key in data)
     for name, field in fields.items():
         key = _join(path, name)
         if name in data:
@@ -112,6 +115,30 @@ def parse(cls: type, data: Any, ctx: Context, path: str = "") -> Any:
     for rel, message in getattr(instance, "check", lambda: [])():
         ctx.error(_join(path, rel), message)
     return instance
+
+
+def _extras(cls: type, free: dict, own: list[str], ctx: Context, path: str) -> tuple[dict, bool]:
+    """The keys an ``EXTRA_KEYS`` field collects, as written. With ``EXTRA_SCHEMA`` (a
+    dataclass) each must be one of its fields and is checked against that field's type and
+    rules (a stage's [training] overrides); otherwise any key is taken as it is."""
+    schema = getattr(cls, "EXTRA_SCHEMA", None)
+    if schema is None:
+        return free, True
+    allowed = {f.name: f for f in dataclasses.fields(schema) if f.init}
+    hints = typing.get_type_hints(schema)
+    ok = True
+    for key, value in free.items():
+        if key not in allowed:
+            _unknown(key, [*own, *allowed], ctx, path)
+            ok = False
+        elif _convert(hints[key], value, rules_of(allowed[key]), ctx, _join(path, key)) is INVALID:
+            ok = False
+    return free, ok
+
+
+def _unknown(key: str, allowed: list[str], ctx: Context, path: str) -> None:
+    ctx.error(_join(path, key), f"unknown key '{key}' in [{path or 'recipe'}]."
+              f"{did_you_mean(key, allowed)} Allowed: {', '.join(allowed)}.")
 
 
 def _convert(tp: Any, value: Any, rules: Rules, ctx: Context, key: str) -> Any:

@@ -1,19 +1,63 @@
-"""Atomic file writes: a reader (or a crash) sees the old file or the new one, never half."""
+"""Atomic, durable file writes: a reader (or a crash, or a power cut) sees the old file or the
+new one, never half, and never a renamed but empty file.
+
+Temporary files are created with mode 0666 filtered by the process umask, like any file the
+user makes (``tempfile.mkstemp`` would make them 0600, and the rename keeps that mode).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
+
+
+def fsync_dir(folder: str | os.PathLike) -> None:
+    """Make a rename or a new file inside ``folder`` durable (no-op where dirs cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems refuse fsync on directories; the file itself is synced
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path: str | os.PathLike) -> None:
+    """Flush a file another library wrote (Keras, matplotlib) to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def commit(tmp: str | os.PathLike, final: str | os.PathLike) -> Path:
+    """Rename a complete temp file (or folder) into place durably: fsync, rename, fsync dir."""
+    tmp, final = Path(tmp), Path(final)
+    if tmp.is_file():
+        fsync_file(tmp)
+    os.replace(tmp, final)
+    fsync_dir(final.parent)
+    return final
+
+
+def _temp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` via a temp file in the same folder, fsync, then rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = _temp_name(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -21,8 +65,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    fsync_dir(path.parent)
     return path
 
 
@@ -39,10 +84,31 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
 def atomic_path(path: str | os.PathLike) -> tuple[Path, Path]:
     """A (temp, final) pair for libraries that write files themselves (Keras, matplotlib).
 
-    Write to ``temp``, then ``os.replace(temp, final)``. The temp name keeps the suffix,
+    Write to ``temp``, then ``commit(temp, final)``. The temp name keeps the suffix,
     because Keras and matplotlib choose the format from it.
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.stem}.partial{final.suffix}")
     return tmp, final
+
+
+def file_digest(path: str | os.PathLike) -> dict[str, Any]:
+    """{size, sha256} of a file, as recorded for checkpoints and artifacts."""
+    with open(path, "rb") as fh:
+        digest = hashlib.file_digest(fh, "sha256").hexdigest()
+    return {"size": os.path.getsize(path), "sha256": digest}
+
+
+def damage(path: str | os.PathLike, record: dict) -> str | None:
+    """Why ``path`` no longer matches its {size, sha256} record, or None when it does."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        return f"{path.name} is missing ({exc.strerror or exc})"
+    if record.get("size") is not None and size != record["size"]:
+        return f"{path.name} has {size} bytes, {record['size']} were written"
+    if record.get("sha256") and file_digest(path)["sha256"] != record["sha256"]:
+        return f"{path.name} has changed since it was written (SHA-256 differs)"
+    return None

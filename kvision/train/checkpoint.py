@@ -1,8 +1,12 @@
-"""Resumable checkpoints: weights, optimizer variables and loop state, written atomically.
+"""Resumable checkpoints: weights, optimizer variables and loop state, written atomically and
+verified on resume.
 
-A checkpoint is a folder ``checkpoints/epoch-NNNN`` written under a temporary name and
-renamed into place; ``latest.json`` (itself replaced atomically) names the newest complete
-one. A kill at any instant therefore leaves either the previous or the new checkpoint.
+A checkpoint is a folder ``checkpoints/epoch-NNNN-...`` written under a temporary name and
+renamed into place. Its ``manifest.json`` records a sequence number and the size and SHA-256
+of every file in it, so a resume can tell an intact checkpoint from one damaged later (a
+partial copy, a dying disk). The last ``KEEP`` checkpoints are kept while the trial runs, so
+a damaged newest one falls back to the one before; ``latest.json`` names the newest for
+people and older readers.
 """
 
 from __future__ import annotations
@@ -11,34 +15,88 @@ import json
 import os
 import shutil
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from kvision.runs.atomic import atomic_write_json
+from kvision.runs.atomic import (
+    atomic_write_json,
+    commit,
+    damage,
+    file_digest,
+    fsync_dir,
+    fsync_file,
+)
+from kvision.runs.space import DiskFull, disk_full_cause, ensure_space
 
 LATEST = "latest.json"
+MANIFEST = "manifest.json"
+#: Checkpoints kept per running trial: the newest and one to fall back to if it is damaged.
+KEEP = 2
+#: Extra files of the trial (early stopping's best weights) carried inside each checkpoint.
+BEST = "best.weights.h5"
+
+
+@dataclass
+class Lookup:
+    """What a trial's checkpoint folder holds: the newest intact checkpoint and the damaged
+    ones newer than it, as (name, reason)."""
+
+    intact: tuple[Path, dict] | None = None
+    damaged: list[tuple[str, str]] = field(default_factory=list)
 
 
 def save_checkpoint(folder: Path, name: str, model: Any, state: dict) -> Path:
     """Write weights (with the optimizer's variables), generator states and ``state``.
 
-    Every checkpoint gets a folder of its own (never overwritten); ``latest.json`` is switched
-    to it once it is complete, and only then are older ones removed.
+    The free space is checked first (h5py can crash on a full disk instead of failing); every
+    checkpoint gets a folder of its own (never overwritten), and only once it is complete and
+    durable are checkpoints older than the last KEEP removed.
     """
     folder.mkdir(parents=True, exist_ok=True)
+    ensure_space(folder, estimate_bytes(folder, model))
     final = folder / f"{name}-{uuid.uuid4().hex[:6]}"
     tmp = folder / f".{final.name}.tmp"
     tmp.mkdir()
+    try:
+        _write_files(tmp, model, state, folder)
+        atomic_write_json(tmp / MANIFEST, {"seq": _next_seq(folder), "files": {
+            p.name: file_digest(p) for p in sorted(tmp.iterdir()) if p.name != MANIFEST}})
+        fsync_dir(tmp)
+        commit(tmp, final)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        full = disk_full_cause(exc)
+        if full is not None and not isinstance(exc, DiskFull):
+            raise DiskFull(folder, estimate_bytes(folder, model), full.free) from exc
+        raise
+    atomic_write_json(folder / LATEST, {"checkpoint": final.name})
+    _prune(folder)
+    return final
+
+
+def _write_files(tmp: Path, model: Any, state: dict, folder: Path) -> None:
     # Keras writes the optimizer's variables into the same file when the model is compiled.
     model.save_weights(str(tmp / "model.weights.h5"))
+    fsync_file(tmp / "model.weights.h5")
     _write_npz(tmp / "rng.npz", {f"v{i:04d}": np.asarray(v) for i, v in enumerate(_rng_states(model))})
     atomic_write_json(tmp / "state.json", state)
-    os.replace(tmp, final)
-    atomic_write_json(folder / LATEST, {"checkpoint": final.name})
-    _prune(folder, keep=final.name)
-    return final
+    if (folder / BEST).exists():  # early stopping's best so far belongs to this state
+        _link_or_copy(folder / BEST, tmp / BEST)
+
+
+def estimate_bytes(folder: Path, model: Any) -> int:
+    """Bytes the next checkpoint needs: the newest one's size, or the variables' size."""
+    newest = find_checkpoint(folder, verify=False).intact
+    if newest is not None:
+        return sum(p.stat().st_size for p in newest[0].iterdir() if p.is_file())
+    variables = list(model.variables)
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None:
+        variables += list(optimizer.variables)
+    return int(sum(np.prod(v.shape) * np.dtype(v.dtype).itemsize for v in variables) * 1.2)
 
 
 def remove_checkpoints(folder: Path) -> None:
@@ -46,14 +104,70 @@ def remove_checkpoints(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
+def find_checkpoint(folder: Path, *, verify: bool = True) -> Lookup:
+    """The newest checkpoint whose files match their manifest, and the damaged newer ones."""
+    lookup = Lookup()
+    for path in _newest_first(folder):
+        reason = checkpoint_damage(path) if verify else None
+        state = _read_state(path)
+        if reason is None and state is None:
+            reason = "state.json is unreadable"
+        if reason is None:
+            lookup.intact = (path, state)
+            return lookup
+        lookup.damaged.append((path.name, reason))
+    return lookup
+
+
 def latest_checkpoint(folder: Path) -> tuple[Path, dict] | None:
-    """(checkpoint folder, state) of the newest complete checkpoint, or None."""
+    """(checkpoint folder, state) of the newest intact checkpoint, or None."""
+    return find_checkpoint(folder).intact
+
+
+def checkpoint_damage(path: Path) -> str | None:
+    """Why a checkpoint folder no longer matches its manifest, or None when it does."""
     try:
-        name = json.loads((folder / LATEST).read_text("utf-8"))["checkpoint"]
-        path = folder / name
-        return path, json.loads((path / "state.json").read_text("utf-8"))
-    except (OSError, KeyError, json.JSONDecodeError):
-        return None
+        files = json.loads((path / MANIFEST).read_text("utf-8"))["files"]
+    except FileNotFoundError:
+        return None  # written by a kvision without manifests: nothing to check against
+    except (OSError, KeyError, ValueError):
+        return "manifest.json is unreadable"
+    for name, record in files.items():
+        reason = damage(path / name, record)
+        if reason:
+            return reason
+    return None
+
+
+def _newest_first(folder: Path) -> list[Path]:
+    """Complete checkpoint folders by sequence number, newest first (latest.json's for old ones)."""
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    latest = _read_json(folder / LATEST).get("checkpoint")
+    return sorted(found, key=lambda p: (_seq(p), p.name == latest), reverse=True)
+
+
+def _seq(path: Path) -> int:
+    seq = _read_json(path / MANIFEST).get("seq")
+    return seq if isinstance(seq, int) else -1
+
+
+def _next_seq(folder: Path) -> int:
+    return max((_seq(p) for p in _newest_first(folder)), default=0) + 1
+
+
+def _read_state(path: Path) -> dict | None:
+    state = _read_json(path / "state.json")
+    return state if "trial" in state else None
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def restore_checkpoint(path: Path, model: Any) -> None:
@@ -62,6 +176,17 @@ def restore_checkpoint(path: Path, model: Any) -> None:
     if optimizer is not None and not optimizer.built:
         optimizer.build(model.trainable_variables)  # so load_weights fills its variables too
     restore_weights(path, model)
+
+
+def restore_files(path: Path, folder: Path) -> None:
+    """Put the checkpoint's copy of the trial's extra files (best weights) back in place."""
+    if (path / BEST).exists():
+        tmp = folder / f".{BEST}.restore"
+        tmp.unlink(missing_ok=True)
+        _link_or_copy(path / BEST, tmp)
+        commit(tmp, folder / BEST)
+    else:
+        (folder / BEST).unlink(missing_ok=True)
 
 
 def restore_weights(path: Path, model: Any) -> None:
@@ -86,6 +211,19 @@ def restore_weights(path: Path, model: Any) -> None:
                 var.assign(value)
 
 
+def save_best(folder: Path, model: Any) -> None:
+    """Early stopping's best weights so far, written atomically (a checkpoint links them)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ensure_space(folder, estimate_bytes(folder, model))
+    tmp = folder / f".partial.{BEST}"  # Keras wants the name to end in .weights.h5
+    try:
+        model.save_weights(str(tmp))
+        commit(tmp, folder / BEST)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def _rng_states(model: Any) -> list:
     """Keras seed-generator states (dropout and other random layers); not in save_weights."""
     return [v for v in model.variables if v.path.endswith("seed_generator_state")]
@@ -98,7 +236,16 @@ def _write_npz(path: Path, arrays: dict) -> None:
         os.fsync(fh.fileno())
 
 
-def _prune(folder: Path, keep: str) -> None:
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """A hard link costs no space; filesystems without links get a copy."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def _prune(folder: Path) -> None:
+    keep = {p.name for p in _newest_first(folder)[:KEEP]}
     for path in folder.iterdir():
-        if path.is_dir() and path.name != keep:
+        if path.is_dir() and path.name not in keep:
             shutil.rmtree(path, ignore_errors=True)

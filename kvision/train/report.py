@@ -12,7 +12,7 @@ from pathlib import Path
 from kvision.insight.report import report_markdown
 from kvision.runs.atomic import atomic_write_text
 from kvision.runs.reader import RunReader
-from kvision.runs.report import result_sections
+from kvision.runs.report import blur_facts, notice_sections, result_sections
 from kvision.runs.summary import run_seconds
 
 
@@ -25,7 +25,7 @@ def render_report(run_dir: str | os.PathLike, *, status: str | None = None) -> s
     if exp.get("description"):
         parts.append(exp["description"].strip() + "\n")
     parts.append(_run_facts(reader, meta, status or reader.status()))
-    for heading, table in result_sections(reader):
+    for heading, table in notice_sections(reader) + result_sections(reader):
         parts += [f"## {heading}\n", table]
     parts.append(report_markdown(run_dir))
     return "\n".join(p for p in parts if p)
@@ -47,6 +47,8 @@ def _run_facts(reader: RunReader, meta: dict, status: str) -> str:
         d = data[-1]
         counts = ", ".join(f"{k} {v}" for k, v in d.get("counts", {}).items())
         facts.append(f"- data: {d.get('dataset')} ({counts}; image {d.get('image_shape')})")
+        facts += [f"- condition {name}: {text}"
+                  for name, text in blur_facts((d.get("info") or {}).get("blur_placement")).items()]
     if (seconds := run_seconds(reader.events)) is not None:
         # total across resumes, the figure `kvision ls` and the TUI show
         label = "wall time" if reader.of("run_finished") else "elapsed"

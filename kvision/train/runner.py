@@ -15,12 +15,15 @@ from pathlib import Path
 from kvision.errors import KvisionError
 from kvision.recipe import Recipe, load_recipe
 from kvision.runs import RunReader, RunWriter, is_run_dir
+from kvision.runs.space import EXIT_DISK_FULL, DiskFull, disk_full_cause, disk_full_message
 from kvision.train.console import Console
 from kvision.train.phases import phase, start_run
 from kvision.train.signals import StopFlag, StopRequested, stop_on_signals
 
 EXIT_OK, EXIT_FAILED, EXIT_USER = 0, 1, 2
 EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
+#: How many skipped files a warning names (the full list is in the run's skipped.json).
+SKIPPED_SHOWN = 5
 
 
 @dataclass
@@ -51,11 +54,13 @@ def run_recipe(recipe_path: str, overrides: list[str] | tuple[str, ...] = (), *,
     recipe = load_recipe(recipe_path, list(overrides))
     _configure_backend(recipe, console)
     dataset = _load_data(recipe, manifest=None)
+    _check_splits(recipe, dataset)
     path = None
     if is_main():
         path = claim_run_dir(run_dir) if run_dir else new_run_dir(runs_dir or recipe.output.runs_dir,
                                                                    recipe.experiment.name)
     path = Path(broadcast_object(str(path) if path else None))
+    _every_rank_sees(path)
     writer = RunWriter(path) if is_main() else FollowerWriter(path)
     write_identity(writer, recipe, recipe_path=str(recipe_path), overrides=list(overrides),
                    argv=argv if argv is not None else sys.argv)
@@ -70,31 +75,85 @@ def resume_run(run_dir: str, *, recipe_path: str | None = None,
                overrides: list[str] | tuple[str, ...] = (), force: bool = False,
                console: Console | None = None) -> RunResult:
     """Continue a stopped run from each unfinished trial's last completed epoch."""
-    from kvision.train.ddp_env import FollowerWriter, barrier, init_from_env, is_main
+    from kvision.train.ddp_env import (
+        FollowerWriter,
+        barrier,
+        check_everywhere,
+        init_from_env,
+        is_main,
+        shared_dir_problem,
+    )
 
     start_run()
     init_from_env()
     console = console or _rank_console(is_main())
     path = Path(run_dir).expanduser()
-    if not is_run_dir(path):
-        raise KvisionError(f"--resume '{run_dir}' is not a kvision run directory "
-                           "(it has no meta.json and events.jsonl).")
+    # a rank on another machine that does not see the folder at all: a filesystem not shared
+    local = _not_resumable(path, run_dir) if is_main() or path.exists() else shared_dir_problem(path)
+    check_everywhere(is_run_dir(path), local)
+    reader = RunReader(path)
+    if reader.status() == "finished":
+        msg = (f"The run in '{path}' is finished; there is nothing to resume "
+               f"(report: {path / 'report.md'}). Start a new run to train again.")
+        console.line(msg)
+        return RunResult(path, "finished", EXIT_OK, msg)
     _refuse_changed_recipe(path, recipe_path, overrides, force)
     recipe = load_recipe(path / "recipe.toml")
-    reader = RunReader(path)
-    if reader.status() == "running":
-        raise KvisionError(f"The run in '{path}' is still running (pid {reader.meta().get('pid')}); "
-                           "stop it before resuming.")
+    _refuse_running(path, reader, force)
     barrier()  # every rank has checked the run before rank 0 writes its new pid into it
     _configure_backend(recipe, console)
     manifest = json.loads((path / "split.json").read_text("utf-8")) if (path / "split.json").exists() else None
     dataset = _load_data(recipe, manifest=manifest)
     writer = RunWriter(path) if is_main() else FollowerWriter(path)
     _update_meta(writer, reader)
+    if manifest is None:  # killed before it was written: record the split now
+        from kvision.data import split_manifest
+
+        writer.write_json("split.json", split_manifest(dataset))
     writer.event("run_resumed", resume_points=_resume_points(path, reader),
                  lost_partial_epoch=_lost_partial_epoch(reader))
     console.line(f"resuming {path}")
-    return _execute(recipe, dataset, writer, console, resumed=True, done=_finished_trials(reader))
+    damaged = _damaged_trials(path, reader)
+    # A run killed before its first event still needs run_started and data_loaded.
+    return _execute(recipe, dataset, writer, console, resumed=bool(reader.of("run_started")),
+                    done=_finished_trials(reader) - set(damaged), notes=list(damaged.values()))
+
+
+def _not_resumable(path: Path, run_dir: str) -> str:
+    if (path / "events.jsonl").is_file():
+        return (f"The run in '{run_dir}' was stopped while it was being created, before it "
+                "trained anything (it has no meta.json); start it again as a new run.")
+    return f"--resume '{run_dir}' is not a kvision run directory (it has no meta.json and events.jsonl)."
+
+
+def _refuse_running(path: Path, reader: RunReader, force: bool) -> None:
+    """A run still being written is not resumed; one whose writer is on another machine
+    (which cannot be checked from here) is, with --force: that machine is known to be down."""
+    import socket
+
+    if reader.status() != "running":
+        return
+    meta = reader.meta()
+    elsewhere = meta.get("host") not in (None, socket.gethostname())
+    if force and elsewhere:
+        return
+    where = f"pid {meta.get('pid')}" + (f" on {meta.get('host')}" if elsewhere else "")
+    raise KvisionError(f"The run in '{path}' is still running ({where}); stop it before resuming"
+                       + (", or, if that machine is down, resume with --force." if elsewhere else "."))
+
+
+def _every_rank_sees(path: Path) -> None:
+    """Ranks on other machines read checkpoints from rank 0's run directory: check they can
+    see it before anything is written (an empty directory rank 0 made is removed again)."""
+    from kvision.train.ddp_env import check_everywhere, is_main, shared_dir_problem
+
+    try:
+        check_everywhere(path.is_dir(), shared_dir_problem(path))
+    except KvisionError:
+        if is_main():
+            with contextlib.suppress(OSError):
+                path.rmdir()  # only if still empty
+        raise
 
 
 def _rank_console(main: bool) -> Console:
@@ -104,46 +163,168 @@ def _rank_console(main: bool) -> Console:
     return Console(open(os.devnull, "w"), tty=False)  # noqa: SIM115 - lives as long as the process
 
 
+def _trial_entry(plan) -> dict:
+    """A trial's structured identity (model, arm, repeat) and its stages, for run_started."""
+    return {"trial": plan.name, "model": plan.model_name, "arm": plan.arm.name,
+            "repeat": plan.repeat,
+            "stages": [{"name": s.name, "condition": s.condition, "epochs": s.epochs}
+                       for s in plan.stages]}
+
+
 def _execute(recipe: Recipe, dataset, writer: RunWriter, console: Console, *, resumed: bool,
-             done: set[str] | None = None) -> RunResult:
+             done: set[str] | None = None, notes: list[tuple[str, str, str]] = ()) -> RunResult:
     with phase("imports"):  # Keras and torch, on the first run of the process
         from kvision.data import class_weights, normalization
         from kvision.train.context import RunContext
-        from kvision.train.trial import plan_trials, run_trial
+        from kvision.train.trial import plan_trials
 
     plans = plan_trials(recipe)
     started = time.monotonic()
     if not resumed:
         writer.event("run_started", run=writer.dir.name, recipe_name=recipe.experiment.name,
-                     trials=[{"trial": p.name, "model": p.model_name, "arm": p.arm.name,
-                              "stages": [{"name": s.name, "condition": s.condition, "epochs": s.epochs}
-                                         for s in p.stages]} for p in plans])
+                     trials=[_trial_entry(p) for p in plans])
         writer.event("data_loaded", dataset=dataset.name, class_names=dataset.class_names,
                      counts={k: len(v.labels) for k, v in dataset.splits.items()},
                      image_shape=list(dataset.image_shape), info=dataset.info,
                      skipped=dataset.info.get("skipped", []))
-    with stop_on_signals() as stop:
+    with stop_on_signals() as stop, _warnings_as_events() as captured:
         ctx = RunContext(recipe, writer, console, stop, dataset,
                          mean_std=None if recipe.data.regression else normalization(recipe.data, dataset),
                          class_weights=class_weights(recipe.data, dataset))
+        captured.append(ctx)
         try:
-            for plan in plans:
-                if plan.name not in (done or set()):
-                    run_trial(ctx, plan)
+            _speed_warning(ctx)
+            if not resumed:
+                _data_warnings(ctx)
+            for kind, message, trial in notes:
+                ctx.warn(kind, message, trial=trial)
+            _run_trials(ctx, plans, done or set())
             _finish_run(ctx, started)
         except StopRequested as stopped:
             return _interrupted(writer, console, stopped)
         except KvisionError as exc:
             return _failed(writer, console, str(exc), EXIT_USER)
         except Exception as exc:  # noqa: BLE001 - the run must end with a last word and a log
-            log = writer.dir / "run.log"
-            with open(log, "a", encoding="utf-8") as fh:
-                fh.write(traceback.format_exc())
-            return _failed(writer, console, f"{type(exc).__name__}: {exc}", EXIT_FAILED,
-                           traceback_file="run.log")
+            if (full := disk_full_cause(exc, writer.dir)) is not None:
+                return _disk_full(writer, console, full)
+            return _crashed(writer, console, exc)
         finally:
             writer.close()
     return RunResult(writer.dir, "finished", EXIT_OK)
+
+
+@contextlib.contextmanager
+def _warnings_as_events():
+    """Python warnings raised during the run (Keras, kvision's own) become ``warning`` events
+    and console lines, each distinct one once, instead of lines on stderr nobody reads.
+
+    Yields a list the caller appends the RunContext to once it exists; warnings before that
+    go to stderr as usual.
+    """
+    import warnings
+
+    holder: list = []
+    seen: set[tuple[str, str]] = set()
+    previous = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if not holder:
+            return previous(message, category, filename, lineno, file, line)
+        key = (category.__name__, str(message))
+        if key not in seen:
+            seen.add(key)
+            holder[0].warn("python_warning", str(message),
+                           details={"category": category.__name__, "source": f"{filename}:{lineno}"})
+        return None
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield holder
+
+
+def _run_trials(ctx, plans: list, done: set[str]) -> None:
+    """Every trial not done yet; one whose loss stops being finite is marked failed and the
+    run goes on with the others."""
+    from kvision.train.checkpoint import remove_checkpoints
+    from kvision.train.ddp_env import is_main
+    from kvision.train.trial import TrialFailed, run_trial
+
+    for plan in plans:
+        if plan.name in done:
+            continue
+        try:
+            run_trial(ctx, plan)
+        except TrialFailed as exc:
+            ctx.writer.event("trial_failed", trial=exc.trial, stage=exc.stage, error=str(exc))
+            ctx.warn("non_finite_loss", str(exc), trial=exc.trial, stage=exc.stage)
+            if is_main():
+                remove_checkpoints(ctx.writer.dir / "trials" / plan.name / "checkpoints")
+
+
+def _speed_warning(ctx) -> None:
+    """Training without the torch speed paths works, only slower: worth a warning event."""
+    import keras
+
+    from kvision.models._fast import speed_paths_status
+
+    enabled, reason = speed_paths_status()
+    if not enabled and keras.backend.backend() == "torch":
+        ctx.warn("speed_paths_off", f"{reason}.")
+
+
+def _data_warnings(ctx) -> None:
+    """What the data loading passed over, said once when the run starts."""
+    info = ctx.dataset.info
+    skipped = info.get("skipped") or []
+    if skipped:
+        ctx.writer.write_json("skipped.json", skipped)
+        shown = "; ".join(f"{s['path']} ({s['reason']})" for s in skipped[:SKIPPED_SHOWN])
+        more = f" and {len(skipped) - SKIPPED_SHOWN} more" if len(skipped) > SKIPPED_SHOWN else ""
+        ctx.warn("skipped_files",
+                 f"{len(skipped)} file(s) in {info.get('folder') or ctx.dataset.name} were skipped "
+                 f"(not images, unreadable or too small): {shown}{more}. The full list is in "
+                 f"{ctx.writer.dir / 'skipped.json'}.",
+                 details={"count": len(skipped), "first": skipped[:SKIPPED_SHOWN],
+                          "list": "skipped.json"})
+    for kind, message in info.get("warnings", []):
+        ctx.warn(kind, message)
+
+
+def _check_splits(recipe: Recipe, dataset) -> None:
+    """A split the evaluation asks for must exist: refused before the run directory is made,
+    rather than silently evaluating fewer splits than the recipe says."""
+    from kvision.errors import RecipeError
+
+    missing = [s for s in recipe.evaluate.splits
+               if s not in dataset.splits or not len(dataset.splits[s].labels)]
+    if recipe.data.regression or not missing:
+        return
+    have = ", ".join(s for s in dataset.splits if len(dataset.splits[s].labels)) or "none"
+    fraction = "data.test_fraction" if "test" in missing else "data.val_fraction"
+    raise RecipeError(
+        f"evaluate.splits asks for {', '.join(missing)}, but the data ({recipe.data.source}) has "
+        f"no such split (it has: {have}). Hold one out of train, seeded and stratified, with "
+        f"data.split = [0.8, 0.1, 0.1] (report 003's 8:1:1) or {fraction} = 0.1, add a "
+        f"{missing[0]}/ folder beside train/, or drop it from evaluate.splits.",
+        key="evaluate.splits")
+
+
+def _crashed(writer: RunWriter, console: Console, exc: Exception) -> RunResult:
+    log = writer.dir / "run.log"
+    with open(log, "a", encoding="utf-8") as fh:
+        fh.write(traceback.format_exc())
+    return _failed(writer, console, f"{type(exc).__name__}: {exc}", EXIT_FAILED,
+                   traceback_file="run.log")
+
+
+def _disk_full(writer: RunWriter, console: Console, full: DiskFull) -> RunResult:
+    """A full disk: one paragraph, exit 75, and the last word written only if it fits."""
+    msg = disk_full_message(full, writer.dir)
+    with contextlib.suppress(OSError):
+        writer.event("run_failed", error=msg, reason="disk_full", traceback_file=None)
+    _partial_report(writer)
+    console.line(f"run stopped: {msg}")
+    return RunResult(writer.dir, "failed", EXIT_DISK_FULL, msg)
 
 
 def _finish_run(ctx, started: float) -> None:
@@ -158,21 +339,23 @@ def _finish_run(ctx, started: float) -> None:
         with phase("insight"):
             run_artifacts(ctx.writer, cfg=ctx.recipe.insight)
     seconds = round(time.monotonic() - started, 2)
-    ctx.writer.event("artifact", path="report.md", kind="report")
-    ctx.writer.event("run_finished", seconds=seconds)
+    # The report first: a run is only marked finished once everything it promises is on disk.
     with phase("export"):
-        write_report(ctx.writer.dir, status="finished")
+        report = write_report(ctx.writer.dir, status="finished")
+    ctx.writer.artifact(report, "report")
+    ctx.writer.event("run_finished", seconds=seconds)
     ctx.console.line(f"finished in {seconds:.1f}s: {ctx.writer.dir / 'report.md'}")
     _write_profile(ctx.writer)
 
 
 def _write_profile(writer: RunWriter) -> None:
     """Where this process's time went (kvision.train.phases): profile.json and an event."""
+    from kvision.runs.events import PROFILE
     from kvision.train.phases import PROFILE_FILE, snapshot
 
     profile = snapshot()
     writer.write_json(PROFILE_FILE, profile)
-    writer.event("profile", **profile)
+    writer.event(PROFILE, **profile)
 
 
 def _interrupted(writer: RunWriter, console: Console, stopped: StopRequested) -> RunResult:
@@ -218,14 +401,15 @@ def _wants_mixed(recipe: Recipe):
     yield recipe.training.mixed_precision
     for arm in recipe.arms:
         for stage in arm.stages:
-            yield bool(stage.mixed_precision)
+            yield stage.training.mixed_precision
 
 
 def _load_data(recipe: Recipe, manifest: dict | None):
     with phase("imports"):
         from kvision.data import load_dataset
     with phase("data"):
-        return load_dataset(recipe.data, recipe.experiment.seed, manifest=manifest)
+        return load_dataset(recipe.data, recipe.experiment.seed, manifest=manifest,
+                            conditions=recipe.conditions)
 
 
 def _refuse_changed_recipe(path: Path, recipe_path: str | None,
@@ -254,7 +438,27 @@ def _refuse_changed_recipe(path: Path, recipe_path: str | None,
 
 
 def _finished_trials(reader: RunReader) -> set[str]:
-    return {e["trial"] for e in reader.of("trial_finished")}
+    """Trials that need no more work: finished, or failed (their loss was not finite)."""
+    return {e["trial"] for e in reader.of("trial_finished", "trial_failed")}
+
+
+def _damaged_trials(path: Path, reader: RunReader) -> dict[str, tuple[str, str, str]]:
+    """Finished trials whose recorded files (model.keras, pictures) no longer match their
+    size and SHA-256: {trial: warning (kind, message, trial)}. Such a trial is run again from
+    its start; training is deterministic, so it comes out the same."""
+    from kvision.runs.atomic import damage
+
+    finished = {e["trial"] for e in reader.of("trial_finished")}
+    latest = {e["path"]: e for e in reader.artifacts() if e.get("trial") in finished and e.get("sha256")}
+    damaged: dict[str, tuple[str, str, str]] = {}
+    for rel, e in latest.items():
+        reason = damage(path / rel, e)
+        if reason and e["trial"] not in damaged:
+            damaged[e["trial"]] = ("damaged_artifact", (
+                f"{rel} of the finished trial {e['trial']} is damaged ({reason}); the trial is "
+                f"run again from its start to rebuild it (training is deterministic: the "
+                f"result is the same)."), e["trial"])
+    return damaged
 
 
 def _resume_points(path: Path, reader: RunReader) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -10,14 +11,17 @@ import keras
 import numpy as np
 
 from kvision.errors import KvisionError
-from kvision.recipe import Recipe, stage_training
+from kvision.recipe import Recipe
 from kvision.recipe.schema import ArmSection, ModelSection, StageSection
 from kvision.recipe.schema_training import TrainingSection
 from kvision.train.checkpoint import (
-    latest_checkpoint,
+    BEST,
+    find_checkpoint,
     remove_checkpoints,
     restore_checkpoint,
+    restore_files,
     restore_weights,
+    save_best,
     save_checkpoint,
 )
 from kvision.train.compile import compile_model, with_overrides
@@ -67,6 +71,14 @@ class TrialState:
     seconds: float = 0.0
 
 
+class TrialFailed(Exception):
+    """A trial that cannot go on (its loss is no longer finite); the run goes on without it."""
+
+    def __init__(self, trial: str, stage: str | None, message: str) -> None:
+        self.trial, self.stage = trial, stage
+        super().__init__(message)
+
+
 def plan_trials(recipe: Recipe) -> list[TrialPlan]:
     """Every model x arm (x repeat), in recipe order."""
     plans = []
@@ -86,7 +98,7 @@ def run_trial(ctx: RunContext, plan: TrialPlan) -> None:
     """Train one trial from its latest checkpoint (or from scratch) to the end."""
     trial_dir = ctx.writer.dir / "trials" / plan.name
     ckpt_dir = trial_dir / "checkpoints"
-    found = latest_checkpoint(ckpt_dir)
+    found = _intact_checkpoint(ctx, plan, ckpt_dir)
     state = TrialState(**found[1]["trial"]) if found else TrialState()
     keras.utils.set_random_seed(plan.seed)  # same seed -> same init for every arm of a model
     model = ctx.build_model(plan)
@@ -95,10 +107,11 @@ def run_trial(ctx: RunContext, plan: TrialPlan) -> None:
 
         check_model(model, ctx.recipe.insight)
     # Compiled at once so the "before" evaluation can run; each stage compiles afresh.
-    compile_model(model, _training(ctx.recipe, plan, min(state.stage_index, len(plan.stages) - 1)),
+    compile_model(model, plan.stages[min(state.stage_index, len(plan.stages) - 1)].training,
                   regression=ctx.regression)
     resume_from = None
     if found:
+        restore_files(found[0], ckpt_dir)
         if state.stage_epoch and not state.stage_done:
             resume_from = found[0]  # mid-stage: optimizer state too, once the stage is set up
         else:
@@ -107,8 +120,8 @@ def run_trial(ctx: RunContext, plan: TrialPlan) -> None:
                          epoch=state.global_epoch, checkpoint=found[0].name)
     else:
         ctx.writer.event("trial_started", trial=plan.name, model=plan.model_name,
-                         arm=plan.arm.name, arch=plan.model.arch, seed=plan.seed,
-                         params=_trainable_params(model))
+                         arm=plan.arm.name, repeat=plan.repeat, arch=plan.model.arch,
+                         seed=plan.seed, params=_trainable_params(model))
     ctx.console.line(f"== trial {plan.name}: {plan.model.arch} ({_trainable_params(model):,} "
                      f"trainable parameters), arm {plan.arm.name}")
     started = time.monotonic() - state.seconds
@@ -122,11 +135,35 @@ def run_trial(ctx: RunContext, plan: TrialPlan) -> None:
     _finish_trial(ctx, plan, model, trial_dir, time.monotonic() - started)
 
 
+def _intact_checkpoint(ctx: RunContext, plan: TrialPlan, ckpt_dir: Path) -> tuple[Path, dict] | None:
+    """The newest intact checkpoint; damaged ones are reported and passed over, and with none
+    left the trial restarts from its start (training is deterministic: same result)."""
+    lookup = find_checkpoint(ckpt_dir)
+    if not lookup.damaged:
+        return lookup.intact
+    names = ", ".join(f"{name} ({reason})" for name, reason in lookup.damaged)
+    where = ckpt_dir.relative_to(ctx.writer.dir).as_posix()
+    if lookup.intact is not None:
+        epoch = lookup.intact[1]["trial"]["global_epoch"]
+        then = (f"trial {plan.name} resumes from the previous intact checkpoint "
+                f"{lookup.intact[0].name} (after epoch {epoch}) instead")
+    else:
+        then = f"no intact checkpoint is left, so trial {plan.name} restarts from its start"
+    ctx.warn("damaged_checkpoint",
+             f"Damaged checkpoint(s) in {where}: {names}; {then}. Training is deterministic, "
+             f"so the result is the same; only the lost epochs are run again.",
+             trial=plan.name, details={"damaged": [n for n, _ in lookup.damaged],
+                                       "resumed_from": lookup.intact[0].name if lookup.intact else None})
+    if lookup.intact is None and is_main():
+        remove_checkpoints(ckpt_dir)
+    return lookup.intact
+
+
 def _run_stage(ctx: RunContext, plan: TrialPlan, model: keras.Model, state: TrialState,
                ckpt_dir: Path, started: float, resume_from: Path | None) -> keras.Model:
     index = state.stage_index
     stage = plan.stages[index]
-    training = _training(ctx.recipe, plan, index)
+    training = stage.training
     if not state.stage_done:
         model = _prepare_stage(ctx, plan, model, stage, training, state, resume_from)
         _train_epochs(ctx, plan, model, stage, training, state, ckpt_dir, started)
@@ -181,6 +218,7 @@ def _train_epochs(ctx: RunContext, plan: TrialPlan, model: keras.Model, stage: S
         t0 = time.monotonic()
         metrics = ctx.fit_one_epoch(model, train, val, plan, stage, epoch, training,
                                     rng_seed=epoch_seed(plan.seed, state.global_epoch))
+        _check_finite(plan, stage, epoch, metrics)
         metrics["lr"] = lr
         state.stage_epoch += 1
         state.global_epoch += 1
@@ -188,7 +226,7 @@ def _train_epochs(ctx: RunContext, plan: TrialPlan, model: keras.Model, stage: S
         if training.early_stopping:
             improved, stop = update_early(training.early_stopping, early, metrics, epoch)
             if improved and training.early_stopping.restore_best and is_main():
-                model.save_weights(str(_best_weights(ckpt_dir)))
+                save_best(ckpt_dir, model)
             stopped_early = stop
         ctx.writer.event("epoch_end", trial=plan.name, stage=stage.name, epoch=epoch + 1,
                          global_epoch=state.global_epoch, metrics=metrics,
@@ -238,19 +276,42 @@ def _checkpoint_eval(ctx: RunContext, plan: TrialPlan, model: keras.Model, label
 def _finish_trial(ctx: RunContext, plan: TrialPlan, model: keras.Model, trial_dir: Path,
                   seconds: float) -> None:
     if ctx.recipe.output.save_models and is_main():
-        from kvision.runs.atomic import atomic_path
-
-        tmp, final = atomic_path(trial_dir / "model.keras")
-        with phase("export"):
-            model.save(str(tmp))
-            tmp.replace(final)
-        ctx.writer.event("artifact", trial=plan.name, path=str(final.relative_to(ctx.writer.dir)),
-                         kind="model")
+        _export_model(ctx, plan, model, trial_dir)
     if is_main():
         ctx.trial_artifacts(plan, model)
     ctx.writer.event("trial_finished", trial=plan.name, seconds=round(seconds, 2))
     if is_main():
         remove_checkpoints(trial_dir / "checkpoints")
+
+
+def _export_model(ctx: RunContext, plan: TrialPlan, model: keras.Model, trial_dir: Path) -> None:
+    """model.keras, written atomically after a free-space check (estimated from the weights)."""
+    from kvision.runs.atomic import atomic_path, commit
+    from kvision.runs.space import ensure_space
+    from kvision.train.checkpoint import estimate_bytes
+
+    ensure_space(trial_dir, estimate_bytes(trial_dir / "checkpoints", model))
+    tmp, final = atomic_path(trial_dir / "model.keras")
+    try:
+        with phase("export"):
+            model.save(str(tmp))
+            commit(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    ctx.writer.artifact(final, "model", trial=plan.name)
+
+
+def _check_finite(plan: TrialPlan, stage: StageSection, epoch: int, metrics: dict) -> None:
+    """A NaN or infinite loss never recovers: stop the trial with a clear message."""
+    bad = {k: v for k, v in metrics.items() if "loss" in k and not math.isfinite(v)}
+    if bad:
+        values = ", ".join(f"{k} {v}" for k, v in bad.items())
+        raise TrialFailed(plan.name, stage.name,
+                          f"Trial {plan.name} stopped in stage {stage.name}, epoch {epoch + 1}: "
+                          f"the loss is no longer finite ({values}), so training cannot go on. "
+                          f"A lower learning rate, gradient clipping or checking the data for "
+                          f"bad values usually helps. The other trials go on.")
 
 
 def epoch_seed(seed: int, global_epoch: int) -> int:
@@ -268,11 +329,7 @@ def _save(ckpt_dir: Path, model: keras.Model, plan: TrialPlan, state: TrialState
 
 
 def _best_weights(ckpt_dir: Path) -> Path:
-    return ckpt_dir / "best.weights.h5"
-
-
-def _training(recipe: Recipe, plan: TrialPlan, stage_index: int) -> TrainingSection:
-    return stage_training(recipe, plan.arm_index, stage_index)
+    return ckpt_dir / BEST
 
 
 def _trainable_params(model: keras.Model) -> int:
@@ -286,4 +343,4 @@ def ensure_trainable(model: keras.Model, plan: TrialPlan) -> None:
                            "Check the freeze / unfreeze patterns of the model and its stages.")
 
 
-__all__ = ["TrialPlan", "TrialState", "plan_trials", "run_trial"]
+__all__ = ["TrialFailed", "TrialPlan", "TrialState", "plan_trials", "run_trial"]

@@ -1,48 +1,111 @@
-"""Torch fast paths behind Keras layers, Keras' Adam and Keras' functional graph.
+"""Torch fast paths that execute stock Keras layers, Keras' Adam and Keras' functional graph.
 
 Keras on the torch backend runs many small kernels where torch has one fused call
 (BatchNorm from ``ops.moments`` plus element-wise ops; Adam as ten element-wise passes with
 temporaries), copies tensors between Keras' and torch's layouts (NHWC activations,
 (kh, kw, in, out) conv and (in, out) Dense kernels), and spends about 0.1 ms of Python per
-layer call in ``Layer.__call__``. This package is the one place kvision calls
-torch for that:
+layer call in ``Layer.__call__``. This package is the one place kvision calls torch for that,
+and only to *execute* models: the models themselves are stock Keras layers
+(``keras.layers.Conv2D``, ``Dense``, ``BatchNormalization``, ``MaxPooling2D``,
+``ZeroPadding2D``, ``AdaptiveAveragePooling2D``...), so saved ``.keras`` files load in any
+Keras without kvision.
 
-- :mod:`.layers`: Conv2D, BatchNormalization, MaxPooling2D and Dense subclasses with one
-  torch call each, plus LRN and adaptive pooling helpers;
-- :mod:`.adam`: torch's fused Adam kernel as the update step of kvision's Adam(W);
 - :mod:`.graph`: a functional model whose plain layers are called without
-  ``Layer.__call__``'s bookkeeping.
+  ``Layer.__call__``'s bookkeeping, and whose stock Conv2D, Dense, BatchNormalization,
+  MaxPooling2D and adaptive pooling nodes run the one-call torch forms of :mod:`.layers`,
+  with a ZeroPadding2D folded into the convolution or pooling it feeds;
+- :mod:`.layers`: those torch forms, plus LRN and the kernels' torch memory layout;
+- :mod:`.adam`: torch's fused Adam kernel as the update step of Keras' Adam(W).
 
 Every path here runs only when :func:`torch_active`; the Keras implementation stays the
 fallback for every other case (other backends, masks, mixed precision, renorm, synchronized
 BN, LoRA, quantization, AMSGrad, custom layers). Numerics follow Keras, so a model trains and
 saves the same on either path (tests/test_speed_equivalence.py).
+
+The paths use private Keras and torch internals (listed in :data:`INTERNALS`, bounded in
+pyproject.toml). :func:`speed_paths_status` checks them once; if one is missing (renamed in a
+newer release), the paths switch off with one warning line on stderr and training takes
+Keras' own implementation, only slower.
 """
 
 from __future__ import annotations
+
+import functools
+import sys
 
 import keras
 
 # Set to False to force the Keras fallback (tests compare both paths on one machine).
 ENABLED = True
 
+# The private Keras and torch internals the fast paths use ("module:attribute" on the class,
+# or "module:Class().attribute" on a fresh instance). Also used, but checked where used, as
+# a built optimizer cannot be made here (this may run inside a layer's symbolic call): a
+# built Adam's ``_momentums`` and ``_velocities``. Public APIs (F.conv2d, F.batch_norm, ...,
+# keras.layers.*, a torch variable's ``value``) are not listed. pyproject.toml bounds keras
+# and torch to the releases these were checked against.
+INTERNALS: tuple[str, ...] = (
+    "keras.src.models.functional:Functional._run_through_graph",  # the graph walk
+    "keras.src.models.functional:Functional._standardize_inputs",
+    "keras.src.models.functional:operation_fn",  # Keras' own per-node call
+    "keras.src.backend.common.stateless_scope:in_stateless_scope",
+    "keras.src.backend.torch.optimizers.torch_adam:Adam._parallel_update_step",
+    "keras.src.optimizers.base_optimizer:BaseOptimizer._get_variable_index",
+    "keras.layers:Identity()._call_has_training_arg",
+    "torch:_fused_adam_",  # Adam's fused kernel
+)
+
+
+def _lookup(internal: str) -> None:
+    """Raise ImportError or AttributeError if ``internal`` (see :data:`INTERNALS`) is missing."""
+    import importlib
+
+    module, _, path = internal.partition(":")
+    obj = importlib.import_module(module)
+    for part in path.split("."):
+        obj = getattr(obj, part[:-2])() if part.endswith("()") else getattr(obj, part)
+
+
+def _missing_internal() -> str | None:
+    """The first of :data:`INTERNALS` this Keras/torch lacks, or None."""
+    for internal in INTERNALS:
+        try:
+            _lookup(internal)
+        except (ImportError, AttributeError):
+            return internal
+    return None
+
+
+@functools.cache
+def speed_paths_status() -> tuple[bool, str]:
+    """(enabled, reason): whether the torch speed paths can run in this process, and why.
+
+    Checked once. Off on other backends (nothing to warn about) and when an internal the
+    paths use is missing, which also prints one warning line on stderr.
+    """
+    backend = keras.backend.backend()
+    if backend != "torch":
+        return False, f"speed paths are torch-only; Keras backend is {backend}"
+    missing = _missing_internal()
+    if missing is not None:
+        import torch
+
+        reason = (f"speed paths off: {missing} is missing in keras {keras.__version__} / "
+                  f"torch {torch.__version__}; training uses Keras' own (slower) layers")
+        print(f"kvision: warning: {reason}", file=sys.stderr, flush=True)
+        return False, reason
+    return True, "torch speed paths on"
+
 
 def torch_active() -> bool:
-    """Whether the fast paths may run: torch backend and not switched off."""
-    return ENABLED and keras.backend.backend() == "torch"
+    """Whether the fast paths may run: torch backend, internals present, not switched off."""
+    return ENABLED and speed_paths_status()[0]
 
 
 # Imported after torch_active: the submodules use it.
 from kvision.models._fast.adam import fuse_adam  # noqa: E402
 from kvision.models._fast.graph import direct_graph  # noqa: E402
-from kvision.models._fast.layers import (  # noqa: E402
-    BatchNormalization,
-    Conv2D,
-    Dense,
-    MaxPooling2D,
-    adaptive_avg_pool,
-    local_response_norm,
-)
+from kvision.models._fast.layers import local_response_norm  # noqa: E402
 
-__all__ = ["BatchNormalization", "Conv2D", "Dense", "MaxPooling2D", "adaptive_avg_pool",
-           "direct_graph", "fuse_adam", "local_response_norm", "torch_active"]
+__all__ = ["INTERNALS", "direct_graph", "fuse_adam", "local_response_norm",
+           "speed_paths_status", "torch_active"]

@@ -11,15 +11,16 @@ def _match_layout(slot, like):
     """An optimizer slot variable's tensor in the memory order of its parameter (``like``).
 
     Keras creates slots contiguous; the fused kernel walks memory linearly, so a slot of a
-    kernel kept in torch's layout (see :func:`_store_in_torch_layout`) is re-laid out once.
+    kernel kept in torch's layout (see :func:`.layers.store_in_torch_layout`) is re-laid out
+    once, in place (the variable keeps its tensor object).
     """
     import torch
 
-    value = slot._value
+    value = slot.value
     if value.stride() != like.stride():
-        relaid = torch.empty_strided(like.shape, like.stride(), dtype=value.dtype,
-                                     device=value.device).copy_(value)
-        slot._value = value = torch.nn.Parameter(relaid, requires_grad=False)
+        with torch.no_grad():
+            value.data = torch.empty_strided(like.shape, like.stride(), dtype=value.dtype,
+                                             device=value.device).copy_(value)
     return value
 
 
@@ -27,6 +28,9 @@ def _fused_adam_ok(optimizer, grads, variables) -> bool:
     """The fused kernel is used for plain float32 Adam/AdamW on the CPU (where it was measured)."""
     tensors = [*grads, *variables]
     return (_fast.torch_active() and not optimizer.amsgrad and bool(variables)
+            # a built Keras Adam's slot lists (private: checked here, see _fast.INTERNALS)
+            and isinstance(getattr(optimizer, "_momentums", None), list)
+            and isinstance(getattr(optimizer, "_velocities", None), list)
             and all(isinstance(b, float) for b in (optimizer.beta_1, optimizer.beta_2))
             and all(t.dtype == tensors[0].dtype and t.device.type == "cpu" for t in tensors)
             # the kernel walks memory linearly: each gradient in its parameter's layout
@@ -63,7 +67,7 @@ class _FlatLayout:
 
     @staticmethod
     def key_of(optimizer, values) -> tuple[int, ...]:
-        slots = [s._value for s in (*optimizer._momentums, *optimizer._velocities)]
+        slots = [s.value for s in (*optimizer._momentums, *optimizer._velocities)]
         return tuple(map(id, (*values, *slots)))
 
     def flat(self, tensors) -> list:
