@@ -48,9 +48,12 @@ def test_compare_pairs_repeats_by_the_structured_repeat_field(tmp_path: Path) ->
     for name, order in (("20260101-120000-a", (0, 1)), ("20260102-120000-b", (1, 0))):
         run = write_run(tmp_path, name, images=False)
         events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+        repeats = dict(zip(("lenet-arm0", "lenet-arm1"), order, strict=True))
         for e in events:
-            for t, repeat in zip(e.get("trials") or [], order, strict=False):
-                t.update(arm="same", repeat=repeat)
+            for t in e.get("trials") or []:
+                t.update(arm="same", repeat=repeats[t["trial"]])
+            if e["event"] == "trial_started":
+                e.update(arm="same", repeat=repeats[e["trial"]])
         (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
         runs.append(run)
     comparison = compare(runs)
