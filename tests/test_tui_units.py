@@ -318,3 +318,18 @@ def test_recipe_names_are_relative_to_their_folder(tmp_path: Path) -> None:
     assert list(recipe_names([tmp_path / "a"]).values()) == ["x.toml"]
     assert list(recipe_names([tmp_path / "a", tmp_path / "b"]).values()) == ["a/x.toml",
                                                                              "b/y.toml"]
+
+
+def test_skipped_files_are_said_once_whether_or_not_the_run_warned(tmp_path: Path) -> None:
+    old = RunState(write_run(tmp_path, "20260101-120000-old", images=False))
+    assert [m for m in old.messages if "bad.png" in m[1]] == [
+        ("warning", "skipped bad.png: cannot decode")]  # a run from before skipped_files
+    run = write_run(tmp_path, "20260102-120000-new", images=False)
+    events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+    events.insert(2, {"event": "warning", "time": events[1]["time"], "trial": None,
+                      "stage": None, "kind": "skipped_files",
+                      "message": "1 file(s) in data were skipped: bad.png (cannot decode)."})
+    (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    new = RunState(run)
+    assert [text for _, text in new.messages if "bad.png" in text] == [
+        "[skipped_files] 1 file(s) in data were skipped: bad.png (cannot decode)."]

@@ -151,8 +151,10 @@ class RunState:
         self.clock = RunClock()
         # finished/failed/interrupted once the run said so; None while it has not
         self.last_word: str | None = None
+        self._skipped: list[dict] = []
         for event in self.reader.events:
             self.add(event)
+        self._flush_skipped()
 
     @property
     def name(self) -> str:
@@ -164,7 +166,16 @@ class RunState:
         new = self.reader.poll()
         for event in new:
             self.add(event)
+        self._flush_skipped()
         return new
+
+    def _flush_skipped(self) -> None:
+        """data_loaded's skipped files as messages, for runs that did not say it in a
+        skipped_files warning (written right after it, so usually read in the same batch)."""
+        for skipped in self._skipped:
+            self.messages.append(("warning", f"skipped {skipped.get('path')}: "
+                                             f"{skipped.get('reason')}"))
+        self._skipped = []
 
     def status(self) -> str:
         """running | finished | failed | interrupted | stale, as RunReader.status says, but
@@ -248,15 +259,15 @@ class RunState:
         self.artifacts.append(e)
 
     def _on_warning(self, e: dict) -> None:
+        if e.get("kind") == "skipped_files":
+            self._skipped = []  # said here, with the count and where the full list is
         where = " ".join(str(e[k]) for k in ("trial", "stage") if e.get(k))
         head = f"[{e['kind']}] " if e.get("kind") else ""
         self.messages.append(("warning", f"{head}{where + ': ' if where else ''}"
                                          f"{e.get('message')}"))
 
     def _on_data_loaded(self, e: dict) -> None:
-        for skipped in e.get("skipped") or []:
-            self.messages.append(("warning", f"skipped {skipped.get('path')}: "
-                                             f"{skipped.get('reason')}"))
+        self._skipped = list(e.get("skipped") or [])
 
     def _on_run_failed(self, e: dict) -> None:
         where = f" (traceback in {e['traceback_file']})" if e.get("traceback_file") else ""
