@@ -252,6 +252,15 @@ def test_duration_is_total_run_time_across_resumes() -> None:
     assert run_seconds(events) == 600 + 600  # 10 min before the resume + the runner's 600 s
     assert run_seconds(events[:5]) == 600 + 180  # still running: until its latest event
     assert run_seconds([]) is None
+    from datetime import datetime
+
+    from kvision.runs.summary import RunClock
+
+    clock = RunClock()
+    for e in events[:5]:
+        clock.add(e)
+    later = datetime.fromisoformat("2026-01-01T12:35:00+00:00")
+    assert clock.seconds(now=later) == 600 + 300  # a live view counts up to now
 
 
 def test_ls_and_the_history_show_the_same_headline(tmp_path: Path) -> None:

@@ -242,7 +242,7 @@ class LiveScreen(Screen):
             launched.finished()  # reap our child so its pid stops looking alive
             launched.adopt_log()
         parts = [f"run {state.name}", f"recipe {state.recipe_name or '-'}",
-                 f"status {status}", f"time {format_seconds(state.duration())}"]
+                 f"status {status}", f"time {format_seconds(state.duration(status == 'running'))}"]
         text = Text(" · ".join(parts))
         trial = self.shown_trial()
         if trial is not None:

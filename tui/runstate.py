@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from kvision.runs import RunReader, events, is_run_dir
@@ -303,9 +303,10 @@ class RunState:
         """The headline `kvision ls` shows too: best final test score, and its metric."""
         return best_final_test(self.evaluations.values())
 
-    def duration(self) -> float | None:
-        """Total run time across resumes (the same figure as `kvision ls`)."""
-        return self.clock.seconds()
+    def duration(self, running: bool = False) -> float | None:
+        """Total run time across resumes (the same figure as `kvision ls`); ``running``
+        counts up to now, so a live clock moves during a long epoch too."""
+        return self.clock.seconds(datetime.now(UTC) if running else None)
 
 
 def open_run(path: str | os.PathLike) -> RunState:
