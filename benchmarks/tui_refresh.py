@@ -10,7 +10,7 @@ tick (no new events). CPU time of the whole tick loop over its wall time is the 
 core the live view takes while a run streams one epoch per tick.
 
     python benchmarks/tui_refresh.py [--trials 8] [--epochs 3000] [--ticks 20] [--size 130x40]
-                                     [--every 0.5]
+                                     [--every 0.5] [--markdown OUT] [--note TEXT]
 """
 
 from __future__ import annotations
@@ -172,6 +172,9 @@ def main() -> None:
     parser.add_argument("--ticks", type=int, default=20)
     parser.add_argument("--size", default="130x40")
     parser.add_argument("--every", type=float, default=0.5, help="seconds between ticks")
+    parser.add_argument("--markdown", metavar="OUT",
+                        help="also write the results to OUT, stamped with machine, date, command")
+    parser.add_argument("--note", help="with --markdown: a note under the results")
     args = parser.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
     with tempfile.TemporaryDirectory() as tmp:
@@ -183,13 +186,19 @@ def main() -> None:
         sys.exit(out.stderr)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    print(f"# {when}, {platform.node()} ({platform.processor() or platform.machine()}), "
-          f"{args.trials} trials x {args.epochs} epochs, {args.size}, {args.ticks} ticks "
-          f"every {args.every} s")
-    print(f"tick with 1 new epoch, poll only:      {_ms(result['poll'])}")
-    print(f"tick with 1 new epoch, poll + repaint: {_ms(result['tick'])}")
-    print(f"idle tick (no new events) + repaint:   {_ms(result['idle'])}")
-    print(f"CPU while streaming: {100 * result['share']:.0f}% of one core")
+    setup = (f"{args.trials} trials x {args.epochs} epochs, {args.size}, {args.ticks} ticks "
+             f"every {args.every} s")
+    print(f"# {when}, {platform.node()} ({platform.processor() or platform.machine()}), {setup}")
+    lines = [f"tick with 1 new epoch, poll only: {_ms(result['poll'])}",
+             f"tick with 1 new epoch, poll + repaint: {_ms(result['tick'])}",
+             f"idle tick (no new events) + repaint: {_ms(result['idle'])}",
+             f"CPU while streaming: {100 * result['share']:.0f}% of one core"]
+    print("\n".join(lines))
+    if args.markdown:
+        from kvision.bench.stamp import write_markdown
+
+        write_markdown(args.markdown, f"TUI live refresh (benchmarks/tui_refresh.py): {setup}",
+                       "\n".join(f"- {line}" for line in lines), note=args.note)
 
 
 if __name__ == "__main__":
