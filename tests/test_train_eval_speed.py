@@ -24,7 +24,8 @@ def _ctx(shape, batch_size=32):
 
 
 def test_eval_batch_size_follows_the_pixel_budget():
-    assert _ctx((64, 64, 1)) == 512
+    assert _ctx((64, 64, 1)) == 256
+    assert _ctx((32, 32, 3)) == 512
     assert _ctx((28, 28, 1)) == 512  # capped
     assert _ctx((128, 128, 3)) == 128
     assert _ctx((224, 224, 3)) == 128  # never below the old 128

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 #: `weights` values meaning random initialisation ("none" lets --set turn pretrained weights off).
 NO_WEIGHTS = (None, "", "none")
 #: Pixels per prediction batch (see RunContext.eval_batch_size).
-EVAL_PIXELS = 512 * 64 * 64
+EVAL_PIXELS = 256 * 64 * 64
 PROGRESS_EVERY_S = 1.0  # progress events for live viewers, throttled so events.jsonl stays small
 
 
@@ -117,13 +117,14 @@ class RunContext:
         return batches, labels
 
     def eval_batch_size(self) -> int:
-        """Images per prediction batch: as many pixels as EVAL_PIXELS (512 images of 64x64,
+        """Images per prediction batch: as many pixels as EVAL_PIXELS (256 images of 64x64,
         at most 512 images), never fewer than 128 or the training batch.
 
         Prediction costs less per image in larger batches (each batch pays Keras' and the
-        thread pool's overheads once): 3,000 AlexNet/2 images at 64x64 took 15-21 s at 512 a
-        batch against 44-51 s at 128 on a loaded 2-core machine. The pixel budget keeps the
-        activations of large images small.
+        thread pool's overheads once), and its activations cost memory: AlexNet/2 and VGG11/8
+        predicting 1,536 64x64 images on the loaded 2-core machine took 59 s at 128 a batch,
+        41 s at 256 and 28 s at 512, for peaks of 701, 809 and 978 MiB. 256 keeps most of
+        the time saved for a third of the memory; the pixel budget keeps large images small.
         """
         pixels = int(np.prod(self.dataset.image_shape[:2])) if len(self.dataset.image_shape) > 1 else 1
         budget = 2 ** int(np.log2(max(EVAL_PIXELS // max(pixels, 1), 1)))
