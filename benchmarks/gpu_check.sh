@@ -109,7 +109,7 @@ fi
 if [ "$DRY_RUN" = 1 ]; then
   step "dry run: the CPU-safe parts"
   "$PYTHON" -m kvision bench --list
-  "$PYTHON" -m kvision validate recipes/naive_vs_expert.toml
+  "$PYTHON" -m kvision validate recipes/naive_vs_expert.toml | tail -n 1
   "$PYTHON" -m kvision bench --case lenet-28-gray --mode infer --steps 1 --repeats 1 \
     --min-seconds 0 --markdown "$OUT/dry-run-bench.md"
 fi
