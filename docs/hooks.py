@@ -242,7 +242,8 @@ MEASURED_BY = {"main_job": "python benchmarks/main_job.py --markdown docs/measur
                               "--markdown docs/measured/tui_startup.md",
                "data_throughput": "python benchmarks/data_throughput.py "
                                   "--markdown docs/measured/data_throughput.md",
-               "train_speed": "kvision bench --repeats 7 --markdown docs/measured/train_speed.md"}
+               "train_speed": "kvision bench --repeats 7 --markdown docs/measured/train_speed.md",
+               "model_size": "python benchmarks/model_size.py --markdown docs/measured/model_size.md"}
 
 
 def measured(name: str | None) -> str:
