@@ -127,7 +127,27 @@ def test_zoom_matches_published(images, zooms):
     _assert_close(apply_blur(images, "zoom", {"zooms": zooms}), ref, 3, 0.3)
 
 
-def _reference_glass(images, sigma, delta, iterations, seed):
+def _published_glass(images, sigma, delta, iterations, seed):
+    """ImageNet-C's glass_blur as published (Hendrycks & Dietterich, corruptions code), with
+    224 replaced by the image size and skimage's gaussian by its scipy equivalent; the
+    swap line is the published one, whose view copies duplicate pixels."""
+    np.random.seed(seed)
+    out = []
+    for img in images:
+        h_max, w_max = img.shape[:2]
+        x = np.uint8(_gauss(np.array(img)[None] / 255.0, sigma)[0] * 255)
+        for _ in range(iterations):
+            for h in range(h_max - delta, delta, -1):
+                for w in range(w_max - delta, delta, -1):
+                    dx, dy = np.random.randint(-delta, delta, size=(2,))
+                    h_prime, w_prime = h + dy, w + dx
+                    x[h, w], x[h_prime, w_prime] = x[h_prime, w_prime], x[h, w]
+        out.append(np.uint8(np.clip(_gauss(x[None] / 255.0, sigma)[0], 0, 1) * 255))
+    return np.stack(out)
+
+
+def _swapped_glass(images, sigma, delta, iterations, seed):
+    """The same loop with a true swap (copies on the right-hand side)."""
     rng = np.random.default_rng(seed)
     out = []
     for img in images:
@@ -146,11 +166,31 @@ def _reference_glass(images, sigma, delta, iterations, seed):
 
 
 @pytest.mark.parametrize("sigma,delta,iterations", [(0.4, 1, 2), (0.7, 2, 1)])
-def test_glass_matches_published(images, sigma, delta, iterations):
+def test_glass_default_is_the_published_corruption_bit_for_bit(images, sigma, delta, iterations):
     params = {"sigma": sigma, "max_delta": delta, "iterations": iterations, "seed": 9}
-    ref = _reference_glass(images, sigma, delta, iterations, 9)
+    ref = _published_glass(images, sigma, delta, iterations, 9)
+    np.testing.assert_array_equal(apply_blur(images, "glass", params), ref)
+    np.testing.assert_array_equal(apply_blur(images, "glass", {**params, "variant": "imagenet_c"}),
+                                  ref)
+
+
+@pytest.mark.parametrize("sigma,delta,iterations", [(0.4, 1, 2), (0.7, 2, 1)])
+def test_glass_swap_variant_moves_pixels(images, sigma, delta, iterations):
+    params = {"sigma": sigma, "max_delta": delta, "iterations": iterations, "seed": 9,
+              "variant": "swap"}
+    ref = _swapped_glass(images, sigma, delta, iterations, 9)
     # The first pass truncates to uint8 like the original; a 1-level tie can flip there.
     _assert_close(apply_blur(images, "glass", params), ref, 2, 0.05)
+
+
+def test_published_glass_duplicates_and_swap_keeps_the_histogram():
+    from kvision.data.blur import glass_duplicate, glass_offsets, glass_shuffle
+
+    image = np.arange(12 * 12, dtype=np.uint8).reshape(12, 12, 1)  # every pixel distinct
+    offsets = glass_offsets(np.random.default_rng(1), (12, 12), 2, 2)
+    swapped, duplicated = glass_shuffle(image, offsets, 2), glass_duplicate(image, offsets, 2)
+    assert sorted(swapped.ravel()) == sorted(image.ravel())
+    assert len(np.unique(duplicated)) < image.size
 
 
 def test_severity_presets_are_the_published_tables():

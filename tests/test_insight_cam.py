@@ -93,21 +93,21 @@ def test_gradients_flow_through_trainable_and_frozen_models_alike():
         np.testing.assert_allclose(a, b, rtol=1e-6)
 
 
-def test_last_conv_and_layer_errors_name_the_candidates():
+def test_cam_layer_and_layer_errors_name_the_candidates():
     model = _model()
-    assert _layers.last_conv(model) == "v2_conv"
-    assert _layers.last_conv(model, "v1") == "v1_conv"  # a stage name resolves to its layer
+    assert _layers.cam_layer(model) == "v2_conv"
+    assert _layers.cam_layer(model, "v1") == "v1_conv"  # a stage name resolves to its layer
     with pytest.raises(KvisionError, match=r"no stage or layer 'v2_cnv'.*Did you mean: 'v2_conv'"):
-        _layers.last_conv(model, "v2_cnv")
+        _layers.cam_layer(model, "v2_cnv")
     with pytest.raises(KvisionError, match=r"'it_dense'.*not a spatial map.*Spatial stages: v1, v2"):
-        _layers.last_conv(model, "it_dense")
+        _layers.cam_layer(model, "it_dense")
 
 
 def test_model_without_conv_is_refused():
     inp = keras.Input((4, 4, 1))
     mlp = keras.Model(inp, keras.layers.Dense(2)(keras.layers.Flatten()(inp)), name="mlp")
     with pytest.raises(KvisionError, match="'mlp' has no convolution layer, so Grad-CAM"):
-        _layers.last_conv(mlp)
+        _layers.cam_layer(mlp)
 
 
 def test_overlay_puts_the_hot_spot_where_the_map_peaks():

@@ -53,6 +53,22 @@ def test_classification_summary_matches_hand_counts():
     assert "| fox | 0.000 | 0.000 | 0.000 | 1 |" in table and "accuracy **0.6667**" in table
 
 
+def test_macro_averages_skip_classes_absent_from_truth_and_predictions():
+    # Four classes; "owl" is neither true nor predicted, "fox" is true but never predicted.
+    y_true = np.array([0, 0, 1, 1, 2])
+    y_pred = np.array([0, 1, 1, 1, 1])
+    s = classification_summary(y_true, y_pred, ["cat", "dog", "fox", "owl"])
+    # by hand over cat, dog, fox: precision 1, 2/4, 0; recall 1/2, 1, 0
+    assert s["macro_precision"] == pytest.approx((1 + 0.5 + 0) / 3)
+    assert s["macro_recall"] == pytest.approx((0.5 + 1 + 0) / 3)
+    f1 = [2 * 1 * 0.5 / 1.5, 2 * 0.5 * 1 / 1.5, 0.0]
+    assert s["macro_f1"] == pytest.approx(sum(f1) / 3)
+    assert s["absent_classes"] == ["owl"]
+    assert "absent from both (not averaged): owl" in markdown_table(s)
+    assert "not averaged" not in markdown_table(
+        classification_summary(y_true, y_pred, ["cat", "dog", "fox"]))
+
+
 def test_robustness_summary_normalises_errors_by_the_baseline():
     curves = {
         "alexnet-naive": {"sigma": {"0": 0.9, "2": 0.7}, "severity": {

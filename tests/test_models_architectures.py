@@ -1,5 +1,5 @@
 """Every architecture: reference parameter counts, output shapes, 1/3 channels, stage names,
-the custom layers against PyTorch, and the .keras round trip."""
+the pooling and LRN layers against PyTorch, and the .keras round trip."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 import kvision  # noqa: F401  (selects the torch backend before keras is imported)
 from kvision.models import create_model, describe, load_model
 from kvision.models.counting import count_parameters, trainable_count
-from kvision.models.layers import AdaptiveAveragePooling2D, LocalResponseNormalization
+from kvision.models.layers import LocalResponseNormalization
 
 
 def to_numpy(tensor) -> np.ndarray:
@@ -125,10 +125,63 @@ def test_stage_names_and_roles(arch):
         assert roles.stages["layer4"] == "layer4_block2_out"
 
 
+# Grad-CAM's default layer: the rectified output of the last convolutional block, written
+# out per model from its architecture (not derived by the code under test).
+CAM_LAYERS = {
+    "lenet": "conv2_relu",            # conv2 -> BN -> ReLU -> pool
+    "alexnet_small": "conv5_relu",
+    "alexnet_seed": "v4_relu",        # v4: conv -> ReLU -> BN -> pool; BN can be negative
+    "alexnet": "conv5_relu",
+    "mynet": "conv2_relu",            # conv2 -> pool -> ReLU
+    "mynet_pro": "conv5_relu",
+    **{f"vgg{d}{bn}": f"block5_relu{n}" for d, n in ((11, 2), (13, 2), (16, 3), (19, 4))
+       for bn in ("", "_bn")},
+    "vgg11_seed": "block5_relu2",
+    "vgg16_seed": "block5_relu3",
+    "resnet18": "layer4_block2_out",  # after the skip add and its ReLU
+    "resnet34": "layer4_block3_out",
+    "resnet50": "layer4_block3_out",
+    "resnet20": "layer3_block3_out",  # CIFAR ResNets end at layer3
+}
+
+
+def test_every_image_model_has_a_default_cam_layer():
+    assert set(CAM_LAYERS) == set(SMALL)
+
+
+@pytest.mark.parametrize("arch", sorted(SMALL))
+def test_default_cam_layer_is_the_rectified_last_block(arch):
+    from kvision.insight._grad import layer_gradients
+    from kvision.insight._layers import cam_layer
+
+    (h, w), options = SMALL[arch]
+    model = create_model(arch, input_shape=(h, w, 3), num_classes=4,
+                         preprocess=([0.5] * 3, [0.5] * 3), **options)
+    assert describe(model).cam_layer == CAM_LAYERS[arch]
+    assert cam_layer(model) == CAM_LAYERS[arch]
+    x = np.random.default_rng(5).uniform(0, 255, size=(3, h, w, 3)).astype("float32")
+    feats, grads, _ = layer_gradients(model, CAM_LAYERS[arch], x, np.array([0, 1, 2]))
+    # Grad-CAM++'s closed-form weights assume A >= 0; the maps must also not be all zero.
+    assert feats.ndim == 4 and feats.min() >= 0.0 and feats.max() > 0.0
+    assert np.abs(grads).max() > 0.0
+
+
+def test_an_explicit_cam_layer_wins():
+    from kvision.insight._layers import cam_layer
+
+    (h, w), options = SMALL["resnet20"]
+    model = create_model("resnet20", input_shape=(h, w, 3), num_classes=4, **options)
+    assert cam_layer(model, "layer3_block3_conv2") == "layer3_block3_conv2"
+    assert cam_layer(model, "layer2") == "layer2_block3_out"  # a stage: its output layer
+
+
 @pytest.mark.parametrize("size", [(28, 28), (64, 64), (13, 13), (6, 6), (1, 1), (5, 9), (3, 20)])
 def test_adaptive_pool_matches_torch(size):
+    """Keras' own layer, which the AlexNets and VGGs use, bins as PyTorch's does."""
+    import keras
+
     x = np.random.default_rng(0).normal(size=(2, *size, 3)).astype("float32")
-    ours = to_numpy(AdaptiveAveragePooling2D(6)(x))
+    ours = to_numpy(keras.layers.AdaptiveAveragePooling2D(6)(x))
     theirs = torch.nn.functional.adaptive_avg_pool2d(
         torch.from_numpy(x).permute(0, 3, 1, 2), (6, 6)).permute(0, 2, 3, 1).numpy()
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
@@ -146,7 +199,8 @@ def test_lrn_matches_torch(size, channels, alpha, beta, k):
     np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-5, atol=1e-6)
 
 
-# One per family and every custom layer (adaptive pool, LRN, channel-pad shortcut).
+# One per family and every layer that is not a plain conv stack (adaptive pool, LRN,
+# the channel-padding shortcut, ZeroPadding2D before strided convs).
 ROUND_TRIP = ["lenet", "alexnet_small", "alexnet_seed", "mynet", "vgg11_seed", "vgg16_bn",
               "resnet20"]
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from kvision.recipe import load_recipe
 from kvision.runs import RunReader
 from kvision.train.console import Console
 from kvision.train.runner import run_recipe
@@ -47,3 +48,10 @@ def test_documented_offline_command_runs(recipe, tmp_path):
     assert result.status == "finished", result.message
     reader = RunReader(result.run_dir)
     assert reader.trials() and len(reader.of("trial_finished")) == len(reader.trials())
+    recipe_ = load_recipe(recipe, overrides)
+    if recipe_.experiment.repeats > 1:  # the paired differences the recipe asks for
+        report = (result.run_dir / "report.md").read_text()
+        for arm in recipe_.arms:
+            for other in arm.versus:
+                for model in recipe_.models:
+                    assert f"| {model} | {arm.name} − {other} |" in report, (model, arm.name)

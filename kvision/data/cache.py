@@ -40,14 +40,15 @@ def _path(root: Path, key: str) -> Path:
 
 
 def load(root: Path, key: str) -> tuple | None:
-    """The cached (images, labels, ids, splits, skipped) for this key, or None."""
+    """The cached (images, labels, ids, splits, skipped, views) for this key, or None."""
     path = _path(root, key)
     if not path.exists():
         return None
     try:
         with np.load(path, allow_pickle=False) as npz:
+            names = json.loads(str(npz["view_names"])) if "view_names" in npz else []
             return (npz["images"], npz["labels"], npz["ids"].tolist(), npz["splits"],
-                    json.loads(str(npz["skipped"])))
+                    json.loads(str(npz["skipped"])), {n: npz[f"view_{n}"] for n in names})
     except (OSError, ValueError, KeyError):  # a damaged entry is rebuilt, not fatal
         return None
 
@@ -58,7 +59,7 @@ def store(root: Path, key: str, entry: tuple) -> str | None:
     A read-only or full cache disk only costs speed, so the run goes on: the reason is
     returned (None when stored) for the run to show as a warning.
     """
-    images, labels, ids, splits, skipped = entry
+    images, labels, ids, splits, skipped, views = entry
     target = _path(root, key)
     tmp = None
     try:
@@ -66,7 +67,8 @@ def store(root: Path, key: str, entry: tuple) -> str | None:
         fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, images=images, labels=labels, ids=np.array(ids, dtype=str),
-                     splits=splits, skipped=json.dumps(skipped))
+                     splits=splits, skipped=json.dumps(skipped), view_names=json.dumps(list(views)),
+                     **{f"view_{n}": v for n, v in views.items()})
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the cache follows the umask
         os.replace(tmp, target)
     except OSError as exc:

@@ -16,6 +16,8 @@ def blur_params(blur: BlurSpec, image_hw: tuple[int, int], default_seed: int) ->
     """Explicit apply_blur parameters for a condition's blur (presets resolved)."""
     if blur.severity is not None:
         params = severity_params(blur.kind, blur.severity, image_hw, preset=blur.preset)
+        if blur.variant is not None:
+            params["variant"] = blur.variant
     else:
         params = blur.params()
         params.pop("seed", None)
@@ -41,6 +43,8 @@ def condition_view(dataset: Dataset, split: str, name: str,
                            f"{', '.join(dataset.splits)}). Set data.test_fraction or "
                            f"data.split to hold out a test split, or evaluate other splits.")
     key = (split, name)
+    if name in dataset.splits[split].views:  # blurred at the source resolution while loading
+        return dataset.splits[split].views[name]
     if key not in dataset.views:
         # The random parts of motion/glass blur differ per split but repeat across runs.
         seed = zlib.crc32(f"{split}/{name}".encode())

@@ -16,6 +16,9 @@ class Split:
     images: np.ndarray  # uint8 (N, H, W, C), C in {1, 3}; or float32 (N, F) for regression
     labels: np.ndarray  # int64 (N,) classes; or float32 (N,) regression targets
     ids: list[str] | None = None  # file path / index per image, for reproducible splits
+    #: condition name -> the same images blurred at their stored resolution, then resized
+    #: (conditions with ``blur.at = "source"``; see kvision.data.source_blur)
+    views: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         image = self.images.dtype == np.uint8 and self.images.ndim == 4
@@ -23,6 +26,7 @@ class Split:
         assert image or features, (self.images.dtype, self.images.shape)
         assert len(self.images) == len(self.labels)
         assert self.ids is None or len(self.ids) == len(self.labels)
+        assert all(v.shape == self.images.shape for v in self.views.values())
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -33,15 +37,19 @@ class Split:
         labels = self.labels[index]
         if labels.dtype.kind in "iu":  # class labels are int64 everywhere downstream
             labels = labels.astype(np.int64)
-        return Split(self.images[index], labels, ids)
+        return Split(self.images[index], labels, ids,
+                     {name: view[index] for name, view in self.views.items()})
 
     @staticmethod
     def concat(parts: list[Split]) -> Split:
         """All parts, one after another."""
         ids = ([i for p in parts for i in p.ids] if all(p.ids is not None for p in parts)
                else None)
+        names = list(parts[0].views) if parts else []
+        assert all(set(p.views) == set(names) for p in parts), [list(p.views) for p in parts]
+        views = {n: np.concatenate([p.views[n] for p in parts]) for n in names}
         return Split(np.concatenate([p.images for p in parts]),
-                     np.concatenate([p.labels for p in parts]).astype(np.int64), ids)
+                     np.concatenate([p.labels for p in parts]).astype(np.int64), ids, views)
 
 
 @dataclass

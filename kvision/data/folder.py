@@ -19,18 +19,24 @@ import numpy as np
 from kvision.data import cache
 from kvision.data.dataset import Split
 from kvision.data.images import resize_image
+from kvision.data.source_blur import SourceBlur
 from kvision.data.sources import SPLIT_ALIASES, SourceData
 from kvision.errors import RecipeError
 from kvision.recipe.schema_data import DataSection
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".tif", ".tiff", ".webp",
                     ".pgm", ".ppm", ".pbm", ".pnm", ".jp2"}
+#: The cached views' entry holding the smallest and largest stored size (no condition name
+#: starts with '_').
+_STORED = "_stored_range"
 #: Bump when decoding changes, so old cache entries are not reused.
 DECODER_VERSION = 1
 
 
-def read_folder(root: Path, data: DataSection) -> SourceData:
-    """Decode (or load from the cache) every image under ``root``."""
+def read_folder(root: Path, data: DataSection,
+                source_blur: SourceBlur | None = None) -> SourceData:
+    """Decode (or load from the cache) every image under ``root`` (and, with ``source_blur``,
+    its blurred views, blurred at each file's stored resolution before the resize)."""
     if not root.is_dir():
         raise RecipeError(f"'{root}' is not a folder; folder: expects a folder with one "
                           f"sub-folder of images per class.", key="data.source")
@@ -40,15 +46,20 @@ def read_folder(root: Path, data: DataSection) -> SourceData:
              for rel, cls in entries]
     channels = data.channels or 3
     key = cache.folder_key(root, [rel for _, rel, _ in files], data.image_size, channels,
-                           data.min_image_size, DECODER_VERSION)
+                           data.min_image_size, DECODER_VERSION,
+                           source_blur.cache_key() if source_blur else "")
     cached = cache.load(root, key) if data.cache else None
     hit = cached is not None
     warnings = []
     if cached is None:
-        cached = _decode_all(root, files, data, channels)
+        cached = _decode_all(root, files, data, channels, source_blur)
         if data.cache and (problem := cache.store(root, key, cached)):
             warnings.append(("cache_not_written", problem))
-    images, labels, ids, splits, bad = cached
+    images, labels, ids, splits, bad, views = cached
+    if source_blur and _STORED in views:  # the stored sizes the views were made from
+        views = dict(views)
+        source_blur.low, source_blur.high = (tuple(int(v) for v in row)
+                                             for row in views.pop(_STORED))
     skipped = skipped + bad
     if not len(images):
         raise RecipeError(f"no readable images in '{root}' ({len(skipped)} file(s) skipped, "
@@ -57,7 +68,8 @@ def read_folder(root: Path, data: DataSection) -> SourceData:
     result = {}
     for split in dict.fromkeys(splits.tolist()):
         index = np.flatnonzero(splits == split)
-        result[split] = Split(images[index], labels[index], [ids[i] for i in index])
+        result[split] = Split(images[index], labels[index], [ids[i] for i in index],
+                              {n: v[index] for n, v in views.items()})
     info = {"skipped": skipped, "folder": str(root), "cache_hit": hit, "warnings": warnings}
     return SourceData(f"folder:{root.name}", class_names, result, info)
 
@@ -149,31 +161,37 @@ def decode_image(raw: bytes, channels: int, min_side: int) -> tuple[np.ndarray |
     return image.reshape(*image.shape[:2], channels), ""
 
 
-def _decode_one(path: Path, data: DataSection, channels: int) -> tuple[np.ndarray | None, str]:
+def _decode_one(path: Path, data: DataSection, channels: int, source_blur: SourceBlur | None,
+                tag: str) -> tuple[np.ndarray | None, str, dict]:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        return None, f"cannot read ({exc.strerror or exc})"
+        return None, f"cannot read ({exc.strerror or exc})", {}
     image, reason = decode_image(raw, channels, data.min_image_size)
+    views = {}
+    if image is not None and source_blur:
+        views = {n: v[0] for n, v in source_blur.views(image[None], data.image_size, tag).items()}
     if image is not None and data.image_size is not None:
         image = resize_image(image, data.image_size).reshape(*data.image_size, channels)
-    return image, reason
+    return image, reason, views
 
 
 def _decode_all(root: Path, files: list[tuple[str, str, int]], data: DataSection,
-                channels: int) -> tuple:
+                channels: int, source_blur: SourceBlur | None = None) -> tuple:
     # OpenCV decoding releases the GIL, so threads use every core without copying images.
     # Its own warnings about broken files are silenced: they are listed in info["skipped"].
     level = cv2.utils.logging.getLogLevel()
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     try:
         with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-            decoded = list(pool.map(lambda f: _decode_one(root / f[1], data, channels), files))
+            decoded = list(pool.map(lambda f: _decode_one(root / f[1], data, channels,
+                                                          source_blur, f[1]), files))
     finally:
         cv2.utils.logging.setLogLevel(level)
-    keep = [(f, img) for f, (img, _) in zip(files, decoded, strict=True) if img is not None]
-    bad = [{"path": f[1], "reason": reason} for f, (img, reason) in zip(files, decoded, strict=True)
-           if img is None]
+    keep = [(f, img) for f, (img, _, _) in zip(files, decoded, strict=True) if img is not None]
+    bad = [{"path": f[1], "reason": reason}
+           for f, (img, reason, _) in zip(files, decoded, strict=True) if img is None]
+    kept_views = [v for img, _, v in decoded if img is not None]
     shapes = {img.shape for _, img in keep}
     if len(shapes) > 1:
         sizes = sorted({f"{s[1]}x{s[0]}" for s in shapes})
@@ -182,9 +200,13 @@ def _decode_all(root: Path, files: list[tuple[str, str, int]], data: DataSection
                           f"[height, width] to resize them to one size.", key="data.image_size")
     if not keep:
         return (np.zeros((0, 1, 1, channels), np.uint8), np.zeros(0, np.int64), [],
-                np.zeros(0, dtype="<U5"), bad)
+                np.zeros(0, dtype="<U5"), bad, {})
     images = np.stack([img for _, img in keep])
     labels = np.array([f[2] for f, _ in keep], np.int64)
     ids = [f[1] for f, _ in keep]
     splits = np.array([f[0] for f, _ in keep], dtype="<U5")
-    return images, labels, ids, splits, bad
+    views = ({n: np.stack([v[n] for v in kept_views]) for n in kept_views[0]}
+             if kept_views and kept_views[0] else {})
+    if views:
+        views[_STORED] = np.array([source_blur.low, source_blur.high])
+    return images, labels, ids, splits, bad, views

@@ -7,13 +7,15 @@ import numpy as np
 from kvision.data import balance
 from kvision.data.augment import check_pipeline, static_copies
 from kvision.data.dataset import Dataset, Split
+from kvision.data.source_blur import SourceBlur, placement, source_conditions
 from kvision.data.sources import read_source
 from kvision.data.splits import apply_manifest, make_splits
 from kvision.errors import RecipeError
-from kvision.recipe.schema_data import DataSection
+from kvision.recipe.schema_data import ConditionSection, DataSection
 
 
-def load_dataset(data: DataSection, seed: int, *, manifest: dict | None = None) -> Dataset:
+def load_dataset(data: DataSection, seed: int, *, manifest: dict | None = None,
+                 conditions: dict[str, ConditionSection] | None = None) -> Dataset:
     """Load ``[data]`` into memory as uint8 NHWC splits (float32 (x, y) for ``function:``).
 
     Splits the source does not provide are carved stratified and seeded from train (or from
@@ -24,7 +26,13 @@ def load_dataset(data: DataSection, seed: int, *, manifest: dict | None = None) 
         from kvision.data.function import load_function_dataset
 
         return load_function_dataset(data, seed)
-    src = read_source(data)
+    at_source = SourceBlur(source_conditions(conditions))
+    if at_source and data.augment.static:
+        raise RecipeError("data.augment.static makes augmented copies of the resized images, "
+                          "which a blur applied at the source resolution (blur.at = \"source\") "
+                          "cannot follow; use dynamic augmentation or blur.at = \"input\".",
+                          key="data.augment.static")
+    src = read_source(data, at_source or None)
     names = src.class_names
     if len(names) < 2:
         raise RecipeError(f"the source has {len(names)} class(es) ({', '.join(names)}); "
@@ -51,6 +59,8 @@ def load_dataset(data: DataSection, seed: int, *, manifest: dict | None = None) 
         "reproduced_split": manifest is not None,
     })
     info.setdefault("skipped", [])
+    info["blur_placement"] = placement(conditions or {}, tuple(info["image_shape"][:2]),
+                                       at_source)
     return Dataset(src.name, names, splits, info)
 
 
@@ -66,7 +76,7 @@ def _split(data: DataSection, given: dict[str, Split], seed: int, rng: np.random
     splits = make_splits(given, data.fractions(), seed, names, keys=keys)
     if data.limit_per_class:
         splits = {s: balance.limit_per_class(split, data.limit_per_class, rng)
-                  for s, split in splits.items()}
+                  if s in data.limit_splits else split for s, split in splits.items()}
     method = data.balance.method
     if method == "undersample" and not (pooled and data.balance.before_split):
         splits["train"] = balance.undersample(splits["train"], data.balance.per_class, rng)

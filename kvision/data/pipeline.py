@@ -43,23 +43,75 @@ class BatchSequence(keras.utils.PyDataset):
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         picks = self.order[index * self.batch_size:(index + 1) * self.batch_size]
-        images = self.images[picks]
+        images = self._images(picks, index)
         if self.augment is not None:
             rng = np.random.default_rng([self.seed, self.epoch, index, 1])
             images = self.augment.batch(images, rng)
         return images.astype(np.float32), self.labels[picks]
 
+    def _images(self, picks: np.ndarray, index: int) -> np.ndarray:
+        return self.images[picks]
 
-def make_batches(images: np.ndarray, labels: np.ndarray, *, batch_size: int, seed: int,
-                 shuffle: bool, augment: Augmenter | Sequence[AugmentOp] | None = None,
-                 workers: int = 0) -> BatchSequence:
+
+def mix_counts(weights: Sequence[float], n: int) -> list[int]:
+    """How many of ``n`` images each source gives: the weights' shares of n, rounded by
+    largest remainder so the counts sum to n (ties go to the earlier source)."""
+    total = float(sum(weights))
+    exact = [w / total * n for w in weights]
+    counts = [math.floor(e) for e in exact]
+    by_remainder = sorted(range(len(weights)), key=lambda i: (-(exact[i] - counts[i]), i))
+    for i in by_remainder[:n - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
+class MixedBatchSequence(BatchSequence):
+    """Batches whose images come from several conditions in set proportions (a mix stage).
+
+    ``sources`` are the same images under each condition (aligned with ``labels``). Every
+    image appears once per epoch, as in :class:`BatchSequence`; within each batch,
+    :func:`mix_counts` of them are taken from each source and which ones is drawn from
+    (seed, epoch, batch index), so a batch is still a pure function of those and a resumed
+    run sees the same batches. Validation batches (``shuffle=False``) keep one assignment for
+    every epoch.
+    """
+
+    def __init__(self, sources: Sequence[np.ndarray], weights: Sequence[float],
+                 labels: np.ndarray, **kwargs) -> None:
+        assert len(sources) == len(weights) >= 2
+        assert all(s.shape == sources[0].shape for s in sources)
+        self.sources, self.weights = list(sources), list(weights)
+        super().__init__(sources[0], labels, **kwargs)
+
+    def _images(self, picks: np.ndarray, index: int) -> np.ndarray:
+        epoch = self.epoch if self.shuffle else 0
+        rng = np.random.default_rng([self.seed, epoch, index, 2])
+        which = np.repeat(np.arange(len(self.sources)), mix_counts(self.weights, len(picks)))
+        which = rng.permutation(which)
+        out = np.empty((len(picks), *self.sources[0].shape[1:]), self.sources[0].dtype)
+        for k, source in enumerate(self.sources):
+            mine = which == k
+            out[mine] = source[picks[mine]]
+        return out
+
+
+def make_batches(images: np.ndarray | Sequence[np.ndarray], labels: np.ndarray, *,
+                 batch_size: int, seed: int, shuffle: bool,
+                 augment: Augmenter | Sequence[AugmentOp] | None = None, workers: int = 0,
+                 mix: Sequence[float] | None = None) -> BatchSequence:
     """A Keras PyDataset over uint8 ``images``; see :class:`BatchSequence`.
 
     ``augment`` is dynamic augmentation: an :class:`Augmenter` or the recipe's op list
     (``data.augment.dynamic``); its output keeps the images' size. ``workers`` > 1 prepares
-    batches in that many threads ahead of the model.
+    batches in that many threads ahead of the model. With ``mix`` (one weight per source),
+    ``images`` is a sequence of sources drawn in those proportions
+    (:class:`MixedBatchSequence`).
     """
+    first = images[0] if mix is not None else images
     if augment is not None and not isinstance(augment, Augmenter):
-        augment = Augmenter(augment, images.shape[1:3]) if len(augment) else None
-    return BatchSequence(images, labels, batch_size=batch_size, seed=seed, shuffle=shuffle,
-                         augment=augment, workers=workers)
+        augment = Augmenter(augment, first.shape[1:3]) if len(augment) else None
+    options = dict(batch_size=batch_size, seed=seed, shuffle=shuffle, augment=augment,
+                   workers=workers)
+    if mix is not None:
+        return MixedBatchSequence(images, mix, labels, **options)
+    return BatchSequence(images, labels, **options)

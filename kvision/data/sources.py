@@ -14,6 +14,7 @@ import numpy as np
 
 from kvision.data.dataset import Split
 from kvision.data.images import convert_channels, resize_images
+from kvision.data.source_blur import SourceBlur
 from kvision.errors import RecipeError
 from kvision.recipe.schema_data import BUILTIN_NAMES, DataSection, parse_source
 
@@ -34,8 +35,12 @@ class SourceData:
     info: dict = field(default_factory=dict)
 
 
-def read_source(data: DataSection) -> SourceData:
-    """Load the images ``data.source`` names, resized and channel-converted as ``data`` says."""
+def read_source(data: DataSection, source_blur: SourceBlur | None = None) -> SourceData:
+    """Load the images ``data.source`` names, resized and channel-converted as ``data`` says.
+
+    With ``source_blur``, each split also carries its images under those conditions, blurred
+    at the stored resolution before the resize (``Split.views``).
+    """
     prefix, rest = parse_source(data.source)
     if prefix == "builtin":
         src = _builtin(rest)
@@ -43,15 +48,21 @@ def read_source(data: DataSection) -> SourceData:
         src = _idx(_existing_path(rest, "data.source"))
     elif prefix == "folder":
         from kvision.data.folder import read_folder  # OpenCV decoding, only when used
-        return read_folder(_existing_path(rest, "data.source"), data)
+        return read_folder(_existing_path(rest, "data.source"), data, source_blur)
     elif prefix == "tfds":
         from kvision.data.tfds import read_tfds  # optional extra: kvision[tfds]
-        src = read_tfds(rest, data)
+        src = read_tfds(rest, data, source_blur)  # views (if any) made per image, at size
     else:
         raise RecipeError(f"unknown data source '{data.source}'.", key="data.source")
     for name, split in src.splits.items():
         images = resize_images(convert_channels(split.images, data.channels), data.image_size)
-        src.splits[name] = Split(images, split.labels, split.ids)
+        if split.views:
+            views = {n: resize_images(convert_channels(v, data.channels), data.image_size)
+                     for n, v in split.views.items()}
+        else:
+            views = (source_blur.views(split.images, data.image_size, name, data.channels)
+                     if source_blur else {})
+        src.splits[name] = Split(images, split.labels, split.ids, views)
     return src
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from kvision.data.dataset import Split
 from kvision.data.images import resize_image
+from kvision.data.source_blur import SourceBlur
 from kvision.data.sources import SPLIT_ALIASES, SourceData
 from kvision.errors import RecipeError, did_you_mean
 from kvision.recipe.schema_data import DataSection
@@ -22,7 +23,7 @@ from kvision.recipe.schema_data import DataSection
 _KEY = "data.source"
 
 
-def read_tfds(spec: str, data: DataSection) -> SourceData:
+def read_tfds(spec: str, data: DataSection, source_blur: SourceBlur | None = None) -> SourceData:
     """Every train/validation/test split of TFDS dataset ``spec`` as uint8 arrays."""
     tfds = _import_tfds()
     builder = _builder(tfds, spec, data.data_dir)
@@ -36,8 +37,10 @@ def read_tfds(spec: str, data: DataSection) -> SourceData:
         source = _data_source(tfds, builder, spec, tfds_split, data.data_dir)
         if source is None:
             continue
-        images, labels = _read_all(source, image_key, label_key, data, spec)
-        splits[ours] = Split(images, labels, [f"{tfds_split}/{i}" for i in range(len(labels))])
+        images, labels, views = _read_all(source, image_key, label_key, data, spec,
+                                          source_blur, tfds_split)
+        splits[ours] = Split(images, labels, [f"{tfds_split}/{i}" for i in range(len(labels))],
+                             views)
     if "train" not in splits:
         raise RecipeError(f"TFDS dataset '{spec}' has no train split (it has: "
                           f"{', '.join(names)}).", key=_KEY)
@@ -126,14 +129,18 @@ def _prepare_or_explain(builder: Any, spec: str, data_dir: str | None, where: An
             key=_KEY) from None
 
 
-def _read_all(source: Any, image_key: str, label_key: str, data: DataSection,
-              spec: str) -> tuple[np.ndarray, np.ndarray]:
-    """Decode every example, resizing as it goes so only the final size is kept."""
-    images, labels = [], []
+def _read_all(source: Any, image_key: str, label_key: str, data: DataSection, spec: str,
+              source_blur: SourceBlur | None, split: str
+              ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Decode every example, resizing as it goes so only the final size is kept (and each
+    source-resolution condition applied before the resize)."""
+    images, labels, views = [], [], []
     for index in range(len(source)):
         example = source[index]
         image = np.asarray(example[image_key], np.uint8)
         image = image.reshape(*image.shape[:2], -1)
+        if source_blur:
+            views.append(source_blur.views(image[None], data.image_size, f"{split}/{index}"))
         if data.image_size is not None:
             image = resize_image(image, data.image_size).reshape(*data.image_size, image.shape[2])
         images.append(image)
@@ -145,4 +152,5 @@ def _read_all(source: Any, image_key: str, label_key: str, data: DataSection,
                           key="data.image_size")
     if not images:
         raise RecipeError(f"TFDS dataset '{spec}' has an empty split.", key=_KEY)
-    return np.stack(images), np.array(labels, np.int64)
+    stacked = {name: np.concatenate([v[name] for v in views]) for name in views[0]} if views else {}
+    return np.stack(images), np.array(labels, np.int64), stacked

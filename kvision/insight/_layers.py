@@ -17,7 +17,7 @@ DEFAULT_STAGES = ("v1", "v2", "v4")
 
 
 def roles(model: keras.Model) -> ModelRoles:
-    """The model's ModelRoles (first_conv, last_conv, stages) from kvision.models.describe."""
+    """The model's ModelRoles (first_conv, last_conv, stages, cam_layer) from kvision.models.describe."""
     from kvision.models import describe
 
     return describe(model)
@@ -41,11 +41,12 @@ def resolve_layer(model: keras.Model, name: str, *, what: str = "layer") -> str:
     )
 
 
-def last_conv(model: keras.Model, layer: str | None = None) -> str:
-    """The layer Grad-CAM reads: ``layer`` if given (checked), else the model's last conv."""
+def cam_layer(model: keras.Model, layer: str | None = None) -> str:
+    """The layer Grad-CAM reads: ``layer`` if given (checked), else the rectified output of
+    the model's last convolutional block (``ModelRoles.cam_layer``)."""
     if layer:
         return spatial_layer(model, layer, purpose="Grad-CAM")
-    name = roles(model).last_conv
+    name = roles(model).cam_layer
     if name is None:
         raise KvisionError(
             f"Model '{model.name}' has no convolution layer, so Grad-CAM has no feature map "

@@ -31,11 +31,16 @@ def classification_summary(y_true: np.ndarray, y_pred: np.ndarray,
                            class_names: list[str]) -> dict:
     """Accuracy, macro precision/recall/F1, per-class report and confusion matrix as JSON-able.
 
-    Classes with no prediction get precision 0 rather than a warning (``zero_division=0``).
+    The macro averages run over the classes present in the truth or the predictions
+    (scikit-learn's default): a class absent from both has no precision or recall to speak
+    of, and counting it as 0 would pull the average down for a split that merely lacks it.
+    Such classes are listed in ``absent_classes``. A class predicted but never true (or true
+    but never predicted) does count, with precision or recall 0 (``zero_division=0``).
     """
     labels = list(range(len(class_names)))
     precision, recall, f1, _ = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, average="macro", zero_division=0)
+        y_true, y_pred, average="macro", zero_division=0)
+    present = set(np.unique(y_true).tolist()) | set(np.unique(y_pred).tolist())
     report = classification_report(y_true, y_pred, labels=labels, target_names=class_names,
                                    output_dict=True, zero_division=0)
     per_class = {name: {k: float(v) for k, v in report[name].items()} for name in class_names}
@@ -45,6 +50,7 @@ def classification_summary(y_true: np.ndarray, y_pred: np.ndarray,
         "macro_precision": float(precision),
         "macro_recall": float(recall),
         "macro_f1": float(f1),
+        "absent_classes": [name for i, name in enumerate(class_names) if i not in present],
         "per_class": per_class,
         "class_names": list(class_names),
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
@@ -71,6 +77,10 @@ def markdown_table(summary: dict) -> str:
              f"{summary['macro_precision']:.4f}, macro recall {summary['macro_recall']:.4f}, "
              f"macro F1 {summary['macro_f1']:.4f} (n={summary['n']})", "",
              "| class | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
+    if (absent := summary.get("absent_classes")):
+        lines[1:1] = ["", f"Macro averages over the {len(summary['class_names']) - len(absent)} "
+                          f"classes present in the truth or the predictions; absent from both "
+                          f"(not averaged): {', '.join(absent)}."]
     for name, row in summary["per_class"].items():
         lines.append(f"| {name} | {row['precision']:.3f} | {row['recall']:.3f} | "
                      f"{row['f1-score']:.3f} | {int(row['support'])} |")

@@ -40,7 +40,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 
     p = _common(kinds.add_parser("cam", help="Grad-CAM / Grad-CAM++ heatmaps of images"))
     _images(p)
-    p.add_argument("--layer", help="layer or stage to explain (default: the last conv)")
+    p.add_argument("--layer", help="layer or stage to explain (default: the rectified output of the last conv block)")
     p.add_argument("--method", choices=("gradcam", "gradcam++", "both"), default="both")
     p.add_argument("--class-index", type=int, metavar="N",
                    help="explain class N (default: the predicted class)")

@@ -105,7 +105,7 @@ def check_model(model: keras.Model, cfg: Any) -> None:
         if sec.activations:
             _layers.spatial_stages(model, sec.stages)
         if sec.cam.enabled:
-            _layers.last_conv(model, sec.cam.layer)
+            _layers.cam_layer(model, sec.cam.layer)
     if sec.retrieval.enabled:
         feature_layer(model, sec.retrieval.layer)
 
@@ -233,7 +233,7 @@ def _trial_classification(out: _Emitter, model: keras.Model, test_sets, class_na
 def _trial_cam(out: _Emitter, model: keras.Model, samples: Samples, sec) -> None:
     from kvision.insight.cam import METHODS, cam_panels, plot_cams
 
-    layer = _layers.last_conv(model, sec.cam.layer)
+    layer = _layers.cam_layer(model, sec.cam.layer)
     methods = METHODS if sec.cam.method == "both" else (sec.cam.method,)
     targets = ("true", "predicted") if sec.cam.classes == "both" else (sec.cam.classes,)
     panels = cam_panels(model, layer, samples.images, samples.labels, samples.class_names,

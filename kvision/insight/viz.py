@@ -174,7 +174,7 @@ def viz_cam(args: argparse.Namespace) -> list[Path]:
         model = load_model(path)
         num_classes = int(model.outputs[0].shape[-1])
         names = _class_names(args.class_names, target.class_names, num_classes)
-        layer = _layers.last_conv(model, args.layer)
+        layer = _layers.cam_layer(model, args.layer)
         images = read_images(args.image, model)
         if args.class_index is None:
             labels, targets = np.zeros(len(images), np.int64), ("predicted",)

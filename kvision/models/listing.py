@@ -60,7 +60,8 @@ def format_layer_table(name: str, *, input_shape: tuple[int, ...] | None = None,
         f"{name}: {entry.description}",
         f"input {_shape(shape)}, {classes} outputs, "
         f"{trainable_count(model):,} trainable parameters",
-        f"first conv: {roles.first_conv}, last conv: {roles.last_conv}",
+        f"first conv: {roles.first_conv}, last conv: {roles.last_conv}, "
+        f"Grad-CAM layer: {roles.cam_layer}",
         "stages: " + ", ".join(f"{s} -> {layer}" for s, layer in roles.stages.items()),
     ]
     return "\n".join(lines)

@@ -95,6 +95,10 @@ class ArmSection:
     name: str = option(help="Arm name (e.g. naive, expert).")
     stages: tuple[StageSection, ...] = option(help="Ordered stages.", min_len=1)
     models: tuple[str, ...] | None = option(None, help="Only these [models] (default: all).")
+    versus: tuple[str, ...] = option((), help="Arms this one is compared with in the repeats "
+                                              "report ('this − other', paired by repeat). When "
+                                              "no arm sets it, each arm is compared with the one "
+                                              "before it.")
 
     def check(self) -> list[tuple[str, str]]:
         """Names usable in file names and unique stage names."""
@@ -157,16 +161,20 @@ class Recipe:
             for name in names:
                 if (p := _name_problem(name)):
                     problems.append((f"{key}.{name}", p))
+        names = [a.name for a in self.arms]
         for i, arm in enumerate(self.arms):
             problems += _arm_refs(i, arm, self.conditions, self.models)
-        names = [a.name for a in self.arms]
+            problems += _versus_refs(i, arm, names)
         for i, name in enumerate(names):
             if name in names[:i]:
                 problems.append((f"arms[{i}].name", f"duplicate arm name '{name}'."))
         for j, cond in enumerate(self.evaluate.conditions or ()):
             if cond not in self.conditions:
                 problems.append((f"evaluate.conditions[{j}]", _missing("condition", cond, self.conditions)))
-        return problems + self._task_problems()
+            elif self.conditions[cond].mix:
+                problems.append((f"evaluate.conditions[{j}]", f"'{cond}' is a mix, drawn per "
+                                 f"batch in training; evaluate the conditions it mixes."))
+        return problems + _mix_refs(self.conditions) + self._task_problems()
 
     @property
     def task(self) -> str:
@@ -197,6 +205,31 @@ def _arm_refs(i: int, arm: ArmSection, conditions: dict, models: dict) -> list[t
     for j, model in enumerate(arm.models or ()):
         if model not in models:
             problems.append((f"arms[{i}].models[{j}]", _missing("model", model, models)))
+    return problems
+
+
+def _mix_refs(conditions: dict[str, ConditionSection]) -> list[tuple[str, str]]:
+    problems = []
+    for name, cond in conditions.items():
+        for part in cond.mix or {}:
+            key = f"conditions.{name}.mix.{part}"
+            if part not in conditions:
+                problems.append((key, _missing("condition", part, conditions)))
+            elif conditions[part].mix:
+                problems.append((key, f"'{part}' is itself a mix; a mix draws from plain "
+                                      f"conditions only."))
+    return problems
+
+
+def _versus_refs(i: int, arm: ArmSection, names: list[str]) -> list[tuple[str, str]]:
+    problems = []
+    for j, other in enumerate(arm.versus):
+        key = f"arms[{i}].versus[{j}]"
+        if other == arm.name:
+            problems.append((key, f"arm '{arm.name}' cannot be compared with itself."))
+        elif other not in names:
+            problems.append((key, f"arm '{other}' is not defined.{did_you_mean(other, names)} "
+                                  f"Arms: {', '.join(names)}."))
     return problems
 
 

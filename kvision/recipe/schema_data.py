@@ -26,6 +26,11 @@ REGRESSION_SOURCES = ("function",)
 BUILTIN_NAMES = ("fashion7k",)
 NORMALIZE_CHOICES = ("half", "imagenet", "dataset", "none")
 BLUR_KINDS = ("gaussian", "defocus", "motion", "zoom", "glass")
+#: Glass blur as ImageNet-C published it (pixels duplicated) or with a true pixel swap.
+GLASS_VARIANTS = ("imagenet_c", "swap")
+#: Where a condition's blur is applied: on the resized image the model sees, or on the
+#: image at its stored resolution before the resize (report 000's order).
+BLUR_AT = ("input", "source")
 #: Parameter sets for the ``severity`` presets (``auto`` picks by image size).
 BLUR_PRESETS = ("auto", "imagenet_c", "tiny_imagenet_c", "cifar10_c")
 #: The explicit parameters a blur needs when no severity is given.
@@ -38,7 +43,7 @@ BLUR_PARAMS = {
     "defocus": ("radius", "alias_blur"),
     "motion": ("radius", "sigma", "angle", "seed"),
     "zoom": ("zooms",),
-    "glass": ("sigma", "max_delta", "iterations", "seed"),
+    "glass": ("sigma", "max_delta", "iterations", "seed", "variant"),
 }
 AUGMENT_OPS = ("hflip", "vflip", "rotate", "random_resized_crop", "random_crop", "center_crop",
                "resize", "grayscale", "color_jitter")
@@ -221,7 +226,11 @@ class DataSection:
                                  "computed from the train split (report 001); none: 0..1.")
     limit_per_class: int | None = option(None, ge=1,
                                          help="Keep at most this many images per class in "
-                                              "each split (quick runs).")
+                                              "each split of limit_splits (quick runs).")
+    limit_splits: tuple[str, ...] = option(("train", "val", "test"), choices=("train", "val", "test"),
+                                           min_len=1, help="The splits limit_per_class applies "
+                                                           "to (e.g. [\"train\", \"val\"] keeps "
+                                                           "the test split whole).")
     balance: BalanceSpec = option(default_factory=BalanceSpec, help="Class balance.")
     augment: AugmentSection = option(default_factory=AugmentSection, help="Augmentation.")
     cache: bool = option(True, help="Keep decoded, resized folder images in the disk cache "
@@ -310,17 +319,25 @@ class BlurSpec:
                                    help="glass: largest pixel displacement.")
     iterations: int | None = option(None, ge=1, le=10, help="glass: shuffle passes.")
     seed: int | None = option(None, ge=0, help="motion/glass: seed of the random parts.")
+    variant: str | None = option(None, choices=GLASS_VARIANTS,
+                                 help="glass: imagenet_c (default) is the published corruption "
+                                      "bit for bit, whose view-copy 'swap' duplicates pixels; "
+                                      "swap truly swaps them.")
+    at: str = option("input", choices=BLUR_AT,
+                     help="input: blur the resized image the model sees; source: blur at the "
+                          "image's stored resolution, then resize (report 000). The report "
+                          "gives the effective size at the model's input.")
 
     def check(self) -> list[tuple[str, str]]:
         allowed = BLUR_PARAMS[self.kind]
-        given = _set_fields(self, exclude=("kind", "severity", "preset"))
+        given = _set_fields(self, exclude=("kind", "severity", "preset", "at"))
         problems = [(name, f"'{name}' does not apply to {self.kind} blur. {self.kind} takes: "
                            f"severity (1-5) or {', '.join(allowed)}.")
                     for name in given if name not in allowed]
-        if self.severity is not None and [g for g in given if g != "seed"]:
+        explicit = [g for g in given if g not in ("seed", "variant")]
+        if self.severity is not None and explicit:
             problems.append(("severity", "give either severity or explicit parameters "
-                                         f"({', '.join(g for g in given if g != 'seed')}), "
-                                         "not both."))
+                                         f"({', '.join(explicit)}), not both."))
         if self.severity is None and not problems:
             missing = [p for p in REQUIRED_BLUR_PARAMS[self.kind] if p not in given]
             if missing:
@@ -340,7 +357,7 @@ class BlurSpec:
     def params(self) -> dict:
         """The explicit parameters that were given (for kvision.data.blur.apply_blur)."""
         return {name: getattr(self, name)
-                for name in _set_fields(self, exclude=("kind", "severity", "preset"))}
+                for name in _set_fields(self, exclude=("kind", "severity", "preset", "at"))}
 
 
 @dataclass(frozen=True)
@@ -348,6 +365,22 @@ class ConditionSection:
     """``[conditions.NAME]``: how images look under this condition; empty = clear images."""
 
     blur: BlurSpec | None = option(None, help="Blur applied to every image of the condition.")
+    mix: dict[str, float] | None = option(
+        None, help="A weighted mix of other conditions, e.g. { clear = 0.5, blurred = 0.5 }: "
+                   "a stage training on it draws each batch from them in these proportions "
+                   "(Jang & Tong 2024). Weights are positive and are normalised to sum to 1.")
+
+    def check(self) -> list[tuple[str, str]]:
+        """A condition is a blur or a mix, not both; mix weights are positive."""
+        if self.mix is None:
+            return []
+        problems = [("mix", "a condition is either a blur or a mix of other conditions, "
+                            "not both.")] if self.blur is not None else []
+        if len(self.mix) < 2:
+            problems.append(("mix", "a mix needs at least two conditions."))
+        problems += [(f"mix.{name}", f"weight must be positive, got {w:g}.")
+                     for name, w in self.mix.items() if not w > 0]
+        return problems
 
 
 def _set_fields(obj: object, exclude: tuple[str, ...]) -> list[str]:

@@ -22,7 +22,9 @@ class CamSpec:
     enabled: bool = option(True, help="Draw class-activation heatmaps after each trial.")
     method: str = option("both", choices=CAM_METHODS,
                          help="gradcam, gradcam++ or both (one column each).")
-    layer: str | None = option(None, help="Layer or stage to explain (default: the last conv).")
+    layer: str | None = option(None, help="Layer or stage to explain (default: the rectified "
+                                          "output of the last conv block, e.g. "
+                                          "layer4_block2_out, block5_relu2, v4_relu).")
     classes: str = option("both", choices=CAM_CLASSES,
                           help="Explain the true class, the predicted class, or both.")
 

@@ -39,6 +39,16 @@ def find_runs(runs_dir: str | os.PathLike) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and is_run_dir(p))
 
 
+@dataclass(frozen=True)
+class TrialIdentity:
+    """What a trial is, as the runner recorded it: never parsed from the trial's name
+    (model and arm names may contain '-')."""
+
+    model: str
+    arm: str
+    repeat: int
+
+
 @dataclass
 class RunReader:
     """Incremental reader of one run directory.
@@ -129,6 +139,22 @@ class RunReader:
         for e in self.of(TRIAL_STARTED):
             seen.setdefault(e["trial"], None)
         return list(seen)
+
+    def identities(self) -> dict[str, TrialIdentity]:
+        """trial -> (model, arm, repeat), from run_started's trial list and trial_started.
+
+        Runs written before ``repeat`` was recorded give it as the trial's seed minus the
+        experiment's seed (repeat r is seeded seed + r).
+        """
+        base = int(self.recipe().get("experiment", {}).get("seed", 0))
+        out: dict[str, TrialIdentity] = {}
+        for e in [t for s in self.of("run_started") for t in s.get("trials") or []] + \
+                self.of("trial_started"):
+            repeat = e.get("repeat")
+            if repeat is None:
+                repeat = int(e["seed"]) - base if "seed" in e else 0
+            out[e["trial"]] = TrialIdentity(str(e.get("model")), str(e.get("arm")), int(repeat))
+        return out
 
 
 def writer_alive(meta: dict) -> bool:

@@ -12,6 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from kvision.runs.reader import RunReader
+from kvision.runs.repeats import cell_summaries, final_groups, has_repeats, paired_differences
 
 
 @dataclass(frozen=True)
@@ -89,75 +90,31 @@ def fit_error_table(reader: RunReader) -> str:
 
 def repeats_table(reader: RunReader) -> str:
     """With repeats: mean +/- std per cell, and paired arm differences with a 95% CI."""
-    finals = _final_matrices(reader)
-    groups: dict[str, dict[int, dict]] = defaultdict(dict)
-    for trial, matrix in finals.items():
-        base, sep, seed = trial.rpartition("-s")
-        if sep and seed.isdigit():
-            groups[base][int(seed)] = matrix
-    if not groups or max(len(v) for v in groups.values()) < 2:
+    groups = final_groups(reader)
+    if not has_repeats(groups):
         return ""
     metric = matrix_metric(reader)
-    lines = [f"| trial | cell | mean {metric.name} {metric.unit} | std | n |",
-             "|---|---|---:|---:|---:|"]
-    for base, seeds in groups.items():
-        for (cond, split), values in _cells(seeds).items():
-            mean, std = _mean_std(values)
-            lines.append(f"| {base} | {cond} {split} | {metric.fmt(mean)} | {metric.fmt(std)} | "
-                         f"{len(values)} |")
-    lines += ["", *_paired_lines(groups, metric)]
-    return "\n".join(lines) + "\n"
+    lines = [f"| model | arm | cell | mean {metric.name} {metric.unit} | std | n |",
+             "|---|---|---|---:|---:|---:|"]
+    lines += [f"| {c.model} | {c.arm} | {c.cell[0]} {c.cell[1]} | {metric.fmt(c.mean)} | "
+              f"{metric.fmt(c.std)} | {c.n} |" for c in cell_summaries(groups)]
+    return "\n".join(lines + ["", *_paired_lines(reader, metric)]) + "\n"
 
 
-def _paired_lines(groups: dict[str, dict[int, dict]], metric: _Metric) -> list[str]:
-    """Arm B - arm A per model, paired by seed (same init and data order)."""
-    by_model: dict[str, dict[str, dict[int, dict]]] = defaultdict(dict)
-    for base, seeds in groups.items():
-        model, _, arm = base.partition("-")
-        by_model[model][arm] = seeds
+def _paired_lines(reader: RunReader, metric: _Metric) -> list[str]:
+    """Arm − other per model and cell, paired by repeat (same init and data order)."""
+    diffs = paired_differences(reader)
+    if not diffs:
+        return []
     unit = f" ({metric.diff_unit})" if metric.diff_unit else ""
-    lines = [f"| model | difference | cell | mean{unit} | 95% CI{unit} | n |",
-             "|---|---|---|---:|---|---:|"]
     k = metric.factor
-    for model, arms in by_model.items():
-        names = list(arms)
-        for a, b in zip(names, names[1:], strict=False):
-            common = sorted(set(arms[a]) & set(arms[b]))
-            for cell in _cells({s: arms[a][s] for s in common}):
-                diffs = [_get(arms[b][s], cell) - _get(arms[a][s], cell) for s in common]
-                mean, low, high = _t_interval(diffs)
-                lines.append(f"| {model} | {b} - {a} | {cell[0]} {cell[1]} | {mean * k:+.4g} | "
-                             f"[{low * k:+.4g}, {high * k:+.4g}] | {len(diffs)} |")
-    return lines if len(lines) > 2 else []
-
-
-def _t_interval(values: list[float]) -> tuple[float, float, float]:
-    from scipy import stats
-
-    mean, std = _mean_std(values)
-    if len(values) < 2:
-        return mean, math.nan, math.nan
-    half = stats.t.ppf(0.975, len(values) - 1) * std / math.sqrt(len(values))
-    return mean, mean - half, mean + half
-
-
-def _cells(seeds: dict[int, dict]) -> dict[tuple[str, str], list[float]]:
-    cells: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for matrix in seeds.values():
-        for cond, row in matrix.items():
-            for split, acc in row.items():
-                cells[(cond, split)].append(acc)
-    return cells
-
-
-def _get(matrix: dict, cell: tuple[str, str]) -> float:
-    return matrix.get(cell[0], {}).get(cell[1], math.nan)
-
-
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    mean = sum(values) / len(values)
-    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
-    return mean, math.sqrt(var)
+    lines = ["Paired by repeat (same initial weights and data order); the interval is "
+             "Student's t over the per-repeat differences.", "",
+             f"| model | difference | cell | mean{unit} | 95% CI{unit} | n |",
+             "|---|---|---|---:|---|---:|"]
+    lines += [f"| {d.model} | {d.arm} − {d.other} | {d.cell[0]} {d.cell[1]} | {d.mean * k:+.4g} | "
+              f"[{d.low * k:+.4g}, {d.high * k:+.4g}] | {d.n} |" for d in diffs]
+    return lines
 
 
 def result_sections(reader: RunReader) -> list[tuple[str, str]]:
@@ -186,6 +143,26 @@ def notice_sections(reader: RunReader) -> list[tuple[str, str]]:
                  + f": {e.get('message')}" for e in warnings.values()]
         sections.append(("Warnings", "\n".join(lines) + "\n"))
     return sections
+
+
+def blur_facts(placement: dict | None) -> dict[str, str]:
+    """Per blurred condition, where the blur is applied and its size at the model's input."""
+    out = {}
+    for name, p in (placement or {}).items():
+        model = "x".join(map(str, p["model_size"]))
+        if p["at"] == "source":
+            low, high = ("x".join(map(str, s)) for s in p["stored_size"])
+            where = f"at the stored resolution ({low if low == high else f'{low} to {high}'}), " \
+                    f"then resized to {model}"
+        else:
+            where = f"at the model's input size ({model})"
+        text = f"{p['kind']} blur {where}"
+        if p.get("parameter") and p.get("value") is not None:
+            lo, hi = p["effective"]
+            size = f"{lo:.3g}" if math.isclose(lo, hi) else f"{lo:.3g} to {hi:.3g}"
+            text += f"; {p['parameter']} {p['value']:g}, effective {p['parameter']} {size} at {model}"
+        out[name] = text
+    return out
 
 
 def _final_matrices(reader: RunReader) -> dict[str, dict]:
