@@ -368,9 +368,9 @@ def _finish_run(ctx, started: float) -> None:
     with phase("export"):
         report = write_report(ctx.writer.dir, status="finished")
     ctx.writer.artifact(report, "report")
+    _write_profile(ctx.writer)  # before the last word: run_finished stays the last event
     ctx.writer.event("run_finished", seconds=seconds)
     ctx.console.line(f"finished in {seconds:.1f}s: {ctx.writer.dir / 'report.md'}")
-    _write_profile(ctx.writer)
 
 
 def _write_profile(writer: RunWriter) -> None:
