@@ -263,7 +263,7 @@ def _fail_h5(self, path, *a, **kw):
 SITES = {
     "events": ("kvision.runs.writer.RunWriter.event", lambda: _fail_event("epoch_end")),
     "checkpoint": ("keras.Model.save_weights", lambda: _fail_h5),
-    "report": ("kvision.runs.report.write_report", lambda: enospc),
+    "report": ("kvision.train.report.write_report", lambda: enospc),
     "export": ("keras.Model.save", lambda: enospc),
     "images": ("matplotlib.figure.Figure.savefig", lambda: enospc),
 }
@@ -335,7 +335,8 @@ def test_export_onto_a_full_disk_exits_75_and_leaves_no_half_file(reference, tmp
     from kvision.runs import space
 
     dest = tmp_path / "out"
-    monkeypatch.setattr("shutil.copyfile", lambda src, dst: (Path(dst).write_bytes(b"x"), enospc()))
+    monkeypatch.setattr("keras.Model.save", lambda self, path, *a, **k: (
+        Path(path).write_bytes(b"x"), enospc()))  # a half-written file, then the disk is full
     assert cli.main(["export", str(reference), "--to", str(dest)]) == EXIT_DISK_FULL
     assert list(dest.iterdir()) == []
     monkeypatch.setattr(space, "free_bytes", lambda folder: 10)
@@ -449,8 +450,7 @@ FUNCTION = textwrap.dedent("""\
 
     [[arms]]   # plain SGD at 10 on a squared error diverges within the first epoch
     name = "boom"
-    stages = [{ name = "fit", condition = "clear", epochs = 3,
-                optimizer = { name = "sgd", learning_rate = 10.0 } }]
+    stages = [{ name = "fit", condition = "clear", epochs = 3, optimizer = { name = "sgd", learning_rate = 10.0 } }]
 
     [insight]
     enabled = false

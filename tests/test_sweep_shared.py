@@ -286,7 +286,8 @@ def test_resume_takes_over_a_run_of_a_dead_machine_only_with_force(tmp_path):
     meta = json.loads((run / "meta.json").read_text())
     (run / "meta.json").write_text(json.dumps({**meta, "host": "node-that-died"}))
     lines = (run / "events.jsonl").read_text().splitlines()
-    (run / "events.jsonl").write_text("\n".join(lines[:-1]) + "\n")  # no last word: "running"
+    kept = [line for line in lines if json.loads(line)["event"] != "run_finished"]
+    (run / "events.jsonl").write_text("\n".join(kept) + "\n")  # no last word: "running"
     assert RunReader(run).status() == "running"
     with pytest.raises(KvisionError, match="on node-that-died.*resume with --force"):
         resume_run(str(run))
@@ -315,3 +316,14 @@ def test_a_result_for_a_trial_the_study_gave_up_is_kept_out_of_it(tmp_path):
           objective="val_loss")
     assert "had been given up by the study" in out.getvalue()
     assert _study(url).trials[trial.number].state.name == "FAIL"
+
+
+def test_a_study_not_made_by_kvision_is_refused(capsys, tmp_path):
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'other.db'}"
+    optuna.create_study(study_name="shared", storage=url).optimize(lambda t: t.suggest_float("x", 0, 1), 2)
+    capsys.readouterr()  # Optuna's own log lines
+    err = _sweep_fails(capsys, _recipe(tmp_path), url, tmp_path / "sw")
+    assert "is not a kvision sweep" in err
+    assert len(_study(url).trials) == 2  # left as it was

@@ -47,7 +47,8 @@ def _gpu() -> str | None:
 
 
 def stamp_lines(command: list[str] | None = None) -> list[str]:
-    """Markdown bullet lines: machine, date (UTC), command, versions."""
+    """Markdown bullet lines: machine, date (UTC), command, software versions (the fields
+    tests/test_docs.py asks every measured file for)."""
     cores = os.cpu_count() or 0
     machine = f"{cpu_model()}, {cores} cores"
     gpu = _gpu()
@@ -57,7 +58,7 @@ def stamp_lines(command: list[str] | None = None) -> list[str]:
     return [f"- machine: {machine}",
             f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
             f"- command: `{shlex.join(argv)}`",
-            f"- versions: {_versions()}"]
+            f"- software: {_versions()}"]
 
 
 def _argv() -> list[str]:

@@ -172,21 +172,21 @@ class SharedStudy:
     def _wait_ready(self) -> dict | None:
         """The study's recipe, once its creator has queued the budget (bounded wait)."""
         study_id = self.storage.get_study_id_from_name(self.name)
-        deadline = time.monotonic() + READY_WAIT_S
+        started = time.monotonic()
         attrs = self.storage.get_study_user_attrs(study_id)
-        while not attrs.get(READY_ATTR) and time.monotonic() < deadline:
+        while not attrs.get(READY_ATTR) and time.monotonic() - started < READY_WAIT_S:
+            if RECIPE_ATTR not in attrs and time.monotonic() - started > 5:
+                break  # its creator records the recipe at once: a study made by something else
             time.sleep(0.5)
             attrs = self.storage.get_study_user_attrs(study_id)
-            if RECIPE_ATTR not in attrs and time.monotonic() > deadline - READY_WAIT_S + 5:
-                break  # no kvision recipe after 5 s: a study made by something else
         if RECIPE_ATTR not in attrs:
             raise KvisionError(f"The study '{self.name}' in {shown(self.url)} is not a kvision "
                                "sweep (it has no recipe recorded); give this sweep its own "
                                "--study NAME.")
         if not attrs.get(READY_ATTR):
             raise KvisionError(
-                f"The study '{self.name}' in {shown(self.url)} exists but its budget was never "
-                f"queued (the worker that created it stopped within {READY_WAIT_S} s of starting). "
+                f"The study '{self.name}' in {shown(self.url)} exists but its budget was not queued "
+                f"within {READY_WAIT_S} s: the worker that created it seems to have stopped before. "
                 "Delete the study (optuna delete-study) or use another --study NAME.")
         return attrs[RECIPE_ATTR]
 
