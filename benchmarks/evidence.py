@@ -7,6 +7,10 @@ command that made the run. The figures come from the runs' events through
 ``kvision.runs.repeats``, the same code as the Repeats section of each run's report.md.
 
     python benchmarks/evidence.py RUN_DIR [RUN_DIR ...] --markdown [--cells "blurred test,clear test"]
+    python benchmarks/evidence.py RUN_DIR ... --into docs/methods.md   # between the markers
+
+``--into`` replaces the text between ``<!-- evidence:start -->`` and ``<!-- evidence:end -->``
+in a docs page, so the page's tables are always this script's output.
 """
 
 from __future__ import annotations
@@ -18,7 +22,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from kvision.runs import RunReader, is_run_dir
+from kvision.runs.atomic import atomic_write_text
 from kvision.runs.repeats import cell_summaries, final_groups, paired_differences
+
+START, END = "<!-- evidence:start -->", "<!-- evidence:end -->"
 
 
 def _cpu() -> str:
@@ -53,7 +60,8 @@ def section(run_dir: Path, cells: list[tuple[str, str]]) -> str:
     meta = reader.meta()
     groups = final_groups(reader)
     repeats = reader.recipe().get("experiment", {}).get("repeats", 1)
-    done = min((len(r) for r in groups.values()), default=0)
+    planned = {(i.model, i.arm) for i in reader.identities().values()}
+    done = sum(all(r in groups.get(g, {}) for g in planned) for r in range(repeats))
     lines = [f"### {_data(reader)}", "",
              f"- run `{run_dir.name}` ({reader.status()}), {done} of {repeats} repeats "
              f"finished in every arm; started {meta.get('started')} on {meta.get('host')} "
@@ -86,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cells", default="blurred test,clear test",
                         help="condition-split cells to show, comma-separated")
     parser.add_argument("--out", type=Path, help="also write the markdown to this file")
+    parser.add_argument("--into", type=Path,
+                        help=f"also put it between {START} and {END} in this file")
     args = parser.parse_args(argv)
     bad = [str(r) for r in args.runs if not is_run_dir(r)]
     if bad:
@@ -97,7 +107,13 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join([stamp, *(section(r, cells) for r in args.runs)])
     print(text)
     if args.out:
-        args.out.write_text(text)
+        atomic_write_text(args.out, text)
+    if args.into:
+        page = args.into.read_text()
+        if START not in page or END not in page.split(START, 1)[1]:
+            parser.exit(2, f"error: {args.into} has no {START} ... {END} markers\n")
+        head, rest = page.split(START, 1)
+        atomic_write_text(args.into, f"{head}{START}\n{text}\n{END}{rest.split(END, 1)[1]}")
     return 0
 
 
