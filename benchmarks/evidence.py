@@ -6,26 +6,25 @@ finished) and prints one markdown section per run, stamped with the machine, the
 command that made the run. The figures come from the runs' events through
 ``kvision.runs.repeats``, the same code as the Repeats section of each run's report.md.
 
-    python benchmarks/evidence.py RUN_DIR [RUN_DIR ...] --markdown [--cells "blurred test,clear test"]
-    python benchmarks/evidence.py RUN_DIR ... --into docs/methods.md   # between the markers
+    python benchmarks/evidence.py RUN_DIR [RUN_DIR ...] [--cells "blurred test,clear test"] \
+        --markdown docs/measured/evidence.md
 
-``--into`` replaces the text between ``<!-- evidence:start -->`` and ``<!-- evidence:end -->``
-in a docs page, so the page's tables are always this script's output.
+docs/methods.md includes docs/measured/evidence.md as written (the docs' ``measured`` marker).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import shlex
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 from kvision.runs import RunReader, is_run_dir
 from kvision.runs.atomic import atomic_write_text
 from kvision.runs.repeats import cell_summaries, final_groups, paired_differences
-
-START, END = "<!-- evidence:start -->", "<!-- evidence:end -->"
 
 
 def _cpu() -> str:
@@ -90,30 +89,24 @@ def section(run_dir: Path, cells: list[tuple[str, str]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run directories")
-    parser.add_argument("--markdown", action="store_true", help="print markdown (the default)")
+    parser.add_argument("--markdown", type=Path, metavar="FILE",
+                        help="also write the markdown to FILE (e.g. docs/measured/evidence.md)")
     parser.add_argument("--cells", default="blurred test,clear test",
                         help="condition-split cells to show, comma-separated")
-    parser.add_argument("--out", type=Path, help="also write the markdown to this file")
-    parser.add_argument("--into", type=Path,
-                        help=f"also put it between {START} and {END} in this file")
     args = parser.parse_args(argv)
     bad = [str(r) for r in args.runs if not is_run_dir(r)]
     if bad:
         parser.exit(2, f"error: not a run directory: {', '.join(bad)}\n")
     cells = [tuple(c.strip().split(" ", 1)) for c in args.cells.split(",")]
-    stamp = (f"_Generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by "
-             f"`python benchmarks/evidence.py {' '.join(map(str, args.runs))}` on "
-             f"{platform.node()} ({_cpu()})._\n")
+    command = shlex.join(["python", "benchmarks/evidence.py", *map(str, argv or [])]) \
+        if argv is not None else shlex.join(["python", *sys.argv])
+    stamp = (f"## Repeated runs (benchmarks/evidence.py)\n\n- date: "
+             f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n- machine: {_cpu()}, "
+             f"{os.cpu_count()} cores ({platform.node()})\n- command: `{command}`\n")
     text = "\n".join([stamp, *(section(r, cells) for r in args.runs)])
     print(text)
-    if args.out:
-        atomic_write_text(args.out, text)
-    if args.into:
-        page = args.into.read_text()
-        if START not in page or END not in page.split(START, 1)[1]:
-            parser.exit(2, f"error: {args.into} has no {START} ... {END} markers\n")
-        head, rest = page.split(START, 1)
-        atomic_write_text(args.into, f"{head}{START}\n{text}\n{END}{rest.split(END, 1)[1]}")
+    if args.markdown:
+        atomic_write_text(args.markdown, text)
     return 0
 
 

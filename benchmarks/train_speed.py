@@ -1,6 +1,7 @@
 """Training/inference speed of kvision's Keras models vs the same networks in plain PyTorch.
 
-The same library code as ``kvision bench`` (kvision/bench/); see the README section "Speed".
+The same library code as ``kvision bench`` (kvision/bench/); see docs/speed.md. With
+``--markdown OUT`` it also writes the table, stamped with machine, date and command.
 
     python benchmarks/train_speed.py                       # every case, train and infer
     python benchmarks/train_speed.py --case lenet-28-gray --mode train --repeats 5 --json

@@ -9,7 +9,7 @@ kvision's own RunWriter and times attaching the live view to it (``--attach``), 
 poll after 50 new epochs, and an idle poll.
 
     python benchmarks/tui_startup.py [--rounds 5] [--recipes recipes] [--size 80x24]
-                                     [--big-run 8x3000]
+                                     [--big-run 8x3000] [--markdown OUT]
 """
 
 from __future__ import annotations
@@ -104,25 +104,36 @@ def measure_big_run(recipes: str, trials: int, epochs: int) -> str:
 
 
 def main() -> None:
-    """Run the rounds and print each time, the median and the best."""
+    """Run the rounds and print each time, the median and the best (--markdown: write them)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--recipes", default="recipes")
     parser.add_argument("--size", default="80x24")
     parser.add_argument("--big-run", metavar="TRIALSxEPOCHS",
                         help="also time the live view on a synthetic run of this size")
+    parser.add_argument("--markdown", metavar="OUT",
+                        help="also write the results to OUT, stamped with machine, date, command")
+    parser.add_argument("--note", help="with --markdown: a note under the results")
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
-    times = []
+    times, lines = [], []
     for i in range(args.rounds):
         seconds, line = measure(args.recipes, size)  # type: ignore[arg-type]
         times.append(seconds)
-        print(f"round {i + 1}: {seconds:.3f} s  ({line})")
-    print(f"first screen: median {statistics.median(times):.3f} s, best {min(times):.3f} s "
-          f"over {args.rounds} cold starts (budget 1.5 s)")
+        lines.append(f"round {i + 1}: {seconds:.3f} s  ({line})")
+        print(lines[-1])
+    lines.append(f"first screen ({args.size}): median {statistics.median(times):.3f} s, best "
+                 f"{min(times):.3f} s over {args.rounds} cold starts (budget 1.5 s)")
+    print(lines[-1])
     if args.big_run:
         trials, epochs = (int(v) for v in args.big_run.split("x"))
-        print(measure_big_run(args.recipes, trials, epochs))
+        lines.append(measure_big_run(args.recipes, trials, epochs))
+        print(lines[-1])
+    if args.markdown:
+        from kvision.bench.stamp import write_markdown
+
+        write_markdown(args.markdown, "TUI start-up (benchmarks/tui_startup.py)",
+                       "\n".join(f"- {line}" for line in lines), note=args.note)
 
 
 if __name__ == "__main__":

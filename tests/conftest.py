@@ -1,4 +1,5 @@
-"""Recipes and helpers the test files share (tests/ is on sys.path: ``from conftest import ...``).
+"""Recipes and helpers the test files share (tests/ is on sys.path: ``from conftest import ...``),
+and a throw-away PostgreSQL server (see tests/pg_server.py).
 
 The pieces are TOML text, so each test file still shows the recipe it runs as one string.
 """
@@ -8,6 +9,9 @@ from __future__ import annotations
 import os
 import textwrap
 from pathlib import Path
+
+import pg_server
+import pytest
 
 #: ``[experiment]`` "tiny" and 6 images per class of the built-in data: seconds per epoch.
 TINY_DATA = textwrap.dedent("""\
@@ -61,3 +65,20 @@ def quiet():
     from kvision.train.console import Console
 
     return Console(open(os.devnull, "w"), tty=False)  # noqa: SIM115
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One PostgreSQL server for the test session; skipped with the reason where none can run."""
+    reason = pg_server.missing_reason()
+    if reason:
+        pytest.skip(reason)
+    server = pg_server.start_server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres) -> str:
+    """An SQLAlchemy URL of a fresh, empty database on the session's server."""
+    return postgres.url(postgres.create_database())

@@ -335,7 +335,8 @@ def test_export_onto_a_full_disk_exits_75_and_leaves_no_half_file(reference, tmp
     from kvision.runs import space
 
     dest = tmp_path / "out"
-    monkeypatch.setattr("shutil.copyfile", lambda src, dst: (Path(dst).write_bytes(b"x"), enospc()))
+    monkeypatch.setattr("keras.Model.save", lambda self, path, *a, **k: (
+        Path(path).write_bytes(b"x"), enospc()))  # a half-written file, then the disk is full
     assert cli.main(["export", str(reference), "--to", str(dest)]) == EXIT_DISK_FULL
     assert list(dest.iterdir()) == []
     monkeypatch.setattr(space, "free_bytes", lambda folder: 10)
@@ -480,7 +481,7 @@ def test_non_finite_loss_fails_that_trial_and_the_run_goes_on(tmp_path):
     assert again.returncode == 0 and "is finished" in again.stdout
 
 
-def test_python_warnings_during_a_run_become_warning_events(one, tmp_path, monkeypatch):
+def test_python_warnings_and_speed_paths_off_become_warning_events(one, tmp_path, monkeypatch):
     import warnings
 
     from kvision.train.context import RunContext
@@ -493,6 +494,8 @@ def test_python_warnings_during_a_run_become_warning_events(one, tmp_path, monke
         return build(self, plan)
 
     monkeypatch.setattr(RunContext, "build_model", build_and_warn)
+    monkeypatch.setattr("kvision.models._fast.speed_paths_status",
+                        lambda: (False, "speed paths off: torch:_fused_adam_ is missing"))
     result = run_recipe(str(one), ["arms[0].stages[1].epochs=0"], run_dir=str(tmp_path / "run"),
                         console=quiet())
     assert result.exit_code == 0, result.message
@@ -500,3 +503,66 @@ def test_python_warnings_during_a_run_become_warning_events(one, tmp_path, monke
     assert warning["message"] == "the head starts from a random init"
     assert warning["details"]["category"] == "UserWarning"
     assert "python_warning" in (result.run_dir / "report.md").read_text()
+    (speed,) = warnings_of(result.run_dir, "speed_paths_off")
+    assert speed["message"] == "speed paths off: torch:_fused_adam_ is missing."
+
+
+def test_resume_of_a_run_killed_before_its_first_event(one, reference, tmp_path, monkeypatch):
+    from kvision.runs.writer import RunWriter
+    from kvision.train import runner
+
+    write_json = RunWriter.write_json
+    with monkeypatch.context() as m:  # killed right after recipe.toml and meta.json
+        m.setattr(runner, "_execute", lambda *a, **k: runner.RunResult(Path(), "killed", -9))
+        m.setattr(RunWriter, "write_json",
+                  lambda self, rel, obj: None if rel == "split.json" else write_json(self, rel, obj))
+        run_dir = tmp_path / "run"
+        run_recipe(str(one), [], run_dir=str(run_dir), console=quiet())
+    assert (run_dir / "meta.json").exists() and not (run_dir / "split.json").exists()
+    assert (run_dir / "events.jsonl").read_text() == ""
+    meta = json.loads((run_dir / "meta.json").read_text())
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    meta["pid"] = dead.pid  # the killed process is gone
+    (run_dir / "meta.json").write_text(json.dumps(meta))
+    result = resume_run(str(run_dir), console=quiet())
+    assert result.exit_code == 0, result.message
+    kinds = [e["event"] for e in RunReader(run_dir).events]
+    assert kinds[:3] == ["run_resumed", "run_started", "data_loaded"]
+    assert (run_dir / "split.json").exists()
+    assert_same(run_dir, reference)
+
+
+def test_a_failed_event_write_leaves_no_half_line(tmp_path, monkeypatch):
+    from kvision.runs import writer as writer_module
+    from kvision.runs.writer import RunWriter
+
+    w = RunWriter(tmp_path)
+    w.event("run_started")
+    real_write, calls = os.write, []
+
+    def write_then_fail(fd, data):
+        calls.append(1)
+        if len(calls) == 1:
+            return real_write(fd, bytes(data[:10]))  # part of the line reached the disk
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(writer_module.os, "write", write_then_fail)
+    with pytest.raises(OSError):
+        w.event("epoch_end", epoch=1)
+    monkeypatch.setattr(writer_module.os, "write", real_write)
+    w.event("run_failed", error="disk full")
+    w.close()
+    lines = (tmp_path / "events.jsonl").read_text().splitlines()
+    assert [json.loads(line)["event"] for line in lines] == ["run_started", "run_failed"]
+
+
+def test_a_full_cache_disk_costs_only_speed(tmp_path, monkeypatch):
+    from kvision.data import cache
+
+    monkeypatch.setenv("KVISION_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(cache.np, "savez", lambda fh, **kw: (fh.write(b"half"), enospc()))
+    entry = (np.zeros((1, 2, 2, 1), np.uint8), np.zeros(1, np.int64), ["a"], np.array(["train"]), [])
+    problem = cache.store(tmp_path, "key", entry)
+    assert "could not be cached" in problem and "No space left" in problem
+    assert list((tmp_path / "cache").iterdir()) == []  # no half entry left behind

@@ -1,5 +1,5 @@
 """Every architecture: reference parameter counts, output shapes, 1/3 channels, stage names,
-the custom layers against PyTorch, and the .keras round trip."""
+the pooling and LRN layers against PyTorch, and the .keras round trip."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 import kvision  # noqa: F401  (selects the torch backend before keras is imported)
 from kvision.models import create_model, describe, load_model
 from kvision.models.counting import count_parameters, trainable_count
-from kvision.models.layers import AdaptiveAveragePooling2D, LocalResponseNormalization
+from kvision.models.layers import LocalResponseNormalization
 
 
 def to_numpy(tensor) -> np.ndarray:
@@ -177,8 +177,11 @@ def test_an_explicit_cam_layer_wins():
 
 @pytest.mark.parametrize("size", [(28, 28), (64, 64), (13, 13), (6, 6), (1, 1), (5, 9), (3, 20)])
 def test_adaptive_pool_matches_torch(size):
+    """Keras' own layer, which the AlexNets and VGGs use, bins as PyTorch's does."""
+    import keras
+
     x = np.random.default_rng(0).normal(size=(2, *size, 3)).astype("float32")
-    ours = to_numpy(AdaptiveAveragePooling2D(6)(x))
+    ours = to_numpy(keras.layers.AdaptiveAveragePooling2D(6)(x))
     theirs = torch.nn.functional.adaptive_avg_pool2d(
         torch.from_numpy(x).permute(0, 3, 1, 2), (6, 6)).permute(0, 2, 3, 1).numpy()
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
@@ -196,7 +199,8 @@ def test_lrn_matches_torch(size, channels, alpha, beta, k):
     np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-5, atol=1e-6)
 
 
-# One per family and every custom layer (adaptive pool, LRN, channel-pad shortcut).
+# One per family and every layer that is not a plain conv stack (adaptive pool, LRN,
+# the channel-padding shortcut, ZeroPadding2D before strided convs).
 ROUND_TRIP = ["lenet", "alexnet_small", "alexnet_seed", "mynet", "vgg11_seed", "vgg16_bn",
               "resnet20"]
 

@@ -247,3 +247,44 @@ def test_convs_on_small_maps_run_in_nchw_with_keras_results(monkeypatch):
     larger = keras.layers.Conv2D(8, 3)
     _fast.direct_graph(keras.Model(inputs, larger(inputs)))
     assert larger.kernel.value.permute(3, 0, 1, 2).is_contiguous()  # channels_last from 4x4 up
+
+
+def test_missing_internal_turns_the_speed_paths_off_with_one_warning(monkeypatch, capsys):
+    """A Keras/torch release without an internal the paths use: one line, then Keras' own
+    layers and Adam train the model (the fast forms and the fused step never run)."""
+    import torch
+
+    from kvision.models import speed_paths_status
+    from kvision.recipe.schema_training import TrainingSection
+    from kvision.train.compile import compile_model
+
+    assert speed_paths_status() == (True, "torch speed paths on")
+    monkeypatch.delattr(torch, "_fused_adam_")  # as if renamed in a later torch
+    speed_paths_status.cache_clear()
+    try:
+        enabled, reason = speed_paths_status()
+        err = capsys.readouterr().err
+        assert not enabled and "torch:_fused_adam_ is missing" in reason
+        assert err == f"kvision: warning: {reason}\n"  # one line
+        speed_paths_status()
+        assert capsys.readouterr().err == ""  # checked once, warned once
+        ran = []
+        for cls, form in list(_fast.layers.FAST_CALLS.items()):
+            monkeypatch.setitem(_fast.layers.FAST_CALLS, cls,
+                                lambda *a, _form=form, **k: ran.append(1) or _form(*a, **k))
+        monkeypatch.setattr(_fast.adam, "_fused_adam_step", lambda *a: ran.append(1))
+        model = create_model("lenet", input_shape=(12, 12, 1), num_classes=3,
+                             preprocess=([0.5], [0.5]))
+        assert "direct_graph" not in model.call.__qualname__
+        compile_model(model, TrainingSection())
+        rng = np.random.default_rng(0)
+        x = rng.integers(0, 256, size=(32, 12, 12, 1)).astype("float32")
+        y = rng.integers(0, 3, size=32)
+        before = model.get_weights()
+        losses = model.fit(x, y, batch_size=8, epochs=3, verbose=0).history["loss"]
+        assert not ran
+        assert np.isfinite(losses).all() and losses[-1] < losses[0]
+        assert any(np.abs(a - b).max() > 0 for a, b in
+                   zip(before, model.get_weights(), strict=True))
+    finally:
+        speed_paths_status.cache_clear()  # the next test checks the real internals again

@@ -53,17 +53,28 @@ def stamp_lines(command: list[str] | None = None) -> list[str]:
     gpu = _gpu()
     if gpu:
         machine += f", GPU {gpu}"
-    argv = command if command is not None else [Path(sys.argv[0]).name, *sys.argv[1:]]
+    argv = command if command is not None else _argv()
     return [f"- machine: {machine}",
             f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
             f"- command: `{shlex.join(argv)}`",
             f"- versions: {_versions()}"]
 
 
+def _argv() -> list[str]:
+    """This process's command line as typed: ``kvision ...`` for the console script or
+    ``python -m kvision``, ``python benchmarks/x.py ...`` for a script."""
+    first = Path(sys.argv[0])
+    if first.name in ("kvision", "kvision-tui") or first.parts[-2:] == ("kvision", "__main__.py"):
+        return ["kvision", *sys.argv[1:]]
+    return ["python", *sys.argv] if first.suffix == ".py" else [first.name, *sys.argv[1:]]
+
+
 def write_markdown(path: str | os.PathLike, title: str, body: str,
-                   command: list[str] | None = None) -> Path:
-    """Write ``body`` under a heading and the stamp to ``path`` (atomically)."""
+                   command: list[str] | None = None, note: str | None = None) -> Path:
+    """Write ``body`` under a heading and the stamp to ``path`` (atomically); ``note`` (e.g.
+    "the machine was shared") goes with the stamp."""
     from kvision.runs import atomic_write_text
 
-    text = "\n".join([f"## {title}", "", *stamp_lines(command), "", body.rstrip(), ""])
+    lines = [*stamp_lines(command), *([f"- note: {note}"] if note else [])]
+    text = "\n".join([f"## {title}", "", *lines, "", body.rstrip(), ""])
     return atomic_write_text(Path(path), text)

@@ -22,6 +22,7 @@ _LAZY = {
     "apply_trainable": "transfer",
     "format_model_list": "listing",
     "format_layer_table": "listing",
+    "speed_paths_status": "_fast",
 }
 
 __all__ = sorted(_LAZY)

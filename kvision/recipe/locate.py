@@ -113,36 +113,43 @@ class _Scanner:
     def value(self, path: str) -> None:
         c = self.peek()
         if c == "{":
-            self.advance()
-            while True:
-                self.skip_space(True)
-                if self.peek() in ("}", ""):
-                    self.advance()
-                    return
-                if self.peek() == ",":
-                    self.advance()
-                    continue
-                self.assignment(path)
+            self.inline_table(path)
         elif c == "[":
-            self.advance()
-            index = 0
-            while True:
-                self.skip_space(True)
-                c = self.peek()
-                if c in ("]", ""):
-                    self.advance()
-                    return
-                if c == ",":
-                    self.advance()
-                    index += 1
-                    continue
-                self.lines.setdefault(f"{path}[{index}]", self.line)
-                self.value(f"{path}[{index}]")
+            self.array(path)
         elif c in "\"'":
             self.skip_string()
         else:
             while self.i < len(self.s) and self.peek() not in ",]}\n#":
                 self.advance()
+
+    def inline_table(self, path: str) -> None:
+        self.advance()
+        while True:
+            self.skip_space(True)
+            if self.peek() in ("}", ""):
+                self.advance()
+                return
+            if self.peek() == ",":
+                self.advance()
+                continue
+            self.assignment(path)
+
+    def array(self, path: str) -> None:
+        """An array's elements are located as ``path[0]``, ``path[1]``, ..."""
+        self.advance()
+        index = 0
+        while True:
+            self.skip_space(True)
+            c = self.peek()
+            if c in ("]", ""):
+                self.advance()
+                return
+            if c == ",":
+                self.advance()
+                index += 1
+                continue
+            self.lines.setdefault(f"{path}[{index}]", self.line)
+            self.value(f"{path}[{index}]")
 
 
 def _join(prefix: str, key: str) -> str:

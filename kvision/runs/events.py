@@ -24,6 +24,7 @@ RUN_FINISHED = "run_finished"
 RUN_FAILED = "run_failed"
 RUN_INTERRUPTED = "run_interrupted"
 WARNING = "warning"
+PROFILE = "profile"  # after run_finished: seconds per phase of the run (kvision.train.phases)
 
 #: The last event of a run that ended, and the status it gives the run.
 TERMINAL = {RUN_FINISHED: "finished", RUN_FAILED: "failed", RUN_INTERRUPTED: "interrupted"}
@@ -32,4 +33,5 @@ EVENT_KINDS = (
     RUN_STARTED, RUN_RESUMED, DATA_LOADED, TRIAL_STARTED, TRIAL_RESUMED, STAGE_STARTED,
     PROGRESS, EPOCH_END, EVALUATION_STARTED, EVALUATION, ARTIFACT, STAGE_ENDED,
     TRIAL_FINISHED, TRIAL_FAILED, RUN_FINISHED, RUN_FAILED, RUN_INTERRUPTED, WARNING,
+    PROFILE,
 )

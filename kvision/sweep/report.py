@@ -79,7 +79,8 @@ def write_sweep_report(folder: Path, spec: SweepSection, rows: list[dict], budge
 
 def markdown(spec: SweepSection, rows: list[dict], budget: int) -> str:
     """The ranked table with one column per swept key."""
-    done = sum(r["state"] in ("complete", "failed") for r in rows)
+    # a failed trial that a retry replaced holds no place of the budget of its own
+    done = sum(r["state"] in ("complete", "failed") and r.get("retried_as") is None for r in rows)
     direction = "higher" if spec.maximize else "lower"
     head = ["rank", "trial", spec.objective, *spec.params, "state", "seconds"]
     lines = [f"# Sweep: {spec.objective} ({direction} is better)\n",

@@ -4,7 +4,7 @@ A sweep directory holds everything, so a killed sweep resumes where it stopped::
 
   SWEEP_DIR/
     sweep_recipe.toml   the recipe without [sweep] (overrides applied): what every trial runs
-    sweep_meta.json     recipe path, overrides, the [sweep] table, for resume checks
+    sweep_meta.json     recipe path, overrides, the [sweep] table (and the database), for resume
     study.journal       Optuna's journal (file storage): trials, their values and states
     trials/NNN/         one run directory per trial (Optuna trial number NNN)
     logs/NNN.log        each trial's console output
@@ -14,6 +14,13 @@ Trials run as separate processes (``python -m kvision run ... --run-dir trials/N
 k=v``), ``parallel`` at a time. A trial that crashes is marked failed and the sweep goes on.
 A trial left running by a killed sweep is waited for (it still runs) or continued with
 ``kvision run --resume``, so no finished epoch is trained twice.
+
+With ``storage`` (a database URL) the study lives in the database instead of the journal, and
+the same command on several machines shares it (:mod:`kvision.sweep.studies`): each worker
+claims queued trials (:mod:`kvision.sweep.slots`), writes their run directories under its own
+sweep directory and records in the study where they are. A worker beats for its trials
+(Optuna's heartbeat); a trial whose worker died is failed and queued again, and the worker
+that claims the retry resumes the dead trial's run directory when it can reach it.
 """
 
 from __future__ import annotations
@@ -44,24 +51,19 @@ from kvision.runs.rundir import (
     run_command,
     spawn_run,
 )
-from kvision.sweep.report import read_objective, write_sweep_report
-from kvision.sweep.space import (
-    budget,
-    check_space,
-    grid,
-    grid_labels,
-    override,
-    split_sweep,
-    suggest,
-    trial_params,
-)
+from kvision.sweep.report import read_objective
+from kvision.sweep.slots import Heartbeat, worker_name
+from kvision.sweep.space import budget, check_space, override, split_sweep, suggest, trial_params
+from kvision.sweep.storage import is_url, without_password
+from kvision.sweep.studies import BUDGET_ATTR, SharedStudy, SweepStudy, comparable, local_study
+from kvision.sweep.summary import JOURNAL, META, write_report
 from kvision.train.console import Console
 from kvision.train.signals import StopFlag, stop_on_signals
 
 POLL_S = 0.5  # how often running trials are checked; their own work dwarfs this
-META, RECIPE, JOURNAL, LOCK = "sweep_meta.json", "sweep_recipe.toml", "study.journal", "sweep.lock"
-# Keys the user may change when resuming (a bigger budget, more or fewer parallel trials).
-RESUMABLE_CHANGES = ("trials", "parallel")
+RECIPE, LOCK = "sweep_recipe.toml", "sweep.lock"
+HEARTBEAT_S = 30  # a shared sweep's worker beats this often for its trials (--heartbeat)
+GRACE_BEATS = 4  # ... and they are retried elsewhere after this many missed beats (--grace)
 
 
 @dataclass
@@ -79,6 +81,7 @@ class _Job:
     """One trial process: started here, or adopted from a killed sweep (``proc`` None)."""
 
     number: int
+    trial_id: int
     run_dir: Path
     params: dict[str, Any]
     proc: subprocess.Popen | None = None
@@ -92,17 +95,25 @@ class _Job:
 
 def run_sweep(recipe_path: str | None, overrides: list[str] | tuple[str, ...] = (), *,
               sweep_dir: str | None = None, resume: str | None = None, trials: int | None = None,
-              parallel: int | None = None, console: Console | None = None) -> SweepResult:
+              parallel: int | None = None, console: Console | None = None,
+              storage: str | None = None, study: str | None = None,
+              heartbeat: int | None = None, grace: int | None = None) -> SweepResult:
     """Run (or resume) the recipe's ``[sweep]``; returns when the budget is spent or on a stop.
 
     ``resume`` (or a ``sweep_dir`` that already holds a sweep) continues a sweep: finished
     trials are kept, trials a killed sweep left behind are waited for or resumed.
+    ``storage`` (a database URL) shares the study ``study`` (default: the experiment's
+    name) with every worker started with the same URL; ``heartbeat``/``grace`` (seconds) say
+    how often a worker beats for its trials and after how long without a beat they are
+    retried elsewhere.
     """
     console = console or Console()
     folder = Path(resume or sweep_dir).expanduser() if (resume or sweep_dir) else None
     cli = [f"sweep.{k}={v}" for k, v in (("trials", trials), ("parallel", parallel)) if v]
+    meta = None
     if folder is not None and (folder / META).exists():
-        spec, base = _reopen(folder, recipe_path, list(overrides), cli)
+        spec, base, raw, meta = _reopen(folder, recipe_path, list(overrides), cli)
+        storage, study = storage or meta.get("storage"), study or meta.get("study")
     elif resume:
         raise KvisionError(f"--resume '{resume}' is not a sweep directory (it has no {META}). "
                            "Start a sweep with: kvision sweep RECIPE [--sweep-dir DIR].")
@@ -110,8 +121,30 @@ def run_sweep(recipe_path: str | None, overrides: list[str] | tuple[str, ...] = 
         raise KvisionError("kvision sweep needs a RECIPE file with a [sweep] section (or --resume SWEEP_DIR).")
     else:
         spec, base, raw = _prepare(recipe_path, list(overrides) + cli)
-        folder = _create(folder, base, raw, spec, recipe_path, list(overrides))
-    return _drive(folder, spec, console)
+    shared = _open_shared(storage, study or base["experiment"]["name"], heartbeat, grace)
+    if shared is not None:  # before anything is written: a wrong database or recipe changes nothing
+        shared.check_recipe(raw, recipe_path or str(folder / META))
+    if meta is None:
+        folder = _create(folder, base, raw, spec, recipe_path, list(overrides), shared)
+    return _drive(folder, spec, raw, console, shared, recipe_path or str(folder / META))
+
+
+def _open_shared(storage: str | None, name: str, heartbeat: int | None,
+                 grace: int | None) -> SharedStudy | None:
+    if storage is None:
+        if heartbeat or grace:
+            raise KvisionError("--heartbeat and --grace need --storage URL: a sweep's own journal "
+                               "file has one worker, which resumes its trials itself.")
+        return None
+    if not is_url(storage):
+        raise KvisionError(f"--storage '{storage}' is not a database URL; give one such as "
+                           "postgresql://user@host:5432/database or sqlite:////shared/sweeps.db "
+                           "(without --storage the sweep keeps its journal file).")
+    heartbeat = heartbeat or HEARTBEAT_S
+    if heartbeat < 1 or (grace is not None and grace <= heartbeat):
+        raise KvisionError(f"--heartbeat must be at least 1 second and --grace longer than it "
+                           f"(got --heartbeat {heartbeat}, --grace {grace}).")
+    return SharedStudy(storage, name, heartbeat=heartbeat, grace=grace or GRACE_BEATS * heartbeat)
 
 
 def check_sweep(recipe_path: str, overrides: list[str] | tuple[str, ...] = ()) -> SweepSection:
@@ -130,23 +163,26 @@ def _prepare(recipe_path: str, overrides: list[str]) -> tuple[SweepSection, dict
 
 
 def _create(folder: Path | None, base: dict, raw: dict, spec: SweepSection, recipe_path: str,
-            overrides: list[str]) -> Path:
+            overrides: list[str], shared: SharedStudy | None) -> Path:
     runs_dir = base.get("output", {}).get("runs_dir", "runs")
     folder = claim_run_dir(folder) if folder else new_run_dir(runs_dir, f"{base['experiment']['name']}-sweep")
     atomic_write_text(folder / RECIPE, tomli_w.dumps(base))
     atomic_write_json(folder / META, {"recipe_path": str(recipe_path), "overrides": overrides,
                                       "raw": raw, "sweep": to_plain(spec),
-                                      "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+                                      "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                      **({"storage": without_password(shared.url),
+                                          "study": shared.name} if shared else {})})
     return folder
 
 
 def _reopen(folder: Path, recipe_path: str | None, overrides: list[str],
-            cli: list[str]) -> tuple[SweepSection, dict]:
-    """The saved sweep; a recipe given again must match it except for trials and parallel."""
+            cli: list[str]) -> tuple[SweepSection, dict, dict, dict]:
+    """The saved sweep (spec, base, raw, meta); a recipe given again must match it except for
+    trials and parallel."""
     meta = json.loads((folder / META).read_text("utf-8"))
     if recipe_path:
         _spec, _base, raw = _prepare(recipe_path, overrides or meta["overrides"])
-        if _comparable(raw) != _comparable(meta["raw"]):
+        if comparable(raw) != comparable(meta["raw"]):
             raise KvisionError(
                 f"The recipe '{recipe_path}' (with its --set overrides) differs from the one the "
                 f"sweep in '{folder}' started with, so resuming would mix two experiments. Start "
@@ -154,46 +190,66 @@ def _reopen(folder: Path, recipe_path: str | None, overrides: list[str],
                 f"--trials and --parallel may change).")
     raw = apply_overrides(meta["raw"], cli, str(folder / META))
     spec, base = split_sweep(raw, file=str(folder / META))
-    return spec, base
+    return spec, base, raw, meta
 
 
-def _comparable(raw: dict) -> dict:
-    sweep = {k: v for k, v in raw.get("sweep", {}).items() if k not in RESUMABLE_CHANGES}
-    return {**raw, "sweep": sweep}
-
-
-def _drive(folder: Path, spec: SweepSection, console: Console) -> SweepResult:
-    """Hold the lock, open the study, keep ``parallel`` trials running until the budget is spent."""
+def _drive(folder: Path, spec: SweepSection, raw: dict, console: Console,
+           shared: SharedStudy | None, source: str) -> SweepResult:
+    """Hold the lock, open the study, keep ``parallel`` trials running until none is left."""
     folder = folder.resolve()  # trials record this path; it must not depend on the cwd
     _lock(folder)
     try:
-        study = _study(folder, spec)
         total = budget(spec)
-        console.line(f"sweep directory: {folder} ({spec.sampler}, {total} trials, "
-                     f"{spec.parallel} at a time, objective {spec.objective})")
-        with stop_on_signals() as stop:
-            jobs = _adopt(folder, study, spec, console)
-            while True:
-                _reap(folder, study, spec, jobs, stop, console)
-                if stop:
-                    _stop_all(jobs)
-                    _reap(folder, study, spec, jobs, stop, console)
-                    break
-                while len(jobs) < spec.parallel and _started(study) < total:
-                    jobs.append(_start(folder, study, spec, console))
-                if not jobs:
-                    break
-                _write_report(folder, study, spec, total)
-                time.sleep(POLL_S)
-        best = _write_report(folder, study, spec, total)
+        if shared is None:
+            handle, note = local_study(folder / JOURNAL, spec, total), f"{total} trials"
+        else:
+            handle, note = shared.join(spec, raw, total, source)
+            total = int(handle.study.user_attrs[BUDGET_ATTR])
+        console.line(f"sweep directory: {folder} ({spec.sampler}, {note}, {spec.parallel} at a "
+                     f"time, objective {spec.objective})")
+        with stop_on_signals() as stop, Heartbeat(handle.storage, handle.heartbeat) as beat:
+            _loop(folder, handle, spec, total, console, stop, beat)
+        best = write_report(folder, handle.study, spec, total)
     finally:
         (folder / LOCK).unlink(missing_ok=True)
     if stop:
-        console.line(f"sweep stopped by {stop.signame}; continue with: kvision sweep --resume {folder}")
+        console.line(f"sweep stopped by {stop.signame}; continue with: kvision sweep --resume {folder}"
+                     + (" (meanwhile the other workers retry its trials)" if handle.shared else ""))
         return SweepResult(folder, "interrupted", 130 if stop.signame == "SIGINT" else 143, best)
     console.line(f"sweep finished: {folder / 'sweep.md'}" + (
         f"; best {spec.objective} {best['objective']:.4f} ({best['run_dir']})" if best else ""))
     return SweepResult(folder, "finished", 0, best)
+
+
+def _loop(folder: Path, handle: SweepStudy, spec: SweepSection, total: int, console: Console,
+          stop: StopFlag, beat: Heartbeat) -> None:
+    """Claim, start and reap trials until the study has none left, or until a stop."""
+    jobs = [] if handle.shared else _adopt(folder, handle, spec, console)
+    for job in jobs:
+        beat.add(job.trial_id)
+    told_waiting = False
+    while True:
+        changed = _reap(folder, handle, spec, jobs, stop, console, beat)
+        if stop:
+            _stop_all(jobs)
+            _reap(folder, handle, spec, jobs, stop, console, beat)
+            return
+        handle.fail_stale()  # a dead worker's trials are queued again, for anyone to claim
+        while len(jobs) < spec.parallel and (job := _next(folder, handle, spec, console)):
+            jobs.append(job)
+            beat.add(job.trial_id)
+            changed = True
+        if not jobs:
+            waiting, running = handle.unfinished() if handle.shared else ([], [])
+            if not (waiting or running):
+                return
+            if not told_waiting:
+                console.line(f"waiting for {len(running)} trial(s) of other workers: if a worker "
+                             "dies, its trial is retried here")
+                told_waiting = True
+        if changed:
+            write_report(folder, handle.study, spec, total)
+        time.sleep(POLL_S)
 
 
 def _lock(folder: Path) -> None:
@@ -207,52 +263,58 @@ def _lock(folder: Path) -> None:
     atomic_write_json(lock, {"pid": os.getpid(), "host": socket.gethostname()})
 
 
-def _study(folder: Path, spec: SweepSection) -> Any:
-    import optuna
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the sweep prints its own lines
-    storage = JournalStorage(JournalFileBackend(str(folder / JOURNAL)))
-    direction = "maximize" if spec.maximize else "minimize"
-    study = optuna.create_study(study_name="sweep", storage=storage, direction=direction,
-                                load_if_exists=True)
-    # Seeded by the trials so far, so a resumed sweep does not replay the first suggestions.
-    seed = (spec.seed or 0) + len(study.trials)  # spec.seed is set by split_sweep
-    if spec.sampler == "bayes":
-        study.sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=spec.parallel > 1)
-    else:
-        study.sampler = optuna.samplers.RandomSampler(seed=seed)
-    if spec.sampler == "grid" and not study.trials:
-        for combo in grid(spec)[:budget(spec)]:  # queued in order; Optuna hands them out
-            study.enqueue_trial(grid_labels(combo))
-    return study
+def _next(folder: Path, handle: SweepStudy, spec: SweepSection, console: Console) -> _Job | None:
+    """Claim the next queued trial and start it; None when the queue is empty."""
+    trial = handle.claim()
+    if trial is None:
+        return None
+    params = suggest(trial, spec)
+    trial_id = handle.trial_id(trial.number)
+    frozen = handle.storage.get_trial(trial_id)  # its attributes (a retry copies the dead one's)
+    retry_of = frozen.system_attrs.get("failed_trial")
+    run_dir = _retry_dir(frozen) if retry_of is not None else None
+    run_dir = run_dir or folder / "trials" / f"{trial.number:03d}"
+    for key, value in (("run_dir", str(run_dir)), ("host", socket.gethostname()),
+                       ("worker", worker_name())):
+        trial.set_user_attr(key, value)  # where the trial is, for reports from any machine
+    if retry_of is not None:
+        console.line(f"trial {trial.number:03d} retries trial {retry_of:03d}, whose worker "
+                     "stopped answering" + (f"; resuming {run_dir}" if is_run_dir(run_dir) else ""))
+    return _start(folder, spec, console, _Job(trial.number, trial_id, run_dir, params))
 
 
-def _started(study: Any) -> int:
-    from optuna.trial import TrialState
+def _retry_dir(trial: Any) -> Path | None:
+    """The dead trial's run directory, when this machine can reach it (a shared filesystem)."""
+    earlier = trial.user_attrs.get("run_dir")
+    return Path(earlier) if earlier and is_run_dir(earlier) else None
 
-    return sum(t.state != TrialState.WAITING for t in study.get_trials(deepcopy=False))
 
-
-def _start(folder: Path, study: Any, spec: SweepSection, console: Console,
-           number: int | None = None, params: dict | None = None) -> _Job:
-    """Launch a new trial, or continue trial ``number`` (resumed when its run exists)."""
-    if number is None:
-        trial = study.ask()
-        number, params = trial.number, suggest(trial, spec)
-    run_dir = folder / "trials" / f"{number:03d}"
-    resumed = is_run_dir(run_dir)
-    command = resume_command(run_dir) if resumed else run_command(
-        folder / RECIPE, run_dir, [override(k, v) for k, v in params.items()])
-    if not resumed and run_dir.exists():
-        _clear(run_dir)  # created but killed before its first file: start it afresh
-    log = folder / "logs" / f"{number:03d}.log"
+def _start(folder: Path, spec: SweepSection, console: Console, job: _Job) -> _Job:
+    """Launch ``job``'s trial: new, or resumed when its run exists; a run that is finished or
+    still running here is left as it is (the job then waits for it or just reads it)."""
+    run_dir = job.run_dir
+    status = RunReader(run_dir).status() if is_run_dir(run_dir) else None
+    if status == "finished" or (status == "running" and _writes_here(run_dir)):
+        if status == "running":
+            console.line(f"trial {job.number:03d} is still running; waiting for it")
+        return job
+    if status is None:
+        if run_dir.exists():
+            _clear(run_dir)  # created but killed before its first file: start it afresh
+        command = run_command(folder / RECIPE, run_dir, [override(k, v) for k, v in job.params.items()])
+    else:  # "running" on another machine, which the heartbeat says is gone: take it over
+        command = resume_command(run_dir) + (["--force"] if status == "running" else [])
+    log = folder / "logs" / f"{job.number:03d}.log"
     log.parent.mkdir(exist_ok=True)
-    proc = spawn_run(command, log, env=_trial_env(spec))
-    shown = " ".join(f"{k}={v}" for k, v in params.items())
-    console.line(f"trial {number:03d} {'resumed' if resumed else 'started'}: {shown}")
-    return _Job(number, run_dir, params, proc)
+    job.proc = spawn_run(command, log, env=_trial_env(spec))
+    shown = " ".join(f"{k}={v}" for k, v in job.params.items())
+    console.line(f"trial {job.number:03d} {'started' if status is None else 'resumed'}: {shown}")
+    return job
+
+
+def _writes_here(run_dir: Path) -> bool:
+    """Whether the run's writer is a process of this machine (so its liveness is known)."""
+    return RunReader(run_dir).meta().get("host") in (None, socket.gethostname())
 
 
 def _clear(run_dir: Path) -> None:
@@ -269,30 +331,25 @@ def _trial_env(spec: SweepSection) -> dict[str, str]:
     return env
 
 
-def _adopt(folder: Path, study: Any, spec: SweepSection, console: Console) -> list[_Job]:
-    """Trials a killed sweep left RUNNING: wait for live ones, resume the others."""
+def _adopt(folder: Path, handle: SweepStudy, spec: SweepSection, console: Console) -> list[_Job]:
+    """Trials a killed sweep left RUNNING in its journal: wait for live ones, resume the others."""
     from optuna.trial import TrialState
 
     jobs = []
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        params = trial_params(spec, t.params)
-        run_dir = folder / "trials" / f"{t.number:03d}"
-        job = _Job(t.number, run_dir, params)
-        if job.running():
-            console.line(f"trial {t.number:03d} is still running; waiting for it")
-        elif not (is_run_dir(run_dir) and RunReader(run_dir).status() == "finished"):
-            job = _start(folder, study, spec, console, t.number, params)
-        jobs.append(job)
+    for t in handle.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        run_dir = Path(t.user_attrs.get("run_dir") or folder / "trials" / f"{t.number:03d}")
+        job = _Job(t.number, handle.trial_id(t.number), run_dir, trial_params(spec, t.params))
+        jobs.append(_start(folder, spec, console, job))
     return jobs
 
 
-def _reap(folder: Path, study: Any, spec: SweepSection, jobs: list[_Job], stop: StopFlag,
-          console: Console) -> None:
-    """Record every trial that ended: its objective, or failed with the reason."""
-    from optuna.trial import TrialState
-
-    for job in [j for j in jobs if not j.running()]:
+def _reap(folder: Path, handle: SweepStudy, spec: SweepSection, jobs: list[_Job], stop: StopFlag,
+          console: Console, beat: Heartbeat) -> bool:
+    """Record every trial that ended: its objective, or failed with the reason; True if any."""
+    ended = [j for j in jobs if not j.running()]
+    for job in ended:
         jobs.remove(job)
+        beat.remove(job.trial_id)
         status = RunReader(job.run_dir).status() if is_run_dir(job.run_dir) else "not started"
         if status == "interrupted" and stop:
             continue  # stopped with the sweep: stays RUNNING in the study, resumed next time
@@ -301,12 +358,32 @@ def _reap(folder: Path, study: Any, spec: SweepSection, jobs: list[_Job], stop: 
                 raise KvisionError(_failure(folder, job, status))
             value = read_objective(job.run_dir, spec)
         except KvisionError as exc:
-            study.set_user_attr(f"error_{job.number}", str(exc))
-            study.tell(job.number, state=TrialState.FAIL)
-            console.line(f"trial {job.number:03d} failed: {exc}")
+            _tell(handle, job, console, error=str(exc))
             continue
-        study.tell(job.number, value)
-        console.line(f"trial {job.number:03d} done: {spec.objective} {value:.4f}")
+        _tell(handle, job, console, value=value, objective=spec.objective)
+    return bool(ended)
+
+
+def _tell(handle: SweepStudy, job: _Job, console: Console, *, value: float | None = None,
+          error: str | None = None, objective: str = "") -> None:
+    """The trial's result into the study, unless the study gave up on it meanwhile (a worker
+    so slow that its heartbeat lapsed: the trial was retried elsewhere)."""
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    try:
+        if handle.storage.get_trial(job.trial_id).state.is_finished():
+            raise UpdateFinishedTrialError("given up")
+        if error is not None:
+            handle.set_trial_attr(job.number, "error", error)
+            handle.study.tell(job.number, state=TrialState.FAIL, skip_if_finished=True)
+            console.line(f"trial {job.number:03d} failed: {error}")
+        else:
+            handle.study.tell(job.number, value, skip_if_finished=True)
+            console.line(f"trial {job.number:03d} done: {objective} {value:.4f}")
+    except UpdateFinishedTrialError:
+        console.line(f"trial {job.number:03d} had been given up by the study (no heartbeat in "
+                     "time) and retried elsewhere; its run directory keeps this result")
 
 
 def _failure(folder: Path, job: _Job, status: str) -> str:
@@ -331,21 +408,6 @@ def _stop_all(jobs: list[_Job]) -> None:
     for job in jobs:
         if job.proc is not None:
             job.proc.wait()
-
-
-def _write_report(folder: Path, study: Any, spec: SweepSection, total: int) -> dict | None:
-    rows, errors = [], study.user_attrs
-    for t in study.get_trials(deepcopy=False):
-        if t.state.name == "WAITING":
-            continue
-        seconds = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete else None
-        rows.append({"trial": t.number, "run_dir": f"trials/{t.number:03d}",
-                     "state": t.state.name.lower().replace("fail", "failed"),
-                     "objective": t.value, "params": trial_params(spec, t.params),
-                     "seconds": seconds, "error": errors.get(f"error_{t.number}")})
-    write_sweep_report(folder, spec, rows, total)
-    summary = json.loads((folder / "sweep.json").read_text("utf-8"))
-    return summary["best"]
 
 
 __all__ = ["SweepResult", "check_sweep", "run_sweep"]

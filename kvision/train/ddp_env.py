@@ -6,8 +6,11 @@ before Keras loads (Keras reads ``KERAS_TORCH_DEVICE`` once, at import).
 
 from __future__ import annotations
 
+import atexit
 import os
+import socket
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +32,15 @@ def init_from_env() -> bool:
         os.environ.setdefault("KERAS_TORCH_DEVICE", f"cuda:{local}")  # read when Keras loads
         torch.cuda.set_device(local)
     dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    # Left to the interpreter's exit, gloo's threads can abort the process ("terminate called
+    # without an active exception"), turning exit code 2 of a user mistake into SIGABRT.
+    atexit.register(_leave)
     return True
+
+
+def _leave() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def is_distributed() -> bool:
@@ -67,36 +78,110 @@ def broadcast_object(obj: Any) -> Any:
     return box[0]
 
 
-def launch(nprocs: int, argv: list[str]) -> int:
+@dataclass(frozen=True)
+class Nodes:
+    """Where this machine stands in a multi-node run: ``count`` machines, this one ``rank``,
+    all meeting at ``endpoint`` (HOST:PORT of node 0, which also writes the run directory)."""
+
+    count: int = 1
+    rank: int = 0
+    endpoint: str | None = None
+
+    def check(self) -> None:
+        """User mistakes in --nnodes / --node-rank / --rdzv-endpoint, as KvisionError."""
+        from kvision.errors import KvisionError
+
+        if self.count < 1:
+            raise KvisionError(f"--nnodes must be at least 1, got {self.count}.")
+        if not 0 <= self.rank < self.count:
+            raise KvisionError(f"--node-rank {self.rank} is outside 0..{self.count - 1} "
+                               f"(--nnodes {self.count}); number the machines from 0, and give "
+                               "0 to the one at --rdzv-endpoint.")
+        if self.count > 1 and not self.endpoint:
+            raise KvisionError(f"--nnodes {self.count} needs --rdzv-endpoint HOST:PORT: the "
+                               "address of node 0 that every node can reach, e.g. "
+                               "--rdzv-endpoint 10.0.0.1:29500.")
+        host, _, port = (self.endpoint or "").rpartition(":")
+        if self.endpoint and not (host and port.isdigit() and 0 < int(port) < 65536):
+            raise KvisionError(f"--rdzv-endpoint '{self.endpoint}' is not HOST:PORT "
+                               "(e.g. 10.0.0.1:29500).")
+
+    def torchrun_args(self) -> list[str]:
+        """One node: ``--standalone``; several: torchrun's static rendezvous at node 0."""
+        if self.count == 1:
+            return ["--standalone"]
+        return [f"--nnodes={self.count}", f"--node-rank={self.rank}",
+                "--rdzv-backend=static", f"--rdzv-endpoint={self.endpoint}"]
+
+
+# The options of `kvision run` that only `kvision run` itself reads: the ranks run without them.
+LAUNCH_OPTIONS = ("--gpus", "--nnodes", "--node-rank", "--rdzv-endpoint")
+
+
+def launch(nprocs: int, argv: list[str], nodes: Nodes | None = None) -> int:
     """``kvision run --gpus N ...``: become ``torchrun`` running ``kvision <argv>`` as N ranks.
 
-    ``argv`` is the command line after ``kvision`` (``--gpus`` is dropped from it, so the
-    ranks run the plain command). The process is replaced (``exec``), so Ctrl-C and SIGTERM
+    ``argv`` is the command line after ``kvision`` (the launch options are dropped from it, so
+    the ranks run the plain command). With ``nodes`` of more than one machine, the same
+    command runs on each with its own ``--node-rank``; torchrun's static rendezvous at
+    ``nodes.endpoint`` joins them. The process is replaced (``exec``), so Ctrl-C and SIGTERM
     reach torchrun, which passes them to every rank; returns only in tests that stub exec.
     """
     from kvision.errors import KvisionError
 
+    nodes = nodes or Nodes()
     if nprocs < 1:
         raise KvisionError(f"--gpus must be at least 1, got {nprocs}.")
+    nodes.check()
     if torch.cuda.is_available() and nprocs > torch.cuda.device_count():
         raise KvisionError(f"--gpus {nprocs} asks for more GPUs than this machine has "
                            f"({torch.cuda.device_count()}).")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc-per-node={nprocs}", "-m", "kvision", *_without_gpus(argv)]
+    cmd = [sys.executable, "-m", "torch.distributed.run", *nodes.torchrun_args(),
+           f"--nproc-per-node={nprocs}", "-m", "kvision", *_without_launch_options(argv)]
     os.execv(sys.executable, cmd)
     return 0  # not reached: exec replaced this process
 
 
-def _without_gpus(argv: list[str]) -> list[str]:
+def _without_launch_options(argv: list[str]) -> list[str]:
     out, skip = [], False
     for arg in argv:
         if skip:
             skip = False
-        elif arg == "--gpus":
+        elif arg in LAUNCH_OPTIONS:
             skip = True
-        elif not arg.startswith("--gpus="):
+        elif not arg.startswith(tuple(f"{o}=" for o in LAUNCH_OPTIONS)):
             out.append(arg)
     return out
+
+
+def check_everywhere(ok: bool, problem: str) -> None:
+    """Raise KvisionError on every rank if the check failed on any of them.
+
+    A check that fails on one node only (it cannot see the run directory) must stop all
+    ranks alike: a rank that went on would wait for the others in a collective forever.
+    """
+    from kvision.errors import KvisionError
+
+    if not is_distributed():
+        if not ok:
+            raise KvisionError(problem)
+        return
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    flag = torch.tensor([1.0 if ok else 0.0], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    if not ok:
+        raise KvisionError(problem)
+    if not flag.item():
+        raise KvisionError(f"rank {rank()} stops with the others: another rank's check failed "
+                           "(its message is in that node's output).")
+
+
+def shared_dir_problem(path: Path) -> str:
+    """The message for a rank that cannot see the run directory node 0 made."""
+    return (f"rank {rank()} on {socket.gethostname()} cannot see the run directory '{path}' "
+            "that rank 0 uses. Every rank reads checkpoints from it, so a run over several "
+            "machines needs the runs folder on a filesystem they share at the same path "
+            "(e.g. NFS), with --runs-dir or --run-dir pointing into it.")
 
 
 class FollowerWriter:

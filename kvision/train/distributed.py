@@ -8,7 +8,9 @@ this module adds the shard, the all-reduce and the epoch-metric average.
 
 * Launch: ``torchrun --standalone --nproc-per-node N -m kvision run RECIPE`` (or
   ``kvision run --gpus N``, which runs exactly that through :func:`launch`). NCCL on GPUs,
-  gloo on CPU; each rank uses GPU ``LOCAL_RANK``.
+  gloo on CPU; each rank uses GPU ``LOCAL_RANK``. Several machines: the same command on
+  each with ``--nnodes M --node-rank R --rdzv-endpoint HOST:PORT`` (torchrun's static
+  rendezvous at node 0); the run directory must be on a filesystem all of them share.
 * Exactness: rank r takes rows r, r+W, ... of global batch i (the seeded order every rank
   shares) and weights its loss by ``n_r * W / n`` so the averaged gradient is the gradient
   of the global batch's mean loss, also for a short last batch. Dropout masks and BatchNorm
@@ -20,7 +22,6 @@ this module adds the shard, the all-reduce and the epoch-metric average.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -29,22 +30,24 @@ import torch
 import torch.distributed as dist
 
 from kvision.train.ddp_env import init_from_env, is_main, launch, rank, world_size
+from kvision.train.signals import StopFlag
 
 
 def fit_one_epoch(model: Any, train: Any, val: Any, *, class_weight: dict[int, float] | None = None,
                   steps_per_epoch: int | None = None, callbacks: list | None = None,
-                  stop: Callable[[], bool] | None = None) -> dict[str, float]:
+                  stop: StopFlag | None = None) -> dict[str, float]:
     """One data-parallel epoch of ``model.fit``; returns the epoch metrics, equal on all ranks.
 
     ``train`` is the global batch sequence (same seeded order on every rank); ``val`` is
     evaluated whole on every rank, so val metrics need no reduction beyond the average.
     ``stop`` says whether this rank was asked to stop (Ctrl-C, SIGTERM); all ranks then stop
-    after the same batch, so none is left waiting in a collective.
+    after the same batch, so none is left waiting in a collective, and a rank that was not
+    asked (another machine's was) gets its flag set too, so every rank checkpoints and exits.
     """
     _broadcast_weights(model)
     _average_gradients(model.optimizer)
     shard = ShardedBatches(train, rank(), world_size(), class_weight)
-    hooks = [*(callbacks or []), _StopTogether(stop or (lambda: False))]
+    hooks = [*(callbacks or []), _StopTogether(stop if stop is not None else StopFlag())]
     history = model.fit(shard, validation_data=val, epochs=1, verbose=0, shuffle=False,
                         callbacks=hooks, steps_per_epoch=steps_per_epoch)
     metrics = {k: float(v[-1]) for k, v in history.history.items() if k != "learning_rate"}
@@ -54,13 +57,15 @@ def fit_one_epoch(model: Any, train: Any, val: Any, *, class_weight: dict[int, f
 class _StopTogether(keras.callbacks.Callback):
     """After every batch: stop on all ranks if any rank was asked to (one tiny all-reduce)."""
 
-    def __init__(self, stop: Callable[[], bool]) -> None:
+    def __init__(self, stop: StopFlag) -> None:
         super().__init__()
         self.stop = stop
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        flag = torch.tensor([1.0 if self.stop() else 0.0], device=_collective_device())
+        flag = torch.tensor([1.0 if self.stop else 0.0], device=_collective_device())
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        if flag.item() and not self.stop:
+            self.stop.signame = "SIGTERM"  # a rank on another machine was stopped: as if here
         self.model.stop_training = bool(flag.item())
 
 

@@ -6,6 +6,8 @@ function-fitting (regression) run with R^2 and MSE, plus MAE in its ``scores``.
 
 from __future__ import annotations
 
+import copy
+import hashlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -38,7 +40,32 @@ def _predictions(ctx: RunContext, model: keras.Model) -> Iterator[tuple[str, str
 
 @timed("evaluate")
 def evaluate_matrix(ctx: RunContext, model: keras.Model) -> tuple[dict, dict, dict]:
-    """Accuracy and cross-entropy per condition and split, and the predicted test classes."""
+    """Accuracy and cross-entropy per condition and split, and the predicted test classes.
+
+    A model whose weights were already evaluated in this run (the arms of one model before
+    training: same architecture, same seed, so the same initial weights) gets that
+    evaluation's results again instead of predicting the same images twice.
+    """
+    key = weights_key(model)
+    if key not in ctx.eval_cache:
+        ctx.eval_cache[key] = _matrix(ctx, model)
+    accuracy, loss, predicted = copy.deepcopy(ctx.eval_cache[key])
+    return accuracy, loss, predicted
+
+
+def weights_key(model: keras.Model) -> str:
+    """A digest of every weight's path, shape and values (BatchNorm statistics included)."""
+    from keras import ops
+
+    digest = hashlib.blake2b(digest_size=16)
+    for variable in model.weights:
+        values = np.ascontiguousarray(ops.convert_to_numpy(variable))
+        digest.update(f"{variable.path}:{values.dtype}:{values.shape}".encode())
+        digest.update(values.data)
+    return digest.hexdigest()
+
+
+def _matrix(ctx: RunContext, model: keras.Model) -> tuple[dict, dict, dict]:
     accuracy: dict[str, dict[str, float]] = {}
     loss: dict[str, dict[str, float]] = {}
     predicted: dict[str, np.ndarray] = {}
