@@ -242,7 +242,9 @@ MEASURED_BY = {"main_job": "python benchmarks/main_job.py --markdown docs/measur
                               "--markdown docs/measured/tui_startup.md",
                "data_throughput": "python benchmarks/data_throughput.py "
                                   "--markdown docs/measured/data_throughput.md",
-               "train_speed": "kvision bench --repeats 7 --markdown docs/measured/train_speed.md"}
+               "train_speed": "kvision bench --repeats 7 --markdown docs/measured/train_speed.md",
+               "shared_sweep": "python benchmarks/shared_sweep.py --workers 1 --workers 3 "
+                               "--markdown docs/measured/shared_sweep.md"}
 
 
 def measured(name: str | None) -> str:
