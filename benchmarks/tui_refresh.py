@@ -2,11 +2,15 @@
 
 Writes a synthetic run directory (``--trials`` x ``--epochs`` epochs, events as kvision writes
 them, the last trial still training), attaches kvision-tui's live view to it headless at
-``--size``, then repeats ``--ticks`` times: append one epoch and one progress event to the
-training trial, call the screen's poll (``refresh_run``) and let Textual repaint. Prints the
-median and worst of the poll alone and of poll + repaint, and of an idle tick (no new events).
+``--size``, then repeats ``--ticks`` times, one tick per ``--every`` seconds (the live view
+polls twice a second): append one epoch and one progress event to the training trial (the
+one the live view shows), call the screen's poll (``refresh_run``) and let Textual repaint.
+Prints the median, mean and worst of the poll alone and of poll + repaint, and of an idle
+tick (no new events). CPU time of the whole tick loop over its wall time is the share of one
+core the live view takes while a run streams one epoch per tick.
 
     python benchmarks/tui_refresh.py [--trials 8] [--epochs 3000] [--ticks 20] [--size 130x40]
+                                     [--every 0.5] [--markdown OUT] [--note TEXT]
 """
 
 from __future__ import annotations
@@ -87,7 +91,8 @@ def write_big_run(path: Path, trials: int, epochs: int) -> SyntheticRun:
     return run
 
 
-async def measure(pilot, run: SyntheticRun, trials: int, epochs: int, ticks: int) -> dict:
+async def measure(pilot, run: SyntheticRun, trials: int, epochs: int, ticks: int,
+                  every: float) -> dict:
     """Attach is done by the app; time ``ticks`` growing ticks and as many idle ones."""
     app = pilot.app
     for _ in range(2000):
@@ -97,9 +102,20 @@ async def measure(pilot, run: SyntheticRun, trials: int, epochs: int, ticks: int
         await pilot.pause(0.01)
     live = app.screen
     await pilot.pause()
+    # watch the trial that trains, as a user would: a live view that follows the run shows
+    # it by itself; one that does not is moved there with its next-trial key (t)
+    header = live.query_one("#run-header")
+    for _ in range(trials):
+        if f"trial {run.names[-1]} " in str(header.render()):
+            break
+        await pilot.press("t")
+    else:
+        raise SystemExit(f"the live view never showed {run.names[-1]}")
     poll, tick, idle = [], [], []
     epoch = epochs
+    cpu0, wall0 = time.process_time(), time.perf_counter()
     for _ in range(ticks):
+        await pilot.pause(every)
         epoch += 1
         run.epoch(trials - 1, epoch)
         run.progress(trials - 1, epoch + 1)
@@ -111,12 +127,13 @@ async def measure(pilot, run: SyntheticRun, trials: int, epochs: int, ticks: int
         t2 = time.perf_counter()
         poll.append(t1 - t0)
         tick.append(t2 - t0)
+    share = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
     for _ in range(ticks):
         t0 = time.perf_counter()
         live.refresh_run()
         await pilot.pause()
         idle.append(time.perf_counter() - t0)
-    return {"poll": poll, "tick": tick, "idle": idle}
+    return {"poll": poll, "tick": tick, "idle": idle, "share": share}
 
 
 CHILD = """
@@ -127,12 +144,13 @@ import tui_refresh as bench
 from kvision_tui.app import build_app
 
 path, trials, epochs, ticks, w, h = (sys.argv[2], *map(int, sys.argv[3:8]))
+every = float(sys.argv[8])
 run = bench.write_big_run(Path(path), trials, epochs)
 app = build_app(["--runs-dir", str(Path(path).parent), "--attach", path, "--images", "halfblock"])
 result = {}
 
 async def auto(pilot):
-    result.update(await bench.measure(pilot, run, trials, epochs, ticks))
+    result.update(await bench.measure(pilot, run, trials, epochs, ticks, every))
     app.exit()
 
 app.run(headless=True, size=(w, h), auto_pilot=auto)
@@ -142,7 +160,8 @@ print(json.dumps(result))
 
 
 def _ms(values: list[float]) -> str:
-    return f"median {1000 * statistics.median(values):.1f} ms, worst {1000 * max(values):.1f} ms"
+    return (f"median {1000 * statistics.median(values):.1f} ms, mean "
+            f"{1000 * statistics.mean(values):.1f} ms, worst {1000 * max(values):.1f} ms")
 
 
 def main() -> None:
@@ -152,22 +171,34 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3000)
     parser.add_argument("--ticks", type=int, default=20)
     parser.add_argument("--size", default="130x40")
+    parser.add_argument("--every", type=float, default=0.5, help="seconds between ticks")
+    parser.add_argument("--markdown", metavar="OUT",
+                        help="also write the results to OUT, stamped with machine, date, command")
+    parser.add_argument("--note", help="with --markdown: a note under the results")
     args = parser.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp, "runs", "20260101-000000-big")
         out = subprocess.run([sys.executable, "-c", CHILD, str(Path(__file__).parent),
                               str(path), str(args.trials), str(args.epochs), str(args.ticks),
-                              str(w), str(h)], capture_output=True, text=True)
+                              str(w), str(h), str(args.every)], capture_output=True, text=True)
     if out.returncode:
         sys.exit(out.stderr)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    print(f"# {when}, {platform.node()} ({platform.processor() or platform.machine()}), "
-          f"{args.trials} trials x {args.epochs} epochs, {args.size}, {args.ticks} ticks")
-    print(f"tick with 1 new epoch, poll only:      {_ms(result['poll'])}")
-    print(f"tick with 1 new epoch, poll + repaint: {_ms(result['tick'])}")
-    print(f"idle tick (no new events) + repaint:   {_ms(result['idle'])}")
+    setup = (f"{args.trials} trials x {args.epochs} epochs, {args.size}, {args.ticks} ticks "
+             f"every {args.every} s")
+    print(f"# {when}, {platform.node()} ({platform.processor() or platform.machine()}), {setup}")
+    lines = [f"tick with 1 new epoch, poll only: {_ms(result['poll'])}",
+             f"tick with 1 new epoch, poll + repaint: {_ms(result['tick'])}",
+             f"idle tick (no new events) + repaint: {_ms(result['idle'])}",
+             f"CPU while streaming: {100 * result['share']:.0f}% of one core"]
+    print("\n".join(lines))
+    if args.markdown:
+        from kvision.bench.stamp import write_markdown
+
+        write_markdown(args.markdown, f"TUI live refresh (benchmarks/tui_refresh.py): {setup}",
+                       "\n".join(f"- {line}" for line in lines), note=args.note)
 
 
 if __name__ == "__main__":

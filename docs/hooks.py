@@ -240,6 +240,8 @@ def cli_help() -> str:
 MEASURED_BY = {"main_job": "python benchmarks/main_job.py --markdown docs/measured/main_job.md",
                "tui_startup": "python benchmarks/tui_startup.py --big-run 8x3000 "
                               "--markdown docs/measured/tui_startup.md",
+               "tui_refresh": "python benchmarks/tui_refresh.py --trials 8 --epochs 3000 "
+                              "--markdown docs/measured/tui_refresh.md",
                "data_throughput": "python benchmarks/data_throughput.py "
                                   "--markdown docs/measured/data_throughput.md",
                "train_speed": "kvision bench --repeats 7 --markdown docs/measured/train_speed.md",

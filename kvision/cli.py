@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -35,12 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_validate(sub)
     _add_show(sub)
     _add_ls(sub)
-    _add_export(sub)
     p = sub.add_parser("datasets", help="list dataset sources and built-in datasets")
     p.set_defaults(handler=_datasets)
     for module in ("kvision.models.commands", "kvision.data.commands", "kvision.insight.commands",
                    "kvision.sweep.commands", "kvision.bench.commands",
-                   "kvision.insight.compare_commands"):
+                   "kvision.insight.compare_commands", "kvision.portable.commands",
+                   "kvision.recipe.commands"):
         _register_optional(sub, module)
     return parser
 
@@ -59,7 +58,8 @@ def _register_optional(sub: argparse._SubParsersAction, module: str) -> None:
 def _add_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a recipe (or --resume a stopped run)",
                        description="Run every model x arm of a recipe into a new run directory.")
-    p.add_argument("recipe", nargs="?", help="recipe TOML file (optional with --resume)")
+    p.add_argument("recipe", nargs="?", help="recipe TOML file, or the name of a shipped recipe "
+                   "(kvision recipes lists them; optional with --resume)")
     _add_set(p)
     p.add_argument("--runs-dir", help="folder for run directories (default: the recipe's output.runs_dir)")
     p.add_argument("--run-dir", help="exact run directory to create (used by kvision-tui)")
@@ -106,33 +106,44 @@ def _add_ls(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_ls)
 
 
-def _add_export(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="copy a run's .keras models out (checked to load in safe mode)")
-    p.add_argument("run_dir")
-    p.add_argument("--to", default=".", help="destination folder (default: current folder)")
-    p.set_defaults(handler=_export)
-
-
 # -- handlers -------------------------------------------------------------------------------
 def _run(args: argparse.Namespace) -> int:
     from kvision.train.runner import resume_run, run_recipe
 
-    multi = (args.gpus or 1) > 1 or args.nnodes != 1 or args.node_rank
-    if multi and "WORLD_SIZE" not in os.environ:
-        from kvision.train.ddp_env import Nodes, launch
-
-        return launch(args.gpus or 1, sys.argv[1:],
-                      Nodes(args.nnodes, args.node_rank, args.rdzv_endpoint))
+    launched, notes = _data_parallel(args)
+    if launched is not None:
+        return launched
     overrides = list(args.overrides) + ([f"experiment.repeats={args.repeats}"] if args.repeats else [])
     if args.resume:
-        result = resume_run(args.resume, recipe_path=args.recipe, overrides=overrides, force=args.force)
+        result = resume_run(args.resume, recipe_path=args.recipe, overrides=overrides,
+                            force=args.force, notes=notes)
     elif not args.recipe:
         raise KvisionError("kvision run needs a RECIPE file (or --resume RUN_DIR).")
     else:
-        result = run_recipe(args.recipe, overrides, runs_dir=args.runs_dir, run_dir=args.run_dir)
+        from kvision.recipe.shipped import resolve
+
+        result = run_recipe(resolve(args.recipe), overrides, runs_dir=args.runs_dir,
+                            run_dir=args.run_dir, notes=notes)
     if args.profile:
         _print_profile(result.run_dir)
     return result.exit_code
+
+
+def _data_parallel(args: argparse.Namespace) -> tuple[int | None, list[str]]:
+    """Become torchrun when asked for several processes (the exit code when exec is stubbed),
+    or (None, notes): train in this process, saying why in the run's warnings."""
+    multi = (args.gpus or 1) > 1 or args.nnodes != 1 or args.node_rank
+    if not multi or "WORLD_SIZE" in os.environ:
+        return None, []
+    backend = os.environ.get("KERAS_BACKEND", "torch")
+    if backend == "torch":
+        from kvision.train.ddp_env import Nodes, launch
+
+        return launch(args.gpus or 1, sys.argv[1:],
+                      Nodes(args.nnodes, args.node_rank, args.rdzv_endpoint)), []
+    # Data parallel is torchrun + torch DDP; other backends train in this one process.
+    return None, [f"--gpus/--nnodes ignored: data-parallel training needs the torch backend "
+                  f"(KERAS_BACKEND is {backend}); training in one process."]
 
 
 def _print_profile(run_dir: Path) -> None:
@@ -146,8 +157,9 @@ def _print_profile(run_dir: Path) -> None:
 
 def _validate(args: argparse.Namespace) -> int:
     from kvision.recipe import dump_toml, load_recipe
+    from kvision.recipe.shipped import resolve
 
-    print(dump_toml(load_recipe(args.recipe, args.overrides)), end="")
+    print(dump_toml(load_recipe(resolve(args.recipe), args.overrides)), end="")
     print(f"# {args.recipe}: valid", file=sys.stderr)
     return 0
 
@@ -171,37 +183,6 @@ def _ls(args: argparse.Namespace) -> int:
     from kvision.runs.listing import format_runs
 
     print(format_runs(args.runs_dir))
-    return 0
-
-
-def _export(args: argparse.Namespace) -> int:
-    from kvision.runs import is_run_dir
-
-    run = Path(args.run_dir)
-    if not is_run_dir(run):
-        raise KvisionError(f"'{run}' is not a kvision run directory (no meta.json / events.jsonl).")
-    models = sorted(run.glob("trials/*/model.keras"))
-    if not models:
-        raise KvisionError(f"'{run}' has no exported models yet (trials/*/model.keras): "
-                           "a trial writes its model when it finishes.")
-    from kvision.models import load_model
-    from kvision.runs.atomic import commit
-    from kvision.runs.space import ensure_space
-
-    dest = Path(args.to)
-    dest.mkdir(parents=True, exist_ok=True)
-    ensure_space(dest, sum(p.stat().st_size for p in models))
-    for path in models:
-        load_model(path)  # safe_mode=True: proves it loads without running code
-        target = dest / f"{run.name}-{path.parent.name}.keras"
-        tmp = target.with_name(f".{target.name}.partial")
-        try:
-            shutil.copyfile(path, tmp)
-            commit(tmp, target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)  # a full disk leaves no half model behind
-            raise
-        print(target)
     return 0
 
 

@@ -335,7 +335,8 @@ def test_export_onto_a_full_disk_exits_75_and_leaves_no_half_file(reference, tmp
     from kvision.runs import space
 
     dest = tmp_path / "out"
-    monkeypatch.setattr("shutil.copyfile", lambda src, dst: (Path(dst).write_bytes(b"x"), enospc()))
+    monkeypatch.setattr("keras.Model.save", lambda self, path, *a, **k: (
+        Path(path).write_bytes(b"x"), enospc()))  # a half-written file, then the disk is full
     assert cli.main(["export", str(reference), "--to", str(dest)]) == EXIT_DISK_FULL
     assert list(dest.iterdir()) == []
     monkeypatch.setattr(space, "free_bytes", lambda folder: 10)

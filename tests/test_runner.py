@@ -195,4 +195,5 @@ def test_show_ls_export(finished, tmp_path):
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert sorted(p.name for p in (tmp_path / "x").iterdir()) == [
-        f"{d.name}-lenet-expert.keras", f"{d.name}-lenet-naive.keras"]
+        "lenet-expert.keras", "lenet-expert.keras.json", "lenet-naive.keras",
+        "lenet-naive.keras.json"]

@@ -438,6 +438,12 @@ async def test_live_view_follows_a_second_trial_and_shows_an_evaluation_in_progr
         await until(pilot, lambda: "lenet-arm1 evaluating before" in text_of(label))
         assert "trial lenet-arm1 (2/2) · following" in text_of(header)
         assert "no epochs yet" in str(screen.query_one("#loss-chart").render())
+        with open(run / "events.jsonl", "a") as fh:  # issue 15's non-finite loss stop
+            fh.write(json.dumps({"event": "trial_failed", "time": "2026-01-01T12:11:00+00:00",
+                                 "trial": "lenet-arm1", "stage": "stage0",
+                                 "error": "non-finite loss"}) + "\n")
+        await until(pilot, lambda: "trial lenet-arm1 (2/2) · failed" in text_of(header))
+        assert "evaluating" not in text_of(label)
 
 
 @sync
@@ -461,3 +467,15 @@ async def test_messages_tab_has_a_placeholder_until_a_warning_arrives(world) -> 
         await until(pilot, lambda: any("speed_paths_off" in str(line.text)
                                        for line in log.lines))
         assert not placeholder.display
+
+
+@sync
+async def test_a_recipe_description_reads_as_prose(world) -> None:
+    (world["recipes"] / "described.toml").write_text(TINY.replace(
+        'name = "tiny"', 'name = "tiny"\ndescription = """First line.\nSecond line."""'))
+    app = make_app(world)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("down")  # broken, described, tiny: the second one
+        body = app.screen.query_one("#recipe-body", Static)
+        await until(pilot, lambda: "First line." in text_of(body))
+        assert "First line.\nSecond line." in text_of(body)  # a line break, not a literal \\n

@@ -124,3 +124,45 @@ def test_images_screen(app, snap_compare, size) -> None:
 @SIZES
 def test_help_screen(app, snap_compare, size) -> None:
     assert snap_compare(app, terminal_size=size, press=["question_mark"])
+
+
+ROOT = Path(__file__).resolve().parents[1]
+#: docs/images/tui/<name>.svg -> the snapshot it copies
+DOC_SHOTS = {f"{name}.svg": f"test_{name}[130x40].svg" for name in (
+    "recipes_screen", "live_screen_charts", "live_screen_epochs_table", "live_screen_evaluation",
+    "live_screen_messages", "history_screen", "compare_screen", "images_screen", "help_screen")}
+DOC_SHOTS |= {f"{name}_80x24.svg": f"test_{name}[80x24].svg"
+              for name in ("live_screen_charts", "history_screen")}
+
+
+def test_the_docs_screenshots_are_the_current_snapshots() -> None:
+    """docs/tui.md shows the snapshot SVGs; after --snapshot-update, copy them again:
+    for each docs/images/tui/NAME.svg, cp tests/__snapshots__/test_tui_snapshots/test_NAME[130x40].svg."""
+    shots = ROOT / "tests" / "__snapshots__" / "test_tui_snapshots"
+    for doc, snap in DOC_SHOTS.items():
+        assert (ROOT / "docs" / "images" / "tui" / doc).read_bytes() == (shots / snap).read_bytes(), doc
+        assert f"images/tui/{doc}" in (ROOT / "docs" / "tui.md").read_text()
+
+
+def test_the_docs_list_every_key_binding() -> None:
+    from textual.keys import format_key
+
+    from kvision_tui.app import KvisionApp
+    from kvision_tui.compare_screen import CompareScreen
+    from kvision_tui.dialogs import HelpScreen
+    from kvision_tui.history_screen import HistoryScreen
+    from kvision_tui.images_screen import ImagesScreen
+    from kvision_tui.live_screen import LiveScreen
+    from kvision_tui.recipes_screen import RecipesScreen
+
+    rows = [line.split(" | ") for line in (ROOT / "docs" / "tui.md").read_text().splitlines()
+            if line.startswith("| ") and line.count(" | ") >= 2]
+    owners = {"everywhere": KvisionApp, "Recipes": RecipesScreen, "Live": LiveScreen,
+              "History": HistoryScreen, "Compare": CompareScreen, "Images": ImagesScreen,
+              "Help": HelpScreen}
+    for where, owner in owners.items():
+        for binding in owner.BINDINGS:
+            keys = [f"`{format_key(k)}`" for k in binding.key.split(",")]
+            assert any(row[0] == f"| {where}" and all(k in row[1] for k in keys)
+                       and binding.description.lower() in row[2].lower() for row in rows), (
+                f"docs/tui.md has no row for {where} {keys} {binding.description!r}")

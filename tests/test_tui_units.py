@@ -252,6 +252,15 @@ def test_duration_is_total_run_time_across_resumes() -> None:
     assert run_seconds(events) == 600 + 600  # 10 min before the resume + the runner's 600 s
     assert run_seconds(events[:5]) == 600 + 180  # still running: until its latest event
     assert run_seconds([]) is None
+    from datetime import datetime
+
+    from kvision.runs.summary import RunClock
+
+    clock = RunClock()
+    for e in events[:5]:
+        clock.add(e)
+    later = datetime.fromisoformat("2026-01-01T12:35:00+00:00")
+    assert clock.seconds(now=later) == 600 + 300  # a live view counts up to now
 
 
 def test_ls_and_the_history_show_the_same_headline(tmp_path: Path) -> None:
@@ -288,9 +297,48 @@ def test_compare_pairs_trials_by_model_arm_and_repeat_not_by_name(tmp_path: Path
     assert head == ["trial", "cell", "A", "B", "B-A"]
     assert rows[0] == ["lenet / arm0", "clear test", "80.00", "85.00", "+5.00"]
     _, paired = paired_rows(comparison)
-    assert paired[0] == ["B-A", "clear test", "+5.00", "+5.00", "+5.00", "2"]
+    assert paired[0] == ["B-A", "clear test", "+5.00", "[+5.00, +5.00]", "2"]
     assert "Paired differences" in format_comparison(comparison)
     with pytest.raises(KvisionError, match="at least two run directories"):
         compare([a])
     with pytest.raises(KvisionError, match="is not a kvision run directory"):
         compare([a, tmp_path])
+
+
+def test_history_columns_shrink_before_they_disappear() -> None:
+    from kvision_tui.history_screen import MIN_WIDTHS, compact_time, fit_widths, shorten
+
+    natural = [1, 30, 12, 11, 16, 8, 9]
+    assert fit_widths(natural, 200) == natural
+    narrow = fit_widths(natural, 60)
+    assert sum(narrow) <= 60 and all(w >= m for w, m in zip(narrow, MIN_WIDTHS, strict=True))
+    assert narrow[4] < 16 and narrow[5:] == [8, 9]  # duration and best test keep their width
+    assert shorten("20260101-120000-fashion-blur", 12) == "202601…-blur"
+    assert compact_time("2026-01-01 12:00", 11) == "01-01 12:00"
+
+
+def test_recipe_names_are_relative_to_their_folder(tmp_path: Path) -> None:
+    from kvision_tui.recipes_screen import recipe_names
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "x.toml").write_text("")
+    (tmp_path / "b" / "y.toml").write_text("")
+    assert list(recipe_names([tmp_path / "a"]).values()) == ["x.toml"]
+    assert list(recipe_names([tmp_path / "a", tmp_path / "b"]).values()) == ["a/x.toml",
+                                                                             "b/y.toml"]
+
+
+def test_skipped_files_are_said_once_whether_or_not_the_run_warned(tmp_path: Path) -> None:
+    old = RunState(write_run(tmp_path, "20260101-120000-old", images=False))
+    assert [m for m in old.messages if "bad.png" in m[1]] == [
+        ("warning", "skipped bad.png: cannot decode")]  # a run from before skipped_files
+    run = write_run(tmp_path, "20260102-120000-new", images=False)
+    events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+    events.insert(2, {"event": "warning", "time": events[1]["time"], "trial": None,
+                      "stage": None, "kind": "skipped_files",
+                      "message": "1 file(s) in data were skipped: bad.png (cannot decode)."})
+    (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    new = RunState(run)
+    assert [text for _, text in new.messages if "bad.png" in text] == [
+        "[skipped_files] 1 file(s) in data were skipped: bad.png (cannot decode)."]

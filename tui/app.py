@@ -19,14 +19,15 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from kvision.errors import KvisionError
 from kvision.runs import find_runs, is_run_dir
 
-from .compare_screen import CompareScreen
 from .dialogs import HelpScreen
 from .history_screen import HistoryScreen
 from .images import MODES, prepare_native
 from .images_screen import ImagesScreen
 from .launch import Launched
-from .live_screen import LiveScreen
 from .recipes_screen import RecipesScreen
+
+# The live and compare screens (plotext charts) are imported when first opened: the first
+# screen, the recipes, does not wait for them.
 
 
 class KvisionCommands(Provider):
@@ -100,6 +101,8 @@ class KvisionApp(App):
 
     def open_live(self, run_dir: Path) -> None:
         """Watch a run directory (running or finished)."""
+        from .live_screen import LiveScreen
+
         self.push_screen(LiveScreen(Path(run_dir)))
 
     def open_images(self, run_dir: Path) -> None:
@@ -119,6 +122,9 @@ class KvisionApp(App):
     def action_help(self) -> None:
         """Show the help screen."""
         if not isinstance(self.screen, HelpScreen):
+            from .compare_screen import CompareScreen
+            from .live_screen import LiveScreen
+
             screens = {cls.__name__.removesuffix("Screen"): cls.BINDINGS for cls in
                        (RecipesScreen, LiveScreen, HistoryScreen, CompareScreen,
                         ImagesScreen)}

@@ -3,7 +3,7 @@
 Each series is a braille line in its own colour with a legend entry; stage boundaries are
 vertical lines between two epochs. Long series are averaged down to two points per column
 (braille has two dots per cell) before plotext sees them, so a run with thousands of epochs
-costs no more to draw than one with fifty.
+costs no more to draw than one with a hundred.
 """
 
 from __future__ import annotations

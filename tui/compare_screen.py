@@ -13,7 +13,6 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
 from kvision.runs.compare import Comparison, compare, final_rows, label, paired_rows
-from kvision.runs.summary import format_seconds
 
 from .charts import COLORS, RICH_COLORS, Chart, ChartData, Series
 from .dialogs import footer
@@ -27,7 +26,7 @@ def overlay(states: list[RunState], comparison: Comparison,
     run and trial (only the trial with identity ``only`` when given)."""
     identities = {run.name: {name: ident for ident, name in run.trials.items()}
                   for run in comparison.runs}
-    keys = {k for s in states for t in s.trials.values() for r in t.rows() for k in r.metrics}
+    keys = {k for s in states for t in s.trials.values() for k in t.metric_keys}
     second = "mae" if "val_mae" in keys and "val_accuracy" not in keys else "accuracy"
     loss, acc = [], []
     for n, state in enumerate(states):
@@ -59,9 +58,9 @@ class CompareScreen(Screen):
 
     DEFAULT_CSS = """
     CompareScreen #compare-info { height: auto; padding: 0 1; }
-    CompareScreen #compare-charts { height: 1fr; min-height: 8; }
+    CompareScreen #compare-charts { height: 2fr; min-height: 10; }
     CompareScreen #compare-charts Chart { width: 1fr; height: 1fr; }
-    CompareScreen DataTable { height: auto; max-height: 9; }
+    CompareScreen DataTable { height: 1fr; min-height: 4; }
     """
     BINDINGS = [
         Binding("t", "next_trial", "One trial / all"),
@@ -100,7 +99,7 @@ class CompareScreen(Screen):
         chart = self.query_one("#compare-acc", Chart)
         chart.chart_title = f"validation {metric_label(second)}"
         chart.data = acc
-        runs = "  ".join(f"{chr(ord('A') + i)} {r.name} [{r.status}, {format_seconds(r.seconds)}]"
+        runs = "  ".join(f"{chr(ord('A') + i)} {r.name} ({r.status})"
                          for i, r in enumerate(self.comparison.runs))
         shown = label(only, self.comparison) if only else f"all {len(ids)}"
         table = "paired differences to A" if self.paired else "final scores; X-A: difference"

@@ -135,8 +135,8 @@ class HistoryScreen(Screen):
         self._info(len(rows))
 
     def _info(self, count: int) -> None:
-        info = (f"{count} run(s) in {self.runs_dir} · {HEADLINE} = best final test "
-                "score of any trial · space marks A, B, …")
+        info = (f"{count} run(s) in {self.runs_dir} · {HEADLINE}: best final test "
+                "score · space marks A, B, …")
         if not count:
             info = (f"No runs in {self.runs_dir}. Launch one from Recipes (r), or point "
                     "--runs-dir at the folder that holds your runs.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from rich.text import Text
@@ -27,6 +28,9 @@ from .dialogs import ConfirmScreen, footer
 from .runstate import METRICS, EpochRow, RunState, TrialState, format_seconds, open_run
 
 POLL_SECONDS = 0.5
+#: Charts of the same trial are redrawn at most this often: a tiny model can finish many
+#: epochs a second, and a plotext redraw costs tens of milliseconds.
+CHART_SECONDS = 1.0
 #: Epoch rows kept in the table: a terminal table of thousands of rows is slow to build and
 #: no one reads it; the charts show every epoch.
 MAX_TABLE_ROWS = 300
@@ -43,7 +47,7 @@ def curves(trial: TrialState) -> tuple[ChartData, ChartData]:
     A function-fitting (regression) trial has no accuracy: its mean absolute error is shown.
     """
     bounds = tuple(b + 0.5 for b in trial.boundaries())  # between the two epochs
-    key = second_metric({k for row in trial.rows() for k in row.metrics})
+    key = second_metric(trial.metric_keys)
     charts = []
     for metric in ("loss", key):
         short = metric_label(metric)
@@ -116,10 +120,10 @@ class LiveScreen(Screen):
         Binding("2", "tab('epochs')", "Epochs", group=TABS),
         Binding("3", "tab('evaluation')", "Evaluation", group=TABS),
         Binding("4", "tab('messages')", "Messages", group=TABS),
-        Binding("t", "pin_next", "Pin next trial"),
+        Binding("t", "pin_next", "Pin next"),
         Binding("f", "follow", "Follow"),
         Binding("i", "images", "Images"),
-        Binding("c", "cancel_run", "Cancel run"),
+        Binding("c", "cancel_run", "Cancel"),
         Binding("escape", "app.pop_screen", "Back"),
     ]
 
@@ -132,6 +136,7 @@ class LiveScreen(Screen):
         self._rows: dict[tuple, EpochRow] = {}
         self._table_trial: str | None = None
         self._charted: tuple[str, int] | None = None
+        self._charted_at = 0.0
         self._shown_messages = 0
         self._eval_count = -1
         self._columns: list = []
@@ -182,9 +187,10 @@ class LiveScreen(Screen):
         assert self.state is not None
         new = self.state.poll()
         if new or self._table_trial is None:
-            self._update_trial_views()
+            self._update_epochs()
             self._update_evaluation()
             self._update_messages()
+        self._update_charts()  # also a redraw that waited for CHART_SECONDS
         status = self.state.status()  # reads meta.json and probes the pid: once per poll
         if status != self._status:
             self._status = status
@@ -236,7 +242,7 @@ class LiveScreen(Screen):
             launched.finished()  # reap our child so its pid stops looking alive
             launched.adopt_log()
         parts = [f"run {state.name}", f"recipe {state.recipe_name or '-'}",
-                 f"status {status}", f"time {format_seconds(state.duration())}"]
+                 f"status {status}", f"time {format_seconds(state.duration(status == 'running'))}"]
         text = Text(" · ".join(parts))
         trial = self.shown_trial()
         if trial is not None:
@@ -305,11 +311,15 @@ class LiveScreen(Screen):
         self._rows[key] = row
         return added
 
-    def _update_charts(self) -> None:
+    def _update_charts(self, now: float | None = None) -> None:
         trial = self.shown_trial()
         if trial is None or self._charted == (trial.name, trial.version):
             return
-        self._charted = (trial.name, trial.version)
+        now = time.monotonic() if now is None else now
+        same_trial = self._charted is not None and self._charted[0] == trial.name
+        if same_trial and now - self._charted_at < CHART_SECONDS:
+            return  # drawn moments ago: the next poll after CHART_SECONDS draws the rest
+        self._charted, self._charted_at = (trial.name, trial.version), now
         loss, acc = curves(trial)
         self.query_one("#loss-chart", Chart).data = loss
         acc_chart = self.query_one("#acc-chart", Chart)

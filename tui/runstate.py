@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from kvision.runs import RunReader, events, is_run_dir
@@ -50,20 +50,56 @@ class TrialState:
     stage_starts: dict[str, int] = field(default_factory=dict)
     #: bumped by every epoch: a view redraws a trial only when this changed
     version: int = 0
+    #: every metric name any epoch reported
+    metric_keys: set[str] = field(default_factory=set)
+    # rows in training order and each metric's (epochs, values), kept up to date as epochs
+    # arrive (a live view asks for them every poll; re-sorting thousands of epochs each time
+    # would dominate its cost); rebuilt only after an epoch arrives out of order (resume)
+    _ordered: list[EpochRow] = field(default_factory=list, repr=False)
+    _lines: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict, repr=False)
+    _stale: bool = field(default=False, repr=False)
+
+    def add(self, row: EpochRow) -> None:
+        """Record one epoch (a repeated (stage, epoch) replaces the earlier one)."""
+        key = (row.stage, row.epoch)
+        in_order = key not in self.epochs and (
+            not self._ordered or row.global_epoch > self._ordered[-1].global_epoch)
+        self.epochs[key] = row
+        self.metric_keys.update(row.metrics)
+        self.version += 1
+        if in_order and not self._stale:
+            self._index(row)
+        else:
+            self._stale = True
+
+    def _index(self, row: EpochRow) -> None:
+        self._ordered.append(row)
+        for name, value in row.metrics.items():
+            xs, ys = self._lines.setdefault(name, ([], []))
+            xs.append(float(row.global_epoch))
+            ys.append(value)
+
+    def _rebuild(self) -> None:
+        if not self._stale:
+            return
+        self._ordered, self._lines, self._stale = [], {}, False
+        for row in sorted(self.epochs.values(), key=lambda r: r.global_epoch):
+            self._index(row)
 
     def rows(self) -> list[EpochRow]:
         """Epoch rows in training order."""
-        return sorted(self.epochs.values(), key=lambda r: r.global_epoch)
-
-    def series(self, metric: str) -> list[float]:
-        """One metric over global epochs (missing values skipped)."""
-        return [r.metrics[metric] for r in self.rows() if _is_number(r.metrics.get(metric))]
+        self._rebuild()
+        return list(self._ordered)
 
     def points(self, metric: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """(global epochs, values) of one metric, epochs without it left out."""
-        pairs = [(float(r.global_epoch), r.metrics[metric]) for r in self.rows()
-                 if _is_number(r.metrics.get(metric))]
-        return tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
+        self._rebuild()
+        xs, ys = self._lines.get(metric, ((), ()))
+        return tuple(xs), tuple(ys)
+
+    def series(self, metric: str) -> list[float]:
+        """One metric over global epochs (missing values skipped)."""
+        return list(self.points(metric)[1])
 
     def boundaries(self) -> list[int]:
         """0-based epoch indices where a stage after the first one begins."""
@@ -115,8 +151,10 @@ class RunState:
         self.clock = RunClock()
         # finished/failed/interrupted once the run said so; None while it has not
         self.last_word: str | None = None
+        self._skipped: list[dict] = []
         for event in self.reader.events:
             self.add(event)
+        self._flush_skipped()
 
     @property
     def name(self) -> str:
@@ -128,7 +166,16 @@ class RunState:
         new = self.reader.poll()
         for event in new:
             self.add(event)
+        self._flush_skipped()
         return new
+
+    def _flush_skipped(self) -> None:
+        """data_loaded's skipped files as messages, for runs that did not say it in a
+        skipped_files warning (written right after it, so usually read in the same batch)."""
+        for skipped in self._skipped:
+            self.messages.append(("warning", f"skipped {skipped.get('path')}: "
+                                             f"{skipped.get('reason')}"))
+        self._skipped = []
 
     def status(self) -> str:
         """running | finished | failed | interrupted | stale, as RunReader.status says, but
@@ -192,8 +239,7 @@ class RunState:
         metrics = {k: float(v) for k, v in (e.get("metrics") or {}).items() if _is_number(v)}
         row = EpochRow(trial.name, stage, int(e["epoch"]),
                        int(e.get("global_epoch") or e["epoch"]), metrics, e.get("seconds"))
-        trial.epochs[(stage, row.epoch)] = row
-        trial.version += 1
+        trial.add(row)
         trial.stage_starts.setdefault(stage, row.global_epoch - row.epoch + 1)
         self.progress = None
 
@@ -213,15 +259,15 @@ class RunState:
         self.artifacts.append(e)
 
     def _on_warning(self, e: dict) -> None:
+        if e.get("kind") == "skipped_files":
+            self._skipped = []  # said here, with the count and where the full list is
         where = " ".join(str(e[k]) for k in ("trial", "stage") if e.get(k))
         head = f"[{e['kind']}] " if e.get("kind") else ""
         self.messages.append(("warning", f"{head}{where + ': ' if where else ''}"
                                          f"{e.get('message')}"))
 
     def _on_data_loaded(self, e: dict) -> None:
-        for skipped in e.get("skipped") or []:
-            self.messages.append(("warning", f"skipped {skipped.get('path')}: "
-                                             f"{skipped.get('reason')}"))
+        self._skipped = list(e.get("skipped") or [])
 
     def _on_run_failed(self, e: dict) -> None:
         where = f" (traceback in {e['traceback_file']})" if e.get("traceback_file") else ""
@@ -257,9 +303,10 @@ class RunState:
         """The headline `kvision ls` shows too: best final test score, and its metric."""
         return best_final_test(self.evaluations.values())
 
-    def duration(self) -> float | None:
-        """Total run time across resumes (the same figure as `kvision ls`)."""
-        return self.clock.seconds()
+    def duration(self, running: bool = False) -> float | None:
+        """Total run time across resumes (the same figure as `kvision ls`); ``running``
+        counts up to now, so a live clock moves during a long epoch too."""
+        return self.clock.seconds(datetime.now(UTC) if running else None)
 
 
 def open_run(path: str | os.PathLike) -> RunState:

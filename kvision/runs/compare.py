@@ -1,12 +1,13 @@
 """Comparing runs: final scores side by side and paired differences (`kvision compare`, TUI).
 
-Trials are paired across runs by their identity from the run_started event — model, arm
-and repeat (or its position among the trials of the same model and arm when the event has no
-repeat) — never by parsing trial names. Reads run directories only (no Keras).
+Trials are paired across runs by their recorded identity — model, arm and repeat, from the
+run_started / trial_started events (:meth:`RunReader.identities`) — never by parsing trial
+names. Reads run directories only (no Keras).
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from kvision.errors import KvisionError
 from kvision.runs.reader import RunReader, is_run_dir, second_metric
+from kvision.runs.repeats import t_interval
 from kvision.runs.summary import final_evaluations, format_seconds, run_seconds
 
 #: (model, arm, repeat) of a trial
@@ -64,23 +66,8 @@ class Comparison:
 
 
 def trial_identities(reader: RunReader) -> dict[str, Identity]:
-    """Trial name -> (model, arm, repeat) from the structured run_started / trial_started
-    fields."""
-    identities: dict[str, Identity] = {}
-    seen: dict[tuple[str, str], int] = {}
-    listed = [t for e in reader.of("run_started") for t in e.get("trials") or []]
-    listed += reader.of("trial_started")
-    for t in listed:
-        name = t.get("trial")
-        if not name or name in identities:
-            continue
-        model, arm = str(t.get("model") or name), str(t.get("arm") or "")
-        repeat = t.get("repeat")
-        if not isinstance(repeat, int):
-            repeat = seen.get((model, arm), 0)
-        seen[(model, arm)] = repeat + 1
-        identities[name] = (model, arm, repeat)
-    return identities
+    """Trial name -> (model, arm, repeat), as the runner recorded them (RunReader.identities)."""
+    return {name: (i.model, i.arm, i.repeat) for name, i in reader.identities().items()}
 
 
 def load_finals(path: str | os.PathLike) -> RunFinals:
@@ -154,9 +141,10 @@ def final_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
 
 
 def paired_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
-    """(header, rows) of the paired differences: per later run and cell, the mean, smallest
-    and largest difference to the first run over the trials both have, and how many."""
-    head = ["runs", "cell", "mean", "min", "max", "n"]
+    """(header, rows) of the paired differences: per later run and cell, the mean difference
+    to the first run over the trials both have, its 95% interval (Student's t, as the
+    report's repeats table) and how many trials were paired."""
+    head = ["runs", "cell", "mean", "95% CI", "n"]
     rows = []
     metric = comparison.metric
     for i, run in enumerate(comparison.runs[1:], start=1):
@@ -164,10 +152,11 @@ def paired_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
             diffs = comparison.differences(run, cell)
             if not diffs:
                 continue
+            mean, low, high = t_interval(diffs)
+            interval = ("-" if math.isnan(low) else
+                        f"[{_fmt(low, metric, diff=True)}, {_fmt(high, metric, diff=True)}]")
             rows.append([f"{chr(ord('A') + i)}-A", " ".join(cell),
-                         _fmt(sum(diffs) / len(diffs), metric, diff=True),
-                         _fmt(min(diffs), metric, diff=True), _fmt(max(diffs), metric, diff=True),
-                         str(len(diffs))])
+                         _fmt(mean, metric, diff=True), interval, str(len(diffs))])
     return head, rows
 
 

@@ -51,16 +51,19 @@ class RunClock:
         if when is not None:
             self._last = when
 
-    def seconds(self) -> float | None:
-        """Total seconds so far, or None before any run_started."""
+    def seconds(self, now: datetime | None = None) -> float | None:
+        """Total seconds so far, or None before any run_started. ``now`` (an aware time)
+        extends the open segment to it: a viewer of a run that is still running."""
         if not self._segments:
             return None
-        return self.closed + self._open_seconds()
+        return self.closed + self._open_seconds(now)
 
-    def _open_seconds(self) -> float:
+    def _open_seconds(self, now: datetime | None = None) -> float:
         if self._start is None or self._last is None:
             return 0.0
-        return max((self._last - self._start).total_seconds(), 0.0)
+        comparable = now is not None and (now.tzinfo is None) == (self._last.tzinfo is None)
+        end = max(self._last, now) if comparable else self._last
+        return max((end - self._start).total_seconds(), 0.0)
 
     def _close(self) -> None:
         self.closed += self._open_seconds()

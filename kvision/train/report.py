@@ -13,6 +13,7 @@ from kvision.insight.report import report_markdown
 from kvision.runs.atomic import atomic_write_text
 from kvision.runs.reader import RunReader
 from kvision.runs.report import blur_facts, notice_sections, result_sections
+from kvision.runs.summary import run_seconds
 
 
 def render_report(run_dir: str | os.PathLike, *, status: str | None = None) -> str:
@@ -48,14 +49,8 @@ def _run_facts(reader: RunReader, meta: dict, status: str) -> str:
         facts.append(f"- data: {d.get('dataset')} ({counts}; image {d.get('image_shape')})")
         facts += [f"- condition {name}: {text}"
                   for name, text in blur_facts((d.get("info") or {}).get("blur_placement")).items()]
-    if (done := reader.of("run_finished")):
-        facts.append(f"- wall time: {done[-1].get('seconds', 0):.1f} s")
-    elif (started := reader.of("run_started")) and reader.events:
-        facts.append(f"- elapsed: {_seconds_between(started[0], reader.events[-1]):.1f} s")
+    if (seconds := run_seconds(reader.events)) is not None:
+        # total across resumes, the figure `kvision ls` and the TUI show
+        label = "wall time" if reader.of("run_finished") else "elapsed"
+        facts.append(f"- {label}: {seconds:.1f} s")
     return "\n".join(facts) + "\n"
-
-
-def _seconds_between(a: dict, b: dict) -> float:
-    from datetime import datetime
-
-    return (datetime.fromisoformat(b["time"]) - datetime.fromisoformat(a["time"])).total_seconds()

@@ -38,7 +38,8 @@ class RunResult:
 
 def run_recipe(recipe_path: str, overrides: list[str] | tuple[str, ...] = (), *,
                runs_dir: str | None = None, run_dir: str | None = None,
-               console: Console | None = None, argv: list[str] | None = None) -> RunResult:
+               console: Console | None = None, argv: list[str] | None = None,
+               notes: list[str] | None = None) -> RunResult:
     """Validate, load data, create the run directory, train every trial, write the report.
 
     Recipe and data problems raise KvisionError before the run directory exists, so a bad
@@ -68,12 +69,12 @@ def run_recipe(recipe_path: str, overrides: list[str] | tuple[str, ...] = (), *,
 
     writer.write_json("split.json", split_manifest(dataset))
     console.line(f"run directory: {path}")
-    return _execute(recipe, dataset, writer, console, resumed=False)
+    return _execute(recipe, dataset, writer, console, resumed=False, notes=_torch_only(notes))
 
 
 def resume_run(run_dir: str, *, recipe_path: str | None = None,
                overrides: list[str] | tuple[str, ...] = (), force: bool = False,
-               console: Console | None = None) -> RunResult:
+               console: Console | None = None, notes: list[str] | None = None) -> RunResult:
     """Continue a stopped run from each unfinished trial's last completed epoch."""
     from kvision.train.ddp_env import (
         FollowerWriter,
@@ -116,7 +117,30 @@ def resume_run(run_dir: str, *, recipe_path: str | None = None,
     damaged = _damaged_trials(path, reader)
     # A run killed before its first event still needs run_started and data_loaded.
     return _execute(recipe, dataset, writer, console, resumed=bool(reader.of("run_started")),
-                    done=_finished_trials(reader) - set(damaged), notes=list(damaged.values()))
+                    done=_finished_trials(reader) - set(damaged),
+                    notes=list(damaged.values()) + _torch_only(notes))
+
+
+def _torch_only(notes: list[str] | None) -> list[tuple[str, str, None]]:
+    """The CLI's notes (``--gpus`` under another backend) and what that backend switches off,
+    as warnings: one console line each and the report's Warnings section."""
+    return [("torch_only", note, None) for note in [*(notes or []), *backend_notes()]]
+
+
+def backend_notes() -> list[str]:
+    """What a Keras backend other than torch switches off (the torch-only parts of kvision).
+
+    Grad-CAM has a path per backend (kvision.insight._grad); data parallel is declined by the
+    CLI; the speed paths (kvision.models._fast) are torch kernels and step aside by
+    themselves, silently, which this says once.
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "torch":
+        return []
+    return [f"speed paths off: kvision's fused kernels need the torch backend (this run uses "
+            f"{backend}); Keras' own layers and optimizers train, with the same results, slower."]
 
 
 def _not_resumable(path: Path, run_dir: str) -> str:

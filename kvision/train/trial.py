@@ -286,19 +286,14 @@ def _finish_trial(ctx: RunContext, plan: TrialPlan, model: keras.Model, trial_di
 
 def _export_model(ctx: RunContext, plan: TrialPlan, model: keras.Model, trial_dir: Path) -> None:
     """model.keras, written atomically after a free-space check (estimated from the weights)."""
-    from kvision.runs.atomic import atomic_path, commit
+    from kvision.models.inference import save_for_inference
     from kvision.runs.space import ensure_space
     from kvision.train.checkpoint import estimate_bytes
 
     ensure_space(trial_dir, estimate_bytes(trial_dir / "checkpoints", model))
-    tmp, final = atomic_path(trial_dir / "model.keras")
-    try:
-        with phase("export"):
-            model.save(str(tmp))
-            commit(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with phase("export"):
+        # Inference-ready (no optimizer state): resume reads the checkpoints, never this file.
+        final = save_for_inference(model, trial_dir / "model.keras")
     ctx.writer.artifact(final, "model", trial=plan.name)
 
 

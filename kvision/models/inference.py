@@ -1,0 +1,36 @@
+"""Saving a model for inference: its graph and weights, no optimizer state, not compiled.
+
+Keras 3's ``.keras`` format has no ``include_optimizer`` switch (``save_model`` ignores it
+for ``.keras``; it saves whatever the model holds). A trained model holds its optimizer, and
+Adam's two moments per weight make the file three times the weights. So the model is
+rebuilt from its config (same layers, same names), given the trained weights and saved
+uncompiled: the file is what someone needs to predict, and training state stays in the
+trial's checkpoints, which resume reads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+
+
+def inference_copy(model: keras.Model) -> keras.Model:
+    """An uncompiled copy of ``model`` (same config and weights, no optimizer)."""
+    copy = keras.Model.from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def save_for_inference(model: keras.Model, path: str | Path) -> Path:
+    """Write ``model`` to the ``.keras`` file ``path`` atomically, without optimizer state."""
+    from kvision.runs.atomic import atomic_path, commit
+
+    tmp, final = atomic_path(path)
+    try:
+        inference_copy(model).save(str(tmp))
+        commit(tmp, final)  # fsync, rename, fsync the folder
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk or a kill leaves no half model behind
+        raise
+    return final

@@ -1,0 +1,75 @@
+"""``kvision export`` and ``kvision predict``: models that travel.
+
+Only argparse is imported here so that ``kvision --help`` stays fast; the handlers import
+:mod:`kvision.portable.export` / :mod:`kvision.portable.predict` (and Keras) when they run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXPORT_HELP = """\
+Write a run's trained models as files to share: <trial>.keras (graph and weights, no
+optimizer state, loads with keras.saving.load_model in safe mode) or <trial>.onnx, each
+with a sidecar <file>.json holding class names, input shape, preprocessing, the conditions
+it was trained on, final metrics and versions. A run still running exports the trials that
+have finished.
+"""
+
+PREDICT_HELP = """\
+Classify images with a model: an exported .keras file (class names from its sidecar
+<file>.json; without one, classes are shown by index), a trial directory, or a run
+directory (--trial when it has several models). Images are converted to the model's
+channels and resized to its input; folders are searched for image files.
+"""
+
+
+def register(subparsers) -> None:
+    """Add ``export`` and ``predict`` to the CLI's subparsers."""
+    p = subparsers.add_parser("export", help="write a run's models as .keras or .onnx files "
+                              "with a JSON sidecar", description=EXPORT_HELP,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run_dir", metavar="RUN")
+    p.add_argument("--trial", help="export only this trial (default: every finished trial)")
+    p.add_argument("--to", default=".", metavar="DIR", help="destination folder (default: .)")
+    p.add_argument("--format", default="keras", metavar="FORMAT",
+                   help="keras (default) or onnx (needs pip install 'kvision[onnx]')")
+    p.set_defaults(handler=_export)
+
+    p = subparsers.add_parser("predict", help="classify images with a trained model",
+                              description=PREDICT_HELP,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", metavar="MODEL", help=".keras file, trial directory or run directory")
+    p.add_argument("images", nargs="+", metavar="IMAGE|FOLDER")
+    p.add_argument("--trial", help="with a run directory: the trial whose model to use")
+    p.add_argument("--top", type=int, default=3, metavar="K", help="classes shown per image (3)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(handler=_predict)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from kvision.portable.export import export_run
+
+    done, waiting = export_run(args.run_dir, trial=args.trial, to=args.to, fmt=args.format)
+    for item in done:
+        checked = (f"  (onnxruntime vs Keras: max |diff| {item.max_abs_diff:.2e})"
+                   if item.max_abs_diff is not None else "")
+        print(f"{item.model}  + {item.sidecar.name}{checked}")
+    if waiting:
+        print(f"not exported (no model yet): {', '.join(waiting)}", file=sys.stderr)
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from kvision.portable import predict as p
+
+    source = p.resolve_source(args.model, args.trial)
+    files = p.image_files(args.images)  # before loading: a wrong path fails fast
+    model = p.load(source)
+    for note in source.notes:
+        print(note, file=sys.stderr)
+    top = p.check_top(args.top, int(model.outputs[0].shape[-1]))
+    results = p.predict(model, files, top)
+    print(p.format_json(results, source) if args.json else p.format_table(results, source.sidecar))
+    return 0

@@ -1,0 +1,182 @@
+"""kvision under a second Keras backend (JAX in CI; TensorFlow too when it is installed).
+
+Each test runs a subprocess with ``KERAS_BACKEND`` set, as a user would: every architecture
+builds with its pinned parameter count, a ``.keras`` file exported under torch loads there
+and predicts the same, and a small recipe runs end to end with ``kvision run`` (train,
+evaluate, report, export), saying in one line what the torch-only parts do.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SECOND_BACKENDS = [name for name in ("jax", "tensorflow") if importlib.util.find_spec(name)]
+pytestmark = pytest.mark.skipif(
+    not SECOND_BACKENDS, reason="no second Keras backend installed (pip install 'kvision[jax]'; "
+                                ".ci/run installs it)")
+backends = pytest.mark.parametrize("backend", SECOND_BACKENDS)
+
+COUNT_SCRIPT = """
+import json, math, sys
+import keras
+import kvision
+from kvision.models import create_model
+counts = {}
+for arch, shape, classes, options in json.loads(sys.argv[1]):
+    # Variables without values: shapes (hence counts) are all a build decides; the random
+    # initialisation, which costs a compilation per shape under JAX, is not needed here.
+    with keras.StatelessScope(initialize_variables=False):
+        model = create_model(arch, input_shape=shape, num_classes=classes, **options)
+    counts[arch] = sum(math.prod(w.shape) for w in model.trainable_weights)
+print(json.dumps({"backend": keras.backend.backend(), "counts": counts}))
+"""
+
+PREDICT_SCRIPT = """
+import json, sys
+import numpy as np
+import keras
+import kvision
+from kvision.models import load_model
+folder = sys.argv[1]
+diffs = {}
+for arch in json.loads(sys.argv[2]):
+    model = load_model(f"{folder}/{arch}.keras")
+    got = np.asarray(model.predict(np.load(f"{folder}/{arch}.x.npy"), verbose=0))
+    diffs[arch] = float(np.abs(got - np.load(f"{folder}/{arch}.y.npy")).max())
+print(json.dumps({"backend": keras.backend.backend(), "max_abs_diff": diffs}))
+"""
+
+# Torch-exported models loaded elsewhere: plain convolutions, BatchNorm + residual adds, LRN.
+EXPORTED = {"lenet": ((28, 28, 1), {}), "resnet20": ((32, 32, 3), {}),
+            "alexnet_small": ((28, 28, 1), {"head": 32})}
+
+RECIPE = textwrap.dedent("""\
+    [experiment]
+    name = "second_backend"
+    seed = 5
+
+    [data]
+    source = "builtin:fashion7k"
+    limit_per_class = 4
+    val_fraction = 0.25
+
+    [conditions.clear]
+
+    [conditions.blurred]
+    blur = { kind = "gaussian", sigma = 1.0 }
+
+    [models.lenet]
+    arch = "lenet"
+
+    [[arms]]
+    name = "naive"
+    stages = [{ name = "train", condition = "blurred", epochs = 1 }]
+
+    [training]
+    batch_size = 8
+
+    [evaluate]
+    conditions = ["clear", "blurred"]
+    splits = ["test"]
+
+    [insight]
+    filters = false
+    activations = false
+    classification = false
+    max_samples = 2
+
+    [insight.robustness]
+    enabled = false
+    """)
+
+
+def under(backend: str, args: list[str], cwd: Path | None = None, timeout: int = 600):
+    env = {**os.environ, "KERAS_BACKEND": backend}
+    proc = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return proc
+
+
+def expected_counts() -> list[tuple[str, list[int], int, dict, int]]:
+    """(arch, shape, classes, options, count): the pinned reference counts, and every other
+    architecture at its small configuration with the count torch's build gives."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_models_architectures import REFERENCE_COUNTS, SMALL
+
+    from kvision.models.counting import count_parameters
+
+    cases = [(a, list(s), c, o, n) for a, s, c, o, n in REFERENCE_COUNTS]
+    pinned = {c[0] for c in cases}
+    for arch, ((h, w), options) in sorted(SMALL.items()):
+        if arch not in pinned:
+            n = count_parameters(arch, input_shape=(h, w, 3), num_classes=3, **options)
+            cases.append((arch, [h, w, 3], 3, options, n))
+    return cases
+
+
+@backends
+def test_every_architecture_builds_with_its_parameter_count(backend):
+    from kvision.models.catalog import model_names
+
+    cases = expected_counts()
+    assert {c[0] for c in cases} == set(model_names())
+    proc = under(backend, [sys.executable, "-c", COUNT_SCRIPT,
+                           json.dumps([c[:4] for c in cases])])
+    out = json.loads(proc.stdout.splitlines()[-1])
+    assert out["backend"] == backend
+    assert out["counts"] == {c[0]: c[4] for c in cases}
+
+
+@backends
+def test_torch_export_loads_and_predicts_the_same(backend, tmp_path):
+    import keras
+
+    from kvision.models import create_model
+    from kvision.models.inference import save_for_inference
+
+    assert keras.backend.backend() == "torch"
+    rng = np.random.default_rng(0)
+    for arch, (shape, options) in EXPORTED.items():
+        keras.utils.set_random_seed(1)
+        model = create_model(arch, input_shape=shape, num_classes=4,
+                             preprocess=([0.5] * shape[2], [0.25] * shape[2]), **options)
+        x = rng.uniform(0, 255, (3, *shape)).astype("float32")
+        np.save(tmp_path / f"{arch}.x.npy", x)
+        np.save(tmp_path / f"{arch}.y.npy", np.asarray(model.predict(x, verbose=0)))
+        save_for_inference(model, tmp_path / f"{arch}.keras")
+    proc = under(backend, [sys.executable, "-c", PREDICT_SCRIPT, str(tmp_path),
+                           json.dumps(list(EXPORTED))])
+    out = json.loads(proc.stdout.splitlines()[-1])
+    assert out["backend"] == backend
+    print(f"torch-exported .keras under {backend}: max |diff| {out['max_abs_diff']}")
+    assert all(d <= 1e-4 for d in out["max_abs_diff"].values()), out
+
+
+@backends
+def test_recipe_runs_end_to_end(backend, tmp_path):
+    (tmp_path / "r.toml").write_text(RECIPE)
+    kv = [sys.executable, "-m", "kvision"]
+    ran = under(backend, [*kv, "run", "r.toml", "--runs-dir", "runs", "--gpus", "2"], cwd=tmp_path)
+    notes = [line for line in ran.stdout.splitlines() if "torch backend" in line]
+    assert len(notes) == 2, ran.stdout
+    assert notes[0].startswith("warning: --gpus/--nnodes ignored") and "speed paths off" in notes[1]
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    report = (run_dir / "report.md").read_text()
+    assert f"({backend})" in report and "**torch_only**: speed paths off" in report
+    assert "**torch_only**: --gpus/--nnodes ignored" in report
+    assert json.loads((run_dir / "meta.json").read_text())["backend"] == backend
+    assert list((run_dir / "images" / "cam").glob("*.png"))  # Grad-CAM's own backend path
+    under(backend, [*kv, "export", str(run_dir), "--to", "out"], cwd=tmp_path)
+    card = json.loads((tmp_path / "out" / "lenet-naive.keras.json").read_text())
+    assert card["trained_with"]["backend"] == backend == card["exported_with"]["backend"]
+    assert (tmp_path / "out" / "lenet-naive.keras").is_file()

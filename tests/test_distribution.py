@@ -1,0 +1,124 @@
+"""The wheel as a user gets it: complete, installed without -e, run from outside the checkout.
+
+Builds the wheel, checks it holds every module and data file, installs it into a fresh
+virtual environment (torch==2.13.0, the CPU build, first: see README), imports every module
+of the installed packages, and from a folder outside the checkout runs a shipped recipe by
+name, exports its model and classifies an image with it. About 1.5 minutes of the cost is
+the fresh environment's install (measured under load on the shared 2-core CI machine).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+# Tiny settings for the shipped naive_vs_expert recipe: VGG only, 4 images a class, 1 epoch.
+QUICK = ["data.limit_per_class=4", 'arms[0].models=["vgg"]', 'arms[1].models=["vgg"]',
+         "arms[0].stages[0].epochs=1", "arms[1].stages[0].epochs=1",
+         "arms[1].stages[1].epochs=1", "insight.enabled=false"]
+
+IMPORT_ALL = """
+import importlib, pkgutil, sys
+import kvision, kvision_tui
+names = []
+for pkg in (kvision, kvision_tui):
+    names.append(pkg.__name__)
+    names += [m.name for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + ".")]
+for name in names:
+    if not name.endswith(".__main__"):  # running it is `python -m`, not an import
+        importlib.import_module(name)
+print(kvision.__file__)
+print(len(names), "modules")
+"""
+
+
+def _run(cmd: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "KERAS_BACKEND")}
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{cmd}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+#: Not part of the source (top-level folders; caches anywhere): a build from a copy without
+#: them cannot pick up stale files (setuptools reuses build/) or local runs and environments.
+NOT_SOURCE = {".git", ".venv", "build", "dist", "runs", ".whl", ".gl", "site"}
+CACHES = shutil.ignore_patterns("__pycache__", "*.egg-info", ".*cache")
+
+
+def _not_source(folder: str, names: list[str]) -> set[str]:
+    top = NOT_SOURCE & set(names) if Path(folder) == ROOT else set()
+    return top | set(CACHES(folder, names))
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    source = out / "source"
+    shutil.copytree(ROOT, source, ignore=_not_source, symlinks=True)
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(source)],
+         cwd=out)
+    (found,) = out.glob("kvision-*.whl")
+    return found
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory, wheel) -> Path:
+    """A fresh environment with the wheel installed (no -e); removed afterwards (1.3 GB)."""
+    where = tmp_path_factory.mktemp("venv")
+    _run([sys.executable, "-m", "venv", str(where)], cwd=where)
+    python = where / "bin" / "python"
+    _run([str(python), "-m", "pip", "install", "-q", "--no-compile", "torch==2.13.0",
+          str(wheel)], cwd=where, timeout=900)
+    yield where
+    shutil.rmtree(where, ignore_errors=True)
+
+
+def test_wheel_holds_every_module_and_data_file(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    sources = [p.relative_to(ROOT).as_posix() for p in (ROOT / "kvision").rglob("*.py")
+               if "__pycache__" not in p.parts]
+    sources += [f"kvision_tui/{p.name}" for p in (ROOT / "tui").glob("*.py")]
+    assert sorted(set(sources) - names) == []
+    recipes = [f"kvision/recipes/{p.name}" for p in (ROOT / "recipes").glob("*.toml")]
+    assert recipes and sorted(set(recipes) - names) == []
+    data = ["kvision/py.typed", "kvision/data/builtin/fashion7k.npz",
+            "kvision/data/builtin/FASHION-MNIST-LICENSE", "kvision-0.1.0.dist-info/licenses/LICENSE"]
+    assert sorted(set(data) - names) == []
+    notice = zipfile.ZipFile(wheel).read("kvision/data/builtin/FASHION-MNIST-LICENSE").decode()
+    assert "Copyright (c) 2017 Zalando SE" in notice and "Permission is hereby granted" in notice
+    assert not any(n.startswith(("tests/", "tui/", "benchmarks/")) for n in names)
+
+
+def test_installed_wheel_imports_everything_and_runs_a_shipped_recipe(venv, tmp_path):
+    bin_dir = venv / "bin"
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    imported = _run([str(bin_dir / "python"), "-c", IMPORT_ALL], cwd=outside)
+    location, count = imported.stdout.split("\n")[:2]
+    assert Path(location).is_relative_to(venv), location  # the installed copy, not the checkout
+    assert int(count.split()[0]) > 100
+    listing = _run([str(bin_dir / "kvision"), "recipes"], cwd=outside).stdout
+    assert "naive_vs_expert" in listing and "Report 000" in listing
+    args = [str(bin_dir / "kvision"), "run", "naive_vs_expert", "--runs-dir", "runs"]
+    for item in QUICK:
+        args += ["--set", item]
+    ran = _run(args, cwd=outside)
+    assert "finished in" in ran.stdout
+    (run_dir,) = (outside / "runs").iterdir()
+    assert (run_dir / "report.md").is_file()
+    _run([str(bin_dir / "kvision"), "export", str(run_dir), "--trial", "vgg-expert", "--to", "out"],
+         cwd=outside)
+    assert (outside / "out/vgg-expert.keras").is_file()
+    assert (outside / "out/vgg-expert.keras.json").is_file()
+    copied = _run([str(bin_dir / "kvision"), "recipes", "copy", "naive_vs_expert"], cwd=outside)
+    assert (outside / "naive_vs_expert.toml").read_text() == (ROOT / "recipes/naive_vs_expert.toml").read_text()
+    assert copied.stdout.strip().endswith("naive_vs_expert.toml")
