@@ -6,18 +6,24 @@ finished) and prints one markdown section per run, stamped with the machine, the
 command that made the run. The figures come from the runs' events through
 ``kvision.runs.repeats``, the same code as the Repeats section of each run's report.md.
 
-    python benchmarks/evidence.py RUN_DIR [RUN_DIR ...] --markdown [--cells "blurred test,clear test"]
+    python benchmarks/evidence.py RUN_DIR [RUN_DIR ...] [--cells "blurred test,clear test"] \
+        --markdown docs/measured/evidence.md
+
+docs/methods.md includes docs/measured/evidence.md as written (the docs' ``measured`` marker).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import shlex
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 from kvision.runs import RunReader, is_run_dir
+from kvision.runs.atomic import atomic_write_text
 from kvision.runs.repeats import cell_summaries, final_groups, paired_differences
 
 
@@ -53,7 +59,8 @@ def section(run_dir: Path, cells: list[tuple[str, str]]) -> str:
     meta = reader.meta()
     groups = final_groups(reader)
     repeats = reader.recipe().get("experiment", {}).get("repeats", 1)
-    done = min((len(r) for r in groups.values()), default=0)
+    planned = {(i.model, i.arm) for i in reader.identities().values()}
+    done = sum(all(r in groups.get(g, {}) for g in planned) for r in range(repeats))
     lines = [f"### {_data(reader)}", "",
              f"- run `{run_dir.name}` ({reader.status()}), {done} of {repeats} repeats "
              f"finished in every arm; started {meta.get('started')} on {meta.get('host')} "
@@ -82,22 +89,24 @@ def section(run_dir: Path, cells: list[tuple[str, str]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run directories")
-    parser.add_argument("--markdown", action="store_true", help="print markdown (the default)")
+    parser.add_argument("--markdown", type=Path, metavar="FILE",
+                        help="also write the markdown to FILE (e.g. docs/measured/evidence.md)")
     parser.add_argument("--cells", default="blurred test,clear test",
                         help="condition-split cells to show, comma-separated")
-    parser.add_argument("--out", type=Path, help="also write the markdown to this file")
     args = parser.parse_args(argv)
     bad = [str(r) for r in args.runs if not is_run_dir(r)]
     if bad:
         parser.exit(2, f"error: not a run directory: {', '.join(bad)}\n")
     cells = [tuple(c.strip().split(" ", 1)) for c in args.cells.split(",")]
-    stamp = (f"_Generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by "
-             f"`python benchmarks/evidence.py {' '.join(map(str, args.runs))}` on "
-             f"{platform.node()} ({_cpu()})._\n")
+    command = shlex.join(["python", "benchmarks/evidence.py", *map(str, argv or [])]) \
+        if argv is not None else shlex.join(["python", *sys.argv])
+    stamp = (f"## Repeated runs (benchmarks/evidence.py)\n\n- date: "
+             f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n- machine: {_cpu()}, "
+             f"{os.cpu_count()} cores ({platform.node()})\n- command: `{command}`\n")
     text = "\n".join([stamp, *(section(r, cells) for r in args.runs)])
     print(text)
-    if args.out:
-        args.out.write_text(text)
+    if args.markdown:
+        atomic_write_text(args.markdown, text)
     return 0
 
 

@@ -7,9 +7,11 @@ so a trial's time is mostly a `kvision run` process starting (torch + Keras impo
 
   python benchmarks/shared_sweep.py --workers 1 --workers 3           # throw-away PostgreSQL
   python benchmarks/shared_sweep.py --workers 3 --storage sqlite:////tmp/s.db
+  python benchmarks/shared_sweep.py --markdown docs/measured/shared_sweep.md --note '...'
 
 Prints one line per worker count: wall seconds, trials finished by each worker, and the
-machine (host, cores, load average before the run, date), as JSON.
+machine (host, cores, load average before the run, start time), as JSON; --markdown also
+writes them as a table, stamped with machine, software, date and command.
 """
 
 from __future__ import annotations
@@ -109,6 +111,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, action="append", help="worker count (repeatable)")
     parser.add_argument("--trials", type=int, default=9)
     parser.add_argument("--storage", help="database URL (default: a throw-away PostgreSQL server)")
+    parser.add_argument("--markdown", metavar="OUT",
+                        help="also write the results to OUT, stamped with machine, date, command")
+    parser.add_argument("--note", help="with --markdown: a note under the results")
     args = parser.parse_args()
     server = None
     if args.storage is None:  # the tests' throw-away server (Debian's postgresql package)
@@ -116,14 +121,32 @@ def main() -> None:
         import pg_server
 
         server = pg_server.start_server()
+    results = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for workers in args.workers or [1, 3]:
                 url = args.storage or server.url(server.create_database())
-                print(json.dumps(run(workers, args.trials, url, f"bench{workers}", Path(tmp))), flush=True)
+                results.append(run(workers, args.trials, url, f"bench{workers}", Path(tmp)))
+                print(json.dumps(results[-1]), flush=True)
     finally:
         if server is not None:
             server.stop()
+    if args.markdown:
+        write(args.markdown, results, "PostgreSQL (throw-away server)" if server else args.storage,
+              args.note)
+
+
+def write(path: str, results: list[dict], storage: str, note: str | None) -> None:
+    from kvision.bench.stamp import write_markdown
+    from kvision.sweep.storage import shown
+
+    rows = ["| workers | trials complete | per worker | wall time | load average before |",
+            "|---|---|---|---|---|"]
+    rows += [f"| {r['workers']} | {r['trials_complete']} | {', '.join(map(str, r['trials_per_worker']))} "
+             f"| {r['wall_s']:.0f} s | {r['load_avg_1min_before']} |" for r in results]
+    body = (f"One {results[0]['trials_complete']}-trial sweep of a tiny function fit per row, "
+            f"its workers all on this machine, storage {shown(storage)}.\n\n" + "\n".join(rows))
+    write_markdown(path, "Shared sweep (benchmarks/shared_sweep.py)", body, note=note)
 
 
 if __name__ == "__main__":

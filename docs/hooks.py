@@ -247,7 +247,12 @@ MEASURED_BY = {"main_job": "python benchmarks/main_job.py --markdown docs/measur
                "train_speed": "kvision bench --repeats 5 --markdown docs/measured/train_speed.md",
                "memory": "python benchmarks/memory.py --markdown docs/measured/memory.md",
                "run_profile": "python benchmarks/run_profile.py RUN_DIR ... "
-                              "--markdown docs/measured/run_profile.md"}
+                              "--markdown docs/measured/run_profile.md",
+               "model_size": "python benchmarks/model_size.py --markdown docs/measured/model_size.md",
+               "evidence": "python benchmarks/evidence.py RUN_DIR ... "
+                           "--markdown docs/measured/evidence.md",
+               "shared_sweep": "python benchmarks/shared_sweep.py --workers 1 --workers 3 "
+                               "--markdown docs/measured/shared_sweep.md"}
 
 
 def measured(name: str | None) -> str:

@@ -172,8 +172,8 @@ def test_recipe_runs_end_to_end(backend, tmp_path):
     assert notes[0].startswith("warning: --gpus/--nnodes ignored") and "speed paths off" in notes[1]
     (run_dir,) = (tmp_path / "runs").iterdir()
     report = (run_dir / "report.md").read_text()
-    assert f"({backend})" in report and "**torch_only**: speed paths off" in report
-    assert "**torch_only**: --gpus/--nnodes ignored" in report
+    assert f"({backend})" in report and "**speed_paths_off**: speed paths off" in report
+    assert "**data_parallel_off**: --gpus/--nnodes ignored" in report
     assert json.loads((run_dir / "meta.json").read_text())["backend"] == backend
     assert list((run_dir / "images" / "cam").glob("*.png"))  # Grad-CAM's own backend path
     under(backend, [*kv, "export", str(run_dir), "--to", "out"], cwd=tmp_path)

@@ -263,7 +263,7 @@ def _fail_h5(self, path, *a, **kw):
 SITES = {
     "events": ("kvision.runs.writer.RunWriter.event", lambda: _fail_event("epoch_end")),
     "checkpoint": ("keras.Model.save_weights", lambda: _fail_h5),
-    "report": ("kvision.runs.report.write_report", lambda: enospc),
+    "report": ("kvision.train.report.write_report", lambda: enospc),
     "export": ("keras.Model.save", lambda: enospc),
     "images": ("matplotlib.figure.Figure.savefig", lambda: enospc),
 }
@@ -450,8 +450,7 @@ FUNCTION = textwrap.dedent("""\
 
     [[arms]]   # plain SGD at 10 on a squared error diverges within the first epoch
     name = "boom"
-    stages = [{ name = "fit", condition = "clear", epochs = 3,
-                optimizer = { name = "sgd", learning_rate = 10.0 } }]
+    stages = [{ name = "fit", condition = "clear", epochs = 3, optimizer = { name = "sgd", learning_rate = 10.0 } }]
 
     [insight]
     enabled = false

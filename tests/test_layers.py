@@ -37,8 +37,12 @@ BELOW: dict[str, set[str]] = {
     "kvision.sweep": {"kvision.runs", "kvision.recipe", "kvision.train"},
     "kvision.bench": {"kvision.runs", "kvision.recipe", "kvision.models", "kvision.data",
                       "kvision.train"},
+    # Exported models and predict: a run's events, its models, images read as viz reads them.
+    "kvision.portable": {"kvision.runs", "kvision.recipe", "kvision.models", "kvision.data",
+                         "kvision.insight"},
     "kvision.cli": {"kvision.runs", "kvision.recipe", "kvision.models", "kvision.data",
-                    "kvision.insight", "kvision.train", "kvision.sweep", "kvision.bench"},
+                    "kvision.insight", "kvision.train", "kvision.sweep", "kvision.bench",
+                    "kvision.portable"},
     "kvision_tui": {"kvision.runs", "kvision.recipe"},
 }
 # Third-party packages a unit must never import (the TUI and the readers stay light).

@@ -296,3 +296,17 @@ def test_console_script_bad_input_has_no_traceback(tmp_path):
                            str(tmp_path / "notes.txt")], capture_output=True, text=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.count("\n") == 1 and "x.keras" in proc.stderr  # one paragraph
+
+
+def test_onnx_falls_back_to_a_fixed_batch_where_the_exporter_needs_it(tmp_path):
+    """AlexNet's adaptive pooling to 6x6 from a smaller map has no batch-dynamic ONNX form."""
+    if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnxscript") is None:
+        pytest.skip("the 'onnx' extra is not installed: pip install 'kvision[onnx]'")
+    from kvision.models import create_model
+    from kvision.portable.onnx_export import CHECK_IMAGES, export_onnx
+
+    model = create_model("alexnet_seed", input_shape=(64, 64, 1), num_classes=3, downscale=16)
+    path, facts = export_onnx(model, tmp_path / "a.onnx")
+    assert path.is_file() and not list(tmp_path.glob(".*"))
+    assert facts["input_shape"][0] == 1 and "fixed batch of 1" in facts["note"]
+    assert facts["checked_images"] == CHECK_IMAGES and facts["checked_max_abs_diff"] < 1e-4

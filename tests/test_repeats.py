@@ -173,7 +173,7 @@ def test_evidence_script_tables_come_from_the_run(tmp_path, capsys):
     spec.loader.exec_module(evidence)
     run = _fake_run(tmp_path, _accuracy)
     out = tmp_path / "evidence.md"
-    assert evidence.main([str(run), "--markdown", "--cells", "blurred test", "--out", str(out)]) == 0
+    assert evidence.main([str(run), "--cells", "blurred test", "--markdown", str(out)]) == 0
     text = out.read_text()
     assert text in capsys.readouterr().out
     assert "3 of 4 repeats finished" in text and "| net-b | expert-s1 | blurred test | 74.00 |" in text

@@ -29,7 +29,10 @@ def replace_head(model: keras.Model, num_classes: int) -> keras.Model:
             f"'{head.name}'), so it has no head to replace."
         )
     outputs = keras.layers.Dense(num_classes, name=head.name)(head.input)
-    return keras.Model(model.inputs, outputs, name=model.name)
+    from kvision.models._fast import direct_graph
+
+    # As create_model's: run by kvision's speed paths on the torch backend.
+    return direct_graph(keras.Model(model.inputs, outputs, name=model.name))
 
 
 def apply_trainable(model: keras.Model, freeze: Iterable[str] = (),

@@ -56,6 +56,8 @@ def _export(args: argparse.Namespace) -> int:
         checked = (f"  (onnxruntime vs Keras: max |diff| {item.max_abs_diff:.2e})"
                    if item.max_abs_diff is not None else "")
         print(f"{item.model}  + {item.sidecar.name}{checked}")
+        if item.note:
+            print(f"note: {item.trial}: {item.note}", file=sys.stderr)
     if waiting:
         print(f"not exported (no model yet): {', '.join(waiting)}", file=sys.stderr)
     return 0

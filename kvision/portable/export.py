@@ -20,6 +20,7 @@ class Exported:
     model: Path
     sidecar: Path
     max_abs_diff: float | None = None
+    note: str | None = None
 
 
 def trial_models(run_dir: Path, trial: str | None) -> tuple[dict[str, Path], list[str]]:
@@ -98,4 +99,4 @@ def _export_one(run: Path, trial: str, path: Path, dest: Path, fmt: str) -> Expo
         diff = card["onnx"]["checked_max_abs_diff"]
     card["file"] = target.name
     sidecar = atomic_write_json(sidecar_path(target), card)
-    return Exported(trial, target, sidecar, diff)
+    return Exported(trial, target, sidecar, diff, card.get("onnx", {}).get("note"))

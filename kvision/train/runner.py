@@ -124,7 +124,8 @@ def resume_run(run_dir: str, *, recipe_path: str | None = None,
 def _torch_only(notes: list[str] | None) -> list[tuple[str, str, None]]:
     """The CLI's notes (``--gpus`` under another backend) and what that backend switches off,
     as warnings: one console line each and the report's Warnings section."""
-    return [("torch_only", note, None) for note in [*(notes or []), *backend_notes()]]
+    return ([("data_parallel_off", note, None) for note in notes or []]
+            + [("speed_paths_off", note, None) for note in backend_notes()])
 
 
 def backend_notes() -> list[str]:
@@ -367,9 +368,9 @@ def _finish_run(ctx, started: float) -> None:
     with phase("export"):
         report = write_report(ctx.writer.dir, status="finished")
     ctx.writer.artifact(report, "report")
+    _write_profile(ctx.writer)  # before the last word: run_finished stays the last event
     ctx.writer.event("run_finished", seconds=seconds)
     ctx.console.line(f"finished in {seconds:.1f}s: {ctx.writer.dir / 'report.md'}")
-    _write_profile(ctx.writer)
 
 
 def _write_profile(writer: RunWriter) -> None:
