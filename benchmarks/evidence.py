@@ -15,13 +15,11 @@ docs/methods.md includes docs/measured/evidence.md as written (the docs' ``measu
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import shlex
-import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
+from kvision.bench.stamp import stamp_lines
 from kvision.runs import RunReader, is_run_dir
 from kvision.runs.atomic import atomic_write_text
 from kvision.runs.repeats import cell_summaries, final_groups, paired_differences
@@ -98,11 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         parser.exit(2, f"error: not a run directory: {', '.join(bad)}\n")
     cells = [tuple(c.strip().split(" ", 1)) for c in args.cells.split(",")]
-    command = shlex.join(["python", "benchmarks/evidence.py", *map(str, argv or [])]) \
-        if argv is not None else shlex.join(["python", *sys.argv])
-    stamp = (f"## Repeated runs (benchmarks/evidence.py)\n\n- date: "
-             f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n- machine: {_cpu()}, "
-             f"{os.cpu_count()} cores ({platform.node()})\n- command: `{command}`\n")
+    command = ["python", "benchmarks/evidence.py", *map(str, argv)] if argv is not None else None
+    stamp = "\n".join(["## Repeated runs (benchmarks/evidence.py)", "", *stamp_lines(command), ""])
     text = "\n".join([stamp, *(section(r, cells) for r in args.runs)])
     print(text)
     if args.markdown:

@@ -561,7 +561,8 @@ def test_a_full_cache_disk_costs_only_speed(tmp_path, monkeypatch):
 
     monkeypatch.setenv("KVISION_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(cache.np, "savez", lambda fh, **kw: (fh.write(b"half"), enospc()))
-    entry = (np.zeros((1, 2, 2, 1), np.uint8), np.zeros(1, np.int64), ["a"], np.array(["train"]), [])
+    entry = (np.zeros((1, 2, 2, 1), np.uint8), np.zeros(1, np.int64), ["a"], np.array(["train"]), [],
+             {})  # no source-blurred views
     problem = cache.store(tmp_path, "key", entry)
     assert "could not be cached" in problem and "No space left" in problem
     assert list((tmp_path / "cache").iterdir()) == []  # no half entry left behind
