@@ -97,8 +97,13 @@ def child(argv: list[str]) -> int:
 
 
 def _kvision(args: list[str], env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, __file__, "--child", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, __file__, "--child", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def outcome(run_dir: Path) -> tuple[dict, list]:
@@ -108,8 +113,10 @@ def outcome(run_dir: Path) -> tuple[dict, list]:
     from kvision.models import load_model
     from kvision.runs import RunReader
 
-    evals = {f"{e['trial']}/{e['checkpoint']}": (e["matrix"], e["loss"])
-             for e in RunReader(run_dir).evaluations()}
+    evals = {
+        f"{e['trial']}/{e['checkpoint']}": (e["matrix"], e["loss"])
+        for e in RunReader(run_dir).evaluations()
+    }
     weights = []
     for path in sorted(run_dir.glob("trials/*/model.keras")):
         weights += [np.asarray(w) for w in load_model(path).get_weights()]
@@ -119,8 +126,11 @@ def outcome(run_dir: Path) -> tuple[dict, list]:
 def same(a: tuple[dict, list], b: tuple[dict, list]) -> bool:
     import numpy as np
 
-    return a[0] == b[0] and len(a[1]) == len(b[1]) and all(
-        np.array_equal(x, y) for x, y in zip(a[1], b[1], strict=True))
+    return (
+        a[0] == b[0]
+        and len(a[1]) == len(b[1])
+        and all(np.array_equal(x, y) for x, y in zip(a[1], b[1], strict=True))
+    )
 
 
 def reference(work: Path, recipe: Path, timeout: float) -> tuple[Path, float, float, range]:
@@ -139,9 +149,16 @@ def reference(work: Path, recipe: Path, timeout: float) -> tuple[Path, float, fl
         proc.kill()
         raise SystemExit("the reference run did not finish in time")
     if proc.returncode != 0:
-        raise SystemExit(f"the reference run failed ({proc.returncode}): {proc.stderr.read()[-2000:]}")
+        raise SystemExit(
+            f"the reference run failed ({proc.returncode}): {proc.stderr.read()[-2000:]}"
+        )
     seen = json.loads(counts.read_text())
-    return run_dir, appeared or 0.0, time.monotonic() - start, range(seen["meta"] + 1, seen["renames"] + 1)
+    return (
+        run_dir,
+        appeared or 0.0,
+        time.monotonic() - start,
+        range(seen["meta"] + 1, seen["renames"] + 1),
+    )
 
 
 def one_kill(work: Path, recipe: Path, i: int, plan: dict, timeout: float) -> dict:
@@ -165,8 +182,13 @@ def one_kill(work: Path, recipe: Path, i: int, plan: dict, timeout: float) -> di
     except subprocess.TimeoutExpired:
         resumed.kill()
         resumed.wait()
-    return {**plan, "killed": killed, "resume_exit": resumed.returncode, "run_dir": str(run_dir),
-            "resume_stderr": resumed.stderr.read()[-1500:]}
+    return {
+        **plan,
+        "killed": killed,
+        "resume_exit": resumed.returncode,
+        "run_dir": str(run_dir),
+        "resume_stderr": resumed.stderr.read()[-1500:],
+    }
 
 
 def _wait_for_run_dir(proc: subprocess.Popen, run_dir: Path, timeout: float) -> None:
@@ -178,7 +200,9 @@ def _wait_for_run_dir(proc: subprocess.Popen, run_dir: Path, timeout: float) -> 
         time.sleep(0.02)
 
 
-def plans(n: int, rng: random.Random, appeared: float, seconds: float, renames: range) -> list[dict]:
+def plans(
+    n: int, rng: random.Random, appeared: float, seconds: float, renames: range
+) -> list[dict]:
     """N kills: even ones at stratified random times after the run directory appeared (so
     they spread over the run itself, not the imports before it), odd ones inside writes."""
     out = []
@@ -216,29 +240,47 @@ def _measure(args: argparse.Namespace, work: Path) -> int:
     started = time.monotonic()
     ref_dir, appeared, seconds, renames = reference(work, recipe, args.timeout)
     expected = outcome(ref_dir)
-    print(f"reference run: {seconds:.1f} s (run directory after {appeared:.1f} s), "
-          f"renames #{renames.start}-#{renames.stop - 1} after meta.json, "
-          f"{len(expected[0])} evaluations", flush=True)
+    print(
+        f"reference run: {seconds:.1f} s (run directory after {appeared:.1f} s), "
+        f"renames #{renames.start}-#{renames.stop - 1} after meta.json, "
+        f"{len(expected[0])} evaluations",
+        flush=True,
+    )
     results = []
     for i, plan in enumerate(plans(args.n, random.Random(args.seed), appeared, seconds, renames)):
         result = one_kill(work, recipe, i, plan, args.timeout)
-        result["matched"] = result["resume_exit"] == 0 and same(outcome(Path(result["run_dir"])), expected)
-        where = f"t=+{plan['seconds']:.1f}s" if plan["mode"] == "time" else f"rename #{plan['rename']}"
-        print(f"kill {i + 1:2d}/{args.n} {plan['mode']:5s} {where:14s} killed={result['killed']!s:5s} "
-              f"resume exit {result['resume_exit']}  {'matched' if result['matched'] else 'DIFFERENT'}",
-              flush=True)
+        result["matched"] = result["resume_exit"] == 0 and same(
+            outcome(Path(result["run_dir"])), expected
+        )
+        where = (
+            f"t=+{plan['seconds']:.1f}s" if plan["mode"] == "time" else f"rename #{plan['rename']}"
+        )
+        print(
+            f"kill {i + 1:2d}/{args.n} {plan['mode']:5s} {where:14s} killed={result['killed']!s:5s} "
+            f"resume exit {result['resume_exit']}  {'matched' if result['matched'] else 'DIFFERENT'}",
+            flush=True,
+        )
         if not result["matched"]:
             print(result["resume_stderr"], file=sys.stderr)
         results.append(result)
     matched = sum(r["matched"] for r in results)
-    summary = {"n": args.n, "matched": matched, "killed": sum(r["killed"] for r in results),
-               "reference_seconds": round(seconds, 1), "renames": [renames.start, renames.stop - 1],
-               "seed": args.seed,
-               "total_seconds": round(time.monotonic() - started, 1),
-               "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": os.uname().nodename,
-               "command": " ".join([Path(sys.executable).name, *sys.argv]), "kills": results}
-    print(f"{matched}/{args.n} resumed runs matched the uninterrupted run "
-          f"({summary['killed']} were killed before they ended; {summary['total_seconds']} s in all)")
+    summary = {
+        "n": args.n,
+        "matched": matched,
+        "killed": sum(r["killed"] for r in results),
+        "reference_seconds": round(seconds, 1),
+        "renames": [renames.start, renames.stop - 1],
+        "seed": args.seed,
+        "total_seconds": round(time.monotonic() - started, 1),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "machine": os.uname().nodename,
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "kills": results,
+    }
+    print(
+        f"{matched}/{args.n} resumed runs matched the uninterrupted run "
+        f"({summary['killed']} were killed before they ended; {summary['total_seconds']} s in all)"
+    )
     if args.out:
         Path(args.out).write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return 0 if matched == args.n else 1

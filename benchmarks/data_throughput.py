@@ -40,8 +40,11 @@ SCALE, RATIO, DEGREES = (0.5, 1.0), (3 / 4, 4 / 3), 45.0
 
 def dynamic_ops(rgb: bool) -> tuple[AugmentOp, ...]:
     """Report 001's dynamic augmentation as kvision ops (output = input size)."""
-    ops = [AugmentOp(op="random_resized_crop", scale=SCALE, ratio=RATIO),
-           AugmentOp(op="hflip", p=0.5), AugmentOp(op="rotate", degrees=DEGREES)]
+    ops = [
+        AugmentOp(op="random_resized_crop", scale=SCALE, ratio=RATIO),
+        AugmentOp(op="hflip", p=0.5),
+        AugmentOp(op="rotate", degrees=DEGREES),
+    ]
     if rgb:
         ops.append(AugmentOp(op="grayscale", p=0.5))
     return tuple(ops)
@@ -69,7 +72,7 @@ def kvision_rate(images: np.ndarray, sigma: float | None, threads: int = 1) -> f
     blur.MAX_THREADS = 1  # one level of threads: the batches'
 
     def one_batch(i: int) -> None:
-        batch = images[i:i + 64]
+        batch = images[i : i + 64]
         blurred = batch if sigma is None else apply_blur(batch, "gaussian", {"sigma": sigma})
         aug.batch(blurred, np.random.default_rng([0, i])).astype(np.float32)
 
@@ -111,8 +114,11 @@ def pil_rate(images: np.ndarray, sigma: float) -> float:
     return len(images) / (time.perf_counter() - start)
 
 
-CASES = (("224x224 RGB, sigma 5", 256, 224, 3, 5.0), ("224x224 RGB, sigma 2", 256, 224, 3, 2.0),
-         ("28x28 gray, sigma 1", 8192, 28, 1, 1.0))
+CASES = (
+    ("224x224 RGB, sigma 5", 256, 224, 3, 5.0),
+    ("224x224 RGB, sigma 2", 256, 224, 3, 2.0),
+    ("28x28 gray, sigma 1", 8192, 28, 1, 1.0),
+)
 
 
 def blur_augment_table(quick: bool, threads: int) -> list[tuple[str, float, ...]]:
@@ -169,8 +175,15 @@ def pipeline_vs_model(quick: bool, threads: int) -> dict[str, float]:
             return self.x, self.y
 
     def pipeline():
-        return make_batches(images, labels, batch_size=batch, seed=0, shuffle=True,
-                            augment=dynamic_ops(True), workers=threads)
+        return make_batches(
+            images,
+            labels,
+            batch_size=batch,
+            seed=0,
+            shuffle=True,
+            augment=dynamic_ops(True),
+            workers=threads,
+        )
 
     inputs = keras.Input((64, 64, 3))
     pooled = keras.layers.GlobalAveragePooling2D()(inputs)
@@ -188,8 +201,11 @@ def pipeline_vs_model(quick: bool, threads: int) -> dict[str, float]:
 
 def report(args: argparse.Namespace) -> str:
     """Both comparisons as Markdown tables."""
-    out = [f"| case | PIL baseline, 1 thread | kvision, 1 thread | kvision, {args.threads} "
-           f"threads | kvision, later epochs (blur cached), 1 thread |", "|---|---|---|---|---|"]
+    out = [
+        f"| case | PIL baseline, 1 thread | kvision, 1 thread | kvision, {args.threads} "
+        f"threads | kvision, later epochs (blur cached), 1 thread |",
+        "|---|---|---|---|---|",
+    ]
     for name, pil, *rates in blur_augment_table(args.quick, args.threads):
         cells = " | ".join(f"{r:,.0f} img/s ({r / pil:.1f}x)" for r in rates)
         out.append(f"| {name} | {pil:,.0f} img/s | {cells} |")
@@ -199,9 +215,12 @@ def report(args: argparse.Namespace) -> str:
     out += ["", f"| 64x64 RGB, batch 64, {args.threads} worker threads | img/s |", "|---|---:|"]
     out += [f"| {name} | {rate:,.0f} |" for name, rate in rates.items()]
     free = rates["AlexNet consumes (free batches)"]
-    out += ["", f"The pipeline delivers {rates['pipeline delivers (trivial model)'] / free:.1f}x "
-                f"what AlexNet at 64x64 consumes; fed by the real pipeline AlexNet runs at "
-                f"{rates['AlexNet fed by the pipeline'] / free:.0%} of its free-batch speed."]
+    out += [
+        "",
+        f"The pipeline delivers {rates['pipeline delivers (trivial model)'] / free:.1f}x "
+        f"what AlexNet at 64x64 consumes; fed by the real pipeline AlexNet runs at "
+        f"{rates['AlexNet fed by the pipeline'] / free:.0%} of its free-batch speed.",
+    ]
     return "\n".join(out) + "\n"
 
 
@@ -210,10 +229,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer images (a smoke run)")
     parser.add_argument("--skip-model", action="store_true", help="only the blur comparison")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                        help="kvision threads in the all-cores column (default: all cores)")
-    parser.add_argument("--markdown", metavar="OUT",
-                        help="also write the tables to OUT, stamped with machine, date, command")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="kvision threads in the all-cores column (default: all cores)",
+    )
+    parser.add_argument(
+        "--markdown",
+        metavar="OUT",
+        help="also write the tables to OUT, stamped with machine, date, command",
+    )
     parser.add_argument("--note", help="with --markdown: a note under the tables")
     args = parser.parse_args()
     text = report(args)
@@ -221,7 +247,12 @@ def main() -> None:
     if args.markdown:
         from kvision.bench.stamp import write_markdown
 
-        write_markdown(args.markdown, "Input pipeline speed (benchmarks/data_throughput.py)", text, note=args.note)
+        write_markdown(
+            args.markdown,
+            "Input pipeline speed (benchmarks/data_throughput.py)",
+            text,
+            note=args.note,
+        )
 
 
 if __name__ == "__main__":

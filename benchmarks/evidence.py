@@ -59,38 +59,58 @@ def section(run_dir: Path, cells: list[tuple[str, str]]) -> str:
     repeats = reader.recipe().get("experiment", {}).get("repeats", 1)
     planned = {(i.model, i.arm) for i in reader.identities().values()}
     done = sum(all(r in groups.get(g, {}) for g in planned) for r in range(repeats))
-    lines = [f"### {_data(reader)}", "",
-             f"- run `{run_dir.name}` ({reader.status()}), {done} of {repeats} repeats "
-             f"finished in every arm; started {meta.get('started')} on {meta.get('host')} "
-             f"({_cpu()}, {meta.get('threads')} threads), kvision {meta.get('kvision')}, "
-             f"torch {meta.get('torch')}",
-             f"- command: `{_command(meta)}`", "",
-             "| model | arm | cell | mean accuracy (%) | std | n |",
-             "|---|---|---|---:|---:|---:|"]
-    lines += [f"| {c.model} | {c.arm} | {c.cell[0]} {c.cell[1]} | {100 * c.mean:.2f} | "
-              f"{100 * c.std:.2f} | {c.n} |"
-              for c in cell_summaries(groups) if c.cell in cells]
-    lines += ["", "Paired by repeat (same initial weights and data order); 95% interval from "
-              "Student's t over the per-repeat differences.", "",
-              "| model | difference | cell | mean (pp) | 95% CI (pp) | n | interval excludes 0 |",
-              "|---|---|---|---:|---|---:|---|"]
+    lines = [
+        f"### {_data(reader)}",
+        "",
+        f"- run `{run_dir.name}` ({reader.status()}), {done} of {repeats} repeats "
+        f"finished in every arm; started {meta.get('started')} on {meta.get('host')} "
+        f"({_cpu()}, {meta.get('threads')} threads), kvision {meta.get('kvision')}, "
+        f"torch {meta.get('torch')}",
+        f"- command: `{_command(meta)}`",
+        "",
+        "| model | arm | cell | mean accuracy (%) | std | n |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {c.model} | {c.arm} | {c.cell[0]} {c.cell[1]} | {100 * c.mean:.2f} | "
+        f"{100 * c.std:.2f} | {c.n} |"
+        for c in cell_summaries(groups)
+        if c.cell in cells
+    ]
+    lines += [
+        "",
+        "Paired by repeat (same initial weights and data order); 95% interval from "
+        "Student's t over the per-repeat differences.",
+        "",
+        "| model | difference | cell | mean (pp) | 95% CI (pp) | n | interval excludes 0 |",
+        "|---|---|---|---:|---|---:|---|",
+    ]
     for d in paired_differences(reader):
         if d.cell not in cells:
             continue
         interval = "–" if d.n < 2 else f"[{100 * d.low:+.2f}, {100 * d.high:+.2f}]"
         verdict = "–" if d.n < 2 else ("yes" if d.excludes_zero else "no")
-        lines.append(f"| {d.model} | {d.arm} − {d.other} | {d.cell[0]} {d.cell[1]} | "
-                     f"{100 * d.mean:+.2f} | {interval} | {d.n} | {verdict} |")
+        lines.append(
+            f"| {d.model} | {d.arm} − {d.other} | {d.cell[0]} {d.cell[1]} | "
+            f"{100 * d.mean:+.2f} | {interval} | {d.n} | {verdict} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run directories")
-    parser.add_argument("--markdown", type=Path, metavar="FILE",
-                        help="also write the markdown to FILE (e.g. docs/measured/evidence.md)")
-    parser.add_argument("--cells", default="blurred test,clear test",
-                        help="condition-split cells to show, comma-separated")
+    parser.add_argument(
+        "--markdown",
+        type=Path,
+        metavar="FILE",
+        help="also write the markdown to FILE (e.g. docs/measured/evidence.md)",
+    )
+    parser.add_argument(
+        "--cells",
+        default="blurred test,clear test",
+        help="condition-split cells to show, comma-separated",
+    )
     args = parser.parse_args(argv)
     bad = [str(r) for r in args.runs if not is_run_dir(r)]
     if bad:

@@ -43,10 +43,12 @@ def report(recipe: str, wall: float, console: str, run_dir: Path) -> str:
     inside = reader.of("run_finished")[-1]["seconds"]
     peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # kB on Linux
     heading, table = result_sections(reader)[0]
-    return (f"`kvision run {recipe}`: {wall:.1f} s for the whole command, {inside:.1f} s inside "
-            f"the run, peak RSS of the run process {peak_mib:,.0f} MiB.\n\n"
-            f"Console output (no TTY):\n\n```text\n{console.rstrip()}\n```\n\n"
-            f"{heading}:\n\n{table}{_phases(run_dir)}")
+    return (
+        f"`kvision run {recipe}`: {wall:.1f} s for the whole command, {inside:.1f} s inside "
+        f"the run, peak RSS of the run process {peak_mib:,.0f} MiB.\n\n"
+        f"Console output (no TTY):\n\n```text\n{console.rstrip()}\n```\n\n"
+        f"{heading}:\n\n{table}{_phases(run_dir)}"
+    )
 
 
 def _phases(run_dir: Path) -> str:
@@ -66,10 +68,19 @@ def main() -> None:
     """Run the recipe once and print (or write) what it gave."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("recipe", nargs="?", default="recipes/naive_vs_expert.toml")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="recipe override (repeatable)")
-    parser.add_argument("--markdown", metavar="OUT",
-                        help="also write the results to OUT, stamped with machine, date, command")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="recipe override (repeatable)",
+    )
+    parser.add_argument(
+        "--markdown",
+        metavar="OUT",
+        help="also write the results to OUT, stamped with machine, date, command",
+    )
     parser.add_argument("--note", help="with --markdown: a note under the results")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

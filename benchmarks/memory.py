@@ -73,8 +73,10 @@ def peak_rss_mib(argv: list[str], cwd: Path) -> tuple[float, float]:
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}):\n"
-                         f"{stderr.decode(errors='replace')[-2000:]}")
+        raise SystemExit(
+            f"{' '.join(argv)} failed ({proc.returncode}):\n"
+            f"{stderr.decode(errors='replace')[-2000:]}"
+        )
     # ru_maxrss is in KiB on Linux (bytes on macOS).
     kib = usage.ru_maxrss / (1024 if sys.platform == "darwin" else 1)
     return kib / 1024, time.monotonic() - started
@@ -88,10 +90,18 @@ def _kvision_argv(case: str, epochs: int | None, work: Path) -> list[str]:
         return [*argv, str(recipe), "--runs-dir", str(work / "runs")]
     sets = []
     if epochs:
-        sets = [f"arms[0].stages[0].epochs={epochs}", f"arms[1].stages[0].epochs={epochs}",
-                f"arms[1].stages[1].epochs={epochs}"]
-    return [*argv, str(MAIN_RECIPE), "--runs-dir", str(work / "runs"),
-            *(x for s in sets for x in ("--set", s))]
+        sets = [
+            f"arms[0].stages[0].epochs={epochs}",
+            f"arms[1].stages[0].epochs={epochs}",
+            f"arms[1].stages[1].epochs={epochs}",
+        ]
+    return [
+        *argv,
+        str(MAIN_RECIPE),
+        "--runs-dir",
+        str(work / "runs"),
+        *(x for s in sets for x in ("--set", s)),
+    ]
 
 
 def measure(case: str, epochs: int | None) -> dict:
@@ -104,24 +114,50 @@ def measure(case: str, epochs: int | None) -> dict:
         print(f"{case}: PyTorch {torch_mib:.0f} MiB ({torch_s:.0f} s)", file=sys.stderr, flush=True)
         kv_mib, kv_s = peak_rss_mib(_kvision_argv(case, epochs, work), ROOT)
         print(f"{case}: kvision {kv_mib:.0f} MiB ({kv_s:.0f} s)", file=sys.stderr, flush=True)
-    return {"case": case, "epochs": epochs, "kvision_mib": round(kv_mib, 1),
-            "torch_mib": round(torch_mib, 1), "ratio": round(kv_mib / torch_mib, 3),
-            "kvision_seconds": round(kv_s, 1), "torch_seconds": round(torch_s, 1),
-            "target": TARGET, "meets_target": kv_mib / torch_mib <= TARGET}
+    return {
+        "case": case,
+        "epochs": epochs,
+        "kvision_mib": round(kv_mib, 1),
+        "torch_mib": round(torch_mib, 1),
+        "ratio": round(kv_mib / torch_mib, 3),
+        "kvision_seconds": round(kv_s, 1),
+        "torch_seconds": round(torch_s, 1),
+        "target": TARGET,
+        "meets_target": kv_mib / torch_mib <= TARGET,
+    }
 
 
 def format_table(rows: list[dict], markdown: bool = False) -> str:
-    header = ("case", "kvision peak RSS MiB", "PyTorch peak RSS MiB", "ratio",
-              f"within {TARGET}x", "kvision s", "PyTorch s")
-    cells = [header] + [(r["case"], f"{r['kvision_mib']:.0f}", f"{r['torch_mib']:.0f}",
-                         f"{r['ratio']:.2f}", "yes" if r["meets_target"] else "no",
-                         f"{r['kvision_seconds']:.0f}", f"{r['torch_seconds']:.0f}")
-                        for r in rows]
+    header = (
+        "case",
+        "kvision peak RSS MiB",
+        "PyTorch peak RSS MiB",
+        "ratio",
+        f"within {TARGET}x",
+        "kvision s",
+        "PyTorch s",
+    )
+    cells = [header] + [
+        (
+            r["case"],
+            f"{r['kvision_mib']:.0f}",
+            f"{r['torch_mib']:.0f}",
+            f"{r['ratio']:.2f}",
+            "yes" if r["meets_target"] else "no",
+            f"{r['kvision_seconds']:.0f}",
+            f"{r['torch_seconds']:.0f}",
+        )
+        for r in rows
+    ]
     if markdown:
         cells.insert(1, tuple("---" if i == 0 else "---:" for i in range(len(header))))
         return "\n".join("| " + " | ".join(row) + " |" for row in cells)
-    return "\n".join(f"{row[0]:<14}" + "".join(f"{c:>22}" for c in row[1:5])
-                     + "".join(f"{c:>11}" for c in row[5:]) for row in cells)
+    return "\n".join(
+        f"{row[0]:<14}"
+        + "".join(f"{c:>22}" for c in row[1:5])
+        + "".join(f"{c:>11}" for c in row[5:])
+        for row in cells
+    )
 
 
 # -- the plain PyTorch scripts (run in the child process) ----------------------------------
@@ -133,12 +169,13 @@ def _read_idx(path: Path) -> np.ndarray:
     else:
         raw = path.read_bytes()
     dims = raw[3]
-    shape = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims)]
+    shape = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims)]
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape).copy()
 
 
-def _fit(model, images: np.ndarray, labels: np.ndarray, batch_size: int, epochs: int,
-         lr: float) -> None:
+def _fit(
+    model, images: np.ndarray, labels: np.ndarray, batch_size: int, epochs: int, lr: float
+) -> None:
     import torch
     from torch.utils.data import DataLoader, TensorDataset
 
@@ -162,9 +199,9 @@ def _accuracy(model, images: np.ndarray, labels: np.ndarray, batch_size: int = 1
     correct = 0
     with torch.no_grad():
         for start in range(0, len(labels), batch_size):
-            x = torch.from_numpy(images[start:start + batch_size]).unsqueeze(1)
+            x = torch.from_numpy(images[start : start + batch_size]).unsqueeze(1)
             out = model((x.float() / 255 - 0.5) / 0.5)
-            correct += int((out.argmax(1).numpy() == labels[start:start + batch_size]).sum())
+            correct += int((out.argmax(1).numpy() == labels[start : start + batch_size]).sum())
     return correct / len(labels)
 
 
@@ -182,8 +219,14 @@ def _torch_fmnist(epochs: int) -> None:
     val, train = order[:6000], order[6000:]
     model = LeNet(1, 28, 10)
     _fit(model, train_x[train], train_y[train], 128, epochs or 1, 1e-3)
-    print(json.dumps({"val": _accuracy(model, train_x[val], train_y[val]),
-                      "test": _accuracy(model, test_x, test_y)}))
+    print(
+        json.dumps(
+            {
+                "val": _accuracy(model, train_x[val], train_y[val]),
+                "test": _accuracy(model, test_x, test_y),
+            }
+        )
+    )
 
 
 def _main_job_data() -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
@@ -197,15 +240,19 @@ def _main_job_data() -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
         idx = rng.permutation(np.flatnonzero(raw["train_labels"] == c))
         train_idx += list(idx[:150])
         val_idx += list(idx[150:270])
-    splits = {"train": (raw["train_images"][train_idx], raw["train_labels"][train_idx]),
-              "val": (raw["train_images"][val_idx], raw["train_labels"][val_idx]),
-              "test": (raw["test_images"], raw["test_labels"])}
+    splits = {
+        "train": (raw["train_images"][train_idx], raw["train_labels"][train_idx]),
+        "val": (raw["train_images"][val_idx], raw["train_labels"][val_idx]),
+        "test": (raw["test_images"], raw["test_labels"]),
+    }
     data: dict[str, dict] = {"clear": {}, "blurred": {}}
     for name, (images, labels) in splits.items():
         big = np.stack([cv2.resize(im, (64, 64), interpolation=cv2.INTER_LINEAR) for im in images])
         data["clear"][name] = (big, labels)
-        data["blurred"][name] = (np.stack([cv2.GaussianBlur(im, (0, 0), 4.0) for im in big]),
-                                 labels)
+        data["blurred"][name] = (
+            np.stack([cv2.GaussianBlur(im, (0, 0), 4.0) for im in big]),
+            labels,
+        )
     return data
 
 
@@ -215,10 +262,14 @@ def _torch_main_job(epochs: int) -> None:
     from kvision.bench.reference import VGG11, AlexNetSeed
 
     data = _main_job_data()
-    builders = {"alexnet": lambda: AlexNetSeed(1, 10, downscale=2),
-                "vgg": lambda: VGG11(1, 10, width=8, head=4096)}
-    arms = {"naive": [("blurred", epochs or 2)], "expert": [("clear", epochs or 2),
-                                                           ("blurred", epochs or 2)]}
+    builders = {
+        "alexnet": lambda: AlexNetSeed(1, 10, downscale=2),
+        "vgg": lambda: VGG11(1, 10, width=8, head=4096),
+    }
+    arms = {
+        "naive": [("blurred", epochs or 2)],
+        "expert": [("clear", epochs or 2), ("blurred", epochs or 2)],
+    }
     results = {}
     for model_name, build in builders.items():
         for arm, stages in arms.items():
@@ -228,18 +279,27 @@ def _torch_main_job(epochs: int) -> None:
                 _fit(model, *data[condition]["train"], 32, stage_epochs, 3e-4)
                 results[f"{model_name}-{arm}"] = {
                     f"{cond}/{split}": _accuracy(model, *data[cond][split][:2])
-                    for cond in data for split in ("train", "test")}
+                    for cond in data
+                    for split in ("train", "test")
+                }
     print(json.dumps(results))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--case", choices=("fmnist-lenet", "main-job"), action="append",
-                        help="run only this case (repeatable; default both)")
+    parser.add_argument(
+        "--case",
+        choices=("fmnist-lenet", "main-job"),
+        action="append",
+        help="run only this case (repeatable; default both)",
+    )
     parser.add_argument("--epochs", type=int, help="epochs per stage on both sides")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--markdown", metavar="OUT", help="also write the table as Markdown to "
-                        "OUT, stamped with the machine, date and command")
+    parser.add_argument(
+        "--markdown",
+        metavar="OUT",
+        help="also write the table as Markdown to OUT, stamped with the machine, date and command",
+    )
     parser.add_argument("--note", help="with --markdown: a note under the table")
     parser.add_argument("--worker", choices=("fmnist-lenet", "main-job"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -248,8 +308,11 @@ def main() -> int:
         return 0
     cases = args.case or ["fmnist-lenet", "main-job"]
     if "fmnist-lenet" in cases and not (FMNIST / "train-images-idx3-ubyte.gz").exists():
-        parser.exit(2, f"error: Fashion-MNIST is not in {FMNIST}; install it with "
-                       "'apt-get install -y dataset-fashion-mnist'.\n")
+        parser.exit(
+            2,
+            f"error: Fashion-MNIST is not in {FMNIST}; install it with "
+            "'apt-get install -y dataset-fashion-mnist'.\n",
+        )
     rows = []
     for case in cases:
         rows.append(measure(case, args.epochs))
@@ -258,8 +321,12 @@ def main() -> int:
     if args.markdown:
         from kvision.bench.stamp import write_markdown
 
-        write_markdown(args.markdown, "Peak memory (benchmarks/memory.py)",
-                       format_table(rows, markdown=True), note=args.note)
+        write_markdown(
+            args.markdown,
+            "Peak memory (benchmarks/memory.py)",
+            format_table(rows, markdown=True),
+            note=args.note,
+        )
     return 0
 
 

@@ -45,8 +45,13 @@ def trained_model(recipe_name: str, model_name: str):
     recipe = load_recipe(resolve(recipe_name), ["data.limit_per_class=4"])
     data = load_dataset(recipe.data, recipe.experiment.seed)
     spec = recipe.models[model_name]
-    model = create_model(spec.arch, input_shape=data.image_shape, num_classes=data.num_classes,
-                         preprocess=normalization(recipe.data, data), **dict(spec.options))
+    model = create_model(
+        spec.arch,
+        input_shape=data.image_shape,
+        num_classes=data.num_classes,
+        preprocess=normalization(recipe.data, data),
+        **dict(spec.options),
+    )
     compile_model(model, recipe.arms[0].stages[0].training, regression=False)
     train = data.splits["train"]
     model.fit(train.images[:8].astype(np.float32), train.labels[:8], epochs=1, verbose=0)
@@ -58,8 +63,12 @@ def jax_difference(path: Path, x, expected, tmp: str) -> float:
     import numpy as np
 
     np.save(f"{tmp}/x.npy", x)
-    subprocess.run([sys.executable, "-c", JAX_PREDICT, str(path), f"{tmp}/x.npy", f"{tmp}/y.npy"],
-                   env={**os.environ, "KERAS_BACKEND": "jax"}, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-c", JAX_PREDICT, str(path), f"{tmp}/x.npy", f"{tmp}/y.npy"],
+        env={**os.environ, "KERAS_BACKEND": "jax"},
+        check=True,
+        capture_output=True,
+    )
     return float(np.abs(np.load(f"{tmp}/y.npy") - expected).max())
 
 
@@ -76,20 +85,32 @@ def measure(recipe_name: str, model_name: str) -> list[tuple[str, str]]:
         before, after = Path(tmp, "with_optimizer.keras"), Path(tmp, "inference.keras")
         model.save(before)
         save_for_inference(model, after)
-        rows += [("model.save (kvision 0.1: weights + Adam state)",
-                  f"{before.stat().st_size / 1e6:.1f} MB"),
-                 ("trial model.keras now (save_for_inference)", f"{after.stat().st_size / 1e6:.1f} MB")]
+        rows += [
+            (
+                "model.save (kvision 0.1: weights + Adam state)",
+                f"{before.stat().st_size / 1e6:.1f} MB",
+            ),
+            ("trial model.keras now (save_for_inference)", f"{after.stat().st_size / 1e6:.1f} MB"),
+        ]
         from kvision.portable.onnx_export import export_onnx, missing_packages
 
         if not missing_packages():
             _, facts = export_onnx(model, Path(tmp, "model.onnx"))
             batch = "fixed batch 1" if facts.get("note") else "dynamic batch"
-            rows.append(("ONNX (onnxruntime) vs Keras, max abs diff of logits",
-                         f"{facts['checked_max_abs_diff']:.2e} ({facts['checked_images']} "
-                         f"images; {batch})"))
+            rows.append(
+                (
+                    "ONNX (onnxruntime) vs Keras, max abs diff of logits",
+                    f"{facts['checked_max_abs_diff']:.2e} ({facts['checked_images']} "
+                    f"images; {batch})",
+                )
+            )
         if importlib.util.find_spec("jax") is not None:
-            rows.append(("the .keras file under JAX vs torch, max abs diff of logits",
-                         f"{jax_difference(after, x, expected, tmp):.2e} (16 images)"))
+            rows.append(
+                (
+                    "the .keras file under JAX vs torch, max abs diff of logits",
+                    f"{jax_difference(after, x, expected, tmp):.2e} (16 images)",
+                )
+            )
     return rows
 
 
@@ -106,8 +127,9 @@ def main() -> None:
     if args.markdown:
         from kvision.bench.stamp import write_markdown
 
-        write_markdown(args.markdown, "A shared model (benchmarks/model_size.py)", body,
-                       note=args.note)
+        write_markdown(
+            args.markdown, "A shared model (benchmarks/model_size.py)", body, note=args.note
+        )
 
 
 if __name__ == "__main__":

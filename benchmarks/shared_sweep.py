@@ -85,10 +85,28 @@ def run(workers: int, trials: int, url: str, study: str, tmp: Path) -> dict:
     recipe.write_text(RECIPE)
     load, date = os.getloadavg()[0], time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     started = time.monotonic()
-    procs = [subprocess.Popen(
-        [sys.executable, "-m", "kvision", "sweep", str(recipe), "--storage", url, "--study", study,
-         "--trials", str(trials), "--sweep-dir", str(tmp / f"{study}-w{i}")],
-        stdout=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"}) for i in range(workers)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "kvision",
+                "sweep",
+                str(recipe),
+                "--storage",
+                url,
+                "--study",
+                study,
+                "--trials",
+                str(trials),
+                "--sweep-dir",
+                str(tmp / f"{study}-w{i}"),
+            ],
+            stdout=subprocess.DEVNULL,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
+        for i in range(workers)
+    ]
     codes = [p.wait() for p in procs]
     seconds = time.monotonic() - started
     import optuna
@@ -96,14 +114,24 @@ def run(workers: int, trials: int, url: str, study: str, tmp: Path) -> dict:
     from kvision.sweep.storage import open_database
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    done = [t for t in optuna.load_study(study_name=study, storage=open_database(url)).get_trials()
-            if t.state.name == "COMPLETE"]
+    done = [
+        t
+        for t in optuna.load_study(study_name=study, storage=open_database(url)).get_trials()
+        if t.state.name == "COMPLETE"
+    ]
     per_worker = Counter(t.user_attrs["worker"] for t in done)
-    return {"workers": workers, "exit_codes": codes, "trials_complete": len(done),
-            "trials_per_worker": sorted(per_worker.values(), reverse=True),
-            "wall_s": round(seconds, 1), "host": socket.gethostname(), "cores": os.cpu_count(),
-            "load_avg_1min_before": round(load, 1), "python": platform.python_version(),
-            "started": date}
+    return {
+        "workers": workers,
+        "exit_codes": codes,
+        "trials_complete": len(done),
+        "trials_per_worker": sorted(per_worker.values(), reverse=True),
+        "wall_s": round(seconds, 1),
+        "host": socket.gethostname(),
+        "cores": os.cpu_count(),
+        "load_avg_1min_before": round(load, 1),
+        "python": platform.python_version(),
+        "started": date,
+    }
 
 
 def main() -> None:
@@ -111,8 +139,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, action="append", help="worker count (repeatable)")
     parser.add_argument("--trials", type=int, default=9)
     parser.add_argument("--storage", help="database URL (default: a throw-away PostgreSQL server)")
-    parser.add_argument("--markdown", metavar="OUT",
-                        help="also write the results to OUT, stamped with machine, date, command")
+    parser.add_argument(
+        "--markdown",
+        metavar="OUT",
+        help="also write the results to OUT, stamped with machine, date, command",
+    )
     parser.add_argument("--note", help="with --markdown: a note under the results")
     args = parser.parse_args()
     server = None
@@ -132,20 +163,31 @@ def main() -> None:
         if server is not None:
             server.stop()
     if args.markdown:
-        write(args.markdown, results, "PostgreSQL (throw-away server)" if server else args.storage,
-              args.note)
+        write(
+            args.markdown,
+            results,
+            "PostgreSQL (throw-away server)" if server else args.storage,
+            args.note,
+        )
 
 
 def write(path: str, results: list[dict], storage: str, note: str | None) -> None:
     from kvision.bench.stamp import write_markdown
     from kvision.sweep.storage import shown
 
-    rows = ["| workers | trials complete | per worker | wall time | load average before |",
-            "|---|---|---|---|---|"]
-    rows += [f"| {r['workers']} | {r['trials_complete']} | {', '.join(map(str, r['trials_per_worker']))} "
-             f"| {r['wall_s']:.0f} s | {r['load_avg_1min_before']} |" for r in results]
-    body = (f"One {results[0]['trials_complete']}-trial sweep of a tiny function fit per row, "
-            f"its workers all on this machine, storage {shown(storage)}.\n\n" + "\n".join(rows))
+    rows = [
+        "| workers | trials complete | per worker | wall time | load average before |",
+        "|---|---|---|---|---|",
+    ]
+    rows += [
+        f"| {r['workers']} | {r['trials_complete']} | {', '.join(map(str, r['trials_per_worker']))} "
+        f"| {r['wall_s']:.0f} s | {r['load_avg_1min_before']} |"
+        for r in results
+    ]
+    body = (
+        f"One {results[0]['trials_complete']}-trial sweep of a tiny function fit per row, "
+        f"its workers all on this machine, storage {shown(storage)}.\n\n" + "\n".join(rows)
+    )
     write_markdown(path, "Shared sweep (benchmarks/shared_sweep.py)", body, note=note)
 
 

@@ -16,8 +16,9 @@ from kvision.bench.commands import BENCH_HELP, add_arguments
 from kvision.errors import KvisionError
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=BENCH_HELP,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=BENCH_HELP, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_arguments(parser)
     try:
         raise SystemExit(main(parser.parse_args()))

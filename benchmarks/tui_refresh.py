@@ -38,17 +38,29 @@ class SyntheticRun:
         # our own pid: the run counts as running while the benchmark appends to it
         import os
 
-        (path / "meta.json").write_text(json.dumps({"pid": os.getpid(), "host": None,
-                                                    "recipe_name": "big"}))
+        (path / "meta.json").write_text(
+            json.dumps({"pid": os.getpid(), "host": None, "recipe_name": "big"})
+        )
         self.names = [f"lenet-arm{t}" for t in range(trials)]
         self.events = open(path / "events.jsonl", "a")  # noqa: SIM115 - closed by close()
-        self.emit("run_started", recipe_name="big", run=path.name,
-                  trials=[{"trial": n, "model": "lenet", "arm": f"arm{i}",
-                           "stages": [{"name": "train", "condition": "clear", "epochs": 0}]}
-                          for i, n in enumerate(self.names)])
+        self.emit(
+            "run_started",
+            recipe_name="big",
+            run=path.name,
+            trials=[
+                {
+                    "trial": n,
+                    "model": "lenet",
+                    "arm": f"arm{i}",
+                    "stages": [{"name": "train", "condition": "clear", "epochs": 0}],
+                }
+                for i, n in enumerate(self.names)
+            ],
+        )
 
-    def emit(self, event: str, trial: str | None = None, stage: str | None = None,
-             **fields) -> None:
+    def emit(
+        self, event: str, trial: str | None = None, stage: str | None = None, **fields
+    ) -> None:
         """One event line (plain appends: RunWriter's fsync per line is slow to set up)."""
         record = {"event": event, "time": T0, "trial": trial, "stage": stage, **fields}
         self.events.write(json.dumps(record) + "\n")
@@ -56,14 +68,27 @@ class SyntheticRun:
     def start_trial(self, t: int, epochs: int) -> None:
         """trial_started + stage_started of trial ``t``."""
         self.emit("trial_started", self.names[t], model="lenet", arm=f"arm{t}", params=1234)
-        self.emit("stage_started", self.names[t], "train", stage_index=0, condition="clear",
-                  epochs=epochs)
+        self.emit(
+            "stage_started", self.names[t], "train", stage_index=0, condition="clear", epochs=epochs
+        )
 
     def epoch(self, t: int, e: int) -> None:
         """epoch_end ``e`` of trial ``t``, with curves that fall like real ones."""
-        self.emit("epoch_end", self.names[t], "train", epoch=e, global_epoch=e, seconds=1.0,
-                  metrics={"loss": 1 / e, "accuracy": 1 - 1 / (e + 1), "val_loss": 1.1 / e,
-                           "val_accuracy": 0.9 - 1 / (e + 2), "lr": 1e-3})
+        self.emit(
+            "epoch_end",
+            self.names[t],
+            "train",
+            epoch=e,
+            global_epoch=e,
+            seconds=1.0,
+            metrics={
+                "loss": 1 / e,
+                "accuracy": 1 - 1 / (e + 1),
+                "val_loss": 1.1 / e,
+                "val_accuracy": 0.9 - 1 / (e + 2),
+                "lr": 1e-3,
+            },
+        )
 
     def progress(self, t: int, e: int) -> None:
         """A progress event in epoch ``e`` of trial ``t``."""
@@ -91,8 +116,9 @@ def write_big_run(path: Path, trials: int, epochs: int) -> SyntheticRun:
     return run
 
 
-async def measure(pilot, run: SyntheticRun, trials: int, epochs: int, ticks: int,
-                  every: float) -> dict:
+async def measure(
+    pilot, run: SyntheticRun, trials: int, epochs: int, ticks: int, every: float
+) -> dict:
     """Attach is done by the app; time ``ticks`` growing ticks and as many idle ones."""
     app = pilot.app
     for _ in range(2000):
@@ -160,8 +186,10 @@ print(json.dumps(result))
 
 
 def _ms(values: list[float]) -> str:
-    return (f"median {1000 * statistics.median(values):.1f} ms, mean "
-            f"{1000 * statistics.mean(values):.1f} ms, worst {1000 * max(values):.1f} ms")
+    return (
+        f"median {1000 * statistics.median(values):.1f} ms, mean "
+        f"{1000 * statistics.mean(values):.1f} ms, worst {1000 * max(values):.1f} ms"
+    )
 
 
 def main() -> None:
@@ -172,33 +200,58 @@ def main() -> None:
     parser.add_argument("--ticks", type=int, default=20)
     parser.add_argument("--size", default="130x40")
     parser.add_argument("--every", type=float, default=0.5, help="seconds between ticks")
-    parser.add_argument("--markdown", metavar="OUT",
-                        help="also write the results to OUT, stamped with machine, date, command")
+    parser.add_argument(
+        "--markdown",
+        metavar="OUT",
+        help="also write the results to OUT, stamped with machine, date, command",
+    )
     parser.add_argument("--note", help="with --markdown: a note under the results")
     args = parser.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp, "runs", "20260101-000000-big")
-        out = subprocess.run([sys.executable, "-c", CHILD, str(Path(__file__).parent),
-                              str(path), str(args.trials), str(args.epochs), str(args.ticks),
-                              str(w), str(h), str(args.every)], capture_output=True, text=True)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                CHILD,
+                str(Path(__file__).parent),
+                str(path),
+                str(args.trials),
+                str(args.epochs),
+                str(args.ticks),
+                str(w),
+                str(h),
+                str(args.every),
+            ],
+            capture_output=True,
+            text=True,
+        )
     if out.returncode:
         sys.exit(out.stderr)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    setup = (f"{args.trials} trials x {args.epochs} epochs, {args.size}, {args.ticks} ticks "
-             f"every {args.every} s")
+    setup = (
+        f"{args.trials} trials x {args.epochs} epochs, {args.size}, {args.ticks} ticks "
+        f"every {args.every} s"
+    )
     print(f"# {when}, {platform.node()} ({platform.processor() or platform.machine()}), {setup}")
-    lines = [f"tick with 1 new epoch, poll only: {_ms(result['poll'])}",
-             f"tick with 1 new epoch, poll + repaint: {_ms(result['tick'])}",
-             f"idle tick (no new events) + repaint: {_ms(result['idle'])}",
-             f"CPU while streaming: {100 * result['share']:.0f}% of one core"]
+    lines = [
+        f"tick with 1 new epoch, poll only: {_ms(result['poll'])}",
+        f"tick with 1 new epoch, poll + repaint: {_ms(result['tick'])}",
+        f"idle tick (no new events) + repaint: {_ms(result['idle'])}",
+        f"CPU while streaming: {100 * result['share']:.0f}% of one core",
+    ]
     print("\n".join(lines))
     if args.markdown:
         from kvision.bench.stamp import write_markdown
 
-        write_markdown(args.markdown, f"TUI live refresh (benchmarks/tui_refresh.py): {setup}",
-                       "\n".join(f"- {line}" for line in lines), note=args.note)
+        write_markdown(
+            args.markdown,
+            f"TUI live refresh (benchmarks/tui_refresh.py): {setup}",
+            "\n".join(f"- {line}" for line in lines),
+            note=args.note,
+        )
 
 
 if __name__ == "__main__":

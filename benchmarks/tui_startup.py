@@ -41,8 +41,7 @@ def measure(recipes: str, size: tuple[int, int]) -> tuple[float, str]:
     """Seconds for one cold start to first screen, and the probe's output line."""
     code = PROBE.format(recipes=recipes, w=size[0], h=size[1])
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return time.perf_counter() - start, out.stdout.strip()
 
 
@@ -97,9 +96,20 @@ def measure_big_run(recipes: str, trials: int, epochs: int) -> str:
 
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "20260101-000000-big").mkdir()
-        out = subprocess.run([sys.executable, "-c", BIG, f"{tmp}/20260101-000000-big",
-                              str(trials), str(epochs), recipes],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                BIG,
+                f"{tmp}/20260101-000000-big",
+                str(trials),
+                str(epochs),
+                recipes,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     return out.stdout.strip()
 
 
@@ -109,10 +119,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--recipes", default="recipes")
     parser.add_argument("--size", default="80x24")
-    parser.add_argument("--big-run", metavar="TRIALSxEPOCHS",
-                        help="also time the live view on a synthetic run of this size")
-    parser.add_argument("--markdown", metavar="OUT",
-                        help="also write the results to OUT, stamped with machine, date, command")
+    parser.add_argument(
+        "--big-run",
+        metavar="TRIALSxEPOCHS",
+        help="also time the live view on a synthetic run of this size",
+    )
+    parser.add_argument(
+        "--markdown",
+        metavar="OUT",
+        help="also write the results to OUT, stamped with machine, date, command",
+    )
     parser.add_argument("--note", help="with --markdown: a note under the results")
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
@@ -122,8 +138,10 @@ def main() -> None:
         times.append(seconds)
         lines.append(f"round {i + 1}: {seconds:.3f} s  ({line})")
         print(lines[-1])
-    lines.append(f"first screen ({args.size}): median {statistics.median(times):.3f} s, best "
-                 f"{min(times):.3f} s over {args.rounds} cold starts (budget 1.5 s)")
+    lines.append(
+        f"first screen ({args.size}): median {statistics.median(times):.3f} s, best "
+        f"{min(times):.3f} s over {args.rounds} cold starts (budget 1.5 s)"
+    )
     print(lines[-1])
     if args.big_run:
         trials, epochs = (int(v) for v in args.big_run.split("x"))
@@ -132,8 +150,12 @@ def main() -> None:
     if args.markdown:
         from kvision.bench.stamp import write_markdown
 
-        write_markdown(args.markdown, "TUI start-up (benchmarks/tui_startup.py)",
-                       "\n".join(f"- {line}" for line in lines), note=args.note)
+        write_markdown(
+            args.markdown,
+            "TUI start-up (benchmarks/tui_startup.py)",
+            "\n".join(f"- {line}" for line in lines),
+            note=args.note,
+        )
 
 
 if __name__ == "__main__":

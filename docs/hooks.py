@@ -39,12 +39,19 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
 
 
 def _generate(kind: str, arg: str | None, where: str) -> str:
-    generators = {"recipe-keys": recipe_keys, "models": lambda _: model_table(),
-                  "model-options": lambda _: model_options(), "recipes": lambda _: recipe_files(),
-                  "cli": lambda _: cli_help(), "event-kinds": lambda _: event_kinds(),
-                  "measured": measured}
+    generators = {
+        "recipe-keys": recipe_keys,
+        "models": lambda _: model_table(),
+        "model-options": lambda _: model_options(),
+        "recipes": lambda _: recipe_files(),
+        "cli": lambda _: cli_help(),
+        "event-kinds": lambda _: event_kinds(),
+        "measured": measured,
+    }
     if kind not in generators:
-        raise ValueError(f"{where}: unknown kvision marker '{kind}'; known: {', '.join(generators)}")
+        raise ValueError(
+            f"{where}: unknown kvision marker '{kind}'; known: {', '.join(generators)}"
+        )
     return generators[kind](arg)
 
 
@@ -90,19 +97,30 @@ def _dataclass_rows(cls: type, prefix: str):
             continue
         yield key, _type_name(tp), _default(f), _escape(rules.help + _limits(rules))
     if extra and getattr(cls, "EXTRA_SCHEMA", None) is None:
-        yield (f"{prefix}.OPTION", "any", "–",
-               "the architecture's own options (see [Models](models.md#options))")
+        yield (
+            f"{prefix}.OPTION",
+            "any",
+            "–",
+            "the architecture's own options (see [Models](models.md#options))",
+        )
     elif extra:  # a stage's [training] overrides: listed once, not as a copy of [training]
-        yield (f"{prefix}.KEY", "–", "from `[training]`",
-               "any `[training]` key (see [Training](training.md#training-keys)), overriding it "
-               "for this stage; tables merge key by key")
+        yield (
+            f"{prefix}.KEY",
+            "–",
+            "from `[training]`",
+            "any `[training]` key (see [Training](training.md#training-keys)), overriding it "
+            "for this stage; tables merge key by key",
+        )
 
 
 def _is_table(tp: Any) -> bool:
     inner = _without_none(tp)
     origin, args = typing.get_origin(inner), typing.get_args(inner)
     return dataclasses.is_dataclass(inner) or (
-        origin in (dict, tuple) and bool(args) and dataclasses.is_dataclass(args[-1] if origin is dict else args[0]))
+        origin in (dict, tuple)
+        and bool(args)
+        and dataclasses.is_dataclass(args[-1] if origin is dict else args[0])
+    )
 
 
 def _without_none(tp: Any) -> Any:
@@ -152,14 +170,18 @@ def _toml(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + "}" if value else "{}"
+        return (
+            "{" + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + "}" if value else "{}"
+        )
     return repr(value)
 
 
 def _limits(rules: Any) -> str:
-    parts = [f"{sign} {_number(value)}" for sign, value in (("≥", rules.ge), (">", rules.gt),
-                                                     ("≤", rules.le), ("<", rules.lt))
-             if value is not None]
+    parts = [
+        f"{sign} {_number(value)}"
+        for sign, value in (("≥", rules.ge), (">", rules.gt), ("≤", rules.le), ("<", rules.lt))
+        if value is not None
+    ]
     if rules.choices:
         parts.insert(0, "one of " + ", ".join(f"`{c}`" for c in rules.choices))
     if rules.min_len:
@@ -182,15 +204,22 @@ def model_table() -> str:
     from kvision.models.catalog import MODELS
     from kvision.models.counting import count_parameters
 
-    lines = ["| name | what it is | trainable parameters (classes) | default input | smallest side |",
-             "|---|---|---:|---|---:|"]
+    lines = [
+        "| name | what it is | trainable parameters (classes) | default input | smallest side |",
+        "|---|---|---:|---|---:|",
+    ]
     for name in sorted(MODELS):
         e = MODELS[name]
         params = count_parameters(name, input_shape=e.default_input, num_classes=e.default_classes)
-        shape = "x".join(map(str, e.default_input)) if len(e.default_input) == 3 else \
-            f"{e.default_input[0]} feature(s)"
-        lines.append(f"| `{name}` | {_escape(e.description)} | {params:,} ({e.default_classes}) | "
-                     f"{shape} | {e.min_input if len(e.default_input) == 3 else '–'} |")
+        shape = (
+            "x".join(map(str, e.default_input))
+            if len(e.default_input) == 3
+            else f"{e.default_input[0]} feature(s)"
+        )
+        lines.append(
+            f"| `{name}` | {_escape(e.description)} | {params:,} ({e.default_classes}) | "
+            f"{shape} | {e.min_input if len(e.default_input) == 3 else '–'} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -237,22 +266,23 @@ def cli_help() -> str:
     return "\n".join(parts)
 
 
-MEASURED_BY = {"main_job": "python benchmarks/main_job.py --markdown docs/measured/main_job.md",
-               "tui_startup": "python benchmarks/tui_startup.py --big-run 8x3000 "
-                              "--markdown docs/measured/tui_startup.md",
-               "tui_refresh": "python benchmarks/tui_refresh.py --trials 8 --epochs 3000 "
-                              "--markdown docs/measured/tui_refresh.md",
-               "data_throughput": "python benchmarks/data_throughput.py "
-                                  "--markdown docs/measured/data_throughput.md",
-               "train_speed": "kvision bench --repeats 5 --markdown docs/measured/train_speed.md",
-               "memory": "python benchmarks/memory.py --markdown docs/measured/memory.md",
-               "run_profile": "python benchmarks/run_profile.py RUN_DIR ... "
-                              "--markdown docs/measured/run_profile.md",
-               "model_size": "python benchmarks/model_size.py --markdown docs/measured/model_size.md",
-               "evidence": "python benchmarks/evidence.py RUN_DIR ... "
-                           "--markdown docs/measured/evidence.md",
-               "shared_sweep": "python benchmarks/shared_sweep.py --workers 1 --workers 3 "
-                               "--markdown docs/measured/shared_sweep.md"}
+MEASURED_BY = {
+    "main_job": "python benchmarks/main_job.py --markdown docs/measured/main_job.md",
+    "tui_startup": "python benchmarks/tui_startup.py --big-run 8x3000 "
+    "--markdown docs/measured/tui_startup.md",
+    "tui_refresh": "python benchmarks/tui_refresh.py --trials 8 --epochs 3000 "
+    "--markdown docs/measured/tui_refresh.md",
+    "data_throughput": "python benchmarks/data_throughput.py "
+    "--markdown docs/measured/data_throughput.md",
+    "train_speed": "kvision bench --repeats 5 --markdown docs/measured/train_speed.md",
+    "memory": "python benchmarks/memory.py --markdown docs/measured/memory.md",
+    "run_profile": "python benchmarks/run_profile.py RUN_DIR ... "
+    "--markdown docs/measured/run_profile.md",
+    "model_size": "python benchmarks/model_size.py --markdown docs/measured/model_size.md",
+    "evidence": "python benchmarks/evidence.py RUN_DIR ... --markdown docs/measured/evidence.md",
+    "shared_sweep": "python benchmarks/shared_sweep.py --workers 1 --workers 3 "
+    "--markdown docs/measured/shared_sweep.md",
+}
 
 
 def measured(name: str | None) -> str:
@@ -262,8 +292,10 @@ def measured(name: str | None) -> str:
     path = ROOT / "docs" / "measured" / f"{name}.md"
     if path.is_file():
         return path.read_text("utf-8")
-    return (f'!!! note "Not measured in this checkout"\n    `{MEASURED_BY[name]}` measures it '
-            "and writes the file this page shows.\n")
+    return (
+        f'!!! note "Not measured in this checkout"\n    `{MEASURED_BY[name]}` measures it '
+        "and writes the file this page shows.\n"
+    )
 
 
 def event_kinds() -> str:

@@ -26,8 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="kvision",
         description="Run, inspect and compare CNN image-classification experiments from TOML recipes.",
         epilog="Exit codes: 0 success, 1 unexpected failure (traceback in the run's run.log), "
-               "2 bad input, 75 disk full (resumable once space is freed), "
-               "130/143 stopped by Ctrl-C/SIGTERM (resumable).")
+        "2 bad input, 75 disk full (resumable once space is freed), "
+        "130/143 stopped by Ctrl-C/SIGTERM (resumable).",
+    )
     parser.add_argument("--version", action="version", version=f"kvision {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_run(sub)
@@ -36,10 +37,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ls(sub)
     p = sub.add_parser("datasets", help="list dataset sources and built-in datasets")
     p.set_defaults(handler=_datasets)
-    for module in ("kvision.models.commands", "kvision.data.commands", "kvision.insight.commands",
-                   "kvision.sweep.commands", "kvision.bench.commands",
-                   "kvision.insight.compare_commands", "kvision.portable.commands",
-                   "kvision.recipe.commands"):
+    for module in (
+        "kvision.models.commands",
+        "kvision.data.commands",
+        "kvision.insight.commands",
+        "kvision.sweep.commands",
+        "kvision.bench.commands",
+        "kvision.insight.compare_commands",
+        "kvision.portable.commands",
+        "kvision.recipe.commands",
+    ):
         _register_optional(sub, module)
     return parser
 
@@ -56,30 +63,69 @@ def _register_optional(sub: argparse._SubParsersAction, module: str) -> None:
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="run a recipe (or --resume a stopped run)",
-                       description="Run every model x arm of a recipe into a new run directory.")
-    p.add_argument("recipe", nargs="?", help="recipe TOML file, or the name of a shipped recipe "
-                   "(kvision recipes lists them; optional with --resume)")
+    p = sub.add_parser(
+        "run",
+        help="run a recipe (or --resume a stopped run)",
+        description="Run every model x arm of a recipe into a new run directory.",
+    )
+    p.add_argument(
+        "recipe",
+        nargs="?",
+        help="recipe TOML file, or the name of a shipped recipe "
+        "(kvision recipes lists them; optional with --resume)",
+    )
     _add_set(p)
-    p.add_argument("--runs-dir", help="folder for run directories (default: the recipe's output.runs_dir)")
+    p.add_argument(
+        "--runs-dir", help="folder for run directories (default: the recipe's output.runs_dir)"
+    )
     p.add_argument("--run-dir", help="exact run directory to create (used by kvision-tui)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its last completed epoch")
-    p.add_argument("--force", action="store_true", help="with --resume: resume even if the recipe file changed, or if the run "
-                        "seems to run on another machine that is down")
-    p.add_argument("--gpus", type=int, metavar="N",
-                   help="train each trial data-parallel over N processes per machine "
-                        "(torchrun: NCCL on GPUs, gloo on CPU)")
-    p.add_argument("--nnodes", type=int, default=1, metavar="N",
-                   help="machines in this data-parallel run: run the same command on each, "
-                        "with its own --node-rank (the run directory must be on a shared filesystem)")
-    p.add_argument("--node-rank", type=int, default=0, metavar="R",
-                   help="this machine's number, 0..N-1; node 0 writes the run directory")
-    p.add_argument("--rdzv-endpoint", metavar="HOST:PORT",
-                   help="where the machines meet (torchrun's rendezvous): node 0's address and a free port")
-    p.add_argument("--repeats", type=int, help="run every trial with N seeds (same as --set experiment.repeats=N)")
-    p.add_argument("--profile", action="store_true",
-                   help="print where the wall time went (start-up, data, blur, training, "
-                        "evaluation, insight, checkpoints, export; also in the run's profile.json)")
+    p.add_argument(
+        "--resume", metavar="RUN_DIR", help="continue a stopped run from its last completed epoch"
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="with --resume: resume even if the recipe file changed, or if the run "
+        "seems to run on another machine that is down",
+    )
+    p.add_argument(
+        "--gpus",
+        type=int,
+        metavar="N",
+        help="train each trial data-parallel over N processes per machine "
+        "(torchrun: NCCL on GPUs, gloo on CPU)",
+    )
+    p.add_argument(
+        "--nnodes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="machines in this data-parallel run: run the same command on each, "
+        "with its own --node-rank (the run directory must be on a shared filesystem)",
+    )
+    p.add_argument(
+        "--node-rank",
+        type=int,
+        default=0,
+        metavar="R",
+        help="this machine's number, 0..N-1; node 0 writes the run directory",
+    )
+    p.add_argument(
+        "--rdzv-endpoint",
+        metavar="HOST:PORT",
+        help="where the machines meet (torchrun's rendezvous): node 0's address and a free port",
+    )
+    p.add_argument(
+        "--repeats",
+        type=int,
+        help="run every trial with N seeds (same as --set experiment.repeats=N)",
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="print where the wall time went (start-up, data, blur, training, "
+        "evaluation, insight, checkpoints, export; also in the run's profile.json)",
+    )
     p.set_defaults(handler=_run)
 
 
@@ -113,17 +159,25 @@ def _run(args: argparse.Namespace) -> int:
     launched, notes = _data_parallel(args)
     if launched is not None:
         return launched
-    overrides = list(args.overrides) + ([f"experiment.repeats={args.repeats}"] if args.repeats else [])
+    overrides = list(args.overrides) + (
+        [f"experiment.repeats={args.repeats}"] if args.repeats else []
+    )
     if args.resume:
-        result = resume_run(args.resume, recipe_path=args.recipe, overrides=overrides,
-                            force=args.force, notes=notes)
+        result = resume_run(
+            args.resume, recipe_path=args.recipe, overrides=overrides, force=args.force, notes=notes
+        )
     elif not args.recipe:
         raise KvisionError("kvision run needs a RECIPE file (or --resume RUN_DIR).")
     else:
         from kvision.recipe.shipped import resolve
 
-        result = run_recipe(resolve(args.recipe), overrides, runs_dir=args.runs_dir,
-                            run_dir=args.run_dir, notes=notes)
+        result = run_recipe(
+            resolve(args.recipe),
+            overrides,
+            runs_dir=args.runs_dir,
+            run_dir=args.run_dir,
+            notes=notes,
+        )
     if args.profile:
         _print_profile(result.run_dir)
     return result.exit_code
@@ -139,11 +193,14 @@ def _data_parallel(args: argparse.Namespace) -> tuple[int | None, list[str]]:
     if backend == "torch":
         from kvision.train.ddp_env import Nodes, launch
 
-        return launch(args.gpus or 1, sys.argv[1:],
-                      Nodes(args.nnodes, args.node_rank, args.rdzv_endpoint)), []
+        return launch(
+            args.gpus or 1, sys.argv[1:], Nodes(args.nnodes, args.node_rank, args.rdzv_endpoint)
+        ), []
     # Data parallel is torchrun + torch DDP; other backends train in this one process.
-    return None, [f"--gpus/--nnodes ignored: data-parallel training needs the torch backend "
-                  f"(KERAS_BACKEND is {backend}); training in one process."]
+    return None, [
+        f"--gpus/--nnodes ignored: data-parallel training needs the torch backend "
+        f"(KERAS_BACKEND is {backend}); training in one process."
+    ]
 
 
 def _print_profile(run_dir: Path) -> None:
@@ -169,7 +226,9 @@ def _show(args: argparse.Namespace) -> int:
     from kvision.runs.report import notice_sections, result_sections
 
     if not is_run_dir(args.run_dir):
-        raise KvisionError(f"'{args.run_dir}' is not a kvision run directory (no meta.json / events.jsonl).")
+        raise KvisionError(
+            f"'{args.run_dir}' is not a kvision run directory (no meta.json / events.jsonl)."
+        )
     reader = RunReader(args.run_dir)
     print(f"{Path(args.run_dir).name}  [{reader.status()}]\n")
     for heading, table in notice_sections(reader) + result_sections(reader):
@@ -189,10 +248,12 @@ def _ls(args: argparse.Namespace) -> int:
 def _datasets(args: argparse.Namespace) -> int:
     from kvision.recipe.schema_data import BUILTIN_NAMES, SOURCE_KINDS
 
-    print("Sources ([data] source = \"PREFIX:...\"):")
+    print('Sources ([data] source = "PREFIX:..."):')
     for prefix, text in SOURCE_KINDS.items():
         print(f"  {prefix + ':':9} {text}")
-    print("Built-in datasets (no network needed): " + ", ".join(f"builtin:{n}" for n in BUILTIN_NAMES))
+    print(
+        "Built-in datasets (no network needed): " + ", ".join(f"builtin:{n}" for n in BUILTIN_NAMES)
+    )
     return 0
 
 

@@ -15,8 +15,14 @@ class KvisionError(Exception):
 class RecipeError(KvisionError):
     """A recipe problem, located by file, key path (``arms[1].stages[0].condition``) and line."""
 
-    def __init__(self, message: str, *, file: str | None = None, key: str | None = None,
-                 line: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        key: str | None = None,
+        line: int | None = None,
+    ) -> None:
         self.file, self.key, self.line, self.detail = file, key, line, message
         super().__init__(self._format())
 
@@ -48,6 +54,5 @@ def unknown_name(kind: str, name: str, choices: Iterable[str]) -> KvisionError:
     """A KvisionError for an unknown registry name, with a suggestion and the allowed names."""
     choices = sorted(choices)
     return KvisionError(
-        f"Unknown {kind} '{name}'.{did_you_mean(name, choices)} "
-        f"Known: {', '.join(choices)}."
+        f"Unknown {kind} '{name}'.{did_you_mean(name, choices)} Known: {', '.join(choices)}."
     )

@@ -16,8 +16,9 @@ from kvision.errors import KvisionError
 
 def add_set_option(parser: argparse.ArgumentParser, help: str) -> None:
     """``--set KEY=VALUE`` (repeatable), collected in ``args.overrides``."""
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help=help)
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help
+    )
 
 
 def parse_value(text: str) -> Any:
@@ -34,5 +35,7 @@ def split_key_value(item: str, example: str) -> tuple[str, Any]:
     key, sep, text = item.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise KvisionError(f"override '{item}' is not of the form key=value (e.g. --set {example}).")
+        raise KvisionError(
+            f"override '{item}' is not of the form key=value (e.g. --set {example})."
+        )
     return key, parse_value(text)

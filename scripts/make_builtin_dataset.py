@@ -16,8 +16,16 @@ from pathlib import Path
 import numpy as np
 
 CLASS_NAMES = [
-    "t-shirt", "trouser", "pullover", "dress", "coat",
-    "sandal", "shirt", "sneaker", "bag", "ankle-boot",
+    "t-shirt",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle-boot",
 ]
 TRAIN_PER_CLASS = 600  # 6,000 train images: enough to learn, small enough for a 2-core CPU
 TEST_PER_CLASS = 100  # 1,000 test images, as balanced as the original test set
@@ -40,7 +48,10 @@ def main(src: str, dst: str) -> None:
     src_dir, out = Path(src), Path(dst)
     rng = np.random.default_rng(20261123)
     arrays = {}
-    for split, prefix, per_class in (("train", "train", TRAIN_PER_CLASS), ("test", "t10k", TEST_PER_CLASS)):
+    for split, prefix, per_class in (
+        ("train", "train", TRAIN_PER_CLASS),
+        ("test", "t10k", TEST_PER_CLASS),
+    ):
         images = read_idx(src_dir / f"{prefix}-images-idx3-ubyte.gz")
         labels = read_idx(src_dir / f"{prefix}-labels-idx1-ubyte.gz")
         idx = stratified(labels, per_class, rng)

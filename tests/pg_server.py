@@ -34,16 +34,20 @@ def find_bindir() -> Path | None:
     found = shutil.which("initdb")
     if found and shutil.which("pg_ctl"):
         return Path(os.path.realpath(found)).parent
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                        key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0)
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0,
+    )
     return Path(candidates[-1]).parent if candidates else None
 
 
 def missing_reason() -> str | None:
     """Why no server can be started here, or None when it can."""
     if find_bindir() is None:
-        return ("PostgreSQL's server programs (initdb, pg_ctl) are not installed; "
-                "apt-get install postgresql")
+        return (
+            "PostgreSQL's server programs (initdb, pg_ctl) are not installed; "
+            "apt-get install postgresql"
+        )
     if os.geteuid() == 0:
         try:
             pwd.getpwnam(SERVICE_USER)
@@ -70,16 +74,18 @@ class Server:
         return name
 
     def stop(self) -> None:
-        self._run("pg_ctl", "-D", str(self.root / "data"), "-m", "immediate", "-w", "stop",
-                  check=False)
+        self._run(
+            "pg_ctl", "-D", str(self.root / "data"), "-m", "immediate", "-w", "stop", check=False
+        )
         shutil.rmtree(self.root, ignore_errors=True)
 
     def _run(self, program: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         cmd = [str(self.bindir / program), *args]
         if os.geteuid() == 0:
             cmd = ["runuser", "-u", SERVICE_USER, "--", *cmd]
-        return subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=120,
-                              cwd=self.root)
+        return subprocess.run(
+            cmd, check=check, capture_output=True, text=True, timeout=120, cwd=self.root
+        )
 
 
 def start_server(attempts: int = 3) -> Server:
@@ -95,14 +101,35 @@ def start_server(attempts: int = 3) -> Server:
     if os.geteuid() == 0:
         os.chown(pwfile, owner.pw_uid, owner.pw_gid)
     try:
-        server._run("initdb", "-D", str(root / "data"), "-U", USER, f"--pwfile={pwfile}",
-                    "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8",
-                    "--no-sync")
+        server._run(
+            "initdb",
+            "-D",
+            str(root / "data"),
+            "-U",
+            USER,
+            f"--pwfile={pwfile}",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
         for attempt in range(attempts):
             server.port = _free_port()
             started = server._run(
-                "pg_ctl", "-D", str(root / "data"), "-l", str(root / "server.log"), "-w",
-                "-t", "60", "-o", _options(root, server.port), "start", check=False)
+                "pg_ctl",
+                "-D",
+                str(root / "data"),
+                "-l",
+                str(root / "server.log"),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                _options(root, server.port),
+                "start",
+                check=False,
+            )
             if started.returncode == 0:
                 return server
             if attempt == attempts - 1:
@@ -117,8 +144,10 @@ def start_server(attempts: int = 3) -> Server:
 
 def _options(root: Path, port: int) -> str:
     # Durability is not what the tests check, speed on a busy machine is: no fsync.
-    return (f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=60")
+    return (
+        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
+        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=60"
+    )
 
 
 def _free_port() -> int:

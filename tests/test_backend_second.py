@@ -21,8 +21,9 @@ import pytest
 
 SECOND_BACKENDS = [name for name in ("jax", "tensorflow") if importlib.util.find_spec(name)]
 pytestmark = pytest.mark.skipif(
-    not SECOND_BACKENDS, reason="no second Keras backend installed (pip install 'kvision[jax]'; "
-                                ".ci/run installs it)")
+    not SECOND_BACKENDS,
+    reason="no second Keras backend installed (pip install 'kvision[jax]'; .ci/run installs it)",
+)
 backends = pytest.mark.parametrize("backend", SECOND_BACKENDS)
 
 COUNT_SCRIPT = """
@@ -56,8 +57,11 @@ print(json.dumps({"backend": keras.backend.backend(), "max_abs_diff": diffs}))
 """
 
 # Torch-exported models loaded elsewhere: plain convolutions, BatchNorm + residual adds, LRN.
-EXPORTED = {"lenet": ((28, 28, 1), {}), "resnet20": ((32, 32, 3), {}),
-            "alexnet_small": ((28, 28, 1), {"head": 32})}
+EXPORTED = {
+    "lenet": ((28, 28, 1), {}),
+    "resnet20": ((32, 32, 3), {}),
+    "alexnet_small": ((28, 28, 1), {"head": 32}),
+}
 
 RECIPE = textwrap.dedent("""\
     [experiment]
@@ -101,8 +105,7 @@ RECIPE = textwrap.dedent("""\
 
 def under(backend: str, args: list[str], cwd: Path | None = None, timeout: int = 600):
     env = {**os.environ, "KERAS_BACKEND": backend}
-    proc = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     return proc
 
@@ -130,8 +133,7 @@ def test_every_architecture_builds_with_its_parameter_count(backend):
 
     cases = expected_counts()
     assert {c[0] for c in cases} == set(model_names())
-    proc = under(backend, [sys.executable, "-c", COUNT_SCRIPT,
-                           json.dumps([c[:4] for c in cases])])
+    proc = under(backend, [sys.executable, "-c", COUNT_SCRIPT, json.dumps([c[:4] for c in cases])])
     out = json.loads(proc.stdout.splitlines()[-1])
     assert out["backend"] == backend
     assert out["counts"] == {c[0]: c[4] for c in cases}
@@ -148,14 +150,20 @@ def test_torch_export_loads_and_predicts_the_same(backend, tmp_path):
     rng = np.random.default_rng(0)
     for arch, (shape, options) in EXPORTED.items():
         keras.utils.set_random_seed(1)
-        model = create_model(arch, input_shape=shape, num_classes=4,
-                             preprocess=([0.5] * shape[2], [0.25] * shape[2]), **options)
+        model = create_model(
+            arch,
+            input_shape=shape,
+            num_classes=4,
+            preprocess=([0.5] * shape[2], [0.25] * shape[2]),
+            **options,
+        )
         x = rng.uniform(0, 255, (3, *shape)).astype("float32")
         np.save(tmp_path / f"{arch}.x.npy", x)
         np.save(tmp_path / f"{arch}.y.npy", np.asarray(model.predict(x, verbose=0)))
         save_for_inference(model, tmp_path / f"{arch}.keras")
-    proc = under(backend, [sys.executable, "-c", PREDICT_SCRIPT, str(tmp_path),
-                           json.dumps(list(EXPORTED))])
+    proc = under(
+        backend, [sys.executable, "-c", PREDICT_SCRIPT, str(tmp_path), json.dumps(list(EXPORTED))]
+    )
     out = json.loads(proc.stdout.splitlines()[-1])
     assert out["backend"] == backend
     print(f"torch-exported .keras under {backend}: max |diff| {out['max_abs_diff']}")

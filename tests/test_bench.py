@@ -18,21 +18,24 @@ from kvision.errors import KvisionError
 TINY = speed.Case("tiny-lenet", "lenet", 12, 1, 3, 8, 2)
 
 
-@pytest.mark.parametrize(("arch", "size", "options"), [
-    ("lenet", 28, {}),
-    ("alexnet_seed", 64, {"downscale": 8}),
-    ("vgg11", 64, {"width": 16}),
-    ("resnet18", 32, {}),
-])
+@pytest.mark.parametrize(
+    ("arch", "size", "options"),
+    [
+        ("lenet", 28, {}),
+        ("alexnet_seed", 64, {"downscale": 8}),
+        ("vgg11", 64, {"width": 16}),
+        ("resnet18", 32, {}),
+    ],
+)
 def test_reference_has_kvision_parameter_count(arch, size, options):
     """The PyTorch twin does the same arithmetic: same number of parameters as kvision's."""
     from kvision.models import create_model
 
     channels = 1 if arch == "lenet" else 3
-    keras_model = create_model(arch, input_shape=(size, size, channels), num_classes=5,
-                               **options)
-    torch_model = reference.build_reference(arch, in_channels=channels, size=size,
-                                            num_classes=5, options=options)
+    keras_model = create_model(arch, input_shape=(size, size, channels), num_classes=5, **options)
+    torch_model = reference.build_reference(
+        arch, in_channels=channels, size=size, num_classes=5, options=options
+    )
     torch_params = sum(p.numel() for p in torch_model.parameters())
     keras_params = sum(int(w.numpy().size) for w in keras_model.trainable_weights)
     assert torch_params == keras_params
@@ -59,8 +62,19 @@ def test_run_case_times_every_side(mode):
 
 
 def _result(ours, plain, tuned):
-    return speed.CaseResult("c", "train", "cpu", 2, 8, 2, 1, kvision_ips=ours,
-                            torch_ips=plain, peak_rss_mb=1.0, tuned_ips=tuned)
+    return speed.CaseResult(
+        "c",
+        "train",
+        "cpu",
+        2,
+        8,
+        2,
+        1,
+        kvision_ips=ours,
+        torch_ips=plain,
+        peak_rss_mb=1.0,
+        tuned_ips=tuned,
+    )
 
 
 def test_ratios_pair_repeats_and_best_compares_fastest_repeats():
@@ -115,21 +129,28 @@ class _FakeClock:
         def run() -> None:
             self.calls.append(name)
             self.now += next(durations, seconds[-1]) if durations else seconds
+
         return run
 
 
 def _fake_sides(monkeypatch, clock, tuned_seconds, compile_fails=False):
     monkeypatch.setattr(speed, "_kvision_side", lambda *a, **k: clock.side("kvision", 0.5))
-    monkeypatch.setattr(speed.baselines, "plain_side",
-                        lambda *a, **k: speed.baselines.TorchSide(clock.side("torch", 1.0)))
+    monkeypatch.setattr(
+        speed.baselines,
+        "plain_side",
+        lambda *a, **k: speed.baselines.TorchSide(clock.side("torch", 1.0)),
+    )
 
     def tuned_side(*args, compile=False, **kwargs):
         used = {"compile": compile}
         if compile and compile_fails:
+
             def broken() -> None:
                 raise RuntimeError("inductor: no C++ compiler")
+
             return speed.baselines.TorchSide(broken, used)
         return speed.baselines.TorchSide(clock.side("tuned", tuned_seconds), used)
+
     monkeypatch.setattr(speed.baselines, "tuned_side", tuned_side)
 
 
@@ -142,8 +163,17 @@ def test_run_case_rotates_the_order_and_measures_rates_on_a_fake_clock(monkeypat
     assert result.tuned_ips == [images / 0.25] * 3
     assert result.ratios == [2.0] * 3 and result.ratios_tuned == [0.5] * 3
     timed = clock.calls[3:]  # after one warm-up pass of each side
-    assert timed == ["kvision", "torch", "tuned", "torch", "tuned", "kvision",
-                     "tuned", "kvision", "torch"]
+    assert timed == [
+        "kvision",
+        "torch",
+        "tuned",
+        "torch",
+        "tuned",
+        "kvision",
+        "tuned",
+        "kvision",
+        "torch",
+    ]
 
 
 def test_compile_time_is_reported_apart_from_the_rate(monkeypatch):
@@ -169,11 +199,19 @@ def test_markdown_table_is_stamped(tmp_path):
     from kvision.bench.stamp import write_markdown
 
     result = _result([100.0, 400.0, 300.0], [200.0, 200.0, 250.0], [400.0, 400.0, 300.0])
-    out = write_markdown(tmp_path / "bench.md", "kvision bench", speed.markdown_table([result], 2, 2.0),
-                         command=["kvision", "bench", "--repeats", "3"], note="shared machine")
+    out = write_markdown(
+        tmp_path / "bench.md",
+        "kvision bench",
+        speed.markdown_table([result], 2, 2.0),
+        command=["kvision", "bench", "--repeats", "3"],
+        note="shared machine",
+    )
     text = out.read_text()
     assert "2 torch threads, timed repeats of at least 2 s, 3 alternating repeats" in text
-    assert "| c | train | 300 | 200 | 400 | 0.50/1.20/2.00 | 1.60 | 0.25/1.00/1.00 | 1.00 | 2 | 1 |" in text
+    assert (
+        "| c | train | 300 | 200 | 400 | 0.50/1.20/2.00 | 1.60 | 0.25/1.00/1.00 | 1.00 | 2 | 1 |"
+        in text
+    )
     assert "repeat 1, kvision 100 img/s = 0.33 x its median  " in text  # disturbed, listed
     assert "- command: `kvision bench --repeats 3`" in text and "- note: shared machine" in text
     assert all(f"\n- {field}: " in text for field in ("machine", "software", "date", "command"))
@@ -213,6 +251,7 @@ def test_passes_make_each_timing_last_min_seconds(monkeypatch):
         def run() -> None:
             calls[name] += 1
             clock[0] += seconds
+
         return run
 
     sides = {"slow": side("slow", 0.3), "fast": side("fast", 0.2)}
@@ -256,6 +295,11 @@ def test_mixed_precision_needs_cuda(monkeypatch):
 
 
 def test_cli_lists_cases():
-    out = subprocess.run([sys.executable, "-m", "kvision", "bench", "--list"],
-                         capture_output=True, text=True, timeout=120, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "kvision", "bench", "--list"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     assert "resnet18-64" in out and "alexnet_seed/2-128" in out

@@ -25,7 +25,9 @@ def _parse(cls, table):
 
 
 def _conditions(at: str, sigma: float = 2.0) -> dict[str, ConditionSection]:
-    cond, errors = _parse(ConditionSection, {"blur": {"kind": "gaussian", "sigma": sigma, "at": at}})
+    cond, errors = _parse(
+        ConditionSection, {"blur": {"kind": "gaussian", "sigma": sigma, "at": at}}
+    )
     assert not errors, errors
     return {"clear": ConditionSection(), "blurred": cond}
 
@@ -44,7 +46,9 @@ def _private_cache(tmp_path, monkeypatch):
 def test_source_blur_is_applied_at_the_stored_size_then_resized():
     small = dict(source="builtin:fashion7k", limit_per_class=3, val_fraction=0.25)
     stored = load_dataset(_data(**small), 5)  # 28x28, the same split (same seed)
-    at_source = load_dataset(_data(**small, image_size=[56, 56]), 5, conditions=_conditions("source"))
+    at_source = load_dataset(
+        _data(**small, image_size=[56, 56]), 5, conditions=_conditions("source")
+    )
     at_input = load_dataset(_data(**small, image_size=[56, 56]), 5, conditions=_conditions("input"))
     expected = resize_images(gaussian_blur(stored.splits["test"].images, 2.0), (56, 56))
     view = condition_view(at_source, "test", "blurred", _conditions("source")["blurred"])
@@ -60,11 +64,18 @@ def test_source_blur_is_applied_at_the_stored_size_then_resized():
 
 
 def test_source_views_follow_limits_and_balancing():
-    small = dict(source="builtin:fashion7k", limit_per_class=4, val_fraction=0.25,
-                 image_size=[32, 32], balance={"method": "oversample", "per_class": 6})
+    small = dict(
+        source="builtin:fashion7k",
+        limit_per_class=4,
+        val_fraction=0.25,
+        image_size=[32, 32],
+        balance={"method": "oversample", "per_class": 6},
+    )
     ds = load_dataset(_data(**small), 1, conditions=_conditions("source"))
     for split in ds.splits.values():
-        assert set(split.views) == {"blurred"} and split.views["blurred"].shape == split.images.shape
+        assert (
+            set(split.views) == {"blurred"} and split.views["blurred"].shape == split.images.shape
+        )
 
 
 def _folder(root, sizes):
@@ -86,19 +97,23 @@ def test_folder_of_mixed_sizes_reports_the_effective_range_also_from_the_cache(t
         p = ds.info["blur_placement"]["blurred"]
         assert p["stored_size"] == [[40, 40], [80, 80]]
         assert p["effective"] == pytest.approx([1.0, 2.0])  # 4 x 20/80 .. 4 x 20/40
-    np.testing.assert_array_equal(first.splits["train"].views["blurred"],
-                                  again.splits["train"].views["blurred"])
+    np.testing.assert_array_equal(
+        first.splits["train"].views["blurred"], again.splits["train"].views["blurred"]
+    )
     assert "effective sigma 1 to 2 at 20x20" in blur_facts(first.info["blur_placement"])["blurred"]
 
 
 def test_blur_at_is_validated_with_a_suggestion():
-    _, errors = _parse(ConditionSection, {"blur": {"kind": "gaussian", "sigma": 1.0, "at": "sourc"}})
+    _, errors = _parse(
+        ConditionSection, {"blur": {"kind": "gaussian", "sigma": 1.0, "at": "sourc"}}
+    )
     assert len(errors) == 1 and "Did you mean: 'source'" in str(errors[0])
     assert errors[0].key == "x.blur.at"
 
 
 def test_static_augmentation_with_source_blur_is_refused():
-    data = _data(source="builtin:fashion7k", limit_per_class=2,
-                 augment={"static": [[{"op": "hflip"}]]})
+    data = _data(
+        source="builtin:fashion7k", limit_per_class=2, augment={"static": [[{"op": "hflip"}]]}
+    )
     with pytest.raises(RecipeError, match="blur.at"):
         load_dataset(data, 0, conditions=_conditions("source"))

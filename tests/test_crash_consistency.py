@@ -17,8 +17,12 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "crash_consistency
 @pytest.mark.slow
 def test_every_killed_and_resumed_run_ends_like_the_uninterrupted_one(tmp_path):
     out = tmp_path / "crash.json"
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--n", "5", "--seed", "1", "--out", str(out)],
-                          capture_output=True, text=True, timeout=1500)
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--n", "5", "--seed", "1", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     import json
 

@@ -40,19 +40,16 @@ def test_crops_and_resize(image):
     centre = run(ops({"op": "center_crop", "size": [8, 8]}), image, out_hw=(8, 8))
     assert np.array_equal(centre, image[4:12, 4:12])
     crop = run(ops({"op": "random_crop", "size": [8, 8]}), image, out_hw=(8, 8))
-    windows = [image[i:i + 8, j:j + 8] for i in range(9) for j in range(9)]
+    windows = [image[i : i + 8, j : j + 8] for i in range(9) for j in range(9)]
     assert any(np.array_equal(crop, w) for w in windows)
-    full = run(ops({"op": "random_resized_crop", "scale": [1.0, 1.0], "ratio": [1.0, 1.0]}),
-               image)
+    full = run(ops({"op": "random_resized_crop", "scale": [1.0, 1.0], "ratio": [1.0, 1.0]}), image)
     assert np.array_equal(full, image)  # the whole image, resized to itself
-    assert run(ops({"op": "resize", "size": [32, 24]}), image, out_hw=(32, 24)).shape == (
-        32, 24, 3)
+    assert run(ops({"op": "resize", "size": [32, 24]}), image, out_hw=(32, 24)).shape == (32, 24, 3)
 
 
 def test_grayscale_and_jitter(image):
     gray = run(ops({"op": "grayscale"}), image)
-    assert np.array_equal(gray[..., 0], gray[..., 1]) and np.array_equal(gray[..., 1],
-                                                                          gray[..., 2])
+    assert np.array_equal(gray[..., 0], gray[..., 1]) and np.array_equal(gray[..., 1], gray[..., 2])
     brighter = run(ops({"op": "color_jitter", "brightness": 0.5}), image, seed=1)
     assert not np.array_equal(brighter, image)
     ratio = brighter[image > 20].astype(float) / image[image > 20]
@@ -60,8 +57,12 @@ def test_grayscale_and_jitter(image):
 
 
 def test_random_ops_are_deterministic_per_seed(image):
-    pipeline = ops({"op": "random_resized_crop", "scale": [0.3, 1.0]}, {"op": "hflip", "p": 0.5},
-                   {"op": "rotate", "degrees": 45}, {"op": "grayscale", "p": 0.5})
+    pipeline = ops(
+        {"op": "random_resized_crop", "scale": [0.3, 1.0]},
+        {"op": "hflip", "p": 0.5},
+        {"op": "rotate", "degrees": 45},
+        {"op": "grayscale", "p": 0.5},
+    )
     batch = np.stack([image] * 6)
     aug = Augmenter(pipeline, (16, 16))
     first = aug.batch(batch, np.random.default_rng(7))
@@ -76,17 +77,31 @@ def test_probability_zero_never_applies(image):
 
 def test_crop_larger_than_image_names_the_key():
     with pytest.raises(KvisionError, match=r"key 'data.augment.dynamic\[1\].size'.*larger than"):
-        check_pipeline(ops({"op": "resize", "size": [20, 20]},
-                           {"op": "random_crop", "size": [24, 24]}), (64, 64),
-                       "data.augment.dynamic")
+        check_pipeline(
+            ops({"op": "resize", "size": [20, 20]}, {"op": "random_crop", "size": [24, 24]}),
+            (64, 64),
+            "data.augment.dynamic",
+        )
 
 
 def test_static_augmentation_enlarges_train_only():
     ctx = Context()
-    data = parse(DataSection, {"source": "builtin:fashion7k", "limit_per_class": 4, "augment": {
-        "static": [[{"op": "rotate", "angle": 45}], [{"op": "hflip"}],
-                   [{"op": "resize", "size": [40, 40]}, {"op": "random_crop", "size": [28, 28]}]]}},
-        ctx, "data")
+    data = parse(
+        DataSection,
+        {
+            "source": "builtin:fashion7k",
+            "limit_per_class": 4,
+            "augment": {
+                "static": [
+                    [{"op": "rotate", "angle": 45}],
+                    [{"op": "hflip"}],
+                    [{"op": "resize", "size": [40, 40]}, {"op": "random_crop", "size": [28, 28]}],
+                ]
+            },
+        },
+        ctx,
+        "data",
+    )
     assert not ctx.errors
     ds = load_dataset(data, seed=0)
     train = ds.splits["train"]

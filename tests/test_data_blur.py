@@ -54,10 +54,10 @@ def _reference_disk(radius: float, alias_blur: float) -> np.ndarray:
     half = 8 if radius <= 8 else math.ceil(radius)
     axis = np.arange(-half, half + 1)
     xx, yy = np.meshgrid(axis, axis)
-    disk = (xx ** 2 + yy ** 2 <= radius ** 2).astype(np.float64)
+    disk = (xx**2 + yy**2 <= radius**2).astype(np.float64)
     disk /= disk.sum()
     k = 3 if radius <= 8 else 5
-    g = np.exp(-((np.arange(k) - k // 2) ** 2) / (2 * alias_blur ** 2))
+    g = np.exp(-((np.arange(k) - k // 2) ** 2) / (2 * alias_blur**2))
     g /= g.sum()
     # cv2.GaussianBlur's default border (reflect-101) is scipy's "mirror".
     return ndimage.correlate(disk, np.outer(g, g), mode="mirror")
@@ -67,10 +67,15 @@ def _reference_disk(radius: float, alias_blur: float) -> np.ndarray:
 def test_defocus_matches_published(images, radius, alias):
     kernel = _reference_disk(radius, alias)
     x = images / 255.0
-    ref = np.stack([np.stack([ndimage.correlate(img[..., c], kernel, mode="mirror")
-                              for c in range(3)], -1) for img in x])
-    _assert_close(apply_blur(images, "defocus", {"radius": radius, "alias_blur": alias}),
-                  _round(ref), 1, 0.05)
+    ref = np.stack(
+        [
+            np.stack([ndimage.correlate(img[..., c], kernel, mode="mirror") for c in range(3)], -1)
+            for img in x
+        ]
+    )
+    _assert_close(
+        apply_blur(images, "defocus", {"radius": radius, "alias_blur": alias}), _round(ref), 1, 0.05
+    )
 
 
 def _reference_motion(image: np.ndarray, radius: float, sigma: float, angle: float):
@@ -80,14 +85,14 @@ def _reference_motion(image: np.ndarray, radius: float, sigma: float, angle: flo
     pad = width
     padded = np.pad(image.astype(np.float64), ((pad, pad), (pad, pad), (0, 0)), mode="edge")
     h, w = image.shape[:2]
-    weights = np.exp(-np.arange(width) ** 2 / (2 * sigma ** 2))
+    weights = np.exp(-(np.arange(width) ** 2) / (2 * sigma**2))
     weights /= weights.sum()
     out = np.zeros(image.shape)
     a = math.radians(angle)
     for i, wt in enumerate(weights):
         dx = math.ceil(i * math.cos(a) - 0.5)
         dy = math.ceil(i * math.sin(a) - 0.5)
-        out += wt * padded[pad + dy:pad + dy + h, pad + dx:pad + dx + w]
+        out += wt * padded[pad + dy : pad + dy + h, pad + dx : pad + dx + w]
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
@@ -101,10 +106,13 @@ def test_motion_matches_published(images, angle):
 def test_motion_random_angle_per_image_is_seeded(images):
     params = {"radius": 6, "sigma": 2.0, "seed": 5}
     angles = np.random.default_rng(5).uniform(-45, 45, len(images))
-    ref = np.stack([_reference_motion(img, 6, 2.0, a) for img, a in zip(images, angles, strict=True)])
+    ref = np.stack(
+        [_reference_motion(img, 6, 2.0, a) for img, a in zip(images, angles, strict=True)]
+    )
     _assert_close(apply_blur(images, "motion", params), ref, 1, 0.05)
-    assert np.array_equal(apply_blur(images, "motion", params),
-                          apply_blur(images, "motion", params))
+    assert np.array_equal(
+        apply_blur(images, "motion", params), apply_blur(images, "motion", params)
+    )
 
 
 def _reference_zoom(image: np.ndarray, factors: np.ndarray) -> np.ndarray:
@@ -114,9 +122,9 @@ def _reference_zoom(image: np.ndarray, factors: np.ndarray) -> np.ndarray:
     for z in factors:
         ch = int(np.ceil(h / z))
         top = (h - ch) // 2
-        zoomed = ndimage.zoom(x[top:top + ch, top:top + ch], (z, z, 1), order=1)
+        zoomed = ndimage.zoom(x[top : top + ch, top : top + ch], (z, z, 1), order=1)
         trim = (zoomed.shape[0] - h) // 2
-        out += zoomed[trim:trim + h, trim:trim + h]
+        out += zoomed[trim : trim + h, trim : trim + h]
     return _round((x + out) / (len(factors) + 1))
 
 
@@ -170,14 +178,20 @@ def test_glass_default_is_the_published_corruption_bit_for_bit(images, sigma, de
     params = {"sigma": sigma, "max_delta": delta, "iterations": iterations, "seed": 9}
     ref = _published_glass(images, sigma, delta, iterations, 9)
     np.testing.assert_array_equal(apply_blur(images, "glass", params), ref)
-    np.testing.assert_array_equal(apply_blur(images, "glass", {**params, "variant": "imagenet_c"}),
-                                  ref)
+    np.testing.assert_array_equal(
+        apply_blur(images, "glass", {**params, "variant": "imagenet_c"}), ref
+    )
 
 
 @pytest.mark.parametrize("sigma,delta,iterations", [(0.4, 1, 2), (0.7, 2, 1)])
 def test_glass_swap_variant_moves_pixels(images, sigma, delta, iterations):
-    params = {"sigma": sigma, "max_delta": delta, "iterations": iterations, "seed": 9,
-              "variant": "swap"}
+    params = {
+        "sigma": sigma,
+        "max_delta": delta,
+        "iterations": iterations,
+        "seed": 9,
+        "variant": "swap",
+    }
     ref = _swapped_glass(images, sigma, delta, iterations, 9)
     # The first pass truncates to uint8 like the original; a 1-level tie can flip there.
     _assert_close(apply_blur(images, "glass", params), ref, 2, 0.05)
@@ -197,8 +211,11 @@ def test_severity_presets_are_the_published_tables():
     assert severity_params("gaussian", 5, (224, 224)) == {"sigma": 6.0}
     assert severity_params("motion", 4, (32, 32)) == {"radius": 8.0, "sigma": 2.0}
     assert severity_params("defocus", 2, (64, 64)) == {"radius": 1.0, "alias_blur": 0.1}
-    assert severity_params("glass", 1, (224, 224)) == {"sigma": 0.7, "max_delta": 1,
-                                                       "iterations": 2}
+    assert severity_params("glass", 1, (224, 224)) == {
+        "sigma": 0.7,
+        "max_delta": 1,
+        "iterations": 2,
+    }
     assert severity_params("zoom", 5, (224, 224))["zooms"] == (1.0, 1.31, 0.03)
     # auto picks by size; an explicit preset overrides it
     assert severity_params("gaussian", 1, (28, 28)) == {"sigma": 0.4}
@@ -208,9 +225,20 @@ def test_severity_presets_are_the_published_tables():
 @pytest.mark.parametrize("kind", BLUR_KINDS)
 def test_severity_grows_with_level(images, kind):
     """Higher severity moves images further from the clear ones, for every kind."""
-    change = [np.abs(apply_blur(images, kind, {**severity_params(kind, s, (32, 32)), **(
-        {"angle": 0.0} if kind == "motion" else {})}).astype(int) - images).mean()
-        for s in (1, 5)]
+    change = [
+        np.abs(
+            apply_blur(
+                images,
+                kind,
+                {
+                    **severity_params(kind, s, (32, 32)),
+                    **({"angle": 0.0} if kind == "motion" else {}),
+                },
+            ).astype(int)
+            - images
+        ).mean()
+        for s in (1, 5)
+    ]
     assert change[1] > change[0] > 0
 
 

@@ -13,10 +13,11 @@ from kvision.data.commands import register
 
 
 def test_registering_imports_no_heavy_modules():
-    code = ("import sys, kvision.data.commands, kvision.data; "
-            "print(sorted(m for m in ('cv2', 'keras', 'torch', 'sklearn') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    code = (
+        "import sys, kvision.data.commands, kvision.data; "
+        "print(sorted(m for m in ('cv2', 'keras', 'torch', 'sklearn') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 

@@ -48,11 +48,14 @@ def test_epoch_order_depends_only_on_seed_and_epoch(arrays):
 def test_dynamic_augmentation_same_with_and_without_workers(arrays):
     images, labels = arrays
     ctx = Context()
-    flips = (parse(AugmentOp, {"op": "hflip", "p": 0.5}, ctx, "op"),
-             parse(AugmentOp, {"op": "rotate", "degrees": 30}, ctx, "op"))
+    flips = (
+        parse(AugmentOp, {"op": "hflip", "p": 0.5}, ctx, "op"),
+        parse(AugmentOp, {"op": "rotate", "degrees": 30}, ctx, "op"),
+    )
     one = make_batches(images, labels, batch_size=8, seed=1, shuffle=True, augment=flips)
-    many = make_batches(images, labels, batch_size=8, seed=1, shuffle=True, augment=flips,
-                        workers=2)
+    many = make_batches(
+        images, labels, batch_size=8, seed=1, shuffle=True, augment=flips, workers=2
+    )
     for e in (0, 1):
         one.set_epoch(e)
         many.set_epoch(e)
@@ -85,10 +88,12 @@ def test_keras_fit_with_worker_threads(arrays):
     x = keras.layers.Conv2D(4, 3, activation="relu")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     model = keras.Model(inputs, keras.layers.Dense(5)(x))
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+    model.compile(
+        "adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"]
+    )
     callback = SetEpoch(train)
-    history = model.fit(train, validation_data=val, epochs=2, shuffle=False, verbose=0,
-                        callbacks=[callback])
+    history = model.fit(
+        train, validation_data=val, epochs=2, shuffle=False, verbose=0, callbacks=[callback]
+    )
     assert callback.seen == [0, 1] and len(history.history["val_loss"]) == 2
     assert np.isfinite(history.history["loss"]).all()

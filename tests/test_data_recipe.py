@@ -23,8 +23,14 @@ def test_marine_recipe_on_an_imbalanced_tree(tmp_path, monkeypatch):
         for i in range(n):
             image = rng.integers(0, 255, (30 + i % 5, 36, 3), dtype=np.uint8)
             cv2.imwrite(str(tmp_path / "sea" / cls / f"{i}.jpg"), image)
-    recipe = load_recipe(RECIPE, [f'data.source="folder:{tmp_path / "sea"}"',
-                                  "data.image_size=[32, 32]", "data.balance.per_class=10"])
+    recipe = load_recipe(
+        RECIPE,
+        [
+            f'data.source="folder:{tmp_path / "sea"}"',
+            "data.image_size=[32, 32]",
+            "data.balance.per_class=10",
+        ],
+    )
     ds = load_dataset(recipe.data, recipe.experiment.seed)
     # undersampled to 10 per class before the 8:1:1 split, then 3 static copies of train
     assert ds.info["class_counts_before"]["train"] == {"shark": 10, "turtle": 40, "whale": 12}

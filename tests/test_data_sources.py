@@ -42,8 +42,12 @@ def test_builtin_fashion7k():
 
 
 def test_builtin_resized_to_rgb():
-    ds = load_dataset(data_section(source="builtin:fashion7k", image_size=[32, 40], channels=3,
-                                   limit_per_class=5), seed=1)
+    ds = load_dataset(
+        data_section(
+            source="builtin:fashion7k", image_size=[32, 40], channels=3, limit_per_class=5
+        ),
+        seed=1,
+    )
     assert ds.image_shape == (32, 40, 3)
     assert ds.info["counts"] == {"train": 50, "val": 50, "test": 50}
 
@@ -83,10 +87,12 @@ def _messy_folder(root: Path, per_class: int = 6) -> None:
     cat = root / "cat"
     _jpeg(cat / "gray.JPEG", rng.integers(0, 255, (20, 30), dtype=np.uint8))
     Image.fromarray(rng.integers(0, 255, (20, 30, 4), dtype=np.uint8), "RGBA").save(
-        cat / "rgba.PNG")
+        cat / "rgba.PNG"
+    )
     cv2.imwrite(str(cat / "deep.png"), rng.integers(0, 65535, (20, 30), dtype=np.uint16))
     Image.fromarray(rng.integers(0, 255, (20, 30, 3), dtype=np.uint8)).convert("CMYK").save(
-        cat / "cmyk.jpg", "JPEG")
+        cat / "cmyk.jpg", "JPEG"
+    )
     (cat / "notes.txt").write_text("not an image")
     (cat / ".hidden.jpg").write_bytes((cat / "0.jpg").read_bytes())
     (cat / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg \xff\xd9")
@@ -101,20 +107,33 @@ def _messy_folder(root: Path, per_class: int = 6) -> None:
 
 def test_messy_folder_loads_and_lists_what_it_skipped(tmp_path):
     _messy_folder(tmp_path / "pets")
-    ds = load_dataset(data_section(source=f"folder:{tmp_path / 'pets'}", image_size=[16, 16],
-                                   val_fraction=0.25), seed=0)
+    ds = load_dataset(
+        data_section(source=f"folder:{tmp_path / 'pets'}", image_size=[16, 16], val_fraction=0.25),
+        seed=0,
+    )
     skipped = {s["path"]: s["reason"] for s in ds.info["skipped"]}
-    assert set(skipped) == {"cat/notes.txt", "cat/.hidden.jpg", "cat/corrupt.jpg",
-                            "cat/truncated.jpg", "cat/tiny.jpg", "dog/dangling.jpg",
-                            "README.md"}
+    assert set(skipped) == {
+        "cat/notes.txt",
+        "cat/.hidden.jpg",
+        "cat/corrupt.jpg",
+        "cat/truncated.jpg",
+        "cat/tiny.jpg",
+        "dog/dangling.jpg",
+        "README.md",
+    }
     assert skipped["README.md"] == "not inside a class folder"
     assert "truncated" in skipped["cat/truncated.jpg"]
     assert "too small (4x4 px" in skipped["cat/tiny.jpg"]
     assert "not an image file" in skipped["cat/notes.txt"]
     loaded = ds.splits["train"].ids + ds.splits["val"].ids
     # gray, RGBA, 16-bit, CMYK, upper-case extensions and the symlink all load, once each
-    assert {"cat/gray.JPEG", "cat/rgba.PNG", "cat/deep.png", "cat/cmyk.jpg",
-            "dog/linked.jpg"} <= set(loaded)
+    assert {
+        "cat/gray.JPEG",
+        "cat/rgba.PNG",
+        "cat/deep.png",
+        "cat/cmyk.jpg",
+        "dog/linked.jpg",
+    } <= set(loaded)
     assert len(loaded) == len(set(loaded)) == 6 + 4 + 6 + 1
     assert ds.image_shape == (16, 16, 3) and ds.class_names == ["cat", "dog"]
 
@@ -129,7 +148,9 @@ def test_decode_converts_depth_colour_and_exif(tmp_path):
     deep = np.full((12, 12), 40000, np.uint16)
     cv2.imwrite(str(tmp_path / "deep.png"), deep)
     gray, _ = decode_image((tmp_path / "deep.png").read_bytes(), 1, 1)
-    assert gray.dtype == np.uint8 and gray.shape == (12, 12, 1) and abs(int(gray[0, 0, 0]) - 156) <= 1
+    assert (
+        gray.dtype == np.uint8 and gray.shape == (12, 12, 1) and abs(int(gray[0, 0, 0]) - 156) <= 1
+    )
 
 
 def _exif_orientation(value: int) -> bytes:
@@ -159,19 +180,24 @@ def test_given_split_folders(tmp_path):
         for cls in ("a", "b"):
             (tmp_path / split / cls).mkdir(parents=True)
             for i in range(n):
-                cv2.imwrite(str(tmp_path / split / cls / f"{i}.png"),
-                            rng.integers(0, 255, (9, 9), dtype=np.uint8))
+                cv2.imwrite(
+                    str(tmp_path / split / cls / f"{i}.png"),
+                    rng.integers(0, 255, (9, 9), dtype=np.uint8),
+                )
     ds = load_dataset(data_section(source=f"folder:{tmp_path}", channels=1), seed=0)
     assert ds.info["counts"] == {"train": 12, "val": 4, "test": 6}
     assert ds.image_shape == (9, 9, 1)
     assert ds.splits["val"].ids[0].startswith("develop/")
 
 
-@pytest.mark.parametrize("make,key,expected", [
-    (lambda r: (r / "only").mkdir(parents=True), "data.source", "has only the class 'only'"),
-    (lambda r: r.mkdir(), "data.source", "no class sub-folder with images"),
-    (None, "data.source", "does not exist"),
-])
+@pytest.mark.parametrize(
+    "make,key,expected",
+    [
+        (lambda r: (r / "only").mkdir(parents=True), "data.source", "has only the class 'only'"),
+        (lambda r: r.mkdir(), "data.source", "no class sub-folder with images"),
+        (None, "data.source", "does not exist"),
+    ],
+)
 def test_bad_folders(tmp_path, make, key, expected):
     root = tmp_path / "data"
     if make:
@@ -199,8 +225,9 @@ def test_ten_thousand_images_with_three_bad_files_train(tmp_path):
     for c in range(4):
         (root / f"class{c}").mkdir(parents=True)
     for i in range(10_000 - 3):
-        image = np.full((8, 8), (i % 4) * 60, np.uint8) + rng.integers(0, 20, (8, 8),
-                                                                       dtype=np.uint8)
+        image = np.full((8, 8), (i % 4) * 60, np.uint8) + rng.integers(
+            0, 20, (8, 8), dtype=np.uint8
+        )
         cv2.imwrite(str(root / f"class{i % 4}" / f"{i}.png"), image)
     (root / "class0" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     (root / "class1" / "empty.jpg").write_bytes(b"")
@@ -208,7 +235,10 @@ def test_ten_thousand_images_with_three_bad_files_train(tmp_path):
     data = data_section(source=f"folder:{root}", channels=1)
     ds = load_dataset(data, seed=0)
     assert sorted(s["path"] for s in ds.info["skipped"]) == [
-        "class0/broken.png", "class1/empty.jpg", "class2/cut.jpg"]
+        "class0/broken.png",
+        "class1/empty.jpg",
+        "class2/cut.jpg",
+    ]
     assert sum(ds.info["counts"].values()) == 9_997
 
     import keras  # after kvision: torch backend
@@ -220,8 +250,15 @@ def test_ten_thousand_images_with_three_bad_files_train(tmp_path):
     x = keras.layers.Rescaling(1 / 255)(inputs)
     x = keras.layers.Flatten()(x)
     model = keras.Model(inputs, keras.layers.Dense(4)(x))
-    model.compile(keras.optimizers.Adam(0.05), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
-    history = model.fit(make_batches(train.images, train.labels, batch_size=256, seed=0,
-                                     shuffle=True, workers=2), epochs=2, shuffle=False, verbose=0)
+    model.compile(
+        keras.optimizers.Adam(0.05),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    history = model.fit(
+        make_batches(train.images, train.labels, batch_size=256, seed=0, shuffle=True, workers=2),
+        epochs=2,
+        shuffle=False,
+        verbose=0,
+    )
     assert history.history["accuracy"][-1] > 0.5  # the classes are separable by brightness

@@ -75,14 +75,19 @@ def test_too_few_images_per_class_for_the_split(tmp_path):
         for i in range(n):
             cv2.imwrite(str(tmp_path / cls / f"{i}.png"), np.full((9, 9), i, np.uint8))
     data = section(source=f"folder:{tmp_path}", split=[0.4, 0.3, 0.3], cache=False)
-    with pytest.raises(KvisionError, match="key 'data.split'.*needs at least 4 images in "
-                                           "every class.*'few' \\(2\\)"):
+    with pytest.raises(
+        KvisionError,
+        match="key 'data.split'.*needs at least 4 images in every class.*'few' \\(2\\)",
+    ):
         load_dataset(data, seed=0)
 
 
 def test_undersample_before_split_as_report_001():
-    data = section(**POOLED, split=[0.8, 0.1, 0.1],
-                   balance={"method": "undersample", "per_class": 100, "before_split": True})
+    data = section(
+        **POOLED,
+        split=[0.8, 0.1, 0.1],
+        balance={"method": "undersample", "per_class": 100, "before_split": True},
+    )
     ds = load_dataset(data, seed=0)
     assert ds.info["counts"] == {"train": 800, "val": 100, "test": 100}
     assert ds.info["class_counts_before"]["train"]["t-shirt"] == 600
@@ -116,7 +121,9 @@ def test_normalization_presets_and_dataset_statistics():
     assert normalization(section(source="builtin:fashion7k"), ds) == ([0.5], [0.5])
     rgb = load_dataset(section(source="builtin:fashion7k", channels=3, limit_per_class=2), 0)
     assert normalization(section(source="builtin:fashion7k", normalize="imagenet"), rgb) == (
-        [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+        [0.485, 0.456, 0.406],
+        [0.229, 0.224, 0.225],
+    )
 
 
 def test_condition_views_are_cached_and_blurred():
@@ -126,8 +133,7 @@ def test_condition_views_are_cached_and_blurred():
     blurred_cfg = section(ConditionSection, blur={"kind": "gaussian", "sigma": 2.0})
     blurred = condition_view(ds, "test", "blurred", blurred_cfg)
     assert condition_view(ds, "test", "blurred", blurred_cfg) is blurred
-    assert np.array_equal(blurred, apply_blur(ds.splits["test"].images, "gaussian",
-                                              {"sigma": 2.0}))
+    assert np.array_equal(blurred, apply_blur(ds.splits["test"].images, "gaussian", {"sigma": 2.0}))
     severe = section(ConditionSection, blur={"kind": "zoom", "severity": 3})
     assert condition_view(ds, "val", "zoom3", severe).shape == ds.splits["val"].images.shape
     with pytest.raises(KvisionError, match="no 'tst' split"):
@@ -135,8 +141,11 @@ def test_condition_views_are_cached_and_blurred():
 
 
 def test_manifest_leaves_out_static_copies_and_they_are_remade():
-    data = section(source="builtin:fashion7k", limit_per_class=3,
-                   augment={"static": [[{"op": "rotate", "degrees": 30}]]})
+    data = section(
+        source="builtin:fashion7k",
+        limit_per_class=3,
+        augment={"static": [[{"op": "rotate", "degrees": 30}]]},
+    )
     ds = load_dataset(data, seed=7)
     manifest = split_manifest(ds)
     assert len(manifest["splits"]["train"]) == 30 and len(ds.splits["train"]) == 60

@@ -36,14 +36,16 @@ def test_cats_vs_dogs_mock_needs_and_uses_image_size():
     with tfds.testing.mock_data(num_examples=10):
         with pytest.raises(KvisionError, match="key 'data.image_size'.*different sizes"):
             load_dataset(section(source="tfds:cats_vs_dogs"), seed=0)
-        ds = load_dataset(section(source="tfds:cats_vs_dogs", image_size=[24, 24],
-                                  channels=1), seed=0)
+        ds = load_dataset(
+            section(source="tfds:cats_vs_dogs", image_size=[24, 24], channels=1), seed=0
+        )
     assert ds.class_names == ["cat", "dog"] and ds.image_shape == (24, 24, 1)
 
 
 def test_unknown_dataset_suggests_a_name(tmp_path):
-    with pytest.raises(KvisionError, match="TFDS has no dataset 'cifar_10'.*Did you mean: "
-                                           "'cifar10'"):
+    with pytest.raises(
+        KvisionError, match="TFDS has no dataset 'cifar_10'.*Did you mean: 'cifar10'"
+    ):
         load_dataset(section(source="tfds:cifar_10", data_dir=str(tmp_path)), seed=0)
 
 
@@ -63,6 +65,9 @@ def test_not_prepared_and_not_downloadable(tmp_path, monkeypatch):
         raise ConnectionError("no network")
 
     monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", offline)
-    with pytest.raises(KvisionError, match="neither prepared in .* nor downloadable here "
-                                           r"\(ConnectionError: no network\)"):
+    with pytest.raises(
+        KvisionError,
+        match="neither prepared in .* nor downloadable here "
+        r"\(ConnectionError: no network\)",
+    ):
         load_dataset(section(source="tfds:mnist", data_dir=str(tmp_path)), seed=0)

@@ -36,9 +36,11 @@ def _model_and_batches():
     x = keras.layers.GlobalAveragePooling2D()(x)
     outputs = keras.layers.Dense(3, kernel_regularizer=keras.regularizers.L2(0.01))(x)
     model = keras.Model(inputs, outputs)
-    model.compile(optimizer=keras.optimizers.Adam(1e-2),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
     images, labels = _data()
     train = make_batches(images, labels, batch_size=GLOBAL_BATCH, seed=5, shuffle=True)
     return model, train
@@ -51,8 +53,13 @@ def _two_epochs(fit) -> None:
 
 def _rank(rank: int, world: int, port: int, out: str) -> None:
     """One gloo rank: two data-parallel epochs; rank 0 saves weights and metrics."""
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+    )
     from kvision.train.ddp_env import init_from_env
 
     assert init_from_env()
@@ -131,8 +138,18 @@ def test_gpus_becomes_torchrun_running_the_plain_command(monkeypatch):
     monkeypatch.setattr(ddp_env.os, "execv", lambda exe, cmd: seen.append(cmd))
     monkeypatch.setattr(ddp_env.torch.cuda, "is_available", lambda: False)
     ddp_env.launch(2, ["run", "r.toml", "--gpus", "2", "--set", "a=1", "--gpus=2"])
-    assert seen[0][1:] == ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-                           "-m", "kvision", "run", "r.toml", "--set", "a=1"]
+    assert seen[0][1:] == [
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node=2",
+        "-m",
+        "kvision",
+        "run",
+        "r.toml",
+        "--set",
+        "a=1",
+    ]
 
 
 def test_gpus_below_one_is_a_user_error():

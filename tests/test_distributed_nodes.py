@@ -81,9 +81,26 @@ def _nodes(args: list[str], log: Path) -> list[subprocess.Popen]:
     procs = []
     for rank in (0, 1):
         out = open(log.with_suffix(f".node{rank}.log"), "ab")  # noqa: SIM115 - closed by the child's exit
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "kvision", "run", *args, "--nnodes", "2", "--node-rank",
-             str(rank), "--rdzv-endpoint", endpoint], stdout=out, stderr=subprocess.STDOUT, env=env))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "kvision",
+                    "run",
+                    *args,
+                    "--nnodes",
+                    "2",
+                    "--node-rank",
+                    str(rank),
+                    "--rdzv-endpoint",
+                    endpoint,
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        )
     return procs
 
 
@@ -97,7 +114,10 @@ def _wait_all(procs: list[subprocess.Popen], log: Path, timeout: float = 240) ->
 
 
 def _logs(log: Path) -> str:
-    return "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted(log.parent.glob(f"{log.stem}.node*.log")))
+    return "\n".join(
+        p.read_text(errors="replace")[-3000:]
+        for p in sorted(log.parent.glob(f"{log.stem}.node*.log"))
+    )
 
 
 def _epochs(run_dir: Path) -> list[dict]:
@@ -110,8 +130,13 @@ def _assert_same(ddp: list[dict], single: list[dict]) -> float:
     worst = 0.0
     for a, b in zip(ddp, single, strict=True):
         for key in ("loss", "val_loss"):
-            np.testing.assert_allclose(a["metrics"][key], b["metrics"][key], rtol=RTOL, atol=ATOL,
-                                       err_msg=f"epoch {a['global_epoch']} {key}")
+            np.testing.assert_allclose(
+                a["metrics"][key],
+                b["metrics"][key],
+                rtol=RTOL,
+                atol=ATOL,
+                err_msg=f"epoch {a['global_epoch']} {key}",
+            )
             worst = max(worst, abs(a["metrics"][key] - b["metrics"][key]))
     return worst
 
@@ -144,12 +169,15 @@ def test_two_nodes_train_like_one_process_and_resume_after_both_stop(tmp_path):
     worst = _assert_same(_epochs(run_dir), _epochs(single))
     ddp_eval, one_eval = resumed.evaluations()[-1], RunReader(single).evaluations()[-1]
     for split in ("train", "test"):
-        np.testing.assert_allclose(ddp_eval["loss"]["clear"][split], one_eval["loss"]["clear"][split],
-                                   rtol=RTOL, atol=ATOL)
+        np.testing.assert_allclose(
+            ddp_eval["loss"]["clear"][split], one_eval["loss"]["clear"][split], rtol=RTOL, atol=ATOL
+        )
     resumed_at = resumed.of("run_resumed")[0]["resume_points"]["mlp-fit"]["global_epoch"]
-    print(f"\ntwo nodes, stopped at epoch {len(stopped.epochs())} and resumed from {resumed_at}: "
-          f"largest epoch-metric difference to one process {worst:.1e}; test MSE "
-          f"{ddp_eval['loss']['clear']['test']} (two nodes) vs {one_eval['loss']['clear']['test']} (one)")
+    print(
+        f"\ntwo nodes, stopped at epoch {len(stopped.epochs())} and resumed from {resumed_at}: "
+        f"largest epoch-metric difference to one process {worst:.1e}; test MSE "
+        f"{ddp_eval['loss']['clear']['test']} (two nodes) vs {one_eval['loss']['clear']['test']} (one)"
+    )
     first, last = _epochs(single)[0]["metrics"]["loss"], _epochs(single)[-1]["metrics"]["loss"]
     assert last < 0.5 * first  # it learned: agreeing means something
 
@@ -160,20 +188,49 @@ def test_nodes_become_torchrun_static_rendezvous(monkeypatch):
     seen = []
     monkeypatch.setattr(ddp_env.os, "execv", lambda exe, cmd: seen.append(cmd))
     monkeypatch.setattr(ddp_env.torch.cuda, "is_available", lambda: False)
-    ddp_env.launch(1, ["run", "r.toml", "--nnodes", "2", "--node-rank=1", "--rdzv-endpoint",
-                       "10.0.0.1:29500", "--gpus", "1"], ddp_env.Nodes(2, 1, "10.0.0.1:29500"))
-    assert seen[0][1:] == ["-m", "torch.distributed.run", "--nnodes=2", "--node-rank=1",
-                           "--rdzv-backend=static", "--rdzv-endpoint=10.0.0.1:29500",
-                           "--nproc-per-node=1", "-m", "kvision", "run", "r.toml"]
+    ddp_env.launch(
+        1,
+        [
+            "run",
+            "r.toml",
+            "--nnodes",
+            "2",
+            "--node-rank=1",
+            "--rdzv-endpoint",
+            "10.0.0.1:29500",
+            "--gpus",
+            "1",
+        ],
+        ddp_env.Nodes(2, 1, "10.0.0.1:29500"),
+    )
+    assert seen[0][1:] == [
+        "-m",
+        "torch.distributed.run",
+        "--nnodes=2",
+        "--node-rank=1",
+        "--rdzv-backend=static",
+        "--rdzv-endpoint=10.0.0.1:29500",
+        "--nproc-per-node=1",
+        "-m",
+        "kvision",
+        "run",
+        "r.toml",
+    ]
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--nnodes", "2"], "--nnodes 2 needs --rdzv-endpoint HOST:PORT"),
-    (["--nnodes", "2", "--node-rank", "2", "--rdzv-endpoint", "h:1"], "--node-rank 2 is outside 0..1"),
-    (["--node-rank", "1"], "--node-rank 1 is outside 0..0"),
-    (["--nnodes", "2", "--rdzv-endpoint", "10.0.0.1"], "'10.0.0.1' is not HOST:PORT"),
-    (["--nnodes", "0"], "--nnodes must be at least 1"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--nnodes", "2"], "--nnodes 2 needs --rdzv-endpoint HOST:PORT"),
+        (
+            ["--nnodes", "2", "--node-rank", "2", "--rdzv-endpoint", "h:1"],
+            "--node-rank 2 is outside 0..1",
+        ),
+        (["--node-rank", "1"], "--node-rank 1 is outside 0..0"),
+        (["--nnodes", "2", "--rdzv-endpoint", "10.0.0.1"], "'10.0.0.1' is not HOST:PORT"),
+        (["--nnodes", "0"], "--nnodes must be at least 1"),
+    ],
+)
 def test_bad_node_options_are_one_clear_line(tmp_path, capsys, args, message):
     assert main(["run", str(tmp_path / "r.toml"), *args]) == 2
     err = capsys.readouterr().err
@@ -182,8 +239,13 @@ def test_bad_node_options_are_one_clear_line(tmp_path, capsys, args, message):
 
 def _check_rank(rank: int, port: int, out: str) -> None:
     """One gloo rank of two; only rank 1 "cannot see" the folder."""
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE="2", LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE="2",
+        LOCAL_RANK=str(rank),
+    )
     from kvision.errors import KvisionError
     from kvision.train.ddp_env import check_everywhere, init_from_env, shared_dir_problem
 

@@ -24,9 +24,15 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 # Tiny settings for the shipped naive_vs_expert recipe: VGG only, 4 images a class, 1 epoch.
-QUICK = ["data.limit_per_class=4", 'arms[0].models=["vgg"]', 'arms[1].models=["vgg"]',
-         "arms[0].stages[0].epochs=1", "arms[1].stages[0].epochs=1",
-         "arms[1].stages[1].epochs=1", "insight.enabled=false"]
+QUICK = [
+    "data.limit_per_class=4",
+    'arms[0].models=["vgg"]',
+    'arms[1].models=["vgg"]',
+    "arms[0].stages[0].epochs=1",
+    "arms[1].stages[0].epochs=1",
+    "arms[1].stages[1].epochs=1",
+    "insight.enabled=false",
+]
 
 IMPORT_ALL = """
 import importlib, pkgutil, sys
@@ -66,8 +72,10 @@ def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dist")
     source = out / "source"
     shutil.copytree(ROOT, source, ignore=_not_source, symlinks=True)
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(source)],
-         cwd=out)
+    _run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(source)],
+        cwd=out,
+    )
     (found,) = out.glob("kvision-*.whl")
     return found
 
@@ -78,22 +86,32 @@ def venv(tmp_path_factory, wheel) -> Path:
     where = tmp_path_factory.mktemp("venv")
     _run([sys.executable, "-m", "venv", str(where)], cwd=where)
     python = where / "bin" / "python"
-    _run([str(python), "-m", "pip", "install", "-q", "--no-compile", "torch==2.13.0",
-          str(wheel)], cwd=where, timeout=900)
+    _run(
+        [str(python), "-m", "pip", "install", "-q", "--no-compile", "torch==2.13.0", str(wheel)],
+        cwd=where,
+        timeout=900,
+    )
     yield where
     shutil.rmtree(where, ignore_errors=True)
 
 
 def test_wheel_holds_every_module_and_data_file(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    sources = [p.relative_to(ROOT).as_posix() for p in (ROOT / "kvision").rglob("*.py")
-               if "__pycache__" not in p.parts]
+    sources = [
+        p.relative_to(ROOT).as_posix()
+        for p in (ROOT / "kvision").rglob("*.py")
+        if "__pycache__" not in p.parts
+    ]
     sources += [f"kvision_tui/{p.name}" for p in (ROOT / "tui").glob("*.py")]
     assert sorted(set(sources) - names) == []
     recipes = [f"kvision/recipes/{p.name}" for p in (ROOT / "recipes").glob("*.toml")]
     assert recipes and sorted(set(recipes) - names) == []
-    data = ["kvision/py.typed", "kvision/data/builtin/fashion7k.npz",
-            "kvision/data/builtin/FASHION-MNIST-LICENSE", "kvision-0.1.0.dist-info/licenses/LICENSE"]
+    data = [
+        "kvision/py.typed",
+        "kvision/data/builtin/fashion7k.npz",
+        "kvision/data/builtin/FASHION-MNIST-LICENSE",
+        "kvision-0.1.0.dist-info/licenses/LICENSE",
+    ]
     assert sorted(set(data) - names) == []
     notice = zipfile.ZipFile(wheel).read("kvision/data/builtin/FASHION-MNIST-LICENSE").decode()
     assert "Copyright (c) 2017 Zalando SE" in notice and "Permission is hereby granted" in notice
@@ -117,8 +135,10 @@ def test_installed_wheel_imports_everything_and_runs_a_shipped_recipe(venv, whee
     assert "finished in" in ran.stdout
     (run_dir,) = (outside / "runs").iterdir()
     assert (run_dir / "report.md").is_file()
-    _run([str(bin_dir / "kvision"), "export", str(run_dir), "--trial", "vgg-expert", "--to", "out"],
-         cwd=outside)
+    _run(
+        [str(bin_dir / "kvision"), "export", str(run_dir), "--trial", "vgg-expert", "--to", "out"],
+        cwd=outside,
+    )
     assert (outside / "out/vgg-expert.keras").is_file()
     assert (outside / "out/vgg-expert.keras.json").is_file()
     copied = _run([str(bin_dir / "kvision"), "recipes", "copy", "naive_vs_expert"], cwd=outside)

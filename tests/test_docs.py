@@ -20,7 +20,9 @@ def test_readme_is_short_and_keeps_the_two_fresh_machine_commands():
 
 
 def test_readme_names_every_shipped_recipe():
-    missing = [p.name for p in sorted((ROOT / "recipes").glob("*.toml")) if f"`{p.name}`" not in README]
+    missing = [
+        p.name for p in sorted((ROOT / "recipes").glob("*.toml")) if f"`{p.name}`" not in README
+    ]
     assert not missing, f"recipes not in README's table: {missing}"
 
 
@@ -46,9 +48,18 @@ def test_the_reference_tables_cover_every_recipe_key():
 
     sections = [f.name for f in dataclasses.fields(Recipe) if f.init]
     text = "".join(hooks.recipe_keys(s) for s in sections)
-    for key in ("experiment.seed", "data.balance.method", "data.function.noise",
-                "conditions.NAME.blur.kind", "arms[].stages[].epochs", "training.optimizer.momentum",
-                "insight.robustness.kinds", "sweep.objective", "output.runs_dir", "models.NAME.arch"):
+    for key in (
+        "experiment.seed",
+        "data.balance.method",
+        "data.function.noise",
+        "conditions.NAME.blur.kind",
+        "arms[].stages[].epochs",
+        "training.optimizer.momentum",
+        "insight.robustness.kinds",
+        "sweep.objective",
+        "output.runs_dir",
+        "models.NAME.arch",
+    ):
         assert f"`{key}`" in text, key
     for f in dataclasses.fields(TrainingSection):  # nested tables list their own keys
         assert f"`training.{f.name}`" in text, f.name
@@ -60,7 +71,9 @@ def test_every_page_marker_is_known_and_every_page_is_in_the_nav():
     assert all(f": {name}" in nav for name in pages), pages
     known = {"recipe-keys", "models", "model-options", "recipes", "cli", "event-kinds", "measured"}
     for page in pages:
-        for kind in re.findall(r"^<!-- kvision: ([a-z-]+)", (ROOT / "docs" / page).read_text(), re.M):
+        for kind in re.findall(
+            r"^<!-- kvision: ([a-z-]+)", (ROOT / "docs" / page).read_text(), re.M
+        ):
             assert kind in known, (page, kind)
 
 
@@ -68,4 +81,6 @@ def test_measured_files_say_where_when_and_how_they_were_measured():
     """docs/measured/ holds only what a benchmark's --markdown wrote (kvision.bench.stamp)."""
     for path in sorted((ROOT / "docs" / "measured").glob("*.md")):
         text = path.read_text("utf-8")
-        assert all(f"\n- {field}: " in text for field in ("machine", "software", "date", "command")), path
+        assert all(
+            f"\n- {field}: " in text for field in ("machine", "software", "date", "command")
+        ), path

@@ -37,6 +37,7 @@ def fast_calls(monkeypatch):
     """Names of the layers whose torch form ran (returned a tensor) in the graph walk."""
     names: list[str] = []
     for cls, form in list(fast_layers.FAST_CALLS.items()):
+
         def wrapped(layer, inputs, *, _form=form, **options):
             outputs = _form(layer, inputs, **options)
             if outputs is not None:
@@ -55,18 +56,24 @@ def _twins(arch: str, **options):
     for enabled in (False, True):
         _fast.ENABLED = enabled
         keras.utils.set_random_seed(3)
-        model = create_model(arch, input_shape=(16, 16, 1), num_classes=3,
-                             preprocess=([0.5], [0.5]), **options)
-        model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model = create_model(
+            arch, input_shape=(16, 16, 1), num_classes=3, preprocess=([0.5], [0.5]), **options
+        )
+        model.compile(
+            optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
         models.append(model)
     return models
 
 
-@pytest.mark.parametrize(("arch", "options"), [
-    ("resnet20", {}),  # Add, strided convs after a folded ZeroPadding2D, BN, the shortcut
-    ("alexnet_small", {"dropout": 0.0, "norm": "lrn", "head": 8}),
-])
+@pytest.mark.parametrize(
+    ("arch", "options"),
+    [
+        ("resnet20", {}),  # Add, strided convs after a folded ZeroPadding2D, BN, the shortcut
+        ("alexnet_small", {"dropout": 0.0, "norm": "lrn", "head": 8}),
+    ],
+)
 def test_direct_graph_trains_like_keras(arch, options, keras_calls, fast_calls, monkeypatch):
 
     monkeypatch.setattr(_fast, "ENABLED", True)
@@ -83,21 +90,27 @@ def test_direct_graph_trains_like_keras(arch, options, keras_calls, fast_calls, 
         losses = [float(model.train_on_batch(x[i::2], y[i::2])) for i in range(2)]
         called, fast = set(keras_calls), list(fast_calls)
         results.append((losses, model.get_weights(), model.predict(x, verbose=0), called, fast))
-    (keras_losses, keras_weights, keras_out, keras_called, keras_fast), \
-        (losses, weights, out, called, fast) = results
+    (
+        (keras_losses, keras_weights, keras_out, keras_called, keras_fast),
+        (losses, weights, out, called, fast),
+    ) = results
     # Only the uint8 input's preprocessing layer needs Keras' dtype conversion.
     assert called == {"preprocess"}
     assert keras_called == {layer.name for layer in keras_model.layers[1:]}
     assert not keras_fast
-    torch_formed = {layer.name for layer in direct_model.layers
-                    if type(layer) in fast_layers.FAST_CALLS}
+    torch_formed = {
+        layer.name for layer in direct_model.layers if type(layer) in fast_layers.FAST_CALLS
+    }
     assert set(fast) == torch_formed and len(fast) == 2 * len(torch_formed)
     np.testing.assert_allclose(losses, keras_losses, rtol=1e-4, atol=1e-5)
     for a, b in zip(weights, keras_weights, strict=True):  # incl. BN moving statistics
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
     np.testing.assert_allclose(out, keras_out, rtol=1e-3, atol=1e-4)
-    assert all(type(layer).__module__.startswith("keras.") for layer in direct_model.layers
-               if not layer.name.endswith("_lrn"))
+    assert all(
+        type(layer).__module__.startswith("keras.")
+        for layer in direct_model.layers
+        if not layer.name.endswith("_lrn")
+    )
 
 
 @pytest.mark.filterwarnings("ignore:Layer 'functional.*mask:UserWarning")
@@ -139,8 +152,9 @@ def test_direct_graph_keeps_model_class_config_and_saving(tmp_path):
     plain = keras.saving.load_model(path, safe_mode=True)
     assert "direct_graph" not in plain.call.__qualname__
     x = np.random.default_rng(1).normal(size=(3, 8, 8, 3)).astype("float32")
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), plain.predict(x, verbose=0),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), plain.predict(x, verbose=0), rtol=1e-4, atol=1e-5
+    )
 
 
 def _padded_graph(keras, *, pool_input_relu: bool, pad_shared: bool = False):
@@ -159,8 +173,7 @@ def _padded_graph(keras, *, pool_input_relu: bool, pad_shared: bool = False):
 
 
 @pytest.mark.parametrize(("relu", "shared"), [(True, False), (False, False), (True, True)])
-def test_zero_padding_folds_into_conv_and_relu_pool_only(relu, shared, keras_calls,
-                                                         monkeypatch):
+def test_zero_padding_folds_into_conv_and_relu_pool_only(relu, shared, keras_calls, monkeypatch):
     """The fold computes what the stock graph computes, gradients included, and pads a
     max-pool (torch: -inf) only where the input is a ReLU's."""
     import keras
@@ -206,8 +219,9 @@ def test_folded_padding_falls_back_to_padding_then_keras(monkeypatch):
     assert [layer.name for layer in graph._Plan(model).folded] == ["pad"]
     assert fast_layers.conv_call(model.get_layer("grouped"), x, pads=(1, 1)) is None
     direct = _fast.direct_graph(model)
-    np.testing.assert_allclose(direct(x).detach().numpy(), expected.detach().numpy(),
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        direct(x).detach().numpy(), expected.detach().numpy(), rtol=1e-6, atol=1e-6
+    )
 
 
 @pytest.mark.filterwarnings("ignore:Layer .* was passed an input with a mask:UserWarning")

@@ -64,8 +64,9 @@ def quiet() -> Console:
 
 
 def kvision(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kvision", *args], capture_output=True,
-                          text=True, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "kvision", *args], capture_output=True, text=True, **kw
+    )
 
 
 def outcome(run_dir: Path) -> tuple[dict, list]:
@@ -98,8 +99,9 @@ def one(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def reference(one, tmp_path_factory) -> Path:
     """The undisturbed run every faulty one must end up equal to."""
-    result = run_recipe(str(one), [], run_dir=str(tmp_path_factory.mktemp("ref") / "run"),
-                        console=quiet())
+    result = run_recipe(
+        str(one), [], run_dir=str(tmp_path_factory.mktemp("ref") / "run"), console=quiet()
+    )
     assert result.exit_code == 0, result.message
     return result.run_dir
 
@@ -141,7 +143,9 @@ def warnings_of(run_dir: Path, kind: str) -> list[dict]:
 
 
 # -- damaged state ----------------------------------------------------------------------------
-def test_damaged_newest_checkpoint_falls_back_to_the_previous(one, reference, tmp_path, monkeypatch):
+def test_damaged_newest_checkpoint_falls_back_to_the_previous(
+    one, reference, tmp_path, monkeypatch
+):
     run_dir = stopped_after(one, tmp_path / "run", 5, monkeypatch)  # inside stage "train"
     newest, previous = checkpoints(run_dir)  # two are kept while the trial runs
     truncate(newest / "model.weights.h5")  # a partial copy, a dying disk
@@ -217,7 +221,9 @@ def test_checkpoints_record_size_and_hash(one, tmp_path, monkeypatch):
 
 # -- a finished run, file modes ---------------------------------------------------------------
 def test_resume_of_a_finished_run_changes_nothing(reference):
-    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in reference.rglob("*") if p.is_file()}
+    before = {
+        p: (p.stat().st_mtime_ns, p.read_bytes()) for p in reference.rglob("*") if p.is_file()
+    }
     proc = kvision("run", "--resume", str(reference))
     assert proc.returncode == 0, proc.stderr
     assert "is finished; there is nothing to resume" in proc.stdout
@@ -227,13 +233,24 @@ def test_resume_of_a_finished_run_changes_nothing(reference):
 
 def test_file_modes_follow_the_umask(one, tmp_path):
     run_dir = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-m", "kvision", "run", str(one), "--run-dir", str(run_dir)],
-                          capture_output=True, text=True, preexec_fn=lambda: os.umask(0o027))
+    proc = subprocess.run(
+        [sys.executable, "-m", "kvision", "run", str(one), "--run-dir", str(run_dir)],
+        capture_output=True,
+        text=True,
+        preexec_fn=lambda: os.umask(0o027),
+    )
     assert proc.returncode == 0, proc.stderr
-    modes = {p.relative_to(run_dir).as_posix(): p.stat().st_mode & 0o777 for p in run_dir.rglob("*")}
+    modes = {
+        p.relative_to(run_dir).as_posix(): p.stat().st_mode & 0o777 for p in run_dir.rglob("*")
+    }
     files = {k: m for k, m in modes.items() if (run_dir / k).is_file()}
-    assert {"events.jsonl", "meta.json", "split.json", "report.md",
-            "trials/lenet-expert/model.keras"} <= files.keys()
+    assert {
+        "events.jsonl",
+        "meta.json",
+        "split.json",
+        "report.md",
+        "trials/lenet-expert/model.keras",
+    } <= files.keys()
     assert set(files.values()) == {0o640}, files
     assert {m for k, m in modes.items() if k not in files} == {0o750}
 
@@ -252,11 +269,14 @@ def _fail_event(kind: str):
         if name == kind:
             enospc()
         return original(self, name, **fields)
+
     return event
 
 
 def _fail_h5(self, path, *a, **kw):
-    raise OSError(errno.ENOSPC, "Unable to synchronously write data (file write failed: errno = 28)")
+    raise OSError(
+        errno.ENOSPC, "Unable to synchronously write data (file write failed: errno = 28)"
+    )
 
 
 #: Where each write site is made to fail (attribute to patch, replacement).
@@ -270,15 +290,18 @@ SITES = {
 
 
 @pytest.mark.parametrize("site", list(SITES))
-def test_disk_full_at_each_write_site_stops_cleanly_and_resumes(site, one, reference, tmp_path,
-                                                                monkeypatch):
+def test_disk_full_at_each_write_site_stops_cleanly_and_resumes(
+    site, one, reference, tmp_path, monkeypatch
+):
     target, make = SITES[site]
     overrides = ["insight.enabled=true"] if site == "images" else []
     with monkeypatch.context() as m:
         m.setattr(target, make())
         result = run_recipe(str(one), overrides, run_dir=str(tmp_path / "run"), console=quiet())
     assert result.exit_code == EXIT_DISK_FULL, result.message
-    assert "is full" in result.message and f"kvision run --resume {result.run_dir}" in result.message
+    assert (
+        "is full" in result.message and f"kvision run --resume {result.run_dir}" in result.message
+    )
     assert not (result.run_dir / "run.log").exists()  # no traceback: a full disk is no crash
     reader = RunReader(result.run_dir)
     assert reader.status() in ("failed", "stale")
@@ -305,11 +328,17 @@ def test_free_space_is_checked_before_a_checkpoint(one, tmp_path, monkeypatch):
 
 def _mount_tmpfs(path: Path, size: str) -> bool:
     path.mkdir(parents=True, exist_ok=True)
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                          capture_output=True).returncode == 0
+    return (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+        ).returncode
+        == 0
+    )
 
 
-@pytest.mark.skipif(sys.platform != "linux" or os.geteuid() != 0, reason="mounting a tmpfs needs root")
+@pytest.mark.skipif(
+    sys.platform != "linux" or os.geteuid() != 0, reason="mounting a tmpfs needs root"
+)
 def test_real_full_disk_stops_cleanly_and_resumes_once_space_is_freed(one, reference, tmp_path):
     disk = tmp_path / "disk"
     if not _mount_tmpfs(disk, "1800k"):  # fills up inside the second stage
@@ -335,8 +364,9 @@ def test_export_onto_a_full_disk_exits_75_and_leaves_no_half_file(reference, tmp
     from kvision.runs import space
 
     dest = tmp_path / "out"
-    monkeypatch.setattr("keras.Model.save", lambda self, path, *a, **k: (
-        Path(path).write_bytes(b"x"), enospc()))  # a half-written file, then the disk is full
+    monkeypatch.setattr(
+        "keras.Model.save", lambda self, path, *a, **k: (Path(path).write_bytes(b"x"), enospc())
+    )  # a half-written file, then the disk is full
     assert cli.main(["export", str(reference), "--to", str(dest)]) == EXIT_DISK_FULL
     assert list(dest.iterdir()) == []
     monkeypatch.setattr(space, "free_bytes", lambda folder: 10)
@@ -493,10 +523,13 @@ def test_python_warnings_and_speed_paths_off_become_warning_events(one, tmp_path
         return build(self, plan)
 
     monkeypatch.setattr(RunContext, "build_model", build_and_warn)
-    monkeypatch.setattr("kvision.models._fast.speed_paths_status",
-                        lambda: (False, "speed paths off: torch:_fused_adam_ is missing"))
-    result = run_recipe(str(one), ["arms[0].stages[1].epochs=0"], run_dir=str(tmp_path / "run"),
-                        console=quiet())
+    monkeypatch.setattr(
+        "kvision.models._fast.speed_paths_status",
+        lambda: (False, "speed paths off: torch:_fused_adam_ is missing"),
+    )
+    result = run_recipe(
+        str(one), ["arms[0].stages[1].epochs=0"], run_dir=str(tmp_path / "run"), console=quiet()
+    )
     assert result.exit_code == 0, result.message
     (warning,) = warnings_of(result.run_dir, "python_warning")
     assert warning["message"] == "the head starts from a random init"
@@ -513,8 +546,11 @@ def test_resume_of_a_run_killed_before_its_first_event(one, reference, tmp_path,
     write_json = RunWriter.write_json
     with monkeypatch.context() as m:  # killed right after recipe.toml and meta.json
         m.setattr(runner, "_execute", lambda *a, **k: runner.RunResult(Path(), "killed", -9))
-        m.setattr(RunWriter, "write_json",
-                  lambda self, rel, obj: None if rel == "split.json" else write_json(self, rel, obj))
+        m.setattr(
+            RunWriter,
+            "write_json",
+            lambda self, rel, obj: None if rel == "split.json" else write_json(self, rel, obj),
+        )
         run_dir = tmp_path / "run"
         run_recipe(str(one), [], run_dir=str(run_dir), console=quiet())
     assert (run_dir / "meta.json").exists() and not (run_dir / "split.json").exists()
@@ -561,8 +597,14 @@ def test_a_full_cache_disk_costs_only_speed(tmp_path, monkeypatch):
 
     monkeypatch.setenv("KVISION_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(cache.np, "savez", lambda fh, **kw: (fh.write(b"half"), enospc()))
-    entry = (np.zeros((1, 2, 2, 1), np.uint8), np.zeros(1, np.int64), ["a"], np.array(["train"]), [],
-             {})  # no source-blurred views
+    entry = (
+        np.zeros((1, 2, 2, 1), np.uint8),
+        np.zeros(1, np.int64),
+        ["a"],
+        np.array(["train"]),
+        [],
+        {},
+    )  # no source-blurred views
     problem = cache.store(tmp_path, "key", entry)
     assert "could not be cached" in problem and "No space left" in problem
     assert list((tmp_path / "cache").iterdir()) == []  # no half entry left behind

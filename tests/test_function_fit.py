@@ -79,18 +79,21 @@ def test_formula_evaluates_like_numpy():
     assert evaluate_formula("0*x + 3", x).shape == x.shape
 
 
-@pytest.mark.parametrize(("text", "says"), [
-    ("__import__('os').system('true')", "unknown function '__import__"),
-    ("x.real", "is not allowed"),
-    ("sin(x) + y", "unknown name 'y'"),
-    ("(lambda: 1)()", "unknown function"),
-    ("'a' * x", "is not a number"),
-    ("np.sin(x)", "unknown function 'np.sin'"),
-    ("coss(x)", "Did you mean: 'cos'?"),
-    ("exp(x, 2)", "exactly one argument"),
-    ("2 + 3", "does not use the variable x"),
-    ("x +* 2", "is not a formula"),
-])
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("__import__('os').system('true')", "unknown function '__import__"),
+        ("x.real", "is not allowed"),
+        ("sin(x) + y", "unknown name 'y'"),
+        ("(lambda: 1)()", "unknown function"),
+        ("'a' * x", "is not a number"),
+        ("np.sin(x)", "unknown function 'np.sin'"),
+        ("coss(x)", "Did you mean: 'cos'?"),
+        ("exp(x, 2)", "exactly one argument"),
+        ("2 + 3", "does not use the variable x"),
+        ("x +* 2", "is not a formula"),
+    ],
+)
 def test_formula_rejects_anything_but_arithmetic_in_x(text, says):
     with pytest.raises(FormulaError) as info:
         parse_formula(text)
@@ -117,11 +120,18 @@ def test_task_mismatches_are_reported(tmp_path):
     # Architectures are checked once the recipe's own structure is valid.
     found = problems(tmp_path, FIT.replace('arch = "mlp"', 'arch = "lenet"'))
     assert "does not fit this regression recipe" in found["models.mlp.arch"]
-    text = (FIT.replace('loss = "huber"', 'loss = "cross_entropy"')
-            .replace("[models.mlp]", '[conditions.clear]\nblur = { kind = "gaussian", sigma = 1.0 }\n\n[models.mlp]')
-            .replace("[data.function]", "image_size = [32, 32]\n\n[data.function]"))
+    text = (
+        FIT.replace('loss = "huber"', 'loss = "cross_entropy"')
+        .replace(
+            "[models.mlp]",
+            '[conditions.clear]\nblur = { kind = "gaussian", sigma = 1.0 }\n\n[models.mlp]',
+        )
+        .replace("[data.function]", "image_size = [32, 32]\n\n[data.function]")
+    )
     found = problems(tmp_path, text)
-    assert "loss 'cross_entropy' does not fit a regression recipe" in found["arms[1].stages[0].loss"]
+    assert (
+        "loss 'cross_entropy' does not fit a regression recipe" in found["arms[1].stages[0].loss"]
+    )
     assert "blur applies to images" in found["conditions.clear.blur"]
     assert "applies to image sources" in found["data.image_size"]
 
@@ -184,10 +194,14 @@ def test_fit_run_learns_the_curve_and_reports_regression_metrics(fit_run):
     for e in final.values():
         assert e["metric"] == "r2" and set(e["scores"]["clear"]) == {"train", "test"}
         cell = e["scores"]["clear"]["test"]
-        assert e["matrix"]["clear"]["test"] == cell["r2"] and e["loss"]["clear"]["test"] == cell["mse"]
+        assert (
+            e["matrix"]["clear"]["test"] == cell["r2"] and e["loss"]["clear"]["test"] == cell["mse"]
+        )
     # 40 epochs fit the curve far better than 2 (R^2 near 1 against the noise-free truth).
     assert final["mlp-long"]["matrix"]["clear"]["test"] > 0.9
-    assert final["mlp-long"]["loss"]["clear"]["test"] < final["mlp-short"]["loss"]["clear"]["test"] / 5
+    assert (
+        final["mlp-long"]["loss"]["clear"]["test"] < final["mlp-short"]["loss"]["clear"]["test"] / 5
+    )
     epoch = reader.epochs("mlp-long")[-1]["metrics"]
     assert {"loss", "val_loss", "mae", "val_mae"} <= set(epoch) and "accuracy" not in epoch
 
@@ -201,7 +215,11 @@ def test_fit_run_writes_fit_curves_plots_and_report(fit_run):
         assert (fit_run / "images" / "fit" / name).stat().st_size > 1000
     assert (fit_run / "images" / "curves" / "mlp-long_loss-mae.png").exists()
     report = (fit_run / "report.md").read_text()
-    assert "## Final R²" in report and "## Final fit errors" in report and "| MSE | MAE | R² |" in report
+    assert (
+        "## Final R²" in report
+        and "## Final fit errors" in report
+        and "| MSE | MAE | R² |" in report
+    )
 
 
 def test_show_prints_the_reports_regression_tables(fit_run, capsys):
@@ -235,9 +253,21 @@ def test_killed_fit_run_resumes_to_the_uninterrupted_result(tmp_path):
     longer = ["arms[1].stages[0].epochs=300"]
     reference = run_recipe(str(recipe), longer, runs_dir=str(tmp_path / "ref"), console=quiet())
     run_dir = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "kvision", "run", str(recipe), "--run-dir",
-                             str(run_dir), "--set", longer[0]],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kvision",
+            "run",
+            str(recipe),
+            "--run-dir",
+            str(run_dir),
+            "--set",
+            longer[0],
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_for(lambda: epoch_events(run_dir) >= 60)  # mlp-long, past a few checkpoints
     proc.kill()
     proc.wait(timeout=60)
@@ -246,7 +276,10 @@ def test_killed_fit_run_resumes_to_the_uninterrupted_result(tmp_path):
     resumed = RunReader(run_dir)
     assert resumed.of("run_resumed")[0]["resume_points"]["mlp-long"]["global_epoch"] % 5 == 0
     assert final_metrics(run_dir) == final_metrics(reference.run_dir)
-    assert resumed.evaluations()[-1]["scores"] == RunReader(reference.run_dir).evaluations()[-1]["scores"]
+    assert (
+        resumed.evaluations()[-1]["scores"]
+        == RunReader(reference.run_dir).evaluations()[-1]["scores"]
+    )
 
 
 def test_sweep_objectives_of_a_fit_run(fit_run):
@@ -258,8 +291,10 @@ def test_sweep_objectives_of_a_fit_run(fit_run):
     assert r2.check() == [] and r2.maximize and not mae.maximize
     final = [e["matrix"]["clear"]["test"] for e in RunReader(fit_run).evaluations()]
     assert read_objective(fit_run, r2) == pytest.approx(sum(final) / len(final))
-    best_mae = [min(e["metrics"]["val_mae"] for e in RunReader(fit_run).epochs(t))
-                for t in ("mlp-short", "mlp-long")]
+    best_mae = [
+        min(e["metrics"]["val_mae"] for e in RunReader(fit_run).epochs(t))
+        for t in ("mlp-short", "mlp-long")
+    ]
     assert read_objective(fit_run, mae) == pytest.approx(sum(best_mae) / 2)
 
 

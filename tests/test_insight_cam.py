@@ -99,7 +99,9 @@ def test_cam_layer_and_layer_errors_name_the_candidates():
     assert _layers.cam_layer(model, "v1") == "v1_conv"  # a stage name resolves to its layer
     with pytest.raises(KvisionError, match=r"no stage or layer 'v2_cnv'.*Did you mean: 'v2_conv'"):
         _layers.cam_layer(model, "v2_cnv")
-    with pytest.raises(KvisionError, match=r"'it_dense'.*not a spatial map.*Spatial stages: v1, v2"):
+    with pytest.raises(
+        KvisionError, match=r"'it_dense'.*not a spatial map.*Spatial stages: v1, v2"
+    ):
         _layers.cam_layer(model, "it_dense")
 
 

@@ -53,10 +53,20 @@ def _fake_run(tmp_path) -> RunWriter:
     """The events the runner writes around the hooks: trials, stages, epochs, evaluations."""
     w = RunWriter(tmp_path / "run")
     (w.dir / "meta.json").write_text("{}")
-    w.event("run_started", run="run", recipe_name="t", trials=[
-        {"trial": f"{m}-{a}", "model": m, "arm": a,
-         "stages": [{"name": s, "condition": "clear", "epochs": n} for s, n in stages]}
-        for m, a, stages in TRIALS])
+    w.event(
+        "run_started",
+        run="run",
+        recipe_name="t",
+        trials=[
+            {
+                "trial": f"{m}-{a}",
+                "model": m,
+                "arm": a,
+                "stages": [{"name": s, "condition": "clear", "epochs": n} for s, n in stages],
+            }
+            for m, a, stages in TRIALS
+        ],
+    )
     w.event("data_loaded", dataset="toy", class_names=CLASSES, counts={"test": 12}, skipped=[])
     for m, a, stages in TRIALS:
         trial, g = f"{m}-{a}", 0
@@ -65,9 +75,20 @@ def _fake_run(tmp_path) -> RunWriter:
         for stage, epochs in stages:
             for e in range(1, epochs + 1):
                 g += 1
-                w.event("epoch_end", trial=trial, stage=stage, epoch=e, global_epoch=g, seconds=1,
-                        metrics={"loss": 1 / g, "val_loss": 1.2 / g, "accuracy": 0.5 + g / 20,
-                                 "val_accuracy": 0.5 + g / 25})
+                w.event(
+                    "epoch_end",
+                    trial=trial,
+                    stage=stage,
+                    epoch=e,
+                    global_epoch=g,
+                    seconds=1,
+                    metrics={
+                        "loss": 1 / g,
+                        "val_loss": 1.2 / g,
+                        "accuracy": 0.5 + g / 20,
+                        "val_accuracy": 0.5 + g / 25,
+                    },
+                )
             w.event("evaluation", trial=trial, checkpoint=f"after_{stage}", matrix={}, loss={})
     return w
 
@@ -81,19 +102,28 @@ def finished_run(tmp_path_factory):
     keep = pick_samples(labels, per_class=1)
     samples = Samples(images[keep], labels[keep], CLASSES)
     cfg = InsightSection(
-        robustness=RobustnessSpec(sigmas=(0.0, 2.0), kinds=("gaussian", "motion"),
-                                  severities=(1, 3), max_images=8),
-        retrieval=RetrievalSpec(enabled=True, k=2, queries=1))
+        robustness=RobustnessSpec(
+            sigmas=(0.0, 2.0), kinds=("gaussian", "motion"), severities=(1, 3), max_images=8
+        ),
+        retrieval=RetrievalSpec(enabled=True, k=2, queries=1),
+    )
     emitted = {}
     for seed, (m, a, stages) in enumerate(TRIALS):
         trial = f"{m}-{a}"
         model = _model(seed)
         for label in ["before"] + [f"after_{s}" for s, _ in stages]:
-            emitted[(trial, label)] = checkpoint_artifacts(w, trial=trial, label=label,
-                                                           model=model, samples=samples, cfg=cfg)
+            emitted[(trial, label)] = checkpoint_artifacts(
+                w, trial=trial, label=label, model=model, samples=samples, cfg=cfg
+            )
         emitted[trial] = trial_artifacts(
-            w, trial=trial, model=model, class_names=CLASSES, samples=samples, cfg=cfg,
-            test_sets={"clear": (images, labels), "blurred": (images // 2, labels)})
+            w,
+            trial=trial,
+            model=model,
+            class_names=CLASSES,
+            samples=samples,
+            cfg=cfg,
+            test_sets={"clear": (images, labels), "blurred": (images // 2, labels)},
+        )
     emitted["run"] = run_artifacts(w, cfg=cfg)
     w.close()
     return w, emitted, model
@@ -149,8 +179,9 @@ def test_robustness_tables_per_trial_and_for_the_run(finished_run):
     keep = stratified_subset(labels, 8)
 
     def accuracy(x):
-        return float((model.predict(x.astype(np.float32), verbose=0).argmax(-1)
-                      == labels[keep]).mean())
+        return float(
+            (model.predict(x.astype(np.float32), verbose=0).argmax(-1) == labels[keep]).mean()
+        )
 
     assert trial["sigma"]["0"] == pytest.approx(accuracy(images[keep]))
     sigma2 = apply_blur(images[keep], "gaussian", {"sigma": 2.0})
@@ -160,7 +191,8 @@ def test_robustness_tables_per_trial_and_for_the_run(finished_run):
     assert run["summary"]["tiny-naive"]["mce"] in (None, pytest.approx(1.0))
     assert {e["path"] for e in emitted["run"]} == {
         "images/curves/comparison_validation.png",
-        "images/robustness/comparison_blur-robustness.png"}
+        "images/robustness/comparison_blur-robustness.png",
+    }
     assert all(e["trial"] is None for e in emitted["run"])
 
 
@@ -189,11 +221,25 @@ def test_checkpoints_option_and_disabled_section_skip_work(tmp_path):
     images, labels = _data()
     samples = Samples(images[:2], labels[:2], CLASSES)
     cfg = InsightSection(checkpoints=("before",))
-    assert checkpoint_artifacts(w, trial="tiny-naive", label="after_train", model=_model(0),
-                                samples=samples, cfg=cfg) == []
+    assert (
+        checkpoint_artifacts(
+            w, trial="tiny-naive", label="after_train", model=_model(0), samples=samples, cfg=cfg
+        )
+        == []
+    )
     off = dataclasses.replace(cfg, enabled=False)
-    assert trial_artifacts(w, trial="tiny-naive", model=_model(0), test_sets={},
-                           class_names=CLASSES, samples=samples, cfg=off) == []
+    assert (
+        trial_artifacts(
+            w,
+            trial="tiny-naive",
+            model=_model(0),
+            test_sets={},
+            class_names=CLASSES,
+            samples=samples,
+            cfg=off,
+        )
+        == []
+    )
     assert not (w.dir / "images").exists()
 
 
@@ -203,8 +249,12 @@ def test_check_model_catches_layer_typos_before_training():
     with pytest.raises(KvisionError, match="no stage or layer 'v3'"):
         check_model(model, InsightSection(stages=("v1", "v3")))
     with pytest.raises(KvisionError, match="'classifier'.*not a spatial map"):
-        check_model(model, dataclasses.replace(InsightSection(), cam=dataclasses.replace(
-            InsightSection().cam, layer="classifier")))
+        check_model(
+            model,
+            dataclasses.replace(
+                InsightSection(), cam=dataclasses.replace(InsightSection().cam, layer="classifier")
+            ),
+        )
 
 
 def test_report_of_a_stopped_run_summarises_the_finished_trials(finished_run, tmp_path):

@@ -66,15 +66,20 @@ def test_macro_averages_skip_classes_absent_from_truth_and_predictions():
     assert s["absent_classes"] == ["owl"]
     assert "absent from both (not averaged): owl" in markdown_table(s)
     assert "not averaged" not in markdown_table(
-        classification_summary(y_true, y_pred, ["cat", "dog", "fox"]))
+        classification_summary(y_true, y_pred, ["cat", "dog", "fox"])
+    )
 
 
 def test_robustness_summary_normalises_errors_by_the_baseline():
     curves = {
-        "alexnet-naive": {"sigma": {"0": 0.9, "2": 0.7}, "severity": {
-            "gaussian": {"1": 0.8, "2": 0.6}, "motion": {"1": 0.9, "2": 0.7}}},
-        "alexnet-expert": {"sigma": {"0": 0.9, "2": 0.8}, "severity": {
-            "gaussian": {"1": 0.9, "2": 0.8}, "motion": {"1": 0.9, "2": 0.8}}},
+        "alexnet-naive": {
+            "sigma": {"0": 0.9, "2": 0.7},
+            "severity": {"gaussian": {"1": 0.8, "2": 0.6}, "motion": {"1": 0.9, "2": 0.7}},
+        },
+        "alexnet-expert": {
+            "sigma": {"0": 0.9, "2": 0.8},
+            "severity": {"gaussian": {"1": 0.9, "2": 0.8}, "motion": {"1": 0.9, "2": 0.8}},
+        },
     }
     s = summarise(curves, "alexnet-naive")
     assert s["alexnet-naive"]["mce"] == pytest.approx(1.0)
@@ -113,11 +118,13 @@ def test_insight_recipe_section_checks_names_with_key_paths():
     parse(InsightSection, {"checkpoints": ["before", "aftr_train"]}, ctx, "insight")
     assert [str(e) for e in ctx.errors] == [
         "key 'insight.checkpoints[1]': 'aftr_train' is not a checkpoint name: use 'before' or "
-        "'after_<stage>' (e.g. 'after_pretrain')."]
+        "'after_<stage>' (e.g. 'after_pretrain')."
+    ]
     ctx = Context()
     parse(InsightSection, {"cam": {"method": "gradcam+"}}, ctx, "insight")
-    assert "key 'insight.cam.method': 'gradcam+' is not allowed. Did you mean: 'gradcam++'?" \
-        in str(ctx.errors[0])
+    assert "key 'insight.cam.method': 'gradcam+' is not allowed. Did you mean: 'gradcam++'?" in str(
+        ctx.errors[0]
+    )
 
 
 def test_trial_history_marks_stage_boundaries_and_keeps_the_latest_epoch(tmp_path):
@@ -125,13 +132,31 @@ def test_trial_history_marks_stage_boundaries_and_keeps_the_latest_epoch(tmp_pat
     from kvision.runs import RunReader, RunWriter
 
     w = RunWriter(tmp_path)
-    for stage, epoch, g, loss in [("pretrain", 1, 1, 0.9), ("pretrain", 2, 2, 0.8),
-                                  ("train", 1, 3, 0.7), ("train", 1, 3, 0.6),  # resumed
-                                  ("train", 2, 4, 0.5)]:
-        w.event("epoch_end", trial="a-expert", stage=stage, epoch=epoch, global_epoch=g,
-                metrics={"loss": loss}, seconds=1)
-    w.event("epoch_end", trial="a-naive", stage="train", epoch=1, global_epoch=1,
-            metrics={"loss": 2.0}, seconds=1)
+    for stage, epoch, g, loss in [
+        ("pretrain", 1, 1, 0.9),
+        ("pretrain", 2, 2, 0.8),
+        ("train", 1, 3, 0.7),
+        ("train", 1, 3, 0.6),  # resumed
+        ("train", 2, 4, 0.5),
+    ]:
+        w.event(
+            "epoch_end",
+            trial="a-expert",
+            stage=stage,
+            epoch=epoch,
+            global_epoch=g,
+            metrics={"loss": loss},
+            seconds=1,
+        )
+    w.event(
+        "epoch_end",
+        trial="a-naive",
+        stage="train",
+        epoch=1,
+        global_epoch=1,
+        metrics={"loss": 2.0},
+        seconds=1,
+    )
     w.close()
     hist = trial_history(RunReader(tmp_path), "a-expert")
     assert hist.epochs == [1, 2, 3, 4]

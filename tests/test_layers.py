@@ -32,17 +32,40 @@ BELOW: dict[str, set[str]] = {
     "kvision.models": {"kvision.runs", "kvision.recipe"},
     "kvision.data": {"kvision.runs", "kvision.recipe"},
     "kvision.insight": {"kvision.runs", "kvision.recipe", "kvision.models", "kvision.data"},
-    "kvision.train": {"kvision.runs", "kvision.recipe", "kvision.models", "kvision.data",
-                      "kvision.insight"},
+    "kvision.train": {
+        "kvision.runs",
+        "kvision.recipe",
+        "kvision.models",
+        "kvision.data",
+        "kvision.insight",
+    },
     "kvision.sweep": {"kvision.runs", "kvision.recipe", "kvision.train"},
-    "kvision.bench": {"kvision.runs", "kvision.recipe", "kvision.models", "kvision.data",
-                      "kvision.train"},
+    "kvision.bench": {
+        "kvision.runs",
+        "kvision.recipe",
+        "kvision.models",
+        "kvision.data",
+        "kvision.train",
+    },
     # Exported models and predict: a run's events, its models, images read as viz reads them.
-    "kvision.portable": {"kvision.runs", "kvision.recipe", "kvision.models", "kvision.data",
-                         "kvision.insight"},
-    "kvision.cli": {"kvision.runs", "kvision.recipe", "kvision.models", "kvision.data",
-                    "kvision.insight", "kvision.train", "kvision.sweep", "kvision.bench",
-                    "kvision.portable"},
+    "kvision.portable": {
+        "kvision.runs",
+        "kvision.recipe",
+        "kvision.models",
+        "kvision.data",
+        "kvision.insight",
+    },
+    "kvision.cli": {
+        "kvision.runs",
+        "kvision.recipe",
+        "kvision.models",
+        "kvision.data",
+        "kvision.insight",
+        "kvision.train",
+        "kvision.sweep",
+        "kvision.bench",
+        "kvision.portable",
+    },
     "kvision_tui": {"kvision.runs", "kvision.recipe"},
 }
 # Third-party packages a unit must never import (the TUI and the readers stay light).
@@ -89,8 +112,11 @@ def imports_of(path: Path, root: Path = ROOT) -> list[tuple[str, int]]:
                 base = ".".join([*anchor, *([base] if base else [])])
             found.append((base, node.lineno))
             # ``from kvision import errors`` imports the submodule kvision.errors
-            found += [(f"{base}.{alias.name}", node.lineno) for alias in node.names
-                      if f"{base}.{alias.name}" in BASE]
+            found += [
+                (f"{base}.{alias.name}", node.lineno)
+                for alias in node.names
+                if f"{base}.{alias.name}" in BASE
+            ]
     return found
 
 
@@ -132,19 +158,42 @@ def test_the_base_imports_only_the_base_and_the_standard_library():
             assert all(unit_of(t) in ("base", HOOK) for t in kvision_imports), path
 
 
-@pytest.mark.parametrize(("unit", "line", "expected"), [
-    ("kvision/runs/listing.py", "from kvision.insight.hooks import report_markdown",
-     "kvision.runs imports kvision.insight.hooks"),
-    ("kvision/models/lenet.py", "    from kvision.train import runner",
-     "kvision.models imports kvision.train"),
-    ("kvision/recipe/load.py", "from kvision.data import load",
-     "kvision.recipe imports kvision.data"),
-    ("tui/app.py", "import keras", "kvision_tui must never import keras"),
-    ("tui/app.py", "from kvision.train.runner import run_recipe", "kvision_tui imports kvision.train"),
-    ("kvision/insight/viz.py", "from kvision_tui.app import main", "kvision.insight imports kvision_tui"),
-    ("kvision/train/runner.py", "from kvision.sweep.study import run_sweep",
-     "kvision.train imports kvision.sweep"),
-])
+@pytest.mark.parametrize(
+    ("unit", "line", "expected"),
+    [
+        (
+            "kvision/runs/listing.py",
+            "from kvision.insight.hooks import report_markdown",
+            "kvision.runs imports kvision.insight.hooks",
+        ),
+        (
+            "kvision/models/lenet.py",
+            "    from kvision.train import runner",
+            "kvision.models imports kvision.train",
+        ),
+        (
+            "kvision/recipe/load.py",
+            "from kvision.data import load",
+            "kvision.recipe imports kvision.data",
+        ),
+        ("tui/app.py", "import keras", "kvision_tui must never import keras"),
+        (
+            "tui/app.py",
+            "from kvision.train.runner import run_recipe",
+            "kvision_tui imports kvision.train",
+        ),
+        (
+            "kvision/insight/viz.py",
+            "from kvision_tui.app import main",
+            "kvision.insight imports kvision_tui",
+        ),
+        (
+            "kvision/train/runner.py",
+            "from kvision.sweep.study import run_sweep",
+            "kvision.train imports kvision.sweep",
+        ),
+    ],
+)
 def test_a_reversed_arrow_is_caught(tmp_path, unit, line, expected):
     """The checker itself: a copy of a real file with one reversed import added fails."""
     original = ROOT / unit

@@ -14,9 +14,16 @@ from kvision.errors import RecipeErrors
 from kvision.recipe import load_recipe
 
 
-@pytest.mark.parametrize(("weights", "n", "expected"), [
-    ((0.5, 0.5), 32, [16, 16]), ((0.3, 0.7), 10, [3, 7]), ((1, 1, 1), 32, [11, 11, 10]),
-    ((0.25, 0.75), 5, [1, 4]), ((2, 1), 7, [5, 2])])
+@pytest.mark.parametrize(
+    ("weights", "n", "expected"),
+    [
+        ((0.5, 0.5), 32, [16, 16]),
+        ((0.3, 0.7), 10, [3, 7]),
+        ((1, 1, 1), 32, [11, 11, 10]),
+        ((0.25, 0.75), 5, [1, 4]),
+        ((2, 1), 7, [5, 2]),
+    ],
+)
 def test_mix_counts_are_the_shares_rounded_to_the_batch(weights, n, expected):
     assert mix_counts(weights, n) == expected
 
@@ -25,8 +32,10 @@ def _sources(n: int = 50):
     """Three 'conditions' of the same n images: image i under condition k has every pixel
     64 k + i, so the source and the image index can be read back from the pixels."""
     index = np.arange(n)
-    return [np.broadcast_to((k * 64 + index)[:, None, None, None], (n, 2, 2, 1)).astype(np.uint8)
-            for k in range(3)], index.astype(np.int64)
+    return [
+        np.broadcast_to((k * 64 + index)[:, None, None, None], (n, 2, 2, 1)).astype(np.uint8)
+        for k in range(3)
+    ], index.astype(np.int64)
 
 
 def _decode(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -40,8 +40,11 @@ REFERENCE_COUNTS = [
 ]
 
 
-@pytest.mark.parametrize(("arch", "shape", "classes", "options", "expected"), REFERENCE_COUNTS,
-                         ids=[c[0] for c in REFERENCE_COUNTS])
+@pytest.mark.parametrize(
+    ("arch", "shape", "classes", "options", "expected"),
+    REFERENCE_COUNTS,
+    ids=[c[0] for c in REFERENCE_COUNTS],
+)
 def test_reference_parameter_counts(arch, shape, classes, options, expected):
     assert count_parameters(arch, input_shape=shape, num_classes=classes, **options) == expected
 
@@ -115,8 +118,10 @@ def test_stage_names_and_roles(arch):
     assert list(roles.stages) == STAGES[arch]
     assert roles.stages["classifier"] == "classifier"
     names = [layer.name for layer in model.layers]
-    assert names == [layer.name for layer in build_shapes_only(
-        arch, input_shape=(h, w, 3), num_classes=2, **options).layers]  # stable names
+    assert names == [
+        layer.name
+        for layer in build_shapes_only(arch, input_shape=(h, w, 3), num_classes=2, **options).layers
+    ]  # stable names
     if arch == "alexnet_seed":
         assert (roles.first_conv, roles.last_conv) == ("retina_conv", "v4_conv")
         assert roles.stages["v4"] == "v4_pool" and roles.stages["it"] == "it_relu2"
@@ -128,14 +133,17 @@ def test_stage_names_and_roles(arch):
 # Grad-CAM's default layer: the rectified output of the last convolutional block, written
 # out per model from its architecture (not derived by the code under test).
 CAM_LAYERS = {
-    "lenet": "conv2_relu",            # conv2 -> BN -> ReLU -> pool
+    "lenet": "conv2_relu",  # conv2 -> BN -> ReLU -> pool
     "alexnet_small": "conv5_relu",
-    "alexnet_seed": "v4_relu",        # v4: conv -> ReLU -> BN -> pool; BN can be negative
+    "alexnet_seed": "v4_relu",  # v4: conv -> ReLU -> BN -> pool; BN can be negative
     "alexnet": "conv5_relu",
-    "mynet": "conv2_relu",            # conv2 -> pool -> ReLU
+    "mynet": "conv2_relu",  # conv2 -> pool -> ReLU
     "mynet_pro": "conv5_relu",
-    **{f"vgg{d}{bn}": f"block5_relu{n}" for d, n in ((11, 2), (13, 2), (16, 3), (19, 4))
-       for bn in ("", "_bn")},
+    **{
+        f"vgg{d}{bn}": f"block5_relu{n}"
+        for d, n in ((11, 2), (13, 2), (16, 3), (19, 4))
+        for bn in ("", "_bn")
+    },
     "vgg11_seed": "block5_relu2",
     "vgg16_seed": "block5_relu3",
     "resnet18": "layer4_block2_out",  # after the skip add and its ReLU
@@ -155,8 +163,9 @@ def test_default_cam_layer_is_the_rectified_last_block(arch):
     from kvision.insight._layers import cam_layer
 
     (h, w), options = SMALL[arch]
-    model = create_model(arch, input_shape=(h, w, 3), num_classes=4,
-                         preprocess=([0.5] * 3, [0.5] * 3), **options)
+    model = create_model(
+        arch, input_shape=(h, w, 3), num_classes=4, preprocess=([0.5] * 3, [0.5] * 3), **options
+    )
     assert describe(model).cam_layer == CAM_LAYERS[arch]
     assert cam_layer(model) == CAM_LAYERS[arch]
     x = np.random.default_rng(5).uniform(0, 255, size=(3, h, w, 3)).astype("float32")
@@ -182,35 +191,57 @@ def test_adaptive_pool_matches_torch(size):
 
     x = np.random.default_rng(0).normal(size=(2, *size, 3)).astype("float32")
     ours = to_numpy(keras.layers.AdaptiveAveragePooling2D(6)(x))
-    theirs = torch.nn.functional.adaptive_avg_pool2d(
-        torch.from_numpy(x).permute(0, 3, 1, 2), (6, 6)).permute(0, 2, 3, 1).numpy()
+    theirs = (
+        torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(x).permute(0, 3, 1, 2), (6, 6))
+        .permute(0, 2, 3, 1)
+        .numpy()
+    )
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize(("size", "channels", "alpha", "beta", "k"),
-                         [(5, 8, 1e-4, 0.75, 1.0), (16, 16, 1e-4, 0.75, 1.0),
-                          (4, 7, 0.5, 0.5, 2.0), (3, 2, 1.0, 1.0, 0.5)])
+@pytest.mark.parametrize(
+    ("size", "channels", "alpha", "beta", "k"),
+    [
+        (5, 8, 1e-4, 0.75, 1.0),
+        (16, 16, 1e-4, 0.75, 1.0),
+        (4, 7, 0.5, 0.5, 2.0),
+        (3, 2, 1.0, 1.0, 0.5),
+    ],
+)
 def test_lrn_matches_torch(size, channels, alpha, beta, k):
     x = np.random.default_rng(1).normal(scale=3.0, size=(2, 4, 5, channels)).astype("float32")
     layer = LocalResponseNormalization(size=size, alpha=alpha, beta=beta, k=k)
     ours = to_numpy(layer(x))
     theirs = torch.nn.functional.local_response_norm(
-        torch.from_numpy(x).permute(0, 3, 1, 2), size, alpha, beta, k).permute(0, 2, 3, 1)
+        torch.from_numpy(x).permute(0, 3, 1, 2), size, alpha, beta, k
+    ).permute(0, 2, 3, 1)
     np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-5, atol=1e-6)
 
 
 # One per family and every layer that is not a plain conv stack (adaptive pool, LRN,
 # the channel-padding shortcut, ZeroPadding2D before strided convs).
-ROUND_TRIP = ["lenet", "alexnet_small", "alexnet_seed", "mynet", "vgg11_seed", "vgg16_bn",
-              "resnet20"]
+ROUND_TRIP = [
+    "lenet",
+    "alexnet_small",
+    "alexnet_seed",
+    "mynet",
+    "vgg11_seed",
+    "vgg16_bn",
+    "resnet20",
+]
 
 
 @pytest.mark.parametrize("arch", ROUND_TRIP)
 def test_keras_round_trip_gives_identical_predictions(arch, tmp_path):
     (h, w), options = SMALL[arch]
     channels = 1 if arch in ("lenet", "alexnet_small") else 3
-    model = create_model(arch, input_shape=(h, w, channels), num_classes=3,
-                         preprocess=([0.5] * channels, [0.5] * channels), **options)
+    model = create_model(
+        arch,
+        input_shape=(h, w, channels),
+        num_classes=3,
+        preprocess=([0.5] * channels, [0.5] * channels),
+        **options,
+    )
     x = np.random.default_rng(2).uniform(0, 255, size=(2, h, w, channels)).astype("float32")
     before = np.asarray(model.predict(x, verbose=0))
     model.save(tmp_path / "m.keras")
@@ -231,8 +262,12 @@ def test_mlp_round_trip_and_shape(tmp_path):
 
 
 def test_preprocess_layer_computes_normalised_pixels():
-    model = create_model("lenet", input_shape=(28, 28, 3), num_classes=2,
-                         preprocess=([0.4, 0.5, 0.6], [0.2, 0.25, 0.5]))
+    model = create_model(
+        "lenet",
+        input_shape=(28, 28, 3),
+        num_classes=2,
+        preprocess=([0.4, 0.5, 0.6], [0.2, 0.25, 0.5]),
+    )
     x = np.random.default_rng(3).uniform(0, 255, size=(1, 28, 28, 3)).astype("float32")
     got = to_numpy(model.get_layer("preprocess")(x))
     want = (x / 255 - np.array([0.4, 0.5, 0.6])) / np.array([0.2, 0.25, 0.5])

@@ -16,16 +16,26 @@ import sys
 
 import pytest
 
-SECOND_BACKENDS = [name for name, module in (("jax", "jax"), ("tensorflow", "tensorflow"))
-                   if importlib.util.find_spec(module) is not None]
+SECOND_BACKENDS = [
+    name
+    for name, module in (("jax", "jax"), ("tensorflow", "tensorflow"))
+    if importlib.util.find_spec(module) is not None
+]
 needs_backend = pytest.mark.skipif(
     not SECOND_BACKENDS,
     reason="neither JAX nor TensorFlow is installed, so no second Keras backend can be tried",
 )
 
 # One model per family, covering every custom layer (LRN, adaptive pool, channel-pad shortcut).
-REPRESENTATIVE = ["lenet", "alexnet_small", "alexnet_seed", "mynet", "vgg11_seed", "resnet20",
-                  "mlp"]
+REPRESENTATIVE = [
+    "lenet",
+    "alexnet_small",
+    "alexnet_seed",
+    "mynet",
+    "vgg11_seed",
+    "resnet20",
+    "mlp",
+]
 
 SCRIPT = """
 import sys
@@ -55,8 +65,9 @@ for name in sys.argv[1:]:
 
 def _run_under(backend: str, names: list[str]) -> None:
     env = {**os.environ, "KERAS_BACKEND": backend}
-    done = subprocess.run([sys.executable, "-c", SCRIPT, *names], env=env,
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, *names], env=env, capture_output=True, text=True, timeout=900
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split().count("ok") == len(names)
 

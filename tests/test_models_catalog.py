@@ -16,22 +16,46 @@ IMAGE_MODELS = [name for name in model_names() if len(MODELS[name].default_input
 
 
 def test_catalog_imports_without_keras():
-    code = "import sys, kvision.models.catalog; print('keras' in sys.modules, 'torch' in sys.modules)"
+    code = (
+        "import sys, kvision.models.catalog; print('keras' in sys.modules, 'torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
 
 
 def test_every_issue_architecture_is_registered():
-    expected = {"lenet", "alexnet_small", "alexnet_seed", "alexnet", "mynet", "mynet_pro",
-                "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn",
-                "vgg19_bn", "vgg11_seed", "vgg16_seed", "resnet18", "resnet34", "resnet50",
-                "resnet20", "mlp"}
+    expected = {
+        "lenet",
+        "alexnet_small",
+        "alexnet_seed",
+        "alexnet",
+        "mynet",
+        "mynet_pro",
+        "vgg11",
+        "vgg13",
+        "vgg16",
+        "vgg19",
+        "vgg11_bn",
+        "vgg13_bn",
+        "vgg16_bn",
+        "vgg19_bn",
+        "vgg11_seed",
+        "vgg16_seed",
+        "resnet18",
+        "resnet34",
+        "resnet50",
+        "resnet20",
+        "mlp",
+    }
     assert expected <= set(model_names())
 
 
 def test_unknown_architecture_suggests_the_closest():
-    with pytest.raises(KvisionError, match=r"Unknown model architecture 'alexnt'\. "
-                                           r"Did you mean: 'alexnet'\? Known: .*resnet50"):
+    with pytest.raises(
+        KvisionError,
+        match=r"Unknown model architecture 'alexnt'\. "
+        r"Did you mean: 'alexnet'\? Known: .*resnet50",
+    ):
         get_entry("alexnt")
 
 
@@ -48,8 +72,11 @@ def test_unknown_option_names_it_and_the_allowed_ones():
 
 def test_option_type_is_checked():
     entry = get_entry("alexnet_seed")
-    with pytest.raises(KvisionError, match=r"Option 'downscale' .* must be int .* "
-                                           r"Received: downscale=True"):
+    with pytest.raises(
+        KvisionError,
+        match=r"Option 'downscale' .* must be int .* "
+        r"Received: downscale=True",
+    ):
         catalog.check_options(entry, {"downscale": True})
     assert catalog.check_options(entry, {"dropout": 0})["dropout"] == 0  # TOML int for float
 
@@ -63,16 +90,22 @@ def test_input_below_minimum_is_refused_before_building(name):
     channels = entry.default_input[2]
     build_shapes_only(name, input_shape=(side, side, channels), num_classes=3)
     if side > 1:
-        with pytest.raises(KvisionError, match=rf"too small for model '{name}'.*at least "
-                                               rf"{side}x{side} pixels"):
+        with pytest.raises(
+            KvisionError,
+            match=rf"too small for model '{name}'.*at least "
+            rf"{side}x{side} pixels",
+        ):
             build_shapes_only(name, input_shape=(side - 1, side + 5, channels), num_classes=3)
 
 
 def test_divisor_options_are_validated():
     from kvision.models import create_model
 
-    with pytest.raises(KvisionError, match=r"'downscale' .* positive divisor of 64.*"
-                                           r"Received: downscale=3"):
+    with pytest.raises(
+        KvisionError,
+        match=r"'downscale' .* positive divisor of 64.*"
+        r"Received: downscale=3",
+    ):
         create_model("alexnet_seed", input_shape=(64, 64, 3), num_classes=2, downscale=3)
     with pytest.raises(KvisionError, match=r"'norm' .* Received: norm='layer'"):
         create_model("alexnet_small", input_shape=(28, 28, 1), num_classes=2, norm="layer")

@@ -22,10 +22,11 @@ def test_the_model_list_builds_no_model_and_imports_no_keras():
     import subprocess
     import sys
 
-    code = ("import sys; from kvision.cli import main; main(['models']); "
-            "print('HEAVY', sorted(m for m in ('keras', 'torch') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120)
+    code = (
+        "import sys; from kvision.cli import main; main(['models']); "
+        "print('HEAVY', sorted(m for m in ('keras', 'torch') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "HEAVY []" in out.stdout and "resnet50" in out.stdout
 
@@ -63,8 +64,9 @@ def test_models_subcommand_refuses_bad_names_and_options():
 
     with pytest.raises(KvisionError, match="Did you mean: 'lenet'"):
         _cli("lenett")
-    with pytest.raises(KvisionError, match="Unknown option 'downscale' for model architecture "
-                                           "'lenet'"):
+    with pytest.raises(
+        KvisionError, match="Unknown option 'downscale' for model architecture 'lenet'"
+    ):
         _cli("lenet", "--set", "downscale=2")
 
 

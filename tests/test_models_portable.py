@@ -44,8 +44,11 @@ def saved_classes(path: Path) -> set[str]:
             if "class_name" in node and "config" in node:
                 registered = node.get("registered_name") or ""
                 # Keras writes no module for its graph's tensor marker (__keras_tensor__).
-                found.add(registered if ">" in registered else
-                          f"{node.get('module') or 'keras'}.{node['class_name']}")
+                found.add(
+                    registered
+                    if ">" in registered
+                    else f"{node.get('module') or 'keras'}.{node['class_name']}"
+                )
             for value in node.values():
                 walk(value)
         elif isinstance(node, list):
@@ -63,8 +66,17 @@ def _stock(name: str) -> bool:
     module, _, cls = name.rpartition(".")
     if not module.startswith("keras"):
         return False
-    public = (keras.layers, keras.models, keras.optimizers, keras.losses, keras.metrics,
-              keras.initializers, keras.regularizers, keras.dtype_policies, keras)
+    public = (
+        keras.layers,
+        keras.models,
+        keras.optimizers,
+        keras.losses,
+        keras.metrics,
+        keras.initializers,
+        keras.regularizers,
+        keras.dtype_policies,
+        keras,
+    )
     return cls in {"Functional", "__keras_tensor__"} or any(hasattr(m, cls) for m in public)
 
 
@@ -85,8 +97,9 @@ def _train_and_save(arch: str, path: Path) -> tuple[np.ndarray, np.ndarray]:
         x, y = rng.normal(size=(4, 1)).astype("float32"), rng.normal(size=(4, 1))
     else:
         (h, w), options = SMALL[arch]
-        model = create_model(arch, input_shape=(h, w, 3), num_classes=3,
-                             preprocess=([0.5] * 3, [0.5] * 3), **options)
+        model = create_model(
+            arch, input_shape=(h, w, 3), num_classes=3, preprocess=([0.5] * 3, [0.5] * 3), **options
+        )
         x = rng.integers(0, 256, size=(4, h, w, 3)).astype("float32")
         y = rng.integers(0, 3, size=4)
     if trainable_count(model) < 2_000_000:  # kvision's compile: fused Adam, state saved
@@ -144,13 +157,27 @@ def exported(tmp_path_factory):
         manifest[arch] = (str(path), str(tmp / f"{arch}.x.npy"))
     (tmp / "manifest.json").write_text(json.dumps(manifest))
     done = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", PLAIN_KERAS, str(_without_kvision(tmp)),
-         str(tmp / "manifest.json")],
-        cwd=tmp, capture_output=True, text=True, timeout=2400,
-        env={"KERAS_BACKEND": "torch", "PATH": "/usr/bin:/bin", "HOME": str(tmp)})
+        [
+            sys.executable,
+            "-I",
+            "-S",
+            "-c",
+            PLAIN_KERAS,
+            str(_without_kvision(tmp)),
+            str(tmp / "manifest.json"),
+        ],
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+        timeout=2400,
+        env={"KERAS_BACKEND": "torch", "PATH": "/usr/bin:/bin", "HOME": str(tmp)},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
-    lines = dict(line.split(" ", 1) for line in done.stdout.splitlines()
-                 if line.startswith(("RESULTS", "NO_KVISION", "KVISION_IMPORTABLE")))
+    lines = dict(
+        line.split(" ", 1)
+        for line in done.stdout.splitlines()
+        if line.startswith(("RESULTS", "NO_KVISION", "KVISION_IMPORTABLE"))
+    )
     yield saved, lines, tmp
     shutil.rmtree(tmp, ignore_errors=True)  # ~700 MB of saved models
 
@@ -204,14 +231,22 @@ def test_lrn_model_loads_in_plain_keras_after_import_kvision(arch, exported):
     saved, lines, tmp = exported
     # Without kvision, safe mode cannot load it: LRN is the one class that is kvision's own.
     assert json.loads(lines["RESULTS"])[arch].startswith("error: ")
-    done = subprocess.run([sys.executable, "-c", LRN_AFTER_IMPORT, str(saved[arch][0]),
-                           str(tmp / f"{arch}.x.npy")], cwd=tmp, capture_output=True,
-                          text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", LRN_AFTER_IMPORT, str(saved[arch][0]), str(tmp / f"{arch}.x.npy")],
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split()[-1] == "kvision.models.layers"
     want = saved[arch][1]
-    np.testing.assert_allclose(np.load(tmp / f"{arch}.x.npy.out.npy"), want, rtol=1e-4,
-                               atol=1e-5 * max(1.0, np.abs(want).max()))
+    np.testing.assert_allclose(
+        np.load(tmp / f"{arch}.x.npy.out.npy"),
+        want,
+        rtol=1e-4,
+        atol=1e-5 * max(1.0, np.abs(want).max()),
+    )
 
 
 V0_1 = ["lenet", "alexnet_seed", "small_lrn", "padded_resnet"]
@@ -256,8 +291,9 @@ print(imported, keras.saving.get_registered_object(name).__module__)
 
 @pytest.mark.parametrize("order", ["kvision-first", "keras-first"])
 def test_import_kvision_registers_lrn_with_keras_without_importing_it(order):
-    done = subprocess.run([sys.executable, "-c", REGISTRATION, order], capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", REGISTRATION, order], capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == [str(order == "keras-first"), "kvision.models.layers"]
 
@@ -271,15 +307,17 @@ def _rebuilt(name: str):
     finally:
         sys.path.remove(str(FIXTURES))
     if name == "lenet":
-        return create_model("lenet", input_shape=(16, 16, 1), num_classes=3,
-                            preprocess=([0.5], [0.5]))
+        return create_model(
+            "lenet", input_shape=(16, 16, 1), num_classes=3, preprocess=([0.5], [0.5])
+        )
     if name == "alexnet_seed":
-        return create_model("alexnet_seed", input_shape=(64, 64, 3), num_classes=2,
-                            downscale=64)
+        return create_model("alexnet_seed", input_shape=(64, 64, 3), num_classes=2, downscale=64)
     from kvision.models import _fast
 
-    builder = {"small_lrn": make_fixtures._small_lrn,
-               "padded_resnet": make_fixtures._padded_resnet}[name]
+    builder = {
+        "small_lrn": make_fixtures._small_lrn,
+        "padded_resnet": make_fixtures._padded_resnet,
+    }[name]
     return _fast.direct_graph(builder(keras))
 
 

@@ -29,8 +29,14 @@ class AlexNetSeed(nn.Module):
         self.v2 = stage(384 // d, 256 // d, 3, 1, 1, False)
         self.v4 = stage(256 // d, 256 // d, 3, 1, 1, True)
         self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
-        self.it = nn.Sequential(nn.Dropout(), nn.Linear(256 // d * 36, 4096 // d), nn.ReLU(),
-                                nn.Dropout(), nn.Linear(4096 // d, 1024 // d), nn.ReLU())
+        self.it = nn.Sequential(
+            nn.Dropout(),
+            nn.Linear(256 // d * 36, 4096 // d),
+            nn.ReLU(),
+            nn.Dropout(),
+            nn.Linear(4096 // d, 1024 // d),
+            nn.ReLU(),
+        )
         self.classifier = nn.Linear(1024 // d, num_classes)
 
     def forward(self, x):
@@ -44,10 +50,12 @@ class LeNet(nn.Module):
 
     def __init__(self, num_classes: int):
         super().__init__()
-        self.conv1 = nn.Sequential(nn.Conv2d(1, 16, 5, 1, 2), nn.BatchNorm2d(16), nn.ReLU(),
-                                   nn.MaxPool2d(2))
-        self.conv2 = nn.Sequential(nn.Conv2d(16, 32, 5, 1, 2), nn.BatchNorm2d(32), nn.ReLU(),
-                                   nn.MaxPool2d(2))
+        self.conv1 = nn.Sequential(
+            nn.Conv2d(1, 16, 5, 1, 2), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2)
+        )
+        self.conv2 = nn.Sequential(
+            nn.Conv2d(16, 32, 5, 1, 2), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2)
+        )
         self.output = nn.Sequential(nn.Dropout(0.5), nn.Linear(32 * 7 * 7, num_classes))
 
     def forward(self, x):
@@ -60,13 +68,31 @@ class SmallAlexNet(nn.Module):
     def __init__(self, num_classes: int, head: int):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, 16, 5, 1, 2), nn.ReLU(), nn.MaxPool2d(2), nn.LocalResponseNorm(16),
-            nn.Conv2d(16, 32, 5, 1, 2), nn.ReLU(), nn.MaxPool2d(2), nn.LocalResponseNorm(32),
-            nn.Conv2d(32, 96, 3, 1, 1), nn.ReLU(), nn.Conv2d(96, 64, 3, 1, 1), nn.ReLU(),
-            nn.Conv2d(64, 64, 3, 1, 1), nn.ReLU(), nn.MaxPool2d(1))
+            nn.Conv2d(1, 16, 5, 1, 2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.LocalResponseNorm(16),
+            nn.Conv2d(16, 32, 5, 1, 2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.LocalResponseNorm(32),
+            nn.Conv2d(32, 96, 3, 1, 1),
+            nn.ReLU(),
+            nn.Conv2d(96, 64, 3, 1, 1),
+            nn.ReLU(),
+            nn.Conv2d(64, 64, 3, 1, 1),
+            nn.ReLU(),
+            nn.MaxPool2d(1),
+        )
         self.classifier = nn.Sequential(
-            nn.Dropout(0.5), nn.Linear(64 * 7 * 7, head), nn.ReLU(), nn.Dropout(0.5),
-            nn.Linear(head, head), nn.ReLU(), nn.Linear(head, num_classes))
+            nn.Dropout(0.5),
+            nn.Linear(64 * 7 * 7, head),
+            nn.ReLU(),
+            nn.Dropout(0.5),
+            nn.Linear(head, head),
+            nn.ReLU(),
+            nn.Linear(head, num_classes),
+        )
 
     def forward(self, x):
         return self.classifier(torch.flatten(self.features(x), 1))
@@ -90,8 +116,14 @@ class VGG(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
         hidden = head // width
         self.classifier = nn.Sequential(
-            nn.Linear(cin * 49, hidden), nn.ReLU(), nn.Dropout(), nn.Linear(hidden, hidden),
-            nn.ReLU(), nn.Dropout(), nn.Linear(hidden, num_classes))
+            nn.Linear(cin * 49, hidden),
+            nn.ReLU(),
+            nn.Dropout(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Dropout(),
+            nn.Linear(hidden, num_classes),
+        )
 
     def forward(self, x):
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
@@ -105,8 +137,14 @@ class VGGSeed(VGG):
         self.avgpool = nn.Identity()
         flat, hidden = 512 // width * (side // 32) ** 2, head // width
         self.classifier = nn.Sequential(
-            nn.Dropout(), nn.Linear(flat, hidden), nn.ReLU(), nn.Dropout(),
-            nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
+            nn.Dropout(),
+            nn.Linear(flat, hidden),
+            nn.ReLU(),
+            nn.Dropout(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, num_classes),
+        )
 
 
 class BasicBlock(nn.Module):
@@ -122,8 +160,9 @@ class BasicBlock(nn.Module):
         self.pad = None
         if stride != 1 or cin != planes:
             if shortcut == "projection":
-                self.downsample = nn.Sequential(nn.Conv2d(cin, planes, 1, stride, bias=False),
-                                                nn.BatchNorm2d(planes))
+                self.downsample = nn.Sequential(
+                    nn.Conv2d(cin, planes, 1, stride, bias=False), nn.BatchNorm2d(planes)
+                )
             else:  # CIFAR option A: subsample, zero-pad channels
                 extra = planes - cin
                 self.pad = (stride, extra // 2, extra - extra // 2)
@@ -151,8 +190,9 @@ class Bottleneck(nn.Module):
         self.bn3 = nn.BatchNorm2d(planes * 4)
         self.downsample = None
         if stride != 1 or cin != planes * 4:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, planes * 4, 1, stride, bias=False),
-                                            nn.BatchNorm2d(planes * 4))
+            self.downsample = nn.Sequential(
+                nn.Conv2d(cin, planes * 4, 1, stride, bias=False), nn.BatchNorm2d(planes * 4)
+            )
 
     def forward(self, x):
         out = torch.relu(self.bn1(self.conv1(x)))
@@ -228,8 +268,10 @@ def _outputs_agree(arch: str, reference: nn.Module, shape, options) -> None:
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
 
 
-@pytest.mark.parametrize("arch", [
-    pytest.param(a, marks=pytest.mark.slow) if a == "resnet50" else a for a in sorted(CASES)])
+@pytest.mark.parametrize(
+    "arch",
+    [pytest.param(a, marks=pytest.mark.slow) if a == "resnet50" else a for a in sorted(CASES)],
+)
 def test_imported_state_dict_gives_the_same_outputs(arch):
     torch.manual_seed(0)
     make, shape, options = CASES[arch]
@@ -253,8 +295,11 @@ def test_checkpoint_file_with_a_state_dict_wrapper(tmp_path):
 def test_state_dict_of_another_architecture_names_the_first_mismatching_layer():
     model = create_model("alexnet_small", input_shape=(28, 28, 1), num_classes=3, head=32)
     before = [w.copy() for w in model.get_weights()]
-    with pytest.raises(KvisionError, match=r"does not fit model 'alexnet_small': the first "
-                                           r"mismatching layer is 'conv2_conv'"):
+    with pytest.raises(
+        KvisionError,
+        match=r"does not fit model 'alexnet_small': the first "
+        r"mismatching layer is 'conv2_conv'",
+    ):
         load_torch_state_dict(model, LeNet(3).state_dict())
     for old, new in zip(before, model.get_weights(), strict=True):
         np.testing.assert_array_equal(old, new)  # nothing half-loaded
@@ -264,6 +309,9 @@ def test_resnet_state_dict_missing_a_module_names_it():
     state = ResNet(BasicBlock, (3, 3, 3), 3, cifar=True).state_dict()
     state = {k: v for k, v in state.items() if not k.startswith("layer3.1.bn2")}
     model = create_model("resnet20", input_shape=(32, 32, 3), num_classes=3)
-    with pytest.raises(KvisionError, match=r"'layer3_block2_bn2', which expects "
-                                           r"'layer3.1.bn2'"):
+    with pytest.raises(
+        KvisionError,
+        match=r"'layer3_block2_bn2', which expects "
+        r"'layer3.1.bn2'",
+    ):
         load_torch_state_dict(model, state)

@@ -29,8 +29,7 @@ def _randomise(model) -> None:
 def _stage_output(model, name, x):
     import keras
 
-    return np.asarray(keras.Model(model.input, model.get_layer(name).output).predict(
-        x, verbose=0))
+    return np.asarray(keras.Model(model.input, model.get_layer(name).output).predict(x, verbose=0))
 
 
 def test_vgg16_imagenet_mapping_matches_keras_applications():
@@ -50,11 +49,9 @@ def test_vgg16_imagenet_mapping_matches_keras_applications():
 def test_resnet50_imagenet_mapping_folds_conv_biases_into_batchnorm():
     import keras
 
-    source = keras.applications.ResNet50(weights=None, include_top=False,
-                                         input_shape=(64, 64, 3))
+    source = keras.applications.ResNet50(weights=None, include_top=False, input_shape=(64, 64, 3))
     _randomise(source)
-    target = create_model("resnet50", input_shape=(64, 64, 3), num_classes=2,
-                          stride_in_1x1=True)
+    target = create_model("resnet50", input_shape=(64, 64, 3), num_classes=2, stride_in_1x1=True)
     map_application_weights(source, target)
     bgr = np.random.default_rng(2).normal(size=(1, 64, 64, 3)).astype("float32")
     want = np.asarray(source.predict(bgr, verbose=0))
@@ -69,10 +66,18 @@ def test_imagenet_without_network_says_so(monkeypatch):
         raise OSError("URL fetch failure: network unreachable")
 
     monkeypatch.setattr(file_utils, "get_file", offline)
-    with pytest.raises(KvisionError) as info, \
-            pytest.warns(UserWarning, match=r"normalises its input the way Keras trained"):
-        create_model("vgg16", input_shape=(32, 32, 3), num_classes=2, head=8,
-                     preprocess=([0.5] * 3, [0.5] * 3), weights="imagenet")
+    with (
+        pytest.raises(KvisionError) as info,
+        pytest.warns(UserWarning, match=r"normalises its input the way Keras trained"),
+    ):
+        create_model(
+            "vgg16",
+            input_shape=(32, 32, 3),
+            num_classes=2,
+            head=8,
+            preprocess=([0.5] * 3, [0.5] * 3),
+            weights="imagenet",
+        )
     message = str(info.value)
     assert "Could not get the ImageNet weights for model 'vgg16'" in message
     assert "network unreachable" in message
@@ -84,19 +89,24 @@ def test_imagenet_model_takes_raw_rgb_with_caffe_statistics(monkeypatch):
     from kvision.models import weights
 
     monkeypatch.setattr(weights, "load_imagenet", lambda model, arch: None)  # no download
-    model = create_model("vgg16", input_shape=(32, 32, 3), num_classes=2, head=8,
-                         weights="imagenet")
+    model = create_model(
+        "vgg16", input_shape=(32, 32, 3), num_classes=2, head=8, weights="imagenet"
+    )
     x = np.full((1, 32, 32, 3), 200.0, dtype="float32")
     from keras import ops
 
     got = ops.convert_to_numpy(model.get_layer("preprocess")(x))
-    np.testing.assert_allclose(got[0, 0, 0], [200 - 123.68, 200 - 116.779, 200 - 103.939],
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        got[0, 0, 0], [200 - 123.68, 200 - 116.779, 200 - 103.939], rtol=1e-5
+    )
 
 
 def test_imagenet_for_an_architecture_keras_does_not_publish():
-    with pytest.raises(KvisionError, match=r"not available for model 'resnet18'.*"
-                                           r"resnet50, vgg16, vgg19 only"):
+    with pytest.raises(
+        KvisionError,
+        match=r"not available for model 'resnet18'.*"
+        r"resnet50, vgg16, vgg19 only",
+    ):
         create_model("resnet18", input_shape=(32, 32, 3), num_classes=2, weights="imagenet")
     with pytest.raises(KvisionError, match=r"needs 3-channel"):
         create_model("vgg16", input_shape=(32, 32, 1), num_classes=2, weights="imagenet")
@@ -107,18 +117,24 @@ def _lenet(classes=3, **options):
 
 
 def _same_weights(a, b) -> bool:
-    return all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights(),
-                                                    strict=True))
+    return all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights(), strict=True))
 
 
 def test_weights_h5_file_and_mismatch(tmp_path):
     source = _lenet()
     source.save_weights(tmp_path / "lenet.weights.h5")
     assert _same_weights(_lenet(weights=str(tmp_path / "lenet.weights.h5")), source)
-    with pytest.raises(KvisionError, match=r"does not fit model 'lenet'.*first mismatching "
-                                           r"layer is 'classifier'"):
-        create_model("lenet", input_shape=(32, 32, 1), num_classes=3,
-                     weights=str(tmp_path / "lenet.weights.h5"))
+    with pytest.raises(
+        KvisionError,
+        match=r"does not fit model 'lenet'.*first mismatching "
+        r"layer is 'classifier'",
+    ):
+        create_model(
+            "lenet",
+            input_shape=(32, 32, 1),
+            num_classes=3,
+            weights=str(tmp_path / "lenet.weights.h5"),
+        )
 
 
 def test_run_directory_trial_and_keras_file(tmp_path):
@@ -141,8 +157,11 @@ def test_run_with_several_trials_asks_for_one(tmp_path):
 def test_keras_file_of_another_architecture_names_the_layer(tmp_path):
     other = create_model("alexnet_small", input_shape=(28, 28, 1), num_classes=3, head=16)
     other.save(tmp_path / "other.keras")
-    with pytest.raises(KvisionError, match=r"first mismatching layer is 'conv1_bn', which is "
-                                           r"missing there"):
+    with pytest.raises(
+        KvisionError,
+        match=r"first mismatching layer is 'conv1_bn', which is "
+        r"missing there",
+    ):
         _lenet(weights=str(tmp_path / "other.keras"))
 
 
@@ -152,8 +171,9 @@ def test_previous_run_with_other_classes_keeps_a_new_head(tmp_path):
     with pytest.warns(UserWarning, match=r"except the head 'classifier'"):
         model = _lenet(classes=3, weights=str(tmp_path / "model.keras"))
     for layer in model.layers[:-1]:
-        for mine, theirs in zip(layer.get_weights(), source.get_layer(layer.name).get_weights(),
-                                strict=True):
+        for mine, theirs in zip(
+            layer.get_weights(), source.get_layer(layer.name).get_weights(), strict=True
+        ):
             np.testing.assert_array_equal(mine, theirs)
 
 

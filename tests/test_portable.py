@@ -128,8 +128,11 @@ def test_model_keras_is_inference_ready_without_optimizer_state(run_dir):
     from kvision.models import load_model
 
     path = run_dir / "trials/lenet-expert/model.keras"
-    with zipfile.ZipFile(path) as archive, archive.open("model.weights.h5") as fh, \
-            h5py.File(fh, "r") as h5:
+    with (
+        zipfile.ZipFile(path) as archive,
+        archive.open("model.weights.h5") as fh,
+        h5py.File(fh, "r") as h5,
+    ):
         groups = []
         h5.visit(groups.append)
         config = json.loads(archive.read("config.json"))
@@ -142,18 +145,28 @@ def test_model_keras_is_inference_ready_without_optimizer_state(run_dir):
 def test_export_writes_model_and_sidecar_from_the_run(run_dir, exported):
     from kvision.models import load_model
 
-    assert sorted(p.name for p in exported.iterdir()) == ["lenet-expert.keras",
-                                                          "lenet-expert.keras.json"]
+    assert sorted(p.name for p in exported.iterdir()) == [
+        "lenet-expert.keras",
+        "lenet-expert.keras.json",
+    ]
     card = json.loads((exported / "lenet-expert.keras.json").read_text())
     reader = RunReader(run_dir)
     assert card["format"] == "kvision-model/1" and card["file"] == "lenet-expert.keras"
     assert card["class_names"] == reader.of("data_loaded")[-1]["class_names"]
-    assert card["input"] == {"shape": [28, 28, 1], "layout": "NHWC", "dtype": "float32",
-                             "channels": 1, "color": "gray", "pixel_range": [0, 255]}
+    assert card["input"] == {
+        "shape": [28, 28, 1],
+        "layout": "NHWC",
+        "dtype": "float32",
+        "channels": 1,
+        "color": "gray",
+        "pixel_range": [0, 255],
+    }
     inside = card["preprocessing"]["inside_model"]
     assert inside["mean"] == [0.5] and inside["std"] == [0.5]  # normalize = "half"
     assert [(s["stage"], s["condition"], s["epochs_run"]) for s in card["trained_on"]] == [
-        ("pretrain", "clear", 1), ("train", "blurred", 1)]
+        ("pretrain", "clear", 1),
+        ("train", "blurred", 1),
+    ]
     assert card["trained_on"][1]["condition_settings"]["blur"]["sigma"] == 1.0
     assert card["final_metrics"]["matrix"] == reader.evaluations()[-1]["matrix"]
     assert card["exported_with"]["backend"] == "torch" and card["exported_with"]["keras"]
@@ -165,22 +178,31 @@ def test_export_writes_model_and_sidecar_from_the_run(run_dir, exported):
 
 def test_exported_model_loads_in_plain_keras(exported):
     """What the receiver runs: Keras alone, safe mode, kvision never imported."""
-    code = ("import sys, keras\n"
-            "m = keras.saving.load_model(sys.argv[1], safe_mode=True)\n"
-            "assert 'kvision' not in sys.modules\n"
-            "print(m.output_shape)")
-    proc = subprocess.run([sys.executable, "-c", code, str(exported / "lenet-expert.keras")],
-                          env={**os.environ, "KERAS_BACKEND": "torch"}, capture_output=True,
-                          text=True)
+    code = (
+        "import sys, keras\n"
+        "m = keras.saving.load_model(sys.argv[1], safe_mode=True)\n"
+        "assert 'kvision' not in sys.modules\n"
+        "print(m.output_shape)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(exported / "lenet-expert.keras")],
+        env={**os.environ, "KERAS_BACKEND": "torch"},
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "(None, 10)"
 
 
 def test_export_onnx_matches_keras(run_dir, tmp_path):
-    missing = [m for m in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(m) is None]
+    missing = [
+        m for m in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(m) is None
+    ]
     if missing:
-        pytest.skip(f"the 'onnx' extra is not installed (missing {', '.join(missing)}): "
-                    "pip install 'kvision[onnx]'; .ci/run installs it")
+        pytest.skip(
+            f"the 'onnx' extra is not installed (missing {', '.join(missing)}): "
+            "pip install 'kvision[onnx]'; .ci/run installs it"
+        )
     import onnxruntime
 
     from kvision.models import load_model
@@ -226,8 +248,11 @@ def test_predict_prints_top_classes_of_files_and_folders(exported, images):
 
 def test_predict_accepts_trial_and_run_directories(run_dir, images):
     _, _, files = images
-    for target in (["predict", str(run_dir / "trials/lenet-expert")],
-                   ["predict", str(run_dir), "--trial", "lenet-expert"], ["predict", str(run_dir)]):
+    for target in (
+        ["predict", str(run_dir / "trials/lenet-expert")],
+        ["predict", str(run_dir), "--trial", "lenet-expert"],
+        ["predict", str(run_dir)],
+    ):
         proc = kvision(*target, files[0], "--json")
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert json.loads(proc.stdout)["class_names_known"] is True
@@ -250,29 +275,43 @@ def test_predict_bad_input_is_one_paragraph_exit_2(exported, images, tmp_path):
     _, _, files = images
     model = exported / "lenet-expert.keras"
     (tmp_path / "notes.txt").write_text("not an image")
-    assert_user_error(kvision("predict", str(model), str(tmp_path / "notes.txt")),
-                      "notes.txt", "not an image")
-    assert_user_error(kvision("predict", str(model), str(tmp_path / "missing.png")),
-                      "missing.png", "does not exist")
+    assert_user_error(
+        kvision("predict", str(model), str(tmp_path / "notes.txt")), "notes.txt", "not an image"
+    )
+    assert_user_error(
+        kvision("predict", str(model), str(tmp_path / "missing.png")),
+        "missing.png",
+        "does not exist",
+    )
     assert_user_error(kvision("predict", str(tmp_path / "nope.keras"), files[0]), "nope.keras")
     (tmp_path / "fake.keras").write_text("hello")
-    assert_user_error(kvision("predict", str(tmp_path / "fake.keras"), files[0]),
-                      "fake.keras", "zip archive")
+    assert_user_error(
+        kvision("predict", str(tmp_path / "fake.keras"), files[0]), "fake.keras", "zip archive"
+    )
     assert_user_error(kvision("predict", str(model), files[0], "--top", "0"), "--top")
     inputs = keras.Input((28, 28, 1))
     x = keras.layers.Lambda(lambda t: t * 2.0)(inputs)
     keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(x))).save(
-        tmp_path / "lambda.keras")
-    assert_user_error(kvision("predict", str(tmp_path / "lambda.keras"), files[0]),
-                      "lambda.keras", "safe mode", "Lambda")
+        tmp_path / "lambda.keras"
+    )
+    assert_user_error(
+        kvision("predict", str(tmp_path / "lambda.keras"), files[0]),
+        "lambda.keras",
+        "safe mode",
+        "Lambda",
+    )
 
 
 def test_export_bad_input_is_one_paragraph_exit_2(run_dir, tmp_path):
-    assert_user_error(kvision("export", str(run_dir), "--format", "tflite"),
-                      "Unknown export format 'tflite'", "keras, onnx")
+    assert_user_error(
+        kvision("export", str(run_dir), "--format", "tflite"),
+        "Unknown export format 'tflite'",
+        "keras, onnx",
+    )
     assert_user_error(kvision("export", str(tmp_path)), "not a kvision run directory")
-    assert_user_error(kvision("export", str(run_dir), "--trial", "lenet-expret"),
-                      "Did you mean: 'lenet-expert'")
+    assert_user_error(
+        kvision("export", str(run_dir), "--trial", "lenet-expret"), "Did you mean: 'lenet-expert'"
+    )
 
 
 def test_export_of_a_run_without_models_says_why(run_dir, tmp_path):
@@ -280,8 +319,11 @@ def test_export_of_a_run_without_models_says_why(run_dir, tmp_path):
     shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("*.keras"))
     assert_user_error(kvision("export", str(copy)), "no saved model", "files are missing")
     # A run still being written: its writer (this process) is alive, no last word yet.
-    events = [line for line in (copy / "events.jsonl").read_text().splitlines()
-              if '"run_finished"' not in line]
+    events = [
+        line
+        for line in (copy / "events.jsonl").read_text().splitlines()
+        if '"run_finished"' not in line
+    ]
     (copy / "events.jsonl").write_text("\n".join(events) + "\n")
     meta = json.loads((copy / "meta.json").read_text())
     meta.update(pid=os.getpid(), host=socket.gethostname())
@@ -292,15 +334,28 @@ def test_export_of_a_run_without_models_says_why(run_dir, tmp_path):
 
 def test_console_script_bad_input_has_no_traceback(tmp_path):
     (tmp_path / "notes.txt").write_text("not an image")
-    proc = subprocess.run([sys.executable, "-m", "kvision", "predict", str(tmp_path / "x.keras"),
-                           str(tmp_path / "notes.txt")], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kvision",
+            "predict",
+            str(tmp_path / "x.keras"),
+            str(tmp_path / "notes.txt"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.count("\n") == 1 and "x.keras" in proc.stderr  # one paragraph
 
 
 def test_onnx_falls_back_to_a_fixed_batch_where_the_exporter_needs_it(tmp_path):
     """AlexNet's adaptive pooling to 6x6 from a smaller map has no batch-dynamic ONNX form."""
-    if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnxscript") is None:
+    if (
+        importlib.util.find_spec("onnxruntime") is None
+        or importlib.util.find_spec("onnxscript") is None
+    ):
         pytest.skip("the 'onnx' extra is not installed: pip install 'kvision[onnx]'")
     from kvision.models import create_model
     from kvision.portable.onnx_export import CHECK_IMAGES, export_onnx

@@ -16,7 +16,8 @@ from kvision.recipe.locate import key_lines
 
 ROOT = Path(__file__).resolve().parents[1]
 
-BASE = textwrap.dedent("""\
+BASE = (
+    textwrap.dedent("""\
     [experiment]
     name = "t"
     seed = 1
@@ -24,14 +25,19 @@ BASE = textwrap.dedent("""\
     [data]
     source = "builtin:fashion7k"
     image_size = [64, 64]
-    """) + clear_and_blurred(2.0) + textwrap.dedent("""
+    """)
+    + clear_and_blurred(2.0)
+    + textwrap.dedent("""
     [models.net]
     arch = "lenet"
-    """) + naive_vs_expert(1, 1, 2, ", optimizer = { learning_rate = 1e-4 }") + textwrap.dedent("""
+    """)
+    + naive_vs_expert(1, 1, 2, ", optimizer = { learning_rate = 1e-4 }")
+    + textwrap.dedent("""
     [training]
     optimizer = { name = "sgd", learning_rate = 0.01, momentum = 0.9 }
     batch_size = 16
     """)
+)
 
 
 def write(tmp_path: Path, text: str, name: str = "r.toml") -> Path:
@@ -84,7 +90,9 @@ def test_unknown_key_did_you_mean_with_path_file_and_line(tmp_path):
 
 
 def test_stage_condition_reference_is_checked(tmp_path):
-    text = BASE.replace('{ name = "pretrain", condition = "clear"', '{ name = "pretrain", condition = "claer"')
+    text = BASE.replace(
+        '{ name = "pretrain", condition = "clear"', '{ name = "pretrain", condition = "claer"'
+    )
     (err,) = errors_of(tmp_path, text)
     assert err.key == "arms[1].stages[0].condition"
     assert "condition 'claer' is not defined. Did you mean: 'clear'?" in str(err)
@@ -100,8 +108,11 @@ def test_wrong_type_and_bad_value_name_the_key(tmp_path):
 
 
 def test_every_problem_is_reported_in_one_pass(tmp_path):
-    text = (BASE.replace("epochs = 2", "epochs = -1").replace("seed = 1", "seed = 1\nsed = 2")
-            .replace('image_size = [64, 64]', 'image_size = [64]'))
+    text = (
+        BASE.replace("epochs = 2", "epochs = -1")
+        .replace("seed = 1", "seed = 1\nsed = 2")
+        .replace("image_size = [64, 64]", "image_size = [64]")
+    )
     keys = {e.key for e in errors_of(tmp_path, text)}
     assert keys == {"arms[1].stages[1].epochs", "experiment.sed", "data.image_size"}
 
@@ -121,13 +132,22 @@ def test_optimizer_cross_field_rule(tmp_path):
 
 def test_overrides_set_any_key_with_validation(tmp_path):
     path = write(tmp_path, BASE)
-    recipe = load_recipe(path, ["training.batch_size=64", "arms[0].stages[0].epochs=5",
-                                "data.source=builtin:fashion7k", "models.net.dropout=0.25"])
+    recipe = load_recipe(
+        path,
+        [
+            "training.batch_size=64",
+            "arms[0].stages[0].epochs=5",
+            "data.source=builtin:fashion7k",
+            "models.net.dropout=0.25",
+        ],
+    )
     assert recipe.training.batch_size == 64
     assert recipe.arms[0].stages[0].epochs == 5
     assert recipe.models["net"].options == {"dropout": 0.25}
     errors = check_recipe(path, ["training.batch_szie=64"])[1]
-    assert errors[0].key == "training.batch_szie" and "Did you mean: 'batch_size'?" in str(errors[0])
+    assert errors[0].key == "training.batch_szie" and "Did you mean: 'batch_size'?" in str(
+        errors[0]
+    )
     errors = check_recipe(path, ["arms[5].stages[0].epochs=1"])[1]
     assert "index [5] is out of range" in str(errors[0])
     errors = check_recipe(path, ["nonsense"])[1]
@@ -136,8 +156,13 @@ def test_overrides_set_any_key_with_validation(tmp_path):
 
 def test_overrides_reach_quoted_keys_with_dots(tmp_path):
     path = ROOT / "recipes" / "function_sweep.toml"
-    recipe = load_recipe(path, ['sweep.params."training.batch_size"=[4, 64]',
-                                'sweep.params."models.mlp.hidden"=[[8], [32, 32, 32]]'])
+    recipe = load_recipe(
+        path,
+        [
+            'sweep.params."training.batch_size"=[4, 64]',
+            'sweep.params."models.mlp.hidden"=[[8], [32, 32, 32]]',
+        ],
+    )
     assert recipe.sweep.params["training.batch_size"] == [4, 64]
     assert recipe.sweep.params["models.mlp.hidden"] == [[8], [32, 32, 32]]
     errors = check_recipe(path, ['sweep.params."training.batch_size=[4]'])[1]
@@ -167,7 +192,11 @@ def test_dump_round_trips(tmp_path):
 def test_key_lines_follow_inline_tables_and_array_tables():
     lines = key_lines(BASE)
     text = BASE.splitlines()
-    assert text[lines["arms[1].stages[1].optimizer.learning_rate"] - 1].lstrip().startswith('{ name = "train"')
+    assert (
+        text[lines["arms[1].stages[1].optimizer.learning_rate"] - 1]
+        .lstrip()
+        .startswith('{ name = "train"')
+    )
     assert text[lines["arms[1]"] - 1] == "[[arms]]"
     assert text[lines["conditions.blurred.blur.sigma"] - 1].startswith("blur")
 
@@ -179,29 +208,36 @@ def test_shipped_recipes_validate(recipe):
 
 def test_cli_validate_bad_recipe_exits_2_without_traceback(tmp_path):
     path = write(tmp_path, BASE.replace("batch_size = 16", "batch_sise = 16"))
-    proc = subprocess.run([sys.executable, "-m", "kvision", "validate", str(path)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "kvision", "validate", str(path)], capture_output=True, text=True
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "training.batch_sise" in proc.stderr and "Did you mean" in proc.stderr
 
 
 def test_help_imports_no_keras_or_torch():
-    code = ("import sys, kvision.cli\n"
-            "kvision.cli.build_parser().format_help()\n"
-            "print(sorted(m for m in ('keras', 'torch', 'cv2', 'textual') if m in sys.modules))")
+    code = (
+        "import sys, kvision.cli\n"
+        "kvision.cli.build_parser().format_help()\n"
+        "print(sorted(m for m in ('keras', 'torch', 'cv2', 'textual') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
 def test_recipe_package_imports_no_heavy_modules():
-    code = ("import sys, kvision.recipe\n"
-            "print(sorted(m for m in ('keras', 'torch', 'cv2') if m in sys.modules))")
+    code = (
+        "import sys, kvision.recipe\n"
+        "print(sorted(m for m in ('keras', 'torch', 'cv2') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
 def test_recipe_errors_collects(tmp_path):
     with pytest.raises(RecipeErrors) as info:
-        load_recipe(write(tmp_path, BASE.replace('source = "builtin:fashion7k"', 'source = "bultin:x"')))
+        load_recipe(
+            write(tmp_path, BASE.replace('source = "builtin:fashion7k"', 'source = "bultin:x"'))
+        )
     assert info.value.errors[0].key == "data.source"

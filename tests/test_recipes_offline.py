@@ -22,7 +22,7 @@ def documented_overrides(recipe: Path) -> list[str]:
     lines = recipe.read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if MARKER in line)
     command = []
-    for line in lines[start + 1:]:
+    for line in lines[start + 1 :]:
         text = line.lstrip("#").strip()
         if not line.startswith("#") or not text:
             break
@@ -43,8 +43,12 @@ def test_recipes_needing_data_document_an_offline_command():
 @pytest.mark.parametrize("recipe", OFFLINE, ids=lambda p: p.stem)
 def test_documented_offline_command_runs(recipe, tmp_path):
     overrides = documented_overrides(recipe) + ["insight.enabled=false", "evaluate.max_images=100"]
-    result = run_recipe(str(recipe), overrides, runs_dir=str(tmp_path),
-                        console=Console(open(os.devnull, "w"), tty=False))  # noqa: SIM115
+    result = run_recipe(
+        str(recipe),
+        overrides,
+        runs_dir=str(tmp_path),
+        console=Console(open(os.devnull, "w"), tty=False),  # noqa: SIM115
+    )
     assert result.status == "finished", result.message
     reader = RunReader(result.run_dir)
     assert reader.trials() and len(reader.of("trial_finished")) == len(reader.trials())

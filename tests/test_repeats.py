@@ -36,13 +36,25 @@ def _fake_run(tmp_path: Path, accuracy) -> Path:
             for a in ARMS:
                 name = f"{m}-{a}-s{r}"
                 trials.append({"trial": name, "model": m, "arm": a, "repeat": r})
-                events.append({"event": "evaluation", "trial": name, "checkpoint": "after_train",
-                               "matrix": {"blurred": {"test": accuracy(m, a, r)}}})
+                events.append(
+                    {
+                        "event": "evaluation",
+                        "trial": name,
+                        "checkpoint": "after_train",
+                        "matrix": {"blurred": {"test": accuracy(m, a, r)}},
+                    }
+                )
                 events.append({"event": "trial_finished", "trial": name})
     # A fourth repeat still running: evaluated after its first stage, not finished.
     trials.append({"trial": "net-a-naive-x-s3", "model": "net-a", "arm": "naive-x", "repeat": 3})
-    events.append({"event": "evaluation", "trial": "net-a-naive-x-s3", "checkpoint": "before",
-                   "matrix": {"blurred": {"test": 0.1}}})
+    events.append(
+        {
+            "event": "evaluation",
+            "trial": "net-a-naive-x-s3",
+            "checkpoint": "before",
+            "matrix": {"blurred": {"test": 0.1}},
+        }
+    )
     lines = [{"event": "run_started", "trials": trials}, *events]
     (d / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
     return d
@@ -50,8 +62,11 @@ def _fake_run(tmp_path: Path, accuracy) -> Path:
 
 def _accuracy(model: str, arm: str, repeat: int) -> float:
     # Model b is far better than model a: a cross-model pair would show a difference near 0.5.
-    return (0.2 if model == "net-a" else 0.7) + (0.01 * repeat if arm == "expert-s1" else 0.0) \
+    return (
+        (0.2 if model == "net-a" else 0.7)
+        + (0.01 * repeat if arm == "expert-s1" else 0.0)
         + 0.03 * repeat
+    )
 
 
 def test_pairs_by_recorded_identity_with_hyphenated_names(tmp_path):
@@ -61,7 +76,9 @@ def test_pairs_by_recorded_identity_with_hyphenated_names(tmp_path):
     assert all(sorted(reps) == [0, 1, 2] for reps in groups.values())
     diffs = paired_differences(reader)
     assert [(d.model, d.arm, d.other) for d in diffs] == [
-        ("net-a", "expert-s1", "naive-x"), ("net-b", "expert-s1", "naive-x")]
+        ("net-a", "expert-s1", "naive-x"),
+        ("net-b", "expert-s1", "naive-x"),
+    ]
     per_repeat = [0.0, 0.01, 0.02]  # expert − naive of repeats 0, 1, 2 in both models
     half = stats.t.ppf(0.975, 2) * 0.01 / math.sqrt(3)
     for d in diffs:
@@ -69,17 +86,24 @@ def test_pairs_by_recorded_identity_with_hyphenated_names(tmp_path):
         assert (d.low, d.high) == pytest.approx((0.01 - half, 0.01 + half))
     table = repeats_table(reader)
     assert "| net-a | expert-s1 − naive-x | blurred test | +1 |" in table
-    rows = [line.split(" | ")[:2] for line in table.split("Paired")[1].splitlines()
-            if line.startswith("| net-")]
+    rows = [
+        line.split(" | ")[:2]
+        for line in table.split("Paired")[1].splitlines()
+        if line.startswith("| net-")
+    ]
     assert rows == [["| net-a", "expert-s1 − naive-x"], ["| net-b", "expert-s1 − naive-x"]]
 
 
 def test_versus_names_the_contrasts(tmp_path):
     d = _fake_run(tmp_path, _accuracy)
-    recipe = (d / "recipe.toml").read_text().replace('name = "expert-s1"\n',
-                                                     'name = "expert-s1"\nversus = ["naive-x"]\n')
-    (d / "recipe.toml").write_text(recipe.replace('[[arms]]\nname = "naive-x"\n',
-                                                  '[[arms]]\nname = "naive-x"\nversus = []\n'))
+    recipe = (
+        (d / "recipe.toml")
+        .read_text()
+        .replace('name = "expert-s1"\n', 'name = "expert-s1"\nversus = ["naive-x"]\n')
+    )
+    (d / "recipe.toml").write_text(
+        recipe.replace('[[arms]]\nname = "naive-x"\n', '[[arms]]\nname = "naive-x"\nversus = []\n')
+    )
     diffs = paired_differences(RunReader(d))
     assert {(x.arm, x.other) for x in diffs} == {("expert-s1", "naive-x")}
 
@@ -89,11 +113,16 @@ def test_old_runs_without_repeat_fall_back_to_the_seed(tmp_path):
     d.mkdir()
     (d / "meta.json").write_text("{}")
     (d / "recipe.toml").write_text('[experiment]\nname = "x"\nseed = 10\n')
-    events = [{"event": "trial_started", "trial": f"t{r}", "model": "m-1", "arm": "a-b",
-               "seed": 10 + r} for r in range(2)]
+    events = [
+        {"event": "trial_started", "trial": f"t{r}", "model": "m-1", "arm": "a-b", "seed": 10 + r}
+        for r in range(2)
+    ]
     (d / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
     ids = RunReader(d).identities()
-    assert [(i.model, i.arm, i.repeat) for i in ids.values()] == [("m-1", "a-b", 0), ("m-1", "a-b", 1)]
+    assert [(i.model, i.arm, i.repeat) for i in ids.values()] == [
+        ("m-1", "a-b", 0),
+        ("m-1", "a-b", 1),
+    ]
 
 
 HYPHENATED = textwrap.dedent("""\
@@ -146,8 +175,12 @@ HYPHENATED = textwrap.dedent("""\
 def test_real_run_with_hyphenated_names_pairs_within_a_model(tmp_path):
     path = tmp_path / "pairs.toml"
     path.write_text(HYPHENATED)
-    result = run_recipe(str(path), [], runs_dir=str(tmp_path / "runs"),
-                        console=Console(open(os.devnull, "w"), tty=False))  # noqa: SIM115
+    result = run_recipe(
+        str(path),
+        [],
+        runs_dir=str(tmp_path / "runs"),
+        console=Console(open(os.devnull, "w"), tty=False),  # noqa: SIM115
+    )
     assert result.status == "finished", result.message
     reader = RunReader(result.run_dir)
     started = {e["trial"]: (e["model"], e["arm"], e["repeat"]) for e in reader.of("trial_started")}
@@ -155,10 +188,13 @@ def test_real_run_with_hyphenated_names_pairs_within_a_model(tmp_path):
     finals = {e["trial"]: e["matrix"]["blurred"]["test"] for e in reader.evaluations()}
     diffs = paired_differences(reader)
     assert [(d.model, d.arm, d.other, d.n) for d in diffs] == [
-        ("net-a", "expert-y", "naive-x", 2), ("net-b", "expert-y", "naive-x", 2)]
+        ("net-a", "expert-y", "naive-x", 2),
+        ("net-b", "expert-y", "naive-x", 2),
+    ]
     for d in diffs:
-        expected = [finals[f"{d.model}-expert-y-s{r}"] - finals[f"{d.model}-naive-x-s{r}"]
-                    for r in range(2)]
+        expected = [
+            finals[f"{d.model}-expert-y-s{r}"] - finals[f"{d.model}-naive-x-s{r}"] for r in range(2)
+        ]
         assert d.mean == pytest.approx(sum(expected) / 2)
     report = (result.run_dir / "report.md").read_text()
     assert "| net-b | expert-y − naive-x | blurred test |" in report
@@ -176,6 +212,8 @@ def test_evidence_script_tables_come_from_the_run(tmp_path, capsys):
     assert evidence.main([str(run), "--cells", "blurred test", "--markdown", str(out)]) == 0
     text = out.read_text()
     assert text in capsys.readouterr().out
-    assert "3 of 4 repeats finished" in text and "| net-b | expert-s1 | blurred test | 74.00 |" in text
+    assert (
+        "3 of 4 repeats finished" in text and "| net-b | expert-s1 | blurred test | 74.00 |" in text
+    )
     assert "| net-a | expert-s1 − naive-x | blurred test | +1.00 | [" in text
     assert text.count("| yes |") == 0 and text.count("| no |") == 2  # interval [-1.5, 3.5] pp

@@ -17,10 +17,15 @@ from conftest import TINY_DATA, clear_and_blurred, naive_vs_expert, quiet
 from kvision.runs import RunReader
 from kvision.train.runner import resume_run, run_recipe
 
-TINY = TINY_DATA + clear_and_blurred(1.5) + textwrap.dedent("""
+TINY = (
+    TINY_DATA
+    + clear_and_blurred(1.5)
+    + textwrap.dedent("""
     [models.lenet]
     arch = "lenet"
-    """) + naive_vs_expert(2, 1, 2) + textwrap.dedent("""
+    """)
+    + naive_vs_expert(2, 1, 2)
+    + textwrap.dedent("""
     [training]
     batch_size = 8
 
@@ -31,6 +36,7 @@ TINY = TINY_DATA + clear_and_blurred(1.5) + textwrap.dedent("""
     [insight]
     enabled = false
     """)
+)
 
 
 @pytest.fixture()
@@ -46,8 +52,10 @@ def run(recipe: Path, runs: Path, *overrides: str):
 
 def final_metrics(run_dir: Path) -> list[tuple]:
     reader = RunReader(run_dir)
-    return [(e["trial"], e["stage"], e["epoch"], e["metrics"]["loss"], e["metrics"]["val_loss"])
-            for e in reader.epochs()]
+    return [
+        (e["trial"], e["stage"], e["epoch"], e["metrics"]["loss"], e["metrics"]["val_loss"])
+        for e in reader.epochs()
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -72,14 +80,21 @@ def test_run_directory_contract(finished):
     assert all({"event", "time", "trial", "stage"} <= e.keys() for e in reader.events)
     assert reader.trials() == ["lenet-naive", "lenet-expert"]
     checkpoints = [(e["trial"], e["checkpoint"]) for e in reader.evaluations()]
-    assert checkpoints == [("lenet-naive", "before"), ("lenet-naive", "after_train"),
-                           ("lenet-expert", "before"), ("lenet-expert", "after_pretrain"),
-                           ("lenet-expert", "after_train")]
+    assert checkpoints == [
+        ("lenet-naive", "before"),
+        ("lenet-naive", "after_train"),
+        ("lenet-expert", "before"),
+        ("lenet-expert", "after_pretrain"),
+        ("lenet-expert", "after_train"),
+    ]
     matrix = reader.evaluations()[-1]["matrix"]
     assert set(matrix) == {"clear", "blurred"} and set(matrix["clear"]) == {"train", "test"}
     epochs = reader.epochs("lenet-expert")
     assert [(e["stage"], e["epoch"], e["global_epoch"]) for e in epochs] == [
-        ("pretrain", 1, 1), ("train", 1, 2), ("train", 2, 3)]
+        ("pretrain", 1, 1),
+        ("train", 1, 2),
+        ("train", 2, 3),
+    ]
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr"} <= epochs[0]["metrics"].keys()
     meta = json.loads((d / "meta.json").read_text())
     assert meta["backend"] == "torch" and meta["seed"] == 7
@@ -108,8 +123,21 @@ def test_same_seed_same_numbers(finished, recipe, tmp_path):
 
 def test_bad_input_leaves_no_run_directory(recipe, tmp_path):
     runs = tmp_path / "runs"
-    proc = subprocess.run([sys.executable, "-m", "kvision", "run", str(recipe), "--runs-dir", str(runs),
-                           "--set", "data.source=folder:/does/not/exist"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kvision",
+            "run",
+            str(recipe),
+            "--runs-dir",
+            str(runs),
+            "--set",
+            "data.source=folder:/does/not/exist",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and "/does/not/exist" in proc.stderr
     assert not runs.exists() or not any(runs.iterdir())
@@ -118,8 +146,11 @@ def test_bad_input_leaves_no_run_directory(recipe, tmp_path):
 def test_image_too_small_for_model_exits_2(recipe, tmp_path):
     text = recipe.read_text().replace('arch = "lenet"', 'arch = "alexnet_seed"')
     recipe.write_text(text)
-    proc = subprocess.run([sys.executable, "-m", "kvision", "run", str(recipe), "--runs-dir",
-                           str(tmp_path / "runs")], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "kvision", "run", str(recipe), "--runs-dir", str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     assert "63" in proc.stdout + proc.stderr or "minimum" in (proc.stdout + proc.stderr).lower()
@@ -136,7 +167,9 @@ def wait_for(predicate, timeout: float = 120.0) -> None:
 
 def epoch_events(run_dir: Path) -> int:
     try:
-        return sum('"epoch_end"' in line for line in (run_dir / "events.jsonl").read_text().splitlines())
+        return sum(
+            '"epoch_end"' in line for line in (run_dir / "events.jsonl").read_text().splitlines()
+        )
     except FileNotFoundError:
         return 0
 
@@ -147,8 +180,12 @@ def test_killed_run_resumes_to_the_uninterrupted_result(recipe, tmp_path, sig):
     """Stop a run mid-trial (clean SIGTERM or kill -9), resume it, compare with a full run."""
     reference = run(recipe, tmp_path / "ref").run_dir
     run_dir = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "kvision", "run", str(recipe), "--run-dir", str(run_dir)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kvision", "run", str(recipe), "--run-dir", str(run_dir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     wait_for(lambda: epoch_events(run_dir) >= 3)  # inside the second trial
     proc.send_signal(sig)
     proc.wait(timeout=120)
@@ -167,33 +204,55 @@ def test_killed_run_resumes_to_the_uninterrupted_result(recipe, tmp_path, sig):
 
 
 def test_resume_refuses_non_run_dir(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "kvision", "run", "--resume", str(tmp_path)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "kvision", "run", "--resume", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and "not a kvision run directory" in proc.stderr
 
 
 def test_resume_refuses_changed_recipe(recipe, tmp_path):
-    d = run(recipe, tmp_path / "runs", "arms[1].stages[1].epochs=0", "evaluate.splits=[\"test\"]").run_dir
+    d = run(
+        recipe, tmp_path / "runs", "arms[1].stages[1].epochs=0", 'evaluate.splits=["test"]'
+    ).run_dir
     events = d / "events.jsonl"  # as if killed before its last word: a finished run is not resumed
-    events.write_text("".join(line for line in events.read_text().splitlines(True)
-                              if '"run_finished"' not in line))
+    events.write_text(
+        "".join(
+            line for line in events.read_text().splitlines(True) if '"run_finished"' not in line
+        )
+    )
     recipe.write_text(recipe.read_text().replace("batch_size = 8", "batch_size = 4"))
-    proc = subprocess.run([sys.executable, "-m", "kvision", "run", "--resume", str(d)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "kvision", "run", "--resume", str(d)], capture_output=True, text=True
+    )
     assert proc.returncode == 2
     assert "recipe changed" in proc.stderr and "-batch_size = 8" in proc.stderr
 
 
 def test_show_ls_export(finished, tmp_path):
     d = finished
-    show = subprocess.run([sys.executable, "-m", "kvision", "show", str(d)], capture_output=True, text=True)
-    assert show.returncode == 0 and "lenet-naive" in show.stdout and "Before training" in show.stdout
-    ls = subprocess.run([sys.executable, "-m", "kvision", "ls", "--runs-dir", str(d.parent)],
-                        capture_output=True, text=True)
+    show = subprocess.run(
+        [sys.executable, "-m", "kvision", "show", str(d)], capture_output=True, text=True
+    )
+    assert (
+        show.returncode == 0 and "lenet-naive" in show.stdout and "Before training" in show.stdout
+    )
+    ls = subprocess.run(
+        [sys.executable, "-m", "kvision", "ls", "--runs-dir", str(d.parent)],
+        capture_output=True,
+        text=True,
+    )
     assert d.name[:44] in ls.stdout and "finished" in ls.stdout
-    out = subprocess.run([sys.executable, "-m", "kvision", "export", str(d), "--to", str(tmp_path / "x")],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "kvision", "export", str(d), "--to", str(tmp_path / "x")],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     assert sorted(p.name for p in (tmp_path / "x").iterdir()) == [
-        "lenet-expert.keras", "lenet-expert.keras.json", "lenet-naive.keras",
-        "lenet-naive.keras.json"]
+        "lenet-expert.keras",
+        "lenet-expert.keras.json",
+        "lenet-naive.keras",
+        "lenet-naive.keras.json",
+    ]

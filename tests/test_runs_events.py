@@ -15,11 +15,16 @@ def _event_literals() -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for path in sorted([*ROOT.glob("kvision/**/*.py"), *ROOT.glob("tui/**/*.py")]):
         for node in ast.walk(ast.parse(path.read_text("utf-8"))):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
-                    and node.func.attr in ("event", "of"):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("event", "of")
+            ):
                 for arg in node.args:
                     if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
-                        found.setdefault(arg.value, []).append(f"{path.relative_to(ROOT)}:{node.lineno}")
+                        found.setdefault(arg.value, []).append(
+                            f"{path.relative_to(ROOT)}:{node.lineno}"
+                        )
     return found
 
 

@@ -47,8 +47,17 @@ def test_claim_refuses_a_directory_that_holds_something(tmp_path: Path) -> None:
 def test_run_and_resume_command_lines(tmp_path: Path) -> None:
     cmd = run_command("r.toml", tmp_path / "d", ["a.b=1", "c=2"])
     assert cmd[:2] == [sys.executable, "-m"]
-    assert cmd[2:] == ["kvision", "run", "r.toml", "--run-dir", str(tmp_path / "d"),
-                       "--set", "a.b=1", "--set", "c=2"]
+    assert cmd[2:] == [
+        "kvision",
+        "run",
+        "r.toml",
+        "--run-dir",
+        str(tmp_path / "d"),
+        "--set",
+        "a.b=1",
+        "--set",
+        "c=2",
+    ]
     assert resume_command(tmp_path / "d")[2:] == ["kvision", "run", "--resume", str(tmp_path / "d")]
 
 

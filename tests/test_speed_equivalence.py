@@ -9,7 +9,9 @@ import kvision  # noqa: F401  (selects the torch backend before keras is importe
 from kvision.models import _fast, create_model
 
 
-def _train(arch: str, enabled: bool, monkeypatch, **options) -> tuple[list[float], list, np.ndarray]:
+def _train(
+    arch: str, enabled: bool, monkeypatch, **options
+) -> tuple[list[float], list, np.ndarray]:
     """Loss per step of 4 SGD steps, the final weights and eval-mode outputs, seed fixed.
 
     SGD, not Adam: a conv bias feeding BatchNorm has a gradient of ~0 made of rounding noise,
@@ -19,10 +21,13 @@ def _train(arch: str, enabled: bool, monkeypatch, **options) -> tuple[list[float
 
     monkeypatch.setattr(_fast, "ENABLED", enabled)
     keras.utils.set_random_seed(7)
-    model = create_model(arch, input_shape=(16, 16, 1), num_classes=3,
-                         preprocess=([0.5], [0.5]), **options)
-    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model = create_model(
+        arch, input_shape=(16, 16, 1), num_classes=3, preprocess=([0.5], [0.5]), **options
+    )
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, size=(32, 16, 16, 1)).astype("float32")
     y = rng.integers(0, 3, size=32)
@@ -30,11 +35,14 @@ def _train(arch: str, enabled: bool, monkeypatch, **options) -> tuple[list[float
     return losses, model.get_weights(), model.predict(x, verbose=0)
 
 
-@pytest.mark.parametrize(("arch", "options"), [
-    ("lenet", {"dropout": 0.0}),
-    ("alexnet_small", {"dropout": 0.0, "norm": "lrn", "head": 8}),
-    ("resnet20", {}),  # strided convs after explicit padding, shortcuts
-])
+@pytest.mark.parametrize(
+    ("arch", "options"),
+    [
+        ("lenet", {"dropout": 0.0}),
+        ("alexnet_small", {"dropout": 0.0, "norm": "lrn", "head": 8}),
+        ("resnet20", {}),  # strided convs after explicit padding, shortcuts
+    ],
+)
 def test_fast_path_matches_keras_ops(arch, options, monkeypatch):
     fast_losses, fast_weights, fast_out = _train(arch, True, monkeypatch, **options)
     slow_losses, slow_weights, slow_out = _train(arch, False, monkeypatch, **options)
@@ -56,8 +64,9 @@ def test_stock_layers_are_saved_and_load_in_plain_keras(tmp_path):
     loaded = keras.saving.load_model(path, safe_mode=True)
     assert type(loaded.get_layer("conv1_bn")) is keras.layers.BatchNormalization
     x = np.random.default_rng(1).integers(0, 256, size=(4, 12, 12, 1)).astype("float32")
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0),
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-4, atol=1e-4
+    )
 
 
 def test_frozen_batchnorm_keeps_moving_stats(monkeypatch):
@@ -70,8 +79,11 @@ def test_frozen_batchnorm_keeps_moving_stats(monkeypatch):
     model = _fast.direct_graph(keras.Model(inputs, layer(inputs)))
     x = np.random.default_rng(2).normal(3.0, 2.0, size=(8, 4, 4, 5)).astype("float32")
     called = []
-    monkeypatch.setitem(_fast.layers.FAST_CALLS, keras.layers.BatchNormalization,
-                        lambda *a, **k: called.append(1) or _fast.layers.batch_norm_call(*a, **k))
+    monkeypatch.setitem(
+        _fast.layers.FAST_CALLS,
+        keras.layers.BatchNormalization,
+        lambda *a, **k: called.append(1) or _fast.layers.batch_norm_call(*a, **k),
+    )
     model(x, training=True)
     assert called  # the torch form ran
     trained_mean = keras.ops.convert_to_numpy(layer.moving_mean)
@@ -90,12 +102,15 @@ def _adam_run(enabled: bool, monkeypatch, optimizer: str) -> tuple[list[float], 
 
     monkeypatch.setattr(_fast, "ENABLED", enabled)
     keras.utils.set_random_seed(3)
-    model = create_model("alexnet_small", input_shape=(16, 16, 1), num_classes=3,
-                         dropout=0.0, norm="lrn", head=8)
-    opt = _fast.fuse_adam(keras.optimizers.Adam(1e-2) if optimizer == "adam"
-                          else keras.optimizers.AdamW(1e-2, weight_decay=0.05))
-    model.compile(optimizer=opt,
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model = create_model(
+        "alexnet_small", input_shape=(16, 16, 1), num_classes=3, dropout=0.0, norm="lrn", head=8
+    )
+    opt = _fast.fuse_adam(
+        keras.optimizers.Adam(1e-2)
+        if optimizer == "adam"
+        else keras.optimizers.AdamW(1e-2, weight_decay=0.05)
+    )
+    model.compile(optimizer=opt, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, size=(16, 16, 16, 1)).astype("float32")
     y = rng.integers(0, 3, size=16)
@@ -196,8 +211,9 @@ def test_kernels_in_torch_layout_keep_keras_shape_and_save(tmp_path):
     for a, b in zip(model.get_weights(), loaded.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
     x = np.random.default_rng(6).integers(0, 256, size=(4, 16, 16, 1)).astype("float32")
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0),
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6, atol=1e-6
+    )
 
 
 def test_kernel_views_follow_weight_changes(monkeypatch):
@@ -210,7 +226,8 @@ def test_kernel_views_follow_weight_changes(monkeypatch):
     before = model.predict(x, verbose=0)
     np.testing.assert_array_equal(model.predict(x, verbose=0), before)
     model.get_layer("conv1_conv").kernel.assign(
-        keras.ops.convert_to_numpy(model.get_layer("conv1_conv").kernel) * 0.5)
+        keras.ops.convert_to_numpy(model.get_layer("conv1_conv").kernel) * 0.5
+    )
     after = model.predict(x, verbose=0)
     assert np.abs(after - before).max() > 1e-3
     monkeypatch.setattr(_fast, "ENABLED", False)
@@ -270,11 +287,15 @@ def test_missing_internal_turns_the_speed_paths_off_with_one_warning(monkeypatch
         assert capsys.readouterr().err == ""  # checked once, warned once
         ran = []
         for cls, form in list(_fast.layers.FAST_CALLS.items()):
-            monkeypatch.setitem(_fast.layers.FAST_CALLS, cls,
-                                lambda *a, _form=form, **k: ran.append(1) or _form(*a, **k))
+            monkeypatch.setitem(
+                _fast.layers.FAST_CALLS,
+                cls,
+                lambda *a, _form=form, **k: ran.append(1) or _form(*a, **k),
+            )
         monkeypatch.setattr(_fast.adam, "_fused_adam_step", lambda *a: ran.append(1))
-        model = create_model("lenet", input_shape=(12, 12, 1), num_classes=3,
-                             preprocess=([0.5], [0.5]))
+        model = create_model(
+            "lenet", input_shape=(12, 12, 1), num_classes=3, preprocess=([0.5], [0.5])
+        )
         assert "direct_graph" not in model.call.__qualname__
         compile_model(model, TrainingSection())
         rng = np.random.default_rng(0)
@@ -284,7 +305,8 @@ def test_missing_internal_turns_the_speed_paths_off_with_one_warning(monkeypatch
         losses = model.fit(x, y, batch_size=8, epochs=3, verbose=0).history["loss"]
         assert not ran
         assert np.isfinite(losses).all() and losses[-1] < losses[0]
-        assert any(np.abs(a - b).max() > 0 for a, b in
-                   zip(before, model.get_weights(), strict=True))
+        assert any(
+            np.abs(a - b).max() > 0 for a, b in zip(before, model.get_weights(), strict=True)
+        )
     finally:
         speed_paths_status.cache_clear()  # the next test checks the real internals again

@@ -52,12 +52,15 @@ def write(tmp_path: Path, sweep: str) -> Path:
 def test_a_crashing_trial_is_marked_failed_and_the_sweep_goes_on(tmp_path):
     # head = 0 passes the recipe check (an integer) but Keras refuses a Dense of 0 units
     # when the trial builds its model: a real crash inside a running trial.
-    recipe = write(tmp_path, """
+    recipe = write(
+        tmp_path,
+        """
         sampler = "grid"
         parallel = 2
         [sweep.params]
         "models.net.head" = [8, 0]
-        """)
+        """,
+    )
     folder = tmp_path / "sw"
     result = run_sweep(str(recipe), sweep_dir=str(folder), console=quiet())
     assert (result.status, result.exit_code) == ("finished", 0)
@@ -77,11 +80,14 @@ def test_a_crashing_trial_is_marked_failed_and_the_sweep_goes_on(tmp_path):
     assert (folder / "sweep.png").stat().st_size > 1000
 
     # the sweep directory belongs to this recipe: another recipe cannot resume into it
-    other = write(tmp_path, """
+    other = write(
+        tmp_path,
+        """
         sampler = "grid"
         [sweep.params]
         "models.net.head" = [4, 8]
-        """)
+        """,
+    )
     with pytest.raises(KvisionError, match="differs from the one the sweep"):
         run_sweep(str(other), sweep_dir=str(folder), console=quiet())
 
@@ -116,16 +122,21 @@ def _trial_states(folder: Path) -> dict:
 
 @pytest.mark.slow
 def test_a_killed_sweep_resumes_without_repeating_finished_trials(tmp_path):
-    recipe = write(tmp_path, """
+    recipe = write(
+        tmp_path,
+        """
         sampler = "random"
         trials = 2
         parallel = 2
         [sweep.params]
         "training.optimizer.learning_rate" = { low = 1e-4, high = 1e-2, log = true }
-        """)
+        """,
+    )
     folder = tmp_path / "sw"
-    code = (f"import kvision\nfrom kvision.sweep.study import run_sweep\n"
-            f"run_sweep({str(recipe)!r}, sweep_dir={str(folder)!r})")
+    code = (
+        f"import kvision\nfrom kvision.sweep.study import run_sweep\n"
+        f"run_sweep({str(recipe)!r}, sweep_dir={str(folder)!r})"
+    )
     coordinator = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL)
     trials = [folder / "trials" / f"00{i}" for i in range(2)]
 
@@ -145,13 +156,17 @@ def test_a_killed_sweep_resumes_without_repeating_finished_trials(tmp_path):
     coordinator.send_signal(signal.SIGKILL)
     coordinator.wait()
     os.kill(killed_pid, signal.SIGKILL)
-    _wait_for(lambda: RunReader(killed_dir).status() == "stale", coordinator, folder, 30)  # reaped by init
+    _wait_for(
+        lambda: RunReader(killed_dir).status() == "stale", coordinator, folder, 30
+    )  # reaped by init
 
     result = run_sweep(None, resume=str(folder), console=quiet())
     assert result.status == "finished"
     summary = json.loads((folder / "sweep.json").read_text())
     assert [r["state"] for r in summary["trials"]] == ["complete", "complete"]
     orphan, killed = RunReader(orphan_dir), RunReader(killed_dir)
-    assert len(orphan.of("run_started")) == 1 and not orphan.of("run_resumed")  # waited for, not rerun
+    assert len(orphan.of("run_started")) == 1 and not orphan.of(
+        "run_resumed"
+    )  # waited for, not rerun
     assert killed.of("run_resumed") and killed.status() == "finished"  # continued with --resume
     assert not (folder / "trials" / "002").exists()  # the budget holds across the kill

@@ -130,17 +130,35 @@ def test_racing_workers_create_one_study_and_claim_each_queued_trial_once(url, t
     flat = [n for c in claims for n in c]
     assert sorted(flat) == list(range(24)), claims  # every queued trial once, none twice
     trials = _study(url, "race").get_trials()
-    assert len(trials) == 24 and all(t.state.name == "RUNNING" for t in trials)  # none beyond the budget
+    assert len(trials) == 24 and all(
+        t.state.name == "RUNNING" for t in trials
+    )  # none beyond the budget
 
 
 # -- three sweep processes, one killed mid-trial -------------------------------------------
 def _worker(recipe: Path, url: str, folder: Path) -> subprocess.Popen:
     log = open(folder.with_suffix(".log"), "ab")  # noqa: SIM115 - the child holds it
     return subprocess.Popen(
-        [sys.executable, "-m", "kvision", "sweep", str(recipe), "--storage", url, "--sweep-dir",
-         str(folder), "--heartbeat", "1", "--grace", "8"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,  # its own process group
-        env={**os.environ, "OMP_NUM_THREADS": "1"})
+        [
+            sys.executable,
+            "-m",
+            "kvision",
+            "sweep",
+            str(recipe),
+            "--storage",
+            url,
+            "--sweep-dir",
+            str(folder),
+            "--heartbeat",
+            "1",
+            "--grace",
+            "8",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
 
 
 def _checkpointed_run(folder: Path) -> Path | None:
@@ -149,8 +167,10 @@ def _checkpointed_run(folder: Path) -> Path | None:
 
 
 def _logs(tmp_path: Path) -> str:
-    return "\n".join(f"--- {p.name}\n" + p.read_text(errors="replace")[-2500:]
-                     for p in sorted(tmp_path.glob("w*.log")))
+    return "\n".join(
+        f"--- {p.name}\n" + p.read_text(errors="replace")[-2500:]
+        for p in sorted(tmp_path.glob("w*.log"))
+    )
 
 
 @pytest.mark.slow  # ten trial processes (torch + Keras each) over three workers: 1-2 min
@@ -196,8 +216,10 @@ def test_three_workers_share_the_budget_and_finish_a_killed_workers_trial(url, t
     per_worker = {}
     for t in complete:
         per_worker[t.user_attrs["worker"]] = per_worker.get(t.user_attrs["worker"], 0) + 1
-    print(f"\n{url.split(':')[0]}: {len(trials)} trials in {seconds:.0f} s; complete per worker: "
-          f"{sorted(per_worker.values(), reverse=True)}")
+    print(
+        f"\n{url.split(':')[0]}: {len(trials)} trials in {seconds:.0f} s; complete per worker: "
+        f"{sorted(per_worker.values(), reverse=True)}"
+    )
 
     # each worker's sweep directory has the whole study's report; rebuilt from it again
     assert main(["sweep", "report", str(folders[1])]) == 0
@@ -231,20 +253,27 @@ def test_no_server_at_the_url(capsys, tmp_path):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    err = _sweep_fails(capsys, _recipe(tmp_path), f"postgresql://kvision:secret@127.0.0.1:{port}/x",
-                       tmp_path / "sw")
+    err = _sweep_fails(
+        capsys,
+        _recipe(tmp_path),
+        f"postgresql://kvision:secret@127.0.0.1:{port}/x",
+        tmp_path / "sw",
+    )
     assert "Cannot reach the sweep database" in err and f"127.0.0.1:{port}" in err
     assert "secret" not in err
 
 
 def test_wrong_password(capsys, tmp_path, postgres):
-    err = _sweep_fails(capsys, _recipe(tmp_path), postgres.url("postgres", password="not-it"),
-                       tmp_path / "sw")
+    err = _sweep_fails(
+        capsys, _recipe(tmp_path), postgres.url("postgres", password="not-it"), tmp_path / "sw"
+    )
     assert "refused the user or password" in err and "not-it" not in err
 
 
 def test_missing_driver(capsys, tmp_path):
-    err = _sweep_fails(capsys, _recipe(tmp_path), "postgresql+pg8000://u@127.0.0.1/x", tmp_path / "sw")
+    err = _sweep_fails(
+        capsys, _recipe(tmp_path), "postgresql+pg8000://u@127.0.0.1/x", tmp_path / "sw"
+    )
     assert "needs the Python database driver 'pg8000'" in err
 
 
@@ -312,8 +341,13 @@ def test_a_result_for_a_trial_the_study_gave_up_is_kept_out_of_it(tmp_path):
     trial_id = handle.trial_id(trial.number)
     handle.storage.set_trial_state_values(trial_id, TrialState.FAIL)  # as fail_stale_trials does
     out = io.StringIO()
-    _tell(handle, _Job(trial.number, trial_id, tmp_path, {}), Console(out, tty=False), value=0.5,
-          objective="val_loss")
+    _tell(
+        handle,
+        _Job(trial.number, trial_id, tmp_path, {}),
+        Console(out, tty=False),
+        value=0.5,
+        objective="val_loss",
+    )
     assert "had been given up by the study" in out.getvalue()
     assert _study(url).trials[trial.number].state.name == "FAIL"
 
@@ -322,7 +356,9 @@ def test_a_study_not_made_by_kvision_is_refused(capsys, tmp_path):
     import optuna
 
     url = f"sqlite:///{tmp_path / 'other.db'}"
-    optuna.create_study(study_name="shared", storage=url).optimize(lambda t: t.suggest_float("x", 0, 1), 2)
+    optuna.create_study(study_name="shared", storage=url).optimize(
+        lambda t: t.suggest_float("x", 0, 1), 2
+    )
     capsys.readouterr()  # Optuna's own log lines
     err = _sweep_fails(capsys, _recipe(tmp_path), url, tmp_path / "sw")
     assert "is not a kvision sweep" in err

@@ -121,16 +121,24 @@ def test_grid_is_every_combination_in_order_and_caps_the_budget():
         "training.batch_size" = { low = 16, high = 48, step = 16 }
         """)
     combos = grid(spec)
-    assert combos[:2] == [{"training.optimizer.name": "sgd", "training.batch_size": 16},
-                          {"training.optimizer.name": "sgd", "training.batch_size": 32}]
+    assert combos[:2] == [
+        {"training.optimizer.name": "sgd", "training.batch_size": 16},
+        {"training.optimizer.name": "sgd", "training.batch_size": 32},
+    ]
     assert len(combos) == 6 and budget(spec) == 6
 
 
 def test_overrides_are_toml_that_the_recipe_loader_reads_back():
     assert override("data.image_size", [64, 64]) == "data.image_size=[64, 64]"
-    assert toml_value("adam") == '"adam"' and toml_value(1e-5) == "1e-05" and toml_value(True) == "true"
+    assert (
+        toml_value("adam") == '"adam"'
+        and toml_value(1e-5) == "1e-05"
+        and toml_value(True) == "true"
+    )
     assert tomllib.loads(f"v = {toml_value({'kind': 'gaussian', 'sigma': 2.5})}")["v"] == {
-        "kind": "gaussian", "sigma": 2.5}
+        "kind": "gaussian",
+        "sigma": 2.5,
+    }
 
 
 def test_optuna_suggestions_stay_inside_the_space():
@@ -176,7 +184,9 @@ def test_sweep_command_registers_its_options():
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())
-    args = parser.parse_args(["sweep", "r.toml", "--set", "a=1", "--parallel", "2", "--trials", "5"])
+    args = parser.parse_args(
+        ["sweep", "r.toml", "--set", "a=1", "--parallel", "2", "--trials", "5"]
+    )
     assert (args.recipe, args.overrides, args.parallel, args.trials) == ("r.toml", ["a=1"], 2, 5)
     assert parser.parse_args(["sweep", "--resume", "d"]).resume == "d"
 

@@ -65,9 +65,14 @@ def test_a_real_run_on_a_terminal_shows_running_loss_speed_and_eta(tmp_path: Pat
     """`kvision run` with its output on a pseudo-terminal, as in a shell."""
     (tmp_path / "tiny.toml").write_text(TINY)
     main, child = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "kvision", "run", "tiny.toml",
-                                "--runs-dir", "runs"], cwd=tmp_path, stdin=subprocess.DEVNULL,
-                               stdout=child, stderr=child, close_fds=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kvision", "run", "tiny.toml", "--runs-dir", "runs"],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=child,
+        stderr=child,
+        close_fds=True,
+    )
     os.close(child)
     output = b""
     deadline = time.monotonic() + 240

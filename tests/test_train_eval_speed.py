@@ -18,8 +18,10 @@ from kvision.train.runner import run_recipe
 
 
 def _ctx(shape, batch_size=32):
-    fake = SimpleNamespace(dataset=SimpleNamespace(image_shape=shape),
-                           recipe=SimpleNamespace(training=SimpleNamespace(batch_size=batch_size)))
+    fake = SimpleNamespace(
+        dataset=SimpleNamespace(image_shape=shape),
+        recipe=SimpleNamespace(training=SimpleNamespace(batch_size=batch_size)),
+    )
     return RunContext.eval_batch_size(fake)
 
 
@@ -89,8 +91,12 @@ def test_arms_share_their_before_evaluation(tmp_path: Path, monkeypatch):
     monkeypatch.setattr(evaluate, "_matrix", counting)
     recipe = tmp_path / "r.toml"
     recipe.write_text(RECIPE)
-    result = run_recipe(str(recipe), [], runs_dir=str(tmp_path / "runs"),
-                        console=Console(open(os.devnull, "w"), tty=False))  # noqa: SIM115
+    result = run_recipe(
+        str(recipe),
+        [],
+        runs_dir=str(tmp_path / "runs"),
+        console=Console(open(os.devnull, "w"), tty=False),  # noqa: SIM115
+    )
     assert result.status == "finished"
     events = RunReader(result.run_dir).evaluations()
     before = [e for e in events if e["checkpoint"] == "before"]

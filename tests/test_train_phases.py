@@ -39,8 +39,13 @@ def test_nested_phases_are_exclusive_and_the_rest_is_other(clock):
     with phases.phase("train"):
         clock[0] += 13.0
     profile = phases.snapshot()
-    assert profile["seconds"] == {"startup": 0.0, "blur": 1.0, "train": 13.0, "evaluate": 4.0,
-                                  "other": 2.0}
+    assert profile["seconds"] == {
+        "startup": 0.0,
+        "blur": 1.0,
+        "train": 13.0,
+        "evaluate": 4.0,
+        "other": 2.0,
+    }
     assert profile["wall_seconds"] == 20.0
     assert profile["share"]["train"] == 0.65 and profile["not_training_share"] == 0.35
     assert profile["counts"] == {"startup": 1, "blur": 1, "train": 1, "evaluate": 1}
@@ -92,9 +97,13 @@ def test_other_threads_are_not_timed(clock):
 
 
 def test_format_profile_rows():
-    profile = {"wall_seconds": 20.0, "seconds": {"startup": 5.0, "train": 15.0, "other": 0.0},
-               "share": {"startup": 0.25, "train": 0.75, "other": 0.0},
-               "counts": {"startup": 1, "train": 4}, "not_training_share": 0.25}
+    profile = {
+        "wall_seconds": 20.0,
+        "seconds": {"startup": 5.0, "train": 15.0, "other": 0.0},
+        "share": {"startup": 0.25, "train": 0.75, "other": 0.0},
+        "counts": {"startup": 1, "train": 4},
+        "not_training_share": 0.25,
+    }
     text = phases.format_profile(profile)
     assert "train           15.00   75.0%      4" in text
     assert text.splitlines()[-1] == "not training: 25.0% of the wall time"
@@ -135,14 +144,37 @@ def test_run_profile_prints_and_writes_every_phase(tmp_path: Path):
     """`kvision run --profile` on a real tiny run: profile.json, the event, the table."""
     recipe = tmp_path / "r.toml"
     recipe.write_text(RECIPE)
-    out = subprocess.run([sys.executable, "-m", "kvision", "run", str(recipe), "--runs-dir",
-                          str(tmp_path / "runs"), "--profile"], capture_output=True, text=True,
-                         timeout=600, check=True).stdout
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kvision",
+            "run",
+            str(recipe),
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--profile",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    ).stdout
     (run_dir,) = (tmp_path / "runs").iterdir()
     profile = json.loads((run_dir / phases.PROFILE_FILE).read_text())
     seconds = profile["seconds"]
-    for name in ("startup", "imports", "data", "blur", "build", "train", "evaluate",
-                 "checkpoint", "export", "other"):
+    for name in (
+        "startup",
+        "imports",
+        "data",
+        "blur",
+        "build",
+        "train",
+        "evaluate",
+        "checkpoint",
+        "export",
+        "other",
+    ):
         assert name in seconds, name
     assert seconds["startup"] > 0 and seconds["imports"] > 0.1  # keras and torch load in it
     assert profile["counts"]["train"] == 1 and profile["counts"]["evaluate"] == 2
@@ -160,9 +192,12 @@ def test_run_profile_script_puts_runs_side_by_side(tmp_path: Path):
     for name, train in (("before", 10.0), ("after", 12.0)):
         run_dir = tmp_path / name
         run_dir.mkdir()
-        profile = {"wall_seconds": 20.0, "seconds": {"train": train, "other": 20.0 - train},
-                   "share": {"train": train / 20, "other": 1 - train / 20},
-                   "not_training_share": 1 - train / 20}
+        profile = {
+            "wall_seconds": 20.0,
+            "seconds": {"train": train, "other": 20.0 - train},
+            "share": {"train": train / 20, "other": 1 - train / 20},
+            "not_training_share": 1 - train / 20,
+        }
         if name == "after":
             profile["seconds"]["blur"], profile["share"]["blur"] = 1.0, 0.05
         (run_dir / "profile.json").write_text(json.dumps(profile))
@@ -170,13 +205,28 @@ def test_run_profile_script_puts_runs_side_by_side(tmp_path: Path):
         runs.append(str(run_dir))
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "run_profile.py"
     out = tmp_path / "profile.md"
-    text = subprocess.run([sys.executable, str(script), *runs, "--label", "before", "--label",
-                           "after", "--markdown", str(out)], capture_output=True, text=True,
-                          timeout=120, check=True).stdout
+    text = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            *runs,
+            "--label",
+            "before",
+            "--label",
+            "after",
+            "--markdown",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     assert "| train | 10.0 s (50.0%) | 12.0 s (60.0%) |" in text
     assert "| blur | - | 1.0 s (5.0%) |" in text
     assert "| not training | 50.0% | 40.0% |" in text and "`kvision run after`" in text
     assert "- command: `python" in out.read_text()
-    bad = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True,
-                         text=True, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
     assert bad.returncode != 0 and "has no profile.json" in bad.stderr

@@ -73,8 +73,12 @@ def test_the_tui_process_never_imports_keras_torch_or_cv2(tmp_path: Path) -> Non
     recipes.mkdir()
     (recipes / "tiny.toml").write_text(REAL_RECIPE.format(epochs=1))
     run = write_run(tmp_path / "runs")
-    out = subprocess.run([sys.executable, "-c", PROBE, str(recipes), str(tmp_path / "runs"),
-                          str(run)], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, str(recipes), str(tmp_path / "runs"), str(run)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "HEAVY []" in out.stdout, out.stdout + out.stderr
 
 
@@ -97,7 +101,7 @@ async def test_launch_a_real_run_survive_quitting_then_cancel_it(tmp_path: Path)
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: app.screen.valid_recipe is not None, timeout=30)
         await pilot.press("l")
-        (run_dir, launched), = app.launched.items()
+        ((run_dir, launched),) = app.launched.items()
         try:
             assert isinstance(app.screen, LiveScreen)
             table = app.screen.query_one("#epoch-table", DataTable)
@@ -130,9 +134,13 @@ async def test_attach_to_a_run_started_outside_the_tui(tmp_path: Path) -> None:
     recipe, runs = tmp_path / "tuitiny.toml", tmp_path / "runs"
     recipe.write_text(REAL_RECIPE.format(epochs=2))
     log = open(tmp_path / "outside.log", "wb")  # noqa: SIM115 - closed in finally
-    process = subprocess.Popen([sys.executable, "-m", "kvision", "run", str(recipe),
-                                "--runs-dir", str(runs)], stdin=subprocess.DEVNULL,
-                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kvision", "run", str(recipe), "--runs-dir", str(runs)],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         app = KvisionApp([tmp_path], runs, None, "halfblock")
         async with app.run_test(size=(100, 30)) as pilot:
@@ -199,20 +207,29 @@ async def test_live_view_follows_a_real_run_into_its_second_trial(tmp_path: Path
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: app.screen.valid_recipe is not None, timeout=60)
         await pilot.press("l")
-        (run_dir, launched), = app.launched.items()
+        ((run_dir, launched),) = app.launched.items()
         try:
             live = app.screen
             assert isinstance(live, LiveScreen)
             header = live.query_one("#run-header", Static)
-            await until(pilot, lambda: "trial lenet-first (1/2) · following" in text_of(header),
-                        timeout=240)
-            await until(pilot, lambda: "trial lenet-second (2/2) · following" in text_of(header),
-                        timeout=240)
+            await until(
+                pilot, lambda: "trial lenet-first (1/2) · following" in text_of(header), timeout=240
+            )
+            await until(
+                pilot,
+                lambda: "trial lenet-second (2/2) · following" in text_of(header),
+                timeout=240,
+            )
             table = live.query_one("#epoch-table", DataTable)
             await until(pilot, lambda: table.row_count >= 1, timeout=120)
             second = live.state.trials["lenet-second"]
-            await until(pilot, lambda: live.query_one("#loss-chart").data.series[0].values
-                        == second.points("loss")[1], timeout=30)
+            await until(
+                pilot,
+                lambda: (
+                    live.query_one("#loss-chart").data.series[0].values == second.points("loss")[1]
+                ),
+                timeout=30,
+            )
             await pilot.press("t")
             assert "trial lenet-first (1/2) · pinned" in text_of(header)
             assert table.row_count == 3  # the first trial's three epochs

@@ -24,57 +24,132 @@ def _event(kind: str, t: int, trial: str | None = None, stage: str | None = None
     return {"event": kind, "time": _time(t), "trial": trial, "stage": stage, **kw}
 
 
-def fake_events(trials: int = 2, epochs: tuple[int, ...] = (3, 3), finish: str = "finished",
-                recipe: str = "demo") -> list[dict]:
+def fake_events(
+    trials: int = 2,
+    epochs: tuple[int, ...] = (3, 3),
+    finish: str = "finished",
+    recipe: str = "demo",
+) -> list[dict]:
     """Events of a run: ``trials`` trials, stages with ``epochs`` epochs each."""
     names = [f"lenet-arm{i}" for i in range(trials)]
-    stages = [{"name": f"stage{j}", "condition": "clear" if j == 0 else "blurred",
-               "epochs": n} for j, n in enumerate(epochs)]
-    out = [_event("run_started", 0, run="fake", recipe_name=recipe,
-                  trials=[{"trial": n, "model": "lenet", "arm": f"arm{i}", "stages": stages}
-                          for i, n in enumerate(names)]),
-           _event("data_loaded", 1, dataset="fashion7k", class_names=["a", "b"],
-                  counts={"train": 80, "val": 20, "test": 20},
-                  skipped=[{"path": "bad.png", "reason": "cannot decode"}])]
+    stages = [
+        {"name": f"stage{j}", "condition": "clear" if j == 0 else "blurred", "epochs": n}
+        for j, n in enumerate(epochs)
+    ]
+    out = [
+        _event(
+            "run_started",
+            0,
+            run="fake",
+            recipe_name=recipe,
+            trials=[
+                {"trial": n, "model": "lenet", "arm": f"arm{i}", "stages": stages}
+                for i, n in enumerate(names)
+            ],
+        ),
+        _event(
+            "data_loaded",
+            1,
+            dataset="fashion7k",
+            class_names=["a", "b"],
+            counts={"train": 80, "val": 20, "test": 20},
+            skipped=[{"path": "bad.png", "reason": "cannot decode"}],
+        ),
+    ]
     t = 2
     for i, name in enumerate(names):
         out.append(_event("trial_started", t, name, model="lenet", arm=f"arm{i}", params=1234))
-        out.append(_event("evaluation", t, name, checkpoint="before",
-                          matrix={"clear": {"train": 0.5, "test": 0.5},
-                                  "blurred": {"train": 0.5, "test": 0.5}},
-                          loss={"clear": {"train": 0.69, "test": 0.69}}))
+        out.append(
+            _event(
+                "evaluation",
+                t,
+                name,
+                checkpoint="before",
+                matrix={
+                    "clear": {"train": 0.5, "test": 0.5},
+                    "blurred": {"train": 0.5, "test": 0.5},
+                },
+                loss={"clear": {"train": 0.69, "test": 0.69}},
+            )
+        )
         g = 0
         for j, stage in enumerate(stages):
-            out.append(_event("stage_started", t, name, stage["name"], stage_index=j,
-                              condition=stage["condition"], epochs=stage["epochs"]))
+            out.append(
+                _event(
+                    "stage_started",
+                    t,
+                    name,
+                    stage["name"],
+                    stage_index=j,
+                    condition=stage["condition"],
+                    epochs=stage["epochs"],
+                )
+            )
             for e in range(1, stage["epochs"] + 1):
                 g += 1
                 t += 1
                 loss = 1.0 / (1 + 0.05 * g) + 0.02 * math.sin(g) + 0.1 * i
                 out.append(_event("progress", t, name, stage["name"], epoch=e, step=5, steps=10))
-                out.append(_event("epoch_end", t, name, stage["name"], epoch=e, global_epoch=g,
-                                  metrics={"loss": round(loss, 4),
-                                           "accuracy": round(1 - loss / 2, 4),
-                                           "val_loss": round(loss * 1.1, 4),
-                                           "val_accuracy": round(0.95 - loss / 2, 4),
-                                           "lr": 0.001}, seconds=1.0))
-            out.append(_event("stage_ended", t, name, stage["name"],
-                              epochs_run=stage["epochs"], stopped_early=False))
-            out.append(_event("evaluation", t, name, checkpoint=f"after_{stage['name']}",
-                              matrix={"clear": {"train": 0.9 - 0.1 * i, "test": 0.8 - 0.1 * i},
-                                      "blurred": {"train": 0.7, "test": 0.6}},
-                              loss={"clear": {"train": 0.3, "test": 0.4}}))
+                out.append(
+                    _event(
+                        "epoch_end",
+                        t,
+                        name,
+                        stage["name"],
+                        epoch=e,
+                        global_epoch=g,
+                        metrics={
+                            "loss": round(loss, 4),
+                            "accuracy": round(1 - loss / 2, 4),
+                            "val_loss": round(loss * 1.1, 4),
+                            "val_accuracy": round(0.95 - loss / 2, 4),
+                            "lr": 0.001,
+                        },
+                        seconds=1.0,
+                    )
+                )
+            out.append(
+                _event(
+                    "stage_ended",
+                    t,
+                    name,
+                    stage["name"],
+                    epochs_run=stage["epochs"],
+                    stopped_early=False,
+                )
+            )
+            out.append(
+                _event(
+                    "evaluation",
+                    t,
+                    name,
+                    checkpoint=f"after_{stage['name']}",
+                    matrix={
+                        "clear": {"train": 0.9 - 0.1 * i, "test": 0.8 - 0.1 * i},
+                        "blurred": {"train": 0.7, "test": 0.6},
+                    },
+                    loss={"clear": {"train": 0.3, "test": 0.4}},
+                )
+            )
         out.append(_event("trial_finished", t, name, seconds=float(g)))
     if finish == "finished":
         out.append(_event("run_finished", t + 1, seconds=float(t + 1)))
     elif finish == "failed":
-        out.append(_event("run_failed", t + 1, error="CUDA out of memory",
-                          traceback_file="run.log"))
+        out.append(
+            _event("run_failed", t + 1, error="CUDA out of memory", traceback_file="run.log")
+        )
     return out
 
 
-def write_run(runs_dir: Path, name: str = "20260101-120000-demo", *, pid: int | None = None,
-              partial_line: bool = False, images: bool = True, **kw) -> Path:
+def write_run(
+    runs_dir: Path,
+    name: str = "20260101-120000-demo",
+    *,
+    pid: int | None = None,
+    partial_line: bool = False,
+    images: bool = True,
+    **kw,
+) -> Path:
     """A run directory with fake events (optionally a torn last line) and a few images."""
     run = runs_dir / name
     run.mkdir(parents=True)

@@ -110,7 +110,7 @@ async def test_recipes_show_validation_and_overrides(world) -> None:
         await pilot.press("down")
         await until(pilot, lambda: "tiny.toml is valid" in text_of(validation))
         body = text_of(screen.query_one("#recipe-body", Static))
-        assert 'limit_per_class = 4' in body and "[training]" in body  # resolved recipe
+        assert "limit_per_class = 4" in body and "[training]" in body  # resolved recipe
         await pilot.press("o", *"foo.bar=1", "enter")
         await until(pilot, lambda: "unknown key 'foo'" in text_of(validation))
         assert "--set foo.bar=1" in text_of(screen.query_one("#overrides", Static))
@@ -148,8 +148,7 @@ async def test_live_screen_tabs_trials_and_messages(world) -> None:
         assert table.row_count == 6 and table.get_row_at(0)[:3] == ["stage0", "1", "1"]
         await pilot.press("f")
         assert "trial lenet-arm1 (2/2) · following" in text_of(header)
-        for key, tab in (("2", "epochs"), ("3", "evaluation"), ("4", "messages"),
-                         ("1", "charts")):
+        for key, tab in (("2", "epochs"), ("3", "evaluation"), ("4", "messages"), ("1", "charts")):
             await pilot.press(key)
             assert screen.query_one(TabbedContent).active == tab
         assert screen.query_one("#eval-table", DataTable).row_count == 12
@@ -158,8 +157,9 @@ async def test_live_screen_tabs_trials_and_messages(world) -> None:
         await until(pilot, lambda: any("skipped bad.png" in str(line.text) for line in log.lines))
         assert not screen.query_one("#no-messages").display
         # a finished run cannot be cancelled: the key is hidden and does nothing
-        assert "cancel_run" not in {b.action for b in
-                                    (a.binding for a in app.active_bindings.values())}
+        assert "cancel_run" not in {
+            b.action for b in (a.binding for a in app.active_bindings.values())
+        }
         await pilot.press("c")
         assert not isinstance(app.screen, ConfirmScreen)
         await pilot.press("i")
@@ -170,19 +170,41 @@ async def test_live_screen_tabs_trials_and_messages(world) -> None:
 
 @sync
 async def test_live_screen_follows_appended_events(world) -> None:
-    run = write_run(world["runs"], "20260103-120000-live", trials=1, epochs=(2,),
-                    finish="running", images=False)
+    run = write_run(
+        world["runs"], "20260103-120000-live", trials=1, epochs=(2,), finish="running", images=False
+    )
     app = make_app(world, attach=run)
     async with app.run_test(size=(80, 24)) as pilot:
         table = app.screen.query_one("#epoch-table", DataTable)
         assert table.row_count == 2
         with open(run / "events.jsonl", "a") as fh:
             for epoch in (3, 4, 5):
-                fh.write(json.dumps({"event": "epoch_end", "trial": "lenet-arm0",
-                                     "stage": "stage0", "epoch": epoch, "global_epoch": epoch,
-                                     "metrics": {"loss": 0.5, "val_accuracy": 0.7}}) + "\n")
-            fh.write(json.dumps({"event": "progress", "trial": "lenet-arm0", "stage": "stage0",
-                                 "epoch": 6, "step": 3, "steps": 12}) + "\n")
+                fh.write(
+                    json.dumps(
+                        {
+                            "event": "epoch_end",
+                            "trial": "lenet-arm0",
+                            "stage": "stage0",
+                            "epoch": epoch,
+                            "global_epoch": epoch,
+                            "metrics": {"loss": 0.5, "val_accuracy": 0.7},
+                        }
+                    )
+                    + "\n"
+                )
+            fh.write(
+                json.dumps(
+                    {
+                        "event": "progress",
+                        "trial": "lenet-arm0",
+                        "stage": "stage0",
+                        "epoch": 6,
+                        "step": 3,
+                        "steps": 12,
+                    }
+                )
+                + "\n"
+            )
             fh.write(json.dumps({"event": "run_failed", "error": "disk full"}) + "\n")
         await until(pilot, lambda: table.row_count == 5)
         header = app.screen.query_one("#run-header", Static)
@@ -194,8 +216,9 @@ async def test_live_screen_follows_appended_events(world) -> None:
 
 @sync
 async def test_live_table_keeps_the_latest_epochs_of_a_long_run(world) -> None:
-    run = write_run(world["runs"], "20260104-120000-long", trials=2, epochs=(200, 250),
-                    images=False)
+    run = write_run(
+        world["runs"], "20260104-120000-long", trials=2, epochs=(200, 250), images=False
+    )
     app = make_app(world, attach=run)
     async with app.run_test(size=(80, 24)) as pilot:
         table = app.screen.query_one("#epoch-table", DataTable)
@@ -238,16 +261,20 @@ async def test_history_open_mark_compare_images(world) -> None:
         assert isinstance(compare, CompareScreen)
         loss = compare.query_one("#compare-loss").data
         # one chart, every run and trial on it: A's two trials and B's one
-        assert [s.label for s in loss.series] == ["A lenet / arm0", "A lenet / arm1",
-                                                  "B lenet / arm0"]
+        assert [s.label for s in loss.series] == [
+            "A lenet / arm0",
+            "A lenet / arm1",
+            "B lenet / arm0",
+        ]
         assert loss.series[1].values == world_state(world["first"], "lenet-arm1", "val_loss")
         assert len({s.color for s in loss.series}) == 3
         rows = compare.query_one("#compare-table", DataTable)
-        assert list(rows.get_row_at(0)) == ["lenet / arm0", "clear test", "80.00", "80.00",
-                                            "+0.00"]
+        assert list(rows.get_row_at(0)) == ["lenet / arm0", "clear test", "80.00", "80.00", "+0.00"]
         await pilot.press("t")  # one paired trial at a time
         assert [s.label for s in compare.query_one("#compare-loss").data.series] == [
-            "A lenet / arm0", "B lenet / arm0"]
+            "A lenet / arm0",
+            "B lenet / arm0",
+        ]
         await pilot.press("d")
         assert list(rows.get_row_at(0))[:2] == ["B-A", "clear test"]
         await pilot.press("escape", "enter")  # the cursor is on the newer run
@@ -307,8 +334,12 @@ async def test_help_and_command_palette(world) -> None:
         await pilot.press("escape", "f1")
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("escape", "ctrl+p", *"History")
-        await until(pilot, lambda: app.screen.query(CommandList)
-                    and app.screen.query_one(CommandList).option_count > 0)
+        await until(
+            pilot,
+            lambda: (
+                app.screen.query(CommandList) and app.screen.query_one(CommandList).option_count > 0
+            ),
+        )
         await pilot.press("down", "enter")
         await until(pilot, lambda: isinstance(app.screen, HistoryScreen))
         await pilot.press("r")
@@ -342,16 +373,18 @@ async def test_launch_watch_and_cancel_a_detached_run(world, monkeypatch, tmp_pa
     """Launch (a stand-in runner), see its metrics, cancel with confirmation."""
     script = tmp_path / "fake_runner.py"
     script.write_text(textwrap.dedent(FAKE_RUNNER))
-    monkeypatch.setattr(launch_module, "run_command",
-                        lambda recipe, run_dir, overrides: [sys.executable, str(script),
-                                                            str(run_dir)])
+    monkeypatch.setattr(
+        launch_module,
+        "run_command",
+        lambda recipe, run_dir, overrides: [sys.executable, str(script), str(run_dir)],
+    )
     app = make_app(world)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("down")
         await until(pilot, lambda: app.screen.valid_recipe is not None)
         await pilot.press("l")
         assert isinstance(app.screen, LiveScreen)
-        (run_dir, launched), = app.launched.items()
+        ((run_dir, launched),) = app.launched.items()
         assert run_dir.name.endswith("-tiny") and run_dir.parent == world["runs"]
         assert launched.log.exists()
         assert launched.process.pid != 0 and launched.finished() is None
@@ -377,7 +410,8 @@ def test_main_rejects_a_bad_attach_directory(tmp_path, capsys) -> None:
 
 @sync
 async def test_native_image_widget_is_used_when_the_terminal_has_graphics(
-        world, monkeypatch) -> None:
+    world, monkeypatch
+) -> None:
     from textual_image.widget import HalfcellImage
 
     from kvision_tui import images
@@ -393,20 +427,25 @@ async def test_native_image_widget_is_used_when_the_terminal_has_graphics(
 
 
 @sync
-async def test_a_failed_launch_stops_its_progress_and_shows_the_error(world, monkeypatch,
-                                                                      tmp_path) -> None:
+async def test_a_failed_launch_stops_its_progress_and_shows_the_error(
+    world, monkeypatch, tmp_path
+) -> None:
     """kvision exits before creating the run directory (e.g. a missing data folder)."""
     script = tmp_path / "failing_runner.py"
-    script.write_text("import sys\nprint(\"kvision: error: data folder 'x' does not "
-                      "exist.\")\nsys.exit(2)\n")
-    monkeypatch.setattr(launch_module, "run_command",
-                        lambda recipe, run_dir, overrides: [sys.executable, str(script)])
+    script.write_text(
+        "import sys\nprint(\"kvision: error: data folder 'x' does not exist.\")\nsys.exit(2)\n"
+    )
+    monkeypatch.setattr(
+        launch_module,
+        "run_command",
+        lambda recipe, run_dir, overrides: [sys.executable, str(script)],
+    )
     app = make_app(world)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("down")
         await until(pilot, lambda: app.screen.valid_recipe is not None)
         await pilot.press("l")
-        (run_dir, launched), = app.launched.items()
+        ((run_dir, launched),) = app.launched.items()
         header = app.screen.query_one("#run-header", Static)
         await until(pilot, lambda: "exited with code 2" in text_of(header))
         assert "data folder 'x' does not exist" in text_of(header)
@@ -418,10 +457,16 @@ async def test_a_failed_launch_stops_its_progress_and_shows_the_error(world, mon
 
 
 @sync
-async def test_live_view_follows_a_second_trial_and_shows_an_evaluation_in_progress(
-        world) -> None:
-    run = write_run(world["runs"], "20260105-120000-live", trials=1, epochs=(2,),
-                    finish="running", images=False, pid=os.getpid())
+async def test_live_view_follows_a_second_trial_and_shows_an_evaluation_in_progress(world) -> None:
+    run = write_run(
+        world["runs"],
+        "20260105-120000-live",
+        trials=1,
+        epochs=(2,),
+        finish="running",
+        images=False,
+        pid=os.getpid(),
+    )
     app = make_app(world, attach=run)
     async with app.run_test(size=(100, 30)) as pilot:
         screen = app.screen
@@ -429,29 +474,48 @@ async def test_live_view_follows_a_second_trial_and_shows_an_evaluation_in_progr
         assert "trial lenet-arm0 (1/1) · following" in text_of(header)
         assert screen.check_action("cancel_run", ()) is True  # running: cancel is offered
         with open(run / "events.jsonl", "a") as fh:
-            for e in ({"event": "trial_started", "trial": "lenet-arm1", "model": "lenet",
-                       "arm": "arm1"},
-                      {"event": "evaluation_started", "trial": "lenet-arm1",
-                       "checkpoint": "before"}):
+            for e in (
+                {"event": "trial_started", "trial": "lenet-arm1", "model": "lenet", "arm": "arm1"},
+                {"event": "evaluation_started", "trial": "lenet-arm1", "checkpoint": "before"},
+            ):
                 fh.write(json.dumps({"time": "2026-01-01T12:10:00+00:00", **e}) + "\n")
         label = screen.query_one("#progress-label", Static)
         await until(pilot, lambda: "lenet-arm1 evaluating before" in text_of(label))
         assert "trial lenet-arm1 (2/2) · following" in text_of(header)
         assert "no epochs yet" in str(screen.query_one("#loss-chart").render())
         with open(run / "events.jsonl", "a") as fh:  # issue 15's non-finite loss stop
-            fh.write(json.dumps({"event": "trial_failed", "time": "2026-01-01T12:11:00+00:00",
-                                 "trial": "lenet-arm1", "stage": "stage0",
-                                 "error": "non-finite loss"}) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "event": "trial_failed",
+                        "time": "2026-01-01T12:11:00+00:00",
+                        "trial": "lenet-arm1",
+                        "stage": "stage0",
+                        "error": "non-finite loss",
+                    }
+                )
+                + "\n"
+            )
         await until(pilot, lambda: "trial lenet-arm1 (2/2) · failed" in text_of(header))
         assert "evaluating" not in text_of(label)
 
 
 @sync
 async def test_messages_tab_has_a_placeholder_until_a_warning_arrives(world) -> None:
-    run = write_run(world["runs"], "20260106-120000-quiet", trials=1, epochs=(2,),
-                    finish="running", images=False, pid=os.getpid())
-    lines = [line for line in (run / "events.jsonl").read_text().splitlines()
-             if '"data_loaded"' not in line]  # no skipped files: nothing to report
+    run = write_run(
+        world["runs"],
+        "20260106-120000-quiet",
+        trials=1,
+        epochs=(2,),
+        finish="running",
+        images=False,
+        pid=os.getpid(),
+    )
+    lines = [
+        line
+        for line in (run / "events.jsonl").read_text().splitlines()
+        if '"data_loaded"' not in line
+    ]  # no skipped files: nothing to report
     (run / "events.jsonl").write_text("\n".join(lines) + "\n")
     app = make_app(world, attach=run)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -459,20 +523,31 @@ async def test_messages_tab_has_a_placeholder_until_a_warning_arrives(world) -> 
         placeholder = app.screen.query_one("#no-messages", Static)
         assert placeholder.display and "No warnings or errors so far" in text_of(placeholder)
         with open(run / "events.jsonl", "a") as fh:
-            fh.write(json.dumps({"event": "warning", "time": "2026-01-01T12:10:00+00:00",
-                                 "trial": None, "stage": None, "kind": "speed_paths_off",
-                                 "message": "the fused optimizer is off on this backend."})
-                     + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "event": "warning",
+                        "time": "2026-01-01T12:10:00+00:00",
+                        "trial": None,
+                        "stage": None,
+                        "kind": "speed_paths_off",
+                        "message": "the fused optimizer is off on this backend.",
+                    }
+                )
+                + "\n"
+            )
         log = app.screen.query_one("#log")
-        await until(pilot, lambda: any("speed_paths_off" in str(line.text)
-                                       for line in log.lines))
+        await until(pilot, lambda: any("speed_paths_off" in str(line.text) for line in log.lines))
         assert not placeholder.display
 
 
 @sync
 async def test_a_recipe_description_reads_as_prose(world) -> None:
-    (world["recipes"] / "described.toml").write_text(TINY.replace(
-        'name = "tiny"', 'name = "tiny"\ndescription = """First line.\nSecond line."""'))
+    (world["recipes"] / "described.toml").write_text(
+        TINY.replace(
+            'name = "tiny"', 'name = "tiny"\ndescription = """First line.\nSecond line."""'
+        )
+    )
     app = make_app(world)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("down")  # broken, described, tiny: the second one

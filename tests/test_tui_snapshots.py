@@ -25,8 +25,9 @@ def app(tmp_path: Path, monkeypatch) -> KvisionApp:
     Path("recipes").mkdir()
     Path("recipes/tiny.toml").write_text(TINY)
     # a problem whose message does not list registries that grow (models, sources)
-    Path("recipes/broken.toml").write_text(TINY.replace("limit_per_class = 4",
-                                                        "val_fraction = 3.0"))
+    Path("recipes/broken.toml").write_text(
+        TINY.replace("limit_per_class = 4", "val_fraction = 3.0")
+    )
     write_run(Path("runs"), "20260101-120000-demo", epochs=(40, 60))
     write_run(Path("runs"), "20260102-120000-demo", trials=1, images=False)
     return KvisionApp([Path("recipes")], Path("runs"), None, "halfblock")
@@ -62,8 +63,7 @@ def _live(tab: str):
 @SIZES
 def test_recipes_screen(app, snap_compare, size) -> None:
     async def validated(pilot) -> None:
-        await _settle(pilot, lambda a: "problem" in str(a.screen.query_one("#validation")
-                                                        .render()))
+        await _settle(pilot, lambda a: "problem" in str(a.screen.query_one("#validation").render()))
 
     assert snap_compare(app, terminal_size=size, run_before=validated)
 
@@ -128,11 +128,24 @@ def test_help_screen(app, snap_compare, size) -> None:
 
 ROOT = Path(__file__).resolve().parents[1]
 #: docs/images/tui/<name>.svg -> the snapshot it copies
-DOC_SHOTS = {f"{name}.svg": f"test_{name}[130x40].svg" for name in (
-    "recipes_screen", "live_screen_charts", "live_screen_epochs_table", "live_screen_evaluation",
-    "live_screen_messages", "history_screen", "compare_screen", "images_screen", "help_screen")}
-DOC_SHOTS |= {f"{name}_80x24.svg": f"test_{name}[80x24].svg"
-              for name in ("live_screen_charts", "history_screen")}
+DOC_SHOTS = {
+    f"{name}.svg": f"test_{name}[130x40].svg"
+    for name in (
+        "recipes_screen",
+        "live_screen_charts",
+        "live_screen_epochs_table",
+        "live_screen_evaluation",
+        "live_screen_messages",
+        "history_screen",
+        "compare_screen",
+        "images_screen",
+        "help_screen",
+    )
+}
+DOC_SHOTS |= {
+    f"{name}_80x24.svg": f"test_{name}[80x24].svg"
+    for name in ("live_screen_charts", "history_screen")
+}
 
 
 def test_the_docs_screenshots_are_the_current_snapshots() -> None:
@@ -140,7 +153,9 @@ def test_the_docs_screenshots_are_the_current_snapshots() -> None:
     for each docs/images/tui/NAME.svg, cp tests/__snapshots__/test_tui_snapshots/test_NAME[130x40].svg."""
     shots = ROOT / "tests" / "__snapshots__" / "test_tui_snapshots"
     for doc, snap in DOC_SHOTS.items():
-        assert (ROOT / "docs" / "images" / "tui" / doc).read_bytes() == (shots / snap).read_bytes(), doc
+        assert (ROOT / "docs" / "images" / "tui" / doc).read_bytes() == (
+            shots / snap
+        ).read_bytes(), doc
         assert f"images/tui/{doc}" in (ROOT / "docs" / "tui.md").read_text()
 
 
@@ -155,14 +170,26 @@ def test_the_docs_list_every_key_binding() -> None:
     from kvision_tui.live_screen import LiveScreen
     from kvision_tui.recipes_screen import RecipesScreen
 
-    rows = [line.split(" | ") for line in (ROOT / "docs" / "tui.md").read_text().splitlines()
-            if line.startswith("| ") and line.count(" | ") >= 2]
-    owners = {"everywhere": KvisionApp, "Recipes": RecipesScreen, "Live": LiveScreen,
-              "History": HistoryScreen, "Compare": CompareScreen, "Images": ImagesScreen,
-              "Help": HelpScreen}
+    rows = [
+        line.split(" | ")
+        for line in (ROOT / "docs" / "tui.md").read_text().splitlines()
+        if line.startswith("| ") and line.count(" | ") >= 2
+    ]
+    owners = {
+        "everywhere": KvisionApp,
+        "Recipes": RecipesScreen,
+        "Live": LiveScreen,
+        "History": HistoryScreen,
+        "Compare": CompareScreen,
+        "Images": ImagesScreen,
+        "Help": HelpScreen,
+    }
     for where, owner in owners.items():
         for binding in owner.BINDINGS:
             keys = [f"`{format_key(k)}`" for k in binding.key.split(",")]
-            assert any(row[0] == f"| {where}" and all(k in row[1] for k in keys)
-                       and binding.description.lower() in row[2].lower() for row in rows), (
-                f"docs/tui.md has no row for {where} {keys} {binding.description!r}")
+            assert any(
+                row[0] == f"| {where}"
+                and all(k in row[1] for k in keys)
+                and binding.description.lower() in row[2].lower()
+                for row in rows
+            ), f"docs/tui.md has no row for {where} {keys} {binding.description!r}"

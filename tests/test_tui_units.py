@@ -36,8 +36,15 @@ def test_state_skips_a_partial_last_line_and_picks_it_up_when_completed(tmp_path
     state = RunState(run)
     assert len(state.trials["lenet-arm0"].epochs) == 2
     # the writer completes the torn line, then appends a whole new epoch
-    rest = {"event": "epoch_end", "trial": "lenet-arm0", "stage": "stage0", "epoch": 3,
-            "global_epoch": 3, "metrics": {"loss": 0.1}, "seconds": 1.0}
+    rest = {
+        "event": "epoch_end",
+        "trial": "lenet-arm0",
+        "stage": "stage0",
+        "epoch": 3,
+        "global_epoch": 3,
+        "metrics": {"loss": 0.1},
+        "seconds": 1.0,
+    }
     with open(run / "events.jsonl", "a") as fh:
         fh.write('00:00.000+00:00"}\n' + json.dumps(rest) + "\n")
     new = state.poll()
@@ -48,12 +55,21 @@ def test_state_skips_a_partial_last_line_and_picks_it_up_when_completed(tmp_path
 
 
 def test_resumed_epoch_replaces_the_earlier_one_and_bad_events_become_warnings(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     run = write_run(tmp_path, trials=1, epochs=(2,), finish="running")
     state = RunState(run)
     state.add({"event": "run_resumed", "lost_partial_epoch": True})
-    state.add({"event": "epoch_end", "trial": "lenet-arm0", "stage": "stage0", "epoch": 2,
-               "global_epoch": 2, "metrics": {"loss": 9.0}})
+    state.add(
+        {
+            "event": "epoch_end",
+            "trial": "lenet-arm0",
+            "stage": "stage0",
+            "epoch": 2,
+            "global_epoch": 2,
+            "metrics": {"loss": 9.0},
+        }
+    )
     state.add({"event": "epoch_end", "trial": "lenet-arm0"})  # no epoch: malformed
     assert state.trials["lenet-arm0"].series("loss")[-1] == 9.0
     assert len(state.trials["lenet-arm0"].epochs) == 2
@@ -89,8 +105,10 @@ def test_thousands_of_epochs_digest_quickly(tmp_path: Path) -> None:
 
 
 def test_downsample_averages_into_bins() -> None:
-    assert downsample([1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 5, 6], 3) == ([1.5, 3.5, 5.5],
-                                                                     [1.5, 3.5, 5.5])
+    assert downsample([1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 5, 6], 3) == (
+        [1.5, 3.5, 5.5],
+        [1.5, 3.5, 5.5],
+    )
     assert downsample([1, 2], [3, 4], 5) == ([1, 2], [3, 4])
     assert len(downsample(range(10_000), list(range(10_000)), 37)[1]) == 37
 
@@ -121,7 +139,8 @@ def test_half_blocks_fit_the_width_and_carry_both_pixel_colours(tmp_path: Path) 
     segments = [s for s in console.render(HalfBlock(img, max_height=1)) if s.text == "▀"]
     assert len(segments) == 2
     assert {(s.style.color.triplet.hex, s.style.bgcolor.triplet.hex) for s in segments} == {
-        ("#ff0000", "#0000ff")}  # top pixel as foreground, bottom pixel as background
+        ("#ff0000", "#0000ff")
+    }  # top pixel as foreground, bottom pixel as background
     wide = [s for s in console.render(HalfBlock(img, max_height=4)) if s.text == "▀"]
     assert len(wide) == 8 * 4  # scaled up to the full 8 columns, 4 rows
 
@@ -164,15 +183,21 @@ def test_image_modes_fall_back_to_half_blocks_off_a_terminal() -> None:
     assert prepare_native("native") == "halfblock"
 
 
-@pytest.mark.parametrize(("finish", "pid", "expected"), [
-    ("finished", None, "finished"), ("failed", None, "failed"),
-    ("running", None, "stale"), ("running", "self", "running"),
-])
+@pytest.mark.parametrize(
+    ("finish", "pid", "expected"),
+    [
+        ("finished", None, "finished"),
+        ("failed", None, "failed"),
+        ("running", None, "stale"),
+        ("running", "self", "running"),
+    ],
+)
 def test_state_status_agrees_with_the_reader(tmp_path: Path, finish, pid, expected) -> None:
     import os
 
-    run = write_run(tmp_path, trials=1, finish=finish, images=False,
-                    pid=os.getpid() if pid == "self" else None)
+    run = write_run(
+        tmp_path, trials=1, finish=finish, images=False, pid=os.getpid() if pid == "self" else None
+    )
     assert RunState(run).status() == RunReader(run).status() == expected
 
 
@@ -202,23 +227,37 @@ def test_regression_run_charts_mae_and_shows_r2_as_a_number(tmp_path: Path) -> N
 def _append(run: Path, *events: dict) -> None:
     with open(run / "events.jsonl", "a") as fh:
         for e in events:
-            fh.write(json.dumps({"time": "2026-01-01T13:00:00.000+00:00", "trial": None,
-                                 "stage": None, **e}) + "\n")
+            fh.write(
+                json.dumps(
+                    {"time": "2026-01-01T13:00:00.000+00:00", "trial": None, "stage": None, **e}
+                )
+                + "\n"
+            )
 
 
 def test_state_follows_the_trial_that_trains_and_sees_evaluations_in_progress(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     run = write_run(tmp_path, trials=1, epochs=(2,), finish="running", images=False)
     state = RunState(run)
     assert state.active == "lenet-arm0"
-    _append(run, {"event": "trial_started", "trial": "lenet-arm9", "model": "lenet",
-                  "arm": "arm9"},
-            {"event": "evaluation_started", "trial": "lenet-arm9", "checkpoint": "before"})
+    _append(
+        run,
+        {"event": "trial_started", "trial": "lenet-arm9", "model": "lenet", "arm": "arm9"},
+        {"event": "evaluation_started", "trial": "lenet-arm9", "checkpoint": "before"},
+    )
     state.poll()
     assert state.active == "lenet-arm9"
     assert (state.evaluating.trial, state.evaluating.checkpoint) == ("lenet-arm9", "before")
-    _append(run, {"event": "evaluation", "trial": "lenet-arm9", "checkpoint": "before",
-                  "matrix": {"clear": {"test": 0.1}}})
+    _append(
+        run,
+        {
+            "event": "evaluation",
+            "trial": "lenet-arm9",
+            "checkpoint": "before",
+            "matrix": {"clear": {"test": 0.1}},
+        },
+    )
     state.poll()
     assert state.evaluating is None
 
@@ -226,19 +265,32 @@ def test_state_follows_the_trial_that_trains_and_sees_evaluations_in_progress(
 def test_warning_events_and_failed_trials_become_messages(tmp_path: Path) -> None:
     """The schema issue 15 emits: kind, trial/stage (or null), message, details."""
     run = write_run(tmp_path, trials=2, epochs=(2,), finish="running", images=False)
-    _append(run, {"event": "warning", "trial": "lenet-arm1", "stage": "stage0",
-                  "kind": "non_finite_loss", "message": "loss became NaN at epoch 2.",
-                  "details": {"epoch": 2}},
-            {"event": "warning", "kind": "missing_split", "message": "no val split."},
-            {"event": "trial_failed", "trial": "lenet-arm1", "stage": "stage0",
-             "error": "non-finite loss"})
+    _append(
+        run,
+        {
+            "event": "warning",
+            "trial": "lenet-arm1",
+            "stage": "stage0",
+            "kind": "non_finite_loss",
+            "message": "loss became NaN at epoch 2.",
+            "details": {"epoch": 2},
+        },
+        {"event": "warning", "kind": "missing_split", "message": "no val split."},
+        {
+            "event": "trial_failed",
+            "trial": "lenet-arm1",
+            "stage": "stage0",
+            "error": "non-finite loss",
+        },
+    )
     state = RunState(run)
-    assert ("warning", "[non_finite_loss] lenet-arm1 stage0: loss became NaN at epoch 2."
-            ) in state.messages
+    assert (
+        "warning",
+        "[non_finite_loss] lenet-arm1 stage0: loss became NaN at epoch 2.",
+    ) in state.messages
     assert ("warning", "[missing_split] no val split.") in state.messages
     assert state.trials["lenet-arm1"].failed == "non-finite loss"
-    assert any(level == "error" and "lenet-arm1 failed" in text
-               for level, text in state.messages)
+    assert any(level == "error" and "lenet-arm1 failed" in text for level, text in state.messages)
 
 
 def test_duration_is_total_run_time_across_resumes() -> None:
@@ -247,8 +299,14 @@ def test_duration_is_total_run_time_across_resumes() -> None:
     def at(kind: str, minute: int, **kw) -> dict:
         return {"event": kind, "time": f"2026-01-01T12:{minute:02d}:00+00:00", **kw}
 
-    events = [at("run_started", 0), at("epoch_end", 5), at("run_interrupted", 10),
-              at("run_resumed", 30), at("epoch_end", 33), at("run_finished", 40, seconds=600)]
+    events = [
+        at("run_started", 0),
+        at("epoch_end", 5),
+        at("run_interrupted", 10),
+        at("run_resumed", 30),
+        at("epoch_end", 33),
+        at("run_finished", 40, seconds=600),
+    ]
     assert run_seconds(events) == 600 + 600  # 10 min before the resume + the runner's 600 s
     assert run_seconds(events[:5]) == 600 + 180  # still running: until its latest event
     assert run_seconds([]) is None
@@ -325,20 +383,29 @@ def test_recipe_names_are_relative_to_their_folder(tmp_path: Path) -> None:
     (tmp_path / "a" / "x.toml").write_text("")
     (tmp_path / "b" / "y.toml").write_text("")
     assert list(recipe_names([tmp_path / "a"]).values()) == ["x.toml"]
-    assert list(recipe_names([tmp_path / "a", tmp_path / "b"]).values()) == ["a/x.toml",
-                                                                             "b/y.toml"]
+    assert list(recipe_names([tmp_path / "a", tmp_path / "b"]).values()) == ["a/x.toml", "b/y.toml"]
 
 
 def test_skipped_files_are_said_once_whether_or_not_the_run_warned(tmp_path: Path) -> None:
     old = RunState(write_run(tmp_path, "20260101-120000-old", images=False))
     assert [m for m in old.messages if "bad.png" in m[1]] == [
-        ("warning", "skipped bad.png: cannot decode")]  # a run from before skipped_files
+        ("warning", "skipped bad.png: cannot decode")
+    ]  # a run from before skipped_files
     run = write_run(tmp_path, "20260102-120000-new", images=False)
     events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
-    events.insert(2, {"event": "warning", "time": events[1]["time"], "trial": None,
-                      "stage": None, "kind": "skipped_files",
-                      "message": "1 file(s) in data were skipped: bad.png (cannot decode)."})
+    events.insert(
+        2,
+        {
+            "event": "warning",
+            "time": events[1]["time"],
+            "trial": None,
+            "stage": None,
+            "kind": "skipped_files",
+            "message": "1 file(s) in data were skipped: bad.png (cannot decode).",
+        },
+    )
     (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
     new = RunState(run)
     assert [text for _, text in new.messages if "bad.png" in text] == [
-        "[skipped_files] 1 file(s) in data were skipped: bad.png (cannot decode)."]
+        "[skipped_files] 1 file(s) in data were skipped: bad.png (cannot decode)."
+    ]

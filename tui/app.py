@@ -41,10 +41,12 @@ class KvisionCommands(Provider):
             ("Help", app.action_help, "key bindings of every screen"),
         ]
         for run in reversed(find_runs(app.runs_dir)):
-            commands.append((f"Open run {run.name}", partial(app.open_live, run),
-                             "live view of this run"))
-            commands.append((f"Images of {run.name}", partial(app.open_images, run),
-                             "browse this run's images"))
+            commands.append(
+                (f"Open run {run.name}", partial(app.open_live, run), "live view of this run")
+            )
+            commands.append(
+                (f"Images of {run.name}", partial(app.open_images, run), "browse this run's images")
+            )
         return commands
 
     async def discover(self) -> Hits:
@@ -74,9 +76,13 @@ class KvisionApp(App):
         Binding("q", "quit", "Quit"),
     ]
 
-    def __init__(self, recipe_paths: Sequence[Path] = (Path("recipes"),),
-                 runs_dir: Path = Path("runs"), attach: Path | None = None,
-                 image_mode: str = "halfblock") -> None:
+    def __init__(
+        self,
+        recipe_paths: Sequence[Path] = (Path("recipes"),),
+        runs_dir: Path = Path("runs"),
+        attach: Path | None = None,
+        image_mode: str = "halfblock",
+    ) -> None:
         super().__init__()
         self.recipe_paths = list(recipe_paths)
         self.runs_dir = Path(runs_dir)
@@ -125,9 +131,10 @@ class KvisionApp(App):
             from .compare_screen import CompareScreen
             from .live_screen import LiveScreen
 
-            screens = {cls.__name__.removesuffix("Screen"): cls.BINDINGS for cls in
-                       (RecipesScreen, LiveScreen, HistoryScreen, CompareScreen,
-                        ImagesScreen)}
+            screens = {
+                cls.__name__.removesuffix("Screen"): cls.BINDINGS
+                for cls in (RecipesScreen, LiveScreen, HistoryScreen, CompareScreen, ImagesScreen)
+            }
             self.push_screen(HelpScreen(self.BINDINGS, screens))
 
 
@@ -135,16 +142,30 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line arguments of kvision-tui."""
     parser = argparse.ArgumentParser(
         prog="kvision-tui",
-        description="Launch kvision runs, watch them live and browse their images.")
-    parser.add_argument("paths", nargs="*", type=Path,
-                        help="recipe folders or files to browse (default: recipes/)")
-    parser.add_argument("--runs-dir", type=Path, default=Path("runs"),
-                        help="folder where runs are started and listed (default: runs)")
-    parser.add_argument("--attach", type=Path, metavar="RUN_DIR",
-                        help="open this run directory in the live view at start")
-    parser.add_argument("--images", choices=MODES, default="auto",
-                        help="how to draw images: native terminal graphics, Unicode "
-                             "half-blocks, or auto (native when supported; default)")
+        description="Launch kvision runs, watch them live and browse their images.",
+    )
+    parser.add_argument(
+        "paths", nargs="*", type=Path, help="recipe folders or files to browse (default: recipes/)"
+    )
+    parser.add_argument(
+        "--runs-dir",
+        type=Path,
+        default=Path("runs"),
+        help="folder where runs are started and listed (default: runs)",
+    )
+    parser.add_argument(
+        "--attach",
+        type=Path,
+        metavar="RUN_DIR",
+        help="open this run directory in the live view at start",
+    )
+    parser.add_argument(
+        "--images",
+        choices=MODES,
+        default="auto",
+        help="how to draw images: native terminal graphics, Unicode "
+        "half-blocks, or auto (native when supported; default)",
+    )
     return parser.parse_args(argv)
 
 
@@ -152,13 +173,18 @@ def build_app(argv: Sequence[str] | None = None) -> KvisionApp:
     """The app for these arguments; KvisionError for a bad --attach path."""
     args = parse_args(argv)
     if args.attach is not None and not is_run_dir(args.attach):
-        raise KvisionError(f"--attach '{args.attach}' is not a kvision run directory (it "
-                           "needs meta.json and events.jsonl). Give a folder made by "
-                           "'kvision run', e.g. runs/20260101-120000-mnist.")
+        raise KvisionError(
+            f"--attach '{args.attach}' is not a kvision run directory (it "
+            "needs meta.json and events.jsonl). Give a folder made by "
+            "'kvision run', e.g. runs/20260101-120000-mnist."
+        )
     mode = prepare_native(args.images)
     if args.images == "native" and mode != "native":
-        print("kvision-tui: this terminal reports neither Sixel nor Kitty graphics; "
-              "images are drawn with half-blocks.", file=sys.stderr)
+        print(
+            "kvision-tui: this terminal reports neither Sixel nor Kitty graphics; "
+            "images are drawn with half-blocks.",
+            file=sys.stderr,
+        )
     return KvisionApp(args.paths or [Path("recipes")], args.runs_dir, args.attach, mode)
 
 

@@ -21,8 +21,13 @@ from textual_plotext import PlotextPlot
 #: overlay of several runs or trials walks down the list.
 COLORS = ("cyan", "orange", "green", "magenta", "blue", "red", "yellow", "white")
 #: The same colours by their names in Rich, for legends drawn outside a chart.
-RICH_COLORS = dict(zip(COLORS, ("cyan", "orange1", "green", "magenta", "blue", "red",
-                                "yellow", "white"), strict=True))
+RICH_COLORS = dict(
+    zip(
+        COLORS,
+        ("cyan", "orange1", "green", "magenta", "blue", "red", "yellow", "white"),
+        strict=True,
+    )
+)
 BOUNDARY_COLOR = "gray"
 
 
@@ -75,7 +80,7 @@ def nice_ticks(lo: float, hi: float, most: int) -> list[float]:
     most = max(most, 2)
     power = 10 ** math.floor(math.log10((hi - lo) / most))
     previous: list[float] = []
-    for step in (m * power * 10 ** k for k in (-1, 0, 1, 2) for m in (1, 2, 5)):
+    for step in (m * power * 10**k for k in (-1, 0, 1, 2) for m in (1, 2, 5)):
         ticks = _ticks_every(lo, hi, step)
         if len(ticks) <= most:
             return ticks if len(ticks) >= 2 else previous or [lo, hi]
@@ -135,8 +140,13 @@ class Chart(PlotextPlot):
             if not series.values:
                 continue
             xs, ys = downsample(*series.points(), 2 * columns)
-            plt.plot(xs, ys, label=series.label if data.legend else None, color=series.color,
-                     marker="braille")
+            plt.plot(
+                xs,
+                ys,
+                label=series.label if data.legend else None,
+                color=series.color,
+                marker="braille",
+            )
             lows.append(min(ys))
             highs.append(max(ys))
             last_x = max(last_x, series.points()[0][-1])
@@ -147,8 +157,9 @@ class Chart(PlotextPlot):
         self._axes(min(lows), max(highs), last_x, columns, height, legend)
         plt.xlabel(data.xlabel)
 
-    def _axes(self, lo: float, hi: float, last_x: float, columns: int, height: int,
-              legend: int) -> None:
+    def _axes(
+        self, lo: float, hi: float, last_x: float, columns: int, height: int, legend: int
+    ) -> None:
         plt = self.plt
         rows = max(height - 4, 2)  # title, frame, x ticks and x label take the others
         span = (hi - lo) or abs(hi) * 0.1 or 1.0
@@ -159,8 +170,7 @@ class Chart(PlotextPlot):
         ystep = round(yticks[1] - yticks[0], 12) if len(yticks) > 1 else 1.0
         plt.ylim(bottom, top)
         plt.yticks(yticks, [tick_label(v, ystep) for v in yticks])
-        xticks = [v for v in nice_ticks(1, last_x, max(2, columns // 8))
-                  if float(v).is_integer()]
+        xticks = [v for v in nice_ticks(1, last_x, max(2, columns // 8)) if float(v).is_integer()]
         xticks = xticks or [1.0]
         plt.xlim(1 if last_x > 1 else 0.5, last_x if last_x > 1 else 1.5)
         plt.xticks(xticks, [f"{int(v)}" for v in xticks])

@@ -20,12 +20,14 @@ from .live_screen import metric_label
 from .runstate import RunState
 
 
-def overlay(states: list[RunState], comparison: Comparison,
-            only: tuple | None = None) -> tuple[ChartData, ChartData, str]:
+def overlay(
+    states: list[RunState], comparison: Comparison, only: tuple | None = None
+) -> tuple[ChartData, ChartData, str]:
     """(validation loss chart, validation accuracy/MAE chart, its metric) with one line per
     run and trial (only the trial with identity ``only`` when given)."""
-    identities = {run.name: {name: ident for ident, name in run.trials.items()}
-                  for run in comparison.runs}
+    identities = {
+        run.name: {name: ident for ident, name in run.trials.items()} for run in comparison.runs
+    }
     keys = {k for s in states for t in s.trials.values() for k in t.metric_keys}
     second = "mae" if "val_mae" in keys and "val_accuracy" not in keys else "accuracy"
     loss, acc = [], []
@@ -40,8 +42,7 @@ def overlay(states: list[RunState], comparison: Comparison,
             loss.append(Series(who, ys, color, xs))
             xs, ys = trial.points(f"val_{second}")
             acc.append(Series(who, ys, color, xs))
-    return (ChartData(tuple(loss), legend=False), ChartData(tuple(acc), legend=False),
-            second)
+    return (ChartData(tuple(loss), legend=False), ChartData(tuple(acc), legend=False), second)
 
 
 def legend(data: ChartData) -> Text:
@@ -99,8 +100,9 @@ class CompareScreen(Screen):
         chart = self.query_one("#compare-acc", Chart)
         chart.chart_title = f"validation {metric_label(second)}"
         chart.data = acc
-        runs = "  ".join(f"{chr(ord('A') + i)} {r.name} ({r.status})"
-                         for i, r in enumerate(self.comparison.runs))
+        runs = "  ".join(
+            f"{chr(ord('A') + i)} {r.name} ({r.status})" for i, r in enumerate(self.comparison.runs)
+        )
         shown = label(only, self.comparison) if only else f"all {len(ids)}"
         table = "paired differences to A" if self.paired else "final scores; X-A: difference"
         info = Text(f"{runs}\ntrials: {shown} (t) · table: {table} (d)\n")
@@ -122,8 +124,7 @@ class CompareScreen(Screen):
         count = len(self.comparison.identities)
         if not count:
             return
-        self.only = 0 if self.only is None else (None if self.only + 1 >= count
-                                                 else self.only + 1)
+        self.only = 0 if self.only is None else (None if self.only + 1 >= count else self.only + 1)
         self._show()
 
     def action_toggle_table(self) -> None:

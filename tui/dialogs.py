@@ -98,8 +98,9 @@ class HelpScreen(ModalScreen[None]):
         super().__init__()
         self.text = HELP.format(
             app=bindings_markdown(app_bindings),
-            screens="\n\n".join(f"### {name}\n{bindings_markdown(b)}"
-                                for name, b in screens.items()),
+            screens="\n\n".join(
+                f"### {name}\n{bindings_markdown(b)}" for name, b in screens.items()
+            ),
         )
 
     def compose(self) -> ComposeResult:

@@ -28,8 +28,14 @@ SHRINK_ORDER = (4, 1, 2, 3)
 def summary_row(state: RunState) -> tuple[str, ...]:
     """The history table's cells for one run (without the mark column)."""
     best, metric = state.best_test()
-    return (state.name, state.recipe_name or "-", state.status(), format_time(state.started),
-            format_seconds(state.duration()), format_score(best, metric))
+    return (
+        state.name,
+        state.recipe_name or "-",
+        state.status(),
+        format_time(state.started),
+        format_seconds(state.duration()),
+        format_score(best, metric),
+    )
 
 
 def fit_widths(natural: list[int], available: int) -> list[int]:
@@ -50,7 +56,7 @@ def shorten(text: str, width: int) -> str:
     if len(text) <= width:
         return text
     keep = width - 1
-    return text[: (keep + 1) // 2] + "…" + text[len(text) - keep // 2:] if keep > 0 else "…"
+    return text[: (keep + 1) // 2] + "…" + text[len(text) - keep // 2 :] if keep > 0 else "…"
 
 
 def compact_time(text: str, width: int) -> str:
@@ -127,19 +133,25 @@ class HistoryScreen(Screen):
         for head, width in zip(COLUMNS, widths, strict=True):
             table.add_column(shorten(head, width), width=width)
         for path, row in zip(self.runs, cells, strict=True):
-            fitted = [shorten(compact_time(c, w) if i == 4 else c, w)
-                      for i, (c, w) in enumerate(zip(row, widths, strict=True))]
+            fitted = [
+                shorten(compact_time(c, w) if i == 4 else c, w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            ]
             table.add_row(*fitted, key=str(path))
         if cursor is not None and rows:
             table.move_cursor(row=min(cursor, len(rows) - 1), animate=False)
         self._info(len(rows))
 
     def _info(self, count: int) -> None:
-        info = (f"{count} run(s) in {self.runs_dir} · {HEADLINE}: best final test "
-                "score · space marks A, B, …")
+        info = (
+            f"{count} run(s) in {self.runs_dir} · {HEADLINE}: best final test "
+            "score · space marks A, B, …"
+        )
         if not count:
-            info = (f"No runs in {self.runs_dir}. Launch one from Recipes (r), or point "
-                    "--runs-dir at the folder that holds your runs.")
+            info = (
+                f"No runs in {self.runs_dir}. Launch one from Recipes (r), or point "
+                "--runs-dir at the folder that holds your runs."
+            )
         self.query_one("#history-info", Static).update(info)
 
     def _mark(self, path: Path) -> str:

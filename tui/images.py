@@ -45,8 +45,9 @@ def load_image(path: str | os.PathLike) -> PILImage:
     except FileNotFoundError:
         raise ImageLoadError(f"Image '{path}' is missing (it is listed but not on disk).") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageLoadError(f"Image '{path}' cannot be decoded ({exc}); it may be corrupt "
-                             "or still being written.") from None
+        raise ImageLoadError(
+            f"Image '{path}' cannot be decoded ({exc}); it may be corrupt or still being written."
+        ) from None
 
 
 class HalfBlock:

@@ -27,8 +27,11 @@ def images_by_kind(run_dir: Path) -> dict[str, list[Path]]:
         return {}
     found: dict[str, list[Path]] = {}
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        files = sorted(f for f in folder.rglob("*")
-                       if f.suffix.lower() in SUFFIXES and not f.name.startswith("."))
+        files = sorted(
+            f
+            for f in folder.rglob("*")
+            if f.suffix.lower() in SUFFIXES and not f.name.startswith(".")
+        )
         if files:
             found[folder.name] = files
     order = {k: i for i, k in enumerate(KINDS)}
@@ -50,10 +53,10 @@ class ImagesScreen(Screen):
     ImagesScreen .error { color: $error; padding: 1; }
     """
     BINDINGS = [
-        Binding("right_square_bracket,tab", "kind(1)", "Next kind", key_display="]",
-                group=KIND),
-        Binding("left_square_bracket,shift+tab", "kind(-1)", "Prev kind", key_display="[",
-                group=KIND),
+        Binding("right_square_bracket,tab", "kind(1)", "Next kind", key_display="]", group=KIND),
+        Binding(
+            "left_square_bracket,shift+tab", "kind(-1)", "Prev kind", key_display="[", group=KIND
+        ),
         Binding("n", "step(1)", "Next image", group=IMAGE),
         Binding("p", "step(-1)", "Prev image", group=IMAGE),
         Binding("g", "reload", "Reload"),
@@ -91,7 +94,8 @@ class ImagesScreen(Screen):
         if not self.kinds:
             self.query_one("#caption", Static).update(
                 f"No images in {self.run_dir.name}/images yet. kvision writes them after "
-                "training (filters, activations, CAM, curves, confusion, robustness).")
+                "training (filters, activations, CAM, curves, confusion, robustness)."
+            )
             self.query_one(ImageView).show(None)
             return
         for kind, files in self.kinds.items():
@@ -105,8 +109,9 @@ class ImagesScreen(Screen):
         self.kind = event.tab.id.removeprefix("kind-")
         files = self.query_one("#files", OptionList)
         files.clear_options()
-        files.add_options([Option(f.name, id=str(i)) for i, f in
-                           enumerate(self.kinds.get(self.kind, []))])
+        files.add_options(
+            [Option(f.name, id=str(i)) for i, f in enumerate(self.kinds.get(self.kind, []))]
+        )
         files.highlighted = 0 if files.option_count else None
 
     @on(OptionList.OptionHighlighted, "#files")

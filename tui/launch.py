@@ -61,8 +61,12 @@ class Launched:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def launch(recipe: str | os.PathLike, runs_dir: str | os.PathLike,
-           overrides: Sequence[str] = (), recipe_name: str | None = None) -> Launched:
+def launch(
+    recipe: str | os.PathLike,
+    runs_dir: str | os.PathLike,
+    overrides: Sequence[str] = (),
+    recipe_name: str | None = None,
+) -> Launched:
     """Start `kvision run` detached; returns at once with where the run will appear."""
     run_dir, log = new_run_log(runs_dir, recipe_name or Path(recipe).stem)
     process = spawn_run(run_command(recipe, run_dir, overrides), log, detach=True)
@@ -80,11 +84,13 @@ def cancel(run_dir: Path, meta: dict, launched: Launched | None = None) -> str:
         return f"Sent SIGTERM to run {run_dir.name} (process group {launched.process.pid})."
     pid, host = meta.get("pid"), meta.get("host")
     if not pid:
-        raise KvisionError(f"Run {run_dir.name} has no pid in meta.json, so it cannot be "
-                           "cancelled from here.")
+        raise KvisionError(
+            f"Run {run_dir.name} has no pid in meta.json, so it cannot be cancelled from here."
+        )
     if host and host != socket.gethostname():
-        raise KvisionError(f"Run {run_dir.name} runs on host '{host}', not on this one; "
-                           "cancel it there.")
+        raise KvisionError(
+            f"Run {run_dir.name} runs on host '{host}', not on this one; cancel it there."
+        )
     try:
         os.kill(int(pid), signal.SIGTERM)
     except ProcessLookupError:

@@ -78,8 +78,13 @@ def matrix_rows(evaluations: dict[tuple, dict]) -> tuple[list[str], list[tuple]]
 def _epoch_cells(row: EpochRow) -> tuple[str, ...]:
     """One epoch table row: stage, epoch numbers, metrics, seconds."""
     seconds = f"{row.seconds:.1f}" if isinstance(row.seconds, (int, float)) else "-"
-    return (row.stage, str(row.epoch), str(row.global_epoch),
-            *[_num(row.metrics.get(m)) for m in METRICS], seconds)
+    return (
+        row.stage,
+        str(row.epoch),
+        str(row.global_epoch),
+        *[_num(row.metrics.get(m)) for m in METRICS],
+        seconds,
+    )
 
 
 def _pct(value: object) -> str:
@@ -93,8 +98,10 @@ def _num(value: float | None) -> str:
 
 
 #: Shown in the Messages tab until the run reports a warning or an error.
-NO_MESSAGES = ("No warnings or errors so far. Skipped files, missing splits, non-finite "
-               "losses and failures appear here as the run reports them.")
+NO_MESSAGES = (
+    "No warnings or errors so far. Skipped files, missing splits, non-finite "
+    "losses and failures appear here as the run reports them."
+)
 TABS = Binding.Group("Tabs", compact=True)
 
 
@@ -214,8 +221,10 @@ class LiveScreen(Screen):
                 message = f"Starting {self.run_dir.name} … (waiting for kvision to create it)"
                 label.update("starting")
             else:
-                message = (f"kvision run exited with code {code} before creating the run "
-                           f"directory. Its output ({launched.log}):\n{launched.log_tail()}")
+                message = (
+                    f"kvision run exited with code {code} before creating the run "
+                    f"directory. Its output ({launched.log}):\n{launched.log_tail()}"
+                )
                 label.update(Text("launch failed", style="bold red"))
                 bar.display = False  # nothing is going on any more: no animation
         else:
@@ -241,14 +250,21 @@ class LiveScreen(Screen):
         if launched is not None:
             launched.finished()  # reap our child so its pid stops looking alive
             launched.adopt_log()
-        parts = [f"run {state.name}", f"recipe {state.recipe_name or '-'}",
-                 f"status {status}", f"time {format_seconds(state.duration(status == 'running'))}"]
+        parts = [
+            f"run {state.name}",
+            f"recipe {state.recipe_name or '-'}",
+            f"status {status}",
+            f"time {format_seconds(state.duration(status == 'running'))}",
+        ]
         text = Text(" · ".join(parts))
         trial = self.shown_trial()
         if trial is not None:
             names = list(state.trials)
-            mode = ("pinned (t: next, f: follow the run)" if self.pinned
-                    else "following the run (t: pin another trial)")
+            mode = (
+                "pinned (t: next, f: follow the run)"
+                if self.pinned
+                else "following the run (t: pin another trial)"
+            )
             text.append(f"\ntrial {trial.name} ({names.index(trial.name) + 1}/{len(names)}) · ")
             if trial.failed:
                 text.append("failed · ", style="bold red")
@@ -291,10 +307,11 @@ class LiveScreen(Screen):
             added = self._put_row(table, row) or added
         if added:  # follow the newest epoch, as `tail -f` would
             table.move_cursor(row=table.row_count - 1, animate=False)
-        shown = (f"the last {len(window)}" if len(rows) > len(window) else "all")
+        shown = f"the last {len(window)}" if len(rows) > len(window) else "all"
         self.query_one("#epochs-info", Static).update(
             f"trial {trial.name}: {len(rows)} epochs, {shown} shown here (the charts show "
-            "every epoch)")
+            "every epoch)"
+        )
 
     def _put_row(self, table: DataTable, row: EpochRow) -> bool:
         """Add or update one epoch row; True when a row was added."""
@@ -340,9 +357,10 @@ class LiveScreen(Screen):
         log = self.query_one("#log", RichLog)
         messages = self.state.messages
         self.query_one("#no-messages", Static).display = not messages
-        for level, text in messages[self._shown_messages:]:
-            log.write(Text(f"{level.upper()}: {text}",
-                           style="bold red" if level == "error" else "yellow"))
+        for level, text in messages[self._shown_messages :]:
+            log.write(
+                Text(f"{level.upper()}: {text}", style="bold red" if level == "error" else "yellow")
+            )
             if level == "error":
                 self.notify(text, severity="error", timeout=8)
         self._shown_messages = len(messages)
@@ -390,8 +408,10 @@ class LiveScreen(Screen):
         self.app.push_screen(
             ConfirmScreen(
                 f"Stop run {self.run_dir.name}? It finishes its checkpoint write and can be "
-                "resumed later with kvision run --resume."),
-            self._cancel_confirmed)
+                "resumed later with kvision run --resume."
+            ),
+            self._cancel_confirmed,
+        )
 
     def _cancel_confirmed(self, yes: bool | None) -> None:
         if not yes:
@@ -399,8 +419,9 @@ class LiveScreen(Screen):
         from .launch import cancel
 
         try:
-            message = cancel(self.run_dir, self.state.reader.meta(),
-                             self.app.launched.get(self.run_dir))
+            message = cancel(
+                self.run_dir, self.state.reader.meta(), self.app.launched.get(self.run_dir)
+            )
         except (KvisionError, OSError) as exc:
             self.notify(str(exc), severity="error")
             return

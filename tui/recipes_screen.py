@@ -99,8 +99,10 @@ class RecipesScreen(Screen):
         """Recipe list | validation, override input, recipe text."""
         yield Header()
         with Horizontal():
-            yield OptionList(*[Option(self.names[p], id=str(i))
-                               for i, p in enumerate(self.recipes)], id="recipe-list")
+            yield OptionList(
+                *[Option(self.names[p], id=str(i)) for i, p in enumerate(self.recipes)],
+                id="recipe-list",
+            )
             with Vertical(id="recipe-side"):
                 yield Static(id="validation")
                 yield Input(placeholder="override key=value, Enter adds it", id="override")
@@ -116,7 +118,8 @@ class RecipesScreen(Screen):
         if not self.recipes:
             self.query_one("#validation", Static).update(
                 "No recipes found. Give recipe folders or files on the command line "
-                "(kvision-tui recipes/ my.toml).")
+                "(kvision-tui recipes/ my.toml)."
+            )
             return
         self.query_one("#recipe-list", OptionList).highlighted = 0
         self.query_one("#recipe-list", OptionList).focus()
@@ -132,8 +135,9 @@ class RecipesScreen(Screen):
         if not value:
             return
         if "=" not in value:
-            self.notify(f"Override '{value}' is not key=value (e.g. training.epochs=2).",
-                        severity="error")
+            self.notify(
+                f"Override '{value}' is not key=value (e.g. training.epochs=2).", severity="error"
+            )
             return
         self.overrides.append(value)
         event.input.value = ""
@@ -142,8 +146,11 @@ class RecipesScreen(Screen):
         self.action_focus_list()  # so l, o and x are keys again, not letters in the box
 
     def _show_overrides(self) -> None:
-        text = ("overrides: " + "  ".join(f"--set {o}" for o in self.overrides)
-                if self.overrides else "overrides: none (o to add one)")
+        text = (
+            "overrides: " + "  ".join(f"--set {o}" for o in self.overrides)
+            if self.overrides
+            else "overrides: none (o to add one)"
+        )
         self.query_one("#overrides", Static).update(text)
 
     def check(self) -> None:
@@ -184,14 +191,19 @@ class RecipesScreen(Screen):
             self.notify("No recipe selected.", severity="warning")
             return
         if self.valid_recipe is None:
-            self.notify(f"{self.current.name} has not validated; fix it before launching.",
-                        severity="error")
+            self.notify(
+                f"{self.current.name} has not validated; fix it before launching.", severity="error"
+            )
             return
         from .launch import launch
 
         try:
-            launched = launch(self.current, self.app.runs_dir, self.overrides,
-                              recipe_name(self.valid_recipe, self.current))
+            launched = launch(
+                self.current,
+                self.app.runs_dir,
+                self.overrides,
+                recipe_name(self.valid_recipe, self.current),
+            )
         except (KvisionError, OSError) as exc:
             self.notify(str(exc), severity="error")
             return

@@ -63,7 +63,8 @@ class TrialState:
         """Record one epoch (a repeated (stage, epoch) replaces the earlier one)."""
         key = (row.stage, row.epoch)
         in_order = key not in self.epochs and (
-            not self._ordered or row.global_epoch > self._ordered[-1].global_epoch)
+            not self._ordered or row.global_epoch > self._ordered[-1].global_epoch
+        )
         self.epochs[key] = row
         self.metric_keys.update(row.metrics)
         self.version += 1
@@ -126,8 +127,15 @@ class Evaluating:
 
 
 #: Events that say which trial the run is busy with right now (follow mode tracks them).
-ACTIVE_EVENTS = (events.TRIAL_STARTED, events.TRIAL_RESUMED, events.STAGE_STARTED,
-                 events.PROGRESS, events.EPOCH_END, events.EVALUATION_STARTED, events.EVALUATION)
+ACTIVE_EVENTS = (
+    events.TRIAL_STARTED,
+    events.TRIAL_RESUMED,
+    events.STAGE_STARTED,
+    events.PROGRESS,
+    events.EPOCH_END,
+    events.EVALUATION_STARTED,
+    events.EVALUATION,
+)
 
 
 class RunState:
@@ -173,8 +181,9 @@ class RunState:
         """data_loaded's skipped files as messages, for runs that did not say it in a
         skipped_files warning (written right after it, so usually read in the same batch)."""
         for skipped in self._skipped:
-            self.messages.append(("warning", f"skipped {skipped.get('path')}: "
-                                             f"{skipped.get('reason')}"))
+            self.messages.append(
+                ("warning", f"skipped {skipped.get('path')}: {skipped.get('reason')}")
+            )
         self._skipped = []
 
     def status(self) -> str:
@@ -224,8 +233,12 @@ class RunState:
     def _on_trial_failed(self, e: dict) -> None:
         trial = self._trial(e.get("trial"))
         trial.failed = str(e.get("error") or "failed")
-        self.messages.append(("error", f"Trial {trial.name} failed: {trial.failed} "
-                                       "(the run goes on with the next trial)"))
+        self.messages.append(
+            (
+                "error",
+                f"Trial {trial.name} failed: {trial.failed} (the run goes on with the next trial)",
+            )
+        )
         self.progress = self.evaluating = None
 
     def _on_stage_started(self, e: dict) -> None:
@@ -237,15 +250,26 @@ class RunState:
         trial = self._trial(e.get("trial"))
         stage = e.get("stage") or ""
         metrics = {k: float(v) for k, v in (e.get("metrics") or {}).items() if _is_number(v)}
-        row = EpochRow(trial.name, stage, int(e["epoch"]),
-                       int(e.get("global_epoch") or e["epoch"]), metrics, e.get("seconds"))
+        row = EpochRow(
+            trial.name,
+            stage,
+            int(e["epoch"]),
+            int(e.get("global_epoch") or e["epoch"]),
+            metrics,
+            e.get("seconds"),
+        )
         trial.add(row)
         trial.stage_starts.setdefault(stage, row.global_epoch - row.epoch + 1)
         self.progress = None
 
     def _on_progress(self, e: dict) -> None:
-        self.progress = Progress(e.get("trial"), e.get("stage"), int(e.get("epoch") or 0),
-                                 int(e["step"]), int(e["steps"]))
+        self.progress = Progress(
+            e.get("trial"),
+            e.get("stage"),
+            int(e.get("epoch") or 0),
+            int(e["step"]),
+            int(e["steps"]),
+        )
 
     def _on_evaluation_started(self, e: dict) -> None:
         self.evaluating = Evaluating(e.get("trial"), str(e.get("checkpoint")))
@@ -263,8 +287,9 @@ class RunState:
             self._skipped = []  # said here, with the count and where the full list is
         where = " ".join(str(e[k]) for k in ("trial", "stage") if e.get(k))
         head = f"[{e['kind']}] " if e.get("kind") else ""
-        self.messages.append(("warning", f"{head}{where + ': ' if where else ''}"
-                                         f"{e.get('message')}"))
+        self.messages.append(
+            ("warning", f"{head}{where + ': ' if where else ''}{e.get('message')}")
+        )
 
     def _on_data_loaded(self, e: dict) -> None:
         self._skipped = list(e.get("skipped") or [])
@@ -275,8 +300,7 @@ class RunState:
         self._end(e)
 
     def _on_run_interrupted(self, e: dict) -> None:
-        self.messages.append(("error", f"Run interrupted ({e.get('signal')}): "
-                                       f"{e.get('message')}"))
+        self.messages.append(("error", f"Run interrupted ({e.get('signal')}): {e.get('message')}"))
         self._end(e)
 
     def _on_run_finished(self, e: dict) -> None:
@@ -285,8 +309,9 @@ class RunState:
     def _on_run_resumed(self, e: dict) -> None:
         self.ended = None
         if e.get("lost_partial_epoch"):
-            self.messages.append(("warning", "Resumed; the epoch in progress was lost "
-                                             "and is run again."))
+            self.messages.append(
+                ("warning", "Resumed; the epoch in progress was lost and is run again.")
+            )
 
     def _end(self, e: dict) -> None:
         self.ended = e.get("time")
@@ -315,12 +340,16 @@ def open_run(path: str | os.PathLike) -> RunState:
 
     p = Path(path).expanduser()
     if not p.is_dir():
-        raise KvisionError(f"Run directory '{p}' does not exist. Give a directory made by "
-                           "'kvision run' (it holds meta.json and events.jsonl).")
+        raise KvisionError(
+            f"Run directory '{p}' does not exist. Give a directory made by "
+            "'kvision run' (it holds meta.json and events.jsonl)."
+        )
     if not is_run_dir(p):
-        raise KvisionError(f"'{p}' is not a kvision run directory: it lacks meta.json or "
-                           "events.jsonl. Give a directory made by 'kvision run', or a runs "
-                           "folder with --runs-dir.")
+        raise KvisionError(
+            f"'{p}' is not a kvision run directory: it lacks meta.json or "
+            "events.jsonl. Give a directory made by 'kvision run', or a runs "
+            "folder with --runs-dir."
+        )
     return RunState(p)
 
 

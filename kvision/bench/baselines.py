@@ -35,8 +35,13 @@ class TorchSide:
 def _model(case, device):
     from kvision.bench.reference import build_reference
 
-    return build_reference(case.arch, in_channels=case.channels, size=case.size,
-                           num_classes=case.num_classes, options=case.options).to(device)
+    return build_reference(
+        case.arch,
+        in_channels=case.channels,
+        size=case.size,
+        num_classes=case.num_classes,
+        options=case.options,
+    ).to(device)
 
 
 def _autocast(device, mixed: bool):
@@ -50,8 +55,9 @@ def _autocast(device, mixed: bool):
     return contextlib.nullcontext()
 
 
-def plain_side(case, images: np.ndarray, labels: np.ndarray, mode: str, device, *,
-               mixed: bool = False) -> TorchSide:
+def plain_side(
+    case, images: np.ndarray, labels: np.ndarray, mode: str, device, *, mixed: bool = False
+) -> TorchSide:
     """(b): the reports' loop: DataLoader, normalise, forward, CrossEntropyLoss, Adam."""
     import torch
     from torch.utils.data import DataLoader, TensorDataset
@@ -91,8 +97,16 @@ def plain_side(case, images: np.ndarray, labels: np.ndarray, mode: str, device, 
     return TorchSide(train if mode == "train" else infer, {"mixed_precision": mixed})
 
 
-def tuned_side(case, images: np.ndarray, labels: np.ndarray, mode: str, device, *,
-               compile: bool = False, mixed: bool = False) -> TorchSide:
+def tuned_side(
+    case,
+    images: np.ndarray,
+    labels: np.ndarray,
+    mode: str,
+    device,
+    *,
+    compile: bool = False,
+    mixed: bool = False,
+) -> TorchSide:
     """(c): channels-last, sliced batches, fused Adam, device-side metrics, inference_mode."""
     import torch
 
@@ -100,8 +114,13 @@ def tuned_side(case, images: np.ndarray, labels: np.ndarray, mode: str, device, 
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7, fused=True)
     scaler = torch.amp.GradScaler(enabled=mixed and device.type == "cuda")
     criterion = torch.nn.CrossEntropyLoss()
-    used = {"channels_last": True, "fused_adam": True, "inference_mode": mode == "infer",
-            "compile": False, "mixed_precision": mixed}
+    used = {
+        "channels_last": True,
+        "fused_adam": True,
+        "inference_mode": mode == "infer",
+        "compile": False,
+        "mixed_precision": mixed,
+    }
     forward = model
     if compile:
         try:

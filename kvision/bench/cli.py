@@ -35,21 +35,31 @@ def main(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     if args.mixed_precision and not torch.cuda.is_available():
-        raise KvisionError("--mixed-precision needs a CUDA device (float16 autocast); torch "
-                           "sees none here.")
+        raise KvisionError(
+            "--mixed-precision needs a CUDA device (float16 autocast); torch sees none here."
+        )
     cases = select_cases(args.cases, gpu=torch.cuda.is_available(), steps=args.steps)
     if args.list:
         for case in cases:
-            print(f"{case.name:<22}{case.arch} {case.size}x{case.size}x{case.channels} "
-                  f"batch {case.batch_size}, {case.steps} steps, options {case.options}")
+            print(
+                f"{case.name:<22}{case.arch} {case.size}x{case.size}x{case.channels} "
+                f"batch {case.batch_size}, {case.steps} steps, options {case.options}"
+            )
         return 0
     modes = ("train", "infer") if args.mode == "both" else (args.mode,)
     results = []
     for case in cases:
         for mode in modes:
-            results.append(run_case(case, mode, repeats=args.repeats,
-                                    min_seconds=args.min_seconds, compile=args.compile,
-                                    mixed=args.mixed_precision))
+            results.append(
+                run_case(
+                    case,
+                    mode,
+                    repeats=args.repeats,
+                    min_seconds=args.min_seconds,
+                    compile=args.compile,
+                    mixed=args.mixed_precision,
+                )
+            )
             # Progress on stderr, so a long run shows each case as it finishes.
             print(format_table(results[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
     if args.json:
@@ -60,9 +70,12 @@ def main(args: argparse.Namespace) -> int:
         from kvision.bench.speed import markdown_table
         from kvision.bench.stamp import write_markdown
 
-        write_markdown(args.markdown, "kvision bench",
-                       markdown_table(results, torch.get_num_threads(), args.min_seconds),
-                       note=args.note)
+        write_markdown(
+            args.markdown,
+            "kvision bench",
+            markdown_table(results, torch.get_num_threads(), args.min_seconds),
+            note=args.note,
+        )
     return 0
 
 
@@ -70,7 +83,8 @@ def _check(args: argparse.Namespace) -> None:
     if args.repeats < 1 or args.threads < 1 or not args.min_seconds >= 0:
         raise KvisionError(
             f"--repeats and --threads must be at least 1 and --min-seconds at least 0. Received: "
-            f"--repeats {args.repeats}, --threads {args.threads}, --min-seconds {args.min_seconds}.")
+            f"--repeats {args.repeats}, --threads {args.threads}, --min-seconds {args.min_seconds}."
+        )
 
 
 def _report(results: list, args: argparse.Namespace) -> str:
@@ -79,9 +93,11 @@ def _report(results: list, args: argparse.Namespace) -> str:
 
     from kvision.bench.speed import format_compile, format_disturbed, format_table
 
-    settings = (f"torch threads: {torch.get_num_threads()}, device: {results[0].device}, "
-                f"{args.repeats} alternating repeats of at least {args.min_seconds:g} s, "
-                f"tuned side compiled: {'yes' if args.compile else 'no'}, mixed precision: "
-                f"{'yes' if args.mixed_precision else 'no'}")
+    settings = (
+        f"torch threads: {torch.get_num_threads()}, device: {results[0].device}, "
+        f"{args.repeats} alternating repeats of at least {args.min_seconds:g} s, "
+        f"tuned side compiled: {'yes' if args.compile else 'no'}, mixed precision: "
+        f"{'yes' if args.mixed_precision else 'no'}"
+    )
     notes = [format_disturbed(results), format_compile(results)]
     return "\n".join([settings, format_table(results), *(n for n in notes if n)])

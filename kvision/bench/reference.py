@@ -19,11 +19,16 @@ class LeNet(nn.Module):
 
     def __init__(self, in_channels: int, size: int, num_classes: int, dropout: float = 0.5):
         super().__init__()
-        self.features = nn.Sequential(*_conv_bn_relu(in_channels, 16, 5, 2), nn.MaxPool2d(2),
-                                      *_conv_bn_relu(16, 32, 5, 2), nn.MaxPool2d(2))
+        self.features = nn.Sequential(
+            *_conv_bn_relu(in_channels, 16, 5, 2),
+            nn.MaxPool2d(2),
+            *_conv_bn_relu(16, 32, 5, 2),
+            nn.MaxPool2d(2),
+        )
         side = size // 4
-        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout),
-                                  nn.Linear(32 * side * side, num_classes))
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Dropout(dropout), nn.Linear(32 * side * side, num_classes)
+        )
 
     def forward(self, x):
         return self.head(self.features(x))
@@ -32,11 +37,17 @@ class LeNet(nn.Module):
 class AlexNetSeed(nn.Module):
     """Report 000's AlexNet variant: conv, ReLU, BN per stage; 6x6 adaptive pool; MLP head."""
 
-    _CONVS = ((64, 11, 4, 2, True), (192, 5, 1, 2, True), (384, 3, 1, 1, False),
-              (256, 3, 1, 1, False), (256, 3, 1, 1, True))
+    _CONVS = (
+        (64, 11, 4, 2, True),
+        (192, 5, 1, 2, True),
+        (384, 3, 1, 1, False),
+        (256, 3, 1, 1, False),
+        (256, 3, 1, 1, True),
+    )
 
-    def __init__(self, in_channels: int, num_classes: int, downscale: int = 1,
-                 dropout: float = 0.5):
+    def __init__(
+        self, in_channels: int, num_classes: int, downscale: int = 1, dropout: float = 0.5
+    ):
         super().__init__()
         layers: list[nn.Module] = []
         cin = in_channels
@@ -48,9 +59,15 @@ class AlexNetSeed(nn.Module):
             cin = cout
         self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(6), nn.Flatten())
         hidden1, hidden2 = 4096 // downscale, 1024 // downscale
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(cin * 36, hidden1), nn.ReLU(),
-                                  nn.Dropout(dropout), nn.Linear(hidden1, hidden2), nn.ReLU(),
-                                  nn.Linear(hidden2, num_classes))
+        self.head = nn.Sequential(
+            nn.Dropout(dropout),
+            nn.Linear(cin * 36, hidden1),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden1, hidden2),
+            nn.ReLU(),
+            nn.Linear(hidden2, num_classes),
+        )
 
     def forward(self, x):
         return self.head(self.features(x))
@@ -59,8 +76,14 @@ class AlexNetSeed(nn.Module):
 class VGG11(nn.Module):
     """VGG11 (no BN) in torchvision's layout, every width divided by ``width``."""
 
-    def __init__(self, in_channels: int, num_classes: int, width: int = 1, head: int = 4096,
-                 dropout: float = 0.5):
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        width: int = 1,
+        head: int = 4096,
+        dropout: float = 0.5,
+    ):
         super().__init__()
         layers: list[nn.Module] = []
         cin = in_channels
@@ -71,9 +94,15 @@ class VGG11(nn.Module):
             layers.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(7), nn.Flatten())
         hidden = max(1, head // width)
-        self.head = nn.Sequential(nn.Linear(cin * 49, hidden), nn.ReLU(), nn.Dropout(dropout),
-                                  nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
-                                  nn.Linear(hidden, num_classes))
+        self.head = nn.Sequential(
+            nn.Linear(cin * 49, hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, num_classes),
+        )
 
     def forward(self, x):
         return self.head(self.features(x))
@@ -85,12 +114,17 @@ class BasicBlock(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
-            nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout))
+            nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(),
+            nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(cout),
+        )
         self.shortcut = nn.Identity()
         if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
-                                          nn.BatchNorm2d(cout))
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
+            )
         self.relu = nn.ReLU()
 
     def forward(self, x):
@@ -102,8 +136,12 @@ class ResNet18(nn.Module):
 
     def __init__(self, in_channels: int, num_classes: int):
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False),
-                                   nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1)]
+        layers: list[nn.Module] = [
+            nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False),
+            nn.BatchNorm2d(64),
+            nn.ReLU(),
+            nn.MaxPool2d(3, 2, 1),
+        ]
         cin = 64
         for stage, filters in enumerate((64, 128, 256, 512)):
             for block in range(2):
@@ -116,8 +154,9 @@ class ResNet18(nn.Module):
         return self.fc(self.features(x))
 
 
-def build_reference(arch: str, *, in_channels: int, size: int, num_classes: int,
-                    options: dict) -> nn.Module:
+def build_reference(
+    arch: str, *, in_channels: int, size: int, num_classes: int, options: dict
+) -> nn.Module:
     """The PyTorch twin of kvision architecture ``arch`` built with ``options``."""
     if arch == "lenet":
         return LeNet(in_channels, size, num_classes, **options)

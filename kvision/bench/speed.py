@@ -109,8 +109,14 @@ class CaseResult:
             median = statistics.median(rates)
             for i, rate in enumerate(rates):
                 if abs(rate / median - 1) > DISTURBED:
-                    flagged.append({"repeat": i + 1, "side": side, "ips": rate,
-                                    "vs_median": round(rate / median, 3)})
+                    flagged.append(
+                        {
+                            "repeat": i + 1,
+                            "side": side,
+                            "ips": rate,
+                            "vs_median": round(rate / median, 3),
+                        }
+                    )
         return sorted(flagged, key=lambda d: (d["repeat"], d["side"]))
 
     def summary(self) -> dict:
@@ -119,8 +125,9 @@ class CaseResult:
         out = {**asdict(self), "ratio": _spread(self.kvision_ips, self.torch_ips)}
         out["ratio_tuned"] = _spread(self.kvision_ips, self.tuned_ips) if self.tuned_ips else None
         out["disturbed"] = self.disturbed()
-        out["targets"] = {key: meets_target(out[key], target)
-                          for key, target in TARGETS.items() if out[key]}
+        out["targets"] = {
+            key: meets_target(out[key], target) for key, target in TARGETS.items() if out[key]
+        }
         return out
 
 
@@ -130,8 +137,12 @@ def _ratios(ours: list[float], theirs: list[float]) -> list[float]:
 
 def _spread(ours: list[float], theirs: list[float]) -> dict[str, float]:
     ratios = _ratios(ours, theirs)
-    return {"min": min(ratios), "median": statistics.median(ratios), "max": max(ratios),
-            "best": max(ours) / max(theirs)}
+    return {
+        "min": min(ratios),
+        "median": statistics.median(ratios),
+        "max": max(ratios),
+        "best": max(ours) / max(theirs),
+    }
 
 
 def meets_target(spread: dict[str, float], target: float) -> bool:
@@ -142,13 +153,13 @@ def meets_target(spread: dict[str, float], target: float) -> bool:
 def _data(case: Case, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     count = case.batch_size * case.steps
-    images = rng.integers(0, 256, size=(count, case.size, case.size, case.channels),
-                          dtype=np.uint8)
+    images = rng.integers(0, 256, size=(count, case.size, case.size, case.channels), dtype=np.uint8)
     return images, rng.integers(0, case.num_classes, size=count)
 
 
-def _kvision_side(case: Case, images: np.ndarray, labels: np.ndarray, mode: str, *,
-                  mixed: bool = False) -> Callable[[], None]:
+def _kvision_side(
+    case: Case, images: np.ndarray, labels: np.ndarray, mode: str, *, mixed: bool = False
+) -> Callable[[], None]:
     """(a): kvision's model, compiled as the runner does, fed by make_batches."""
     import keras
 
@@ -159,11 +170,17 @@ def _kvision_side(case: Case, images: np.ndarray, labels: np.ndarray, mode: str,
 
     # As the runner does for a mixed_precision recipe on CUDA (policy set before building).
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
-    model = create_model(case.arch, input_shape=(case.size, case.size, case.channels),
-                         num_classes=case.num_classes, preprocess=MEAN_STD, **case.options)
+    model = create_model(
+        case.arch,
+        input_shape=(case.size, case.size, case.channels),
+        num_classes=case.num_classes,
+        preprocess=MEAN_STD,
+        **case.options,
+    )
     compile_model(model, TrainingSection(optimizer=OptimizerSpec(learning_rate=1e-3)))
-    batches = make_batches(images, labels, batch_size=case.batch_size, seed=0,
-                           shuffle=mode == "train")
+    batches = make_batches(
+        images, labels, batch_size=case.batch_size, seed=0, shuffle=mode == "train"
+    )
     if mode == "train":
         return lambda: model.fit(batches, epochs=1, verbose=0, shuffle=False)
     return lambda: model.predict(batches, verbose=0)
@@ -178,8 +195,9 @@ def _seconds(run: Callable[[], None], passes: int, sync: Callable[[], None]) -> 
     return time.perf_counter() - start
 
 
-def _passes_for(sides: dict[str, Callable[[], None]], min_seconds: float,
-                sync: Callable[[], None]) -> int:
+def _passes_for(
+    sides: dict[str, Callable[[], None]], min_seconds: float, sync: Callable[[], None]
+) -> int:
     """Passes per timed repeat so that the faster side's timing lasts ``min_seconds``."""
     fastest = min(_seconds(run, 1, sync) for run in sides.values())
     return max(1, math.ceil(min_seconds / fastest))
@@ -191,8 +209,15 @@ def peak_rss_mb() -> float:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
-def run_case(case: Case, mode: str, *, repeats: int = 5, min_seconds: float = 0.0,
-             compile: bool = False, mixed: bool = False) -> CaseResult:
+def run_case(
+    case: Case,
+    mode: str,
+    *,
+    repeats: int = 5,
+    min_seconds: float = 0.0,
+    compile: bool = False,
+    mixed: bool = False,
+) -> CaseResult:
     """Warm up every side once, then time ``repeats`` rounds of alternating repeats (the
     order rotated each round), each of as many passes over the data as make the fastest
     side take ``min_seconds`` or more."""
@@ -203,11 +228,14 @@ def run_case(case: Case, mode: str, *, repeats: int = 5, min_seconds: float = 0.
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     images, labels = _data(case)
-    tuned, compile_seconds = _warm_tuned(case, images, labels, mode, device, sync,
-                                         compile=compile, mixed=mixed)
-    sides = {"kvision": _kvision_side(case, images, labels, mode, mixed=mixed),
-             "torch": baselines.plain_side(case, images, labels, mode, device, mixed=mixed).run,
-             "tuned": tuned.run}
+    tuned, compile_seconds = _warm_tuned(
+        case, images, labels, mode, device, sync, compile=compile, mixed=mixed
+    )
+    sides = {
+        "kvision": _kvision_side(case, images, labels, mode, mixed=mixed),
+        "torch": baselines.plain_side(case, images, labels, mode, device, mixed=mixed).run,
+        "tuned": tuned.run,
+    }
     for name in ("kvision", "torch"):
         sides[name]()  # warm-up: kernels, Keras' train function, optimizer slots
     passes = _passes_for(sides, min_seconds, sync) if min_seconds > 0 else 1
@@ -215,21 +243,41 @@ def run_case(case: Case, mode: str, *, repeats: int = 5, min_seconds: float = 0.
     cuda_peak: dict[str, float] = {}
     names = list(sides)
     for round_ in range(repeats):
-        for name in names[round_ % 3:] + names[:round_ % 3]:
+        for name in names[round_ % 3 :] + names[: round_ % 3]:
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats()
             speeds[name].append(len(labels) * passes / _seconds(sides[name], passes, sync))
             if device.type == "cuda":
                 cuda_peak[name] = torch.cuda.max_memory_allocated() / 2**20
-    return CaseResult(case.name, mode, device.type, torch.get_num_threads(), case.batch_size,
-                      case.steps, passes, speeds["kvision"], speeds["torch"], peak_rss_mb(),
-                      tuned_ips=speeds["tuned"], tuned=tuned.used,
-                      compile_seconds=compile_seconds, cuda_peak_mb=cuda_peak or None)
+    return CaseResult(
+        case.name,
+        mode,
+        device.type,
+        torch.get_num_threads(),
+        case.batch_size,
+        case.steps,
+        passes,
+        speeds["kvision"],
+        speeds["torch"],
+        peak_rss_mb(),
+        tuned_ips=speeds["tuned"],
+        tuned=tuned.used,
+        compile_seconds=compile_seconds,
+        cuda_peak_mb=cuda_peak or None,
+    )
 
 
-def _warm_tuned(case: Case, images: np.ndarray, labels: np.ndarray, mode: str, device,
-                sync: Callable[[], None], *, compile: bool,
-                mixed: bool) -> tuple[baselines.TorchSide, float | None]:
+def _warm_tuned(
+    case: Case,
+    images: np.ndarray,
+    labels: np.ndarray,
+    mode: str,
+    device,
+    sync: Callable[[], None],
+    *,
+    compile: bool,
+    mixed: bool,
+) -> tuple[baselines.TorchSide, float | None]:
     """The tuned side after its warm-up pass, and the seconds torch.compile added to it.
 
     torch.compile compiles on the first call: that pass's time less a second (compiled)
@@ -252,9 +300,19 @@ def _warm_tuned(case: Case, images: np.ndarray, labels: np.ndarray, mode: str, d
     return side, max(first - baselines.first_pass(side.run, sync), 0.0)
 
 
-HEADER = ("case", "mode", "kvision img/s", "plain img/s", "tuned img/s",
-          "vs plain min/med/max", "best", "vs tuned min/med/max", "best", "disturbed",
-          "peak RSS MiB")
+HEADER = (
+    "case",
+    "mode",
+    "kvision img/s",
+    "plain img/s",
+    "tuned img/s",
+    "vs plain min/med/max",
+    "best",
+    "vs tuned min/med/max",
+    "best",
+    "disturbed",
+    "peak RSS MiB",
+)
 _WIDTHS = (22, 6, 14, 12, 12, 21, 6, 21, 6, 10, 13)
 
 
@@ -264,9 +322,19 @@ def table_rows(results: list[CaseResult]) -> list[tuple[str, ...]]:
     rows = []
     for r in results:
         summary = r.summary()
-        rows.append((r.case, r.mode, _ips(r.kvision_ips), _ips(r.torch_ips), _ips(r.tuned_ips),
-                     *_spread_cells(summary["ratio"]), *_spread_cells(summary["ratio_tuned"]),
-                     str(len(summary["disturbed"])), f"{r.peak_rss_mb:.0f}"))
+        rows.append(
+            (
+                r.case,
+                r.mode,
+                _ips(r.kvision_ips),
+                _ips(r.torch_ips),
+                _ips(r.tuned_ips),
+                *_spread_cells(summary["ratio"]),
+                *_spread_cells(summary["ratio_tuned"]),
+                str(len(summary["disturbed"])),
+                f"{r.peak_rss_mb:.0f}",
+            )
+        )
     return rows
 
 
@@ -277,7 +345,10 @@ def _ips(rates: list[float]) -> str:
 def _spread_cells(spread: dict[str, float] | None) -> tuple[str, str]:
     if not spread:
         return "-", "-"
-    return f"{spread['min']:.2f}/{spread['median']:.2f}/{spread['max']:.2f}", f"{spread['best']:.2f}"
+    return (
+        f"{spread['min']:.2f}/{spread['median']:.2f}/{spread['max']:.2f}",
+        f"{spread['best']:.2f}",
+    )
 
 
 def format_table(results: list[CaseResult]) -> str:
@@ -295,12 +366,18 @@ def markdown_table(results: list[CaseResult], threads: int, min_seconds: float) 
     the disturbed repeats and any torch.compile notes under it."""
     r0 = results[0]
     compiled = "yes" if r0.tuned.get("compile") else "no"
-    lines = [f"Device {r0.device}, {threads} torch threads, timed repeats of at least "
-             f"{min_seconds:g} s, {len(r0.kvision_ips)} alternating repeats per side, tuned "
-             f"side compiled: {compiled}. Ratios are kvision / PyTorch images/s (min / median "
-             "/ max over repeats; best / best).", ""]
-    rows = [HEADER, tuple("---" if i < 2 else "---:" for i in range(len(HEADER))),
-            *table_rows(results)]
+    lines = [
+        f"Device {r0.device}, {threads} torch threads, timed repeats of at least "
+        f"{min_seconds:g} s, {len(r0.kvision_ips)} alternating repeats per side, tuned "
+        f"side compiled: {compiled}. Ratios are kvision / PyTorch images/s (min / median "
+        "/ max over repeats; best / best).",
+        "",
+    ]
+    rows = [
+        HEADER,
+        tuple("---" if i < 2 else "---:" for i in range(len(HEADER))),
+        *table_rows(results),
+    ]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     notes = [format_disturbed(results), format_compile(results)]
     for note in filter(None, notes):
@@ -313,12 +390,19 @@ def format_disturbed(results: list[CaseResult]) -> str:
     lines = []
     for r in results:
         for d in r.disturbed():
-            lines.append(f"{r.case} {r.mode}: repeat {d['repeat']}, {d['side']} "
-                         f"{d['ips']:.0f} img/s = {d['vs_median']:.2f} x its median")
+            lines.append(
+                f"{r.case} {r.mode}: repeat {d['repeat']}, {d['side']} "
+                f"{d['ips']:.0f} img/s = {d['vs_median']:.2f} x its median"
+            )
     if not lines:
         return f"disturbed repeats (rate more than {DISTURBED:.0%} from the side's median): none"
-    return "\n".join([f"disturbed repeats (rate more than {DISTURBED:.0%} from the side's "
-                       "median; kept in the figures above):", *lines])
+    return "\n".join(
+        [
+            f"disturbed repeats (rate more than {DISTURBED:.0%} from the side's "
+            "median; kept in the figures above):",
+            *lines,
+        ]
+    )
 
 
 def format_compile(results: list[CaseResult]) -> str:
@@ -326,9 +410,13 @@ def format_compile(results: list[CaseResult]) -> str:
     lines = []
     for r in results:
         if r.compile_seconds is not None:
-            lines.append(f"{r.case} {r.mode}: torch.compile took {r.compile_seconds:.1f} s "
-                         "(not in the tuned rate)")
+            lines.append(
+                f"{r.case} {r.mode}: torch.compile took {r.compile_seconds:.1f} s "
+                "(not in the tuned rate)"
+            )
         if r.tuned.get("compile_error"):
-            lines.append(f"{r.case} {r.mode}: torch.compile failed, tuned side ran eager: "
-                         f"{r.tuned['compile_error']}")
+            lines.append(
+                f"{r.case} {r.mode}: torch.compile failed, tuned side ran eager: "
+                f"{r.tuned['compile_error']}"
+            )
     return "\n".join(lines)

@@ -55,10 +55,12 @@ def stamp_lines(command: list[str] | None = None) -> list[str]:
     if gpu:
         machine += f", GPU {gpu}"
     argv = command if command is not None else _argv()
-    return [f"- machine: {machine}",
-            f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-            f"- command: `{shlex.join(argv)}`",
-            f"- software: {_versions()}"]
+    return [
+        f"- machine: {machine}",
+        f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        f"- command: `{shlex.join(argv)}`",
+        f"- software: {_versions()}",
+    ]
 
 
 def _argv() -> list[str]:
@@ -70,8 +72,13 @@ def _argv() -> list[str]:
     return ["python", *sys.argv] if first.suffix == ".py" else [first.name, *sys.argv[1:]]
 
 
-def write_markdown(path: str | os.PathLike, title: str, body: str,
-                   command: list[str] | None = None, note: str | None = None) -> Path:
+def write_markdown(
+    path: str | os.PathLike,
+    title: str,
+    body: str,
+    command: list[str] | None = None,
+    note: str | None = None,
+) -> Path:
     """Write ``body`` under a heading and the stamp to ``path`` (atomically); ``note`` (e.g.
     "the machine was shared") goes with the stamp."""
     from kvision.runs import atomic_write_text

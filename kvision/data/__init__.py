@@ -23,14 +23,28 @@ if TYPE_CHECKING:
     from kvision.data.splits import split_manifest
 
 _EXPORTS = {
-    "Dataset": "dataset", "Split": "dataset", "load_dataset": "load",
-    "split_manifest": "splits", "condition_view": "conditions", "apply_condition": "conditions",
-    "normalization": "normalize", "NORMALIZE_PRESETS": "normalize",
-    "class_weights": "balance", "make_batches": "pipeline",
+    "Dataset": "dataset",
+    "Split": "dataset",
+    "load_dataset": "load",
+    "split_manifest": "splits",
+    "condition_view": "conditions",
+    "apply_condition": "conditions",
+    "normalization": "normalize",
+    "NORMALIZE_PRESETS": "normalize",
+    "class_weights": "balance",
+    "make_batches": "pipeline",
 }
 __all__ = [
-    "NORMALIZE_PRESETS", "Dataset", "Split", "apply_condition", "class_weights",
-    "condition_view", "load_dataset", "make_batches", "normalization", "split_manifest",
+    "NORMALIZE_PRESETS",
+    "Dataset",
+    "Split",
+    "apply_condition",
+    "class_weights",
+    "condition_view",
+    "load_dataset",
+    "make_batches",
+    "normalization",
+    "split_manifest",
 ]
 
 

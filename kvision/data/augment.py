@@ -27,9 +27,11 @@ def check_pipeline(ops: Sequence[AugmentOp], image_hw: tuple[int, int], key: str
     h, w = image_hw
     for i, op in enumerate(ops):
         if op.op in ("random_crop", "center_crop") and (op.size[0] > h or op.size[1] > w):
-            raise RecipeError(f"the crop {list(op.size)} is larger than the {h}x{w} image it "
-                              f"is cut from at this step; use a smaller size or resize first.",
-                              key=f"{key}[{i}].size")
+            raise RecipeError(
+                f"the crop {list(op.size)} is larger than the {h}x{w} image it "
+                f"is cut from at this step; use a smaller size or resize first.",
+                key=f"{key}[{i}].size",
+            )
         if op.op in ("random_crop", "center_crop", "resize", "random_resized_crop") and op.size:
             h, w = op.size
 
@@ -66,24 +68,26 @@ def _flip(axis: int):
         for i in np.flatnonzero(chosen):  # in place, image by image: no gather/scatter copies
             x[i] = np.flip(x[i], axis=axis - 1)
         return x
+
     return flip
 
 
 def _rotate(x: Batch, chosen: np.ndarray, op: AugmentOp, rng: np.random.Generator) -> Batch:
     n, h, w, c = x.shape
-    angles = (np.full(n, op.angle) if op.angle is not None
-              else rng.uniform(-op.degrees, op.degrees, n))
+    angles = (
+        np.full(n, op.angle) if op.angle is not None else rng.uniform(-op.degrees, op.degrees, n)
+    )
     centre = ((w - 1) / 2, (h - 1) / 2)
     for i in np.flatnonzero(chosen):
         # Counter-clockwise like PIL's rotate; uncovered corners are black, as in PIL.
         m = cv2.getRotationMatrix2D(centre, float(angles[i]), 1.0)
-        x[i] = cv2.warpAffine(x[i], m, (w, h), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=0).reshape(h, w, c)
+        x[i] = cv2.warpAffine(
+            x[i], m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+        ).reshape(h, w, c)
     return x
 
 
-def _crop_boxes(n: int, h: int, w: int, op: AugmentOp,
-                rng: np.random.Generator) -> np.ndarray:
+def _crop_boxes(n: int, h: int, w: int, op: AugmentOp, rng: np.random.Generator) -> np.ndarray:
     """torchvision's RandomResizedCrop boxes (top, left, height, width) for n images: up to
     10 draws of area and aspect ratio each, else the largest centred box within the ratios."""
     scale, ratio = op.scale or _DEFAULT_SCALE, op.ratio or _DEFAULT_RATIO
@@ -106,8 +110,9 @@ def _crop_boxes(n: int, h: int, w: int, op: AugmentOp,
     return np.stack([top, left, ch, cw], axis=1)
 
 
-def _random_resized_crop(x: Batch, chosen: np.ndarray, op: AugmentOp,
-                         rng: np.random.Generator) -> Batch:
+def _random_resized_crop(
+    x: Batch, chosen: np.ndarray, op: AugmentOp, rng: np.random.Generator
+) -> Batch:
     n, h, w, c = x.shape
     size = tuple(op.size) if op.size else (h, w)
     boxes = _crop_boxes(n, h, w, op, rng)
@@ -116,7 +121,7 @@ def _random_resized_crop(x: Batch, chosen: np.ndarray, op: AugmentOp,
         if not chosen[i]:
             out[i] = resize_image(x[i], size).reshape(*size, c)
             continue
-        out[i] = resize_image(x[i, top:top + ch, left:left + cw], size).reshape(*size, c)
+        out[i] = resize_image(x[i, top : top + ch, left : left + cw], size).reshape(*size, c)
     return out
 
 
@@ -126,15 +131,18 @@ def _random_crop(x: Batch, chosen: np.ndarray, op: AugmentOp, rng: np.random.Gen
     lefts = (rng.random(n) * (w - cw + 1)).astype(int)
     out = np.empty((n, ch, cw, c), np.uint8)
     for i in range(n):
-        out[i] = (x[i, tops[i]:tops[i] + ch, lefts[i]:lefts[i] + cw] if chosen[i]
-                  else resize_image(x[i], (ch, cw)).reshape(ch, cw, c))
+        out[i] = (
+            x[i, tops[i] : tops[i] + ch, lefts[i] : lefts[i] + cw]
+            if chosen[i]
+            else resize_image(x[i], (ch, cw)).reshape(ch, cw, c)
+        )
     return out
 
 
 def _center_crop(x: Batch, chosen: np.ndarray, op: AugmentOp, rng: np.random.Generator) -> Batch:
     (ch, cw), (h, w) = op.size, x.shape[1:3]
     top, left = (h - ch) // 2, (w - cw) // 2
-    out = x[:, top:top + ch, left:left + cw].copy()
+    out = x[:, top : top + ch, left : left + cw].copy()
     if not chosen.all():
         out[~chosen] = resize_images(x[~chosen], (ch, cw))
     return out
@@ -155,8 +163,7 @@ def _grayscale(x: Batch, chosen: np.ndarray, op: AugmentOp, rng: np.random.Gener
     return x
 
 
-def _color_jitter(x: Batch, chosen: np.ndarray, op: AugmentOp,
-                  rng: np.random.Generator) -> Batch:
+def _color_jitter(x: Batch, chosen: np.ndarray, op: AugmentOp, rng: np.random.Generator) -> Batch:
     n = len(x)
     b = op.brightness or 0.0
     c = op.contrast or 0.0
@@ -176,9 +183,14 @@ def _color_jitter(x: Batch, chosen: np.ndarray, op: AugmentOp,
 
 
 _OPS = {
-    "hflip": _flip(2), "vflip": _flip(1), "rotate": _rotate,
-    "random_resized_crop": _random_resized_crop, "random_crop": _random_crop,
-    "center_crop": _center_crop, "resize": _resize, "grayscale": _grayscale,
+    "hflip": _flip(2),
+    "vflip": _flip(1),
+    "rotate": _rotate,
+    "random_resized_crop": _random_resized_crop,
+    "random_crop": _random_crop,
+    "center_crop": _center_crop,
+    "resize": _resize,
+    "grayscale": _grayscale,
     "color_jitter": _color_jitter,
 }
 

@@ -14,8 +14,7 @@ def limit_per_class(split: Split, limit: int, rng: np.random.Generator) -> Split
     keep = []
     for c in np.unique(split.labels):
         members = np.flatnonzero(split.labels == c)
-        keep.append(members if len(members) <= limit
-                    else rng.choice(members, limit, replace=False))
+        keep.append(members if len(members) <= limit else rng.choice(members, limit, replace=False))
     return split.take(np.sort(np.concatenate(keep)))
 
 

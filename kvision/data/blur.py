@@ -31,24 +31,39 @@ _SEVERITIES: dict[str, dict[str, list]] = {
         "gaussian": [1, 2, 3, 4, 6],
         "defocus": [(3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5)],
         "motion": [(10, 3), (15, 5), (15, 8), (15, 12), (20, 15)],
-        "zoom": [(1, 1.11, 0.01), (1, 1.16, 0.01), (1, 1.21, 0.02), (1, 1.26, 0.02),
-                 (1, 1.31, 0.03)],
+        "zoom": [
+            (1, 1.11, 0.01),
+            (1, 1.16, 0.01),
+            (1, 1.21, 0.02),
+            (1, 1.26, 0.02),
+            (1, 1.31, 0.03),
+        ],
         "glass": [(0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2)],
     },
     "tiny_imagenet_c": {
         "gaussian": [0.5, 0.75, 1, 1.25, 1.5],
         "defocus": [(0.5, 0.6), (1, 0.1), (1.5, 0.1), (2.5, 0.01), (3, 0.1)],
         "motion": [(10, 1), (10, 1.5), (10, 2), (10, 2.5), (12, 3)],
-        "zoom": [(1, 1.06, 0.01), (1, 1.11, 0.01), (1, 1.16, 0.01), (1, 1.21, 0.01),
-                 (1, 1.26, 0.01)],
+        "zoom": [
+            (1, 1.06, 0.01),
+            (1, 1.11, 0.01),
+            (1, 1.16, 0.01),
+            (1, 1.21, 0.01),
+            (1, 1.26, 0.01),
+        ],
         "glass": [(0.1, 1, 1), (0.5, 1, 1), (0.6, 1, 2), (0.7, 2, 1), (0.9, 2, 2)],
     },
     "cifar10_c": {
         "gaussian": [0.4, 0.6, 0.7, 0.8, 1],
         "defocus": [(0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)],
         "motion": [(6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)],
-        "zoom": [(1, 1.06, 0.01), (1, 1.11, 0.01), (1, 1.16, 0.01), (1, 1.21, 0.01),
-                 (1, 1.26, 0.01)],
+        "zoom": [
+            (1, 1.06, 0.01),
+            (1, 1.11, 0.01),
+            (1, 1.16, 0.01),
+            (1, 1.21, 0.01),
+            (1, 1.26, 0.01),
+        ],
         "glass": [(0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2)],
     },
 }
@@ -66,8 +81,9 @@ def preset_for(image_hw: tuple[int, int]) -> str:
     return "cifar10_c" if side <= 32 else "tiny_imagenet_c" if side <= 64 else "imagenet_c"
 
 
-def severity_params(kind: str, severity: int, image_hw: tuple[int, int], *,
-                    preset: str = "auto") -> dict:
+def severity_params(
+    kind: str, severity: int, image_hw: tuple[int, int], *, preset: str = "auto"
+) -> dict:
     """Explicit parameters of ``kind`` at ImageNet-C severity 1..5 for images of ``image_hw``.
 
     ``preset`` picks the published set (imagenet_c, tiny_imagenet_c, cifar10_c); ``auto``
@@ -79,8 +95,10 @@ def severity_params(kind: str, severity: int, image_hw: tuple[int, int], *,
     if preset == "auto":
         preset = preset_for(image_hw)
     if preset not in _SEVERITIES:
-        raise KvisionError(f"Unknown blur preset '{preset}'.{did_you_mean(preset, PRESETS)} "
-                           f"Known: auto, {', '.join(PRESETS)}.")
+        raise KvisionError(
+            f"Unknown blur preset '{preset}'.{did_you_mean(preset, PRESETS)} "
+            f"Known: auto, {', '.join(PRESETS)}."
+        )
     c = _SEVERITIES[preset][kind][severity - 1]
     if kind == "gaussian":
         return {"sigma": float(c)}
@@ -103,14 +121,18 @@ def apply_blur(images: np.ndarray, kind: str, params: dict) -> np.ndarray:
     """
     _check_kind(kind)
     if images.ndim != 4 or images.dtype != np.uint8:
-        raise KvisionError(f"apply_blur expects uint8 images shaped (N, H, W, C), got "
-                           f"{images.dtype} {images.shape}.")
+        raise KvisionError(
+            f"apply_blur expects uint8 images shaped (N, H, W, C), got "
+            f"{images.dtype} {images.shape}."
+        )
     allowed = BLUR_PARAMS[kind]
     unknown = sorted(set(params) - set(allowed))
     missing = [p for p in REQUIRED_BLUR_PARAMS[kind] if params.get(p) is None]
     if unknown or missing:
-        raise KvisionError(f"{kind} blur takes {', '.join(allowed)} (required: "
-                           f"{', '.join(REQUIRED_BLUR_PARAMS[kind])}); got {sorted(params)}.")
+        raise KvisionError(
+            f"{kind} blur takes {', '.join(allowed)} (required: "
+            f"{', '.join(REQUIRED_BLUR_PARAMS[kind])}); got {sorted(params)}."
+        )
     if kind == "motion" and params["sigma"] <= 0:
         raise KvisionError(f"motion blur needs sigma > 0, got {params['sigma']}.")
     return _BLURS[kind](images, **{k: v for k, v in params.items() if v is not None})
@@ -118,16 +140,19 @@ def apply_blur(images: np.ndarray, kind: str, params: dict) -> np.ndarray:
 
 def _check_kind(kind: str) -> None:
     if kind not in BLUR_KINDS:
-        raise KvisionError(f"Unknown blur kind '{kind}'.{did_you_mean(kind, BLUR_KINDS)} "
-                           f"Known: {', '.join(BLUR_KINDS)}.")
+        raise KvisionError(
+            f"Unknown blur kind '{kind}'.{did_you_mean(kind, BLUR_KINDS)} "
+            f"Known: {', '.join(BLUR_KINDS)}."
+        )
 
 
 def _to_uint8(x: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
 
 
-def _stacked(images: np.ndarray, fn: Callable[[np.ndarray], np.ndarray],
-             dtype: np.dtype | type | None = None) -> np.ndarray:
+def _stacked(
+    images: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], dtype: np.dtype | type | None = None
+) -> np.ndarray:
     """Apply a per-channel, image-independent 2-D filter to every image and channel.
 
     Small images are stacked along the channel axis so one OpenCV call filters many of them
@@ -153,9 +178,10 @@ def _stacked(images: np.ndarray, fn: Callable[[np.ndarray], np.ndarray],
     planes = images.transpose(1, 2, 0, 3).reshape(h, w, n * c)
     out = np.empty(planes.shape, dtype)
     for start in range(0, n * c, _MAX_CHANNELS):
-        part = planes[:, :, start:start + _MAX_CHANNELS]
-        out[:, :, start:start + _MAX_CHANNELS] = fn(np.ascontiguousarray(part)).reshape(
-            part.shape)
+        part = planes[:, :, start : start + _MAX_CHANNELS]
+        out[:, :, start : start + _MAX_CHANNELS] = fn(np.ascontiguousarray(part)).reshape(
+            part.shape
+        )
     return out.reshape(h, w, n, c).transpose(2, 0, 1, 3)
 
 
@@ -166,8 +192,11 @@ def _gaussian_float(x: np.ndarray, sigma: float) -> np.ndarray:
     g = cv2.getGaussianKernel(k, sigma, cv2.CV_32F)
     # Separable filtering straight from uint8 into float32: exact, and faster than either
     # converting first or OpenCV's fixed-point uint8 Gaussian.
-    return _stacked(x, lambda p: cv2.sepFilter2D(p, cv2.CV_32F, g, g,
-                                                 borderType=cv2.BORDER_REPLICATE), np.float32)
+    return _stacked(
+        x,
+        lambda p: cv2.sepFilter2D(p, cv2.CV_32F, g, g, borderType=cv2.BORDER_REPLICATE),
+        np.float32,
+    )
 
 
 def gaussian_blur(images: np.ndarray, sigma: float) -> np.ndarray:
@@ -183,7 +212,7 @@ def disk_kernel(radius: float, alias_blur: float = 0.5) -> np.ndarray:
     ksize = 3 if radius <= 8 else 5
     axis = np.arange(-half, half + 1, dtype=np.float32)
     xx, yy = np.meshgrid(axis, axis)
-    disk = (xx ** 2 + yy ** 2 <= radius ** 2).astype(np.float32)
+    disk = (xx**2 + yy**2 <= radius**2).astype(np.float32)
     disk /= disk.sum()
     return cv2.GaussianBlur(disk, (ksize, ksize), alias_blur)
 
@@ -203,7 +232,7 @@ def motion_kernel(radius: float, sigma: float, angle: float) -> np.ndarray:
     """
     width = 2 * math.ceil(radius) + 1
     taps = np.arange(width, dtype=np.float64)
-    weights = np.exp(-taps ** 2 / (2.0 * sigma ** 2))
+    weights = np.exp(-(taps**2) / (2.0 * sigma**2))
     weights /= weights.sum()
     rad = math.radians(angle)
     dx = np.ceil(taps * math.cos(rad) - 0.5).astype(int)
@@ -214,20 +243,32 @@ def motion_kernel(radius: float, sigma: float, angle: float) -> np.ndarray:
     return kernel
 
 
-def motion_blur(images: np.ndarray, radius: float, sigma: float, angle: float | None = None,
-                seed: int | None = None) -> np.ndarray:
+def motion_blur(
+    images: np.ndarray,
+    radius: float,
+    sigma: float,
+    angle: float | None = None,
+    seed: int | None = None,
+) -> np.ndarray:
     """Motion blur along ``angle`` degrees (random in [-45, 45] per image when None)."""
     if angle is not None:  # one kernel for all: filter the whole batch in stacked calls
         kernel = motion_kernel(radius, sigma, angle)
-        return _to_uint8(_stacked(images.astype(np.float32) / 255.0, lambda p: cv2.filter2D(
-            p, -1, kernel, borderType=cv2.BORDER_REPLICATE)))
+        return _to_uint8(
+            _stacked(
+                images.astype(np.float32) / 255.0,
+                lambda p: cv2.filter2D(p, -1, kernel, borderType=cv2.BORDER_REPLICATE),
+            )
+        )
     angles = np.random.default_rng(seed or 0).uniform(-45.0, 45.0, len(images))
     out = np.empty_like(images)
-    for i, (image, a) in enumerate(zip(images, angles, strict=True)):  # ImageNet-C: a new angle per image
+    for i, (image, a) in enumerate(
+        zip(images, angles, strict=True)
+    ):  # ImageNet-C: a new angle per image
         kernel = motion_kernel(radius, sigma, float(a))
         # ImageMagick's default virtual pixels repeat the edge.
-        blurred = cv2.filter2D(image.astype(np.float32), -1, kernel,
-                               borderType=cv2.BORDER_REPLICATE)
+        blurred = cv2.filter2D(
+            image.astype(np.float32), -1, kernel, borderType=cv2.BORDER_REPLICATE
+        )
         out[i] = np.clip(np.rint(blurred), 0, 255).reshape(image.shape)
     return out
 
@@ -263,14 +304,22 @@ def zoom_blur(images: np.ndarray, zooms: tuple[float, float, float]) -> np.ndarr
     total = x.copy()
     for factor in factors:
         m = _clipped_zoom_matrix(h, w, float(factor))
-        total += _stacked(x, lambda p, m=m: cv2.warpAffine(
-            p, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-            borderMode=cv2.BORDER_REPLICATE))
+        total += _stacked(
+            x,
+            lambda p, m=m: cv2.warpAffine(
+                p,
+                m,
+                (w, h),
+                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                borderMode=cv2.BORDER_REPLICATE,
+            ),
+        )
     return _to_uint8(total / (len(factors) + 1))
 
 
-def glass_offsets(rng: np.random.Generator, image_hw: tuple[int, int], max_delta: int,
-                  iterations: int) -> np.ndarray:
+def glass_offsets(
+    rng: np.random.Generator, image_hw: tuple[int, int], max_delta: int, iterations: int
+) -> np.ndarray:
     """Random (dx, dy) per visited pixel, drawn in the order the shuffle visits them."""
     h, w = image_hw
     rows, cols = max(h - 2 * max_delta, 0), max(w - 2 * max_delta, 0)
@@ -315,8 +364,14 @@ def glass_duplicate(image: np.ndarray, offsets: np.ndarray, max_delta: int) -> n
     return image.reshape(h * w, -1)[source].reshape(image.shape)
 
 
-def glass_blur(images: np.ndarray, sigma: float, max_delta: int, iterations: int,
-               seed: int | None = None, variant: str = "imagenet_c") -> np.ndarray:
+def glass_blur(
+    images: np.ndarray,
+    sigma: float,
+    max_delta: int,
+    iterations: int,
+    seed: int | None = None,
+    variant: str = "imagenet_c",
+) -> np.ndarray:
     """Glass blur: Gaussian blur, local pixel shuffle, Gaussian blur again.
 
     ``variant`` "imagenet_c" (the default) is the published corruption bit for bit, so that
@@ -330,9 +385,11 @@ def glass_blur(images: np.ndarray, sigma: float, max_delta: int, iterations: int
     if variant == "imagenet_c":
         return _glass_published(images, sigma, max_delta, iterations, seed or 0)
     if variant != "swap":
-        raise KvisionError(f"Unknown glass blur variant '{variant}'."
-                           f"{did_you_mean(variant, GLASS_VARIANTS)} Known: "
-                           f"{', '.join(GLASS_VARIANTS)}.")
+        raise KvisionError(
+            f"Unknown glass blur variant '{variant}'."
+            f"{did_you_mean(variant, GLASS_VARIANTS)} Known: "
+            f"{', '.join(GLASS_VARIANTS)}."
+        )
     rng = np.random.default_rng(seed or 0)
     first = _gaussian_float(images, sigma) if sigma > 0 else images.astype(np.float32)
     shuffled = first.astype(np.uint8)  # truncated between the two blurs, as published
@@ -342,8 +399,9 @@ def glass_blur(images: np.ndarray, sigma: float, max_delta: int, iterations: int
     return gaussian_blur(shuffled, sigma)
 
 
-def _glass_published(images: np.ndarray, sigma: float, max_delta: int, iterations: int,
-                     seed: int) -> np.ndarray:
+def _glass_published(
+    images: np.ndarray, sigma: float, max_delta: int, iterations: int, seed: int
+) -> np.ndarray:
     from scipy import ndimage
 
     def skimage_gaussian(x: np.ndarray) -> np.ndarray:  # skimage.filters.gaussian, multichannel

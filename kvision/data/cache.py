@@ -47,8 +47,14 @@ def load(root: Path, key: str) -> tuple | None:
     try:
         with np.load(path, allow_pickle=False) as npz:
             names = json.loads(str(npz["view_names"])) if "view_names" in npz else []
-            return (npz["images"], npz["labels"], npz["ids"].tolist(), npz["splits"],
-                    json.loads(str(npz["skipped"])), {n: npz[f"view_{n}"] for n in names})
+            return (
+                npz["images"],
+                npz["labels"],
+                npz["ids"].tolist(),
+                npz["splits"],
+                json.loads(str(npz["skipped"])),
+                {n: npz[f"view_{n}"] for n in names},
+            )
     except (OSError, ValueError, KeyError):  # a damaged entry is rebuilt, not fatal
         return None
 
@@ -66,16 +72,25 @@ def store(root: Path, key: str, entry: tuple) -> str | None:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, images=images, labels=labels, ids=np.array(ids, dtype=str),
-                     splits=splits, skipped=json.dumps(skipped), view_names=json.dumps(list(views)),
-                     **{f"view_{n}": v for n, v in views.items()})
+            np.savez(
+                fh,
+                images=images,
+                labels=labels,
+                ids=np.array(ids, dtype=str),
+                splits=splits,
+                skipped=json.dumps(skipped),
+                view_names=json.dumps(list(views)),
+                **{f"view_{n}": v for n, v in views.items()},
+            )
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the cache follows the umask
         os.replace(tmp, target)
     except OSError as exc:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
-        return (f"The decoded images of '{root}' could not be cached in '{target.parent}' "
-                f"({exc.strerror or exc}); the run goes on, and the next run decodes them again.")
+        return (
+            f"The decoded images of '{root}' could not be cached in '{target.parent}' "
+            f"({exc.strerror or exc}); the run goes on, and the next run decodes them again."
+        )
     for old in target.parent.glob(f"folder-{_root_tag(root)}-*.npz"):
         if old != target:
             old.unlink(missing_ok=True)

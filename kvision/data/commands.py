@@ -23,18 +23,29 @@ normalisation constants. Nothing is trained.
 
 def register(subparsers) -> argparse.ArgumentParser:
     """Add the ``data`` command to the CLI's subparsers."""
-    p = subparsers.add_parser("data", help="load a recipe's dataset (or a source) and report "
-                              "counts, classes and skipped files",
-                              description=DATA_HELP,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "data",
+        help="load a recipe's dataset (or a source) and report counts, classes and skipped files",
+        description=DATA_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("target", help="recipe TOML file, or a source such as folder:DIR")
     add_set_option(p, "recipe override (repeatable), e.g. data.image_size=[64,64]")
-    p.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"),
-                   help="with a bare source: resize to H x W")
+    p.add_argument(
+        "--image-size",
+        type=int,
+        nargs=2,
+        metavar=("H", "W"),
+        help="with a bare source: resize to H x W",
+    )
     p.add_argument("--channels", type=int, choices=(1, 3), help="with a bare source: 1 or 3")
     p.add_argument("--seed", type=int, help="split seed (default: the recipe's, or 42)")
-    p.add_argument("--max-skipped", type=int, default=20,
-                   help="skipped files listed (default 20; all are counted)")
+    p.add_argument(
+        "--max-skipped",
+        type=int,
+        default=20,
+        help="skipped files listed (default 20; all are counted)",
+    )
     p.set_defaults(handler=run)
     return p
 
@@ -43,7 +54,14 @@ def run(args: argparse.Namespace) -> int:
     """Handler of ``kvision data``."""
     from kvision.data.report import describe_target
 
-    print(describe_target(args.target, overrides=args.overrides, image_size=args.image_size,
-                          channels=args.channels, seed=args.seed,
-                          max_skipped=args.max_skipped))
+    print(
+        describe_target(
+            args.target,
+            overrides=args.overrides,
+            image_size=args.image_size,
+            channels=args.channels,
+            seed=args.seed,
+            max_skipped=args.max_skipped,
+        )
+    )
     return 0

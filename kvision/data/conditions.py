@@ -26,8 +26,9 @@ def blur_params(blur: BlurSpec, image_hw: tuple[int, int], default_seed: int) ->
     return params
 
 
-def apply_condition(images: np.ndarray, condition: ConditionSection, *,
-                    seed: int = 0) -> np.ndarray:
+def apply_condition(
+    images: np.ndarray, condition: ConditionSection, *, seed: int = 0
+) -> np.ndarray:
     """The images as ``condition`` shows them (uint8 in, uint8 out; clear = unchanged)."""
     if condition.blur is None:
         return images
@@ -35,13 +36,16 @@ def apply_condition(images: np.ndarray, condition: ConditionSection, *,
     return apply_blur(images, condition.blur.kind, params)
 
 
-def condition_view(dataset: Dataset, split: str, name: str,
-                   condition: ConditionSection) -> np.ndarray:
+def condition_view(
+    dataset: Dataset, split: str, name: str, condition: ConditionSection
+) -> np.ndarray:
     """The ``split`` images under condition ``name``, computed once and kept in memory."""
     if split not in dataset.splits:
-        raise KvisionError(f"The dataset has no '{split}' split (it has: "
-                           f"{', '.join(dataset.splits)}). Set data.test_fraction or "
-                           f"data.split to hold out a test split, or evaluate other splits.")
+        raise KvisionError(
+            f"The dataset has no '{split}' split (it has: "
+            f"{', '.join(dataset.splits)}). Set data.test_fraction or "
+            f"data.split to hold out a test split, or evaluate other splits."
+        )
     key = (split, name)
     if name in dataset.splits[split].views:  # blurred at the source resolution while loading
         return dataset.splits[split].views[name]

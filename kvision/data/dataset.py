@@ -37,19 +37,26 @@ class Split:
         labels = self.labels[index]
         if labels.dtype.kind in "iu":  # class labels are int64 everywhere downstream
             labels = labels.astype(np.int64)
-        return Split(self.images[index], labels, ids,
-                     {name: view[index] for name, view in self.views.items()})
+        return Split(
+            self.images[index],
+            labels,
+            ids,
+            {name: view[index] for name, view in self.views.items()},
+        )
 
     @staticmethod
     def concat(parts: list[Split]) -> Split:
         """All parts, one after another."""
-        ids = ([i for p in parts for i in p.ids] if all(p.ids is not None for p in parts)
-               else None)
+        ids = [i for p in parts for i in p.ids] if all(p.ids is not None for p in parts) else None
         names = list(parts[0].views) if parts else []
         assert all(set(p.views) == set(names) for p in parts), [list(p.views) for p in parts]
         views = {n: np.concatenate([p.views[n] for p in parts]) for n in names}
-        return Split(np.concatenate([p.images for p in parts]),
-                     np.concatenate([p.labels for p in parts]).astype(np.int64), ids, views)
+        return Split(
+            np.concatenate([p.images for p in parts]),
+            np.concatenate([p.labels for p in parts]).astype(np.int64),
+            ids,
+            views,
+        )
 
 
 @dataclass

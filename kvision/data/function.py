@@ -22,23 +22,33 @@ def load_function_dataset(data: DataSection, seed: int) -> Dataset:
     spec = data.function
     low, high = spec.domain
     rng = np.random.default_rng([seed, 8191])
-    xs = {"train": rng.uniform(low, high, spec.train_points),
-          "val": rng.uniform(low, high, spec.val_points),
-          "test": np.linspace(low, high, spec.test_points)}
+    xs = {
+        "train": rng.uniform(low, high, spec.train_points),
+        "val": rng.uniform(low, high, spec.val_points),
+        "test": np.linspace(low, high, spec.test_points),
+    }
     splits = {}
     for name, x in xs.items():
         y = evaluate_formula(formula, x)
         if not np.all(np.isfinite(y)):
             bad = float(x[~np.isfinite(y)][0])
-            raise RecipeError(f"the formula '{formula}' is not finite at x = {bad:g}, inside the "
-                              f"domain {list(spec.domain)}; narrow data.function.domain.",
-                              key="data.source")
+            raise RecipeError(
+                f"the formula '{formula}' is not finite at x = {bad:g}, inside the "
+                f"domain {list(spec.domain)}; narrow data.function.domain.",
+                key="data.source",
+            )
         if name != "test" and spec.noise:
             y = y + rng.normal(0.0, spec.noise, len(y))
         splits[name] = Split(x.astype(np.float32)[:, None], y.astype(np.float32))
-    info = {"source": data.source, "formula": formula, "domain": list(spec.domain),
-            "noise": spec.noise, "counts": {s: len(v) for s, v in splits.items()},
-            "image_shape": [1], "skipped": []}
+    info = {
+        "source": data.source,
+        "formula": formula,
+        "domain": list(spec.domain),
+        "noise": spec.noise,
+        "counts": {s: len(v) for s, v in splits.items()},
+        "image_shape": [1],
+        "skipped": [],
+    }
     return Dataset(f"function: {formula}", [], splits, info)
 
 

@@ -14,8 +14,13 @@ from kvision.errors import RecipeError
 from kvision.recipe.schema_data import ConditionSection, DataSection
 
 
-def load_dataset(data: DataSection, seed: int, *, manifest: dict | None = None,
-                 conditions: dict[str, ConditionSection] | None = None) -> Dataset:
+def load_dataset(
+    data: DataSection,
+    seed: int,
+    *,
+    manifest: dict | None = None,
+    conditions: dict[str, ConditionSection] | None = None,
+) -> Dataset:
     """Load ``[data]`` into memory as uint8 NHWC splits (float32 (x, y) for ``function:``).
 
     Splits the source does not provide are carved stratified and seeded from train (or from
@@ -28,15 +33,20 @@ def load_dataset(data: DataSection, seed: int, *, manifest: dict | None = None,
         return load_function_dataset(data, seed)
     at_source = SourceBlur(source_conditions(conditions))
     if at_source and data.augment.static:
-        raise RecipeError("data.augment.static makes augmented copies of the resized images, "
-                          "which a blur applied at the source resolution (blur.at = \"source\") "
-                          "cannot follow; use dynamic augmentation or blur.at = \"input\".",
-                          key="data.augment.static")
+        raise RecipeError(
+            "data.augment.static makes augmented copies of the resized images, "
+            'which a blur applied at the source resolution (blur.at = "source") '
+            'cannot follow; use dynamic augmentation or blur.at = "input".',
+            key="data.augment.static",
+        )
     src = read_source(data, at_source or None)
     names = src.class_names
     if len(names) < 2:
-        raise RecipeError(f"the source has {len(names)} class(es) ({', '.join(names)}); "
-                          f"classification needs at least 2.", key="data.source")
+        raise RecipeError(
+            f"the source has {len(names)} class(es) ({', '.join(names)}); "
+            f"classification needs at least 2.",
+            key="data.source",
+        )
     rng = np.random.default_rng([seed, 104729])
     before = {s: balance.counts_by_name(split, names) for s, split in src.splits.items()}
     if manifest is not None:
@@ -49,25 +59,36 @@ def load_dataset(data: DataSection, seed: int, *, manifest: dict | None = None,
     check_pipeline(data.augment.dynamic, image_hw, "data.augment.dynamic")
     splits["train"] = static_copies(splits["train"], data.augment.static, seed)
     info = dict(src.info)
-    info.update({
-        "source": data.source,
-        "counts": {s: len(split) for s, split in splits.items()},
-        "class_counts_before": before,
-        "class_counts": {s: balance.counts_by_name(split, names) for s, split in splits.items()},
-        "balance": data.balance.method,
-        "image_shape": list(splits["train"].images.shape[1:]),
-        "reproduced_split": manifest is not None,
-    })
+    info.update(
+        {
+            "source": data.source,
+            "counts": {s: len(split) for s, split in splits.items()},
+            "class_counts_before": before,
+            "class_counts": {
+                s: balance.counts_by_name(split, names) for s, split in splits.items()
+            },
+            "balance": data.balance.method,
+            "image_shape": list(splits["train"].images.shape[1:]),
+            "reproduced_split": manifest is not None,
+        }
+    )
     info.setdefault("skipped", [])
-    info["blur_placement"] = placement(conditions or {}, tuple(info["image_shape"][:2]),
-                                       at_source)
+    info["blur_placement"] = placement(conditions or {}, tuple(info["image_shape"][:2]), at_source)
     return Dataset(src.name, names, splits, info)
 
 
-def _split(data: DataSection, given: dict[str, Split], seed: int, rng: np.random.Generator,
-           names: list[str]) -> dict[str, Split]:
-    keys = (("data.split", "data.split") if data.split is not None
-            else ("data.val_fraction", "data.test_fraction"))
+def _split(
+    data: DataSection,
+    given: dict[str, Split],
+    seed: int,
+    rng: np.random.Generator,
+    names: list[str],
+) -> dict[str, Split]:
+    keys = (
+        ("data.split", "data.split")
+        if data.split is not None
+        else ("data.val_fraction", "data.test_fraction")
+    )
     if not data.use_given_splits or "train" not in given:
         given = {"train": Split.concat(list(given.values()))}
     pooled = set(given) == {"train"}
@@ -75,8 +96,12 @@ def _split(data: DataSection, given: dict[str, Split], seed: int, rng: np.random
         given = {"train": balance.undersample(given["train"], data.balance.per_class, rng)}
     splits = make_splits(given, data.fractions(), seed, names, keys=keys)
     if data.limit_per_class:
-        splits = {s: balance.limit_per_class(split, data.limit_per_class, rng)
-                  if s in data.limit_splits else split for s, split in splits.items()}
+        splits = {
+            s: balance.limit_per_class(split, data.limit_per_class, rng)
+            if s in data.limit_splits
+            else split
+            for s, split in splits.items()
+        }
     method = data.balance.method
     if method == "undersample" and not (pooled and data.balance.before_split):
         splits["train"] = balance.undersample(splits["train"], data.balance.per_class, rng)

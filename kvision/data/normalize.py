@@ -20,7 +20,7 @@ def dataset_mean_std(images: np.ndarray, chunk: int = 1024) -> tuple[list[float]
     c = images.shape[3]
     total, squares, n = np.zeros(c), np.zeros(c), 0
     for start in range(0, len(images), chunk):  # float64 sums in chunks: exact, low memory
-        x = images[start:start + chunk].reshape(-1, c).astype(np.float64) / 255.0
+        x = images[start : start + chunk].reshape(-1, c).astype(np.float64) / 255.0
         total += x.sum(0)
         squares += (x * x).sum(0)
         n += len(x)

@@ -21,11 +21,21 @@ class BatchSequence(keras.utils.PyDataset):
     function of (seed, epoch, index), so worker threads cannot change the result.
     """
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, *, batch_size: int, seed: int,
-                 shuffle: bool, augment: Augmenter | None = None, workers: int = 0) -> None:
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        *,
+        batch_size: int,
+        seed: int,
+        shuffle: bool,
+        augment: Augmenter | None = None,
+        workers: int = 0,
+    ) -> None:
         # Threads, not processes: OpenCV releases the GIL and the images are not copied.
-        super().__init__(workers=max(workers, 1), use_multiprocessing=False,
-                         max_queue_size=max(2 * workers, 4))
+        super().__init__(
+            workers=max(workers, 1), use_multiprocessing=False, max_queue_size=max(2 * workers, 4)
+        )
         self.images, self.labels = images, labels
         self.batch_size, self.seed, self.shuffle, self.augment = batch_size, seed, shuffle, augment
         self.epoch = 0
@@ -42,7 +52,7 @@ class BatchSequence(keras.utils.PyDataset):
         return math.ceil(len(self.labels) / self.batch_size)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        picks = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        picks = self.order[index * self.batch_size : (index + 1) * self.batch_size]
         images = self._images(picks, index)
         if self.augment is not None:
             rng = np.random.default_rng([self.seed, self.epoch, index, 1])
@@ -60,7 +70,7 @@ def mix_counts(weights: Sequence[float], n: int) -> list[int]:
     exact = [w / total * n for w in weights]
     counts = [math.floor(e) for e in exact]
     by_remainder = sorted(range(len(weights)), key=lambda i: (-(exact[i] - counts[i]), i))
-    for i in by_remainder[:n - sum(counts)]:
+    for i in by_remainder[: n - sum(counts)]:
         counts[i] += 1
     return counts
 
@@ -76,8 +86,9 @@ class MixedBatchSequence(BatchSequence):
     every epoch.
     """
 
-    def __init__(self, sources: Sequence[np.ndarray], weights: Sequence[float],
-                 labels: np.ndarray, **kwargs) -> None:
+    def __init__(
+        self, sources: Sequence[np.ndarray], weights: Sequence[float], labels: np.ndarray, **kwargs
+    ) -> None:
         assert len(sources) == len(weights) >= 2
         assert all(s.shape == sources[0].shape for s in sources)
         self.sources, self.weights = list(sources), list(weights)
@@ -95,10 +106,17 @@ class MixedBatchSequence(BatchSequence):
         return out
 
 
-def make_batches(images: np.ndarray | Sequence[np.ndarray], labels: np.ndarray, *,
-                 batch_size: int, seed: int, shuffle: bool,
-                 augment: Augmenter | Sequence[AugmentOp] | None = None, workers: int = 0,
-                 mix: Sequence[float] | None = None) -> BatchSequence:
+def make_batches(
+    images: np.ndarray | Sequence[np.ndarray],
+    labels: np.ndarray,
+    *,
+    batch_size: int,
+    seed: int,
+    shuffle: bool,
+    augment: Augmenter | Sequence[AugmentOp] | None = None,
+    workers: int = 0,
+    mix: Sequence[float] | None = None,
+) -> BatchSequence:
     """A Keras PyDataset over uint8 ``images``; see :class:`BatchSequence`.
 
     ``augment`` is dynamic augmentation: an :class:`Augmenter` or the recipe's op list
@@ -110,8 +128,9 @@ def make_batches(images: np.ndarray | Sequence[np.ndarray], labels: np.ndarray, 
     first = images[0] if mix is not None else images
     if augment is not None and not isinstance(augment, Augmenter):
         augment = Augmenter(augment, first.shape[1:3]) if len(augment) else None
-    options = dict(batch_size=batch_size, seed=seed, shuffle=shuffle, augment=augment,
-                   workers=workers)
+    options = dict(
+        batch_size=batch_size, seed=seed, shuffle=shuffle, augment=augment, workers=workers
+    )
     if mix is not None:
         return MixedBatchSequence(images, mix, labels, **options)
     return BatchSequence(images, labels, **options)

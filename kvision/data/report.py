@@ -15,10 +15,15 @@ from kvision.recipe.spec import Context, parse
 DEFAULT_SEED = 42
 
 
-def describe_target(target: str, *, overrides: Sequence[str] = (),
-                    image_size: Sequence[int] | None = None,
-                    channels: int | None = None, seed: int | None = None,
-                    max_skipped: int = 20) -> str:
+def describe_target(
+    target: str,
+    *,
+    overrides: Sequence[str] = (),
+    image_size: Sequence[int] | None = None,
+    channels: int | None = None,
+    seed: int | None = None,
+    max_skipped: int = 20,
+) -> str:
     """Load a recipe's [data] (or a bare source) and describe the result."""
     if target.endswith(".toml") or Path(target).is_file():
         from kvision.recipe.load import load_recipe
@@ -52,14 +57,17 @@ def describe(ds: Dataset, data: DataSection, *, max_skipped: int = 20) -> str:
     lines.append(f"{'class':<{width}}  {header}   (source: before split/balance)")
     for name in ds.class_names:
         row = " ".join(f"{info['class_counts'][s][name]:>7}" for s in info["class_counts"])
-        before = ", ".join(f"{s} {counts[name]}"
-                           for s, counts in info["class_counts_before"].items())
+        before = ", ".join(
+            f"{s} {counts[name]}" for s, counts in info["class_counts_before"].items()
+        )
         lines.append(f"{name:<{width}}  {row}   ({before})")
     mean, std = normalization(data, ds)
     lines.append(f"normalize = {data.normalize}: mean {_fmt(mean)}, std {_fmt(std)}")
     if "cache_hit" in info:
-        lines.append(f"cache: {'reused' if info['cache_hit'] else 'written'} (KVISION_CACHE or "
-                     f"~/.cache/kvision)")
+        lines.append(
+            f"cache: {'reused' if info['cache_hit'] else 'written'} (KVISION_CACHE or "
+            f"~/.cache/kvision)"
+        )
     skipped = info.get("skipped", [])
     lines.append(f"skipped files: {len(skipped)}")
     lines += [f"  {s['path']}: {s['reason']}" for s in skipped[:max_skipped]]
@@ -75,10 +83,14 @@ def _fmt(values: list[float]) -> str:
 def _describe_pairs(ds: Dataset) -> str:
     """A function: source's (x, y) splits: counts and the range of x and y in each."""
     info = ds.info
-    lines = [f"{ds.name}: (x, y) pairs for a regression, domain {info['domain']}, "
-             f"noise {info['noise']:g} on train/val targets (test: the noise-free curve)"]
+    lines = [
+        f"{ds.name}: (x, y) pairs for a regression, domain {info['domain']}, "
+        f"noise {info['noise']:g} on train/val targets (test: the noise-free curve)"
+    ]
     for name, split in ds.splits.items():
         x, y = split.images[:, 0], split.labels
-        lines.append(f"{name:<5} {len(y):>8} pairs   x in [{x.min():.3f}, {x.max():.3f}]   "
-                     f"y in [{y.min():.3f}, {y.max():.3f}]")
+        lines.append(
+            f"{name:<5} {len(y):>8} pairs   x in [{x.min():.3f}, {x.max():.3f}]   "
+            f"y in [{y.min():.3f}, {y.max():.3f}]"
+        )
     return "\n".join(lines)

@@ -27,10 +27,15 @@ from kvision.recipe.schema_data import ConditionSection
 SIZE_PARAMETER = {"gaussian": "sigma", "glass": "sigma", "defocus": "radius", "motion": "radius"}
 
 
-def source_conditions(conditions: dict[str, ConditionSection] | None) -> dict[str, ConditionSection]:
+def source_conditions(
+    conditions: dict[str, ConditionSection] | None,
+) -> dict[str, ConditionSection]:
     """The conditions whose blur is applied at the stored resolution."""
-    return {name: c for name, c in (conditions or {}).items()
-            if c.blur is not None and c.blur.at == "source"}
+    return {
+        name: c
+        for name, c in (conditions or {}).items()
+        if c.blur is not None and c.blur.at == "source"
+    }
 
 
 @dataclass
@@ -50,8 +55,13 @@ class SourceBlur:
         """What the conditions are, for caches of decoded images."""
         return repr(sorted((n, c.blur) for n, c in self.conditions.items()))
 
-    def views(self, images: np.ndarray, size: tuple[int, int] | None, tag: str,
-              channels: int | None = None) -> dict[str, np.ndarray]:
+    def views(
+        self,
+        images: np.ndarray,
+        size: tuple[int, int] | None,
+        tag: str,
+        channels: int | None = None,
+    ) -> dict[str, np.ndarray]:
         """Same-sized images (N, H, W, C) at their stored size -> {condition: blurred, then
         resized to ``size``}. ``tag`` (split or file name) seeds the random blurs."""
         from kvision.data.conditions import apply_condition
@@ -71,12 +81,14 @@ class SourceBlur:
 
     def _widen(self, hw: tuple[int, int]) -> None:
         self.low = hw if self.low is None else (min(self.low[0], hw[0]), min(self.low[1], hw[1]))
-        self.high = hw if self.high is None else (max(self.high[0], hw[0]),
-                                                  max(self.high[1], hw[1]))
+        self.high = (
+            hw if self.high is None else (max(self.high[0], hw[0]), max(self.high[1], hw[1]))
+        )
 
 
-def placement(conditions: dict[str, ConditionSection], model_hw: tuple[int, int],
-              source: SourceBlur | None) -> dict[str, dict]:
+def placement(
+    conditions: dict[str, ConditionSection], model_hw: tuple[int, int], source: SourceBlur | None
+) -> dict[str, dict]:
     """Per blurred condition: where it is applied and its size at the model's input.
 
     ``effective`` is [low, high] of the size parameter at model size: equal bounds for a
@@ -91,14 +103,18 @@ def placement(conditions: dict[str, ConditionSection], model_hw: tuple[int, int]
             continue
         at_source = cond.blur.at == "source" and source is not None and source.low is not None
         stored = (source.low, source.high) if at_source else (model_hw, model_hw)
-        entry: dict = {"kind": cond.blur.kind, "at": cond.blur.at,
-                       "stored_size": [list(stored[0]), list(stored[1])],
-                       "model_size": list(model_hw)}
+        entry: dict = {
+            "kind": cond.blur.kind,
+            "at": cond.blur.at,
+            "stored_size": [list(stored[0]), list(stored[1])],
+            "model_size": list(model_hw),
+        }
         param = SIZE_PARAMETER.get(cond.blur.kind)
         if param is not None:
             value = blur_params(cond.blur, stored[0], 0).get(param)
             scales = [model_hw[i] / stored[j][i] for i in (0, 1) for j in (0, 1)]
-            entry.update(parameter=param, value=value,
-                         effective=[value * min(scales), value * max(scales)])
+            entry.update(
+                parameter=param, value=value, effective=[value * min(scales), value * max(scales)]
+            )
         out[name] = entry
     return out

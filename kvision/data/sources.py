@@ -20,9 +20,17 @@ from kvision.recipe.schema_data import BUILTIN_NAMES, DataSection, parse_source
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 #: Split names sources use, mapped to kvision's.
-SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val",
-                 "validation": "val", "dev": "val", "develop": "val", "test": "test",
-                 "testing": "test"}
+SPLIT_ALIASES = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "dev": "val",
+    "develop": "val",
+    "test": "test",
+    "testing": "test",
+}
 
 
 @dataclass
@@ -48,20 +56,27 @@ def read_source(data: DataSection, source_blur: SourceBlur | None = None) -> Sou
         src = _idx(_existing_path(rest, "data.source"))
     elif prefix == "folder":
         from kvision.data.folder import read_folder  # OpenCV decoding, only when used
+
         return read_folder(_existing_path(rest, "data.source"), data, source_blur)
     elif prefix == "tfds":
         from kvision.data.tfds import read_tfds  # optional extra: kvision[tfds]
+
         src = read_tfds(rest, data, source_blur)  # views (if any) made per image, at size
     else:
         raise RecipeError(f"unknown data source '{data.source}'.", key="data.source")
     for name, split in src.splits.items():
         images = resize_images(convert_channels(split.images, data.channels), data.image_size)
         if split.views:
-            views = {n: resize_images(convert_channels(v, data.channels), data.image_size)
-                     for n, v in split.views.items()}
+            views = {
+                n: resize_images(convert_channels(v, data.channels), data.image_size)
+                for n, v in split.views.items()
+            }
         else:
-            views = (source_blur.views(split.images, data.image_size, name, data.channels)
-                     if source_blur else {})
+            views = (
+                source_blur.views(split.images, data.image_size, name, data.channels)
+                if source_blur
+                else {}
+            )
         src.splits[name] = Split(images, split.labels, split.ids, views)
     return src
 
@@ -69,27 +84,35 @@ def read_source(data: DataSection, source_blur: SourceBlur | None = None) -> Sou
 def _existing_path(text: str, key: str) -> Path:
     path = Path(text).expanduser()
     if not path.exists():
-        raise RecipeError(f"the path '{path}' does not exist. Give an existing folder after "
-                          f"the source prefix.", key=key)
+        raise RecipeError(
+            f"the path '{path}' does not exist. Give an existing folder after the source prefix.",
+            key=key,
+        )
     return path
 
 
 def _builtin(name: str) -> SourceData:
     if name not in BUILTIN_NAMES:
-        raise RecipeError(f"unknown built-in dataset '{name}'. Known: "
-                          f"{', '.join(BUILTIN_NAMES)}.", key="data.source")
+        raise RecipeError(
+            f"unknown built-in dataset '{name}'. Known: {', '.join(BUILTIN_NAMES)}.",
+            key="data.source",
+        )
     with np.load(BUILTIN_DIR / f"{name}.npz") as npz:
         class_names = [str(c) for c in npz["class_names"]]
-        splits = {s: _array_split(npz[f"{s}_images"], npz[f"{s}_labels"], s)
-                  for s in ("train", "test")}
+        splits = {
+            s: _array_split(npz[f"{s}_images"], npz[f"{s}_labels"], s) for s in ("train", "test")
+        }
     return SourceData(f"builtin:{name}", class_names, splits)
 
 
 def _array_split(images: np.ndarray, labels: np.ndarray, split: str) -> Split:
     if images.ndim == 3:
         images = images[..., None]
-    return Split(np.ascontiguousarray(images, np.uint8), labels.astype(np.int64),
-                 [f"{split}/{i}" for i in range(len(labels))])
+    return Split(
+        np.ascontiguousarray(images, np.uint8),
+        labels.astype(np.int64),
+        [f"{split}/{i}" for i in range(len(labels))],
+    )
 
 
 # IDX (MNIST format): files named like train-images-idx3-ubyte[.gz] / t10k-labels-idx1-ubyte.
@@ -98,9 +121,12 @@ _IDX_PREFIXES = {"train": ("train",), "test": ("t10k", "test")}
 
 def _idx(folder: Path) -> SourceData:
     if not folder.is_dir():
-        raise RecipeError(f"'{folder}' is not a folder; idx: expects a folder holding "
-                          f"train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz] "
-                          f"(and t10k-* for the test split).", key="data.source")
+        raise RecipeError(
+            f"'{folder}' is not a folder; idx: expects a folder holding "
+            f"train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz] "
+            f"(and t10k-* for the test split).",
+            key="data.source",
+        )
     splits = {}
     for split, prefixes in _IDX_PREFIXES.items():
         images = _find_idx(folder, prefixes, "images")
@@ -108,12 +134,17 @@ def _idx(folder: Path) -> SourceData:
         if images and labels:
             splits[split] = _array_split(_read_idx(images), _read_idx(labels), split)
     if "train" not in splits:
-        raise RecipeError(f"no train-images-idx3-ubyte[.gz] / train-labels-idx1-ubyte[.gz] "
-                          f"pair in '{folder}'.", key="data.source")
+        raise RecipeError(
+            f"no train-images-idx3-ubyte[.gz] / train-labels-idx1-ubyte[.gz] pair in '{folder}'.",
+            key="data.source",
+        )
     num = int(max(s.labels.max() for s in splits.values())) + 1
     names_file = folder / "class_names.txt"
-    names = (names_file.read_text().split("\n")[:num] if names_file.exists()
-             else [str(i) for i in range(num)])
+    names = (
+        names_file.read_text().split("\n")[:num]
+        if names_file.exists()
+        else [str(i) for i in range(num)]
+    )
     return SourceData(f"idx:{folder}", [n.strip() for n in names], splits)
 
 
@@ -132,8 +163,9 @@ def _read_idx(path: Path) -> np.ndarray:
     if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != 0x08:
         raise RecipeError(f"'{path}' is not an unsigned-byte IDX file.", key="data.source")
     ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     if len(raw) - 4 - 4 * ndim != int(np.prod(dims)):
-        raise RecipeError(f"'{path}' is truncated: its header promises {dims} values.",
-                          key="data.source")
+        raise RecipeError(
+            f"'{path}' is truncated: its header promises {dims} values.", key="data.source"
+        )
     return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims)

@@ -37,24 +37,29 @@ def read_tfds(spec: str, data: DataSection, source_blur: SourceBlur | None = Non
         source = _data_source(tfds, builder, spec, tfds_split, data.data_dir)
         if source is None:
             continue
-        images, labels, views = _read_all(source, image_key, label_key, data, spec,
-                                          source_blur, tfds_split)
-        splits[ours] = Split(images, labels, [f"{tfds_split}/{i}" for i in range(len(labels))],
-                             views)
+        images, labels, views = _read_all(
+            source, image_key, label_key, data, spec, source_blur, tfds_split
+        )
+        splits[ours] = Split(
+            images, labels, [f"{tfds_split}/{i}" for i in range(len(labels))], views
+        )
     if "train" not in splits:
-        raise RecipeError(f"TFDS dataset '{spec}' has no train split (it has: "
-                          f"{', '.join(names)}).", key=_KEY)
+        raise RecipeError(
+            f"TFDS dataset '{spec}' has no train split (it has: {', '.join(names)}).", key=_KEY
+        )
     class_names = list(builder.info.features[label_key].names)
-    return SourceData(f"tfds:{spec}", class_names, splits,
-                      {"tfds_data_dir": str(builder.data_dir)})
+    return SourceData(f"tfds:{spec}", class_names, splits, {"tfds_data_dir": str(builder.data_dir)})
 
 
 def _import_tfds() -> Any:
     try:
         import tensorflow_datasets as tfds
     except ImportError:
-        raise RecipeError("tfds: sources need TensorFlow Datasets, an optional extra: "
-                          "pip install 'kvision[tfds]'.", key=_KEY) from None
+        raise RecipeError(
+            "tfds: sources need TensorFlow Datasets, an optional extra: "
+            "pip install 'kvision[tfds]'.",
+            key=_KEY,
+        ) from None
     return tfds
 
 
@@ -63,12 +68,18 @@ def _builder(tfds: Any, spec: str, data_dir: str | None) -> Any:
         return tfds.builder(spec, data_dir=data_dir)
     except Exception as exc:  # TFDS raises ValueError subclasses with long catalogue dumps
         name = spec.split("/")[0]
-        hint = (did_you_mean(name, _catalogue(tfds))
-                if type(exc).__name__ == "DatasetNotFoundError" else "")
+        hint = (
+            did_you_mean(name, _catalogue(tfds))
+            if type(exc).__name__ == "DatasetNotFoundError"
+            else ""
+        )
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise RecipeError(f"TFDS has no dataset '{spec}' ({first}).{hint} See "
-                          f"https://www.tensorflow.org/datasets/catalog for names and "
-                          f"configs.", key=_KEY) from None
+        raise RecipeError(
+            f"TFDS has no dataset '{spec}' ({first}).{hint} See "
+            f"https://www.tensorflow.org/datasets/catalog for names and "
+            f"configs.",
+            key=_KEY,
+        ) from None
 
 
 def _catalogue(tfds: Any) -> list[str]:
@@ -82,8 +93,11 @@ def _keys(builder: Any, spec: str) -> tuple[str, str]:
     keys = builder.info.supervised_keys
     if keys and len(keys) == 2 and all(isinstance(k, str) for k in keys):
         return keys
-    raise RecipeError(f"TFDS dataset '{spec}' has no (image, label) supervised keys, so it "
-                      f"is not an image-classification dataset kvision can train on.", key=_KEY)
+    raise RecipeError(
+        f"TFDS dataset '{spec}' has no (image, label) supervised keys, so it "
+        f"is not an image-classification dataset kvision can train on.",
+        key=_KEY,
+    )
 
 
 def tensorflow_available() -> bool:
@@ -91,8 +105,9 @@ def tensorflow_available() -> bool:
     return importlib.util.find_spec("tensorflow") is not None
 
 
-def _data_source(tfds: Any, builder: Any, spec: str, split: str,
-                 data_dir: str | None) -> Any | None:
+def _data_source(
+    tfds: Any, builder: Any, spec: str, split: str, data_dir: str | None
+) -> Any | None:
     try:
         return tfds.data_source(spec, split=split, data_dir=data_dir, download=False)
     except (NotImplementedError, AssertionError, FileNotFoundError, ValueError) as exc:
@@ -104,20 +119,26 @@ def _data_source(tfds: Any, builder: Any, spec: str, split: str,
                 f"TFDS dataset '{spec}' is prepared in {where} but not in the array_record "
                 f"format random access needs ({str(exc).splitlines()[0]}). Re-prepare it: "
                 f"tfds build {spec} --file_format=array_record"
-                f"{f' --data_dir={data_dir}' if data_dir else ''}.", key=_KEY) from None
+                f"{f' --data_dir={data_dir}' if data_dir else ''}.",
+                key=_KEY,
+            ) from None
         _prepare_or_explain(builder, spec, data_dir, where)
         return tfds.data_source(spec, split=split, data_dir=data_dir, download=False)
 
 
 def _prepare_or_explain(builder: Any, spec: str, data_dir: str | None, where: Any) -> None:
-    command = (f"tfds build {spec} --file_format=array_record"
-               f"{f' --data_dir={data_dir}' if data_dir else ''}")
+    command = (
+        f"tfds build {spec} --file_format=array_record"
+        f"{f' --data_dir={data_dir}' if data_dir else ''}"
+    )
     if not tensorflow_available():
         raise RecipeError(
             f"TFDS dataset '{spec}' is not prepared in {where}, and preparing it needs "
             f"TensorFlow, which is not installed. Either install it (pip install tensorflow) "
             f"and run `{command}` once (it downloads the data), or copy an array_record copy "
-            f"prepared elsewhere into that folder, or point data.data_dir at one.", key=_KEY)
+            f"prepared elsewhere into that folder, or point data.data_dir at one.",
+            key=_KEY,
+        )
     try:
         builder.download_and_prepare(file_format="array_record")
     except Exception as exc:  # network, manual-download datasets, disk space ...
@@ -126,12 +147,19 @@ def _prepare_or_explain(builder: Any, spec: str, data_dir: str | None, where: An
             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). Run "
             f"`{command}` on a machine with network access and copy the folder, or follow "
             f"the dataset's manual-download instructions in the TFDS catalogue.",
-            key=_KEY) from None
+            key=_KEY,
+        ) from None
 
 
-def _read_all(source: Any, image_key: str, label_key: str, data: DataSection, spec: str,
-              source_blur: SourceBlur | None, split: str
-              ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+def _read_all(
+    source: Any,
+    image_key: str,
+    label_key: str,
+    data: DataSection,
+    spec: str,
+    source_blur: SourceBlur | None,
+    split: str,
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Decode every example, resizing as it goes so only the final size is kept (and each
     source-resolution condition applied before the resize)."""
     images, labels, views = [], [], []
@@ -147,9 +175,11 @@ def _read_all(source: Any, image_key: str, label_key: str, data: DataSection, sp
         labels.append(int(example[label_key]))
     shapes = {im.shape for im in images}
     if len(shapes) > 1:
-        raise RecipeError(f"the images of TFDS dataset '{spec}' have different sizes; set "
-                          f"data.image_size = [height, width] to resize them to one size.",
-                          key="data.image_size")
+        raise RecipeError(
+            f"the images of TFDS dataset '{spec}' have different sizes; set "
+            f"data.image_size = [height, width] to resize them to one size.",
+            key="data.image_size",
+        )
     if not images:
         raise RecipeError(f"TFDS dataset '{spec}' has an empty split.", key=_KEY)
     stacked = {name: np.concatenate([v[name] for v in views]) for name in views[0]} if views else {}

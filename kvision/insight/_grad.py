@@ -17,8 +17,13 @@ if TYPE_CHECKING:
     import keras
 
 
-def layer_gradients(model: keras.Model, layer_name: str, images: np.ndarray, classes: np.ndarray,
-                    batch_size: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def layer_gradients(
+    model: keras.Model,
+    layer_name: str,
+    images: np.ndarray,
+    classes: np.ndarray,
+    batch_size: int = 16,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each image: the layer's output A, dY_c/dA for its class c, and the model outputs.
 
     ``images`` are raw pixel values (N, H, W, C); ``classes`` holds one class index per image.
@@ -35,9 +40,16 @@ def layer_gradients(model: keras.Model, layer_name: str, images: np.ndarray, cla
             f"jax backend; the active Keras backend is '{backend}'. Set KERAS_BACKEND=torch."
         )
     probe = keras.Model(model.inputs, [model.get_layer(layer_name).output, model.output])
-    parts = [compute(model, layer_name, probe, images[i:i + batch_size].astype(np.float32),
-                     np.asarray(classes[i:i + batch_size], dtype=np.int64))
-             for i in range(0, len(images), batch_size)]
+    parts = [
+        compute(
+            model,
+            layer_name,
+            probe,
+            images[i : i + batch_size].astype(np.float32),
+            np.asarray(classes[i : i + batch_size], dtype=np.int64),
+        )
+        for i in range(0, len(images), batch_size)
+    ]
     return tuple(np.concatenate([p[j] for p in parts]) for j in range(3))
 
 

@@ -20,8 +20,18 @@ from kvision.runs.atomic import atomic_path, commit
 #: Small figures keep PNG encoding cheap and still read well in a terminal image viewer.
 DPI = 100
 #: Colours assigned to arms in the order they appear in a run, the same in every figure.
-PALETTE = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple",
-           "tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan")
+PALETTE = (
+    "tab:blue",
+    "tab:orange",
+    "tab:green",
+    "tab:red",
+    "tab:purple",
+    "tab:brown",
+    "tab:pink",
+    "tab:gray",
+    "tab:olive",
+    "tab:cyan",
+)
 #: Line styles assigned to models, so colour says arm and style says model.
 LINESTYLES = ("-", "--", ":", "-.")
 
@@ -84,15 +94,25 @@ def _fit(image: np.ndarray, cell: int, smooth: bool) -> np.ndarray:
     h, w = image.shape[:2]
     scale = cell / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    mode = cv2.INTER_LINEAR if smooth and scale > 1 else (
-        cv2.INTER_AREA if scale < 1 else cv2.INTER_NEAREST)
+    mode = (
+        cv2.INTER_LINEAR
+        if smooth and scale > 1
+        else (cv2.INTER_AREA if scale < 1 else cv2.INTER_NEAREST)
+    )
     return cv2.resize(as_rgb(image), size, interpolation=mode).reshape(size[1], size[0], 3)
 
 
-def image_grid(cells: list[list[np.ndarray | None]], path: str | os.PathLike, *, title: str,
-               col_titles: list[str] | None = None, row_titles: list[str] | None = None,
-               captions: list[list[str]] | None = None, cell: int = 96,
-               smooth: bool = False) -> Path:
+def image_grid(
+    cells: list[list[np.ndarray | None]],
+    path: str | os.PathLike,
+    *,
+    title: str,
+    col_titles: list[str] | None = None,
+    row_titles: list[str] | None = None,
+    captions: list[list[str]] | None = None,
+    cell: int = 96,
+    smooth: bool = False,
+) -> Path:
     """Images in rows and columns drawn as ONE picture with text around it, saved as PNG.
 
     Composing the grid in numpy and showing it with a single ``imshow`` keeps a figure of
@@ -110,7 +130,7 @@ def image_grid(cells: list[list[np.ndarray | None]], path: str | os.PathLike, *,
             if image is not None:
                 tile = _fit(image, cell, smooth)
                 y, x = r * (cell + gap_y) + gap_y, c * (cell + gap_x)
-                canvas[y:y + tile.shape[0], x:x + tile.shape[1]] = tile
+                canvas[y : y + tile.shape[0], x : x + tile.shape[1]] = tile
     # Widen narrow grids (a retrieval strip) so the title fits: ~7.5 px per 9-pt character.
     pad = max(0, int(7.5 * len(title)) - (width + left)) // 2
     total = width + left + 2 * pad
@@ -122,11 +142,23 @@ def image_grid(cells: list[list[np.ndarray | None]], path: str | os.PathLike, *,
     for c, name in enumerate(col_titles or []):
         ax.text(c * (cell + gap_x) + cell / 2, -4, name, va="bottom", **text)
     for r, name in enumerate(row_titles or []):
-        ax.text(-6, r * (cell + gap_y) + gap_y + cell / 2, name, fontsize=7, ha="right",
-                va="center", clip_on=False)
+        ax.text(
+            -6,
+            r * (cell + gap_y) + gap_y + cell / 2,
+            name,
+            fontsize=7,
+            ha="right",
+            va="center",
+            clip_on=False,
+        )
     for r, row in enumerate(captions or []):
         for c, caption in enumerate(row):
-            ax.text(c * (cell + gap_x) + cell / 2, r * (cell + gap_y) + gap_y - 2, caption,
-                    va="bottom", **text)
+            ax.text(
+                c * (cell + gap_x) + cell / 2,
+                r * (cell + gap_y) + gap_y - 2,
+                caption,
+                va="bottom",
+                **text,
+            )
     fig.text(0.5, 1 - 10 / (height + head), title, fontsize=9, ha="center", va="center")
     return save_figure(fig, path)

@@ -14,8 +14,9 @@ if TYPE_CHECKING:
     import keras
 
 
-def activation_maps(model: keras.Model, layers: dict[str, str], images: np.ndarray,
-                    batch_size: int = 32) -> dict[str, np.ndarray]:
+def activation_maps(
+    model: keras.Model, layers: dict[str, str], images: np.ndarray, batch_size: int = 32
+) -> dict[str, np.ndarray]:
     """Outputs of the named layers for ``images`` (uint8 NHWC), from one batched forward pass.
 
     ``layers`` maps a display name to a layer name; returns display name -> (N, h, w, c).
@@ -35,22 +36,36 @@ def strongest_channels(fmap: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(fmap.mean(axis=(0, 1)))[::-1][:k]
 
 
-def plot_stage_means(images: np.ndarray, maps: dict[str, np.ndarray], row_titles: list[str],
-                     path: str | os.PathLike, *, title: str) -> Path:
+def plot_stage_means(
+    images: np.ndarray,
+    maps: dict[str, np.ndarray],
+    row_titles: list[str],
+    path: str | os.PathLike,
+    *,
+    title: str,
+) -> Path:
     """Rows of samples: the input image, then the channel-mean map of each stage."""
-    cells = [[image] + [colourise(fmap[r].mean(axis=-1)) for fmap in maps.values()]
-             for r, image in enumerate(images)]
+    cells = [
+        [image] + [colourise(fmap[r].mean(axis=-1)) for fmap in maps.values()]
+        for r, image in enumerate(images)
+    ]
     heads = ["input"] + [f"{stage} (mean of {fmap.shape[-1]})" for stage, fmap in maps.items()]
     return image_grid(cells, path, title=title, col_titles=heads, row_titles=row_titles)
 
 
-def plot_top_channels(images: np.ndarray, fmap: np.ndarray, row_titles: list[str],
-                      path: str | os.PathLike, *, title: str, k: int = 6) -> Path:
+def plot_top_channels(
+    images: np.ndarray,
+    fmap: np.ndarray,
+    row_titles: list[str],
+    path: str | os.PathLike,
+    *,
+    title: str,
+    k: int = 6,
+) -> Path:
     """Rows of samples: the input image, then the ``k`` strongest channels of one stage."""
     cells, captions = [], []
     for r, image in enumerate(images):
         top = strongest_channels(fmap[r], k)
         cells.append([image] + [colourise(fmap[r, ..., ch]) for ch in top])
         captions.append([""] + [f"channel {ch}" for ch in top])
-    return image_grid(cells, path, title=title, row_titles=row_titles, captions=captions,
-                      cell=72)
+    return image_grid(cells, path, title=title, row_titles=row_titles, captions=captions, cell=72)

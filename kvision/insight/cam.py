@@ -32,7 +32,7 @@ def gradcam(feats: np.ndarray, grads: np.ndarray) -> np.ndarray:
 
 def gradcam_pp(feats: np.ndarray, grads: np.ndarray) -> np.ndarray:
     """Grad-CAM++ maps (N, h, w) from layer outputs and gradients (N, h, w, k)."""
-    g2, g3 = grads ** 2, grads ** 3
+    g2, g3 = grads**2, grads**3
     denom = 2.0 * g2 + feats.sum(axis=(1, 2), keepdims=True) * g3
     safe = np.where(denom != 0.0, denom, 1.0)
     alpha = np.where(denom != 0.0, g2 / safe, 0.0)  # no gradient at a position: no weight
@@ -40,8 +40,13 @@ def gradcam_pp(feats: np.ndarray, grads: np.ndarray) -> np.ndarray:
     return np.maximum((weights * feats).sum(axis=-1), 0.0)
 
 
-def class_activation_maps(model: keras.Model, layer_name: str, images: np.ndarray, classes: np.ndarray,
-                          method: str = "gradcam") -> tuple[np.ndarray, np.ndarray]:
+def class_activation_maps(
+    model: keras.Model,
+    layer_name: str,
+    images: np.ndarray,
+    classes: np.ndarray,
+    method: str = "gradcam",
+) -> tuple[np.ndarray, np.ndarray]:
     """Heatmaps (N, h, w) for one class per image, plus the model outputs (N, num_classes)."""
     from kvision.insight._grad import layer_gradients
 
@@ -56,23 +61,40 @@ def overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.45) -> np.ndarr
     peak = float(cam.max())
     norm = cam / peak if peak > 0 else np.zeros_like(cam)
     heat = cv2.resize(norm.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-    colour = cv2.cvtColor(cv2.applyColorMap(np.uint8(255 * heat), cv2.COLORMAP_JET),
-                          cv2.COLOR_BGR2RGB)
+    colour = cv2.cvtColor(
+        cv2.applyColorMap(np.uint8(255 * heat), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB
+    )
     base = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image
     return cv2.addWeighted(base.astype(np.uint8), 1.0 - alpha, colour, alpha, 0.0)
 
 
-def plot_cams(images: np.ndarray, panels: dict[str, list[tuple[np.ndarray, str]]],
-              row_titles: list[str], path: str | os.PathLike, *, title: str) -> Path:
+def plot_cams(
+    images: np.ndarray,
+    panels: dict[str, list[tuple[np.ndarray, str]]],
+    row_titles: list[str],
+    path: str | os.PathLike,
+    *,
+    title: str,
+) -> Path:
     """Rows of samples: the input, then one overlay per column of ``panels``.
 
     ``panels`` maps a column title to one (heatmap, caption) pair per image.
     """
-    cells = [[image] + [overlay(image, cells[r][0]) for cells in panels.values()]
-             for r, image in enumerate(images)]
+    cells = [
+        [image] + [overlay(image, cells[r][0]) for cells in panels.values()]
+        for r, image in enumerate(images)
+    ]
     captions = [[""] + [cells[r][1] for cells in panels.values()] for r in range(len(images))]
-    return image_grid(cells, path, title=title, col_titles=["input", *panels],
-                      row_titles=row_titles, captions=captions, cell=112, smooth=True)
+    return image_grid(
+        cells,
+        path,
+        title=title,
+        col_titles=["input", *panels],
+        row_titles=row_titles,
+        captions=captions,
+        cell=112,
+        smooth=True,
+    )
 
 
 def probabilities(outputs: np.ndarray) -> np.ndarray:
@@ -85,10 +107,17 @@ def probabilities(outputs: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
-def cam_panels(model: keras.Model, layer_name: str, images: np.ndarray, labels: np.ndarray,
-               class_names: list[str], *, methods: tuple[str, ...] = METHODS,
-               targets: tuple[str, ...] = ("true", "predicted"), batch_size: int = 16
-               ) -> dict[str, list[tuple[np.ndarray, str]]]:
+def cam_panels(
+    model: keras.Model,
+    layer_name: str,
+    images: np.ndarray,
+    labels: np.ndarray,
+    class_names: list[str],
+    *,
+    methods: tuple[str, ...] = METHODS,
+    targets: tuple[str, ...] = ("true", "predicted"),
+    batch_size: int = 16,
+) -> dict[str, list[tuple[np.ndarray, str]]]:
     """Heatmap columns for :func:`plot_cams`: one per (method, target class) pair.
 
     The gradients for a target are computed once and shared by both methods, and the
@@ -105,8 +134,9 @@ def cam_panels(model: keras.Model, layer_name: str, images: np.ndarray, labels: 
             classes = np.asarray(labels)
         else:
             if outputs is None:
-                outputs = np.asarray(model.predict(images.astype(np.float32),
-                                                   batch_size=batch_size, verbose=0))
+                outputs = np.asarray(
+                    model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
+                )
             classes = outputs.argmax(axis=-1)
         feats, grads, outputs = layer_gradients(model, layer_name, images, classes, batch_size)
         probs = probabilities(outputs)

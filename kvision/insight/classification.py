@@ -27,8 +27,7 @@ def predict_classes(model: keras.Model, images: np.ndarray, batch_size: int = 64
     return np.asarray(outputs).argmax(axis=-1)
 
 
-def classification_summary(y_true: np.ndarray, y_pred: np.ndarray,
-                           class_names: list[str]) -> dict:
+def classification_summary(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]) -> dict:
     """Accuracy, macro precision/recall/F1, per-class report and confusion matrix as JSON-able.
 
     The macro averages run over the classes present in the truth or the predictions
@@ -39,10 +38,12 @@ def classification_summary(y_true: np.ndarray, y_pred: np.ndarray,
     """
     labels = list(range(len(class_names)))
     precision, recall, f1, _ = precision_recall_fscore_support(
-        y_true, y_pred, average="macro", zero_division=0)
+        y_true, y_pred, average="macro", zero_division=0
+    )
     present = set(np.unique(y_true).tolist()) | set(np.unique(y_pred).tolist())
-    report = classification_report(y_true, y_pred, labels=labels, target_names=class_names,
-                                   output_dict=True, zero_division=0)
+    report = classification_report(
+        y_true, y_pred, labels=labels, target_names=class_names, output_dict=True, zero_division=0
+    )
     per_class = {name: {k: float(v) for k, v in report[name].items()} for name in class_names}
     return {
         "n": int(len(y_true)),
@@ -63,25 +64,36 @@ def plot_confusion(summary: dict, path: str | os.PathLike, *, title: str) -> Pat
     size = min(3.0 + 0.45 * len(names), 12.0)
     fig = new_figure(size, size)
     ax = fig.subplots()
-    display = ConfusionMatrixDisplay(np.asarray(summary["confusion_matrix"]),
-                                     display_labels=names)
+    display = ConfusionMatrixDisplay(np.asarray(summary["confusion_matrix"]), display_labels=names)
     display.plot(ax=ax, cmap="Blues", colorbar=False, xticks_rotation=45 if len(names) > 4 else 0)
-    ax.set_title(f"{title}\naccuracy {summary['accuracy']:.3f}, "
-                 f"macro F1 {summary['macro_f1']:.3f} (n={summary['n']})", fontsize=9)
+    ax.set_title(
+        f"{title}\naccuracy {summary['accuracy']:.3f}, "
+        f"macro F1 {summary['macro_f1']:.3f} (n={summary['n']})",
+        fontsize=9,
+    )
     return save_figure(fig, path)
 
 
 def markdown_table(summary: dict) -> str:
     """The per-class report as a markdown table, headed by the overall figures."""
-    lines = [f"accuracy **{summary['accuracy']:.4f}**, macro precision "
-             f"{summary['macro_precision']:.4f}, macro recall {summary['macro_recall']:.4f}, "
-             f"macro F1 {summary['macro_f1']:.4f} (n={summary['n']})", "",
-             "| class | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
-    if (absent := summary.get("absent_classes")):
-        lines[1:1] = ["", f"Macro averages over the {len(summary['class_names']) - len(absent)} "
-                          f"classes present in the truth or the predictions; absent from both "
-                          f"(not averaged): {', '.join(absent)}."]
+    lines = [
+        f"accuracy **{summary['accuracy']:.4f}**, macro precision "
+        f"{summary['macro_precision']:.4f}, macro recall {summary['macro_recall']:.4f}, "
+        f"macro F1 {summary['macro_f1']:.4f} (n={summary['n']})",
+        "",
+        "| class | precision | recall | F1 | support |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    if absent := summary.get("absent_classes"):
+        lines[1:1] = [
+            "",
+            f"Macro averages over the {len(summary['class_names']) - len(absent)} "
+            f"classes present in the truth or the predictions; absent from both "
+            f"(not averaged): {', '.join(absent)}.",
+        ]
     for name, row in summary["per_class"].items():
-        lines.append(f"| {name} | {row['precision']:.3f} | {row['recall']:.3f} | "
-                     f"{row['f1-score']:.3f} | {int(row['support'])} |")
+        lines.append(
+            f"| {name} | {row['precision']:.3f} | {row['recall']:.3f} | "
+            f"{row['f1-score']:.3f} | {int(row['support'])} |"
+        )
     return "\n".join(lines)

@@ -12,15 +12,20 @@ import argparse
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``kvision compare RUN RUN ... [--png PATH | --no-png]``."""
     p = subparsers.add_parser(
-        "compare", help="compare runs: final scores, paired differences, overlaid curves PNG",
+        "compare",
+        help="compare runs: final scores, paired differences, overlaid curves PNG",
         description="Print the final scores of two or more runs side by side (the first run "
-                    "is the baseline A), the paired differences of trials with the same "
-                    "model, arm and repeat, and write their validation curves overlaid in "
-                    "one PNG. Works over SSH: nothing but text and a file.")
+        "is the baseline A), the paired differences of trials with the same "
+        "model, arm and repeat, and write their validation curves overlaid in "
+        "one PNG. Works over SSH: nothing but text and a file.",
+    )
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories (two or more)")
-    p.add_argument("--png", metavar="PATH",
-                   help="where to write the overlaid curves (default: compare-<A>-vs-<B>.png "
-                        "in the current folder)")
+    p.add_argument(
+        "--png",
+        metavar="PATH",
+        help="where to write the overlaid curves (default: compare-<A>-vs-<B>.png "
+        "in the current folder)",
+    )
     p.add_argument("--no-png", action="store_true", help="print the tables only")
     p.set_defaults(handler=_compare)
 
@@ -39,6 +44,9 @@ def _compare(args: argparse.Namespace) -> int:
     names = [Path(r).name for r in args.runs]
     target = Path(args.png or f"compare-{names[0]}-vs-{'-'.join(names[1:3])}.png")
     written = plot_runs_comparison(args.runs, target)
-    print(f"\nCurves: {written}" if written else "\nCurves: no epochs in these runs yet, "
-          "no PNG written.")
+    print(
+        f"\nCurves: {written}"
+        if written
+        else "\nCurves: no epochs in these runs yet, no PNG written."
+    )
     return 0

@@ -51,16 +51,26 @@ def trial_history(reader: RunReader, trial: str) -> History:
 
 
 def _series(hist: History, key: str) -> tuple[list[int], list[float]]:
-    pairs = [(x, v) for x, v in zip(hist.epochs, hist.metrics.get(key, []), strict=False)
-             if v is not None]
+    pairs = [
+        (x, v)
+        for x, v in zip(hist.epochs, hist.metrics.get(key, []), strict=False)
+        if v is not None
+    ]
     return [p[0] for p in pairs], [float(p[1]) for p in pairs]
 
 
 def _mark_stages(ax, hist: History) -> None:
     for x, stage in hist.boundaries:
         ax.axvline(x, color="0.4", linestyle="--", linewidth=1)
-        ax.annotate(stage, (x, 1.0), xycoords=("data", "axes fraction"), fontsize=7,
-                    xytext=(2, -10), textcoords="offset points", color="0.3")
+        ax.annotate(
+            stage,
+            (x, 1.0),
+            xycoords=("data", "axes fraction"),
+            fontsize=7,
+            xytext=(2, -10),
+            textcoords="offset points",
+            color="0.3",
+        )
 
 
 def plot_trial_curves(reader: RunReader, trial: str, path: str | os.PathLike) -> Path | None:
@@ -119,8 +129,14 @@ def plot_comparison(reader: RunReader, path: str | os.PathLike) -> Path | None:
         for t in trials:
             model, arm = labels[t]
             xs, ys = _series(histories[t], key)
-            ax.plot(xs, ys, color=colours[arm], linestyle=dashes[model],
-                    label=f"{model} / {arm}", **_marker(xs))
+            ax.plot(
+                xs,
+                ys,
+                color=colours[arm],
+                linestyle=dashes[model],
+                label=f"{model} / {arm}",
+                **_marker(xs),
+            )
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(key.replace("_", " "))
@@ -142,8 +158,10 @@ def plot_runs_comparison(paths: list[str | os.PathLike], path: str | os.PathLike
     runs = [(Path(p).name, validation_curves(p), trial_identities(RunReader(p))) for p in paths]
     if not any(curves for _, curves, _ in runs):
         return None
-    keys = sorted({k for _, curves, _ in runs for per in curves.values() for k in per},
-                  key=lambda k: k != "val_loss")
+    keys = sorted(
+        {k for _, curves, _ in runs for per in curves.values() for k in per},
+        key=lambda k: k != "val_loss",
+    )
     dashes = styles_for([label(i) for _, _, ids in runs for i in ids.values()], LINESTYLES)
     fig = new_figure(9.0, 3.6)
     for ax, key in zip(fig.subplots(1, len(keys), squeeze=False)[0], keys, strict=True):
@@ -153,8 +171,14 @@ def plot_runs_comparison(paths: list[str | os.PathLike], path: str | os.PathLike
                 if not xs:
                     continue
                 who = label(ids[trial]) if trial in ids else trial
-                ax.plot(xs, ys, color=PALETTE[n % len(PALETTE)], linestyle=dashes.get(who, "-"),
-                        label=f"{chr(ord('A') + n)} {who}", **_marker(xs))
+                ax.plot(
+                    xs,
+                    ys,
+                    color=PALETTE[n % len(PALETTE)],
+                    linestyle=dashes.get(who, "-"),
+                    label=f"{chr(ord('A') + n)} {who}",
+                    **_marker(xs),
+                )
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(key.replace("_", " "))

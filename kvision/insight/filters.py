@@ -48,12 +48,13 @@ def filter_mosaic(tiles: np.ndarray, gap: int = 1) -> np.ndarray:
     out = np.ones((rows * (kh + gap) - gap, cols * (kw + gap) - gap, 3), dtype=np.float32)
     for i, tile in enumerate(tiles):
         r, c = divmod(i, cols)
-        out[r * (kh + gap):r * (kh + gap) + kh, c * (kw + gap):c * (kw + gap) + kw] = tile
+        out[r * (kh + gap) : r * (kh + gap) + kh, c * (kw + gap) : c * (kw + gap) + kw] = tile
     return out
 
 
-def plot_filters(kernels: dict[str, np.ndarray], path: str | os.PathLike, *, title: str,
-                 max_filters: int = 16) -> Path:
+def plot_filters(
+    kernels: dict[str, np.ndarray], path: str | os.PathLike, *, title: str, max_filters: int = 16
+) -> Path:
     """One filter grid per checkpoint label, side by side, written to ``path``."""
     cells = [[filter_mosaic(filter_tiles(k, max_filters)) for k in kernels.values()]]
     return image_grid(cells, path, title=title, col_titles=list(kernels), cell=160)

@@ -26,8 +26,9 @@ if TYPE_CHECKING:
 GRID_POINTS = 400
 
 
-def fit_artifacts(writer: RunWriter, *, trial: str, model: keras.Model, data: DataSection,
-                  train: Split, cfg: Any) -> list[dict]:
+def fit_artifacts(
+    writer: RunWriter, *, trial: str, model: keras.Model, data: DataSection, train: Split, cfg: Any
+) -> list[dict]:
     """The trial's loss curves, its fit-vs-truth figure and fit.json."""
     from kvision.data.function import truth_curve
     from kvision.insight.hooks import _Emitter, insight_section
@@ -37,15 +38,25 @@ def fit_artifacts(writer: RunWriter, *, trial: str, model: keras.Model, data: Da
     if sec.curves:
         from kvision.insight.curves import plot_trial_curves
 
-        out.emit(plot_trial_curves(RunReader(writer.dir), trial,
-                                   out.path("curves", f"{trial}_loss-mae")), "curves")
+        out.emit(
+            plot_trial_curves(
+                RunReader(writer.dir), trial, out.path("curves", f"{trial}_loss-mae")
+            ),
+            "curves",
+        )
     x, truth = truth_curve(data, GRID_POINTS)
-    fitted = np.asarray(model.predict(x.astype(np.float32)[:, None], verbose=0),
-                        dtype=np.float64).reshape(-1)
-    record = {"trial": trial, "formula": data.formula, "x": x.tolist(),
-              "truth": truth.tolist(), "fitted": fitted.tolist(),
-              "mse_vs_truth": float(np.mean((fitted - truth) ** 2)),
-              "max_abs_error": float(np.max(np.abs(fitted - truth)))}
+    fitted = np.asarray(
+        model.predict(x.astype(np.float32)[:, None], verbose=0), dtype=np.float64
+    ).reshape(-1)
+    record = {
+        "trial": trial,
+        "formula": data.formula,
+        "x": x.tolist(),
+        "truth": truth.tolist(),
+        "fitted": fitted.tolist(),
+        "mse_vs_truth": float(np.mean((fitted - truth) ** 2)),
+        "max_abs_error": float(np.max(np.abs(fitted - truth))),
+    }
     writer.write_json(f"trials/{trial}/fit.json", record)
     out.emit(plot_fit(record, train, out.path("fit", f"{trial}_fit")), "fit")
     return out.events
@@ -56,13 +67,13 @@ def plot_fit(record: dict, train: Split | None, path: str | os.PathLike) -> Path
     fig = new_figure(6.0, 4.0)
     ax = fig.subplots()
     if train is not None and len(train):
-        ax.scatter(train.images[:, 0], train.labels, s=6, color="0.6", alpha=0.6,
-                   label="training pairs")
+        ax.scatter(
+            train.images[:, 0], train.labels, s=6, color="0.6", alpha=0.6, label="training pairs"
+        )
     ax.plot(record["x"], record["truth"], color="black", linewidth=2, label="truth")
     ax.plot(record["x"], record["fitted"], color="tab:red", linewidth=1.5, label="fitted")
     _finish_axes(ax, record)
-    fig.suptitle(f"{record['trial']}: fit vs truth (MSE {record['mse_vs_truth']:.4g})",
-                 fontsize=10)
+    fig.suptitle(f"{record['trial']}: fit vs truth (MSE {record['mse_vs_truth']:.4g})", fontsize=10)
     return save_figure(fig, path)
 
 
@@ -76,8 +87,13 @@ def plot_fit_comparison(reader: RunReader, fits: dict[str, dict], path: str | os
     ax.plot(first["x"], first["truth"], color="black", linewidth=2.5, label="truth")
     for trial, record in fits.items():
         arm = labels.get(trial, ("", trial))[1]
-        ax.plot(record["x"], record["fitted"], color=colours[arm], linewidth=1.2,
-                label=f"{trial} (MSE {record['mse_vs_truth']:.3g})")
+        ax.plot(
+            record["x"],
+            record["fitted"],
+            color=colours[arm],
+            linewidth=1.2,
+            label=f"{trial} (MSE {record['mse_vs_truth']:.3g})",
+        )
     _finish_axes(ax, first)
     fig.suptitle("Fitted curves of all trials vs the truth", fontsize=10)
     return save_figure(fig, path)

@@ -20,8 +20,15 @@ from kvision.insight.report import report_markdown
 from kvision.recipe.schema_insight import InsightSection
 from kvision.runs import RunReader, RunWriter, atomic_write_bytes
 
-__all__ = ["Samples", "check_model", "checkpoint_artifacts", "pick_samples", "report_markdown",
-           "run_artifacts", "trial_artifacts"]
+__all__ = [
+    "Samples",
+    "check_model",
+    "checkpoint_artifacts",
+    "pick_samples",
+    "report_markdown",
+    "run_artifacts",
+    "trial_artifacts",
+]
 
 if TYPE_CHECKING:
     import keras
@@ -58,8 +65,7 @@ def pick_samples(labels: np.ndarray, per_class: int = 1, seed: int = 0) -> np.nd
     picked = []
     for c in np.unique(labels):
         members = np.flatnonzero(labels == c)
-        picked.extend(sorted(rng.choice(members, size=min(per_class, len(members)),
-                                        replace=False)))
+        picked.extend(sorted(rng.choice(members, size=min(per_class, len(members)), replace=False)))
     return np.asarray(picked, dtype=np.int64)
 
 
@@ -110,12 +116,16 @@ def check_model(model: keras.Model, cfg: Any) -> None:
         feature_layer(model, sec.retrieval.layer)
 
 
-def checkpoint_artifacts(writer: RunWriter, *, trial: str, label: str, model: keras.Model,
-                         samples: Samples, cfg: Any) -> list[dict]:
+def checkpoint_artifacts(
+    writer: RunWriter, *, trial: str, label: str, model: keras.Model, samples: Samples, cfg: Any
+) -> list[dict]:
     """Filters of the first conv and activations of the chosen stages at one checkpoint."""
     sec = insight_section(cfg)
-    if (not sec.enabled or (sec.checkpoints and label not in sec.checkpoints)
-            or not _layers.has_conv(model)):
+    if (
+        not sec.enabled
+        or (sec.checkpoints and label not in sec.checkpoints)
+        or not _layers.has_conv(model)
+    ):
         return []
     out = _Emitter(writer, trial)
     if sec.filters:
@@ -131,15 +141,25 @@ def _checkpoint_filters(out: _Emitter, label: str, model: keras.Model, sec) -> N
     layer = _layers.first_conv(model)
     kernel = conv_kernel(model, layer)
     buf = io.BytesIO()
-    np.save(buf, kernel[..., :sec.max_filters])  # kept so the trial figure can compare
-    atomic_write_bytes(out.trial_file(f"{INSIGHT_DIR}/first_conv_{slug(label)}.npy"),
-                       buf.getvalue())
+    np.save(buf, kernel[..., : sec.max_filters])  # kept so the trial figure can compare
+    atomic_write_bytes(
+        out.trial_file(f"{INSIGHT_DIR}/first_conv_{slug(label)}.npy"), buf.getvalue()
+    )
     name = f"{out.trial}_first-conv_{label}"
-    out.emit(plot_filters({label: kernel}, out.path("filters", name), max_filters=sec.max_filters,
-                          title=f"{out.trial}: first conv '{layer}' filters, {label}"), "filters")
+    out.emit(
+        plot_filters(
+            {label: kernel},
+            out.path("filters", name),
+            max_filters=sec.max_filters,
+            title=f"{out.trial}: first conv '{layer}' filters, {label}",
+        ),
+        "filters",
+    )
 
 
-def _checkpoint_activations(out: _Emitter, label: str, model: keras.Model, samples: Samples, sec) -> None:
+def _checkpoint_activations(
+    out: _Emitter, label: str, model: keras.Model, samples: Samples, sec
+) -> None:
     from kvision.insight.activations import (
         activation_maps,
         plot_stage_means,
@@ -149,23 +169,43 @@ def _checkpoint_activations(out: _Emitter, label: str, model: keras.Model, sampl
     layers = _layers.spatial_stages(model, sec.stages)
     maps = activation_maps(model, layers, samples.images, sec.batch_size)
     titles = samples.row_titles()
-    out.emit(plot_stage_means(samples.images, maps, titles,
-                              out.path("activations", f"{out.trial}_stage-means_{label}"),
-                              title=f"{out.trial}: channel-mean activations, {label}"),
-             "activations")
+    out.emit(
+        plot_stage_means(
+            samples.images,
+            maps,
+            titles,
+            out.path("activations", f"{out.trial}_stage-means_{label}"),
+            title=f"{out.trial}: channel-mean activations, {label}",
+        ),
+        "activations",
+    )
     if sec.top_channels:
         for stage, fmap in maps.items():
             name = f"{out.trial}_{stage}_top-channels_{label}"
-            out.emit(plot_top_channels(samples.images, fmap, titles,
-                                       out.path("activations", name), k=sec.top_channels,
-                                       title=f"{out.trial}: strongest {stage} channels, {label}"),
-                     "activations")
+            out.emit(
+                plot_top_channels(
+                    samples.images,
+                    fmap,
+                    titles,
+                    out.path("activations", name),
+                    k=sec.top_channels,
+                    title=f"{out.trial}: strongest {stage} channels, {label}",
+                ),
+                "activations",
+            )
 
 
-def trial_artifacts(writer: RunWriter, *, trial: str, model: keras.Model,
-                    test_sets: dict[str, tuple[np.ndarray, np.ndarray]],
-                    class_names: list[str], samples: Samples, cfg: Any,
-                    predicted: dict[str, np.ndarray] | None = None) -> list[dict]:
+def trial_artifacts(
+    writer: RunWriter,
+    *,
+    trial: str,
+    model: keras.Model,
+    test_sets: dict[str, tuple[np.ndarray, np.ndarray]],
+    class_names: list[str],
+    samples: Samples,
+    cfg: Any,
+    predicted: dict[str, np.ndarray] | None = None,
+) -> list[dict]:
     """Curves, filters across checkpoints, classification, Grad-CAM, robustness, retrieval.
 
     ``predicted`` maps a condition to the final model's predicted classes on its test set
@@ -179,8 +219,9 @@ def trial_artifacts(writer: RunWriter, *, trial: str, model: keras.Model,
     if sec.curves:
         from kvision.insight.curves import plot_trial_curves
 
-        out.emit(plot_trial_curves(reader, trial, out.path("curves", f"{trial}_loss-accuracy")),
-                 "curves")
+        out.emit(
+            plot_trial_curves(reader, trial, out.path("curves", f"{trial}_loss-accuracy")), "curves"
+        )
     conv = _layers.has_conv(model)
     if sec.filters and conv:
         _trial_filters(out, reader, sec)
@@ -201,17 +242,26 @@ def _trial_filters(out: _Emitter, reader: RunReader, sec) -> None:
 
     folder = out.trial_file(INSIGHT_DIR)
     order = [e.get("checkpoint") for e in reader.evaluations() if e.get("trial") == out.trial]
-    labels = [c for c in dict.fromkeys(order) if c and (folder / f"first_conv_{slug(c)}.npy").exists()]
+    labels = [
+        c for c in dict.fromkeys(order) if c and (folder / f"first_conv_{slug(c)}.npy").exists()
+    ]
     if len(labels) < 2:
         return  # one checkpoint: its own figure already shows it
     kernels = {c: np.load(folder / f"first_conv_{slug(c)}.npy") for c in labels}
-    out.emit(plot_filters(kernels, out.path("filters", f"{out.trial}_first-conv_checkpoints"),
-                          max_filters=sec.max_filters,
-                          title=f"{out.trial}: first conv filters across checkpoints"), "filters")
+    out.emit(
+        plot_filters(
+            kernels,
+            out.path("filters", f"{out.trial}_first-conv_checkpoints"),
+            max_filters=sec.max_filters,
+            title=f"{out.trial}: first conv filters across checkpoints",
+        ),
+        "filters",
+    )
 
 
-def _trial_classification(out: _Emitter, model: keras.Model, test_sets, class_names, sec,
-                          predicted: dict[str, np.ndarray]) -> None:
+def _trial_classification(
+    out: _Emitter, model: keras.Model, test_sets, class_names, sec, predicted: dict[str, np.ndarray]
+) -> None:
     from kvision.insight.classification import (
         classification_summary,
         plot_confusion,
@@ -225,9 +275,14 @@ def _trial_classification(out: _Emitter, model: keras.Model, test_sets, class_na
         summary = classification_summary(labels, y_pred, class_names)
         summary.update(trial=out.trial, condition=condition, split="test")
         out.writer.write_json(f"trials/{out.trial}/classification_{slug(condition)}.json", summary)
-        out.emit(plot_confusion(summary, out.path("confusion", f"{out.trial}_{condition}_test"),
-                                title=f"{out.trial}: confusion matrix, {condition} test"),
-                 "confusion")
+        out.emit(
+            plot_confusion(
+                summary,
+                out.path("confusion", f"{out.trial}_{condition}_test"),
+                title=f"{out.trial}: confusion matrix, {condition} test",
+            ),
+            "confusion",
+        )
 
 
 def _trial_cam(out: _Emitter, model: keras.Model, samples: Samples, sec) -> None:
@@ -236,12 +291,27 @@ def _trial_cam(out: _Emitter, model: keras.Model, samples: Samples, sec) -> None
     layer = _layers.cam_layer(model, sec.cam.layer)
     methods = METHODS if sec.cam.method == "both" else (sec.cam.method,)
     targets = ("true", "predicted") if sec.cam.classes == "both" else (sec.cam.classes,)
-    panels = cam_panels(model, layer, samples.images, samples.labels, samples.class_names,
-                        methods=methods, targets=targets, batch_size=min(sec.batch_size, 16))
+    panels = cam_panels(
+        model,
+        layer,
+        samples.images,
+        samples.labels,
+        samples.class_names,
+        methods=methods,
+        targets=targets,
+        batch_size=min(sec.batch_size, 16),
+    )
     method_name = "-".join(m.replace("+", "p") for m in methods)
-    out.emit(plot_cams(samples.images, panels, samples.row_titles(),
-                       out.path("cam", f"{out.trial}_{method_name}_{layer}"),
-                       title=f"{out.trial}: class activation maps from '{layer}'"), "cam")
+    out.emit(
+        plot_cams(
+            samples.images,
+            panels,
+            samples.row_titles(),
+            out.path("cam", f"{out.trial}_{method_name}_{layer}"),
+            title=f"{out.trial}: class activation maps from '{layer}'",
+        ),
+        "cam",
+    )
 
 
 def _robustness_condition(test_sets: dict, wanted: str | None) -> str:
@@ -252,7 +322,8 @@ def _robustness_condition(test_sets: dict, wanted: str | None) -> str:
     if wanted not in test_sets:
         raise KvisionError(
             f"insight.robustness.condition '{wanted}' is not an evaluated condition."
-            f"{did_you_mean(wanted, test_sets)} Evaluated: {', '.join(test_sets)}.")
+            f"{did_you_mean(wanted, test_sets)} Evaluated: {', '.join(test_sets)}."
+        )
     return wanted
 
 
@@ -264,16 +335,27 @@ def _trial_robustness(out: _Emitter, model: keras.Model, test_sets, sec) -> None
     condition = _robustness_condition(test_sets, rob.condition)
     images, labels = test_sets[condition]
     keep = stratified_subset(labels, rob.max_images)
-    curves = robustness_curves(model, images[keep], labels[keep], sigmas=rob.sigmas,
-                               kinds=rob.kinds, severities=rob.severities,
-                               batch_size=sec.batch_size)
+    curves = robustness_curves(
+        model,
+        images[keep],
+        labels[keep],
+        sigmas=rob.sigmas,
+        kinds=rob.kinds,
+        severities=rob.severities,
+        batch_size=sec.batch_size,
+    )
     curves.update(trial=out.trial, condition=condition)
     out.writer.write_json(f"trials/{out.trial}/robustness.json", curves)
     labels_of = trial_labels(RunReader(out.writer.dir))
-    out.emit(plot_robustness({out.trial: curves}, labels_of,
-                             out.path("robustness", f"{out.trial}_blur-robustness"),
-                             title=f"{out.trial}: test accuracy under blur ({condition})"),
-             "robustness")
+    out.emit(
+        plot_robustness(
+            {out.trial: curves},
+            labels_of,
+            out.path("robustness", f"{out.trial}_blur-robustness"),
+            title=f"{out.trial}: test accuracy under blur ({condition})",
+        ),
+        "robustness",
+    )
 
 
 def _trial_retrieval(out: _Emitter, model: keras.Model, test_sets, class_names, sec) -> None:
@@ -291,19 +373,36 @@ def _trial_retrieval(out: _Emitter, model: keras.Model, test_sets, class_names, 
     feats = encode(encoder(model, ret.layer), images, sec.batch_size)
     index = FeatureIndex(feats, labels)
     p_at_k = precision_at_k(index, feats, labels, ret.k, exclude_self=True)
-    queries = pick_samples(labels, 1)[:ret.queries]
-    for q, hit in zip(queries, index.search(feats[queries], ret.k, ret.threshold,
-                                            exclude=queries), strict=True):
-        captions = [f"{class_names[labels[i]]} d={d:.2f}"
-                    for i, d in zip(hit.indices, hit.distances, strict=True)]
-        out.emit(plot_strip(images[q], [images[i] for i in hit.indices], captions,
-                            out.path("retrieval", f"{out.trial}_query-{q}_top-{ret.k}"),
-                            query_caption=f"query: {class_names[labels[q]]}",
-                            title=f"{out.trial}: nearest {condition} test images "
-                                  f"(precision@{ret.k} {p_at_k:.3f})"), "retrieval")
-    out.writer.write_json(f"trials/{out.trial}/retrieval.json",
-                          {"trial": out.trial, "condition": condition, "k": ret.k,
-                           "n": int(len(labels)), "precision_at_k": p_at_k})
+    queries = pick_samples(labels, 1)[: ret.queries]
+    for q, hit in zip(
+        queries, index.search(feats[queries], ret.k, ret.threshold, exclude=queries), strict=True
+    ):
+        captions = [
+            f"{class_names[labels[i]]} d={d:.2f}"
+            for i, d in zip(hit.indices, hit.distances, strict=True)
+        ]
+        out.emit(
+            plot_strip(
+                images[q],
+                [images[i] for i in hit.indices],
+                captions,
+                out.path("retrieval", f"{out.trial}_query-{q}_top-{ret.k}"),
+                query_caption=f"query: {class_names[labels[q]]}",
+                title=f"{out.trial}: nearest {condition} test images "
+                f"(precision@{ret.k} {p_at_k:.3f})",
+            ),
+            "retrieval",
+        )
+    out.writer.write_json(
+        f"trials/{out.trial}/retrieval.json",
+        {
+            "trial": out.trial,
+            "condition": condition,
+            "k": ret.k,
+            "n": int(len(labels)),
+            "precision_at_k": p_at_k,
+        },
+    )
 
 
 def run_artifacts(writer: RunWriter, *, cfg: Any) -> list[dict]:
@@ -330,11 +429,18 @@ def run_artifacts(writer: RunWriter, *, cfg: Any) -> list[dict]:
         if baseline not in curves:
             baseline = _unknown_baseline(baseline, curves)
         summary = summarise(curves, baseline)
-        writer.write_json("robustness.json", {"baseline": baseline, "curves": curves,
-                                              "summary": summary})
-        out.emit(plot_robustness(curves, trial_labels(reader),
-                                 out.path("robustness", "comparison_blur-robustness"),
-                                 title="Test accuracy under blur, all trials"), "robustness")
+        writer.write_json(
+            "robustness.json", {"baseline": baseline, "curves": curves, "summary": summary}
+        )
+        out.emit(
+            plot_robustness(
+                curves,
+                trial_labels(reader),
+                out.path("robustness", "comparison_blur-robustness"),
+                title="Test accuracy under blur, all trials",
+            ),
+            "robustness",
+        )
     return out.events
 
 
@@ -343,7 +449,8 @@ def _unknown_baseline(baseline: str, curves: dict) -> str:
 
     raise KvisionError(
         f"insight.robustness.baseline '{baseline}' is not a trial of this run."
-        f"{did_you_mean(baseline, curves)} Trials: {', '.join(curves)}.")
+        f"{did_you_mean(baseline, curves)} Trials: {', '.join(curves)}."
+    )
 
 
 def _read_trial_json(run_dir: Path, trials: list[str], name: str) -> dict[str, dict]:

@@ -10,9 +10,13 @@ from kvision.insight._plot import slug
 from kvision.runs import RunReader
 
 #: Section order and titles; kinds the curves/robustness sections embed themselves come first.
-SECTIONS = (("curves", "Training curves"), ("filters", "First-layer filters"),
-            ("activations", "Activations"), ("cam", "Class activation maps (Grad-CAM)"),
-            ("retrieval", "Retrieval"))
+SECTIONS = (
+    ("curves", "Training curves"),
+    ("filters", "First-layer filters"),
+    ("activations", "Activations"),
+    ("cam", "Class activation maps (Grad-CAM)"),
+    ("retrieval", "Retrieval"),
+)
 
 
 def report_markdown(run_dir: str | os.PathLike) -> str:
@@ -35,9 +39,12 @@ def report_markdown(run_dir: str | os.PathLike) -> str:
 
 def _prefer_comparisons(paths: list[str]) -> list[str]:
     """Drop per-checkpoint figures of a trial whose side-by-side figure exists."""
-    combined = [p[:-len("checkpoints.png")] for p in paths if p.endswith("_checkpoints.png")]
-    return [p for p in paths
-            if p.endswith("_checkpoints.png") or not any(p.startswith(c) for c in combined)]
+    combined = [p[: -len("checkpoints.png")] for p in paths if p.endswith("_checkpoints.png")]
+    return [
+        p
+        for p in paths
+        if p.endswith("_checkpoints.png") or not any(p.startswith(c) for c in combined)
+    ]
 
 
 def _retrieval_scores(run_dir: Path, trials: list[str]) -> list[str]:
@@ -46,13 +53,16 @@ def _retrieval_scores(run_dir: Path, trials: list[str]) -> list[str]:
         file = run_dir / "trials" / trial / "retrieval.json"
         if file.is_file():
             r = json.loads(file.read_text("utf-8"))
-            rows.append(f"| {trial} | {r['condition']} test | {r['n']} | {r['k']} | "
-                        f"{r['precision_at_k']:.3f} |")
+            rows.append(
+                f"| {trial} | {r['condition']} test | {r['n']} | {r['k']} | "
+                f"{r['precision_at_k']:.3f} |"
+            )
     if not rows:
         return []
-    return ["Retrieval precision@k by label (each test image queries the others):\n\n"
-            "| trial | index | images | k | precision@k |\n|---|---|---:|---:|---:|\n"
-            + "\n".join(rows)]
+    return [
+        "Retrieval precision@k by label (each test image queries the others):\n\n"
+        "| trial | index | images | k | precision@k |\n|---|---|---:|---:|---:|\n" + "\n".join(rows)
+    ]
 
 
 def _images_by_kind(reader: RunReader) -> dict[str, list[str]]:
@@ -95,10 +105,16 @@ def _classification_section(run_dir: Path, reader: RunReader, confusion: list[st
     order = _condition_order(reader)
     lines = []
     for trial in reader.trials():
-        summaries = [json.loads(f.read_text("utf-8"))
-                     for f in (run_dir / "trials" / trial).glob("classification_*.json")]
-        summaries.sort(key=lambda s: (order.index(s["condition"]) if s["condition"] in order
-                                      else len(order), s["condition"]))
+        summaries = [
+            json.loads(f.read_text("utf-8"))
+            for f in (run_dir / "trials" / trial).glob("classification_*.json")
+        ]
+        summaries.sort(
+            key=lambda s: (
+                order.index(s["condition"]) if s["condition"] in order else len(order),
+                s["condition"],
+            )
+        )
         for summary in summaries:
             condition = summary["condition"]
             lines.append(f"#### {trial}: {condition} test\n\n{markdown_table(summary)}")
@@ -115,16 +131,21 @@ def _robustness_section(run_dir: Path, trials: list[str], paths: list[str]) -> l
     if file.is_file():
         data = json.loads(file.read_text("utf-8"))
     else:  # a run stopped before its end: summarise the trials that finished
-        curves = {t: json.loads((run_dir / "trials" / t / "robustness.json").read_text("utf-8"))
-                  for t in trials if (run_dir / "trials" / t / "robustness.json").is_file()}
+        curves = {
+            t: json.loads((run_dir / "trials" / t / "robustness.json").read_text("utf-8"))
+            for t in trials
+            if (run_dir / "trials" / t / "robustness.json").is_file()
+        }
         if not curves:
             return []
         baseline = next(iter(curves))
         data = {"curves": curves, "summary": summarise(curves, baseline), "baseline": baseline}
-    lines = ["### Blur robustness",
-             "Test accuracy (%) per Gaussian sigma and per blur kind (mean over severities); "
-             "mCE: each kind's summed error relative to the baseline trial, averaged over kinds "
-             "(lower is more robust).",
-             markdown_table(data["curves"], data["summary"], data["baseline"])]
+    lines = [
+        "### Blur robustness",
+        "Test accuracy (%) per Gaussian sigma and per blur kind (mean over severities); "
+        "mCE: each kind's summed error relative to the baseline trial, averaged over kinds "
+        "(lower is more robust).",
+        markdown_table(data["curves"], data["summary"], data["baseline"]),
+    ]
     comparison = [p for p in paths if "comparison" in p]
     return lines + [_embed(p) for p in comparison or paths]

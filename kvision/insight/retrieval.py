@@ -37,11 +37,16 @@ def feature_layer(model: keras.Model, layer: str | None = None) -> str:
     pooled = [lay.name for lay in model.layers if isinstance(lay, pools)]
     if pooled:
         return pooled[-1]
-    spatial = [lay.name for lay in model.layers if len(lay.output.shape) == 4
-               and not isinstance(lay, keras.layers.InputLayer)]
+    spatial = [
+        lay.name
+        for lay in model.layers
+        if len(lay.output.shape) == 4 and not isinstance(lay, keras.layers.InputLayer)
+    ]
     if not spatial:
-        raise KvisionError(f"Model '{model.name}' has no pooled or spatial feature layer to "
-                           "use as an encoder; pass a layer name with --layer.")
+        raise KvisionError(
+            f"Model '{model.name}' has no pooled or spatial feature layer to "
+            "use as an encoder; pass a layer name with --layer."
+        )
     return spatial[-1]
 
 
@@ -59,8 +64,9 @@ def encoder(model: keras.Model, layer: str | None = None) -> keras.Model:
 
 def encode(enc: keras.Model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """L2-normalised float32 features (N, d) of uint8 images."""
-    feats = np.asarray(enc.predict(images.astype(np.float32), batch_size=batch_size,
-                                   verbose=0), dtype=np.float32)
+    feats = np.asarray(
+        enc.predict(images.astype(np.float32), batch_size=batch_size, verbose=0), dtype=np.float32
+    )
     norms = np.linalg.norm(feats, axis=1, keepdims=True)
     return feats / np.maximum(norms, 1e-12)  # an all-zero feature stays zero, not NaN
 
@@ -83,8 +89,13 @@ class FeatureIndex:
         self.labels = labels
         self._nn = NearestNeighbors(metric="euclidean").fit(features)
 
-    def search(self, queries: np.ndarray, k: int, threshold: float | None = None,
-               exclude: np.ndarray | None = None) -> list[Neighbours]:
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        threshold: float | None = None,
+        exclude: np.ndarray | None = None,
+    ) -> list[Neighbours]:
         """The ``k`` nearest database items per query (closer than ``threshold`` if given).
 
         ``exclude`` gives, per query, a database index to leave out: the query itself when
@@ -101,8 +112,13 @@ class FeatureIndex:
         return out
 
 
-def precision_at_k(index: FeatureIndex, query_feats: np.ndarray, query_labels: np.ndarray,
-                   k: int, exclude_self: bool = False) -> float:
+def precision_at_k(
+    index: FeatureIndex,
+    query_feats: np.ndarray,
+    query_labels: np.ndarray,
+    k: int,
+    exclude_self: bool = False,
+) -> float:
     """Mean over queries of the share of the top ``k`` neighbours with the query's label.
 
     ``exclude_self``: the queries are the database itself (row i is database item i), and
@@ -110,18 +126,30 @@ def precision_at_k(index: FeatureIndex, query_feats: np.ndarray, query_labels: n
     """
     assert index.labels is not None
     exclude = np.arange(len(query_feats)) if exclude_self else None
-    hits = [(index.labels[n.indices] == label).mean() if len(n.indices) else 0.0
-            for n, label in zip(index.search(query_feats, k, exclude=exclude),
-                                query_labels, strict=True)]
+    hits = [
+        (index.labels[n.indices] == label).mean() if len(n.indices) else 0.0
+        for n, label in zip(
+            index.search(query_feats, k, exclude=exclude), query_labels, strict=True
+        )
+    ]
     return float(np.mean(hits))
 
 
-def plot_strip(query: np.ndarray, neighbours: list[np.ndarray], captions: list[str],
-               path: str | os.PathLike, *, title: str, query_caption: str = "query") -> Path:
+def plot_strip(
+    query: np.ndarray,
+    neighbours: list[np.ndarray],
+    captions: list[str],
+    path: str | os.PathLike,
+    *,
+    title: str,
+    query_caption: str = "query",
+) -> Path:
     """The query image (framed in red) followed by its neighbours, each captioned."""
     import cv2
 
-    framed = cv2.copyMakeBorder(as_rgb(query), 3, 3, 3, 3, cv2.BORDER_CONSTANT,
-                                value=(0.85, 0.1, 0.1))
-    return image_grid([[framed, *neighbours]], path, title=title,
-                      captions=[[query_caption, *captions]], cell=96)
+    framed = cv2.copyMakeBorder(
+        as_rgb(query), 3, 3, 3, 3, cv2.BORDER_CONSTANT, value=(0.85, 0.1, 0.1)
+    )
+    return image_grid(
+        [[framed, *neighbours]], path, title=title, captions=[[query_caption, *captions]], cell=96
+    )

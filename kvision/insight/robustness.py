@@ -28,12 +28,15 @@ def stratified_subset(labels: np.ndarray, max_images: int, seed: int = 0) -> np.
         return np.arange(len(labels))
     from sklearn.model_selection import train_test_split
 
-    keep, _ = train_test_split(np.arange(len(labels)), train_size=max_images,
-                               stratify=labels, random_state=seed)
+    keep, _ = train_test_split(
+        np.arange(len(labels)), train_size=max_images, stratify=labels, random_state=seed
+    )
     return np.sort(keep)
 
 
-def accuracy(model: keras.Model, images: np.ndarray, labels: np.ndarray, batch_size: int = 64) -> float:
+def accuracy(
+    model: keras.Model, images: np.ndarray, labels: np.ndarray, batch_size: int = 64
+) -> float:
     """Top-1 accuracy of ``model`` on uint8 images."""
     from kvision.insight.classification import predict_classes
 
@@ -62,9 +65,16 @@ def blurred(images: np.ndarray, kind: str, params: dict) -> np.ndarray:
     return _cache[key]
 
 
-def robustness_curves(model: keras.Model, images: np.ndarray, labels: np.ndarray, *,
-                      sigmas: tuple[float, ...], kinds: tuple[str, ...],
-                      severities: tuple[int, ...], batch_size: int = 64) -> dict:
+def robustness_curves(
+    model: keras.Model,
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    sigmas: tuple[float, ...],
+    kinds: tuple[str, ...],
+    severities: tuple[int, ...],
+    batch_size: int = 64,
+) -> dict:
     """Accuracy per Gaussian sigma and per (blur kind, severity) on the given test images.
 
     Returns ``{"n": N, "sigma": {sigma: acc}, "severity": {kind: {severity: acc}}}`` with
@@ -75,14 +85,18 @@ def robustness_curves(model: keras.Model, images: np.ndarray, labels: np.ndarray
     def acc(blurred: np.ndarray) -> float:
         return accuracy(model, blurred, labels, batch_size)
 
-    sigma_curve = {f"{s:g}": acc(images if s == 0 else blurred(images, "gaussian",
-                                                               {"sigma": float(s)}))
-                   for s in sigmas}
+    sigma_curve = {
+        f"{s:g}": acc(images if s == 0 else blurred(images, "gaussian", {"sigma": float(s)}))
+        for s in sigmas
+    }
     hw = tuple(images.shape[1:3])
     severity_curves = {
-        kind: {str(sev): acc(blurred(images, kind, severity_params(kind, sev, hw)))
-               for sev in severities}
-        for kind in kinds}
+        kind: {
+            str(sev): acc(blurred(images, kind, severity_params(kind, sev, hw)))
+            for sev in severities
+        }
+        for kind in kinds
+    }
     return {"n": int(len(labels)), "sigma": sigma_curve, "severity": severity_curves}
 
 
@@ -111,8 +125,13 @@ def summarise(curves: dict[str, dict], baseline: str) -> dict[str, dict]:
     return out
 
 
-def plot_robustness(curves: dict[str, dict], labels: dict[str, tuple[str, str]],
-                    path: str | os.PathLike, *, title: str) -> Path | None:
+def plot_robustness(
+    curves: dict[str, dict],
+    labels: dict[str, tuple[str, str]],
+    path: str | os.PathLike,
+    *,
+    title: str,
+) -> Path | None:
     """Accuracy vs sigma (left) and mean accuracy over kinds vs severity (right), per trial.
 
     ``labels`` maps trial -> (model, arm): colour says arm and line style says model, as in
@@ -129,19 +148,27 @@ def plot_robustness(curves: dict[str, dict], labels: dict[str, tuple[str, str]],
     ax_sigma, ax_sev = fig.subplots(1, 2)
     for t in trials:
         model, arm = labels.get(t, (t, t))
-        style = {"color": colours[arm], "linestyle": dashes[model], "marker": "o",
-                 "markersize": 3, "label": t}
+        style = {
+            "color": colours[arm],
+            "linestyle": dashes[model],
+            "marker": "o",
+            "markersize": 3,
+            "label": t,
+        }
         sig = curves[t]["sigma"]
         if sig:
             ax_sigma.plot([float(s) for s in sig], list(sig.values()), **style)
         sev = curves[t]["severity"]
         if sev:
             levels = sorted({int(s) for per in sev.values() for s in per})
-            means = [np.mean([per[str(s)] for per in sev.values() if str(s) in per])
-                     for s in levels]
+            means = [
+                np.mean([per[str(s)] for per in sev.values() if str(s) in per]) for s in levels
+            ]
             ax_sev.plot(levels, means, **style)
-    for ax, xlabel, name in ((ax_sigma, "Gaussian sigma (pixels)", "Gaussian blur sweep"),
-                             (ax_sev, "severity", "mean over blur kinds")):
+    for ax, xlabel, name in (
+        (ax_sigma, "Gaussian sigma (pixels)", "Gaussian blur sweep"),
+        (ax_sev, "severity", "mean over blur kinds"),
+    ):
         ax.set_xlabel(xlabel)
         ax.set_ylabel("test accuracy")
         ax.set_title(name, fontsize=9)
@@ -158,14 +185,20 @@ def markdown_table(curves: dict[str, dict], summary: dict[str, dict], baseline: 
     """Accuracy per sigma and per kind (mean over severities), then the summaries."""
     sigmas = sorted({s for c in curves.values() for s in c["sigma"]}, key=float)
     kinds = list(dict.fromkeys(k for c in curves.values() for k in c["severity"]))
-    head = (["trial"] + [f"σ={s}" for s in sigmas] + kinds
-            + ["mean acc (severities)", f"mCE (vs {baseline})"])
+    head = (
+        ["trial"]
+        + [f"σ={s}" for s in sigmas]
+        + kinds
+        + ["mean acc (severities)", f"mCE (vs {baseline})"]
+    )
     lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
     for trial, c in curves.items():
         s = summary[trial]
         cells = [_pct(c["sigma"].get(x)) for x in sigmas]
-        cells += [_pct(np.mean(list(c["severity"][k].values()))) if k in c["severity"] else "–"
-                  for k in kinds]
+        cells += [
+            _pct(np.mean(list(c["severity"][k].values()))) if k in c["severity"] else "–"
+            for k in kinds
+        ]
         cells += [_pct(s["mean_accuracy"]), f"{s['mce']:.3f}" if s["mce"] is not None else "–"]
         lines.append(f"| {trial} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

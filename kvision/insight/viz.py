@@ -44,17 +44,21 @@ def resolve_target(target: str, trial: str | None, out: str | None) -> Target:
         models = {t: p for t, p in models.items() if p.is_file()}
         if trial is not None:
             if trial not in models:
-                raise KvisionError(f"Run '{path}' has no trial '{trial}' with a saved model."
-                                   f"{did_you_mean(trial, models)} Trials with a model: "
-                                   f"{', '.join(models) or 'none'}.")
+                raise KvisionError(
+                    f"Run '{path}' has no trial '{trial}' with a saved model."
+                    f"{did_you_mean(trial, models)} Trials with a model: "
+                    f"{', '.join(models) or 'none'}."
+                )
             models = {trial: models[trial]}
         loaded = reader.of("data_loaded")
         names = loaded[-1].get("class_names") if loaded else None
         return Target(models, names, Path(out) if out else path / "images", path)
     if path.suffix == ".keras" and path.is_file():
         return Target({path.stem: path}, None, Path(out) if out else Path(f"viz-{path.stem}"))
-    raise KvisionError(f"'{target}' is neither a kvision run directory (a folder with "
-                       "meta.json and events.jsonl) nor an existing .keras model file.")
+    raise KvisionError(
+        f"'{target}' is neither a kvision run directory (a folder with "
+        "meta.json and events.jsonl) nor an existing .keras model file."
+    )
 
 
 def load_model(path: Path) -> keras.Model:
@@ -83,8 +87,10 @@ def read_image(path: str | Path, size: tuple[int, int] | None, channels: int) ->
         raise KvisionError(f"Image '{path}' does not exist or is not a file.")
     bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
     if bgr is None:
-        raise KvisionError(f"'{path}' is not an image OpenCV can read "
-                           f"(expected e.g. {', '.join(IMAGE_SUFFIXES[:4])}).")
+        raise KvisionError(
+            f"'{path}' is not an image OpenCV can read "
+            f"(expected e.g. {', '.join(IMAGE_SUFFIXES[:4])})."
+        )
     image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     image = resize_image(image, size) if size else image
     return convert_channels(image[None], channels)[0]
@@ -98,7 +104,9 @@ def read_images(paths: list[str], model: keras.Model) -> np.ndarray:
     return np.stack([read_image(p, size, channels) for p in paths])
 
 
-def read_image_folder(folder: str | Path, model: keras.Model) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def read_image_folder(
+    folder: str | Path, model: keras.Model
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Every image under ``folder``: (images, labels, class names); sub-folders are classes.
 
     Images directly in ``folder`` get the label of a class named after the folder itself.
@@ -134,10 +142,14 @@ def viz_filters(args: argparse.Namespace) -> list[Path]:
     for name, path in target.models.items():
         model = load_model(path)
         layer = _layers.first_conv(model)
-        written.append(plot_filters({name: conv_kernel(model, layer)},
-                                    _out(target, "filters", f"{name}_first-conv_viz"),
-                                    max_filters=_at_least(args.max_filters, 1, "--max-filters"),
-                                    title=f"{name}: first conv '{layer}' filters"))
+        written.append(
+            plot_filters(
+                {name: conv_kernel(model, layer)},
+                _out(target, "filters", f"{name}_first-conv_viz"),
+                max_filters=_at_least(args.max_filters, 1, "--max-filters"),
+                title=f"{name}: first conv '{layer}' filters",
+            )
+        )
     return written
 
 
@@ -153,13 +165,26 @@ def viz_activations(args: argparse.Namespace) -> list[Path]:
         model = load_model(path)
         images = read_images(args.image, model)
         maps = activation_maps(model, _layers.spatial_stages(model, args.layer), images)
-        written.append(plot_stage_means(images, maps, titles,
-                                        _out(target, "activations", f"{name}_stage-means_viz"),
-                                        title=f"{name}: channel-mean activations"))
+        written.append(
+            plot_stage_means(
+                images,
+                maps,
+                titles,
+                _out(target, "activations", f"{name}_stage-means_viz"),
+                title=f"{name}: channel-mean activations",
+            )
+        )
         for stage, fmap in maps.items() if args.top_channels > 0 else ():
-            written.append(plot_top_channels(
-                images, fmap, titles, _out(target, "activations", f"{name}_{stage}_top-channels_viz"),
-                k=args.top_channels, title=f"{name}: strongest {stage} channels"))
+            written.append(
+                plot_top_channels(
+                    images,
+                    fmap,
+                    titles,
+                    _out(target, "activations", f"{name}_{stage}_top-channels_viz"),
+                    k=args.top_channels,
+                    title=f"{name}: strongest {stage} channels",
+                )
+            )
     return written
 
 
@@ -184,24 +209,34 @@ def viz_cam(args: argparse.Namespace) -> list[Path]:
         panels = cam_panels(model, layer, images, labels, names, methods=methods, targets=targets)
         if args.class_index is not None:  # "true" here means "the class asked for"
             panels = {k.replace("(true)", "(asked)"): v for k, v in panels.items()}
-        written.append(plot_cams(images, panels, [Path(p).name for p in args.image],
-                                 _out(target, "cam", f"{name}_{args.method}_{layer}_viz"),
-                                 title=f"{name}: class activation maps from '{layer}'"))
+        written.append(
+            plot_cams(
+                images,
+                panels,
+                [Path(p).name for p in args.image],
+                _out(target, "cam", f"{name}_{args.method}_{layer}_viz"),
+                title=f"{name}: class activation maps from '{layer}'",
+            )
+        )
     return written
 
 
 def _check_class_index(index: int, num_classes: int) -> None:
     if not 0 <= index < num_classes:
-        raise KvisionError(f"--class-index {index} is out of range: the model has "
-                           f"{num_classes} classes, so use 0 to {num_classes - 1}.")
+        raise KvisionError(
+            f"--class-index {index} is out of range: the model has "
+            f"{num_classes} classes, so use 0 to {num_classes - 1}."
+        )
 
 
 def _class_names(given: str | None, from_run: list[str] | None, n: int) -> list[str]:
     if given:
         names = [s.strip() for s in given.split(",")]
         if len(names) != n:
-            raise KvisionError(f"--class-names lists {len(names)} names but the model has "
-                               f"{n} classes; give exactly {n}, comma-separated.")
+            raise KvisionError(
+                f"--class-names lists {len(names)} names but the model has "
+                f"{n} classes; give exactly {n}, comma-separated."
+            )
         return names
     if from_run and len(from_run) == n:
         return list(from_run)
@@ -220,12 +255,23 @@ def viz_robustness(args: argparse.Namespace) -> list[Path]:
         model = load_model(path)
         images, labels, _ = read_image_folder(args.data, model)
         keep = stratified_subset(labels, _at_least(args.max_images, 1, "--max-images"))
-        curves[name] = robustness_curves(model, images[keep], labels[keep],
-                                         sigmas=_floats(args.sigmas, "--sigmas"),
-                                         kinds=_kinds(args.kinds), severities=(1, 2, 3, 4, 5))
+        curves[name] = robustness_curves(
+            model,
+            images[keep],
+            labels[keep],
+            sigmas=_floats(args.sigmas, "--sigmas"),
+            kinds=_kinds(args.kinds),
+            severities=(1, 2, 3, 4, 5),
+        )
     _print_table(curves)
-    return [plot_robustness(curves, {}, _out(target, "robustness", "blur-robustness_viz"),
-                            title=f"Test accuracy under blur ({Path(args.data).name})")]
+    return [
+        plot_robustness(
+            curves,
+            {},
+            _out(target, "robustness", "blur-robustness_viz"),
+            title=f"Test accuracy under blur ({Path(args.data).name})",
+        )
+    ]
 
 
 def _stored_robustness(target: Target, trial: str | None) -> list[Path]:
@@ -234,8 +280,10 @@ def _stored_robustness(target: Target, trial: str | None) -> list[Path]:
     from kvision.runs import RunReader
 
     if target.run_dir is None:
-        raise KvisionError("A .keras model has no stored robustness results: pass --data DIR, "
-                           "an image folder with one sub-folder per class.")
+        raise KvisionError(
+            "A .keras model has no stored robustness results: pass --data DIR, "
+            "an image folder with one sub-folder per class."
+        )
     reader = RunReader(target.run_dir)
     curves = {}
     for t in reader.trials():
@@ -243,12 +291,19 @@ def _stored_robustness(target: Target, trial: str | None) -> list[Path]:
         if file.is_file() and (trial is None or t == trial):
             curves[t] = json.loads(file.read_text("utf-8"))
     if not curves:
-        raise KvisionError(f"Run '{target.run_dir}' has no robustness results (trials/*/"
-                           "robustness.json); measure them with --data DIR.")
+        raise KvisionError(
+            f"Run '{target.run_dir}' has no robustness results (trials/*/"
+            "robustness.json); measure them with --data DIR."
+        )
     _print_table(curves)
-    return [plot_robustness(curves, trial_labels(reader),
-                            _out(target, "robustness", "blur-robustness_viz"),
-                            title="Test accuracy under blur")]
+    return [
+        plot_robustness(
+            curves,
+            trial_labels(reader),
+            _out(target, "robustness", "blur-robustness_viz"),
+            title="Test accuracy under blur",
+        )
+    ]
 
 
 def _print_table(curves: dict[str, dict]) -> None:
@@ -295,19 +350,32 @@ def viz_retrieve(args: argparse.Namespace) -> list[Path]:
             p = precision_at_k(index, index.features, labels, args.k, exclude_self=True)
             print(f"{name}: precision@{args.k} by label over {len(labels)} index images: {p:.3f}")
         queries = read_images(args.query, model)
-        for qpath, query, hit in zip(args.query, queries,
-                                     index.search(encode(enc, queries), args.k, args.threshold),
-                                     strict=True):
-            captions = [f"{classes[labels[i]]} d={d:.2f}"
-                        for i, d in zip(hit.indices, hit.distances, strict=True)]
-            written.append(plot_strip(query, [images[i] for i in hit.indices], captions,
-                                      _out(target, "retrieval",
-                                           f"{name}_{Path(qpath).stem}_top-{args.k}_viz"),
-                                      title=f"{name}: nearest images in {Path(args.index).name}"))
+        for qpath, query, hit in zip(
+            args.query,
+            queries,
+            index.search(encode(enc, queries), args.k, args.threshold),
+            strict=True,
+        ):
+            captions = [
+                f"{classes[labels[i]]} d={d:.2f}"
+                for i, d in zip(hit.indices, hit.distances, strict=True)
+            ]
+            written.append(
+                plot_strip(
+                    query,
+                    [images[i] for i in hit.indices],
+                    captions,
+                    _out(target, "retrieval", f"{name}_{Path(qpath).stem}_top-{args.k}_viz"),
+                    title=f"{name}: nearest images in {Path(args.index).name}",
+                )
+            )
     return written
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], list[Path]]] = {
-    "filters": viz_filters, "activations": viz_activations, "cam": viz_cam,
-    "robustness": viz_robustness, "retrieve": viz_retrieve,
+    "filters": viz_filters,
+    "activations": viz_activations,
+    "cam": viz_cam,
+    "robustness": viz_robustness,
+    "retrieve": viz_retrieve,
 }

@@ -14,8 +14,17 @@ BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9
 
 
-def conv(x, filters: int, kernel: int, *, name: str, stride: int = 1, pad: int = 0,
-         use_bias: bool = True, initializer: str = "glorot_uniform"):
+def conv(
+    x,
+    filters: int,
+    kernel: int,
+    *,
+    name: str,
+    stride: int = 1,
+    pad: int = 0,
+    use_bias: bool = True,
+    initializer: str = "glorot_uniform",
+):
     """Conv2D with PyTorch's symmetric zero padding ``pad``.
 
     Keras' ``same`` pads asymmetrically when the stride is 2, so any padding other than the
@@ -25,14 +34,20 @@ def conv(x, filters: int, kernel: int, *, name: str, stride: int = 1, pad: int =
     padding = "same" if pad and stride == 1 and 2 * pad == kernel - 1 else "valid"
     if pad and padding == "valid":
         x = keras.layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
-    return keras.layers.Conv2D(filters, kernel, strides=stride, padding=padding,
-                               use_bias=use_bias, kernel_initializer=initializer, name=name)(x)
+    return keras.layers.Conv2D(
+        filters,
+        kernel,
+        strides=stride,
+        padding=padding,
+        use_bias=use_bias,
+        kernel_initializer=initializer,
+        name=name,
+    )(x)
 
 
 def batch_norm(x, *, name: str):
     """BatchNormalization over channels with PyTorch's epsilon and momentum."""
-    return keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM,
-                                           name=name)(x)
+    return keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name)(x)
 
 
 def relu(x, *, name: str):
@@ -49,8 +64,7 @@ def max_pool(x, size: int, stride: int | None = None, *, name: str, pad: int = 0
     """
     if pad:
         x = keras.layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
-    return keras.layers.MaxPooling2D(size, strides=stride or size, padding="valid",
-                                     name=name)(x)
+    return keras.layers.MaxPooling2D(size, strides=stride or size, padding="valid", name=name)(x)
 
 
 def dense_head(x, widths: list[int], *, dropout: float, stage: str, dropout_first: bool):

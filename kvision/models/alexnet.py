@@ -42,8 +42,9 @@ def build_alexnet_seed(x, *, arch: str, num_classes: int, dropout: float, downsc
             x = max_pool(x, 3, 2, name=f"{stage}_pool")
     x = keras.layers.AdaptiveAveragePooling2D(6, name="avgpool")(x)
     x = keras.layers.Flatten(name="flatten")(x)
-    x = dense_head(x, [4096 // downscale, 1024 // downscale], dropout=dropout, stage="it",
-                   dropout_first=True)
+    x = dense_head(
+        x, [4096 // downscale, 1024 // downscale], dropout=dropout, stage="it", dropout_first=True
+    )
     return classifier(x, num_classes)
 
 
@@ -80,8 +81,7 @@ _SMALL_CONVS = ((16, 5, True), (32, 5, True), (96, 3, False), (64, 3, False), (6
 _NORMS = ("lrn", "batchnorm", "none")
 
 
-def build_alexnet_small(x, *, arch: str, num_classes: int, dropout: float, norm: str,
-                        head: int):
+def build_alexnet_small(x, *, arch: str, num_classes: int, dropout: float, norm: str, head: int):
     """Report 004's small AlexNet; ``norm`` picks LRN (as reported), BatchNorm or nothing."""
     if norm not in _NORMS:
         raise KvisionError(

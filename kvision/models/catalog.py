@@ -43,7 +43,9 @@ class ModelEntry:
 
 # Every architecture accepts `weights` (resolved in kvision.models.weights).
 _WEIGHTS = OptionSpec(
-    "weights", (str, type(None)), None,
+    "weights",
+    (str, type(None)),
+    None,
     "None (random init), 'imagenet', a .weights.h5/.keras file, or a kvision run directory",
 )
 _DROPOUT_05 = OptionSpec("dropout", float, 0.5, "dropout rate in the dense head")
@@ -68,81 +70,188 @@ def _register(entry: ModelEntry) -> None:
     MODELS[entry.name] = entry
 
 
-_register(ModelEntry(
-    "lenet", "lenet", "lenet", "build_lenet",
-    "LeNet of report 004: 2x (conv 5x5 + BN + ReLU + maxpool), dropout, dense",
-    (28, 28, 1), 4, 12, _opts(_DROPOUT_05),
-))
-_register(ModelEntry(
-    "alexnet_small", "alexnet", "alexnet", "build_alexnet_small",
-    "Small AlexNet of report 004 with Local Response Normalization (28x28 grayscale)",
-    (28, 28, 1), 4, 12,
-    _opts(_DROPOUT_05,
-          OptionSpec("norm", str, "lrn", "normalisation after the first two convs: "
-                     "'lrn', 'batchnorm' or 'none' (report 004's ablation)"),
-          OptionSpec("head", int, 2048, "width of the two hidden dense layers")),
-))
-_register(ModelEntry(
-    "alexnet_seed", "alexnet", "alexnet", "build_alexnet_seed",
-    "AlexNet variant of report 000 with stages retina, lgn, v1, v2, v4, it, classifier",
-    (256, 256, 3), 63, 2,
-    _opts(_DROPOUT_05,
-          OptionSpec("downscale", int, 1, "divide every conv and dense width by this")),
-))
-_register(ModelEntry(
-    "alexnet", "alexnet", "alexnet", "build_alexnet",
-    "AlexNet as in the common reference implementation (torchvision layout)",
-    (224, 224, 3), 63, 1000, _opts(_DROPOUT_05),
-))
-_register(ModelEntry(
-    "mynet", "mynet", "mynet", "build_mynet",
-    "MyNet of report 001: 2x (conv 5x5 + maxpool), dense 500, dense",
-    (224, 224, 3), 16, 19, _opts(),
-))
-_register(ModelEntry(
-    "mynet_pro", "mynet", "alexnet", "build_mynet_pro",
-    "MyNetPro of report 001: AlexNet with BatchNorm and dropout 0.3",
-    (224, 224, 3), 63, 19,
-    _opts(OptionSpec("dropout", float, 0.3, "dropout rate in the dense head")),
-))
+_register(
+    ModelEntry(
+        "lenet",
+        "lenet",
+        "lenet",
+        "build_lenet",
+        "LeNet of report 004: 2x (conv 5x5 + BN + ReLU + maxpool), dropout, dense",
+        (28, 28, 1),
+        4,
+        12,
+        _opts(_DROPOUT_05),
+    )
+)
+_register(
+    ModelEntry(
+        "alexnet_small",
+        "alexnet",
+        "alexnet",
+        "build_alexnet_small",
+        "Small AlexNet of report 004 with Local Response Normalization (28x28 grayscale)",
+        (28, 28, 1),
+        4,
+        12,
+        _opts(
+            _DROPOUT_05,
+            OptionSpec(
+                "norm",
+                str,
+                "lrn",
+                "normalisation after the first two convs: "
+                "'lrn', 'batchnorm' or 'none' (report 004's ablation)",
+            ),
+            OptionSpec("head", int, 2048, "width of the two hidden dense layers"),
+        ),
+    )
+)
+_register(
+    ModelEntry(
+        "alexnet_seed",
+        "alexnet",
+        "alexnet",
+        "build_alexnet_seed",
+        "AlexNet variant of report 000 with stages retina, lgn, v1, v2, v4, it, classifier",
+        (256, 256, 3),
+        63,
+        2,
+        _opts(
+            _DROPOUT_05,
+            OptionSpec("downscale", int, 1, "divide every conv and dense width by this"),
+        ),
+    )
+)
+_register(
+    ModelEntry(
+        "alexnet",
+        "alexnet",
+        "alexnet",
+        "build_alexnet",
+        "AlexNet as in the common reference implementation (torchvision layout)",
+        (224, 224, 3),
+        63,
+        1000,
+        _opts(_DROPOUT_05),
+    )
+)
+_register(
+    ModelEntry(
+        "mynet",
+        "mynet",
+        "mynet",
+        "build_mynet",
+        "MyNet of report 001: 2x (conv 5x5 + maxpool), dense 500, dense",
+        (224, 224, 3),
+        16,
+        19,
+        _opts(),
+    )
+)
+_register(
+    ModelEntry(
+        "mynet_pro",
+        "mynet",
+        "alexnet",
+        "build_mynet_pro",
+        "MyNetPro of report 001: AlexNet with BatchNorm and dropout 0.3",
+        (224, 224, 3),
+        63,
+        19,
+        _opts(OptionSpec("dropout", float, 0.3, "dropout rate in the dense head")),
+    )
+)
 for _depth in (11, 13, 16, 19):
-    _register(ModelEntry(
-        f"vgg{_depth}", "vgg", "vgg", "build_vgg",
-        f"VGG{_depth} (reference layout, no BatchNorm)", (224, 224, 3), 32, 1000, _VGG_OPTS,
-    ))
-    _register(ModelEntry(
-        f"vgg{_depth}_bn", "vgg", "vgg", "build_vgg",
-        f"VGG{_depth} with BatchNorm after every conv", (224, 224, 3), 32, 1000, _VGG_OPTS,
-    ))
+    _register(
+        ModelEntry(
+            f"vgg{_depth}",
+            "vgg",
+            "vgg",
+            "build_vgg",
+            f"VGG{_depth} (reference layout, no BatchNorm)",
+            (224, 224, 3),
+            32,
+            1000,
+            _VGG_OPTS,
+        )
+    )
+    _register(
+        ModelEntry(
+            f"vgg{_depth}_bn",
+            "vgg",
+            "vgg",
+            "build_vgg",
+            f"VGG{_depth} with BatchNorm after every conv",
+            (224, 224, 3),
+            32,
+            1000,
+            _VGG_OPTS,
+        )
+    )
 for _depth in (11, 16):
-    _register(ModelEntry(
-        f"vgg{_depth}_seed", "vgg", "vgg", "build_vgg",
-        f"VGG{_depth} of report 000 (256px head, Xavier-uniform init)",
-        (256, 256, 3), 32, 2, _VGG_OPTS,
-    ))
+    _register(
+        ModelEntry(
+            f"vgg{_depth}_seed",
+            "vgg",
+            "vgg",
+            "build_vgg",
+            f"VGG{_depth} of report 000 (256px head, Xavier-uniform init)",
+            (256, 256, 3),
+            32,
+            2,
+            _VGG_OPTS,
+        )
+    )
 _STRIDE_IN_1X1 = OptionSpec(
-    "stride_in_1x1", bool, False,
+    "stride_in_1x1",
+    bool,
+    False,
     "stride the first 1x1 conv of each downsampling block (ResNet v1, as Keras' ImageNet "
     "weights) instead of the 3x3 conv (v1.5, torchvision); set automatically for imagenet",
 )
 for _depth in (18, 34, 50):
-    _register(ModelEntry(
-        f"resnet{_depth}", "resnet", "resnet", "build_resnet",
-        f"ResNet-{_depth} (torchvision layout: stem, layer1..layer4, avgpool, classifier)",
-        (224, 224, 3), 1, 1000, _opts(_STRIDE_IN_1X1) if _depth == 50 else _RESNET_OPTS,
-    ))
-_register(ModelEntry(
-    "resnet20", "resnet", "resnet", "build_resnet20",
-    "ResNet-20 for CIFAR (3 stages of 3 basic blocks, 16/32/64 filters, identity shortcuts)",
-    (32, 32, 3), 1, 10, _RESNET_OPTS,
-))
-_register(ModelEntry(
-    "mlp", "mlp", "mlp", "build_mlp",
-    "MLP 1-64-64-1 with sigmoid hidden units for function fitting (report 002)",
-    (1,), 1, 1,
-    _opts(OptionSpec("hidden", list, [64, 64], "hidden layer widths"),
-          OptionSpec("activation", str, "sigmoid", "hidden activation (a Keras activation name)")),
-))
+    _register(
+        ModelEntry(
+            f"resnet{_depth}",
+            "resnet",
+            "resnet",
+            "build_resnet",
+            f"ResNet-{_depth} (torchvision layout: stem, layer1..layer4, avgpool, classifier)",
+            (224, 224, 3),
+            1,
+            1000,
+            _opts(_STRIDE_IN_1X1) if _depth == 50 else _RESNET_OPTS,
+        )
+    )
+_register(
+    ModelEntry(
+        "resnet20",
+        "resnet",
+        "resnet",
+        "build_resnet20",
+        "ResNet-20 for CIFAR (3 stages of 3 basic blocks, 16/32/64 filters, identity shortcuts)",
+        (32, 32, 3),
+        1,
+        10,
+        _RESNET_OPTS,
+    )
+)
+_register(
+    ModelEntry(
+        "mlp",
+        "mlp",
+        "mlp",
+        "build_mlp",
+        "MLP 1-64-64-1 with sigmoid hidden units for function fitting (report 002)",
+        (1,),
+        1,
+        1,
+        _opts(
+            OptionSpec("hidden", list, [64, 64], "hidden layer widths"),
+            OptionSpec("activation", str, "sigmoid", "hidden activation (a Keras activation name)"),
+        ),
+    )
+)
 
 
 def model_names() -> list[str]:

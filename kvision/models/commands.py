@@ -10,15 +10,20 @@ from kvision.keyvalue import add_set_option
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``models`` subcommand to the CLI's subparsers."""
     parser = subparsers.add_parser(
-        "models", help="list the model architectures, or print one's layer table",
+        "models",
+        help="list the model architectures, or print one's layer table",
         description="Without NAME: every architecture in the catalogue (name, family, usual "
-                    "input, classes), at once, without building any. With NAME: that "
-                    "model's layer table (layer, stage, type, output, params) and its "
-                    "trainable parameter count.",
+        "input, classes), at once, without building any. With NAME: that "
+        "model's layer table (layer, stage, type, output, params) and its "
+        "trainable parameter count.",
     )
     parser.add_argument("name", nargs="?", help="architecture name, e.g. alexnet_seed")
-    parser.add_argument("--input", metavar="HxWxC", help="input shape for the layer table, "
-                        "e.g. 64x64x3 (default: the architecture's usual input)")
+    parser.add_argument(
+        "--input",
+        metavar="HxWxC",
+        help="input shape for the layer table, "
+        "e.g. 64x64x3 (default: the architecture's usual input)",
+    )
     parser.add_argument("--classes", type=int, help="number of outputs (default: usual)")
     add_set_option(parser, "an architecture option (repeatable), e.g. downscale=2")
     parser.set_defaults(handler=run)
@@ -36,8 +41,14 @@ def run(args: argparse.Namespace) -> int:
     get_entry(args.name)  # unknown names fail before keras is imported
     from kvision.models.listing import format_layer_table
 
-    print(format_layer_table(args.name, input_shape=_parse_shape(args.input),
-                             num_classes=args.classes, **_parse_options(args.overrides)))
+    print(
+        format_layer_table(
+            args.name,
+            input_shape=_parse_shape(args.input),
+            num_classes=args.classes,
+            **_parse_options(args.overrides),
+        )
+    )
     return 0
 
 
@@ -49,8 +60,9 @@ def _parse_shape(text: str | None) -> tuple[int, ...] | None:
     try:
         return tuple(int(part) for part in text.lower().split("x"))
     except ValueError:
-        raise KvisionError(f"--input must look like 64x64x3 (height x width x channels). "
-                           f"Received: --input {text}.") from None
+        raise KvisionError(
+            f"--input must look like 64x64x3 (height x width x channels). Received: --input {text}."
+        ) from None
 
 
 def _parse_options(pairs: list[str]) -> dict[str, object]:

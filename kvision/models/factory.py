@@ -19,9 +19,14 @@ from kvision.models.catalog import ModelEntry, check_options, get_entry
 IMAGENET_CAFFE_PREPROCESS = ([123.68 / 255, 116.779 / 255, 103.939 / 255], [1 / 255] * 3)
 
 
-def create_model(arch: str, *, input_shape: Sequence[int], num_classes: int,
-                 preprocess: tuple[list[float], list[float]] | None = None,
-                 **options: Any) -> keras.Model:
+def create_model(
+    arch: str,
+    *,
+    input_shape: Sequence[int],
+    num_classes: int,
+    preprocess: tuple[list[float], list[float]] | None = None,
+    **options: Any,
+) -> keras.Model:
     """Build architecture ``arch`` as a functional model taking raw 0..255 NHWC float32 images.
 
     ``preprocess=(mean, std)`` (per channel, 0..1 scale) adds a first layer named

@@ -26,27 +26,34 @@ class LocalResponseNormalization(keras.layers.Layer):
     ``tf.nn.local_response_normalization``, which multiply the plain sum by ``alpha``.
     """
 
-    def __init__(self, size: int = 5, alpha: float = 1e-4, beta: float = 0.75,
-                 k: float = 1.0, **kwargs):
+    def __init__(
+        self, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0, **kwargs
+    ):
         super().__init__(**kwargs)
         self.size, self.alpha, self.beta, self.k = int(size), float(alpha), float(beta), float(k)
 
     def call(self, inputs):
         if _fast.torch_active():
-            return _fast.local_response_norm(inputs, size=self.size, alpha=self.alpha,
-                                             beta=self.beta, k=self.k)
+            return _fast.local_response_norm(
+                inputs, size=self.size, alpha=self.alpha, beta=self.beta, k=self.k
+            )
         squared = ops.square(inputs)
         front, back = self.size // 2, (self.size - 1) // 2
         # A leading zero makes window sums differences of one cumulative sum.
         padded = ops.pad(squared, [[0, 0], [0, 0], [0, 0], [front + 1, back]])
         cumulative = ops.cumsum(padded, axis=-1)
         channels = inputs.shape[-1]
-        window = cumulative[..., self.size:self.size + channels] - cumulative[..., :channels]
+        window = cumulative[..., self.size : self.size + channels] - cumulative[..., :channels]
         return inputs / ops.power(self.k + self.alpha / self.size * window, self.beta)
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "size": self.size, "alpha": self.alpha,
-                "beta": self.beta, "k": self.k}
+        return {
+            **super().get_config(),
+            "size": self.size,
+            "alpha": self.alpha,
+            "beta": self.beta,
+            "k": self.k,
+        }

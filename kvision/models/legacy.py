@@ -20,10 +20,13 @@ def _explicit_padding(padding, *, layer: str) -> tuple[str, tuple[int, int] | No
     if isinstance(padding, str):
         return padding, None
     pads = (padding, padding) if isinstance(padding, int) else tuple(padding)
-    if len(pads) != 2 or not all(isinstance(p, int) and not isinstance(p, bool) and p >= 0
-                                 for p in pads):
-        raise ValueError(f"{layer} padding must be 'valid', 'same', a non-negative int or a "
-                         f"pair of them (PyTorch's symmetric padding). Received: {padding!r}")
+    if len(pads) != 2 or not all(
+        isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in pads
+    ):
+        raise ValueError(
+            f"{layer} padding must be 'valid', 'same', a non-negative int or a "
+            f"pair of them (PyTorch's symmetric padding). Received: {padding!r}"
+        )
     return "valid", pads if any(pads) else None
 
 
@@ -46,8 +49,9 @@ class _ExplicitPadding:
     def call(self, inputs):
         if self.explicit_padding:
             rows, cols = self.explicit_padding
-            inputs = ops.pad(inputs, [[0, 0], [rows, rows], [cols, cols], [0, 0]],
-                             constant_values=self.pad_value)
+            inputs = ops.pad(
+                inputs, [[0, 0], [rows, rows], [cols, cols], [0, 0]], constant_values=self.pad_value
+            )
         return super().call(inputs)
 
     def compute_output_shape(self, input_shape):
@@ -107,7 +111,7 @@ class ChannelPadShortcut(keras.layers.Layer):
         self.filters, self.stride = int(filters), int(stride)
 
     def call(self, inputs):
-        sub = inputs[:, ::self.stride, ::self.stride, :]
+        sub = inputs[:, :: self.stride, :: self.stride, :]
         extra = self.filters - inputs.shape[-1]
         return ops.pad(sub, [[0, 0], [0, 0], [0, 0], [extra // 2, extra - extra // 2]])
 

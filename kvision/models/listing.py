@@ -22,18 +22,35 @@ def format_model_list() -> str:
     rows = [("NAME", "FAMILY", "INPUT", "CLASSES", "DESCRIPTION")]
     for name in sorted(MODELS):
         entry = MODELS[name]
-        rows.append((name, entry.family, _shape(entry.default_input),
-                     str(entry.default_classes), entry.description))
+        rows.append(
+            (
+                name,
+                entry.family,
+                _shape(entry.default_input),
+                str(entry.default_classes),
+                entry.description,
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)) +
-             "  " + row[4] for row in rows]
-    lines += ["", "kvision models NAME prints a model's layer table and parameter count "
-                  "(it builds that one model)."]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)) + "  " + row[4]
+        for row in rows
+    ]
+    lines += [
+        "",
+        "kvision models NAME prints a model's layer table and parameter count "
+        "(it builds that one model).",
+    ]
     return "\n".join(line.rstrip() for line in lines)
 
 
-def format_layer_table(name: str, *, input_shape: tuple[int, ...] | None = None,
-                       num_classes: int | None = None, **options: Any) -> str:
+def format_layer_table(
+    name: str,
+    *,
+    input_shape: tuple[int, ...] | None = None,
+    num_classes: int | None = None,
+    **options: Any,
+) -> str:
     """Layer table of ``name``: layer, stage, type, output shape, parameters, trainable.
 
     ``input_shape``/``num_classes`` default to the architecture's usual input.
@@ -49,11 +66,14 @@ def format_layer_table(name: str, *, input_shape: tuple[int, ...] | None = None,
     for layer in model.layers:
         params = sum(math.prod(w.shape) for w in layer.weights if w.trainable)
         output = _shape(tuple(layer.output.shape[1:]))
-        rows.append((layer.name, stage_of(layer.name) or "-", type(layer).__name__, output,
-                     f"{params:,}"))
+        rows.append(
+            (layer.name, stage_of(layer.name) or "-", type(layer).__name__, output, f"{params:,}")
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-             for row in rows]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
     roles = describe(model)
     lines += [
         "",
@@ -65,4 +85,3 @@ def format_layer_table(name: str, *, input_shape: tuple[int, ...] | None = None,
         "stages: " + ", ".join(f"{s} -> {layer}" for s, layer in roles.stages.items()),
     ]
     return "\n".join(lines)
-

@@ -19,15 +19,17 @@ def _shortcut(x, filters: int, stride: int, *, name: str):
     """Identity, or a 1x1 projection + BN (torchvision's ``downsample``) when shapes change."""
     if stride == 1 and x.shape[-1] == filters:
         return x
-    x = conv(x, filters, 1, stride=stride, use_bias=False, initializer=_INIT,
-             name=f"{name}_down_conv")
+    x = conv(
+        x, filters, 1, stride=stride, use_bias=False, initializer=_INIT, name=f"{name}_down_conv"
+    )
     return batch_norm(x, name=f"{name}_down_bn")
 
 
 def _basic_block(x, filters: int, stride: int, *, name: str, shortcut=_shortcut):
     skip = shortcut(x, filters, stride, name=name)
-    x = conv(x, filters, 3, stride=stride, pad=1, use_bias=False, initializer=_INIT,
-             name=f"{name}_conv1")
+    x = conv(
+        x, filters, 3, stride=stride, pad=1, use_bias=False, initializer=_INIT, name=f"{name}_conv1"
+    )
     x = relu(batch_norm(x, name=f"{name}_bn1"), name=f"{name}_relu1")
     x = conv(x, filters, 3, pad=1, use_bias=False, initializer=_INIT, name=f"{name}_conv2")
     x = batch_norm(x, name=f"{name}_bn2")
@@ -40,11 +42,11 @@ def _bottleneck_block(x, filters: int, stride: int, *, name: str, stride_in_1x1:
     weights were trained striding the first 1x1, so ``stride_in_1x1`` rebuilds that layout."""
     skip = _shortcut(x, filters * 4, stride, name=name)
     first, middle = (stride, 1) if stride_in_1x1 else (1, stride)
-    x = conv(x, filters, 1, stride=first, use_bias=False, initializer=_INIT,
-             name=f"{name}_conv1")
+    x = conv(x, filters, 1, stride=first, use_bias=False, initializer=_INIT, name=f"{name}_conv1")
     x = relu(batch_norm(x, name=f"{name}_bn1"), name=f"{name}_relu1")
-    x = conv(x, filters, 3, stride=middle, pad=1, use_bias=False, initializer=_INIT,
-             name=f"{name}_conv2")
+    x = conv(
+        x, filters, 3, stride=middle, pad=1, use_bias=False, initializer=_INIT, name=f"{name}_conv2"
+    )
     x = relu(batch_norm(x, name=f"{name}_bn2"), name=f"{name}_relu2")
     x = conv(x, filters * 4, 1, use_bias=False, initializer=_INIT, name=f"{name}_conv3")
     x = batch_norm(x, name=f"{name}_bn3")
@@ -58,15 +60,16 @@ def build_resnet(x, *, arch: str, num_classes: int, stride_in_1x1: bool = False)
     x = conv(x, 64, 7, stride=2, pad=3, use_bias=False, initializer=_INIT, name="stem_conv")
     x = relu(batch_norm(x, name="stem_bn"), name="stem_relu")
     x = max_pool(x, 3, 2, pad=1, name="stem_pool")
-    for stage, (blocks, filters) in enumerate(zip(repeats, (64, 128, 256, 512), strict=True), start=1):
+    for stage, (blocks, filters) in enumerate(
+        zip(repeats, (64, 128, 256, 512), strict=True), start=1
+    ):
         for block in range(1, blocks + 1):
             stride = 2 if block == 1 and stage > 1 else 1
             name = f"layer{stage}_block{block}"
             if kind == "basic":
                 x = _basic_block(x, filters, stride, name=name)
             else:
-                x = _bottleneck_block(x, filters, stride, name=name,
-                                      stride_in_1x1=stride_in_1x1)
+                x = _bottleneck_block(x, filters, stride, name=name, stride_in_1x1=stride_in_1x1)
     x = keras.layers.GlobalAveragePooling2D(name="avgpool")(x)
     return classifier(x, num_classes)
 
@@ -84,8 +87,9 @@ def _pad_shortcut(x, filters: int, stride: int, *, name: str):
     x = keras.layers.MaxPooling2D(1, strides=stride, name=f"{name}_shortcut_subsample")(x)
     height, width, channels = x.shape[1:]
     x = keras.layers.Reshape((height, width, channels, 1), name=f"{name}_shortcut_expand")(x)
-    x = keras.layers.ZeroPadding3D(((0, 0), (0, 0), (extra // 2, extra - extra // 2)),
-                                   name=f"{name}_shortcut_pad")(x)
+    x = keras.layers.ZeroPadding3D(
+        ((0, 0), (0, 0), (extra // 2, extra - extra // 2)), name=f"{name}_shortcut_pad"
+    )(x)
     return keras.layers.Reshape((height, width, filters), name=f"{name}_shortcut")(x)
 
 
@@ -96,7 +100,8 @@ def build_resnet20(x, *, arch: str, num_classes: int):
     for stage, filters in enumerate((16, 32, 64), start=1):
         for block in range(1, 4):
             stride = 2 if block == 1 and stage > 1 else 1
-            x = _basic_block(x, filters, stride, name=f"layer{stage}_block{block}",
-                             shortcut=_pad_shortcut)
+            x = _basic_block(
+                x, filters, stride, name=f"layer{stage}_block{block}", shortcut=_pad_shortcut
+            )
     x = keras.layers.GlobalAveragePooling2D(name="avgpool")(x)
     return classifier(x, num_classes)

@@ -64,7 +64,7 @@ def _cam_layer(model: keras.Model, last_conv: str | None) -> str | None:
     layers = model.layers
     start = [layer.name for layer in layers].index(last_conv)
     picked = last_conv if _rectifies(layers[start]) else None
-    for layer in layers[start + 1:]:
+    for layer in layers[start + 1 :]:
         if len(layer.output.shape) != 4:  # flattened or globally pooled: the head begins
             break
         if _rectifies(layer):

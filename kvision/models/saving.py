@@ -19,8 +19,10 @@ def load_model(path: str | Path) -> keras.Model:
     """
     path = Path(path)
     if not path.is_file():
-        raise KvisionError(f"Model file '{path}' does not exist. Expected a '.keras' file "
-                           f"such as runs/<run>/trials/<trial>/model.keras.")
+        raise KvisionError(
+            f"Model file '{path}' does not exist. Expected a '.keras' file "
+            f"such as runs/<run>/trials/<trial>/model.keras."
+        )
     from kvision.models._fast import direct_graph
 
     return direct_graph(keras.saving.load_model(path, safe_mode=True))

@@ -36,7 +36,7 @@ def load_torch_state_dict(model: keras.Model, state_dict: Mapping[str, Any] | st
     if model.name.startswith("resnet"):
         names = [_resnet_torch_name(layer.name) for layer in layers]
     else:
-        names = list(modules)[:len(layers)]
+        names = list(modules)[: len(layers)]
     flatten_shapes = _flatten_inputs(model)
     converted = []  # all converted before any is set: a mismatch leaves the model untouched
     for i, layer in enumerate(layers):
@@ -111,8 +111,12 @@ def _flatten_inputs(model: keras.Model) -> dict[str, tuple[int, int, int]]:
     return shapes
 
 
-def _convert(model: keras.Model, layer, params: dict[str, np.ndarray],
-             flatten_shape: tuple[int, int, int] | None) -> list[np.ndarray]:
+def _convert(
+    model: keras.Model,
+    layer,
+    params: dict[str, np.ndarray],
+    flatten_shape: tuple[int, int, int] | None,
+) -> list[np.ndarray]:
     expected = [tuple(w.shape) for w in layer.weights]
     try:
         if isinstance(layer, keras.layers.BatchNormalization):
@@ -124,17 +128,24 @@ def _convert(model: keras.Model, layer, params: dict[str, np.ndarray],
             else:
                 if flatten_shape and kernel.ndim == 2:
                     h, w, c = flatten_shape
-                    kernel = kernel.reshape(-1, c, h, w).transpose(0, 2, 3, 1).reshape(
-                        kernel.shape[0], -1)
+                    kernel = (
+                        kernel.reshape(-1, c, h, w)
+                        .transpose(0, 2, 3, 1)
+                        .reshape(kernel.shape[0], -1)
+                    )
                 kernel = kernel.T
             weights = [kernel] + ([params["bias"]] if layer.use_bias else [])
     except (KeyError, ValueError) as error:
-        raise _mismatch(model, layer, f"cannot take the torch parameters "
-                                      f"{sorted(params)} ({error})") from None
+        raise _mismatch(
+            model, layer, f"cannot take the torch parameters {sorted(params)} ({error})"
+        ) from None
     got = [tuple(w.shape) for w in weights]
     if got != expected:
-        raise _mismatch(model, layer, f"has weight shapes {expected} but the state_dict gives "
-                                      f"{got} (in Keras layout)")
+        raise _mismatch(
+            model,
+            layer,
+            f"has weight shapes {expected} but the state_dict gives {got} (in Keras layout)",
+        )
     return weights
 
 

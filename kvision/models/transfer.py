@@ -35,8 +35,9 @@ def replace_head(model: keras.Model, num_classes: int) -> keras.Model:
     return direct_graph(keras.Model(model.inputs, outputs, name=model.name))
 
 
-def apply_trainable(model: keras.Model, freeze: Iterable[str] = (),
-                    unfreeze: Iterable[str] = ()) -> list[str]:
+def apply_trainable(
+    model: keras.Model, freeze: Iterable[str] = (), unfreeze: Iterable[str] = ()
+) -> list[str]:
     """Freeze layers matching ``freeze``, then unfreeze those matching ``unfreeze``.
 
     Entries are stage names (``layer4``, ``v1``, ``classifier``) or fnmatch patterns on layer
@@ -52,8 +53,11 @@ def apply_trainable(model: keras.Model, freeze: Iterable[str] = (),
 
 
 def _matching(model: keras.Model, entry: str, key: str) -> list[keras.layers.Layer]:
-    layers = [layer for layer in model.layers
-              if stage_of(layer.name) == entry or fnmatch.fnmatchcase(layer.name, entry)]
+    layers = [
+        layer
+        for layer in model.layers
+        if stage_of(layer.name) == entry or fnmatch.fnmatchcase(layer.name, entry)
+    ]
     if not layers:
         stages = sorted({s for s in map(stage_of, (la.name for la in model.layers)) if s})
         raise KvisionError(

@@ -41,7 +41,9 @@ def build_vgg(x, *, arch: str, num_classes: int, dropout: float, width: int, hea
             f"Option 'head' of model architecture '{arch}' must be a positive layer width. "
             f"Received: head={head}."
         )
-    for block, (repeats, filters) in enumerate(zip(_BLOCK_DEPTHS[depth], _BLOCK_FILTERS, strict=True), 1):
+    for block, (repeats, filters) in enumerate(
+        zip(_BLOCK_DEPTHS[depth], _BLOCK_FILTERS, strict=True), 1
+    ):
         for j in range(1, repeats + 1):
             x = conv(x, filters // width, 3, pad=1, name=f"block{block}_conv{j}")
             if use_bn:

@@ -21,8 +21,9 @@ IMAGENET_ARCHS = {"vgg16": "VGG16", "vgg19": "VGG19", "resnet50": "ResNet50"}
 _HEADS = ("classifier", "output")
 
 
-def imagenet_build_options(entry: ModelEntry, shape: tuple[int, ...],
-                           preprocess: Any) -> tuple[dict[str, Any], Any]:
+def imagenet_build_options(
+    entry: ModelEntry, shape: tuple[int, ...], preprocess: Any
+) -> tuple[dict[str, Any], Any]:
     """Build options and preprocessing that make ``entry`` match Keras' ImageNet weights.
 
     Keras' ResNet50 strides its first 1x1 conv (ResNet v1), so that layout is built, and the
@@ -43,12 +44,14 @@ def imagenet_build_options(entry: ModelEntry, shape: tuple[int, ...],
     from kvision.models.factory import IMAGENET_CAFFE_PREPROCESS
 
     if preprocess is not None and not np.allclose(
-            np.asarray(preprocess, dtype=float), np.asarray(IMAGENET_CAFFE_PREPROCESS)):
+        np.asarray(preprocess, dtype=float), np.asarray(IMAGENET_CAFFE_PREPROCESS)
+    ):
         warnings.warn(
             f"Model '{entry.name}' with weights = \"imagenet\" normalises its input the way "
             f"Keras trained those weights (Caffe means, 0..255 scale) instead of the given "
             f"mean/std {preprocess}: other statistics would feed the pretrained filters "
-            f"inputs on the wrong scale.", stacklevel=3,
+            f"inputs on the wrong scale.",
+            stacklevel=3,
         )
     extra = {"stride_in_1x1": True} if entry.name == "resnet50" else {}
     return extra, IMAGENET_CAFFE_PREPROCESS
@@ -135,14 +138,19 @@ def copy_weights_by_name(source: keras.Model, target: keras.Model, *, origin: st
             if layer.name in _HEADS and layer is target.layers[-1]:
                 head_skipped = shapes
                 continue
-            raise _mismatch(source, target, layer.name,
-                            f"has weight shapes {shapes[1]} there but {shapes[0]} here")
+            raise _mismatch(
+                source,
+                target,
+                layer.name,
+                f"has weight shapes {shapes[1]} there but {shapes[0]} here",
+            )
         layer.set_weights(theirs)
     if head_skipped:
         warnings.warn(
             f"Loaded weights from '{origin}' except the head '{target.layers[-1].name}' "
             f"(shapes {head_skipped[1]} there, {head_skipped[0]} here): it starts from a random "
-            f"init for the new number of outputs.", stacklevel=2,
+            f"init for the new number of outputs.",
+            stacklevel=2,
         )
 
 
@@ -156,16 +164,21 @@ def _mismatch(source: keras.Model, target: keras.Model, layer: str, what: str) -
 
 # --- Keras' ImageNet weights -----------------------------------------------------------------
 
+
 def load_imagenet(model: keras.Model, arch: str) -> None:
     """Download (or take from Keras' cache) the ImageNet weights of ``arch`` and map them."""
     # The top (dense) layers exist only for 224x224 input; ResNet50's top is just the
     # 1,000-way classifier, worth downloading only when the model keeps that head.
     include_top = model.input_shape[1:3] == (224, 224) and (
-        arch.startswith("vgg") or model.output_shape[-1] == 1000)
+        arch.startswith("vgg") or model.output_shape[-1] == 1000
+    )
     builder = getattr(keras.applications, IMAGENET_ARCHS[arch])
     try:
-        source = builder(weights="imagenet", include_top=include_top,
-                         input_shape=(224, 224, 3) if include_top else None)
+        source = builder(
+            weights="imagenet",
+            include_top=include_top,
+            input_shape=(224, 224, 3) if include_top else None,
+        )
     except Exception as error:  # any download or file failure means there are no weights
         raise KvisionError(
             f"Could not get the ImageNet weights for model '{arch}' from Keras ({error}). "
@@ -198,8 +211,9 @@ def map_application_weights(source: keras.Model, target: keras.Model) -> None:
         if isinstance(dst, keras.layers.BatchNormalization):
             conv_name = dst.name.replace("_bn", "_conv", 1)
             weights[2] = weights[2] - biases.pop(conv_name, 0.0)
-        if dst.name == "classifier" and [w.shape for w in weights] != \
-                [w.shape for w in dst.get_weights()]:
+        if dst.name == "classifier" and [w.shape for w in weights] != [
+            w.shape for w in dst.get_weights()
+        ]:
             continue
         dst.set_weights(weights)
     assert not biases, f"conv biases not folded: {sorted(biases)}"
@@ -210,8 +224,13 @@ def _weighted(model: keras.Model, kind: type) -> list:
 
 
 def _vgg_pairs(source: keras.Model, target: keras.Model) -> list[tuple]:
-    pairs = list(zip(_weighted(source, keras.layers.Conv2D), _weighted(target, keras.layers.Conv2D),
-                     strict=True))
+    pairs = list(
+        zip(
+            _weighted(source, keras.layers.Conv2D),
+            _weighted(target, keras.layers.Conv2D),
+            strict=True,
+        )
+    )
     dense_src = _weighted(source, keras.layers.Dense)
     if dense_src:  # include_top: fc1, fc2, predictions -> head_dense1, head_dense2, classifier
         pairs += list(zip(dense_src, _weighted(target, keras.layers.Dense), strict=True))
@@ -233,8 +252,9 @@ def _resnet_pairs(source: keras.Model, target: keras.Model) -> list[tuple]:
             prefix = f"layer{int(stage) - 1}_block{block}"
             name = f"{prefix}_down_{kind}" if index == "0" else f"{prefix}_{kind}{index}"
         else:
-            name = {"conv1_conv": "stem_conv", "conv1_bn": "stem_bn",
-                    "predictions": "classifier"}[layer.name]
+            name = {"conv1_conv": "stem_conv", "conv1_bn": "stem_bn", "predictions": "classifier"}[
+                layer.name
+            ]
         pairs.append((layer, target.get_layer(name)))
     # Convs first, so each bias is known when its BatchNorm is mapped.
     return sorted(pairs, key=lambda p: not isinstance(p[1], keras.layers.Conv2D))

@@ -27,19 +27,29 @@ channels and resized to its input; folders are searched for image files.
 
 def register(subparsers) -> None:
     """Add ``export`` and ``predict`` to the CLI's subparsers."""
-    p = subparsers.add_parser("export", help="write a run's models as .keras or .onnx files "
-                              "with a JSON sidecar", description=EXPORT_HELP,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "export",
+        help="write a run's models as .keras or .onnx files with a JSON sidecar",
+        description=EXPORT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("run_dir", metavar="RUN")
     p.add_argument("--trial", help="export only this trial (default: every finished trial)")
     p.add_argument("--to", default=".", metavar="DIR", help="destination folder (default: .)")
-    p.add_argument("--format", default="keras", metavar="FORMAT",
-                   help="keras (default) or onnx (needs pip install 'kvision[onnx]')")
+    p.add_argument(
+        "--format",
+        default="keras",
+        metavar="FORMAT",
+        help="keras (default) or onnx (needs pip install 'kvision[onnx]')",
+    )
     p.set_defaults(handler=_export)
 
-    p = subparsers.add_parser("predict", help="classify images with a trained model",
-                              description=PREDICT_HELP,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "predict",
+        help="classify images with a trained model",
+        description=PREDICT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("model", metavar="MODEL", help=".keras file, trial directory or run directory")
     p.add_argument("images", nargs="+", metavar="IMAGE|FOLDER")
     p.add_argument("--trial", help="with a run directory: the trial whose model to use")
@@ -53,8 +63,11 @@ def _export(args: argparse.Namespace) -> int:
 
     done, waiting = export_run(args.run_dir, trial=args.trial, to=args.to, fmt=args.format)
     for item in done:
-        checked = (f"  (onnxruntime vs Keras: max |diff| {item.max_abs_diff:.2e})"
-                   if item.max_abs_diff is not None else "")
+        checked = (
+            f"  (onnxruntime vs Keras: max |diff| {item.max_abs_diff:.2e})"
+            if item.max_abs_diff is not None
+            else ""
+        )
         print(f"{item.model}  + {item.sidecar.name}{checked}")
         if item.note:
             print(f"note: {item.trial}: {item.note}", file=sys.stderr)

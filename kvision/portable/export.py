@@ -26,8 +26,9 @@ class Exported:
 def trial_models(run_dir: Path, trial: str | None) -> tuple[dict[str, Path], list[str]]:
     """({trial: model.keras} to export, [trials without a model yet]); errors name why."""
     if not is_run_dir(run_dir):
-        raise KvisionError(f"'{run_dir}' is not a kvision run directory (no meta.json / "
-                           "events.jsonl).")
+        raise KvisionError(
+            f"'{run_dir}' is not a kvision run directory (no meta.json / events.jsonl)."
+        )
     reader = RunReader(run_dir)
     trials = reader.trials()
     models = {t: run_dir / "trials" / t / "model.keras" for t in trials}
@@ -35,8 +36,10 @@ def trial_models(run_dir: Path, trial: str | None) -> tuple[dict[str, Path], lis
     waiting = [t for t in trials if t not in ready]
     if trial is not None:
         if trial not in trials:
-            raise KvisionError(f"Run '{run_dir}' has no trial '{trial}'.{did_you_mean(trial, trials)}"
-                               f" Its trials: {', '.join(trials) or 'none yet'}.")
+            raise KvisionError(
+                f"Run '{run_dir}' has no trial '{trial}'.{did_you_mean(trial, trials)}"
+                f" Its trials: {', '.join(trials) or 'none yet'}."
+            )
         if trial not in ready:
             raise KvisionError(_no_model(run_dir, reader, [trial]))
         return {trial: ready[trial]}, []
@@ -48,25 +51,34 @@ def trial_models(run_dir: Path, trial: str | None) -> tuple[dict[str, Path], lis
 def _no_model(run_dir: Path, reader: RunReader, trials: list[str]) -> str:
     names = ", ".join(trials) or "no trial has started"
     if reader.recipe().get("output", {}).get("save_models") is False:
-        return (f"Run '{run_dir}' saved no models: its recipe sets output.save_models = false. "
-                "Run it again without that setting to export.")
+        return (
+            f"Run '{run_dir}' saved no models: its recipe sets output.save_models = false. "
+            "Run it again without that setting to export."
+        )
     status = reader.status()
-    why = {"running": "the run is still running, and a trial writes its model when it finishes",
-           "interrupted": "the run was stopped; finish it with kvision run --resume",
-           "stale": "the run stopped without finishing; finish it with kvision run --resume",
-           "failed": "the run failed before these trials finished (see its run.log)",
-           "finished": "the run finished, so the model files are missing (moved or deleted?)"}
-    return (f"Run '{run_dir}' has no saved model for {names} yet (trials/<trial>/model.keras): "
-            f"{why.get(status, 'a trial writes its model when it finishes')}.")
+    why = {
+        "running": "the run is still running, and a trial writes its model when it finishes",
+        "interrupted": "the run was stopped; finish it with kvision run --resume",
+        "stale": "the run stopped without finishing; finish it with kvision run --resume",
+        "failed": "the run failed before these trials finished (see its run.log)",
+        "finished": "the run finished, so the model files are missing (moved or deleted?)",
+    }
+    return (
+        f"Run '{run_dir}' has no saved model for {names} yet (trials/<trial>/model.keras): "
+        f"{why.get(status, 'a trial writes its model when it finishes')}."
+    )
 
 
-def export_run(run_dir: str | Path, *, trial: str | None = None, to: str | Path = ".",
-               fmt: str = "keras") -> tuple[list[Exported], list[str]]:
+def export_run(
+    run_dir: str | Path, *, trial: str | None = None, to: str | Path = ".", fmt: str = "keras"
+) -> tuple[list[Exported], list[str]]:
     """Export the finished trials (or ``trial``) of a run into ``to``; returns what was written
     and the trials still without a model."""
     if fmt not in FORMATS:
-        raise KvisionError(f"Unknown export format '{fmt}'.{did_you_mean(fmt, FORMATS)} "
-                           f"Formats: {', '.join(FORMATS)}.")
+        raise KvisionError(
+            f"Unknown export format '{fmt}'.{did_you_mean(fmt, FORMATS)} "
+            f"Formats: {', '.join(FORMATS)}."
+        )
     run = Path(run_dir).expanduser()
     models, waiting = trial_models(run, trial)
     if fmt == "onnx":

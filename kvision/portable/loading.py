@@ -18,8 +18,10 @@ def load_checked(path: str | Path) -> keras.Model:
 
     p = Path(path)
     if not zipfile.is_zipfile(p):  # Keras says "File not found" for a file that is not a zip
-        raise KvisionError(f"'{p}' is not a Keras model file: a .keras file is a zip archive "
-                           "(config.json + model.weights.h5) written by model.save().")
+        raise KvisionError(
+            f"'{p}' is not a Keras model file: a .keras file is a zip archive "
+            "(config.json + model.weights.h5) written by model.save()."
+        )
     try:
         return load_model(p)
     except ValueError as err:
@@ -28,7 +30,8 @@ def load_checked(path: str | Path) -> keras.Model:
             raise KvisionError(
                 f"'{p}' holds Python code (e.g. a Lambda layer) that Keras' safe mode refuses "
                 "to load, and kvision always loads in safe mode so that opening a model never "
-                f"runs code from it. Keras said: {text.split('. ')[0]}.") from None
+                f"runs code from it. Keras said: {text.split('. ')[0]}."
+            ) from None
         raise KvisionError(f"Cannot load '{p}' as a Keras model: {text}") from None
     except (OSError, TypeError, KeyError, zipfile.BadZipFile) as err:
         raise KvisionError(f"Cannot load '{p}' as a Keras model: {err}") from None

@@ -35,9 +35,11 @@ def require_onnx() -> None:
     """Raise a KvisionError naming the install command when a package is missing."""
     missing = missing_packages()
     if missing:
-        raise KvisionError(f"ONNX export needs the packages {', '.join(missing)}, which are not "
-                           "installed: pip install 'kvision[onnx]' (or pip install onnx "
-                           "onnxscript onnxruntime).")
+        raise KvisionError(
+            f"ONNX export needs the packages {', '.join(missing)}, which are not "
+            "installed: pip install 'kvision[onnx]' (or pip install onnx "
+            "onnxscript onnxruntime)."
+        )
 
 
 def export_onnx(model: keras.Model, path: str | Path) -> tuple[Path, dict[str, Any]]:
@@ -59,9 +61,11 @@ def export_onnx(model: keras.Model, path: str | Path) -> tuple[Path, dict[str, A
     finally:
         tmp.unlink(missing_ok=True)
     if batch:
-        facts["note"] = (f"fixed batch of {batch}: the batch-dynamic exporter cannot convert "
-                         "this model (e.g. adaptive pooling to a size that does not divide "
-                         "its input), so the graph takes one image per call")
+        facts["note"] = (
+            f"fixed batch of {batch}: the batch-dynamic exporter cannot convert "
+            "this model (e.g. adaptive pooling to a size that does not divide "
+            "its input), so the graph takes one image per call"
+        )
     return final, facts
 
 
@@ -121,10 +125,14 @@ def check_onnx(path: Path, sample: np.ndarray, expected: np.ndarray) -> dict[str
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (inp,), outputs = session.get_inputs(), session.get_outputs()
     # A graph with a fixed batch of 1 takes the images one by one.
-    chunks = [sample[i:i + 1] for i in range(len(sample))] if inp.shape[0] == 1 else [sample]
+    chunks = [sample[i : i + 1] for i in range(len(sample))] if inp.shape[0] == 1 else [sample]
     got = np.concatenate([session.run(None, {inp.name: c})[0] for c in chunks])
     diff = float(np.max(np.abs(got - expected)))
-    return {"input_name": inp.name, "output_name": outputs[0].name,
-            "input_shape": [d if isinstance(d, int) else None for d in inp.shape],
-            "checked_max_abs_diff": diff, "checked_images": len(sample),
-            "onnxruntime": onnxruntime.__version__}
+    return {
+        "input_name": inp.name,
+        "output_name": outputs[0].name,
+        "input_shape": [d if isinstance(d, int) else None for d in inp.shape],
+        "checked_max_abs_diff": diff,
+        "checked_images": len(sample),
+        "onnxruntime": onnxruntime.__version__,
+    }

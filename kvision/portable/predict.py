@@ -38,19 +38,25 @@ def resolve_source(target: str, trial: str | None) -> Source:
 
     path = Path(target).expanduser()
     if not path.exists():
-        raise KvisionError(f"Model '{target}' does not exist. MODEL is an exported .keras file, "
-                           "a trial directory (runs/<run>/trials/<trial>) or a run directory.")
+        raise KvisionError(
+            f"Model '{target}' does not exist. MODEL is an exported .keras file, "
+            "a trial directory (runs/<run>/trials/<trial>) or a run directory."
+        )
     if path.is_file():
         if path.suffix != ".keras":
-            raise KvisionError(f"'{target}' is not a .keras model. kvision predict reads .keras "
-                               "files (an .onnx export runs with onnxruntime directly).")
+            raise KvisionError(
+                f"'{target}' is not a .keras model. kvision predict reads .keras "
+                "files (an .onnx export runs with onnxruntime directly)."
+            )
         return Source(path, read_sidecar(path))
     if (path / "model.keras").is_file() and is_run_dir(path.parent.parent):
         return Source(path / "model.keras", None, path.parent.parent, path.name)
     if is_run_dir(path):
         return _from_run(path, trial)
-    raise KvisionError(f"'{target}' is a folder but neither a kvision run directory nor a trial "
-                       "directory with a model.keras.")
+    raise KvisionError(
+        f"'{target}' is a folder but neither a kvision run directory nor a trial "
+        "directory with a model.keras."
+    )
 
 
 def _from_run(run_dir: Path, trial: str | None) -> Source:
@@ -58,9 +64,11 @@ def _from_run(run_dir: Path, trial: str | None) -> Source:
 
     models, _ = trial_models(run_dir, trial)
     if len(models) > 1:
-        raise KvisionError(f"Run '{run_dir}' has {len(models)} trained models; choose one with "
-                           f"--trial: {', '.join(models)}.")
-    (name, path), = models.items()
+        raise KvisionError(
+            f"Run '{run_dir}' has {len(models)} trained models; choose one with "
+            f"--trial: {', '.join(models)}."
+        )
+    ((name, path),) = models.items()
     return Source(path, None, run_dir, name)
 
 
@@ -74,12 +82,16 @@ def load(source: Source) -> Any:
 
         source.sidecar = build_sidecar(source.run_dir, source.trial, model)
     if source.sidecar is None:
-        source.notes.append(f"note: '{source.path}' has no kvision sidecar "
-                            f"({source.path.name}.json), so classes are shown by index.")
+        source.notes.append(
+            f"note: '{source.path}' has no kvision sidecar "
+            f"({source.path.name}.json), so classes are shown by index."
+        )
     if len(model.inputs[0].shape) != 4 or (source.sidecar or {}).get("task") == "regression":
-        raise KvisionError(f"'{source.path}' does not classify images (its input is "
-                           f"{tuple(model.inputs[0].shape[1:])}); kvision predict needs an image "
-                           "classifier.")
+        raise KvisionError(
+            f"'{source.path}' does not classify images (its input is "
+            f"{tuple(model.inputs[0].shape[1:])}); kvision predict needs an image "
+            "classifier."
+        )
     return model
 
 
@@ -91,11 +103,15 @@ def image_files(items: list[str]) -> list[Path]:
     for item in items:
         p = Path(item).expanduser()
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES
-                           and not f.name.startswith("."))
+            found = sorted(
+                f
+                for f in p.rglob("*")
+                if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")
+            )
             if not found:
-                raise KvisionError(f"Folder '{item}' holds no images "
-                                   f"({', '.join(IMAGE_SUFFIXES)}).")
+                raise KvisionError(
+                    f"Folder '{item}' holds no images ({', '.join(IMAGE_SUFFIXES)})."
+                )
             files.extend(found)
         elif p.is_file():
             files.append(p)
@@ -114,7 +130,7 @@ def predict(model: Any, files: list[Path], top: int) -> list[dict]:
     results = []
     step = BATCH if size else 1  # without a fixed input size each image goes alone
     for start in range(0, len(files), step):
-        chunk = files[start:start + step]
+        chunk = files[start : start + step]
         batch = np.stack([read_image(f, size, int(c)) for f in chunk]).astype("float32")
         probs = probabilities(np.asarray(model.predict(batch, verbose=0), dtype=np.float64))
         for f, row in zip(chunk, probs, strict=True):
@@ -141,21 +157,42 @@ def format_table(results: list[dict], sidecar: dict | None) -> str:
     rows = [("image", "rank", "class", "probability")]
     for r in results:
         for rank, (index, p) in enumerate(r["top"], 1):
-            rows.append((r["image"] if rank == 1 else "", str(rank), class_label(sidecar, index),
-                         f"{p:.4f}"))
+            rows.append(
+                (
+                    r["image"] if rank == 1 else "",
+                    str(rank),
+                    class_label(sidecar, index),
+                    f"{p:.4f}",
+                )
+            )
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    return "\n".join(f"{a:<{widths[0]}}  {b:>{widths[1]}}  {c:<{widths[2]}}  {d:>{widths[3]}}"
-                     .rstrip() for a, b, c, d in rows)
+    return "\n".join(
+        f"{a:<{widths[0]}}  {b:>{widths[1]}}  {c:<{widths[2]}}  {d:>{widths[3]}}".rstrip()
+        for a, b, c, d in rows
+    )
 
 
 def format_json(results: list[dict], source: Source) -> str:
     """The predictions for machines: model, whether class names are known, top-k per image."""
     sidecar = source.sidecar
     named = bool((sidecar or {}).get("class_names"))
-    out = {"model": str(source.path), "class_names_known": named,
-           "predictions": [{"image": r["image"], "top": [
-               {"rank": k, "index": i, "class": class_label(sidecar, i) if named else None,
-                "probability": round(p, 6)} for k, (i, p) in enumerate(r["top"], 1)]}
-               for r in results]}
+    out = {
+        "model": str(source.path),
+        "class_names_known": named,
+        "predictions": [
+            {
+                "image": r["image"],
+                "top": [
+                    {
+                        "rank": k,
+                        "index": i,
+                        "class": class_label(sidecar, i) if named else None,
+                        "probability": round(p, 6),
+                    }
+                    for k, (i, p) in enumerate(r["top"], 1)
+                ],
+            }
+            for r in results
+        ],
+    }
     return json.dumps(out, indent=2)
-

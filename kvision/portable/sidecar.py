@@ -69,8 +69,11 @@ def build_sidecar(run_dir: str | Path, trial: str, model: keras.Model) -> dict[s
 def input_description(model: keras.Model) -> dict[str, Any]:
     """Shape, channels and value range of the model's input."""
     shape = [None if d is None else int(d) for d in model.inputs[0].shape[1:]]
-    info: dict[str, Any] = {"shape": shape, "layout": "NHWC" if len(shape) == 3 else "features",
-                            "dtype": "float32"}
+    info: dict[str, Any] = {
+        "shape": shape,
+        "layout": "NHWC" if len(shape) == 3 else "features",
+        "dtype": "float32",
+    }
     if len(shape) == 3:
         info["channels"] = shape[2]
         info["color"] = {1: "gray", 3: "RGB"}.get(shape[2], f"{shape[2]} channels")
@@ -82,8 +85,8 @@ def preprocessing(model: keras.Model) -> dict[str, Any]:
     """What happens to pixels before the model and inside it (the ``preprocess`` layer)."""
     steps: dict[str, Any] = {
         "outside_model": "decode to RGB (or gray by ITU-R BT.601 luma), resize to the input "
-                         "height x width with OpenCV (INTER_AREA to shrink, INTER_LINEAR to "
-                         "enlarge; no crop), keep raw 0..255 values as float32",
+        "height x width with OpenCV (INTER_AREA to shrink, INTER_LINEAR to "
+        "enlarge; no crop), keep raw 0..255 values as float32",
     }
     try:
         layer = model.get_layer("preprocess")
@@ -95,8 +98,12 @@ def preprocessing(model: keras.Model) -> dict[str, Any]:
     # The layer computes x * scale + offset with scale = 1/(255 std), offset = -mean/std.
     std = [1.0 / (255.0 * s) for s in scale]
     mean = [-o * d for o, d in zip(offset, std, strict=False)] if len(offset) == len(std) else None
-    steps["inside_model"] = {"layer": "preprocess", "formula": "(x / 255 - mean) / std",
-                             "mean": _rounded(mean), "std": _rounded(std)}
+    steps["inside_model"] = {
+        "layer": "preprocess",
+        "formula": "(x / 255 - mean) / std",
+        "mean": _rounded(mean),
+        "std": _rounded(std),
+    }
     return steps
 
 
@@ -116,10 +123,16 @@ def trained_on(reader: RunReader, trial: str) -> list[dict[str, Any]]:
         if e.get("trial") != trial:
             continue
         run = ended.get(e.get("stage"), {})
-        stages.append({"stage": e.get("stage"), "condition": e.get("condition"),
-                       "condition_settings": conditions.get(e.get("condition"), {}),
-                       "epochs": e.get("epochs"), "epochs_run": run.get("epochs_run"),
-                       "stopped_early": run.get("stopped_early")})
+        stages.append(
+            {
+                "stage": e.get("stage"),
+                "condition": e.get("condition"),
+                "condition_settings": conditions.get(e.get("condition"), {}),
+                "epochs": e.get("epochs"),
+                "epochs_run": run.get("epochs_run"),
+                "stopped_early": run.get("stopped_early"),
+            }
+        )
     return stages
 
 

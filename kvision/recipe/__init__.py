@@ -11,6 +11,14 @@ from kvision.recipe.load import (
 from kvision.recipe.schema import ArmSection, ModelSection, Recipe, StageSection
 
 __all__ = [
-    "ArmSection", "ModelSection", "Recipe", "StageSection", "apply_overrides", "check_recipe",
-    "dump_toml", "load_recipe", "recipe_error_text", "validate",
+    "ArmSection",
+    "ModelSection",
+    "Recipe",
+    "StageSection",
+    "apply_overrides",
+    "check_recipe",
+    "dump_toml",
+    "load_recipe",
+    "recipe_error_text",
+    "validate",
 ]

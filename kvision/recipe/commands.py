@@ -8,10 +8,12 @@ import argparse
 def register(subparsers) -> None:
     """Add ``recipes`` (list) and ``recipes copy NAME [DEST]``."""
     p = subparsers.add_parser(
-        "recipes", help="list the recipes shipped with kvision, or copy one out to edit",
+        "recipes",
+        help="list the recipes shipped with kvision, or copy one out to edit",
         description="Shipped recipes run by name from any folder: kvision run NAME "
-                    "[--set KEY=VALUE ...]. `kvision recipes copy NAME [DEST]` writes a copy "
-                    "to edit (never overwriting).")
+        "[--set KEY=VALUE ...]. `kvision recipes copy NAME [DEST]` writes a copy "
+        "to edit (never overwriting).",
+    )
     sub = p.add_subparsers(dest="recipes_command", metavar="ACTION")
     copy = sub.add_parser("copy", help="copy a shipped recipe to DEST (default: ./NAME.toml)")
     copy.add_argument("name", metavar="NAME")

@@ -15,15 +15,35 @@ from typing import Any
 
 #: Functions a formula may call, by name, with the NumPy function name that computes them.
 FUNCTIONS = {
-    "sin": "sin", "cos": "cos", "tan": "tan", "arcsin": "arcsin", "arccos": "arccos",
-    "arctan": "arctan", "sinh": "sinh", "cosh": "cosh", "tanh": "tanh", "exp": "exp",
-    "log": "log", "log10": "log10", "log2": "log2", "sqrt": "sqrt", "abs": "abs",
-    "sign": "sign", "floor": "floor", "ceil": "ceil",
+    "sin": "sin",
+    "cos": "cos",
+    "tan": "tan",
+    "arcsin": "arcsin",
+    "arccos": "arccos",
+    "arctan": "arctan",
+    "sinh": "sinh",
+    "cosh": "cosh",
+    "tanh": "tanh",
+    "exp": "exp",
+    "log": "log",
+    "log10": "log10",
+    "log2": "log2",
+    "sqrt": "sqrt",
+    "abs": "abs",
+    "sign": "sign",
+    "floor": "floor",
+    "ceil": "ceil",
 }
 CONSTANTS = {"pi": math.pi, "e": math.e}
 VARIABLE = "x"
-_BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-           ast.Div: operator.truediv, ast.Pow: operator.pow, ast.Mod: operator.mod}
+_BINARY = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.Pow: operator.pow,
+    ast.Mod: operator.mod,
+}
 _UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}
 MAX_LENGTH = 500
 
@@ -39,7 +59,9 @@ def parse_formula(text: str) -> ast.expr:
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
-        raise FormulaError(f"'{text}' is not a formula: {exc.msg} at column {exc.offset}.") from None
+        raise FormulaError(
+            f"'{text}' is not a formula: {exc.msg} at column {exc.offset}."
+        ) from None
     _check(tree.body)
     if VARIABLE not in {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}:
         raise FormulaError(f"'{text}' does not use the variable x.")
@@ -61,8 +83,10 @@ def _check(node: ast.AST) -> None:
     elif isinstance(node, ast.Call):
         _check_call(node)
     else:
-        raise FormulaError(f"'{ast.unparse(node)}' is not allowed: use numbers, x, pi, e, "
-                           "+ - * / ** % and the functions " + ", ".join(FUNCTIONS) + ".")
+        raise FormulaError(
+            f"'{ast.unparse(node)}' is not allowed: use numbers, x, pi, e, "
+            "+ - * / ** % and the functions " + ", ".join(FUNCTIONS) + "."
+        )
 
 
 def _check_call(node: ast.Call) -> None:

@@ -33,8 +33,9 @@ def load_recipe(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] 
     return recipe
 
 
-def check_recipe(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()
-                 ) -> tuple[Recipe | None, list[RecipeError]]:
+def check_recipe(
+    path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()
+) -> tuple[Recipe | None, list[RecipeError]]:
     """Validate without raising: (recipe or None, problems). Used by the TUI and `validate`."""
     file = str(path)
     try:
@@ -48,7 +49,9 @@ def check_recipe(path: str | os.PathLike, overrides: list[str] | tuple[str, ...]
     return validate(raw, file=file, text=text)
 
 
-def validate(raw: dict, *, file: str | None = None, text: str = "") -> tuple[Recipe | None, list[RecipeError]]:
+def validate(
+    raw: dict, *, file: str | None = None, text: str = ""
+) -> tuple[Recipe | None, list[RecipeError]]:
     """Validate already-parsed TOML data."""
     ctx = Context(file=file, locate=line_locator(text))
     recipe = parse(Recipe, raw, ctx)
@@ -84,8 +87,9 @@ def parse_toml(text: str, file: str | None) -> dict:
         found = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
         msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
         where = f" (column {found.group(2)})" if found else ""
-        raise RecipeError(f"not valid TOML: {msg}{where}.", file=file,
-                          line=int(found.group(1)) if found else None) from None
+        raise RecipeError(
+            f"not valid TOML: {msg}{where}.", file=file, line=int(found.group(1)) if found else None
+        ) from None
 
 
 def apply_overrides(raw: dict, overrides: list[str] | tuple[str, ...], file: str | None) -> dict:
@@ -113,9 +117,12 @@ def _split_override(item: str) -> tuple[str, Any]:
 def _set_path(data: dict, key: str, value: Any) -> None:
     """Set ``a.b[1].c`` in nested dicts/lists; missing tables are created."""
     if not _KEY.fullmatch(key):
-        raise RecipeError(f"override key '{key}' is not a key path such as "
-                          "'data.image_size', 'arms[0].stages[1].epochs' or (a key with dots "
-                          "in it quoted) 'sweep.params.\"training.batch_size\"'.", key=key)
+        raise RecipeError(
+            f"override key '{key}' is not a key path such as "
+            "'data.image_size', 'arms[0].stages[1].epochs' or (a key with dots "
+            "in it quoted) 'sweep.params.\"training.batch_size\"'.",
+            key=key,
+        )
     tokens = [(m.group(1) or m.group(2), m.group(3)) for m in _TOKEN.finditer(key)]
     node: Any = data
     for pos, (name, index) in enumerate(tokens):
@@ -123,7 +130,9 @@ def _set_path(data: dict, key: str, value: Any) -> None:
         here = ".".join(t[0] or f"[{t[1]}]" for t in tokens[: pos + 1]).replace(".[", "[")
         if name is not None:
             if not isinstance(node, dict):
-                raise RecipeError(f"cannot set '{name}': '{here}' is inside a value, not a table.", key=key)
+                raise RecipeError(
+                    f"cannot set '{name}': '{here}' is inside a value, not a table.", key=key
+                )
             if last:
                 node[name] = value
             else:
@@ -133,8 +142,11 @@ def _set_path(data: dict, key: str, value: Any) -> None:
             i = int(index)
             if not isinstance(node, list) or i >= len(node):
                 size = len(node) if isinstance(node, list) else 0
-                raise RecipeError(f"index [{i}] is out of range in override '{key}' "
-                                  f"(the array has {size} entries).", key=here)
+                raise RecipeError(
+                    f"index [{i}] is out of range in override '{key}' "
+                    f"(the array has {size} entries).",
+                    key=here,
+                )
             if last:
                 node[i] = value
             else:
@@ -152,7 +164,9 @@ def _resolve_training(stage: StageSection, defaults: dict, ctx: Context, path: s
 def _deep_merge(base: dict, over: dict) -> dict:
     out = copy.deepcopy(base)
     for k, v in over.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = (
+            _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        )
     return out
 
 
@@ -163,14 +177,20 @@ def _check_archs(recipe: Recipe, ctx: Context) -> None:
     known = model_names()
     for name, model in recipe.models.items():
         if model.arch not in known:
-            ctx.error(f"models.{name}.arch", f"unknown architecture '{model.arch}'."
-                      f"{did_you_mean(model.arch, known)} Known: {', '.join(sorted(known))}.")
+            ctx.error(
+                f"models.{name}.arch",
+                f"unknown architecture '{model.arch}'."
+                f"{did_you_mean(model.arch, known)} Known: {', '.join(sorted(known))}.",
+            )
             continue
         takes_images = len(get_entry(model.arch).default_input) == 3
         if takes_images == recipe.data.regression:
             wants = "feature vectors (e.g. mlp)" if recipe.data.regression else "images"
-            ctx.error(f"models.{name}.arch", f"architecture '{model.arch}' does not fit this "
-                      f"{recipe.task} recipe: its data source gives {wants}.")
+            ctx.error(
+                f"models.{name}.arch",
+                f"architecture '{model.arch}' does not fit this "
+                f"{recipe.task} recipe: its data source gives {wants}.",
+            )
         for key, value in model.options.items():
             try:
                 check_options(get_entry(model.arch), {key: value})
@@ -198,5 +218,12 @@ def recipe_error_text(errors: list[RecipeError]) -> str:
     return "\n".join([head] + [f"  - {e}" for e in errors])
 
 
-__all__ = ["KvisionError", "apply_overrides", "check_recipe", "dump_toml", "load_recipe",
-           "recipe_error_text", "validate"]
+__all__ = [
+    "KvisionError",
+    "apply_overrides",
+    "check_recipe",
+    "dump_toml",
+    "load_recipe",
+    "recipe_error_text",
+    "validate",
+]

@@ -66,7 +66,7 @@ class _Scanner:
                 j = self.i
                 while j < len(self.s) and self.s[j] in _BARE:
                     j += 1
-                parts.append(self.s[self.i:j])
+                parts.append(self.s[self.i : j])
                 self.advance(j - self.i)
             self.skip_space(False)
             if self.peek() != ".":

@@ -24,8 +24,10 @@ SPLITS = ("train", "val", "test")
 
 def _name_problem(value: str) -> str | None:
     if not NAME_RE.match(value):
-        return (f"'{value}' is not a valid name: use letters, digits, '_', '-' and '.', "
-                "starting with a letter or digit (it becomes part of file names).")
+        return (
+            f"'{value}' is not a valid name: use letters, digits, '_', '-' and '.', "
+            "starting with a letter or digit (it becomes part of file names)."
+        )
     return None
 
 
@@ -34,9 +36,13 @@ class ExperimentSection:
     """What the experiment is called and how it is seeded."""
 
     name: str = option(help="Experiment name; part of the run directory's name.")
-    seed: int = option(42, help="Seeds weights, data split, order and augmentation (report 000: 42).", ge=0)
+    seed: int = option(
+        42, help="Seeds weights, data split, order and augmentation (report 000: 42).", ge=0
+    )
     description: str = option("", help="Free text shown in the report.")
-    repeats: int = option(1, help="Run every trial with this many seeds (seed, seed+1, ...).", ge=1, le=100)
+    repeats: int = option(
+        1, help="Run every trial with this many seeds (seed, seed+1, ...).", ge=1, le=100
+    )
 
     def check(self) -> list[tuple[str, str]]:
         """The name must be usable in a file name."""
@@ -54,9 +60,13 @@ class ModelSection:
 
     EXTRA_KEYS: ClassVar[str] = "options"
     arch: str = option(help="Architecture name (see `kvision models`).")
-    weights: str | None = option(None, help="'imagenet', a weights file, or a kvision run directory.")
+    weights: str | None = option(
+        None, help="'imagenet', a weights file, or a kvision run directory."
+    )
     freeze: tuple[str, ...] = option((), help="Layer-name patterns or stage names to freeze.")
-    unfreeze: tuple[str, ...] = option((), help="Patterns or stages to keep trainable inside frozen ones.")
+    unfreeze: tuple[str, ...] = option(
+        (), help="Patterns or stages to keep trainable inside frozen ones."
+    )
     options: dict[str, Any] = option(default_factory=dict, help="Architecture options.")
 
 
@@ -75,12 +85,18 @@ class StageSection:
     name: str = option(help="Stage name (e.g. pretrain, train); unique within its arm.")
     condition: str = option(help="Name of the [conditions] entry this stage trains on.")
     epochs: int = option(help="Number of epochs.", ge=0, le=100000)
-    freeze: tuple[str, ...] | None = option(None, help="Layer patterns or stages frozen in this stage.")
-    unfreeze: tuple[str, ...] | None = option(None, help="Patterns or stages trainable in this stage.")
-    overrides: dict[str, Any] = option(default_factory=dict,
-                                       help="[training] keys overriding the recipe's, as written.")
-    training: TrainingSection = dataclasses.field(default_factory=TrainingSection, init=False,
-                                                  repr=False, compare=False)
+    freeze: tuple[str, ...] | None = option(
+        None, help="Layer patterns or stages frozen in this stage."
+    )
+    unfreeze: tuple[str, ...] | None = option(
+        None, help="Patterns or stages trainable in this stage."
+    )
+    overrides: dict[str, Any] = option(
+        default_factory=dict, help="[training] keys overriding the recipe's, as written."
+    )
+    training: TrainingSection = dataclasses.field(
+        default_factory=TrainingSection, init=False, repr=False, compare=False
+    )
 
     def check(self) -> list[tuple[str, str]]:
         """Stage names become file names."""
@@ -95,20 +111,28 @@ class ArmSection:
     name: str = option(help="Arm name (e.g. naive, expert).")
     stages: tuple[StageSection, ...] = option(help="Ordered stages.", min_len=1)
     models: tuple[str, ...] | None = option(None, help="Only these [models] (default: all).")
-    versus: tuple[str, ...] = option((), help="Arms this one is compared with in the repeats "
-                                              "report ('this − other', paired by repeat). When "
-                                              "no arm sets it, each arm is compared with the one "
-                                              "before it.")
+    versus: tuple[str, ...] = option(
+        (),
+        help="Arms this one is compared with in the repeats "
+        "report ('this − other', paired by repeat). When "
+        "no arm sets it, each arm is compared with the one "
+        "before it.",
+    )
 
     def check(self) -> list[tuple[str, str]]:
         """Names usable in file names and unique stage names."""
         problems = []
-        if (p := _name_problem(self.name)):
+        if p := _name_problem(self.name):
             problems.append(("name", p))
         seen: set[str] = set()
         for i, stage in enumerate(self.stages):
             if stage.name in seen:
-                problems.append((f"stages[{i}].name", f"duplicate stage name '{stage.name}' in arm '{self.name}'."))
+                problems.append(
+                    (
+                        f"stages[{i}].name",
+                        f"duplicate stage name '{stage.name}' in arm '{self.name}'.",
+                    )
+                )
             seen.add(stage.name)
         return problems
 
@@ -118,10 +142,21 @@ class EvaluateSection:
     """The accuracy matrix: which conditions x splits, and when."""
 
     conditions: tuple[str, ...] | None = option(None, help="Conditions evaluated (default: all).")
-    splits: tuple[str, ...] = option(("train", "test"), help="Splits evaluated (report 000: train and test).", choices=SPLITS, min_len=1)
+    splits: tuple[str, ...] = option(
+        ("train", "test"),
+        help="Splits evaluated (report 000: train and test).",
+        choices=SPLITS,
+        min_len=1,
+    )
     before: bool = option(True, help="Evaluate before training (report 000's 'before' table).")
-    after_each_stage: bool = option(True, help="Evaluate after every stage (else after the last only).")
-    max_images: int | None = option(None, help="Evaluate train/val on at most this many images (seeded subset); test is always whole.", ge=1)
+    after_each_stage: bool = option(
+        True, help="Evaluate after every stage (else after the last only)."
+    )
+    max_images: int | None = option(
+        None,
+        help="Evaluate train/val on at most this many images (seeded subset); test is always whole.",
+        ge=1,
+    )
 
 
 @dataclass(frozen=True)
@@ -131,8 +166,12 @@ class OutputSection:
     runs_dir: str = option("runs", help="Folder under which run directories are created.")
     save_models: bool = option(True, help="Export each trial's final model as model.keras.")
     checkpoint_every: int = option(1, help="Write a resumable checkpoint every N epochs.", ge=1)
-    print_every: int = option(1, help="Print every Nth epoch's line (and a stage's last) on the "
-                                      "console; events.jsonl records every epoch.", ge=1)
+    print_every: int = option(
+        1,
+        help="Print every Nth epoch's line (and a stage's last) on the "
+        "console; events.jsonl records every epoch.",
+        ge=1,
+    )
 
 
 @dataclass(frozen=True)
@@ -145,21 +184,24 @@ class Recipe:
     arms: tuple[ArmSection, ...] = option(help="[[arms]] tables.", min_len=1)
     conditions: dict[str, ConditionSection] = option(
         default_factory=lambda: {"clear": ConditionSection()},
-        help="[conditions.NAME] tables (default: one 'clear' condition).")
+        help="[conditions.NAME] tables (default: one 'clear' condition).",
+    )
     training: TrainingSection = option(default_factory=TrainingSection, help="[training] table.")
     evaluate: EvaluateSection = option(default_factory=EvaluateSection, help="[evaluate] table.")
     output: OutputSection = option(default_factory=OutputSection, help="[output] table.")
     insight: InsightSection = option(default_factory=InsightSection, help="[insight] table.")
     sweep: SweepSection | None = option(None, help="[sweep] table: a hyper-parameter search.")
     #: The validated TOML data (--set overrides applied), as recorded in meta.json.
-    raw: dict[str, Any] = dataclasses.field(default_factory=dict, init=False, repr=False, compare=False)
+    raw: dict[str, Any] = dataclasses.field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def check(self) -> list[tuple[str, str]]:
         """References between sections: conditions, models and names."""
         problems = []
         for key, names in (("conditions", self.conditions), ("models", self.models)):
             for name in names:
-                if (p := _name_problem(name)):
+                if p := _name_problem(name):
                     problems.append((f"{key}.{name}", p))
         names = [a.name for a in self.arms]
         for i, arm in enumerate(self.arms):
@@ -170,10 +212,17 @@ class Recipe:
                 problems.append((f"arms[{i}].name", f"duplicate arm name '{name}'."))
         for j, cond in enumerate(self.evaluate.conditions or ()):
             if cond not in self.conditions:
-                problems.append((f"evaluate.conditions[{j}]", _missing("condition", cond, self.conditions)))
+                problems.append(
+                    (f"evaluate.conditions[{j}]", _missing("condition", cond, self.conditions))
+                )
             elif self.conditions[cond].mix:
-                problems.append((f"evaluate.conditions[{j}]", f"'{cond}' is a mix, drawn per "
-                                 f"batch in training; evaluate the conditions it mixes."))
+                problems.append(
+                    (
+                        f"evaluate.conditions[{j}]",
+                        f"'{cond}' is a mix, drawn per "
+                        f"batch in training; evaluate the conditions it mixes.",
+                    )
+                )
         return problems + _mix_refs(self.conditions) + self._task_problems()
 
     @property
@@ -186,14 +235,27 @@ class Recipe:
         allowed = REGRESSION_LOSSES if self.task == "regression" else CLASSIFICATION_LOSSES
         where = [("training.loss", self.training.loss)] + [
             (f"arms[{i}].stages[{j}].loss", stage.overrides.get("loss"))
-            for i, arm in enumerate(self.arms) for j, stage in enumerate(arm.stages)]
-        problems = [(key, f"loss '{loss}' does not fit a {self.task} recipe; use one of "
-                          f"{', '.join(allowed)}.")
-                    for key, loss in where if loss is not None and loss not in allowed]
+            for i, arm in enumerate(self.arms)
+            for j, stage in enumerate(arm.stages)
+        ]
+        problems = [
+            (
+                key,
+                f"loss '{loss}' does not fit a {self.task} recipe; use one of "
+                f"{', '.join(allowed)}.",
+            )
+            for key, loss in where
+            if loss is not None and loss not in allowed
+        ]
         if self.task == "regression":
-            problems += [(f"conditions.{name}.blur", "blur applies to images; a function: source "
-                                                     "gives (x, y) pairs.")
-                         for name, cond in self.conditions.items() if cond.blur is not None]
+            problems += [
+                (
+                    f"conditions.{name}.blur",
+                    "blur applies to images; a function: source gives (x, y) pairs.",
+                )
+                for name, cond in self.conditions.items()
+                if cond.blur is not None
+            ]
         return problems
 
 
@@ -201,7 +263,12 @@ def _arm_refs(i: int, arm: ArmSection, conditions: dict, models: dict) -> list[t
     problems = []
     for j, stage in enumerate(arm.stages):
         if stage.condition not in conditions:
-            problems.append((f"arms[{i}].stages[{j}].condition", _missing("condition", stage.condition, conditions)))
+            problems.append(
+                (
+                    f"arms[{i}].stages[{j}].condition",
+                    _missing("condition", stage.condition, conditions),
+                )
+            )
     for j, model in enumerate(arm.models or ()):
         if model not in models:
             problems.append((f"arms[{i}].models[{j}]", _missing("model", model, models)))
@@ -216,8 +283,9 @@ def _mix_refs(conditions: dict[str, ConditionSection]) -> list[tuple[str, str]]:
             if part not in conditions:
                 problems.append((key, _missing("condition", part, conditions)))
             elif conditions[part].mix:
-                problems.append((key, f"'{part}' is itself a mix; a mix draws from plain "
-                                      f"conditions only."))
+                problems.append(
+                    (key, f"'{part}' is itself a mix; a mix draws from plain conditions only.")
+                )
     return problems
 
 
@@ -228,12 +296,19 @@ def _versus_refs(i: int, arm: ArmSection, names: list[str]) -> list[tuple[str, s
         if other == arm.name:
             problems.append((key, f"arm '{arm.name}' cannot be compared with itself."))
         elif other not in names:
-            problems.append((key, f"arm '{other}' is not defined.{did_you_mean(other, names)} "
-                                  f"Arms: {', '.join(names)}."))
+            problems.append(
+                (
+                    key,
+                    f"arm '{other}' is not defined.{did_you_mean(other, names)} "
+                    f"Arms: {', '.join(names)}.",
+                )
+            )
     return problems
 
 
 def _missing(kind: str, name: str, known: dict) -> str:
     table = "conditions" if kind == "condition" else "models"
-    return (f"{kind} '{name}' is not defined.{did_you_mean(name, known)} "
-            f"Defined in [{table}]: {', '.join(known) or 'none'}.")
+    return (
+        f"{kind} '{name}' is not defined.{did_you_mean(name, known)} "
+        f"Defined in [{table}]: {', '.join(known) or 'none'}."
+    )

@@ -34,9 +34,13 @@ BLUR_AT = ("input", "source")
 #: Parameter sets for the ``severity`` presets (``auto`` picks by image size).
 BLUR_PRESETS = ("auto", "imagenet_c", "tiny_imagenet_c", "cifar10_c")
 #: The explicit parameters a blur needs when no severity is given.
-REQUIRED_BLUR_PARAMS = {"gaussian": ("sigma",), "defocus": ("radius",),
-                        "motion": ("radius", "sigma"), "zoom": ("zooms",),
-                        "glass": ("sigma", "max_delta", "iterations")}
+REQUIRED_BLUR_PARAMS = {
+    "gaussian": ("sigma",),
+    "defocus": ("radius",),
+    "motion": ("radius", "sigma"),
+    "zoom": ("zooms",),
+    "glass": ("sigma", "max_delta", "iterations"),
+}
 #: The explicit parameters each blur kind takes (besides kind, severity, preset).
 BLUR_PARAMS = {
     "gaussian": ("sigma",),
@@ -45,8 +49,17 @@ BLUR_PARAMS = {
     "zoom": ("zooms",),
     "glass": ("sigma", "max_delta", "iterations", "seed", "variant"),
 }
-AUGMENT_OPS = ("hflip", "vflip", "rotate", "random_resized_crop", "random_crop", "center_crop",
-               "resize", "grayscale", "color_jitter")
+AUGMENT_OPS = (
+    "hflip",
+    "vflip",
+    "rotate",
+    "random_resized_crop",
+    "random_crop",
+    "center_crop",
+    "resize",
+    "grayscale",
+    "color_jitter",
+)
 #: The parameters each augmentation op takes (``p`` is allowed on all of them).
 AUGMENT_PARAMS = {
     "hflip": (),
@@ -76,13 +89,17 @@ def _source_problem(source: str) -> str | None:
     if not sep:
         return f"'{source}' has no source prefix. Allowed prefixes: {allowed}."
     if prefix not in SOURCE_KINDS:
-        return (f"unknown source prefix '{prefix}:'.{did_you_mean(prefix, SOURCE_KINDS)} "
-                f"Allowed prefixes: {allowed}.")
+        return (
+            f"unknown source prefix '{prefix}:'.{did_you_mean(prefix, SOURCE_KINDS)} "
+            f"Allowed prefixes: {allowed}."
+        )
     if not rest.strip():
         return f"'{source}' names no dataset after '{prefix}:'. Expected {SOURCE_KINDS[prefix]}."
     if prefix == "builtin" and rest not in BUILTIN_NAMES:
-        return (f"unknown built-in dataset '{rest}'.{did_you_mean(rest, BUILTIN_NAMES)} "
-                f"Known: {', '.join(BUILTIN_NAMES)}.")
+        return (
+            f"unknown built-in dataset '{rest}'.{did_you_mean(rest, BUILTIN_NAMES)} "
+            f"Known: {', '.join(BUILTIN_NAMES)}."
+        )
     if prefix == "function":
         from kvision.recipe.formula import FormulaError, parse_formula
 
@@ -97,25 +114,44 @@ def _source_problem(source: str) -> str | None:
 class BalanceSpec:
     """``[data.balance]``: how the class imbalance of report 001 is handled."""
 
-    method: str = option("none", choices=BALANCE_METHODS,
-                         help="undersample: cap every class at per_class; oversample: repeat "
-                              "images of small classes up to per_class; class_weights: weight "
-                              "the loss by inverse class frequency; none: leave as is.")
-    per_class: int | None = option(None, ge=1,
-                                   help="Target images per class (default: the smallest class "
-                                        "for undersample, the largest for oversample).")
-    before_split: bool = option(False, help="Undersample the whole pool before the ratio split "
-                                            "(report 001) instead of the train split only.")
+    method: str = option(
+        "none",
+        choices=BALANCE_METHODS,
+        help="undersample: cap every class at per_class; oversample: repeat "
+        "images of small classes up to per_class; class_weights: weight "
+        "the loss by inverse class frequency; none: leave as is.",
+    )
+    per_class: int | None = option(
+        None,
+        ge=1,
+        help="Target images per class (default: the smallest class "
+        "for undersample, the largest for oversample).",
+    )
+    before_split: bool = option(
+        False,
+        help="Undersample the whole pool before the ratio split "
+        "(report 001) instead of the train split only.",
+    )
 
     def check(self) -> list[tuple[str, str]]:
         problems = []
         if self.per_class is not None and self.method not in ("undersample", "oversample"):
-            problems.append(("per_class", f"per_class only applies to undersample and "
-                                          f"oversample, not to method '{self.method}'."))
+            problems.append(
+                (
+                    "per_class",
+                    f"per_class only applies to undersample and "
+                    f"oversample, not to method '{self.method}'.",
+                )
+            )
         if self.before_split and self.method != "undersample":
-            problems.append(("before_split", "before_split only applies to method "
-                                             "'undersample' (oversampling before a split "
-                                             "would copy images into val and test)."))
+            problems.append(
+                (
+                    "before_split",
+                    "before_split only applies to method "
+                    "'undersample' (oversampling before a split "
+                    "would copy images into val and test).",
+                )
+            )
         return problems
 
 
@@ -124,38 +160,57 @@ class AugmentOp:
     """One augmentation step, e.g. ``{ op = "rotate", degrees = 45 }``."""
 
     op: str = option(choices=AUGMENT_OPS, help="The operation.")
-    p: float = option(1.0, ge=0.0, le=1.0,
-                      help="Probability of applying the step to an image (hflip: 0.5 is usual).")
-    degrees: float | None = option(None, gt=0.0, le=180.0,
-                                   help="rotate: random angle in [-degrees, degrees].")
+    p: float = option(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        help="Probability of applying the step to an image (hflip: 0.5 is usual).",
+    )
+    degrees: float | None = option(
+        None, gt=0.0, le=180.0, help="rotate: random angle in [-degrees, degrees]."
+    )
     angle: float | None = option(None, ge=-360.0, le=360.0, help="rotate: a fixed angle.")
     size: tuple[int, int] | None = option(None, ge=1, help="[height, width] of the output.")
-    scale: tuple[float, float] | None = option(None, gt=0.0, le=1.0,
-                                               help="random_resized_crop: area fraction range "
-                                                    "(default [0.08, 1.0]).")
-    ratio: tuple[float, float] | None = option(None, gt=0.0,
-                                               help="random_resized_crop: aspect-ratio range "
-                                                    "(default [0.75, 1.3333]).")
-    brightness: float | None = option(None, ge=0.0, le=1.0,
-                                      help="color_jitter: brightness factor in [1-b, 1+b].")
-    contrast: float | None = option(None, ge=0.0, le=1.0,
-                                    help="color_jitter: contrast factor in [1-c, 1+c].")
+    scale: tuple[float, float] | None = option(
+        None, gt=0.0, le=1.0, help="random_resized_crop: area fraction range (default [0.08, 1.0])."
+    )
+    ratio: tuple[float, float] | None = option(
+        None, gt=0.0, help="random_resized_crop: aspect-ratio range (default [0.75, 1.3333])."
+    )
+    brightness: float | None = option(
+        None, ge=0.0, le=1.0, help="color_jitter: brightness factor in [1-b, 1+b]."
+    )
+    contrast: float | None = option(
+        None, ge=0.0, le=1.0, help="color_jitter: contrast factor in [1-c, 1+c]."
+    )
 
     def check(self) -> list[tuple[str, str]]:
         allowed = AUGMENT_PARAMS[self.op]
-        problems = [(name, f"'{name}' does not apply to op '{self.op}'. "
-                           f"{self.op} takes: {', '.join(('p',) + allowed)}.")
-                    for name in _set_fields(self, exclude=("op", "p")) if name not in allowed]
+        problems = [
+            (
+                name,
+                f"'{name}' does not apply to op '{self.op}'. "
+                f"{self.op} takes: {', '.join(('p',) + allowed)}.",
+            )
+            for name in _set_fields(self, exclude=("op", "p"))
+            if name not in allowed
+        ]
         if self.op == "rotate" and (self.degrees is None) == (self.angle is None):
-            problems.append(("degrees", "rotate needs exactly one of 'degrees' (random angle "
-                                        "in [-degrees, degrees]) or 'angle' (fixed)."))
+            problems.append(
+                (
+                    "degrees",
+                    "rotate needs exactly one of 'degrees' (random angle "
+                    "in [-degrees, degrees]) or 'angle' (fixed).",
+                )
+            )
         if self.op in ("random_crop", "center_crop", "resize") and self.size is None:
             problems.append(("size", f"{self.op} needs 'size' = [height, width]."))
         for name in ("scale", "ratio"):
             pair = getattr(self, name)
             if pair is not None and pair[0] > pair[1]:
-                problems.append((name, f"{name} must be [low, high] with low <= high, "
-                                       f"got {list(pair)}."))
+                problems.append(
+                    (name, f"{name} must be [low, high] with low <= high, got {list(pair)}.")
+                )
         if self.op == "color_jitter" and self.brightness is None and self.contrast is None:
             problems.append(("brightness", "color_jitter needs 'brightness' and/or 'contrast'."))
         return problems
@@ -166,13 +221,19 @@ class AugmentSection:
     """``[data.augment]``: static copies (materialised once) and per-epoch dynamic steps."""
 
     static: tuple[tuple[AugmentOp, ...], ...] = option(
-        (), help="Each entry is a pipeline; every train image gets one extra copy per pipeline, "
-                 "made once (report 001: rotate 45, mirror, crop).")
+        (),
+        help="Each entry is a pipeline; every train image gets one extra copy per pipeline, "
+        "made once (report 001: rotate 45, mirror, crop).",
+    )
     dynamic: tuple[AugmentOp, ...] = option(
-        (), help="Steps applied anew every epoch as batches are drawn.")
-    splits: tuple[str, ...] = option(("train",), choices=("train", "val", "test"), min_len=1,
-                                     help="Splits dynamic augmentation applies to (training "
-                                          "only unless asked).")
+        (), help="Steps applied anew every epoch as batches are drawn."
+    )
+    splits: tuple[str, ...] = option(
+        ("train",),
+        choices=("train", "val", "test"),
+        min_len=1,
+        help="Splits dynamic augmentation applies to (training only unless asked).",
+    )
 
 
 @dataclass(frozen=True)
@@ -180,22 +241,32 @@ class FunctionSpec:
     """``[data.function]``: how a ``function:`` source samples (x, y) pairs (report 002)."""
 
     domain: tuple[float, float] = option((-2.0, 3.0), help="[low, high] interval of x.")
-    train_points: int = option(200, ge=2, le=10_000_000,
-                               help="Training pairs, x drawn uniformly from the domain (seeded).")
-    val_points: int = option(100, ge=0, le=10_000_000,
-                             help="Validation pairs, drawn like the training ones.")
-    test_points: int = option(400, ge=2, le=10_000_000,
-                              help="Test pairs on an even grid over the domain, without noise: "
-                                   "the test error is the fit's error against the true curve.")
-    noise: float = option(0.0, ge=0.0,
-                          help="Standard deviation of Gaussian noise added to training and "
-                               "validation targets (what lets long training over-fit).")
+    train_points: int = option(
+        200, ge=2, le=10_000_000, help="Training pairs, x drawn uniformly from the domain (seeded)."
+    )
+    val_points: int = option(
+        100, ge=0, le=10_000_000, help="Validation pairs, drawn like the training ones."
+    )
+    test_points: int = option(
+        400,
+        ge=2,
+        le=10_000_000,
+        help="Test pairs on an even grid over the domain, without noise: "
+        "the test error is the fit's error against the true curve.",
+    )
+    noise: float = option(
+        0.0,
+        ge=0.0,
+        help="Standard deviation of Gaussian noise added to training and "
+        "validation targets (what lets long training over-fit).",
+    )
 
     def check(self) -> list[tuple[str, str]]:
         low, high = self.domain
         if not (math.isfinite(low) and math.isfinite(high) and low < high):
-            return [("domain", f"domain must be [low, high] with low < high, got "
-                               f"{list(self.domain)}.")]
+            return [
+                ("domain", f"domain must be [low, high] with low < high, got {list(self.domain)}.")
+            ]
         return []
 
 
@@ -203,43 +274,75 @@ class FunctionSpec:
 class DataSection:
     """The ``[data]`` table."""
 
-    source: str = option(help="Where images come from: builtin:NAME, idx:DIR, folder:DIR or "
-                              "tfds:NAME[/CONFIG]; or function:FORMULA for (x, y) pairs.")
-    image_size: tuple[int, int] | None = option(None, ge=1,
-                                                help="[height, width] images are resized to "
-                                                     "(default: the source's own size).")
-    channels: int | None = option(None, choices=(1, 3),
-                                  help="1 (gray) or 3 (RGB); default: the source's own.")
-    val_fraction: float = option(0.2, ge=0.0, lt=1.0,
-                                 help="Share of the pool held out for validation when the "
-                                      "source has no validation split.")
-    test_fraction: float = option(0.0, ge=0.0, lt=1.0,
-                                  help="Share held out for testing when the source has no test "
-                                       "split (report 001's 8:1:1 = val 0.1, test 0.1).")
+    source: str = option(
+        help="Where images come from: builtin:NAME, idx:DIR, folder:DIR or "
+        "tfds:NAME[/CONFIG]; or function:FORMULA for (x, y) pairs."
+    )
+    image_size: tuple[int, int] | None = option(
+        None, ge=1, help="[height, width] images are resized to (default: the source's own size)."
+    )
+    channels: int | None = option(
+        None, choices=(1, 3), help="1 (gray) or 3 (RGB); default: the source's own."
+    )
+    val_fraction: float = option(
+        0.2,
+        ge=0.0,
+        lt=1.0,
+        help="Share of the pool held out for validation when the source has no validation split.",
+    )
+    test_fraction: float = option(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        help="Share held out for testing when the source has no test "
+        "split (report 001's 8:1:1 = val 0.1, test 0.1).",
+    )
     split: tuple[float, float, float] | None = option(
-        None, ge=0.0, le=1.0,
-        help="[train, val, test] fractions summing to 1; replaces val_fraction/test_fraction.")
-    use_given_splits: bool = option(True, help="Keep the train/val/test splits the source "
-                                               "provides; false pools them and splits by ratio.")
-    normalize: str = option("half", choices=NORMALIZE_CHOICES,
-                            help="half: mean 0.5 std 0.5 (report 000); imagenet; dataset: "
-                                 "computed from the train split (report 001); none: 0..1.")
-    limit_per_class: int | None = option(None, ge=1,
-                                         help="Keep at most this many images per class in "
-                                              "each split of limit_splits (quick runs).")
-    limit_splits: tuple[str, ...] = option(("train", "val", "test"), choices=("train", "val", "test"),
-                                           min_len=1, help="The splits limit_per_class applies "
-                                                           "to (e.g. [\"train\", \"val\"] keeps "
-                                                           "the test split whole).")
+        None,
+        ge=0.0,
+        le=1.0,
+        help="[train, val, test] fractions summing to 1; replaces val_fraction/test_fraction.",
+    )
+    use_given_splits: bool = option(
+        True,
+        help="Keep the train/val/test splits the source "
+        "provides; false pools them and splits by ratio.",
+    )
+    normalize: str = option(
+        "half",
+        choices=NORMALIZE_CHOICES,
+        help="half: mean 0.5 std 0.5 (report 000); imagenet; dataset: "
+        "computed from the train split (report 001); none: 0..1.",
+    )
+    limit_per_class: int | None = option(
+        None,
+        ge=1,
+        help="Keep at most this many images per class in each split of limit_splits (quick runs).",
+    )
+    limit_splits: tuple[str, ...] = option(
+        ("train", "val", "test"),
+        choices=("train", "val", "test"),
+        min_len=1,
+        help="The splits limit_per_class applies "
+        'to (e.g. ["train", "val"] keeps '
+        "the test split whole).",
+    )
     balance: BalanceSpec = option(default_factory=BalanceSpec, help="Class balance.")
     augment: AugmentSection = option(default_factory=AugmentSection, help="Augmentation.")
-    cache: bool = option(True, help="Keep decoded, resized folder images in the disk cache "
-                                    "(KVISION_CACHE or ~/.cache/kvision).")
+    cache: bool = option(
+        True,
+        help="Keep decoded, resized folder images in the disk cache "
+        "(KVISION_CACHE or ~/.cache/kvision).",
+    )
     data_dir: str | None = option(None, help="tfds: the TFDS data directory (default: TFDS's).")
-    min_image_size: int = option(8, ge=1, help="folder: images smaller than this many pixels "
-                                               "on a side are skipped as unusable.")
-    function: FunctionSpec = option(default_factory=FunctionSpec,
-                                    help="function: sampling of the (x, y) pairs.")
+    min_image_size: int = option(
+        8,
+        ge=1,
+        help="folder: images smaller than this many pixels on a side are skipped as unusable.",
+    )
+    function: FunctionSpec = option(
+        default_factory=FunctionSpec, help="function: sampling of the (x, y) pairs."
+    )
 
     @property
     def regression(self) -> bool:
@@ -259,17 +362,28 @@ class DataSection:
         problems += self._kind_problems()
         if self.split is not None:
             if not math.isclose(sum(self.split), 1.0, abs_tol=1e-6):
-                problems.append(("split", f"[train, val, test] fractions must sum to 1, got "
-                                          f"{list(self.split)} (sum {sum(self.split):g})."))
+                problems.append(
+                    (
+                        "split",
+                        f"[train, val, test] fractions must sum to 1, got "
+                        f"{list(self.split)} (sum {sum(self.split):g}).",
+                    )
+                )
             elif self.split[0] <= 0:
                 problems.append(("split", "the train fraction must be above 0."))
             if self.val_fraction != 0.2 or self.test_fraction != 0.0:
-                problems.append(("split", "give either split or val_fraction/test_fraction, "
-                                          "not both."))
+                problems.append(
+                    ("split", "give either split or val_fraction/test_fraction, not both.")
+                )
         elif self.val_fraction + self.test_fraction >= 1.0:
-            problems.append(("test_fraction", f"val_fraction + test_fraction must stay below 1 "
-                                              f"(got {self.val_fraction:g} + "
-                                              f"{self.test_fraction:g})."))
+            problems.append(
+                (
+                    "test_fraction",
+                    f"val_fraction + test_fraction must stay below 1 "
+                    f"(got {self.val_fraction:g} + "
+                    f"{self.test_fraction:g}).",
+                )
+            )
         return problems
 
     def _kind_problems(self) -> list[tuple[str, str]]:
@@ -278,12 +392,23 @@ class DataSection:
             if self.function != FunctionSpec():
                 return [("function", "[data.function] applies to function: sources only.")]
             return []
-        image_keys = {"image_size": None, "channels": None, "split": None,
-                      "limit_per_class": None, "balance": BalanceSpec(),
-                      "augment": AugmentSection()}
-        return [(key, f"'{key}' applies to image sources, not to a function: source (its "
-                      f"sampling is set in [data.function]).")
-                for key, default in image_keys.items() if getattr(self, key) != default]
+        image_keys = {
+            "image_size": None,
+            "channels": None,
+            "split": None,
+            "limit_per_class": None,
+            "balance": BalanceSpec(),
+            "augment": AugmentSection(),
+        }
+        return [
+            (
+                key,
+                f"'{key}' applies to image sources, not to a function: source (its "
+                f"sampling is set in [data.function]).",
+            )
+            for key, default in image_keys.items()
+            if getattr(self, key) != default
+        ]
 
     def fractions(self) -> tuple[float, float]:
         """(val, test) fractions of the pool, from ``split`` or the two fraction keys."""
@@ -297,67 +422,106 @@ class BlurSpec:
     """``blur = { kind = ..., ... }`` in a condition: a severity preset or explicit parameters."""
 
     kind: str = option(choices=BLUR_KINDS, help="The blur family.")
-    severity: int | None = option(None, ge=1, le=5,
-                                  help="ImageNet-C severity 1..5 (instead of explicit "
-                                       "parameters).")
-    preset: str = option("auto", choices=BLUR_PRESETS,
-                         help="Which published parameter set severity uses; auto: CIFAR-10-C "
-                              "up to 32 px, Tiny-ImageNet-C up to 64 px, else ImageNet-C.")
-    sigma: float | None = option(None, ge=0.0, le=50.0,
-                                 help="gaussian/glass: Gaussian sigma in pixels (0 = clear); "
-                                      "motion: sigma of the fall-off along the streak.")
-    radius: float | None = option(None, ge=0.0, le=50.0,
-                                  help="defocus: disk radius; motion: streak length in pixels.")
-    alias_blur: float | None = option(None, ge=0.0, le=5.0,
-                                      help="defocus: sigma smoothing the disk's edge.")
-    angle: float | None = option(None, ge=-360.0, le=360.0,
-                                 help="motion: direction in degrees (default: random in "
-                                      "[-45, 45] per image, as ImageNet-C).")
+    severity: int | None = option(
+        None, ge=1, le=5, help="ImageNet-C severity 1..5 (instead of explicit parameters)."
+    )
+    preset: str = option(
+        "auto",
+        choices=BLUR_PRESETS,
+        help="Which published parameter set severity uses; auto: CIFAR-10-C "
+        "up to 32 px, Tiny-ImageNet-C up to 64 px, else ImageNet-C.",
+    )
+    sigma: float | None = option(
+        None,
+        ge=0.0,
+        le=50.0,
+        help="gaussian/glass: Gaussian sigma in pixels (0 = clear); "
+        "motion: sigma of the fall-off along the streak.",
+    )
+    radius: float | None = option(
+        None, ge=0.0, le=50.0, help="defocus: disk radius; motion: streak length in pixels."
+    )
+    alias_blur: float | None = option(
+        None, ge=0.0, le=5.0, help="defocus: sigma smoothing the disk's edge."
+    )
+    angle: float | None = option(
+        None,
+        ge=-360.0,
+        le=360.0,
+        help="motion: direction in degrees (default: random in "
+        "[-45, 45] per image, as ImageNet-C).",
+    )
     zooms: tuple[float, float, float] | None = option(
-        None, help="zoom: [start, stop, step] of the zoom factors averaged (start >= 1).")
-    max_delta: int | None = option(None, ge=1, le=10,
-                                   help="glass: largest pixel displacement.")
+        None, help="zoom: [start, stop, step] of the zoom factors averaged (start >= 1)."
+    )
+    max_delta: int | None = option(None, ge=1, le=10, help="glass: largest pixel displacement.")
     iterations: int | None = option(None, ge=1, le=10, help="glass: shuffle passes.")
     seed: int | None = option(None, ge=0, help="motion/glass: seed of the random parts.")
-    variant: str | None = option(None, choices=GLASS_VARIANTS,
-                                 help="glass: imagenet_c (default) is the published corruption "
-                                      "bit for bit, whose view-copy 'swap' duplicates pixels; "
-                                      "swap truly swaps them.")
-    at: str = option("input", choices=BLUR_AT,
-                     help="input: blur the resized image the model sees; source: blur at the "
-                          "image's stored resolution, then resize (report 000). The report "
-                          "gives the effective size at the model's input.")
+    variant: str | None = option(
+        None,
+        choices=GLASS_VARIANTS,
+        help="glass: imagenet_c (default) is the published corruption "
+        "bit for bit, whose view-copy 'swap' duplicates pixels; "
+        "swap truly swaps them.",
+    )
+    at: str = option(
+        "input",
+        choices=BLUR_AT,
+        help="input: blur the resized image the model sees; source: blur at the "
+        "image's stored resolution, then resize (report 000). The report "
+        "gives the effective size at the model's input.",
+    )
 
     def check(self) -> list[tuple[str, str]]:
         allowed = BLUR_PARAMS[self.kind]
         given = _set_fields(self, exclude=("kind", "severity", "preset", "at"))
-        problems = [(name, f"'{name}' does not apply to {self.kind} blur. {self.kind} takes: "
-                           f"severity (1-5) or {', '.join(allowed)}.")
-                    for name in given if name not in allowed]
+        problems = [
+            (
+                name,
+                f"'{name}' does not apply to {self.kind} blur. {self.kind} takes: "
+                f"severity (1-5) or {', '.join(allowed)}.",
+            )
+            for name in given
+            if name not in allowed
+        ]
         explicit = [g for g in given if g not in ("seed", "variant")]
         if self.severity is not None and explicit:
-            problems.append(("severity", "give either severity or explicit parameters "
-                                         f"({', '.join(explicit)}), not both."))
+            problems.append(
+                (
+                    "severity",
+                    "give either severity or explicit parameters "
+                    f"({', '.join(explicit)}), not both.",
+                )
+            )
         if self.severity is None and not problems:
             missing = [p for p in REQUIRED_BLUR_PARAMS[self.kind] if p not in given]
             if missing:
-                problems.append((missing[0], f"{self.kind} blur needs severity (1-5) or "
-                                             f"{', '.join(missing)}."))
+                problems.append(
+                    (missing[0], f"{self.kind} blur needs severity (1-5) or {', '.join(missing)}.")
+                )
         if self.kind == "motion" and self.sigma == 0:
-            problems.append(("sigma", "motion blur needs sigma > 0 (the fall-off along the "
-                                      "streak)."))
+            problems.append(
+                ("sigma", "motion blur needs sigma > 0 (the fall-off along the streak).")
+            )
         if self.zooms is not None:
             start, stop, step = self.zooms
             if not (1.0 <= start < stop <= 3.0 and 0 < step <= stop - start):
-                problems.append(("zooms", f"zooms must be [start, stop, step] with 1 <= start < "
-                                          f"stop <= 3 and 0 < step <= stop - start, got "
-                                          f"{list(self.zooms)}."))
+                problems.append(
+                    (
+                        "zooms",
+                        f"zooms must be [start, stop, step] with 1 <= start < "
+                        f"stop <= 3 and 0 < step <= stop - start, got "
+                        f"{list(self.zooms)}.",
+                    )
+                )
         return problems
 
     def params(self) -> dict:
         """The explicit parameters that were given (for kvision.data.blur.apply_blur)."""
-        return {name: getattr(self, name)
-                for name in _set_fields(self, exclude=("kind", "severity", "preset", "at"))}
+        return {
+            name: getattr(self, name)
+            for name in _set_fields(self, exclude=("kind", "severity", "preset", "at"))
+        }
 
 
 @dataclass(frozen=True)
@@ -366,23 +530,32 @@ class ConditionSection:
 
     blur: BlurSpec | None = option(None, help="Blur applied to every image of the condition.")
     mix: dict[str, float] | None = option(
-        None, help="A weighted mix of other conditions, e.g. { clear = 0.5, blurred = 0.5 }: "
-                   "a stage training on it draws each batch from them in these proportions "
-                   "(Jang & Tong 2024). Weights are positive and are normalised to sum to 1.")
+        None,
+        help="A weighted mix of other conditions, e.g. { clear = 0.5, blurred = 0.5 }: "
+        "a stage training on it draws each batch from them in these proportions "
+        "(Jang & Tong 2024). Weights are positive and are normalised to sum to 1.",
+    )
 
     def check(self) -> list[tuple[str, str]]:
         """A condition is a blur or a mix, not both; mix weights are positive."""
         if self.mix is None:
             return []
-        problems = [("mix", "a condition is either a blur or a mix of other conditions, "
-                            "not both.")] if self.blur is not None else []
+        problems = (
+            [("mix", "a condition is either a blur or a mix of other conditions, not both.")]
+            if self.blur is not None
+            else []
+        )
         if len(self.mix) < 2:
             problems.append(("mix", "a mix needs at least two conditions."))
-        problems += [(f"mix.{name}", f"weight must be positive, got {w:g}.")
-                     for name, w in self.mix.items() if not w > 0]
+        problems += [
+            (f"mix.{name}", f"weight must be positive, got {w:g}.")
+            for name, w in self.mix.items()
+            if not w > 0
+        ]
         return problems
 
 
 def _set_fields(obj: object, exclude: tuple[str, ...]) -> list[str]:
-    return [f.name for f in fields(obj) if f.name not in exclude
-            and getattr(obj, f.name) is not None]
+    return [
+        f.name for f in fields(obj) if f.name not in exclude and getattr(obj, f.name) is not None
+    ]

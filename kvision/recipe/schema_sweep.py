@@ -40,7 +40,9 @@ class RangeSpec:
     low: int | float = option(help="Smallest value.")
     high: int | float = option(help="Largest value.")
     log: bool = option(False, help="Sample on a log scale (learning rates, weight decay).")
-    step: int | float | None = option(None, help="Spacing of the values (required for grid sweeps).", gt=0)
+    step: int | float | None = option(
+        None, help="Spacing of the values (required for grid sweeps).", gt=0
+    )
 
     @property
     def is_int(self) -> bool:
@@ -64,14 +66,25 @@ class SweepSection:
     """A hyper-parameter sweep over recipe keys; each trial is a normal run."""
 
     params: dict[str, Any] = option(
-        help="Recipe key path -> choices (an array) or a range ({low, high, log, step}).", min_len=1)
-    sampler: str = option("random", help="grid (every combination), random, or bayes (TPE).", choices=SAMPLERS)
+        help="Recipe key path -> choices (an array) or a range ({low, high, log, step}).", min_len=1
+    )
+    sampler: str = option(
+        "random", help="grid (every combination), random, or bayes (TPE).", choices=SAMPLERS
+    )
     # 20 trials: enough for TPE to move past its random start-up trials (10 by default).
-    trials: int | None = option(20, help="Trial budget (grid: default and cap = grid size).", ge=1, le=100000)
-    objective: str = option("val_accuracy", help="SPLIT.CONDITION.accuracy|r2|loss of the final evaluation "
-                            "(e.g. test.clear.accuracy), or an epoch metric (best epoch).")
-    direction: str = option("auto", help="maximize, minimize, or auto (maximize accuracy, minimize loss).",
-                            choices=DIRECTIONS)
+    trials: int | None = option(
+        20, help="Trial budget (grid: default and cap = grid size).", ge=1, le=100000
+    )
+    objective: str = option(
+        "val_accuracy",
+        help="SPLIT.CONDITION.accuracy|r2|loss of the final evaluation "
+        "(e.g. test.clear.accuracy), or an epoch metric (best epoch).",
+    )
+    direction: str = option(
+        "auto",
+        help="maximize, minimize, or auto (maximize accuracy, minimize loss).",
+        choices=DIRECTIONS,
+    )
     parallel: int = option(1, help="Trials running at once, each a separate process.", ge=1, le=256)
     seed: int | None = option(None, help="Sampler seed (default: experiment.seed).", ge=0)
 
@@ -84,8 +97,13 @@ class SweepSection:
             space, found = _space(value)
             problems += [(f"params.{key}" + (f".{rel}" if rel else ""), msg) for rel, msg in found]
             if self.sampler == "grid" and isinstance(space, RangeSpec) and space.step is None:
-                problems.append((f"params.{key}", "a grid sweep needs choices or a range with "
-                                 "a step (e.g. { low = 16, high = 64, step = 16 })."))
+                problems.append(
+                    (
+                        f"params.{key}",
+                        "a grid sweep needs choices or a range with "
+                        "a step (e.g. { low = 16, high = 64, step = 16 }).",
+                    )
+                )
         return problems
 
     @cached_property
@@ -109,18 +127,25 @@ def _space(value: Any) -> tuple[Any, list[tuple[str, str]]]:
         ctx = Context()
         found = parse(RangeSpec, value, ctx)
         return (None if found is INVALID else found), [(e.key or "", e.detail) for e in ctx.errors]
-    return None, [("", f"expected choices (an array, e.g. [\"adam\", \"sgd\"]) or a range "
-                       f"(a table such as {{ low = 1e-4, high = 1e-2, log = true }}), got {value!r}.")]
+    return None, [
+        (
+            "",
+            f'expected choices (an array, e.g. ["adam", "sgd"]) or a range '
+            f"(a table such as {{ low = 1e-4, high = 1e-2, log = true }}), got {value!r}.",
+        )
+    ]
 
 
 def objective_problem(objective: str) -> str | None:
     """Why ``objective`` is not a valid objective, or None."""
     if objective in EPOCH_METRICS or _MATRIX_RE.match(objective):
         return None
-    return (f"'{objective}' is not an objective. Use SPLIT.CONDITION.METRIC for a cell of the final "
-            f"evaluation matrix (split train, val or test; metric {' or '.join(MATRIX_METRICS)}; "
-            f"e.g. test.clear.accuracy), or an epoch metric ({', '.join(EPOCH_METRICS)}) whose "
-            "best epoch counts.")
+    return (
+        f"'{objective}' is not an objective. Use SPLIT.CONDITION.METRIC for a cell of the final "
+        f"evaluation matrix (split train, val or test; metric {' or '.join(MATRIX_METRICS)}; "
+        f"e.g. test.clear.accuracy), or an epoch metric ({', '.join(EPOCH_METRICS)}) whose "
+        "best epoch counts."
+    )
 
 
 def matrix_cell(objective: str) -> tuple[str, str, str] | None:

@@ -47,7 +47,7 @@ def describe(path: Path) -> str:
     if not words:  # no description: the recipe's opening comment
         words = next((s.lstrip("# ").strip() for s in text.splitlines() if s.startswith("#")), "")
     sentence = words.split(". ")[0].rstrip(".")
-    return sentence if len(sentence) <= MAX_LINE else sentence[:MAX_LINE - 3].rstrip() + "..."
+    return sentence if len(sentence) <= MAX_LINE else sentence[: MAX_LINE - 3].rstrip() + "..."
 
 
 def resolve(recipe: str) -> str:
@@ -62,24 +62,30 @@ def resolve(recipe: str) -> str:
     shipped = shipped_recipes()
     if recipe in shipped:
         return str(shipped[recipe])
-    raise KvisionError(f"No recipe file '{recipe}' here, and no shipped recipe of that name."
-                       f"{did_you_mean(recipe, shipped)} Shipped recipes: "
-                       f"{', '.join(shipped) or 'none found'} (kvision recipes lists them).")
+    raise KvisionError(
+        f"No recipe file '{recipe}' here, and no shipped recipe of that name."
+        f"{did_you_mean(recipe, shipped)} Shipped recipes: "
+        f"{', '.join(shipped) or 'none found'} (kvision recipes lists them)."
+    )
 
 
 def copy_out(name: str, dest: str | None) -> Path:
     """Copy shipped recipe ``name`` to ``dest`` (a folder or a file name); never overwrites."""
     shipped = shipped_recipes()
     if name.removesuffix(".toml") not in shipped:
-        raise KvisionError(f"Unknown shipped recipe '{name}'.{did_you_mean(name, shipped)} "
-                           f"Shipped recipes: {', '.join(shipped) or 'none found'}.")
+        raise KvisionError(
+            f"Unknown shipped recipe '{name}'.{did_you_mean(name, shipped)} "
+            f"Shipped recipes: {', '.join(shipped) or 'none found'}."
+        )
     source = shipped[name.removesuffix(".toml")]
     target = Path(dest).expanduser() if dest else Path(source.name)
     if target.is_dir():
         target = target / source.name
     if target.exists():
-        raise KvisionError(f"'{target}' already exists; kvision recipes copy never overwrites. "
-                           "Give another destination.")
+        raise KvisionError(
+            f"'{target}' already exists; kvision recipes copy never overwrites. "
+            "Give another destination."
+        )
     from kvision.runs.atomic import atomic_write_bytes
 
     return atomic_write_bytes(target, source.read_bytes())

@@ -42,15 +42,26 @@ class Rules:
     max_len: int | None = None
 
 
-def option(default: Any = MISSING, *, help: str, choices: typing.Iterable | None = None,
-           ge: float | None = None, gt: float | None = None, le: float | None = None,
-           lt: float | None = None, min_len: int | None = None, max_len: int | None = None,
-           default_factory: Callable[[], Any] | Any = MISSING) -> Any:
+def option(
+    default: Any = MISSING,
+    *,
+    help: str,
+    choices: typing.Iterable | None = None,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    min_len: int | None = None,
+    max_len: int | None = None,
+    default_factory: Callable[[], Any] | Any = MISSING,
+) -> Any:
     """Declare a recipe field. Omit ``default`` to make the key required."""
-    rules = Rules(help, tuple(choices) if choices is not None else None, ge, gt, le, lt,
-                  min_len, max_len)
-    return dataclasses.field(default=default, default_factory=default_factory,
-                             metadata={_META: rules})
+    rules = Rules(
+        help, tuple(choices) if choices is not None else None, ge, gt, le, lt, min_len, max_len
+    )
+    return dataclasses.field(
+        default=default, default_factory=default_factory, metadata={_META: rules}
+    )
 
 
 def rules_of(field: dataclasses.Field) -> Rules:
@@ -68,8 +79,11 @@ class Context:
 
     def error(self, key: str, message: str) -> None:
         """Record one problem at ``key``."""
-        self.errors.append(RecipeError(message, file=self.file, key=key or None,
-                                       line=self.locate(key) if key else None))
+        self.errors.append(
+            RecipeError(
+                message, file=self.file, key=key or None, line=self.locate(key) if key else None
+            )
+        )
 
 
 class _Invalid:
@@ -91,8 +105,9 @@ def parse(cls: type, data: Any, ctx: Context, path: str = "") -> Any:
     ok = True
     if extra:
         fields.pop(extra)
-        values[extra], ok = _extras(cls, {k: v for k, v in data.items() if k not in fields},
-                                    list(fields), ctx, path)
+        values[extra], ok = _extras(
+            cls, {k: v for k, v in data.items() if k not in fields}, list(fields), ctx, path
+        )
         data = {k: v for k, v in data.items() if k in fields}
     for key in data:
         if key not in fields:
@@ -137,8 +152,11 @@ def _extras(cls: type, free: dict, own: list[str], ctx: Context, path: str) -> t
 
 
 def _unknown(key: str, allowed: list[str], ctx: Context, path: str) -> None:
-    ctx.error(_join(path, key), f"unknown key '{key}' in [{path or 'recipe'}]."
-              f"{did_you_mean(key, allowed)} Allowed: {', '.join(allowed)}.")
+    ctx.error(
+        _join(path, key),
+        f"unknown key '{key}' in [{path or 'recipe'}]."
+        f"{did_you_mean(key, allowed)} Allowed: {', '.join(allowed)}.",
+    )
 
 
 def _convert(tp: Any, value: Any, rules: Rules, ctx: Context, key: str) -> Any:
@@ -190,8 +208,9 @@ def _union(args: tuple, value: Any, ctx: Context, key: str) -> Any:
             return result
     if len(options) == 1:  # X | None: report X's own, more precise, message
         return _by_type(options[0], value, ctx, key)
-    ctx.error(key, f"expected {' or '.join(_type_name(a) for a in options)}, "
-                   f"got {_describe(value)}.")
+    ctx.error(
+        key, f"expected {' or '.join(_type_name(a) for a in options)}, got {_describe(value)}."
+    )
     return INVALID
 
 
@@ -206,7 +225,10 @@ def _tuple(args: tuple, value: Any, ctx: Context, key: str) -> Any:
             ctx.error(key, f"expected an array of {len(args)} values, got {len(value)}.")
             return INVALID
         kinds = list(args)
-    items = [_by_type(t, v, ctx, f"{key}[{i}]") for i, (t, v) in enumerate(zip(kinds, value, strict=True))]
+    items = [
+        _by_type(t, v, ctx, f"{key}[{i}]")
+        for i, (t, v) in enumerate(zip(kinds, value, strict=True))
+    ]
     return INVALID if any(i is INVALID for i in items) else tuple(items)
 
 
@@ -223,13 +245,16 @@ def _rule_problem(value: Any, r: Rules) -> str | None:
         bad = [v for v in (value if isinstance(value, tuple) else (value,)) if v not in r.choices]
         if bad:
             hint = did_you_mean(str(bad[0]), [str(c) for c in r.choices])
-            return (f"'{bad[0]}' is not allowed.{hint} "
-                    f"Allowed: {', '.join(map(str, r.choices))}.")
+            return f"'{bad[0]}' is not allowed.{hint} Allowed: {', '.join(map(str, r.choices))}."
     numbers = value if isinstance(value, tuple) else (value,)
     for v in numbers:
         if isinstance(v, (int, float)) and not isinstance(v, bool):
-            for bound, ok, word in ((r.ge, lambda a, b: a >= b, ">="), (r.gt, lambda a, b: a > b, ">"),
-                                    (r.le, lambda a, b: a <= b, "<="), (r.lt, lambda a, b: a < b, "<")):
+            for bound, ok, word in (
+                (r.ge, lambda a, b: a >= b, ">="),
+                (r.gt, lambda a, b: a > b, ">"),
+                (r.le, lambda a, b: a <= b, "<="),
+                (r.lt, lambda a, b: a < b, "<"),
+            ):
                 if bound is not None and not ok(v, bound):
                     return f"must be {word} {bound}, got {v}."
     if isinstance(value, (tuple, str, dict)):
@@ -244,8 +269,11 @@ def to_plain(obj: Any) -> Any:
     """An instance back to plain TOML-able data (tuples -> lists, None dropped)."""
     if dataclasses.is_dataclass(obj):
         extra = getattr(obj, "EXTRA_KEYS", None)
-        plain = {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)
-                 if f.init and getattr(obj, f.name) is not None and f.name != extra}
+        plain = {
+            f.name: to_plain(getattr(obj, f.name))
+            for f in dataclasses.fields(obj)
+            if f.init and getattr(obj, f.name) is not None and f.name != extra
+        }
         return {**plain, **to_plain(getattr(obj, extra))} if extra else plain
     if isinstance(obj, dict):
         return {k: to_plain(v) for k, v in obj.items() if v is not None}
@@ -269,7 +297,13 @@ def _type_name(tp: Any) -> str:
 
 
 def _describe(value: Any) -> str:
-    kind = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-            list: "an array", dict: "a table"}.get(type(value), type(value).__name__)
+    kind = {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
     shown = repr(value) if not isinstance(value, (dict, list)) or len(repr(value)) < 40 else ""
     return f"{kind} {shown}".strip()

@@ -5,6 +5,13 @@ from kvision.runs.reader import RunReader, TrialIdentity, find_runs, is_run_dir,
 from kvision.runs.writer import RunWriter
 
 __all__ = [
-    "RunReader", "RunWriter", "TrialIdentity", "atomic_write_bytes", "atomic_write_json", "atomic_write_text",
-    "find_runs", "is_run_dir", "second_metric",
+    "RunReader",
+    "RunWriter",
+    "TrialIdentity",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "find_runs",
+    "is_run_dir",
+    "second_metric",
 ]

@@ -74,12 +74,19 @@ def load_finals(path: str | os.PathLike) -> RunFinals:
     """A run's final matrices by trial identity; KvisionError when it is not a run."""
     p = Path(path)
     if not is_run_dir(p):
-        raise KvisionError(f"'{p}' is not a kvision run directory (it needs meta.json and "
-                           "events.jsonl). Give folders made by 'kvision run'.")
+        raise KvisionError(
+            f"'{p}' is not a kvision run directory (it needs meta.json and "
+            "events.jsonl). Give folders made by 'kvision run'."
+        )
     reader = RunReader(p)
     identities = trial_identities(reader)
-    run = RunFinals(p.name, reader.status(), run_seconds(reader.events), "accuracy",
-                    {ident: name for name, ident in identities.items()})
+    run = RunFinals(
+        p.name,
+        reader.status(),
+        run_seconds(reader.events),
+        "accuracy",
+        {ident: name for name, ident in identities.items()},
+    )
     for trial, e in final_evaluations(reader.evaluations()).items():
         if trial in identities:
             run.finals[identities[trial]] = e.get("matrix") or {}
@@ -90,8 +97,10 @@ def load_finals(path: str | os.PathLike) -> RunFinals:
 def compare(paths: Sequence[str | os.PathLike]) -> Comparison:
     """The comparison of these runs (two or more; the first is the baseline)."""
     if len(paths) < 2:
-        raise KvisionError("kvision compare needs at least two run directories "
-                           "(the first one is the baseline the others are compared to).")
+        raise KvisionError(
+            "kvision compare needs at least two run directories "
+            "(the first one is the baseline the others are compared to)."
+        )
     runs = [load_finals(p) for p in paths]
     identities: dict[Identity, None] = {}
     cells: dict[Cell, None] = {}
@@ -132,11 +141,15 @@ def final_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
             values = [comparison.value(r, identity, cell) for r in comparison.runs]
             if all(v is None for v in values):
                 continue
-            diffs = [None if v is None or values[0] is None else v - values[0]
-                     for v in values[1:]]
-            rows.append([label(identity, comparison), " ".join(cell),
-                         *[_fmt(v, metric) for v in values],
-                         *[_fmt(d, metric, diff=True) for d in diffs]])
+            diffs = [None if v is None or values[0] is None else v - values[0] for v in values[1:]]
+            rows.append(
+                [
+                    label(identity, comparison),
+                    " ".join(cell),
+                    *[_fmt(v, metric) for v in values],
+                    *[_fmt(d, metric, diff=True) for d in diffs],
+                ]
+            )
     return head, rows
 
 
@@ -153,10 +166,20 @@ def paired_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
             if not diffs:
                 continue
             mean, low, high = t_interval(diffs)
-            interval = ("-" if math.isnan(low) else
-                        f"[{_fmt(low, metric, diff=True)}, {_fmt(high, metric, diff=True)}]")
-            rows.append([f"{chr(ord('A') + i)}-A", " ".join(cell),
-                         _fmt(mean, metric, diff=True), interval, str(len(diffs))])
+            interval = (
+                "-"
+                if math.isnan(low)
+                else f"[{_fmt(low, metric, diff=True)}, {_fmt(high, metric, diff=True)}]"
+            )
+            rows.append(
+                [
+                    f"{chr(ord('A') + i)}-A",
+                    " ".join(cell),
+                    _fmt(mean, metric, diff=True),
+                    interval,
+                    str(len(diffs)),
+                ]
+            )
     return head, rows
 
 
@@ -165,8 +188,10 @@ def align(head: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
 
     def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+        return "  ".join(
+            c.ljust(w) if i < 2 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
 
     return "\n".join([line(head), "  ".join("-" * w for w in widths), *map(line, rows)])
 
@@ -177,8 +202,10 @@ def format_comparison(comparison: Comparison) -> str:
     diff_unit = "R²" if comparison.metric == "r2" else "percentage points"
     lines = ["Runs (A is the baseline):"]
     for i, run in enumerate(comparison.runs):
-        lines.append(f"  {chr(ord('A') + i)}  {run.name}  [{run.status}, "
-                     f"{format_seconds(run.seconds)}, {len(run.trials)} trial(s)]")
+        lines.append(
+            f"  {chr(ord('A') + i)}  {run.name}  [{run.status}, "
+            f"{format_seconds(run.seconds)}, {len(run.trials)} trial(s)]"
+        )
     head, rows = final_rows(comparison)
     lines += ["", f"Final scores ({unit}; each trial's last evaluation):"]
     lines.append(align(head, rows) if rows else "  no run has a final evaluation yet")

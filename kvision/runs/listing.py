@@ -12,9 +12,15 @@ def run_summary(reader: RunReader) -> dict:
     """Name, recipe, status, start, duration (s, across resumes) and headline of one run."""
     started = reader.of("run_started")
     best, metric = best_final_test(reader.evaluations())
-    return {"name": reader.path.name, "recipe": reader.meta().get("recipe_name", "?"),
-            "status": reader.status(), "start": started[0]["time"] if started else None,
-            "duration": run_seconds(reader.events), "best_test": best, "metric": metric}
+    return {
+        "name": reader.path.name,
+        "recipe": reader.meta().get("recipe_name", "?"),
+        "status": reader.status(),
+        "start": started[0]["time"] if started else None,
+        "duration": run_seconds(reader.events),
+        "best_test": best,
+        "metric": metric,
+    }
 
 
 def format_runs(runs_dir: str | os.PathLike) -> str:

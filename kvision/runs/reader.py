@@ -148,8 +148,9 @@ class RunReader:
         """
         base = int(self.recipe().get("experiment", {}).get("seed", 0))
         out: dict[str, TrialIdentity] = {}
-        for e in [t for s in self.of("run_started") for t in s.get("trials") or []] + \
-                self.of("trial_started"):
+        for e in [t for s in self.of("run_started") for t in s.get("trials") or []] + self.of(
+            "trial_started"
+        ):
             repeat = e.get("repeat")
             if repeat is None:
                 repeat = int(e["seed"]) - base if "seed" in e else 0

@@ -105,8 +105,9 @@ def paired_differences(reader: RunReader) -> list[PairedDifference]:
     return out
 
 
-def _paired(model: str, arm: str, other: str, a: dict[int, dict],
-            b: dict[int, dict]) -> list[PairedDifference]:
+def _paired(
+    model: str, arm: str, other: str, a: dict[int, dict], b: dict[int, dict]
+) -> list[PairedDifference]:
     common = sorted(set(a) & set(b))
     out = []
     for cell in _cells({r: a[r] for r in common}):

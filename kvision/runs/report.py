@@ -33,10 +33,12 @@ class _Metric:
         return f"{value * self.factor:.{self.digits}f}"
 
 
-ACCURACY = _Metric("accuracy", 100.0, 2, "%", "pp", "Final accuracy (%)",
-                   "Accuracy at each checkpoint (%)")
-R2 = _Metric("R²", 1.0, 4, "", "", "Final R² (test: against the noise-free truth)",
-             "R² at each checkpoint")
+ACCURACY = _Metric(
+    "accuracy", 100.0, 2, "%", "pp", "Final accuracy (%)", "Accuracy at each checkpoint (%)"
+)
+R2 = _Metric(
+    "R²", 1.0, 4, "", "", "Final R² (test: against the noise-free truth)", "R² at each checkpoint"
+)
 
 
 def matrix_metric(reader: RunReader) -> _Metric:
@@ -65,12 +67,16 @@ def summary_table(reader: RunReader) -> str:
     finals = _final_matrices(reader)
     if not finals:
         return "_No evaluation yet._\n"
-    cols = sorted({(c, s) for m in finals.values() for c, row in m.items() for s in row},
-                  key=lambda cs: (cs[1] != "test", cs))
+    cols = sorted(
+        {(c, s) for m in finals.values() for c, row in m.items() for s in row},
+        key=lambda cs: (cs[1] != "test", cs),
+    )
     head = "| trial | " + " | ".join(f"{c} {s}" for c, s in cols) + " |"
     rule = "|---|" + "---:|" * len(cols)
-    rows = [f"| {t} | " + " | ".join(metric.fmt(m.get(c, {}).get(s)) for c, s in cols) + " |"
-            for t, m in finals.items()]
+    rows = [
+        f"| {t} | " + " | ".join(metric.fmt(m.get(c, {}).get(s)) for c, s in cols) + " |"
+        for t, m in finals.items()
+    ]
     return "\n".join([head, rule, *rows]) + "\n"
 
 
@@ -83,8 +89,10 @@ def fit_error_table(reader: RunReader) -> str:
     for trial, scores in finals.items():
         for cond, row in scores.items():
             for split, cell in row.items():
-                lines.append(f"| {trial} | {cond} | {split} | {cell['mse']:.4g} | "
-                             f"{cell['mae']:.4g} | {cell['r2']:.4f} |")
+                lines.append(
+                    f"| {trial} | {cond} | {split} | {cell['mse']:.4g} | "
+                    f"{cell['mae']:.4g} | {cell['r2']:.4f} |"
+                )
     return "\n".join(lines) + "\n"
 
 
@@ -94,10 +102,15 @@ def repeats_table(reader: RunReader) -> str:
     if not has_repeats(groups):
         return ""
     metric = matrix_metric(reader)
-    lines = [f"| model | arm | cell | mean {metric.name} {metric.unit} | std | n |",
-             "|---|---|---|---:|---:|---:|"]
-    lines += [f"| {c.model} | {c.arm} | {c.cell[0]} {c.cell[1]} | {metric.fmt(c.mean)} | "
-              f"{metric.fmt(c.std)} | {c.n} |" for c in cell_summaries(groups)]
+    lines = [
+        f"| model | arm | cell | mean {metric.name} {metric.unit} | std | n |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {c.model} | {c.arm} | {c.cell[0]} {c.cell[1]} | {metric.fmt(c.mean)} | "
+        f"{metric.fmt(c.std)} | {c.n} |"
+        for c in cell_summaries(groups)
+    ]
     return "\n".join(lines + ["", *_paired_lines(reader, metric)]) + "\n"
 
 
@@ -108,12 +121,18 @@ def _paired_lines(reader: RunReader, metric: _Metric) -> list[str]:
         return []
     unit = f" ({metric.diff_unit})" if metric.diff_unit else ""
     k = metric.factor
-    lines = ["Paired by repeat (same initial weights and data order); the interval is "
-             "Student's t over the per-repeat differences.", "",
-             f"| model | difference | cell | mean{unit} | 95% CI{unit} | n |",
-             "|---|---|---|---:|---|---:|"]
-    lines += [f"| {d.model} | {d.arm} − {d.other} | {d.cell[0]} {d.cell[1]} | {d.mean * k:+.4g} | "
-              f"[{d.low * k:+.4g}, {d.high * k:+.4g}] | {d.n} |" for d in diffs]
+    lines = [
+        "Paired by repeat (same initial weights and data order); the interval is "
+        "Student's t over the per-repeat differences.",
+        "",
+        f"| model | difference | cell | mean{unit} | 95% CI{unit} | n |",
+        "|---|---|---|---:|---|---:|",
+    ]
+    lines += [
+        f"| {d.model} | {d.arm} − {d.other} | {d.cell[0]} {d.cell[1]} | {d.mean * k:+.4g} | "
+        f"[{d.low * k:+.4g}, {d.high * k:+.4g}] | {d.n} |"
+        for d in diffs
+    ]
     return lines
 
 
@@ -122,9 +141,9 @@ def result_sections(reader: RunReader) -> list[tuple[str, str]]:
     values, a regression's fit errors, repeats, and every checkpoint's matrix."""
     metric = matrix_metric(reader)
     sections = [(metric.final_heading, summary_table(reader))]
-    if (errors := fit_error_table(reader)):
+    if errors := fit_error_table(reader):
         sections.append(("Final fit errors", errors))
-    if (rep := repeats_table(reader)):
+    if rep := repeats_table(reader):
         sections.append(("Repeats", rep))
     sections.append((metric.checkpoint_heading, evaluation_tables(reader)))
     return sections
@@ -133,14 +152,21 @@ def result_sections(reader: RunReader) -> list[tuple[str, str]]:
 def notice_sections(reader: RunReader) -> list[tuple[str, str]]:
     """(heading, text) of what went wrong on the way: failed trials and warnings (none: [])."""
     sections = []
-    if (failed := reader.of("trial_failed")):
-        rows = [f"| {e.get('trial')} | {e.get('stage') or '–'} | {e.get('error')} |" for e in failed]
-        sections.append(("Failed trials", "\n".join(
-            ["| trial | stage | why |", "|---|---|---|", *rows]) + "\n"))
+    if failed := reader.of("trial_failed"):
+        rows = [
+            f"| {e.get('trial')} | {e.get('stage') or '–'} | {e.get('error')} |" for e in failed
+        ]
+        sections.append(
+            ("Failed trials", "\n".join(["| trial | stage | why |", "|---|---|---|", *rows]) + "\n")
+        )
     warnings = {(e.get("kind"), e.get("trial"), e.get("message")): e for e in reader.of("warning")}
     if warnings:
-        lines = [f"- **{e.get('kind')}**" + (f" ({e['trial']})" if e.get("trial") else "")
-                 + f": {e.get('message')}" for e in warnings.values()]
+        lines = [
+            f"- **{e.get('kind')}**"
+            + (f" ({e['trial']})" if e.get("trial") else "")
+            + f": {e.get('message')}"
+            for e in warnings.values()
+        ]
         sections.append(("Warnings", "\n".join(lines) + "\n"))
     return sections
 
@@ -152,15 +178,19 @@ def blur_facts(placement: dict | None) -> dict[str, str]:
         model = "x".join(map(str, p["model_size"]))
         if p["at"] == "source":
             low, high = ("x".join(map(str, s)) for s in p["stored_size"])
-            where = f"at the stored resolution ({low if low == high else f'{low} to {high}'}), " \
-                    f"then resized to {model}"
+            where = (
+                f"at the stored resolution ({low if low == high else f'{low} to {high}'}), "
+                f"then resized to {model}"
+            )
         else:
             where = f"at the model's input size ({model})"
         text = f"{p['kind']} blur {where}"
         if p.get("parameter") and p.get("value") is not None:
             lo, hi = p["effective"]
             size = f"{lo:.3g}" if math.isclose(lo, hi) else f"{lo:.3g} to {hi:.3g}"
-            text += f"; {p['parameter']} {p['value']:g}, effective {p['parameter']} {size} at {model}"
+            text += (
+                f"; {p['parameter']} {p['value']:g}, effective {p['parameter']} {size} at {model}"
+            )
         out[name] = text
     return out
 
@@ -183,8 +213,10 @@ def _matrix_table(matrix: dict, metric: _Metric) -> str:
     splits = sorted({s for row in matrix.values() for s in row}, key=("train", "val", "test").index)
     head = "| condition | " + " | ".join(splits) + " |"
     rule = "|---|" + "---:|" * len(splits)
-    rows = [f"| {c} | " + " | ".join(metric.fmt(row.get(s)) for s in splits) + " |"
-            for c, row in matrix.items()]
+    rows = [
+        f"| {c} | " + " | ".join(metric.fmt(row.get(s)) for s in splits) + " |"
+        for c, row in matrix.items()
+    ]
     return "\n".join([head, rule, *rows]) + "\n"
 
 

@@ -60,8 +60,10 @@ def claim_run_dir(path: str | os.PathLike) -> Path:
     """Use an exact run directory (the TUI chooses it); it must not hold a run already."""
     p = Path(path).expanduser()
     if p.exists() and any(p.iterdir()):
-        raise KvisionError(f"--run-dir '{p}' already exists and is not empty; "
-                           "choose a new path or use --resume to continue a run.")
+        raise KvisionError(
+            f"--run-dir '{p}' already exists and is not empty; "
+            "choose a new path or use --resume to continue a run."
+        )
     try:
         p.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -69,8 +71,9 @@ def claim_run_dir(path: str | os.PathLike) -> Path:
     return p
 
 
-def run_command(recipe: str | os.PathLike, run_dir: str | os.PathLike,
-                overrides: Sequence[str] = ()) -> list[str]:
+def run_command(
+    recipe: str | os.PathLike, run_dir: str | os.PathLike, overrides: Sequence[str] = ()
+) -> list[str]:
     """``kvision run RECIPE --run-dir RUN_DIR --set K=V ...`` in this Python."""
     cmd = _kvision_run(str(recipe), "--run-dir", str(run_dir))
     for item in overrides:
@@ -83,16 +86,23 @@ def resume_command(run_dir: str | os.PathLike) -> list[str]:
     return _kvision_run("--resume", str(run_dir))
 
 
-def spawn_run(command: Sequence[str], log: Path, *, env: dict[str, str] | None = None,
-              detach: bool = False) -> subprocess.Popen:
+def spawn_run(
+    command: Sequence[str], log: Path, *, env: dict[str, str] | None = None, detach: bool = False
+) -> subprocess.Popen:
     """Start a run process with its output appended to ``log``.
 
     ``detach``: its own session (a closed terminal or dropped SSH connection sends it no
     SIGHUP) and stdin closed, so it outlives the process that started it.
     """
-    extra = {"stdin": subprocess.DEVNULL, "start_new_session": True, "close_fds": True} if detach else {}
+    extra = (
+        {"stdin": subprocess.DEVNULL, "start_new_session": True, "close_fds": True}
+        if detach
+        else {}
+    )
     with open(log, "ab") as out:
-        return subprocess.Popen(list(command), stdout=out, stderr=subprocess.STDOUT, env=env, **extra)
+        return subprocess.Popen(
+            list(command), stdout=out, stderr=subprocess.STDOUT, env=env, **extra
+        )
 
 
 def _kvision_run(*args: str) -> list[str]:
@@ -105,8 +115,10 @@ def _free_names(runs_dir: str | os.PathLike, recipe_name: str) -> Iterator[Path]
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise KvisionError(f"Cannot create the runs folder '{root}': {exc.strerror}. "
-                           "Choose a writable folder with --runs-dir.") from None
+        raise KvisionError(
+            f"Cannot create the runs folder '{root}': {exc.strerror}. "
+            "Choose a writable folder with --runs-dir."
+        ) from None
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     for n in range(1, MAX_SAME_SECOND):
         path = root / (f"{stamp}-{recipe_name}" + (f"-{n}" if n > 1 else ""))

@@ -52,7 +52,9 @@ def disk_full_cause(exc: BaseException, folder: str | os.PathLike | None = None)
         if isinstance(current, DiskFull):
             return current
         if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
-            where = Path(current.filename).parent if current.filename else Path(folder or Path.cwd())
+            where = (
+                Path(current.filename).parent if current.filename else Path(folder or Path.cwd())
+            )
             return DiskFull(where, None, _free_or_none(where))
         if "No space left on device" in str(current) or "errno = 28" in str(current):
             where = Path(folder or Path.cwd())  # h5py/zip errors that lost the errno
@@ -80,14 +82,19 @@ def human_bytes(n: int | None) -> str:
     return f"{n} B"
 
 
-def disk_full_message(full: DiskFull, run_dir: str | os.PathLike | None = None, *,
-                      next_step: str | None = None) -> str:
+def disk_full_message(
+    full: DiskFull, run_dir: str | os.PathLike | None = None, *, next_step: str | None = None
+) -> str:
     """The one paragraph a user reads: where, how much is needed and free, how to go on."""
     need = f"about {human_bytes(full.needed)} is needed" if full.needed else "more space is needed"
-    head = (f"The disk holding '{full.folder}' is full ({human_bytes(full.free)} free; "
-            f"{need} for the next write).")
+    head = (
+        f"The disk holding '{full.folder}' is full ({human_bytes(full.free)} free; "
+        f"{need} for the next write)."
+    )
     if next_step is not None:
         return f"{head} Nothing half-written was left behind. Free some space, then {next_step}."
-    return (f"{head} The run stopped cleanly: everything up to its last checkpoint is kept and "
-            f"the run directory stays readable. Free some space, then continue with: "
-            f"kvision run --resume {run_dir}")
+    return (
+        f"{head} The run stopped cleanly: everything up to its last checkpoint is kept and "
+        f"the run directory stays readable. Free some space, then continue with: "
+        f"kvision run --resume {run_dir}"
+    )

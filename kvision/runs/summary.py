@@ -15,8 +15,10 @@ from datetime import datetime
 #: Column label of the headline score, in `kvision ls` and the TUI's history.
 HEADLINE = "best test"
 #: Where the headline comes from, for help texts and docs.
-HEADLINE_HELP = ("the highest test-split score (accuracy, or R² for a function fit) among "
-                 "the trials' final evaluations, in any condition")
+HEADLINE_HELP = (
+    "the highest test-split score (accuracy, or R² for a function fit) among "
+    "the trials' final evaluations, in any condition"
+)
 
 
 @dataclass

@@ -31,7 +31,9 @@ class RunWriter:
     def __init__(self, run_dir: str | os.PathLike) -> None:
         self.dir = Path(run_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._fd: int | None = os.open(self.dir / EVENTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        self._fd: int | None = os.open(
+            self.dir / EVENTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666
+        )
         self._end_torn_line()
 
     def _end_torn_line(self) -> None:
@@ -47,22 +49,30 @@ class RunWriter:
         try:
             view = memoryview(data)
             while view:
-                view = view[os.write(self._fd, view):]
+                view = view[os.write(self._fd, view) :]
             os.fsync(self._fd)
         except OSError:
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, start)  # no half line stays behind
             raise
 
-    def event(self, event: str, *, trial: str | None = None, stage: str | None = None,
-              **fields: Any) -> dict:
+    def event(
+        self, event: str, *, trial: str | None = None, stage: str | None = None, **fields: Any
+    ) -> dict:
         """Append one event; every line has event, time, trial and stage."""
         record = {"event": event, "time": now_iso(), "trial": trial, "stage": stage, **fields}
         self._append((json.dumps(record, default=_jsonable) + "\n").encode("utf-8"))
         return record
 
-    def artifact(self, path: str | os.PathLike, kind: str, *, trial: str | None = None,
-                 stage: str | None = None, **fields: Any) -> dict:
+    def artifact(
+        self,
+        path: str | os.PathLike,
+        kind: str,
+        *,
+        trial: str | None = None,
+        stage: str | None = None,
+        **fields: Any,
+    ) -> dict:
         """Record a file just written in the run directory with its size and SHA-256, so a
         resume can tell an intact file from a damaged one."""
         try:  # a path built from self.dir, or one relative to the run directory
@@ -70,11 +80,19 @@ class RunWriter:
         except ValueError:
             rel = Path(path).as_posix()
         full = self.dir / rel
-        return self.event("artifact", trial=trial, stage=stage, path=rel, kind=kind,
-                          **file_digest(full), **fields)
+        return self.event(
+            "artifact", trial=trial, stage=stage, path=rel, kind=kind, **file_digest(full), **fields
+        )
 
-    def warning(self, kind: str, message: str, *, trial: str | None = None,
-                stage: str | None = None, details: dict | None = None) -> dict:
+    def warning(
+        self,
+        kind: str,
+        message: str,
+        *,
+        trial: str | None = None,
+        stage: str | None = None,
+        details: dict | None = None,
+    ) -> dict:
         """A ``warning`` event: a short ``kind`` id and one paragraph for people."""
         extra = {"details": details} if details else {}
         return self.event("warning", trial=trial, stage=stage, kind=kind, message=message, **extra)

@@ -26,9 +26,11 @@ def read_objective(run_dir: Path, spec: SweepSection) -> float:
     cell = matrix_cell(spec.objective)
     values = _matrix_values(reader, cell) if cell else _epoch_values(reader, spec)
     if not values:
-        raise KvisionError(f"the run in '{run_dir}' has no '{spec.objective}' to optimise; "
-                           "check that [evaluate] covers that split and condition, or that the "
-                           "epochs report that metric.")
+        raise KvisionError(
+            f"the run in '{run_dir}' has no '{spec.objective}' to optimise; "
+            "check that [evaluate] covers that split and condition, or that the "
+            "epochs report that metric."
+        )
     return fmean(values)
 
 
@@ -38,8 +40,11 @@ def _matrix_values(reader: RunReader, cell: tuple[str, str, str]) -> list[float]
     for e in reader.evaluations():
         last[e["trial"]] = e
     table = "loss" if metric == "loss" else "matrix"  # accuracy, or R^2 for a regression
-    return [float(e[table][condition][split]) for e in last.values()
-            if split in e.get(table, {}).get(condition, {})]
+    return [
+        float(e[table][condition][split])
+        for e in last.values()
+        if split in e.get(table, {}).get(condition, {})
+    ]
 
 
 def _epoch_values(reader: RunReader, spec: SweepSection) -> list[float]:
@@ -53,6 +58,7 @@ def _epoch_values(reader: RunReader, spec: SweepSection) -> list[float]:
 
 def ranked(rows: list[dict], spec: SweepSection) -> list[dict]:
     """Completed trials best first, then running, then failed (each by trial number)."""
+
     def key(row: dict) -> tuple:
         order = {"complete": 0, "running": 1}.get(row["state"], 2)
         value = row.get("objective")
@@ -68,9 +74,15 @@ def write_sweep_report(folder: Path, spec: SweepSection, rows: list[dict], budge
     for rank, row in enumerate(r for r in rows if r["state"] == "complete"):
         row["rank"] = rank + 1
     best = next((r for r in rows if r.get("rank") == 1), None)
-    summary = {"objective": spec.objective, "direction": "maximize" if spec.maximize else "minimize",
-               "sampler": spec.sampler, "budget": budget, "params": list(spec.params),
-               "best": best, "trials": rows}
+    summary = {
+        "objective": spec.objective,
+        "direction": "maximize" if spec.maximize else "minimize",
+        "sampler": spec.sampler,
+        "budget": budget,
+        "params": list(spec.params),
+        "best": best,
+        "trials": rows,
+    }
     atomic_write_json(folder / "sweep.json", summary)
     atomic_write_text(folder / "sweep.md", markdown(spec, rows, budget))
     if any(r["state"] == "complete" for r in rows):
@@ -83,14 +95,22 @@ def markdown(spec: SweepSection, rows: list[dict], budget: int) -> str:
     done = sum(r["state"] in ("complete", "failed") and r.get("retried_as") is None for r in rows)
     direction = "higher" if spec.maximize else "lower"
     head = ["rank", "trial", spec.objective, *spec.params, "state", "seconds"]
-    lines = [f"# Sweep: {spec.objective} ({direction} is better)\n",
-             f"{spec.sampler} sampler, {done} of {budget} trials done.\n",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [
+        f"# Sweep: {spec.objective} ({direction} is better)\n",
+        f"{spec.sampler} sampler, {done} of {budget} trials done.\n",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
     for r in rows:
         value = r.get("objective")
-        cells = [str(r.get("rank", "")), r["run_dir"], "" if value is None else f"{value:.4f}",
-                 *(_fmt(r["params"].get(k)) for k in spec.params), r["state"],
-                 "" if r.get("seconds") is None else f"{r['seconds']:.0f}"]
+        cells = [
+            str(r.get("rank", "")),
+            r["run_dir"],
+            "" if value is None else f"{value:.4f}",
+            *(_fmt(r["params"].get(k)) for k in spec.params),
+            r["state"],
+            "" if r.get("seconds") is None else f"{r['seconds']:.0f}",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     failed = [r for r in rows if r.get("error")]
     if failed:
@@ -130,7 +150,7 @@ def plot(path: Path, spec: SweepSection, rows: list[dict]) -> None:
         ax.scatter(xs, y, s=24, c=["red" if b else "tab:blue" for b in best])
         ax.set_xlabel(key, fontsize=8)
         ax.set_ylabel(spec.objective, fontsize=8)
-    for ax in list(axes.flat)[len(keys):]:
+    for ax in list(axes.flat)[len(keys) :]:
         ax.set_visible(False)
     fig.suptitle(f"{len(done)} trials, best in red")
     fig.tight_layout()

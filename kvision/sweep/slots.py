@@ -70,7 +70,10 @@ def retry_callback() -> Callable:
     import optuna.storages as storages
     from optuna.exceptions import ExperimentalWarning
 
-    cls = getattr(storages, "RetryHeartbeatStaleTrialCallback", None) or storages.RetryFailedTrialCallback
+    cls = (
+        getattr(storages, "RetryHeartbeatStaleTrialCallback", None)
+        or storages.RetryFailedTrialCallback
+    )
     with warnings.catch_warnings():  # "experimental" since Optuna 2.8, and stable in use
         warnings.simplefilter("ignore", ExperimentalWarning)
         return cls(max_retry=MAX_RETRIES)

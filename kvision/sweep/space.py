@@ -27,9 +27,13 @@ DEFAULT_TRIALS = 20
 def split_sweep(raw: dict, *, file: str, text: str = "") -> tuple[SweepSection, dict]:
     """(validated ``[sweep]`` section, the recipe without it); problems raise RecipeErrors."""
     if "sweep" not in raw:
-        raise RecipeError("the recipe has no [sweep] section, so there is nothing to sweep. Add "
-                          "[sweep.params] with recipe keys and their choices or ranges (see "
-                          "recipes/marine_sweep.toml).", file=file, key="sweep")
+        raise RecipeError(
+            "the recipe has no [sweep] section, so there is nothing to sweep. Add "
+            "[sweep.params] with recipe keys and their choices or ranges (see "
+            "recipes/marine_sweep.toml).",
+            file=file,
+            key="sweep",
+        )
     base = {k: v for k, v in raw.items() if k != "sweep"}
     ctx = Context(file=file, locate=line_locator(text))
     spec = parse(SweepSection, raw["sweep"], ctx, "sweep")
@@ -48,9 +52,14 @@ def check_space(spec: SweepSection, base: dict, *, file: str, text: str = "") ->
         for value in candidates(space):
             problem = _override_problem(base, key, value, file)
             if problem:
-                errors.append(RecipeError(
-                    f"sweeping '{key}' to {toml_value(value)} does not fit the recipe: {problem}",
-                    file=file, key=f"sweep.params.{key}", line=locate(f"sweep.params.{key}")))
+                errors.append(
+                    RecipeError(
+                        f"sweeping '{key}' to {toml_value(value)} does not fit the recipe: {problem}",
+                        file=file,
+                        key=f"sweep.params.{key}",
+                        line=locate(f"sweep.params.{key}"),
+                    )
+                )
                 break  # one bad value per parameter says enough
     if errors:
         raise RecipeErrors(errors)
@@ -102,8 +111,13 @@ def suggest(trial: Any, spec: SweepSection) -> dict[str, Any]:
     for key, space in spec.spaces.items():
         if isinstance(space, RangeSpec):
             kind = trial.suggest_int if space.is_int else trial.suggest_float
-            values[key] = kind(key, space.low, space.high, log=space.log,
-                               **({"step": space.step} if space.step is not None else {}))
+            values[key] = kind(
+                key,
+                space.low,
+                space.high,
+                log=space.log,
+                **({"step": space.step} if space.step is not None else {}),
+            )
         else:
             labels = [_label(c) for c in space]
             values[key] = _unlabel(trial.suggest_categorical(key, labels))
@@ -112,7 +126,11 @@ def suggest(trial: Any, spec: SweepSection) -> dict[str, Any]:
 
 def _label(choice: Any) -> Any:
     """Optuna stores scalars only: arrays and tables travel as their JSON text."""
-    return choice if choice is None or isinstance(choice, (bool, int, float, str)) else json.dumps(choice)
+    return (
+        choice
+        if choice is None or isinstance(choice, (bool, int, float, str))
+        else json.dumps(choice)
+    )
 
 
 def _unlabel(label: Any) -> Any:
@@ -145,5 +163,7 @@ def toml_value(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{json.dumps(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
+        return (
+            "{ " + ", ".join(f"{json.dumps(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
+        )
     raise TypeError(f"cannot write {type(value).__name__} as TOML")

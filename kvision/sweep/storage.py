@@ -53,8 +53,9 @@ def journal_storage(path: Path) -> Any:
     return JournalStorage(JournalFileBackend(str(path)))
 
 
-def open_database(url: str, *, heartbeat: int | None = None, grace: int | None = None,
-                  on_stale: Any = None) -> Any:
+def open_database(
+    url: str, *, heartbeat: int | None = None, grace: int | None = None, on_stale: Any = None
+) -> Any:
     """Optuna's RDB storage at ``url``, connected and checked; problems raise KvisionError.
 
     ``heartbeat``/``grace`` (seconds) turn on Optuna's heartbeat: a RUNNING trial whose
@@ -68,9 +69,11 @@ def open_database(url: str, *, heartbeat: int | None = None, grace: int | None =
     except ImportError as exc:  # the DBAPI module of the URL's dialect
         raise KvisionError(_missing_driver(url, parsed, exc)) from None
     except sqlalchemy.exc.ArgumentError as exc:
-        raise KvisionError(f"The storage URL '{shown(url)}' is not one SQLAlchemy can use: "
-                           f"{exc}. Write it as dialect://user@host:port/database, e.g. "
-                           "postgresql://kvision@db.lab:5432/sweeps.") from None
+        raise KvisionError(
+            f"The storage URL '{shown(url)}' is not one SQLAlchemy can use: "
+            f"{exc}. Write it as dialect://user@host:port/database, e.g. "
+            "postgresql://kvision@db.lab:5432/sweeps."
+        ) from None
     except sqlalchemy.exc.DBAPIError as exc:
         raise KvisionError(_unreachable(url, exc)) from None
     if parsed.get_backend_name() == "sqlite":
@@ -78,8 +81,9 @@ def open_database(url: str, *, heartbeat: int | None = None, grace: int | None =
     return storage
 
 
-def _connect(url: Any, *, heartbeat: int | None, grace: int | None, on_stale: Any,
-             attempts: int = 5) -> Any:
+def _connect(
+    url: Any, *, heartbeat: int | None, grace: int | None, on_stale: Any, attempts: int = 5
+) -> Any:
     """RDBStorage, which creates Optuna's tables in a new database. Workers started together
     on a new database race to create them, and all but one may fail on a unique key or an
     "already exists": by then the tables are there, so such a loser tries again."""
@@ -91,9 +95,13 @@ def _connect(url: Any, *, heartbeat: int | None, grace: int | None, on_stale: An
         try:
             with warnings.catch_warnings():  # the heartbeat is "experimental" since Optuna 2.9
                 warnings.simplefilter("ignore", ExperimentalWarning)
-                return RDBStorage(url.render_as_string(hide_password=False),
-                                  engine_kwargs=_engine_kwargs(url), heartbeat_interval=heartbeat,
-                                  grace_period=grace, **_stale_callback(on_stale))
+                return RDBStorage(
+                    url.render_as_string(hide_password=False),
+                    engine_kwargs=_engine_kwargs(url),
+                    heartbeat_interval=heartbeat,
+                    grace_period=grace,
+                    **_stale_callback(on_stale),
+                )
         except sqlalchemy.exc.DBAPIError as exc:
             # a unique key of the schema (a type, alembic's version row), or a table
             racing = isinstance(exc, sqlalchemy.exc.IntegrityError) or "already exists" in str(exc)
@@ -110,9 +118,11 @@ def _parse(url: str) -> Any:
     try:
         return sqlalchemy.engine.make_url(url)
     except sqlalchemy.exc.ArgumentError:
-        raise KvisionError(f"'{url.split('@')[-1]}' is not a database URL. --storage takes an "
-                           "SQLAlchemy URL such as postgresql://user@host:5432/database, "
-                           "mysql://user@host/database or sqlite:////shared/sweeps.db.") from None
+        raise KvisionError(
+            f"'{url.split('@')[-1]}' is not a database URL. --storage takes an "
+            "SQLAlchemy URL such as postgresql://user@host:5432/database, "
+            "mysql://user@host/database or sqlite:////shared/sweeps.db."
+        ) from None
 
 
 def _with_driver(url: Any) -> Any:
@@ -139,28 +149,47 @@ def _stale_callback(on_stale: Any) -> dict:
     if on_stale is None:
         return {}
     names = inspect.signature(RDBStorage.__init__).parameters
-    key = "heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in names else "failed_trial_callback"
+    key = (
+        "heartbeat_stale_trial_callback"
+        if "heartbeat_stale_trial_callback" in names
+        else "failed_trial_callback"
+    )
     return {key: on_stale}
 
 
 def _missing_driver(url: str, parsed: Any, exc: ImportError) -> str:
-    hint = DRIVERS.get(parsed.get_backend_name(), (None, "install the DBAPI driver SQLAlchemy names"))[1]
-    return (f"The storage URL '{shown(url)}' needs the Python database driver "
-            f"'{exc.name or parsed.get_driver_name()}', which is not installed here: {hint}. "
-            "Every machine of a shared sweep needs it.")
+    hint = DRIVERS.get(
+        parsed.get_backend_name(), (None, "install the DBAPI driver SQLAlchemy names")
+    )[1]
+    return (
+        f"The storage URL '{shown(url)}' needs the Python database driver "
+        f"'{exc.name or parsed.get_driver_name()}', which is not installed here: {hint}. "
+        "Every machine of a shared sweep needs it."
+    )
 
 
 def _unreachable(url: str, exc: Any) -> str:
     """One paragraph for a connection that failed: refused password, or no server."""
     detail = " ".join(str(getattr(exc, "orig", exc)).split())
-    refused = any(s in detail.lower() for s in ("password authentication failed", "access denied",
-                                                 "authentication failed", "no password supplied"))
+    refused = any(
+        s in detail.lower()
+        for s in (
+            "password authentication failed",
+            "access denied",
+            "authentication failed",
+            "no password supplied",
+        )
+    )
     if refused:
-        return (f"The database at '{shown(url)}' refused the user or password: {detail}. Check "
-                "the user name and password in the URL (or in PGPASSWORD / ~/.pgpass).")
-    return (f"Cannot reach the sweep database '{shown(url)}': {detail}. Check that the server "
-            "runs and that this machine can reach its host and port (firewall, listen_addresses), "
-            "and that the database exists.")
+        return (
+            f"The database at '{shown(url)}' refused the user or password: {detail}. Check "
+            "the user name and password in the URL (or in PGPASSWORD / ~/.pgpass)."
+        )
+    return (
+        f"Cannot reach the sweep database '{shown(url)}': {detail}. Check that the server "
+        "runs and that this machine can reach its host and port (firewall, listen_addresses), "
+        "and that the database exists."
+    )
 
 
 def _serialize_sqlite(engine: Any) -> None:

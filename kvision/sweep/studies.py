@@ -58,9 +58,13 @@ class SweepStudy:
         """(WAITING, RUNNING) trials: work that is queued, or under way on some worker."""
         from optuna.trial import TrialState
 
-        trials = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING))
-        return ([t for t in trials if t.state == TrialState.WAITING],
-                [t for t in trials if t.state == TrialState.RUNNING])
+        trials = self.study.get_trials(
+            deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)
+        )
+        return (
+            [t for t in trials if t.state == TrialState.WAITING],
+            [t for t in trials if t.state == TrialState.RUNNING],
+        )
 
     def fail_stale(self) -> None:
         """Fail trials whose worker stopped beating; the retry callback queues them again."""
@@ -81,8 +85,9 @@ def local_study(journal: Path, spec: SweepSection, total: int) -> SweepStudy:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the sweep prints its own lines
     storage = journal_storage(journal)
-    study = optuna.create_study(study_name="sweep", storage=storage, direction=_direction(spec),
-                                load_if_exists=True)
+    study = optuna.create_study(
+        study_name="sweep", storage=storage, direction=_direction(spec), load_if_exists=True
+    )
     set_sampler(study, spec, salt=0)
     slots.top_up(study, spec, total)  # safe: the caller holds the sweep directory's lock
     return SweepStudy(study, storage, storage.get_study_id_from_name("sweep"))
@@ -110,15 +115,20 @@ def _direction(spec: SweepSection) -> str:
 class SharedStudy:
     """A study in a database that workers on several machines share (``--storage URL``)."""
 
-    def __init__(self, url: str, name: str, *, heartbeat: int | None = None,
-                 grace: int | None = None) -> None:
+    def __init__(
+        self, url: str, name: str, *, heartbeat: int | None = None, grace: int | None = None
+    ) -> None:
         import optuna
         from optuna.storages import get_storage
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.url, self.name, self.heartbeat = url, name, heartbeat
-        rdb = open_database(url, heartbeat=heartbeat, grace=grace,
-                            on_stale=slots.retry_callback() if heartbeat else None)
+        rdb = open_database(
+            url,
+            heartbeat=heartbeat,
+            grace=grace,
+            on_stale=slots.retry_callback() if heartbeat else None,
+        )
         self.storage = get_storage(rdb)  # Optuna's cached wrapper, as create_study would use
 
     def existing(self) -> Any | None:
@@ -134,9 +144,12 @@ class SharedStudy:
                 f"The recipe '{source}' (with its --set overrides) differs from the one the study "
                 f"'{self.name}' in {shown(self.url)} was started with, so joining it would mix two "
                 "experiments. Run the same recipe and overrides on every machine (only --trials "
-                "and --parallel may differ), or give this sweep its own --study NAME.")
+                "and --parallel may differ), or give this sweep its own --study NAME."
+            )
 
-    def join(self, spec: SweepSection, raw: dict, total: int, source: str) -> tuple[SweepStudy, str]:
+    def join(
+        self, spec: SweepSection, raw: dict, total: int, source: str
+    ) -> tuple[SweepStudy, str]:
         """Create the study (and queue its budget) or join it; returns it and what was done."""
         import optuna
         from optuna.exceptions import DuplicatedStudyError
@@ -151,17 +164,25 @@ class SharedStudy:
         study = optuna.load_study(study_name=self.name, storage=self.storage)
         if created:
             study.set_user_attr(RECIPE_ATTR, comparable(raw))
-            note = self._queue(study, spec, total, f"created study '{self.name}' with a budget "
-                                                   f"of {total} trials")
+            note = self._queue(
+                study, spec, total, f"created study '{self.name}' with a budget of {total} trials"
+            )
         else:
             self.check_recipe(raw, source)  # it may have been created since the first check
             stored = int(study.user_attrs[BUDGET_ATTR])
             note = f"joined study '{self.name}' ({stored} trials)"
             if total > stored:  # --trials raised the budget
-                note = self._queue(study, spec, total, f"joined study '{self.name}' and raised "
-                                                       f"its budget from {stored} to {total} trials")
+                note = self._queue(
+                    study,
+                    spec,
+                    total,
+                    f"joined study '{self.name}' and raised "
+                    f"its budget from {stored} to {total} trials",
+                )
         set_sampler(study, spec, salt=zlib.crc32(slots.worker_name().encode()) % 100_000 + 1)
-        return SweepStudy(study, self.storage, study_id, shared=True, heartbeat=self.heartbeat), note
+        return SweepStudy(
+            study, self.storage, study_id, shared=True, heartbeat=self.heartbeat
+        ), note
 
     def _queue(self, study: Any, spec: SweepSection, total: int, note: str) -> str:
         slots.top_up(study, spec, total)
@@ -180,14 +201,17 @@ class SharedStudy:
             time.sleep(0.5)
             attrs = self.storage.get_study_user_attrs(study_id)
         if RECIPE_ATTR not in attrs:
-            raise KvisionError(f"The study '{self.name}' in {shown(self.url)} is not a kvision "
-                               "sweep (it has no recipe recorded); give this sweep its own "
-                               "--study NAME.")
+            raise KvisionError(
+                f"The study '{self.name}' in {shown(self.url)} is not a kvision "
+                "sweep (it has no recipe recorded); give this sweep its own "
+                "--study NAME."
+            )
         if not attrs.get(READY_ATTR):
             raise KvisionError(
                 f"The study '{self.name}' in {shown(self.url)} exists but its budget was not queued "
                 f"within {READY_WAIT_S} s: the worker that created it seems to have stopped before. "
-                "Delete the study (optuna delete-study) or use another --study NAME.")
+                "Delete the study (optuna delete-study) or use another --study NAME."
+            )
         return attrs[RECIPE_ATTR]
 
     def load(self) -> Any:
@@ -196,8 +220,10 @@ class SharedStudy:
 
         if self.existing() is None:
             names = sorted(s.study_name for s in self.storage.get_all_studies())
-            raise KvisionError(f"There is no study '{self.name}' in {shown(self.url)}; it holds: "
-                               f"{', '.join(names) or 'no studies'}. Name one with --study NAME.")
+            raise KvisionError(
+                f"There is no study '{self.name}' in {shown(self.url)}; it holds: "
+                f"{', '.join(names) or 'no studies'}. Name one with --study NAME."
+            )
         return optuna.load_study(study_name=self.name, storage=self.storage)
 
     def summaries(self) -> list[Any]:

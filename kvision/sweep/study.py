@@ -93,11 +93,20 @@ class _Job:
         return is_run_dir(self.run_dir) and RunReader(self.run_dir).status() == "running"
 
 
-def run_sweep(recipe_path: str | None, overrides: list[str] | tuple[str, ...] = (), *,
-              sweep_dir: str | None = None, resume: str | None = None, trials: int | None = None,
-              parallel: int | None = None, console: Console | None = None,
-              storage: str | None = None, study: str | None = None,
-              heartbeat: int | None = None, grace: int | None = None) -> SweepResult:
+def run_sweep(
+    recipe_path: str | None,
+    overrides: list[str] | tuple[str, ...] = (),
+    *,
+    sweep_dir: str | None = None,
+    resume: str | None = None,
+    trials: int | None = None,
+    parallel: int | None = None,
+    console: Console | None = None,
+    storage: str | None = None,
+    study: str | None = None,
+    heartbeat: int | None = None,
+    grace: int | None = None,
+) -> SweepResult:
     """Run (or resume) the recipe's ``[sweep]``; returns when the budget is spent or on a stop.
 
     ``resume`` (or a ``sweep_dir`` that already holds a sweep) continues a sweep: finished
@@ -115,10 +124,14 @@ def run_sweep(recipe_path: str | None, overrides: list[str] | tuple[str, ...] = 
         spec, base, raw, meta = _reopen(folder, recipe_path, list(overrides), cli)
         storage, study = storage or meta.get("storage"), study or meta.get("study")
     elif resume:
-        raise KvisionError(f"--resume '{resume}' is not a sweep directory (it has no {META}). "
-                           "Start a sweep with: kvision sweep RECIPE [--sweep-dir DIR].")
+        raise KvisionError(
+            f"--resume '{resume}' is not a sweep directory (it has no {META}). "
+            "Start a sweep with: kvision sweep RECIPE [--sweep-dir DIR]."
+        )
     elif not recipe_path:
-        raise KvisionError("kvision sweep needs a RECIPE file with a [sweep] section (or --resume SWEEP_DIR).")
+        raise KvisionError(
+            "kvision sweep needs a RECIPE file with a [sweep] section (or --resume SWEEP_DIR)."
+        )
     else:
         spec, base, raw = _prepare(recipe_path, list(overrides) + cli)
     shared = _open_shared(storage, study or base["experiment"]["name"], heartbeat, grace)
@@ -129,21 +142,28 @@ def run_sweep(recipe_path: str | None, overrides: list[str] | tuple[str, ...] = 
     return _drive(folder, spec, raw, console, shared, recipe_path or str(folder / META))
 
 
-def _open_shared(storage: str | None, name: str, heartbeat: int | None,
-                 grace: int | None) -> SharedStudy | None:
+def _open_shared(
+    storage: str | None, name: str, heartbeat: int | None, grace: int | None
+) -> SharedStudy | None:
     if storage is None:
         if heartbeat or grace:
-            raise KvisionError("--heartbeat and --grace need --storage URL: a sweep's own journal "
-                               "file has one worker, which resumes its trials itself.")
+            raise KvisionError(
+                "--heartbeat and --grace need --storage URL: a sweep's own journal "
+                "file has one worker, which resumes its trials itself."
+            )
         return None
     if not is_url(storage):
-        raise KvisionError(f"--storage '{storage}' is not a database URL; give one such as "
-                           "postgresql://user@host:5432/database or sqlite:////shared/sweeps.db "
-                           "(without --storage the sweep keeps its journal file).")
+        raise KvisionError(
+            f"--storage '{storage}' is not a database URL; give one such as "
+            "postgresql://user@host:5432/database or sqlite:////shared/sweeps.db "
+            "(without --storage the sweep keeps its journal file)."
+        )
     heartbeat = heartbeat or HEARTBEAT_S
     if heartbeat < 1 or (grace is not None and grace <= heartbeat):
-        raise KvisionError(f"--heartbeat must be at least 1 second and --grace longer than it "
-                           f"(got --heartbeat {heartbeat}, --grace {grace}).")
+        raise KvisionError(
+            f"--heartbeat must be at least 1 second and --grace longer than it "
+            f"(got --heartbeat {heartbeat}, --grace {grace})."
+        )
     return SharedStudy(storage, name, heartbeat=heartbeat, grace=grace or GRACE_BEATS * heartbeat)
 
 
@@ -162,21 +182,39 @@ def _prepare(recipe_path: str, overrides: list[str]) -> tuple[SweepSection, dict
     return spec, base, raw
 
 
-def _create(folder: Path | None, base: dict, raw: dict, spec: SweepSection, recipe_path: str,
-            overrides: list[str], shared: SharedStudy | None) -> Path:
+def _create(
+    folder: Path | None,
+    base: dict,
+    raw: dict,
+    spec: SweepSection,
+    recipe_path: str,
+    overrides: list[str],
+    shared: SharedStudy | None,
+) -> Path:
     runs_dir = base.get("output", {}).get("runs_dir", "runs")
-    folder = claim_run_dir(folder) if folder else new_run_dir(runs_dir, f"{base['experiment']['name']}-sweep")
+    folder = (
+        claim_run_dir(folder)
+        if folder
+        else new_run_dir(runs_dir, f"{base['experiment']['name']}-sweep")
+    )
     atomic_write_text(folder / RECIPE, tomli_w.dumps(base))
-    atomic_write_json(folder / META, {"recipe_path": str(recipe_path), "overrides": overrides,
-                                      "raw": raw, "sweep": to_plain(spec),
-                                      "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                                      **({"storage": without_password(shared.url),
-                                          "study": shared.name} if shared else {})})
+    atomic_write_json(
+        folder / META,
+        {
+            "recipe_path": str(recipe_path),
+            "overrides": overrides,
+            "raw": raw,
+            "sweep": to_plain(spec),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            **({"storage": without_password(shared.url), "study": shared.name} if shared else {}),
+        },
+    )
     return folder
 
 
-def _reopen(folder: Path, recipe_path: str | None, overrides: list[str],
-            cli: list[str]) -> tuple[SweepSection, dict, dict, dict]:
+def _reopen(
+    folder: Path, recipe_path: str | None, overrides: list[str], cli: list[str]
+) -> tuple[SweepSection, dict, dict, dict]:
     """The saved sweep (spec, base, raw, meta); a recipe given again must match it except for
     trials and parallel."""
     meta = json.loads((folder / META).read_text("utf-8"))
@@ -187,14 +225,21 @@ def _reopen(folder: Path, recipe_path: str | None, overrides: list[str],
                 f"The recipe '{recipe_path}' (with its --set overrides) differs from the one the "
                 f"sweep in '{folder}' started with, so resuming would mix two experiments. Start "
                 f"a new sweep, or resume with just: kvision sweep --resume {folder} (only "
-                f"--trials and --parallel may change).")
+                f"--trials and --parallel may change)."
+            )
     raw = apply_overrides(meta["raw"], cli, str(folder / META))
     spec, base = split_sweep(raw, file=str(folder / META))
     return spec, base, raw, meta
 
 
-def _drive(folder: Path, spec: SweepSection, raw: dict, console: Console,
-           shared: SharedStudy | None, source: str) -> SweepResult:
+def _drive(
+    folder: Path,
+    spec: SweepSection,
+    raw: dict,
+    console: Console,
+    shared: SharedStudy | None,
+    source: str,
+) -> SweepResult:
     """Hold the lock, open the study, keep ``parallel`` trials running until none is left."""
     folder = folder.resolve()  # trials record this path; it must not depend on the cwd
     _lock(folder)
@@ -205,24 +250,37 @@ def _drive(folder: Path, spec: SweepSection, raw: dict, console: Console,
         else:
             handle, note = shared.join(spec, raw, total, source)
             total = int(handle.study.user_attrs[BUDGET_ATTR])
-        console.line(f"sweep directory: {folder} ({spec.sampler}, {note}, {spec.parallel} at a "
-                     f"time, objective {spec.objective})")
+        console.line(
+            f"sweep directory: {folder} ({spec.sampler}, {note}, {spec.parallel} at a "
+            f"time, objective {spec.objective})"
+        )
         with stop_on_signals() as stop, Heartbeat(handle.storage, handle.heartbeat) as beat:
             _loop(folder, handle, spec, total, console, stop, beat)
         best = write_report(folder, handle.study, spec, total)
     finally:
         (folder / LOCK).unlink(missing_ok=True)
     if stop:
-        console.line(f"sweep stopped by {stop.signame}; continue with: kvision sweep --resume {folder}"
-                     + (" (meanwhile the other workers retry its trials)" if handle.shared else ""))
+        console.line(
+            f"sweep stopped by {stop.signame}; continue with: kvision sweep --resume {folder}"
+            + (" (meanwhile the other workers retry its trials)" if handle.shared else "")
+        )
         return SweepResult(folder, "interrupted", 130 if stop.signame == "SIGINT" else 143, best)
-    console.line(f"sweep finished: {folder / 'sweep.md'}" + (
-        f"; best {spec.objective} {best['objective']:.4f} ({best['run_dir']})" if best else ""))
+    console.line(
+        f"sweep finished: {folder / 'sweep.md'}"
+        + (f"; best {spec.objective} {best['objective']:.4f} ({best['run_dir']})" if best else "")
+    )
     return SweepResult(folder, "finished", 0, best)
 
 
-def _loop(folder: Path, handle: SweepStudy, spec: SweepSection, total: int, console: Console,
-          stop: StopFlag, beat: Heartbeat) -> None:
+def _loop(
+    folder: Path,
+    handle: SweepStudy,
+    spec: SweepSection,
+    total: int,
+    console: Console,
+    stop: StopFlag,
+    beat: Heartbeat,
+) -> None:
     """Claim, start and reap trials until the study has none left, or until a stop."""
     jobs = [] if handle.shared else _adopt(folder, handle, spec, console)
     for job in jobs:
@@ -244,8 +302,10 @@ def _loop(folder: Path, handle: SweepStudy, spec: SweepSection, total: int, cons
             if not (waiting or running):
                 return
             if not told_waiting:
-                console.line(f"waiting for {len(running)} trial(s) of other workers: if a worker "
-                             "dies, its trial is retried here")
+                console.line(
+                    f"waiting for {len(running)} trial(s) of other workers: if a worker "
+                    "dies, its trial is retried here"
+                )
                 told_waiting = True
         if changed:
             write_report(folder, handle.study, spec, total)
@@ -258,8 +318,10 @@ def _lock(folder: Path) -> None:
     if lock.exists():
         held = json.loads(lock.read_text("utf-8") or "{}")
         if writer_alive(held):
-            raise KvisionError(f"The sweep in '{folder}' is already running (pid {held.get('pid')} "
-                               f"on {held.get('host')}); stop it before resuming.")
+            raise KvisionError(
+                f"The sweep in '{folder}' is already running (pid {held.get('pid')} "
+                f"on {held.get('host')}); stop it before resuming."
+            )
     atomic_write_json(lock, {"pid": os.getpid(), "host": socket.gethostname()})
 
 
@@ -274,12 +336,17 @@ def _next(folder: Path, handle: SweepStudy, spec: SweepSection, console: Console
     retry_of = frozen.system_attrs.get("failed_trial")
     run_dir = _retry_dir(frozen) if retry_of is not None else None
     run_dir = run_dir or folder / "trials" / f"{trial.number:03d}"
-    for key, value in (("run_dir", str(run_dir)), ("host", socket.gethostname()),
-                       ("worker", worker_name())):
+    for key, value in (
+        ("run_dir", str(run_dir)),
+        ("host", socket.gethostname()),
+        ("worker", worker_name()),
+    ):
         trial.set_user_attr(key, value)  # where the trial is, for reports from any machine
     if retry_of is not None:
-        console.line(f"trial {trial.number:03d} retries trial {retry_of:03d}, whose worker "
-                     "stopped answering" + (f"; resuming {run_dir}" if is_run_dir(run_dir) else ""))
+        console.line(
+            f"trial {trial.number:03d} retries trial {retry_of:03d}, whose worker "
+            "stopped answering" + (f"; resuming {run_dir}" if is_run_dir(run_dir) else "")
+        )
     return _start(folder, spec, console, _Job(trial.number, trial_id, run_dir, params))
 
 
@@ -301,7 +368,9 @@ def _start(folder: Path, spec: SweepSection, console: Console, job: _Job) -> _Jo
     if status is None:
         if run_dir.exists():
             _clear(run_dir)  # created but killed before its first file: start it afresh
-        command = run_command(folder / RECIPE, run_dir, [override(k, v) for k, v in job.params.items()])
+        command = run_command(
+            folder / RECIPE, run_dir, [override(k, v) for k, v in job.params.items()]
+        )
     else:  # "running" on another machine, which the heartbeat says is gone: take it over
         command = resume_command(run_dir) + (["--force"] if status == "running" else [])
     log = folder / "logs" / f"{job.number:03d}.log"
@@ -343,8 +412,15 @@ def _adopt(folder: Path, handle: SweepStudy, spec: SweepSection, console: Consol
     return jobs
 
 
-def _reap(folder: Path, handle: SweepStudy, spec: SweepSection, jobs: list[_Job], stop: StopFlag,
-          console: Console, beat: Heartbeat) -> bool:
+def _reap(
+    folder: Path,
+    handle: SweepStudy,
+    spec: SweepSection,
+    jobs: list[_Job],
+    stop: StopFlag,
+    console: Console,
+    beat: Heartbeat,
+) -> bool:
     """Record every trial that ended: its objective, or failed with the reason; True if any."""
     ended = [j for j in jobs if not j.running()]
     for job in ended:
@@ -364,8 +440,15 @@ def _reap(folder: Path, handle: SweepStudy, spec: SweepSection, jobs: list[_Job]
     return bool(ended)
 
 
-def _tell(handle: SweepStudy, job: _Job, console: Console, *, value: float | None = None,
-          error: str | None = None, objective: str = "") -> None:
+def _tell(
+    handle: SweepStudy,
+    job: _Job,
+    console: Console,
+    *,
+    value: float | None = None,
+    error: str | None = None,
+    objective: str = "",
+) -> None:
     """The trial's result into the study, unless the study gave up on it meanwhile (a worker
     so slow that its heartbeat lapsed: the trial was retried elsewhere)."""
     from optuna.exceptions import UpdateFinishedTrialError
@@ -382,8 +465,10 @@ def _tell(handle: SweepStudy, job: _Job, console: Console, *, value: float | Non
             handle.study.tell(job.number, value, skip_if_finished=True)
             console.line(f"trial {job.number:03d} done: {objective} {value:.4f}")
     except UpdateFinishedTrialError:
-        console.line(f"trial {job.number:03d} had been given up by the study (no heartbeat in "
-                     "time) and retried elsewhere; its run directory keeps this result")
+        console.line(
+            f"trial {job.number:03d} had been given up by the study (no heartbeat in "
+            "time) and retried elsewhere; its run directory keeps this result"
+        )
 
 
 def _failure(folder: Path, job: _Job, status: str) -> str:
@@ -394,7 +479,12 @@ def _failure(folder: Path, job: _Job, status: str) -> str:
                 return f"{status}: {e.get('error') or e.get('message')}"
         code = job.proc.returncode if job.proc else None
         return f"{status}: the process ended without a last word (exit code {code})"
-    lines = (folder / "logs" / f"{job.number:03d}.log").read_text("utf-8", "replace").strip().splitlines()
+    lines = (
+        (folder / "logs" / f"{job.number:03d}.log")
+        .read_text("utf-8", "replace")
+        .strip()
+        .splitlines()
+    )
     return f"did not start: {lines[-1] if lines else 'no output'}"
 
 

@@ -62,8 +62,15 @@ def save_checkpoint(folder: Path, name: str, model: Any, state: dict) -> Path:
     tmp.mkdir()
     try:
         _write_files(tmp, model, state, folder)
-        atomic_write_json(tmp / MANIFEST, {"seq": _next_seq(folder), "files": {
-            p.name: file_digest(p) for p in sorted(tmp.iterdir()) if p.name != MANIFEST}})
+        atomic_write_json(
+            tmp / MANIFEST,
+            {
+                "seq": _next_seq(folder),
+                "files": {
+                    p.name: file_digest(p) for p in sorted(tmp.iterdir()) if p.name != MANIFEST
+                },
+            },
+        )
         fsync_dir(tmp)
         commit(tmp, final)
     except BaseException as exc:
@@ -81,7 +88,9 @@ def _write_files(tmp: Path, model: Any, state: dict, folder: Path) -> None:
     # Keras writes the optimizer's variables into the same file when the model is compiled.
     model.save_weights(str(tmp / "model.weights.h5"))
     fsync_file(tmp / "model.weights.h5")
-    _write_npz(tmp / "rng.npz", {f"v{i:04d}": np.asarray(v) for i, v in enumerate(_rng_states(model))})
+    _write_npz(
+        tmp / "rng.npz", {f"v{i:04d}": np.asarray(v) for i, v in enumerate(_rng_states(model))}
+    )
     atomic_write_json(tmp / "state.json", state)
     if (folder / BEST).exists():  # early stopping's best so far belongs to this state
         _link_or_copy(folder / BEST, tmp / BEST)

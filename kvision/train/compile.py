@@ -12,27 +12,40 @@ from kvision.recipe.schema_training import OptimizerSpec, TrainingSection
 
 def make_optimizer(spec: OptimizerSpec) -> keras.optimizers.Optimizer:
     """A Keras optimizer from the recipe's optimizer table."""
-    common: dict[str, Any] = {"learning_rate": spec.learning_rate, "clipnorm": spec.clipnorm,
-                              "clipvalue": spec.clipvalue}
+    common: dict[str, Any] = {
+        "learning_rate": spec.learning_rate,
+        "clipnorm": spec.clipnorm,
+        "clipvalue": spec.clipvalue,
+    }
     if spec.weight_decay:
         common["weight_decay"] = spec.weight_decay
     if spec.name == "adam":
-        return keras.optimizers.Adam(beta_1=spec.beta_1, beta_2=spec.beta_2, epsilon=spec.epsilon, **common)
+        return keras.optimizers.Adam(
+            beta_1=spec.beta_1, beta_2=spec.beta_2, epsilon=spec.epsilon, **common
+        )
     if spec.name == "adamw":
         common.setdefault("weight_decay", 0.0)
-        return keras.optimizers.AdamW(beta_1=spec.beta_1, beta_2=spec.beta_2, epsilon=spec.epsilon, **common)
+        return keras.optimizers.AdamW(
+            beta_1=spec.beta_1, beta_2=spec.beta_2, epsilon=spec.epsilon, **common
+        )
     if spec.name == "sgd":
         return keras.optimizers.SGD(momentum=spec.momentum, nesterov=spec.nesterov, **common)
     return keras.optimizers.RMSprop(momentum=spec.momentum, epsilon=spec.epsilon, **common)
 
 
 #: Regression losses by recipe name (``training.loss``, the schema's names); mse is report 002's.
-REGRESSION_LOSSES = dict(zip(LOSS_NAMES,
-                             (keras.losses.MeanSquaredError, keras.losses.MeanAbsoluteError,
-                              keras.losses.Huber), strict=True))
+REGRESSION_LOSSES = dict(
+    zip(
+        LOSS_NAMES,
+        (keras.losses.MeanSquaredError, keras.losses.MeanAbsoluteError, keras.losses.Huber),
+        strict=True,
+    )
+)
 
 
-def compile_model(model: keras.Model, training: TrainingSection, *, regression: bool = False) -> None:
+def compile_model(
+    model: keras.Model, training: TrainingSection, *, regression: bool = False
+) -> None:
     """Compile with the stage's optimizer (kvision's fast graph and fused Adam on torch).
 
     Classification: logits out, integer labels in, accuracy. Regression: one value out,
@@ -47,8 +60,9 @@ def compile_model(model: keras.Model, training: TrainingSection, *, regression: 
     from kvision.models._fast import direct_graph, fuse_adam
 
     direct_graph(model)
-    model.compile(optimizer=fuse_adam(make_optimizer(training.optimizer)), loss=loss,
-                  metrics=metrics)
+    model.compile(
+        optimizer=fuse_adam(make_optimizer(training.optimizer)), loss=loss, metrics=metrics
+    )
 
 
 def with_overrides(model: keras.Model, training: TrainingSection) -> keras.Model:

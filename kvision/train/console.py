@@ -23,20 +23,35 @@ class Console:
         self.stream.write(text + "\n")
         self.stream.flush()
 
-    def progress(self, label: str, step: int, steps: int, started: float, *,
-                 loss: float | None = None, batch_size: int = 0) -> None:
+    def progress(
+        self,
+        label: str,
+        step: int,
+        steps: int,
+        started: float,
+        *,
+        loss: float | None = None,
+        batch_size: int = 0,
+    ) -> None:
         """Redraw the progress bar (TTY only; headless output stays one line per epoch):
         steps done, the running loss of the epoch, images per second and the epoch's ETA."""
         if not self.tty or steps <= 0:
             return
-        self.stream.write("\r" + progress_line(label, step, steps,
-                                                time.monotonic() - started, loss, batch_size))
+        self.stream.write(
+            "\r" + progress_line(label, step, steps, time.monotonic() - started, loss, batch_size)
+        )
         self.stream.flush()
         self._bar_open = True
 
 
-def progress_line(label: str, step: int, steps: int, elapsed: float,
-                  loss: float | None = None, batch_size: int = 0) -> str:
+def progress_line(
+    label: str,
+    step: int,
+    steps: int,
+    elapsed: float,
+    loss: float | None = None,
+    batch_size: int = 0,
+) -> str:
     """``lenet-plain train epoch 1/5 [######------] 12/40 loss 0.4312 812 img/s eta 0:04``."""
     width = 20
     done = int(width * min(step, steps) / steps)

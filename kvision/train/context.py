@@ -50,8 +50,15 @@ class RunContext:
         """Whether the run fits a function (float targets) rather than classifying images."""
         return self.recipe.data.regression
 
-    def warn(self, kind: str, message: str, *, trial: str | None = None,
-             stage: str | None = None, details: dict | None = None) -> None:
+    def warn(
+        self,
+        kind: str,
+        message: str,
+        *,
+        trial: str | None = None,
+        stage: str | None = None,
+        details: dict | None = None,
+    ) -> None:
         """A warning the user should see: a ``warning`` event and a console line."""
         self.writer.warning(kind, message, trial=trial, stage=stage, details=details)
         self.console.line(f"warning: {message}")
@@ -70,8 +77,15 @@ class RunContext:
         s = self.dataset.splits.get(split)
         return s is not None and len(s.labels) > 0
 
-    def batches(self, plan: TrialPlan, condition: str, split: str, training: TrainingSection,
-                *, shuffle: bool | None = None) -> Any:
+    def batches(
+        self,
+        plan: TrialPlan,
+        condition: str,
+        split: str,
+        training: TrainingSection,
+        *,
+        shuffle: bool | None = None,
+    ) -> Any:
         """Training or validation batches (raw pixel values; the model normalises)."""
         from kvision.data import make_batches
 
@@ -85,17 +99,28 @@ class RunContext:
             images, labels = self.view(condition, split)
         augment = self.recipe.data.augment
         # Validation only predicts: the larger evaluation batches, the same numbers.
-        size = training.batch_size if split == "train" else max(training.batch_size,
-                                                                 self.eval_batch_size())
-        return make_batches(images, labels, batch_size=size, seed=plan.seed,
-                            shuffle=training.shuffle if shuffle is None else shuffle,
-                            augment=augment.dynamic if split in augment.splits else None,
-                            workers=training.workers, mix=list(mix.values()) if mix else None)
+        size = (
+            training.batch_size
+            if split == "train"
+            else max(training.batch_size, self.eval_batch_size())
+        )
+        return make_batches(
+            images,
+            labels,
+            batch_size=size,
+            seed=plan.seed,
+            shuffle=training.shuffle if shuffle is None else shuffle,
+            augment=augment.dynamic if split in augment.splits else None,
+            workers=training.workers,
+            mix=list(mix.values()) if mix else None,
+        )
 
     def eval_conditions(self) -> list[str]:
         """Conditions in the accuracy matrix (default: all but mixes, which are not views)."""
-        return list(self.recipe.evaluate.conditions
-                    or [n for n, c in self.recipe.conditions.items() if not c.mix])
+        return list(
+            self.recipe.evaluate.conditions
+            or [n for n, c in self.recipe.conditions.items() if not c.mix]
+        )
 
     def eval_batches(self, condition: str, split: str) -> tuple[Any, np.ndarray] | None:
         """(batches, labels) for evaluation: fixed order, optionally a seeded subset."""
@@ -112,8 +137,9 @@ class RunContext:
                 self._eval_index[split] = np.sort(rng.choice(len(labels), limit, replace=False))
             idx = self._eval_index[split]
             images, labels = images[idx], labels[idx]
-        batches = make_batches(images, labels, batch_size=self.eval_batch_size(), seed=0,
-                               shuffle=False)
+        batches = make_batches(
+            images, labels, batch_size=self.eval_batch_size(), seed=0, shuffle=False
+        )
         return batches, labels
 
     def eval_batch_size(self) -> int:
@@ -126,7 +152,9 @@ class RunContext:
         41 s at 256 and 28 s at 512, for peaks of 701, 809 and 978 MiB. 256 keeps most of
         the time saved for a third of the memory; the pixel budget keeps large images small.
         """
-        pixels = int(np.prod(self.dataset.image_shape[:2])) if len(self.dataset.image_shape) > 1 else 1
+        pixels = (
+            int(np.prod(self.dataset.image_shape[:2])) if len(self.dataset.image_shape) > 1 else 1
+        )
         budget = 2 ** int(np.log2(max(EVAL_PIXELS // max(pixels, 1), 1)))
         return max(self.recipe.training.batch_size, 128, min(budget, 512))
 
@@ -140,13 +168,26 @@ class RunContext:
         if plan.model.weights not in NO_WEIGHTS:
             options["weights"] = plan.model.weights
         outputs = 1 if self.regression else self.dataset.num_classes
-        return create_model(plan.model.arch, input_shape=self.dataset.image_shape,
-                            num_classes=outputs, preprocess=self.mean_std, **options)
+        return create_model(
+            plan.model.arch,
+            input_shape=self.dataset.image_shape,
+            num_classes=outputs,
+            preprocess=self.mean_std,
+            **options,
+        )
 
     @timed("train")
-    def fit_one_epoch(self, model: keras.Model, train: Any, val: Any, plan: TrialPlan,
-                      stage: StageSection, epoch: int, training: TrainingSection,
-                      rng_seed: int) -> dict[str, float]:
+    def fit_one_epoch(
+        self,
+        model: keras.Model,
+        train: Any,
+        val: Any,
+        plan: TrialPlan,
+        stage: StageSection,
+        epoch: int,
+        training: TrainingSection,
+        rng_seed: int,
+    ) -> dict[str, float]:
         """One epoch of ``model.fit``; returns its metrics (float)."""
         callback = _Progress(self, plan, stage, epoch, rng_seed, training.batch_size)
         from kvision.train.ddp_env import is_distributed
@@ -155,18 +196,31 @@ class RunContext:
             from kvision.train import distributed
 
             metrics = distributed.fit_one_epoch(
-                model, train, val, class_weight=self.class_weights,
-                steps_per_epoch=training.steps_per_epoch, callbacks=[callback],
-                stop=self.stop)
+                model,
+                train,
+                val,
+                class_weight=self.class_weights,
+                steps_per_epoch=training.steps_per_epoch,
+                callbacks=[callback],
+                stop=self.stop,
+            )
             self.stop.raise_if_set()
             return metrics
         # shuffle=False: the batches' order is set by train.set_epoch (seeded, resumable).
-        history = model.fit(train, validation_data=val, epochs=1, verbose=0, shuffle=False,
-                            callbacks=[callback], class_weight=self.class_weights,
-                            steps_per_epoch=training.steps_per_epoch)
+        history = model.fit(
+            train,
+            validation_data=val,
+            epochs=1,
+            verbose=0,
+            shuffle=False,
+            callbacks=[callback],
+            class_weight=self.class_weights,
+            steps_per_epoch=training.steps_per_epoch,
+        )
         self.stop.raise_if_set()  # a stop mid-epoch: the partial epoch is not recorded
-        return {k: round(float(v[-1]), 6) for k, v in history.history.items()
-                if k != "learning_rate"}
+        return {
+            k: round(float(v[-1]), 6) for k, v in history.history.items() if k != "learning_rate"
+        }
 
     # -- pictures --------------------------------------------------------------------
     @timed("insight")
@@ -176,8 +230,14 @@ class RunContext:
             return
         from kvision.insight.hooks import checkpoint_artifacts
 
-        checkpoint_artifacts(self.writer, trial=plan.name, label=label, model=model,
-                             samples=self.samples(), cfg=self.recipe.insight)
+        checkpoint_artifacts(
+            self.writer,
+            trial=plan.name,
+            label=label,
+            model=model,
+            samples=self.samples(),
+            cfg=self.recipe.insight,
+        )
 
     @timed("insight")
     def trial_artifacts(self, plan: TrialPlan, model: keras.Model) -> None:
@@ -187,15 +247,30 @@ class RunContext:
         if self.regression:
             from kvision.insight.fit import fit_artifacts
 
-            fit_artifacts(self.writer, trial=plan.name, model=model, data=self.recipe.data,
-                          train=self.dataset.splits["train"], cfg=self.recipe.insight)
+            fit_artifacts(
+                self.writer,
+                trial=plan.name,
+                model=model,
+                data=self.recipe.data,
+                train=self.dataset.splits["train"],
+                cfg=self.recipe.insight,
+            )
             return
         from kvision.insight.hooks import trial_artifacts
 
-        test_sets = {c: self.view(c, "test") for c in self.eval_conditions() if self.has_split("test")}
-        trial_artifacts(self.writer, trial=plan.name, model=model, test_sets=test_sets,
-                        class_names=self.dataset.class_names, samples=self.samples(),
-                        cfg=self.recipe.insight, predicted=self.predicted.get(plan.name))
+        test_sets = {
+            c: self.view(c, "test") for c in self.eval_conditions() if self.has_split("test")
+        }
+        trial_artifacts(
+            self.writer,
+            trial=plan.name,
+            model=model,
+            test_sets=test_sets,
+            class_names=self.dataset.class_names,
+            samples=self.samples(),
+            cfg=self.recipe.insight,
+            predicted=self.predicted.get(plan.name),
+        )
 
     def samples(self) -> Any:
         """Sample test images (one per class by default) for activations and CAM."""
@@ -203,8 +278,11 @@ class RunContext:
 
         split = "test" if self.has_split("test") else "train"
         labels = self.dataset.splits[split].labels
-        idx = pick_samples(labels, per_class=self.recipe.insight.samples_per_class,
-                           seed=self.recipe.experiment.seed)
+        idx = pick_samples(
+            labels,
+            per_class=self.recipe.insight.samples_per_class,
+            seed=self.recipe.experiment.seed,
+        )
         images = self.dataset.splits[split].images[idx]
         return Samples(images=images, labels=labels[idx], class_names=self.dataset.class_names)
 
@@ -212,8 +290,15 @@ class RunContext:
 class _Progress(keras.callbacks.Callback):
     """Progress for people (TTY bar) and viewers (throttled events); honours stop requests."""
 
-    def __init__(self, ctx: RunContext, plan: TrialPlan, stage: StageSection, epoch: int,
-                 rng_seed: int, batch_size: int = 0) -> None:
+    def __init__(
+        self,
+        ctx: RunContext,
+        plan: TrialPlan,
+        stage: StageSection,
+        epoch: int,
+        rng_seed: int,
+        batch_size: int = 0,
+    ) -> None:
         super().__init__()
         self.ctx, self.plan, self.stage, self.epoch = ctx, plan, stage, epoch
         self.rng_seed, self.batch_size = rng_seed, batch_size
@@ -233,10 +318,21 @@ class _Progress(keras.callbacks.Callback):
         now = time.monotonic()
         label = f"{self.plan.name} {self.stage.name} epoch {self.epoch + 1}/{self.stage.epochs}"
         loss = (logs or {}).get("loss")
-        self.ctx.console.progress(label, batch + 1, self.steps, self.started,
-                                  loss=float(loss) if loss is not None else None,
-                                  batch_size=self.batch_size)
+        self.ctx.console.progress(
+            label,
+            batch + 1,
+            self.steps,
+            self.started,
+            loss=float(loss) if loss is not None else None,
+            batch_size=self.batch_size,
+        )
         if now - self.last >= PROGRESS_EVERY_S:
             self.last = now
-            self.ctx.writer.event("progress", trial=self.plan.name, stage=self.stage.name,
-                                  epoch=self.epoch + 1, step=batch + 1, steps=self.steps)
+            self.ctx.writer.event(
+                "progress",
+                trial=self.plan.name,
+                stage=self.stage.name,
+                epoch=self.epoch + 1,
+                step=batch + 1,
+                steps=self.steps,
+            )

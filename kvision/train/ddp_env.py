@@ -94,24 +94,33 @@ class Nodes:
         if self.count < 1:
             raise KvisionError(f"--nnodes must be at least 1, got {self.count}.")
         if not 0 <= self.rank < self.count:
-            raise KvisionError(f"--node-rank {self.rank} is outside 0..{self.count - 1} "
-                               f"(--nnodes {self.count}); number the machines from 0, and give "
-                               "0 to the one at --rdzv-endpoint.")
+            raise KvisionError(
+                f"--node-rank {self.rank} is outside 0..{self.count - 1} "
+                f"(--nnodes {self.count}); number the machines from 0, and give "
+                "0 to the one at --rdzv-endpoint."
+            )
         if self.count > 1 and not self.endpoint:
-            raise KvisionError(f"--nnodes {self.count} needs --rdzv-endpoint HOST:PORT: the "
-                               "address of node 0 that every node can reach, e.g. "
-                               "--rdzv-endpoint 10.0.0.1:29500.")
+            raise KvisionError(
+                f"--nnodes {self.count} needs --rdzv-endpoint HOST:PORT: the "
+                "address of node 0 that every node can reach, e.g. "
+                "--rdzv-endpoint 10.0.0.1:29500."
+            )
         host, _, port = (self.endpoint or "").rpartition(":")
         if self.endpoint and not (host and port.isdigit() and 0 < int(port) < 65536):
-            raise KvisionError(f"--rdzv-endpoint '{self.endpoint}' is not HOST:PORT "
-                               "(e.g. 10.0.0.1:29500).")
+            raise KvisionError(
+                f"--rdzv-endpoint '{self.endpoint}' is not HOST:PORT (e.g. 10.0.0.1:29500)."
+            )
 
     def torchrun_args(self) -> list[str]:
         """One node: ``--standalone``; several: torchrun's static rendezvous at node 0."""
         if self.count == 1:
             return ["--standalone"]
-        return [f"--nnodes={self.count}", f"--node-rank={self.rank}",
-                "--rdzv-backend=static", f"--rdzv-endpoint={self.endpoint}"]
+        return [
+            f"--nnodes={self.count}",
+            f"--node-rank={self.rank}",
+            "--rdzv-backend=static",
+            f"--rdzv-endpoint={self.endpoint}",
+        ]
 
 
 # The options of `kvision run` that only `kvision run` itself reads: the ranks run without them.
@@ -134,10 +143,20 @@ def launch(nprocs: int, argv: list[str], nodes: Nodes | None = None) -> int:
         raise KvisionError(f"--gpus must be at least 1, got {nprocs}.")
     nodes.check()
     if torch.cuda.is_available() and nprocs > torch.cuda.device_count():
-        raise KvisionError(f"--gpus {nprocs} asks for more GPUs than this machine has "
-                           f"({torch.cuda.device_count()}).")
-    cmd = [sys.executable, "-m", "torch.distributed.run", *nodes.torchrun_args(),
-           f"--nproc-per-node={nprocs}", "-m", "kvision", *_without_launch_options(argv)]
+        raise KvisionError(
+            f"--gpus {nprocs} asks for more GPUs than this machine has "
+            f"({torch.cuda.device_count()})."
+        )
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        *nodes.torchrun_args(),
+        f"--nproc-per-node={nprocs}",
+        "-m",
+        "kvision",
+        *_without_launch_options(argv),
+    ]
     os.execv(sys.executable, cmd)
     return 0  # not reached: exec replaced this process
 
@@ -172,16 +191,20 @@ def check_everywhere(ok: bool, problem: str) -> None:
     if not ok:
         raise KvisionError(problem)
     if not flag.item():
-        raise KvisionError(f"rank {rank()} stops with the others: another rank's check failed "
-                           "(its message is in that node's output).")
+        raise KvisionError(
+            f"rank {rank()} stops with the others: another rank's check failed "
+            "(its message is in that node's output)."
+        )
 
 
 def shared_dir_problem(path: Path) -> str:
     """The message for a rank that cannot see the run directory node 0 made."""
-    return (f"rank {rank()} on {socket.gethostname()} cannot see the run directory '{path}' "
-            "that rank 0 uses. Every rank reads checkpoints from it, so a run over several "
-            "machines needs the runs folder on a filesystem they share at the same path "
-            "(e.g. NFS), with --runs-dir or --run-dir pointing into it.")
+    return (
+        f"rank {rank()} on {socket.gethostname()} cannot see the run directory '{path}' "
+        "that rank 0 uses. Every rank reads checkpoints from it, so a run over several "
+        "machines needs the runs folder on a filesystem they share at the same path "
+        "(e.g. NFS), with --runs-dir or --run-dir pointing into it."
+    )
 
 
 class FollowerWriter:

@@ -33,9 +33,16 @@ from kvision.train.ddp_env import init_from_env, is_main, launch, rank, world_si
 from kvision.train.signals import StopFlag
 
 
-def fit_one_epoch(model: Any, train: Any, val: Any, *, class_weight: dict[int, float] | None = None,
-                  steps_per_epoch: int | None = None, callbacks: list | None = None,
-                  stop: StopFlag | None = None) -> dict[str, float]:
+def fit_one_epoch(
+    model: Any,
+    train: Any,
+    val: Any,
+    *,
+    class_weight: dict[int, float] | None = None,
+    steps_per_epoch: int | None = None,
+    callbacks: list | None = None,
+    stop: StopFlag | None = None,
+) -> dict[str, float]:
     """One data-parallel epoch of ``model.fit``; returns the epoch metrics, equal on all ranks.
 
     ``train`` is the global batch sequence (same seeded order on every rank); ``val`` is
@@ -48,8 +55,15 @@ def fit_one_epoch(model: Any, train: Any, val: Any, *, class_weight: dict[int, f
     _average_gradients(model.optimizer)
     shard = ShardedBatches(train, rank(), world_size(), class_weight)
     hooks = [*(callbacks or []), _StopTogether(stop if stop is not None else StopFlag())]
-    history = model.fit(shard, validation_data=val, epochs=1, verbose=0, shuffle=False,
-                        callbacks=hooks, steps_per_epoch=steps_per_epoch)
+    history = model.fit(
+        shard,
+        validation_data=val,
+        epochs=1,
+        verbose=0,
+        shuffle=False,
+        callbacks=hooks,
+        steps_per_epoch=steps_per_epoch,
+    )
     metrics = {k: float(v[-1]) for k, v in history.history.items() if k != "learning_rate"}
     return average_metrics(metrics)
 
@@ -97,7 +111,7 @@ def _average_gradients(optimizer: Any) -> None:
         flat /= world
         offset = 0
         for g in present:
-            g.copy_(flat[offset:offset + g.numel()].view_as(g))
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
             offset += g.numel()
         return apply(grads, variables)
 
@@ -108,18 +122,27 @@ def _average_gradients(optimizer: Any) -> None:
 def average_metrics(metrics: dict[str, float]) -> dict[str, float]:
     """The mean of each metric over all ranks (identical result on every rank)."""
     keys = sorted(metrics)
-    values = torch.tensor([metrics[k] for k in keys], dtype=torch.float64, device=_collective_device())
+    values = torch.tensor(
+        [metrics[k] for k in keys], dtype=torch.float64, device=_collective_device()
+    )
     dist.all_reduce(values, op=dist.ReduceOp.SUM)
-    return {k: round(float(v) / dist.get_world_size(), 6) for k, v in zip(keys, values.tolist(), strict=True)}
+    return {
+        k: round(float(v) / dist.get_world_size(), 6)
+        for k, v in zip(keys, values.tolist(), strict=True)
+    }
 
 
 class ShardedBatches(keras.utils.PyDataset):
     """Rank ``r``'s rows of every global batch, with loss weights that keep the mean exact."""
 
-    def __init__(self, batches: Any, rank: int, world: int,
-                 class_weight: dict[int, float] | None = None) -> None:
-        super().__init__(workers=getattr(batches, "workers", 1) or 1, use_multiprocessing=False,
-                         max_queue_size=getattr(batches, "max_queue_size", 10))
+    def __init__(
+        self, batches: Any, rank: int, world: int, class_weight: dict[int, float] | None = None
+    ) -> None:
+        super().__init__(
+            workers=getattr(batches, "workers", 1) or 1,
+            use_multiprocessing=False,
+            max_queue_size=getattr(batches, "max_queue_size", 10),
+        )
         self.batches, self.rank, self.world, self.class_weight = batches, rank, world, class_weight
 
     def __len__(self) -> int:
@@ -140,5 +163,13 @@ class ShardedBatches(keras.utils.PyDataset):
         return x, y, weights
 
 
-__all__ = ["ShardedBatches", "average_metrics", "fit_one_epoch", "init_from_env", "is_main",
-           "launch", "rank", "world_size"]
+__all__ = [
+    "ShardedBatches",
+    "average_metrics",
+    "fit_one_epoch",
+    "init_from_env",
+    "is_main",
+    "launch",
+    "rank",
+    "world_size",
+]

@@ -22,7 +22,9 @@ if TYPE_CHECKING:
     from kvision.train.context import RunContext
 
 
-def _predictions(ctx: RunContext, model: keras.Model) -> Iterator[tuple[str, str, np.ndarray, np.ndarray]]:
+def _predictions(
+    ctx: RunContext, model: keras.Model
+) -> Iterator[tuple[str, str, np.ndarray, np.ndarray]]:
     """(condition, split, model outputs as float64, labels) for every evaluated cell.
 
     Predictions (not ``model.evaluate``) so the final checkpoint's test predictions can be
@@ -34,7 +36,12 @@ def _predictions(ctx: RunContext, model: keras.Model) -> Iterator[tuple[str, str
             if found is None:
                 continue
             batches, labels = found
-            yield condition, split, np.asarray(model.predict(batches, verbose=0), dtype=np.float64), labels
+            yield (
+                condition,
+                split,
+                np.asarray(model.predict(batches, verbose=0), dtype=np.float64),
+                labels,
+            )
             ctx.stop.raise_if_set()
 
 
@@ -94,9 +101,11 @@ def evaluate_fit(ctx: RunContext, model: keras.Model) -> tuple[dict, dict, dict]
     scores: dict[str, dict[str, dict[str, float]]] = {}
     for condition, split, outputs, targets in _predictions(ctx, model):
         predicted = outputs.reshape(-1)
-        cell = {"mse": mean_squared_error(targets, predicted),
-                "mae": mean_absolute_error(targets, predicted),
-                "r2": r2_score(targets, predicted)}
+        cell = {
+            "mse": mean_squared_error(targets, predicted),
+            "mae": mean_absolute_error(targets, predicted),
+            "r2": r2_score(targets, predicted),
+        }
         cell = {k: round(float(v), 6) for k, v in cell.items()}
         scores.setdefault(condition, {})[split] = cell
         r2.setdefault(condition, {})[split] = cell["r2"]

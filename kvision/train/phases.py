@@ -19,8 +19,18 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 #: The phases in the order a run meets them (the report's rows); "other" is the rest.
-PHASES = ("startup", "imports", "data", "blur", "build", "train", "evaluate", "insight",
-          "checkpoint", "export")
+PHASES = (
+    "startup",
+    "imports",
+    "data",
+    "blur",
+    "build",
+    "train",
+    "evaluate",
+    "insight",
+    "checkpoint",
+    "export",
+)
 PROFILE_FILE = "profile.json"
 
 _totals: dict[str, float] = {}
@@ -73,12 +83,15 @@ def phase(name: str) -> Iterator[None]:
 
 def timed(name: str) -> Callable[[F], F]:
     """Decorator form of :func:`phase`."""
+
     def wrap(fn: F) -> F:
         @functools.wraps(fn)
         def inner(*args: Any, **kwargs: Any) -> Any:
             with phase(name):
                 return fn(*args, **kwargs)
+
         return inner  # type: ignore[return-value]
+
     return wrap
 
 
@@ -108,9 +121,13 @@ def snapshot() -> dict[str, Any]:
     seconds["other"] = round(other, 3)
     shares = {name: round(s / wall, 4) if wall > 0 else 0.0 for name, s in seconds.items()}
     not_training = 1.0 - shares.get("train", 0.0)
-    return {"wall_seconds": round(wall, 3), "seconds": seconds, "share": shares,
-            "counts": {name: _counts.get(name, 0) for name in _ordered()},
-            "not_training_share": round(not_training, 4)}
+    return {
+        "wall_seconds": round(wall, 3),
+        "seconds": seconds,
+        "share": shares,
+        "counts": {name: _counts.get(name, 0) for name in _ordered()},
+        "not_training_share": round(not_training, 4),
+    }
 
 
 def _ordered() -> list[str]:
@@ -131,5 +148,13 @@ def format_profile(profile: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["PHASES", "PROFILE_FILE", "format_profile", "phase", "reset", "snapshot",
-           "start_run", "timed"]
+__all__ = [
+    "PHASES",
+    "PROFILE_FILE",
+    "format_profile",
+    "phase",
+    "reset",
+    "snapshot",
+    "start_run",
+    "timed",
+]

@@ -40,15 +40,19 @@ def _run_facts(reader: RunReader, meta: dict, status: str) -> str:
     data = reader.of("data_loaded")
     facts = [f"- status: {status}", f"- run: `{reader.path.name}`"]
     if meta:
-        facts.append(f"- kvision {meta.get('kvision')}, Keras {meta.get('keras')} "
-                     f"({meta.get('backend')}), torch {meta.get('torch')}, device {meta.get('device')}")
+        facts.append(
+            f"- kvision {meta.get('kvision')}, Keras {meta.get('keras')} "
+            f"({meta.get('backend')}), torch {meta.get('torch')}, device {meta.get('device')}"
+        )
         facts.append(f"- seed {meta.get('seed')}, started {meta.get('started')}")
     if data:
         d = data[-1]
         counts = ", ".join(f"{k} {v}" for k, v in d.get("counts", {}).items())
         facts.append(f"- data: {d.get('dataset')} ({counts}; image {d.get('image_shape')})")
-        facts += [f"- condition {name}: {text}"
-                  for name, text in blur_facts((d.get("info") or {}).get("blur_placement")).items()]
+        facts += [
+            f"- condition {name}: {text}"
+            for name, text in blur_facts((d.get("info") or {}).get("blur_placement")).items()
+        ]
     if (seconds := run_seconds(reader.events)) is not None:
         # total across resumes, the figure `kvision ls` and the TUI show
         label = "wall time" if reader.of("run_finished") else "elapsed"

@@ -16,16 +16,24 @@ from kvision.recipe import Recipe, dump_toml
 from kvision.runs import RunWriter
 
 
-def write_identity(writer: RunWriter, recipe: Recipe, *, recipe_path: str | None,
-                   overrides: list[str], argv: list[str]) -> None:
+def write_identity(
+    writer: RunWriter,
+    recipe: Recipe,
+    *,
+    recipe_path: str | None,
+    overrides: list[str],
+    argv: list[str],
+) -> None:
     """recipe.toml and meta.json, written before any training starts."""
     writer.write_text("recipe.toml", dump_toml(recipe))
-    writer.write_json("meta.json", environment(recipe, recipe_path=recipe_path,
-                                               overrides=overrides, argv=argv))
+    writer.write_json(
+        "meta.json", environment(recipe, recipe_path=recipe_path, overrides=overrides, argv=argv)
+    )
 
 
-def environment(recipe: Recipe, *, recipe_path: str | None, overrides: list[str],
-                argv: list[str]) -> dict:
+def environment(
+    recipe: Recipe, *, recipe_path: str | None, overrides: list[str], argv: list[str]
+) -> dict:
     """Versions, backend, device, seed, argv, pid and host of this process."""
     import keras
     import torch
@@ -38,7 +46,9 @@ def environment(recipe: Recipe, *, recipe_path: str | None, overrides: list[str]
         "backend": keras.backend.backend(),
         "backend_note": backend_note(),
         "device": device,
-        "device_name": torch.cuda.get_device_name(0) if device == "cuda" else platform.processor() or platform.machine(),
+        "device_name": torch.cuda.get_device_name(0)
+        if device == "cuda"
+        else platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(),
         "python": sys.version.split()[0],
         "seed": recipe.experiment.seed,

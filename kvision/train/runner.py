@@ -36,10 +36,16 @@ class RunResult:
     message: str = ""
 
 
-def run_recipe(recipe_path: str, overrides: list[str] | tuple[str, ...] = (), *,
-               runs_dir: str | None = None, run_dir: str | None = None,
-               console: Console | None = None, argv: list[str] | None = None,
-               notes: list[str] | None = None) -> RunResult:
+def run_recipe(
+    recipe_path: str,
+    overrides: list[str] | tuple[str, ...] = (),
+    *,
+    runs_dir: str | None = None,
+    run_dir: str | None = None,
+    console: Console | None = None,
+    argv: list[str] | None = None,
+    notes: list[str] | None = None,
+) -> RunResult:
     """Validate, load data, create the run directory, train every trial, write the report.
 
     Recipe and data problems raise KvisionError before the run directory exists, so a bad
@@ -58,13 +64,21 @@ def run_recipe(recipe_path: str, overrides: list[str] | tuple[str, ...] = (), *,
     _check_splits(recipe, dataset)
     path = None
     if is_main():
-        path = claim_run_dir(run_dir) if run_dir else new_run_dir(runs_dir or recipe.output.runs_dir,
-                                                                   recipe.experiment.name)
+        path = (
+            claim_run_dir(run_dir)
+            if run_dir
+            else new_run_dir(runs_dir or recipe.output.runs_dir, recipe.experiment.name)
+        )
     path = Path(broadcast_object(str(path) if path else None))
     _every_rank_sees(path)
     writer = RunWriter(path) if is_main() else FollowerWriter(path)
-    write_identity(writer, recipe, recipe_path=str(recipe_path), overrides=list(overrides),
-                   argv=argv if argv is not None else sys.argv)
+    write_identity(
+        writer,
+        recipe,
+        recipe_path=str(recipe_path),
+        overrides=list(overrides),
+        argv=argv if argv is not None else sys.argv,
+    )
     from kvision.data import split_manifest
 
     writer.write_json("split.json", split_manifest(dataset))
@@ -72,9 +86,15 @@ def run_recipe(recipe_path: str, overrides: list[str] | tuple[str, ...] = (), *,
     return _execute(recipe, dataset, writer, console, resumed=False, notes=_torch_only(notes))
 
 
-def resume_run(run_dir: str, *, recipe_path: str | None = None,
-               overrides: list[str] | tuple[str, ...] = (), force: bool = False,
-               console: Console | None = None, notes: list[str] | None = None) -> RunResult:
+def resume_run(
+    run_dir: str,
+    *,
+    recipe_path: str | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    force: bool = False,
+    console: Console | None = None,
+    notes: list[str] | None = None,
+) -> RunResult:
     """Continue a stopped run from each unfinished trial's last completed epoch."""
     from kvision.train.ddp_env import (
         FollowerWriter,
@@ -90,12 +110,16 @@ def resume_run(run_dir: str, *, recipe_path: str | None = None,
     console = console or _rank_console(is_main())
     path = Path(run_dir).expanduser()
     # a rank on another machine that does not see the folder at all: a filesystem not shared
-    local = _not_resumable(path, run_dir) if is_main() or path.exists() else shared_dir_problem(path)
+    local = (
+        _not_resumable(path, run_dir) if is_main() or path.exists() else shared_dir_problem(path)
+    )
     check_everywhere(is_run_dir(path), local)
     reader = RunReader(path)
     if reader.status() == "finished":
-        msg = (f"The run in '{path}' is finished; there is nothing to resume "
-               f"(report: {path / 'report.md'}). Start a new run to train again.")
+        msg = (
+            f"The run in '{path}' is finished; there is nothing to resume "
+            f"(report: {path / 'report.md'}). Start a new run to train again."
+        )
         console.line(msg)
         return RunResult(path, "finished", EXIT_OK, msg)
     _refuse_changed_recipe(path, recipe_path, overrides, force)
@@ -103,7 +127,11 @@ def resume_run(run_dir: str, *, recipe_path: str | None = None,
     _refuse_running(path, reader, force)
     barrier()  # every rank has checked the run before rank 0 writes its new pid into it
     _configure_backend(recipe, console)
-    manifest = json.loads((path / "split.json").read_text("utf-8")) if (path / "split.json").exists() else None
+    manifest = (
+        json.loads((path / "split.json").read_text("utf-8"))
+        if (path / "split.json").exists()
+        else None
+    )
     dataset = _load_data(recipe, manifest=manifest)
     writer = RunWriter(path) if is_main() else FollowerWriter(path)
     _update_meta(writer, reader)
@@ -111,21 +139,31 @@ def resume_run(run_dir: str, *, recipe_path: str | None = None,
         from kvision.data import split_manifest
 
         writer.write_json("split.json", split_manifest(dataset))
-    writer.event("run_resumed", resume_points=_resume_points(path, reader),
-                 lost_partial_epoch=_lost_partial_epoch(reader))
+    writer.event(
+        "run_resumed",
+        resume_points=_resume_points(path, reader),
+        lost_partial_epoch=_lost_partial_epoch(reader),
+    )
     console.line(f"resuming {path}")
     damaged = _damaged_trials(path, reader)
     # A run killed before its first event still needs run_started and data_loaded.
-    return _execute(recipe, dataset, writer, console, resumed=bool(reader.of("run_started")),
-                    done=_finished_trials(reader) - set(damaged),
-                    notes=list(damaged.values()) + _torch_only(notes))
+    return _execute(
+        recipe,
+        dataset,
+        writer,
+        console,
+        resumed=bool(reader.of("run_started")),
+        done=_finished_trials(reader) - set(damaged),
+        notes=list(damaged.values()) + _torch_only(notes),
+    )
 
 
 def _torch_only(notes: list[str] | None) -> list[tuple[str, str, None]]:
     """The CLI's notes (``--gpus`` under another backend) and what that backend switches off,
     as warnings: one console line each and the report's Warnings section."""
-    return ([("data_parallel_off", note, None) for note in notes or []]
-            + [("speed_paths_off", note, None) for note in backend_notes()])
+    return [("data_parallel_off", note, None) for note in notes or []] + [
+        ("speed_paths_off", note, None) for note in backend_notes()
+    ]
 
 
 def backend_notes() -> list[str]:
@@ -140,14 +178,18 @@ def backend_notes() -> list[str]:
     backend = keras.backend.backend()
     if backend == "torch":
         return []
-    return [f"speed paths off: kvision's fused kernels need the torch backend (this run uses "
-            f"{backend}); Keras' own layers and optimizers train, with the same results, slower."]
+    return [
+        f"speed paths off: kvision's fused kernels need the torch backend (this run uses "
+        f"{backend}); Keras' own layers and optimizers train, with the same results, slower."
+    ]
 
 
 def _not_resumable(path: Path, run_dir: str) -> str:
     if (path / "events.jsonl").is_file():
-        return (f"The run in '{run_dir}' was stopped while it was being created, before it "
-                "trained anything (it has no meta.json); start it again as a new run.")
+        return (
+            f"The run in '{run_dir}' was stopped while it was being created, before it "
+            "trained anything (it has no meta.json); start it again as a new run."
+        )
     return f"--resume '{run_dir}' is not a kvision run directory (it has no meta.json and events.jsonl)."
 
 
@@ -163,8 +205,10 @@ def _refuse_running(path: Path, reader: RunReader, force: bool) -> None:
     if force and elsewhere:
         return
     where = f"pid {meta.get('pid')}" + (f" on {meta.get('host')}" if elsewhere else "")
-    raise KvisionError(f"The run in '{path}' is still running ({where}); stop it before resuming"
-                       + (", or, if that machine is down, resume with --force." if elsewhere else "."))
+    raise KvisionError(
+        f"The run in '{path}' is still running ({where}); stop it before resuming"
+        + (", or, if that machine is down, resume with --force." if elsewhere else ".")
+    )
 
 
 def _every_rank_sees(path: Path) -> None:
@@ -190,14 +234,27 @@ def _rank_console(main: bool) -> Console:
 
 def _trial_entry(plan) -> dict:
     """A trial's structured identity (model, arm, repeat) and its stages, for run_started."""
-    return {"trial": plan.name, "model": plan.model_name, "arm": plan.arm.name,
-            "repeat": plan.repeat,
-            "stages": [{"name": s.name, "condition": s.condition, "epochs": s.epochs}
-                       for s in plan.stages]}
+    return {
+        "trial": plan.name,
+        "model": plan.model_name,
+        "arm": plan.arm.name,
+        "repeat": plan.repeat,
+        "stages": [
+            {"name": s.name, "condition": s.condition, "epochs": s.epochs} for s in plan.stages
+        ],
+    }
 
 
-def _execute(recipe: Recipe, dataset, writer: RunWriter, console: Console, *, resumed: bool,
-             done: set[str] | None = None, notes: list[tuple[str, str, str]] = ()) -> RunResult:
+def _execute(
+    recipe: Recipe,
+    dataset,
+    writer: RunWriter,
+    console: Console,
+    *,
+    resumed: bool,
+    done: set[str] | None = None,
+    notes: list[tuple[str, str, str]] = (),
+) -> RunResult:
     with phase("imports"):  # Keras and torch, on the first run of the process
         from kvision.data import class_weights, normalization
         from kvision.train.context import RunContext
@@ -206,16 +263,31 @@ def _execute(recipe: Recipe, dataset, writer: RunWriter, console: Console, *, re
     plans = plan_trials(recipe)
     started = time.monotonic()
     if not resumed:
-        writer.event("run_started", run=writer.dir.name, recipe_name=recipe.experiment.name,
-                     trials=[_trial_entry(p) for p in plans])
-        writer.event("data_loaded", dataset=dataset.name, class_names=dataset.class_names,
-                     counts={k: len(v.labels) for k, v in dataset.splits.items()},
-                     image_shape=list(dataset.image_shape), info=dataset.info,
-                     skipped=dataset.info.get("skipped", []))
+        writer.event(
+            "run_started",
+            run=writer.dir.name,
+            recipe_name=recipe.experiment.name,
+            trials=[_trial_entry(p) for p in plans],
+        )
+        writer.event(
+            "data_loaded",
+            dataset=dataset.name,
+            class_names=dataset.class_names,
+            counts={k: len(v.labels) for k, v in dataset.splits.items()},
+            image_shape=list(dataset.image_shape),
+            info=dataset.info,
+            skipped=dataset.info.get("skipped", []),
+        )
     with stop_on_signals() as stop, _warnings_as_events() as captured:
-        ctx = RunContext(recipe, writer, console, stop, dataset,
-                         mean_std=None if recipe.data.regression else normalization(recipe.data, dataset),
-                         class_weights=class_weights(recipe.data, dataset))
+        ctx = RunContext(
+            recipe,
+            writer,
+            console,
+            stop,
+            dataset,
+            mean_std=None if recipe.data.regression else normalization(recipe.data, dataset),
+            class_weights=class_weights(recipe.data, dataset),
+        )
         captured.append(ctx)
         try:
             _speed_warning(ctx)
@@ -258,8 +330,11 @@ def _warnings_as_events():
         key = (category.__name__, str(message))
         if key not in seen:
             seen.add(key)
-            holder[0].warn("python_warning", str(message),
-                           details={"category": category.__name__, "source": f"{filename}:{lineno}"})
+            holder[0].warn(
+                "python_warning",
+                str(message),
+                details={"category": category.__name__, "source": f"{filename}:{lineno}"},
+            )
         return None
 
     with warnings.catch_warnings():
@@ -305,12 +380,17 @@ def _data_warnings(ctx) -> None:
         ctx.writer.write_json("skipped.json", skipped)
         shown = "; ".join(f"{s['path']} ({s['reason']})" for s in skipped[:SKIPPED_SHOWN])
         more = f" and {len(skipped) - SKIPPED_SHOWN} more" if len(skipped) > SKIPPED_SHOWN else ""
-        ctx.warn("skipped_files",
-                 f"{len(skipped)} file(s) in {info.get('folder') or ctx.dataset.name} were skipped "
-                 f"(not images, unreadable or too small): {shown}{more}. The full list is in "
-                 f"{ctx.writer.dir / 'skipped.json'}.",
-                 details={"count": len(skipped), "first": skipped[:SKIPPED_SHOWN],
-                          "list": "skipped.json"})
+        ctx.warn(
+            "skipped_files",
+            f"{len(skipped)} file(s) in {info.get('folder') or ctx.dataset.name} were skipped "
+            f"(not images, unreadable or too small): {shown}{more}. The full list is in "
+            f"{ctx.writer.dir / 'skipped.json'}.",
+            details={
+                "count": len(skipped),
+                "first": skipped[:SKIPPED_SHOWN],
+                "list": "skipped.json",
+            },
+        )
     for kind, message in info.get("warnings", []):
         ctx.warn(kind, message)
 
@@ -320,8 +400,11 @@ def _check_splits(recipe: Recipe, dataset) -> None:
     rather than silently evaluating fewer splits than the recipe says."""
     from kvision.errors import RecipeError
 
-    missing = [s for s in recipe.evaluate.splits
-               if s not in dataset.splits or not len(dataset.splits[s].labels)]
+    missing = [
+        s
+        for s in recipe.evaluate.splits
+        if s not in dataset.splits or not len(dataset.splits[s].labels)
+    ]
     if recipe.data.regression or not missing:
         return
     have = ", ".join(s for s in dataset.splits if len(dataset.splits[s].labels)) or "none"
@@ -331,15 +414,17 @@ def _check_splits(recipe: Recipe, dataset) -> None:
         f"no such split (it has: {have}). Hold one out of train, seeded and stratified, with "
         f"data.split = [0.8, 0.1, 0.1] (report 003's 8:1:1) or {fraction} = 0.1, add a "
         f"{missing[0]}/ folder beside train/, or drop it from evaluate.splits.",
-        key="evaluate.splits")
+        key="evaluate.splits",
+    )
 
 
 def _crashed(writer: RunWriter, console: Console, exc: Exception) -> RunResult:
     log = writer.dir / "run.log"
     with open(log, "a", encoding="utf-8") as fh:
         fh.write(traceback.format_exc())
-    return _failed(writer, console, f"{type(exc).__name__}: {exc}", EXIT_FAILED,
-                   traceback_file="run.log")
+    return _failed(
+        writer, console, f"{type(exc).__name__}: {exc}", EXIT_FAILED, traceback_file="run.log"
+    )
 
 
 def _disk_full(writer: RunWriter, console: Console, full: DiskFull) -> RunResult:
@@ -384,16 +469,19 @@ def _write_profile(writer: RunWriter) -> None:
 
 
 def _interrupted(writer: RunWriter, console: Console, stopped: StopRequested) -> RunResult:
-    msg = (f"Stopped by {stopped.signame}; the last completed epoch is checkpointed. "
-           f"Continue with: kvision run --resume {writer.dir}")
+    msg = (
+        f"Stopped by {stopped.signame}; the last completed epoch is checkpointed. "
+        f"Continue with: kvision run --resume {writer.dir}"
+    )
     writer.event("run_interrupted", signal=stopped.signame, message=msg)
     _partial_report(writer)
     console.line(msg)
     return RunResult(writer.dir, "interrupted", EXIT_SIGNAL.get(stopped.signame, 1), msg)
 
 
-def _failed(writer: RunWriter, console: Console, message: str, code: int,
-            traceback_file: str | None = None) -> RunResult:
+def _failed(
+    writer: RunWriter, console: Console, message: str, code: int, traceback_file: str | None = None
+) -> RunResult:
     writer.event("run_failed", error=message, traceback_file=traceback_file)
     _partial_report(writer)
     hint = f" (traceback in {writer.dir / traceback_file})" if traceback_file else ""
@@ -419,7 +507,9 @@ def _configure_backend(recipe: Recipe, console: Console) -> None:
     if torch.cuda.is_available():
         keras.mixed_precision.set_global_policy("mixed_float16")
     else:
-        console.line("note: mixed_precision requested but no CUDA device is present; using float32.")
+        console.line(
+            "note: mixed_precision requested but no CUDA device is present; using float32."
+        )
 
 
 def _wants_mixed(recipe: Recipe):
@@ -433,12 +523,14 @@ def _load_data(recipe: Recipe, manifest: dict | None):
     with phase("imports"):
         from kvision.data import load_dataset
     with phase("data"):
-        return load_dataset(recipe.data, recipe.experiment.seed, manifest=manifest,
-                            conditions=recipe.conditions)
+        return load_dataset(
+            recipe.data, recipe.experiment.seed, manifest=manifest, conditions=recipe.conditions
+        )
 
 
-def _refuse_changed_recipe(path: Path, recipe_path: str | None,
-                           overrides: list[str] | tuple[str, ...], force: bool) -> None:
+def _refuse_changed_recipe(
+    path: Path, recipe_path: str | None, overrides: list[str] | tuple[str, ...], force: bool
+) -> None:
     """Resuming under a different recipe would mix two experiments in one directory.
 
     What the user wrote (file + overrides) is compared, not the resolved recipe, so a newer
@@ -455,11 +547,19 @@ def _refuse_changed_recipe(path: Path, recipe_path: str | None,
     if current == saved:
         return
     before, after = tomli_w.dumps(saved), tomli_w.dumps(current)
-    diff = "".join(difflib.unified_diff(before.splitlines(True), after.splitlines(True),
-                                        "recipe when the run started", str(source)))
-    raise KvisionError(f"The recipe changed since this run started, so resuming would mix two "
-                       f"experiments. Run it as a new run, or pass --force to resume with the "
-                       f"run's own recipe.toml.\n{diff}")
+    diff = "".join(
+        difflib.unified_diff(
+            before.splitlines(True),
+            after.splitlines(True),
+            "recipe when the run started",
+            str(source),
+        )
+    )
+    raise KvisionError(
+        f"The recipe changed since this run started, so resuming would mix two "
+        f"experiments. Run it as a new run, or pass --force to resume with the "
+        f"run's own recipe.toml.\n{diff}"
+    )
 
 
 def _finished_trials(reader: RunReader) -> set[str]:
@@ -474,15 +574,22 @@ def _damaged_trials(path: Path, reader: RunReader) -> dict[str, tuple[str, str, 
     from kvision.runs.atomic import damage
 
     finished = {e["trial"] for e in reader.of("trial_finished")}
-    latest = {e["path"]: e for e in reader.artifacts() if e.get("trial") in finished and e.get("sha256")}
+    latest = {
+        e["path"]: e for e in reader.artifacts() if e.get("trial") in finished and e.get("sha256")
+    }
     damaged: dict[str, tuple[str, str, str]] = {}
     for rel, e in latest.items():
         reason = damage(path / rel, e)
         if reason and e["trial"] not in damaged:
-            damaged[e["trial"]] = ("damaged_artifact", (
-                f"{rel} of the finished trial {e['trial']} is damaged ({reason}); the trial is "
-                f"run again from its start to rebuild it (training is deterministic: the "
-                f"result is the same)."), e["trial"])
+            damaged[e["trial"]] = (
+                "damaged_artifact",
+                (
+                    f"{rel} of the finished trial {e['trial']} is damaged ({reason}); the trial is "
+                    f"run again from its start to rebuild it (training is deterministic: the "
+                    f"result is the same)."
+                ),
+                e["trial"],
+            )
     return damaged
 
 
@@ -494,8 +601,12 @@ def _resume_points(path: Path, reader: RunReader) -> dict:
         found = latest_checkpoint(path / "trials" / trial / "checkpoints")
         if found and trial not in _finished_trials(reader):
             state = found[1]["trial"]
-            points[trial] = {"stage_index": state["stage_index"], "stage_epoch": state["stage_epoch"],
-                             "global_epoch": state["global_epoch"], "checkpoint": found[0].name}
+            points[trial] = {
+                "stage_index": state["stage_index"],
+                "stage_epoch": state["stage_epoch"],
+                "global_epoch": state["global_epoch"],
+                "checkpoint": found[0].name,
+            }
     return points
 
 
@@ -511,8 +622,9 @@ def _lost_partial_epoch(reader: RunReader) -> bool:
 
 def _update_meta(writer: RunWriter, reader: RunReader) -> None:
     meta = reader.meta()
-    meta.setdefault("resumes", []).append({"pid": os.getpid(), "argv": sys.argv,
-                                           "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    meta.setdefault("resumes", []).append(
+        {"pid": os.getpid(), "argv": sys.argv, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    )
     meta["pid"] = os.getpid()
     writer.write_json("meta.json", meta)
 

@@ -22,13 +22,16 @@ class PlateauState:
     factor: float = 1.0
 
 
-def learning_rate(spec: ScheduleSpec, base: float, epoch: int, epochs: int,
-                  plateau: PlateauState) -> float:
+def learning_rate(
+    spec: ScheduleSpec, base: float, epoch: int, epochs: int, plateau: PlateauState
+) -> float:
     """The learning rate for 0-based ``epoch`` of a stage with ``epochs`` epochs."""
     if spec.name == "step":
         lr = base * spec.gamma ** (epoch // spec.step_size)
     elif spec.name == "cosine":
-        lr = spec.min_lr + (base - spec.min_lr) * 0.5 * (1 + math.cos(math.pi * epoch / max(epochs, 1)))
+        lr = spec.min_lr + (base - spec.min_lr) * 0.5 * (
+            1 + math.cos(math.pi * epoch / max(epochs, 1))
+        )
     elif spec.name == "plateau":
         lr = base * plateau.factor
     else:
@@ -66,13 +69,16 @@ class EarlyState:
         return asdict(self)
 
 
-def update_early(spec: EarlyStoppingSpec, state: EarlyState, metrics: dict[str, float],
-                 epoch: int) -> tuple[bool, bool]:
+def update_early(
+    spec: EarlyStoppingSpec, state: EarlyState, metrics: dict[str, float], epoch: int
+) -> tuple[bool, bool]:
     """After ``epoch``: (improved, should_stop)."""
     if spec.monitor not in metrics:
         return False, False
     value = metrics[spec.monitor]
-    if state.best is None or _better(value, state.best, _mode(spec.monitor, spec.mode), spec.min_delta):
+    if state.best is None or _better(
+        value, state.best, _mode(spec.monitor, spec.mode), spec.min_delta
+    ):
         state.best, state.best_epoch, state.wait = value, epoch, 0
         return True, False
     state.wait += 1
@@ -82,7 +88,9 @@ def update_early(spec: EarlyStoppingSpec, state: EarlyState, metrics: dict[str, 
 def _mode(monitor: str, mode: str) -> str:
     if mode != "auto":
         return mode
-    return "max" if any(w in monitor for w in ("acc", "precision", "recall", "f1", "auc")) else "min"
+    return (
+        "max" if any(w in monitor for w in ("acc", "precision", "recall", "f1", "auc")) else "min"
+    )
 
 
 def _better(value: float, best: float, mode: str, delta: float) -> bool:

@@ -89,8 +89,9 @@ def plan_trials(recipe: Recipe) -> list[TrialPlan]:
                 if arm.models is not None and model_name not in arm.models:
                     continue
                 name = f"{model_name}-{arm.name}" + (f"-s{r}" if repeats > 1 else "")
-                plans.append(TrialPlan(name, model_name, model, i, arm,
-                                       recipe.experiment.seed + r, r))
+                plans.append(
+                    TrialPlan(name, model_name, model, i, arm, recipe.experiment.seed + r, r)
+                )
     return plans
 
 
@@ -107,8 +108,11 @@ def run_trial(ctx: RunContext, plan: TrialPlan) -> None:
 
         check_model(model, ctx.recipe.insight)
     # Compiled at once so the "before" evaluation can run; each stage compiles afresh.
-    compile_model(model, plan.stages[min(state.stage_index, len(plan.stages) - 1)].training,
-                  regression=ctx.regression)
+    compile_model(
+        model,
+        plan.stages[min(state.stage_index, len(plan.stages) - 1)].training,
+        regression=ctx.regression,
+    )
     resume_from = None
     if found:
         restore_files(found[0], ckpt_dir)
@@ -116,14 +120,28 @@ def run_trial(ctx: RunContext, plan: TrialPlan) -> None:
             resume_from = found[0]  # mid-stage: optimizer state too, once the stage is set up
         else:
             restore_weights(found[0], model)
-        ctx.writer.event("trial_resumed", trial=plan.name, stage_index=state.stage_index,
-                         epoch=state.global_epoch, checkpoint=found[0].name)
+        ctx.writer.event(
+            "trial_resumed",
+            trial=plan.name,
+            stage_index=state.stage_index,
+            epoch=state.global_epoch,
+            checkpoint=found[0].name,
+        )
     else:
-        ctx.writer.event("trial_started", trial=plan.name, model=plan.model_name,
-                         arm=plan.arm.name, repeat=plan.repeat, arch=plan.model.arch,
-                         seed=plan.seed, params=_trainable_params(model))
-    ctx.console.line(f"== trial {plan.name}: {plan.model.arch} ({_trainable_params(model):,} "
-                     f"trainable parameters), arm {plan.arm.name}")
+        ctx.writer.event(
+            "trial_started",
+            trial=plan.name,
+            model=plan.model_name,
+            arm=plan.arm.name,
+            repeat=plan.repeat,
+            arch=plan.model.arch,
+            seed=plan.seed,
+            params=_trainable_params(model),
+        )
+    ctx.console.line(
+        f"== trial {plan.name}: {plan.model.arch} ({_trainable_params(model):,} "
+        f"trainable parameters), arm {plan.arm.name}"
+    )
     started = time.monotonic() - state.seconds
     if ctx.recipe.evaluate.before and "before" not in state.evaluated:
         _checkpoint_eval(ctx, plan, model, "before", None, state, ckpt_dir)
@@ -135,7 +153,9 @@ def run_trial(ctx: RunContext, plan: TrialPlan) -> None:
     _finish_trial(ctx, plan, model, trial_dir, time.monotonic() - started)
 
 
-def _intact_checkpoint(ctx: RunContext, plan: TrialPlan, ckpt_dir: Path) -> tuple[Path, dict] | None:
+def _intact_checkpoint(
+    ctx: RunContext, plan: TrialPlan, ckpt_dir: Path
+) -> tuple[Path, dict] | None:
     """The newest intact checkpoint; damaged ones are reported and passed over, and with none
     left the trial restarts from its start (training is deterministic: same result)."""
     lookup = find_checkpoint(ckpt_dir)
@@ -145,22 +165,36 @@ def _intact_checkpoint(ctx: RunContext, plan: TrialPlan, ckpt_dir: Path) -> tupl
     where = ckpt_dir.relative_to(ctx.writer.dir).as_posix()
     if lookup.intact is not None:
         epoch = lookup.intact[1]["trial"]["global_epoch"]
-        then = (f"trial {plan.name} resumes from the previous intact checkpoint "
-                f"{lookup.intact[0].name} (after epoch {epoch}) instead")
+        then = (
+            f"trial {plan.name} resumes from the previous intact checkpoint "
+            f"{lookup.intact[0].name} (after epoch {epoch}) instead"
+        )
     else:
         then = f"no intact checkpoint is left, so trial {plan.name} restarts from its start"
-    ctx.warn("damaged_checkpoint",
-             f"Damaged checkpoint(s) in {where}: {names}; {then}. Training is deterministic, "
-             f"so the result is the same; only the lost epochs are run again.",
-             trial=plan.name, details={"damaged": [n for n, _ in lookup.damaged],
-                                       "resumed_from": lookup.intact[0].name if lookup.intact else None})
+    ctx.warn(
+        "damaged_checkpoint",
+        f"Damaged checkpoint(s) in {where}: {names}; {then}. Training is deterministic, "
+        f"so the result is the same; only the lost epochs are run again.",
+        trial=plan.name,
+        details={
+            "damaged": [n for n, _ in lookup.damaged],
+            "resumed_from": lookup.intact[0].name if lookup.intact else None,
+        },
+    )
     if lookup.intact is None and is_main():
         remove_checkpoints(ckpt_dir)
     return lookup.intact
 
 
-def _run_stage(ctx: RunContext, plan: TrialPlan, model: keras.Model, state: TrialState,
-               ckpt_dir: Path, started: float, resume_from: Path | None) -> keras.Model:
+def _run_stage(
+    ctx: RunContext,
+    plan: TrialPlan,
+    model: keras.Model,
+    state: TrialState,
+    ckpt_dir: Path,
+    started: float,
+    resume_from: Path | None,
+) -> keras.Model:
     index = state.stage_index
     stage = plan.stages[index]
     training = stage.training
@@ -174,9 +208,15 @@ def _run_stage(ctx: RunContext, plan: TrialPlan, model: keras.Model, state: Tria
     return model
 
 
-def _prepare_stage(ctx: RunContext, plan: TrialPlan, model: keras.Model, stage: StageSection,
-                   training: TrainingSection, state: TrialState,
-                   resume_from: Path | None) -> keras.Model:
+def _prepare_stage(
+    ctx: RunContext,
+    plan: TrialPlan,
+    model: keras.Model,
+    stage: StageSection,
+    training: TrainingSection,
+    state: TrialState,
+    resume_from: Path | None,
+) -> keras.Model:
     """Freeze/unfreeze, apply penalties and dropout, compile with a fresh optimizer.
 
     Each stage starts with a fresh optimizer, since its settings may differ from the last
@@ -194,16 +234,30 @@ def _prepare_stage(ctx: RunContext, plan: TrialPlan, model: keras.Model, stage: 
     if resume_from is not None:
         restore_checkpoint(resume_from, model)
     else:
-        ctx.writer.event("stage_started", trial=plan.name, stage=stage.name,
-                         stage_index=state.stage_index, condition=stage.condition,
-                         epochs=stage.epochs, trainable_params=_trainable_params(model),
-                         optimizer=asdict(training.optimizer), batch_size=training.batch_size)
+        ctx.writer.event(
+            "stage_started",
+            trial=plan.name,
+            stage=stage.name,
+            stage_index=state.stage_index,
+            condition=stage.condition,
+            epochs=stage.epochs,
+            trainable_params=_trainable_params(model),
+            optimizer=asdict(training.optimizer),
+            batch_size=training.batch_size,
+        )
     return model
 
 
-def _train_epochs(ctx: RunContext, plan: TrialPlan, model: keras.Model, stage: StageSection,
-                  training: TrainingSection, state: TrialState, ckpt_dir: Path,
-                  started: float) -> None:
+def _train_epochs(
+    ctx: RunContext,
+    plan: TrialPlan,
+    model: keras.Model,
+    stage: StageSection,
+    training: TrainingSection,
+    state: TrialState,
+    ckpt_dir: Path,
+    started: float,
+) -> None:
     train = ctx.batches(plan, stage.condition, "train", training)
     val = ctx.batches(plan, stage.condition, "val", training, shuffle=False)
     early = EarlyState(**state.early)
@@ -211,13 +265,22 @@ def _train_epochs(ctx: RunContext, plan: TrialPlan, model: keras.Model, stage: S
     stopped_early = False
     while state.stage_epoch < stage.epochs:
         epoch = state.stage_epoch
-        lr = learning_rate(training.schedule, training.optimizer.learning_rate, epoch,
-                           stage.epochs, plateau)
+        lr = learning_rate(
+            training.schedule, training.optimizer.learning_rate, epoch, stage.epochs, plateau
+        )
         model.optimizer.learning_rate.assign(lr)
         train.set_epoch(state.global_epoch)
         t0 = time.monotonic()
-        metrics = ctx.fit_one_epoch(model, train, val, plan, stage, epoch, training,
-                                    rng_seed=epoch_seed(plan.seed, state.global_epoch))
+        metrics = ctx.fit_one_epoch(
+            model,
+            train,
+            val,
+            plan,
+            stage,
+            epoch,
+            training,
+            rng_seed=epoch_seed(plan.seed, state.global_epoch),
+        )
         _check_finite(plan, stage, epoch, metrics)
         metrics["lr"] = lr
         state.stage_epoch += 1
@@ -228,12 +291,24 @@ def _train_epochs(ctx: RunContext, plan: TrialPlan, model: keras.Model, stage: S
             if improved and training.early_stopping.restore_best and is_main():
                 save_best(ckpt_dir, model)
             stopped_early = stop
-        ctx.writer.event("epoch_end", trial=plan.name, stage=stage.name, epoch=epoch + 1,
-                         global_epoch=state.global_epoch, metrics=metrics,
-                         seconds=round(time.monotonic() - t0, 3))
-        if (epoch + 1) % ctx.recipe.output.print_every == 0 or epoch + 1 == stage.epochs or stopped_early:
-            ctx.console.line(f"{plan.name} {stage.name} epoch {epoch + 1}/{stage.epochs} "
-                             f"{format_metrics(metrics)} ({time.monotonic() - t0:.1f}s)")
+        ctx.writer.event(
+            "epoch_end",
+            trial=plan.name,
+            stage=stage.name,
+            epoch=epoch + 1,
+            global_epoch=state.global_epoch,
+            metrics=metrics,
+            seconds=round(time.monotonic() - t0, 3),
+        )
+        if (
+            (epoch + 1) % ctx.recipe.output.print_every == 0
+            or epoch + 1 == stage.epochs
+            or stopped_early
+        ):
+            ctx.console.line(
+                f"{plan.name} {stage.name} epoch {epoch + 1}/{stage.epochs} "
+                f"{format_metrics(metrics)} ({time.monotonic() - t0:.1f}s)"
+            )
         if stopped_early:
             state.stage_epoch = stage.epochs
         state.early, state.plateau = asdict(early), asdict(plateau)
@@ -243,38 +318,69 @@ def _train_epochs(ctx: RunContext, plan: TrialPlan, model: keras.Model, stage: S
             _save(ckpt_dir, model, plan, state)
         ctx.stop.raise_if_set()
     barrier()  # rank 0's best weights are on disk before anyone loads them
-    if training.early_stopping and training.early_stopping.restore_best and _best_weights(ckpt_dir).exists():
+    if (
+        training.early_stopping
+        and training.early_stopping.restore_best
+        and _best_weights(ckpt_dir).exists()
+    ):
         model.load_weights(str(_best_weights(ckpt_dir)))
     state.stage_done = True
-    ctx.writer.event("stage_ended", trial=plan.name, stage=stage.name,
-                     epochs_run=state.stage_epoch, stopped_early=stopped_early,
-                     best_epoch=early.best_epoch + 1 if early.best is not None else None)
+    ctx.writer.event(
+        "stage_ended",
+        trial=plan.name,
+        stage=stage.name,
+        epochs_run=state.stage_epoch,
+        stopped_early=stopped_early,
+        best_epoch=early.best_epoch + 1 if early.best is not None else None,
+    )
     _save(ckpt_dir, model, plan, state)
 
 
-def _checkpoint_eval(ctx: RunContext, plan: TrialPlan, model: keras.Model, label: str,
-                     stage: StageSection | None, state: TrialState, ckpt_dir: Path) -> None:
+def _checkpoint_eval(
+    ctx: RunContext,
+    plan: TrialPlan,
+    model: keras.Model,
+    label: str,
+    stage: StageSection | None,
+    state: TrialState,
+    ckpt_dir: Path,
+) -> None:
     """Evaluate the accuracy matrix, draw the checkpoint's pictures, record it as done."""
     # viewers show "evaluating" instead of a silent pause (an evaluation can take minutes)
-    ctx.writer.event("evaluation_started", trial=plan.name, stage=stage.name if stage else None,
-                     checkpoint=label)
+    ctx.writer.event(
+        "evaluation_started", trial=plan.name, stage=stage.name if stage else None, checkpoint=label
+    )
     if ctx.regression:
         matrix, losses, extra = evaluate_fit(ctx, model)
     else:
         matrix, losses, ctx.predicted[plan.name] = evaluate_matrix(ctx, model)
         extra = {"metric": "accuracy"}
-    ctx.writer.event("evaluation", trial=plan.name, stage=stage.name if stage else None,
-                     checkpoint=label, matrix=matrix, loss=losses, **extra)
-    ctx.console.line(f"{plan.name} {label} ({extra['metric']}): " + "  ".join(
-        f"{cond}/{split} {acc:.4f}" for cond, row in matrix.items() for split, acc in row.items()))
+    ctx.writer.event(
+        "evaluation",
+        trial=plan.name,
+        stage=stage.name if stage else None,
+        checkpoint=label,
+        matrix=matrix,
+        loss=losses,
+        **extra,
+    )
+    ctx.console.line(
+        f"{plan.name} {label} ({extra['metric']}): "
+        + "  ".join(
+            f"{cond}/{split} {acc:.4f}"
+            for cond, row in matrix.items()
+            for split, acc in row.items()
+        )
+    )
     if is_main():
         ctx.checkpoint_artifacts(plan, label, model)
     state.evaluated.append(label)
     _save(ckpt_dir, model, plan, state)
 
 
-def _finish_trial(ctx: RunContext, plan: TrialPlan, model: keras.Model, trial_dir: Path,
-                  seconds: float) -> None:
+def _finish_trial(
+    ctx: RunContext, plan: TrialPlan, model: keras.Model, trial_dir: Path, seconds: float
+) -> None:
     if ctx.recipe.output.save_models and is_main():
         _export_model(ctx, plan, model, trial_dir)
     if is_main():
@@ -302,11 +408,14 @@ def _check_finite(plan: TrialPlan, stage: StageSection, epoch: int, metrics: dic
     bad = {k: v for k, v in metrics.items() if "loss" in k and not math.isfinite(v)}
     if bad:
         values = ", ".join(f"{k} {v}" for k, v in bad.items())
-        raise TrialFailed(plan.name, stage.name,
-                          f"Trial {plan.name} stopped in stage {stage.name}, epoch {epoch + 1}: "
-                          f"the loss is no longer finite ({values}), so training cannot go on. "
-                          f"A lower learning rate, gradient clipping or checking the data for "
-                          f"bad values usually helps. The other trials go on.")
+        raise TrialFailed(
+            plan.name,
+            stage.name,
+            f"Trial {plan.name} stopped in stage {stage.name}, epoch {epoch + 1}: "
+            f"the loss is no longer finite ({values}), so training cannot go on. "
+            f"A lower learning rate, gradient clipping or checking the data for "
+            f"bad values usually helps. The other trials go on.",
+        )
 
 
 def epoch_seed(seed: int, global_epoch: int) -> int:
@@ -334,8 +443,10 @@ def _trainable_params(model: keras.Model) -> int:
 def ensure_trainable(model: keras.Model, plan: TrialPlan) -> None:
     """A stage with nothing to train is a recipe mistake worth stopping for."""
     if not model.trainable_weights:
-        raise KvisionError(f"Trial '{plan.name}': every layer is frozen, nothing would train. "
-                           "Check the freeze / unfreeze patterns of the model and its stages.")
+        raise KvisionError(
+            f"Trial '{plan.name}': every layer is frozen, nothing would train. "
+            "Check the freeze / unfreeze patterns of the model and its stages."
+        )
 
 
 __all__ = ["TrialFailed", "TrialPlan", "TrialState", "plan_trials", "run_trial"]

@@ -90,8 +90,10 @@ def speed_paths_status() -> tuple[bool, str]:
     if missing is not None:
         import torch
 
-        reason = (f"speed paths off: {missing} is missing in keras {keras.__version__} / "
-                  f"torch {torch.__version__}; training uses Keras' own (slower) layers")
+        reason = (
+            f"speed paths off: {missing} is missing in keras {keras.__version__} / "
+            f"torch {torch.__version__}; training uses Keras' own (slower) layers"
+        )
         print(f"kvision: warning: {reason}", file=sys.stderr, flush=True)
         return False, reason
     return True, "torch speed paths on"
@@ -107,5 +109,11 @@ from kvision.models._fast.adam import fuse_adam  # noqa: E402
 from kvision.models._fast.graph import direct_graph  # noqa: E402
 from kvision.models._fast.layers import local_response_norm  # noqa: E402
 
-__all__ = ["INTERNALS", "direct_graph", "fuse_adam", "local_response_norm",
-           "speed_paths_status", "torch_active"]
+__all__ = [
+    "INTERNALS",
+    "direct_graph",
+    "fuse_adam",
+    "local_response_norm",
+    "speed_paths_status",
+    "torch_active",
+]

@@ -19,23 +19,28 @@ def _match_layout(slot, like):
     value = slot.value
     if value.stride() != like.stride():
         with torch.no_grad():
-            value.data = torch.empty_strided(like.shape, like.stride(), dtype=value.dtype,
-                                             device=value.device).copy_(value)
+            value.data = torch.empty_strided(
+                like.shape, like.stride(), dtype=value.dtype, device=value.device
+            ).copy_(value)
     return value
 
 
 def _fused_adam_ok(optimizer, grads, variables) -> bool:
     """The fused kernel is used for plain float32 Adam/AdamW on the CPU (where it was measured)."""
     tensors = [*grads, *variables]
-    return (_fast.torch_active() and not optimizer.amsgrad and bool(variables)
-            # a built Keras Adam's slot lists (private: checked here, see _fast.INTERNALS)
-            and isinstance(getattr(optimizer, "_momentums", None), list)
-            and isinstance(getattr(optimizer, "_velocities", None), list)
-            and all(isinstance(b, float) for b in (optimizer.beta_1, optimizer.beta_2))
-            and all(t.dtype == tensors[0].dtype and t.device.type == "cpu" for t in tensors)
-            # the kernel walks memory linearly: each gradient in its parameter's layout
-            and all(g.stride() == v.stride() for g, v in zip(grads, variables, strict=True))
-            and str(tensors[0].dtype) == "torch.float32")
+    return (
+        _fast.torch_active()
+        and not optimizer.amsgrad
+        and bool(variables)
+        # a built Keras Adam's slot lists (private: checked here, see _fast.INTERNALS)
+        and isinstance(getattr(optimizer, "_momentums", None), list)
+        and isinstance(getattr(optimizer, "_velocities", None), list)
+        and all(isinstance(b, float) for b in (optimizer.beta_1, optimizer.beta_2))
+        and all(t.dtype == tensors[0].dtype and t.device.type == "cpu" for t in tensors)
+        # the kernel walks memory linearly: each gradient in its parameter's layout
+        and all(g.stride() == v.stride() for g, v in zip(grads, variables, strict=True))
+        and str(tensors[0].dtype) == "torch.float32"
+    )
 
 
 def _memory_axes(tensor) -> list[int]:
@@ -59,10 +64,12 @@ class _FlatLayout:
         momentums = [_match_layout(optimizer._momentums[index(v)], p) for v, p in pairs]
         velocities = [_match_layout(optimizer._velocities[index(v)], p) for v, p in pairs]
         self.axes = [_memory_axes(t) for t in values]
-        self.dense = all(t.permute(a).is_contiguous()
-                         for t, a in zip(values, self.axes, strict=True))
+        self.dense = all(
+            t.permute(a).is_contiguous() for t, a in zip(values, self.axes, strict=True)
+        )
         self.values, self.momentums, self.velocities = (
-            self.flat(tensors) if self.dense else [] for tensors in (values, momentums, velocities))
+            self.flat(tensors) if self.dense else [] for tensors in (values, momentums, velocities)
+        )
         self.key = self.key_of(optimizer, values)
 
     @staticmethod
@@ -85,12 +92,22 @@ def _fused_adam_step(optimizer, grads, layout: _FlatLayout, learning_rate) -> No
     import torch
 
     step = float(optimizer.iterations.value) + 1.0  # a CPU scalar: no device sync
-    eps = optimizer.epsilon / (1.0 - optimizer.beta_2 ** step) ** 0.5
+    eps = optimizer.epsilon / (1.0 - optimizer.beta_2**step) ** 0.5
     torch._fused_adam_(
-        layout.values, layout.flat(grads), layout.momentums, layout.velocities,
-        [], [torch.tensor(step)] * len(grads),
-        lr=float(learning_rate), beta1=optimizer.beta_1, beta2=optimizer.beta_2,
-        weight_decay=0.0, eps=eps, amsgrad=False, maximize=False)
+        layout.values,
+        layout.flat(grads),
+        layout.momentums,
+        layout.velocities,
+        [],
+        [torch.tensor(step)] * len(grads),
+        lr=float(learning_rate),
+        beta1=optimizer.beta_1,
+        beta2=optimizer.beta_2,
+        weight_decay=0.0,
+        eps=eps,
+        amsgrad=False,
+        maximize=False,
+    )
 
 
 def fuse_adam(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:

@@ -34,11 +34,15 @@ _OWN_PACKAGES = ("keras", "kvision")
 
 def _plain(layer) -> bool:
     """Whether ``layer``'s ``call`` needs nothing from ``Layer.__call__`` once it is built."""
-    return (isinstance(layer, keras.layers.Layer) and not isinstance(layer, keras.Model)
-            and type(layer).__call__ is keras.layers.Layer.__call__
-            and type(layer).__module__.partition(".")[0] in _OWN_PACKAGES
-            and layer.built and layer.activity_regularizer is None
-            and layer.dtype_policy.name == "float32")
+    return (
+        isinstance(layer, keras.layers.Layer)
+        and not isinstance(layer, keras.Model)
+        and type(layer).__call__ is keras.layers.Layer.__call__
+        and type(layer).__module__.partition(".")[0] in _OWN_PACKAGES
+        and layer.built
+        and layer.activity_regularizer is None
+        and layer.dtype_policy.name == "float32"
+    )
 
 
 def _float32_unmasked(args) -> bool:
@@ -47,8 +51,11 @@ def _float32_unmasked(args) -> bool:
 
     for arg in args:
         for tensor in arg if isinstance(arg, (list, tuple)) else (arg,):
-            if not (isinstance(tensor, torch.Tensor) and tensor.dtype == torch.float32
-                    and getattr(tensor, "_keras_mask", None) is None):
+            if not (
+                isinstance(tensor, torch.Tensor)
+                and tensor.dtype == torch.float32
+                and getattr(tensor, "_keras_mask", None) is None
+            ):
                 return False
     return True
 
@@ -80,8 +87,10 @@ def _output_of(layer):
 def _non_negative(model: keras.Model, tensor) -> bool:
     """Whether ``tensor`` is the output of a plain ReLU layer (so never below zero)."""
     producers = [lay for lay in model.layers if _output_of(lay) is tensor]
-    return any(isinstance(lay, keras.layers.ReLU) and lay.negative_slope == 0
-               and lay.threshold >= 0 for lay in producers)
+    return any(
+        isinstance(lay, keras.layers.ReLU) and lay.negative_slope == 0 and lay.threshold >= 0
+        for lay in producers
+    )
 
 
 def _fold_target(model: keras.Model, pad_layer, pads: tuple[int, int]):
@@ -99,9 +108,11 @@ def _fold_target(model: keras.Model, pad_layer, pads: tuple[int, int]):
         return None
     if type(target) is keras.layers.Conv2D:
         return target
-    if (type(target) is keras.layers.MaxPooling2D
-            and all(2 * p <= k for p, k in zip(pads, target.pool_size, strict=True))
-            and _non_negative(model, _input_of(pad_layer))):
+    if (
+        type(target) is keras.layers.MaxPooling2D
+        and all(2 * p <= k for p, k in zip(pads, target.pool_size, strict=True))
+        and _non_negative(model, _input_of(pad_layer))
+    ):
         return target
     return None
 
@@ -158,18 +169,25 @@ def _node_caller(operation, training, plan: _Plan):
 
     def padded(args):
         """The arguments with the folded ZeroPadding2D applied as Keras runs it."""
-        return args if pad_layer is None else (functional.operation_fn(pad_layer)(args[0]),
-                                               *args[1:])
+        return (
+            args if pad_layer is None else (functional.operation_fn(pad_layer)(args[0]), *args[1:])
+        )
 
     if not _plain(operation):
         return lambda *args, **kwargs: keras_call(*padded(args), **kwargs)
     # training=None: leave the layer's own default, as Keras does without a call context.
-    extra = {"training": training} if (operation._call_has_training_arg
-                                       and training is not None) else {}
+    extra = (
+        {"training": training}
+        if (operation._call_has_training_arg and training is not None)
+        else {}
+    )
     fast = _fast_form(operation)
     # kvision 0.1's Conv2D/MaxPooling2D keep PyTorch's padding in the layer itself.
-    options = {"training": training, "nchw": operation in plan.nchw,
-               "pads": pads or getattr(operation, "explicit_padding", None)}
+    options = {
+        "training": training,
+        "nchw": operation in plan.nchw,
+        "pads": pads or getattr(operation, "explicit_padding", None),
+    }
 
     def call(*args, **kwargs):
         plain_args = _no_extras(kwargs) and _float32_unmasked(args)
@@ -219,7 +237,8 @@ def direct_graph(model: keras.Model) -> keras.Model:
             return type(self).call(self, inputs, training=training, mask=mask, **kwargs)
         outputs = self._run_through_graph(
             self._standardize_inputs(tensors),
-            operation_fn=lambda operation: _node_caller(operation, training, plan))
+            operation_fn=lambda operation: _node_caller(operation, training, plan),
+        )
         return outputs[0] if isinstance(outputs, list) and len(outputs) == 1 else outputs
 
     model.call = types.MethodType(call, model)

@@ -33,8 +33,7 @@ def _float32(layer, inputs) -> bool:
 
 
 def _spatial_ok(layer, inputs) -> bool:
-    return (layer.data_format == "channels_last" and inputs.ndim == 4
-            and _float32(layer, inputs))
+    return layer.data_format == "channels_last" and inputs.ndim == 4 and _float32(layer, inputs)
 
 
 def local_response_norm(inputs, *, size: int, alpha: float, beta: float, k: float):
@@ -48,10 +47,15 @@ def batch_norm_call(layer, inputs, *, training=None, mask=None, **_):
     """Keras BatchNormalization as ``F.batch_norm`` (one kernel), Keras' moving averages."""
     from keras.src.backend.common.stateless_scope import in_stateless_scope
 
-    if not (mask is None and not layer.renorm and not layer.synchronized
-            and not in_stateless_scope() and _float32(layer, inputs)
-            # torch refuses one value per channel in training; Keras gives variance 0.
-            and inputs.numel() > inputs.shape[layer.axis]):
+    if not (
+        mask is None
+        and not layer.renorm
+        and not layer.synchronized
+        and not in_stateless_scope()
+        and _float32(layer, inputs)
+        # torch refuses one value per channel in training; Keras gives variance 0.
+        and inputs.numel() > inputs.shape[layer.axis]
+    ):
         return None
     import torch.nn.functional as F
 
@@ -62,8 +66,15 @@ def batch_norm_call(layer, inputs, *, training=None, mask=None, **_):
     if training and layer.trainable:
         outputs = _train_and_update(layer, F, x, gamma, beta)
     else:
-        outputs = F.batch_norm(x, layer.moving_mean.value, layer.moving_variance.value,
-                               gamma, beta, training=False, eps=layer.epsilon)
+        outputs = F.batch_norm(
+            x,
+            layer.moving_mean.value,
+            layer.moving_variance.value,
+            gamma,
+            beta,
+            training=False,
+            eps=layer.epsilon,
+        )
     return outputs.movedim(1, axis)
 
 
@@ -79,8 +90,16 @@ def _train_and_update(layer, F, x, gamma, beta):
 
     variance = layer.moving_variance.value
     updated = variance.detach().clone()  # autograd saves it: never changed again
-    outputs = F.batch_norm(x, layer.moving_mean.value, updated, gamma, beta,
-                           training=True, momentum=1.0 - layer.momentum, eps=layer.epsilon)
+    outputs = F.batch_norm(
+        x,
+        layer.moving_mean.value,
+        updated,
+        gamma,
+        beta,
+        training=True,
+        momentum=1.0 - layer.momentum,
+        eps=layer.epsilon,
+    )
     c = 1.0 - x.shape[1] / x.numel()  # (n - 1) / n for n values per channel
     with torch.no_grad():
         variance.mul_(layer.momentum * (1.0 - c)).add_(updated, alpha=c)
@@ -89,8 +108,11 @@ def _train_and_update(layer, F, x, gamma, beta):
 
 def _plain_kernel(layer) -> bool:
     """A built float kernel used as it is (``layer.kernel`` is then the variable itself)."""
-    return (layer.built and not getattr(layer, "quantization_mode", None)
-            and not getattr(layer, "lora_enabled", False))
+    return (
+        layer.built
+        and not getattr(layer, "quantization_mode", None)
+        and not getattr(layer, "lora_enabled", False)
+    )
 
 
 def conv_call(layer, inputs, *, pads=None, nchw=False, **_):
@@ -101,9 +123,9 @@ def conv_call(layer, inputs, *, pads=None, nchw=False, **_):
     :func:`store_in_torch_layout`), so the input is made contiguous NCHW too.
     """
     same_ok = layer.padding == "valid" or (
-        not pads and max(layer.strides) == 1 and all(k % 2 for k in layer.kernel_size))
-    if not (_spatial_ok(layer, inputs) and layer.groups == 1 and same_ok
-            and _plain_kernel(layer)):
+        not pads and max(layer.strides) == 1 and all(k % 2 for k in layer.kernel_size)
+    )
+    if not (_spatial_ok(layer, inputs) and layer.groups == 1 and same_ok and _plain_kernel(layer)):
         return None
     import torch.nn.functional as F
 
@@ -112,8 +134,14 @@ def conv_call(layer, inputs, *, pads=None, nchw=False, **_):
     x = _nchw_view(inputs)
     if nchw:
         x = x.contiguous()  # a copy of a small map, or none if already NCHW
-    outputs = F.conv2d(x, kernel, bias, stride=layer.strides, padding=pads or layer.padding,
-                       dilation=layer.dilation_rate)
+    outputs = F.conv2d(
+        x,
+        kernel,
+        bias,
+        stride=layer.strides,
+        padding=pads or layer.padding,
+        dilation=layer.dilation_rate,
+    )
     outputs = _nhwc(outputs)
     return layer.activation(outputs) if layer.activation is not None else outputs
 
@@ -128,8 +156,9 @@ def max_pool_call(layer, inputs, *, pads=None, **_):
         return None
     import torch.nn.functional as F
 
-    return _nhwc(F.max_pool2d(_nchw_view(inputs), layer.pool_size, layer.strides,
-                              padding=pads or 0))
+    return _nhwc(
+        F.max_pool2d(_nchw_view(inputs), layer.pool_size, layer.strides, padding=pads or 0)
+    )
 
 
 def dense_call(layer, inputs, **_):
@@ -175,9 +204,14 @@ def wants_nchw(layer) -> bool:
         height, width = layer.input.shape[1:3]
     except (AttributeError, ValueError):  # not in one functional graph
         return False
-    return bool(layer.data_format == "channels_last" and _plain_kernel(layer) and height
-                and width and height * width <= NCHW_MAX_CELLS
-                and layer.kernel.value.device.type == "cpu")
+    return bool(
+        layer.data_format == "channels_last"
+        and _plain_kernel(layer)
+        and height
+        and width
+        and height * width <= NCHW_MAX_CELLS
+        and layer.kernel.value.device.type == "cpu"
+    )
 
 
 def store_in_torch_layout(layer, nchw: bool = False) -> None:
