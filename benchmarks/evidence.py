@@ -15,24 +15,13 @@ docs/methods.md includes docs/measured/evidence.md as written (the docs' ``measu
 from __future__ import annotations
 
 import argparse
-import platform
 import shlex
 from pathlib import Path
 
-from kvision.bench.stamp import stamp_lines
+from kvision.bench.stamp import cpu_model, stamp_lines
 from kvision.runs import RunReader, is_run_dir
 from kvision.runs.atomic import atomic_write_text
 from kvision.runs.repeats import cell_summaries, final_groups, paired_differences
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _command(meta: dict) -> str:
@@ -64,7 +53,7 @@ def section(run_dir: Path, cells: list[tuple[str, str]]) -> str:
         "",
         f"- run `{run_dir.name}` ({reader.status()}), {done} of {repeats} repeats "
         f"finished in every arm; started {meta.get('started')} on {meta.get('host')} "
-        f"({_cpu()}, {meta.get('threads')} threads), kvision {meta.get('kvision')}, "
+        f"({cpu_model()}, {meta.get('threads')} threads), kvision {meta.get('kvision')}, "
         f"torch {meta.get('torch')}",
         f"- command: `{_command(meta)}`",
         "",
