@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import clear_and_blurred
 
 SECOND_BACKENDS = [name for name in ("jax", "tensorflow") if importlib.util.find_spec(name)]
 pytestmark = pytest.mark.skipif(
@@ -63,7 +64,8 @@ EXPORTED = {
     "alexnet_small": ((28, 28, 1), {"head": 32}),
 }
 
-RECIPE = textwrap.dedent("""\
+RECIPE = (
+    textwrap.dedent("""\
     [experiment]
     name = "second_backend"
     seed = 5
@@ -72,11 +74,9 @@ RECIPE = textwrap.dedent("""\
     source = "builtin:fashion7k"
     limit_per_class = 4
     val_fraction = 0.25
-
-    [conditions.clear]
-
-    [conditions.blurred]
-    blur = { kind = "gaussian", sigma = 1.0 }
+""")
+    + clear_and_blurred(1.0)
+    + textwrap.dedent("""\
 
     [models.lenet]
     arch = "lenet"
@@ -101,6 +101,7 @@ RECIPE = textwrap.dedent("""\
     [insight.robustness]
     enabled = false
     """)
+)
 
 
 def under(backend: str, args: list[str], cwd: Path | None = None, timeout: int = 600):

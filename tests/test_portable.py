@@ -20,13 +20,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import clear_and_blurred
 
 from kvision.cli import main
 from kvision.runs import RunReader
 from kvision.train.console import Console
 from kvision.train.runner import run_recipe
 
-ONE_TRIAL = textwrap.dedent("""\
+ONE_TRIAL = (
+    textwrap.dedent("""\
     [experiment]
     name = "portable"
     seed = 3
@@ -35,11 +37,9 @@ ONE_TRIAL = textwrap.dedent("""\
     source = "builtin:fashion7k"
     limit_per_class = 4
     val_fraction = 0.25
-
-    [conditions.clear]
-
-    [conditions.blurred]
-    blur = { kind = "gaussian", sigma = 1.0 }
+""")
+    + clear_and_blurred(1.0)
+    + textwrap.dedent("""\
 
     [models.lenet]
     arch = "lenet"
@@ -61,6 +61,7 @@ ONE_TRIAL = textwrap.dedent("""\
     [insight]
     enabled = false
     """)
+)
 
 
 @dataclass
