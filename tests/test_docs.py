@@ -16,7 +16,10 @@ def test_readme_is_short_and_keeps_the_two_fresh_machine_commands():
     assert len(README.splitlines()) <= 250
     blocks = re.findall(r"```bash\n(.*?)\n```", README, re.S)
     assert SETUP + "pip install -e . && kvision run recipes/naive_vs_expert.toml" in blocks
-    assert SETUP + 'pip install -e ".[test,tfds,postgres,docs,onnx,jax]" && python -m pytest -q' in blocks
+    assert (
+        SETUP + 'pip install -e ".[test,tfds,postgres,docs,onnx,jax]" && python -m pytest -q'
+        in blocks
+    )
 
 
 def test_readme_names_every_shipped_recipe():
