@@ -94,8 +94,8 @@ def test_direct_graph_trains_like_keras(arch, options, keras_calls, fast_calls, 
         (keras_losses, keras_weights, keras_out, keras_called, keras_fast),
         (losses, weights, out, called, fast),
     ) = results
-    # Only the uint8 input's preprocessing layer needs Keras' dtype conversion.
-    assert called == {"preprocess"}
+    # No layer takes Keras' call: the uint8 input's Rescaling has a torch form too.
+    assert called == set()
     assert keras_called == {layer.name for layer in keras_model.layers[1:]}
     assert not keras_fast
     torch_formed = {
@@ -253,3 +253,35 @@ def test_builders_keep_pytorch_padding_as_zero_padding_layers():
     assert model.get_layer("layer1_block1_conv1").padding == "same"
     assert model.get_layer("layer2_block1_conv1").padding == "valid"
     assert tuple(model.get_layer("stem_pool").output.shape) == (None, 8, 8, 64)
+
+
+def test_walk_lets_each_activation_go_after_its_last_use(monkeypatch):
+    """Keras' own walk keeps every intermediate tensor until the forward pass ends; kvision's
+    drops each after its last consumer, so the allocator reuses warm memory (VGG11/8
+    inference: 11.7 -> 9.0 ms a batch). Checked with weak references to the activations
+    entering each torch form: by the time a layer runs, every earlier one is gone."""
+    import weakref
+
+    import torch
+
+    monkeypatch.setattr(_fast, "ENABLED", True)
+    model = _fast.direct_graph(
+        create_model("vgg11", input_shape=(32, 32, 3), num_classes=3, width=16, head=8)
+    )
+    seen: list[weakref.ref] = []
+    alive_at_call: list[int] = []
+    for cls, form in list(fast_layers.FAST_CALLS.items()):
+
+        def wrapped(layer, inputs, *, _form=form, **options):
+            alive_at_call.append(sum(ref() is not None for ref in seen))
+            seen.append(weakref.ref(inputs))
+            return _form(layer, inputs, **options)
+
+        monkeypatch.setitem(fast_layers.FAST_CALLS, cls, wrapped)
+    images = torch.from_numpy(np.random.default_rng(0).random((2, 32, 32, 3), dtype="float32"))
+    with torch.no_grad():
+        model(images, training=False)
+    assert len(alive_at_call) > 10
+    # The first form sees the caller's own tensor (alive throughout); then the chain's
+    # input of each layer is the only activation still referenced when the next one runs.
+    assert max(alive_at_call[2:]) <= 2, alive_at_call

@@ -45,7 +45,9 @@ ENABLED = True
 # keras.layers.*, a torch variable's ``value``) are not listed. pyproject.toml bounds keras
 # and torch to the releases these were checked against.
 INTERNALS: tuple[str, ...] = (
-    "keras.src.models.functional:Functional._run_through_graph",  # the graph walk
+    "keras.src.models.functional:Functional._run_through_graph",  # the walk's fallback
+    "keras.src.ops.node:Node.input_tensors",  # what kvision's own walk reads of each node
+    "keras.src.ops.symbolic_arguments:SymbolicArguments.fill_in",
     "keras.src.models.functional:Functional._standardize_inputs",
     "keras.src.models.functional:operation_fn",  # Keras' own per-node call
     "keras.src.backend.common.stateless_scope:in_stateless_scope",

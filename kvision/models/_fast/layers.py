@@ -181,8 +181,25 @@ def adaptive_avg_pool_call(layer, inputs, **_):
     return _nhwc(F.adaptive_avg_pool2d(_nchw_view(inputs), layer.output_size))
 
 
+def rescaling_call(layer, inputs, **_):
+    """Keras Rescaling as one multiply and an in-place add: Keras' ``x * scale + offset`` in
+    float32, the same operations in the same order, with one new tensor instead of two.
+    (The model's input layer has already cast the uint8 images to float32.)
+    """
+    if not _float32(layer, inputs):
+        return None
+    import torch
+
+    scale = torch.as_tensor(layer.scale, dtype=torch.float32, device=inputs.device)
+    if scale.ndim and keras.config.image_data_format() == "channels_first":
+        return None  # Keras reshapes per-channel factors there; its own call does it
+    offset = torch.as_tensor(layer.offset, dtype=torch.float32, device=inputs.device)
+    return torch.mul(inputs, scale).add_(offset)
+
+
 #: Stock layer type -> its fast form (looked up along the layer class's MRO).
 FAST_CALLS = {
+    keras.layers.Rescaling: rescaling_call,
     keras.layers.Conv2D: conv_call,
     keras.layers.Dense: dense_call,
     keras.layers.BatchNormalization: batch_norm_call,
