@@ -285,3 +285,26 @@ def test_walk_lets_each_activation_go_after_its_last_use(monkeypatch):
     # The first form sees the caller's own tensor (alive throughout); then the chain's
     # input of each layer is the only activation still referenced when the next one runs.
     assert max(alive_at_call[2:]) <= 2, alive_at_call
+
+
+def test_lean_predict_equals_keras_predict(monkeypatch):
+    """kvision's quiet predict (no progress bar, no callbacks) gives Keras' predictions for
+    a PyDataset and an array; anything else (verbose, callbacks) goes to Keras' own."""
+    from kvision.data import make_batches
+
+    monkeypatch.setattr(_fast, "ENABLED", True)
+    model = create_model("lenet", input_shape=(16, 16, 1), num_classes=3)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(37, 16, 16, 1), dtype=np.uint8)
+    batches = make_batches(images, np.zeros(37, int), batch_size=8, seed=0, shuffle=False)
+    keras_out = type(model).predict(model, batches, verbose=0)
+    _fast.direct_graph(model)
+    calls = []
+    monkeypatch.setattr(type(model), "predict", lambda self, *a, **k: calls.append(k) or keras_out)
+    lean = model.predict(batches, verbose=0)
+    lean_array = model.predict(images.astype("float32"), batch_size=8, verbose=0)
+    assert not calls  # neither went through Keras' predict
+    np.testing.assert_allclose(lean, keras_out, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(lean_array, keras_out, rtol=1e-5, atol=1e-6)
+    model.predict(batches, verbose=1)
+    assert len(calls) == 1  # a progress bar: Keras' own predict

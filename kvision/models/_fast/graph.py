@@ -312,7 +312,8 @@ def _schedule(model: keras.Model) -> _Schedule | None:
 def direct_graph(model: keras.Model) -> keras.Model:
     """``model`` running its plain layers' ``call`` directly, if it is a torch functional model.
 
-    Only this instance changes (its ``call``): class, config, weights, saving and every other
+    Only this instance changes (its ``call``, and its ``predict``: see
+    :mod:`kvision.models._fast.predict`): class, config, weights, saving and every other
     model keep Keras' behaviour. Calls with masks or extra call arguments, symbolic tensors,
     or with the fast paths switched off take the class's own ``call`` (Keras'), so applying
     this again (each training stage compiles the model) replaces the method, never nests it.
@@ -340,4 +341,7 @@ def direct_graph(model: keras.Model) -> keras.Model:
         return outputs[0] if isinstance(outputs, list) and len(outputs) == 1 else outputs
 
     model.call = types.MethodType(call, model)
+    from kvision.models._fast.predict import lean_predict
+
+    model.predict = types.MethodType(lean_predict, model)
     return model

@@ -197,9 +197,33 @@ def rescaling_call(layer, inputs, **_):
     return torch.mul(inputs, scale).add_(offset)
 
 
+def relu_call(layer, inputs, **_):
+    """A plain Keras ReLU layer (no slope, threshold or cap) as ``torch.relu``, which is what
+    Keras' own call reaches after its symbolic-tensor and conversion checks."""
+    if not (
+        _float32(layer, inputs)
+        and layer.negative_slope == 0
+        and layer.threshold == 0
+        and layer.max_value is None
+    ):
+        return None
+    import torch
+
+    return torch.relu(inputs)
+
+
+def flatten_call(layer, inputs, **_):
+    """Keras Flatten of a channels_last tensor: the same reshape, without Keras' op wrapper."""
+    if layer.data_format != "channels_last" or not _float32(layer, inputs):
+        return None
+    return inputs.reshape(inputs.shape[0], -1)
+
+
 #: Stock layer type -> its fast form (looked up along the layer class's MRO).
 FAST_CALLS = {
     keras.layers.Rescaling: rescaling_call,
+    keras.layers.ReLU: relu_call,
+    keras.layers.Flatten: flatten_call,
     keras.layers.Conv2D: conv_call,
     keras.layers.Dense: dense_call,
     keras.layers.BatchNormalization: batch_norm_call,
