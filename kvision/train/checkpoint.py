@@ -7,6 +7,15 @@ of every file in it, so a resume can tell an intact checkpoint from one damaged 
 partial copy, a dying disk). The last ``KEEP`` checkpoints are kept while the trial runs, so
 a damaged newest one falls back to the one before; ``latest.json`` names the newest for
 people and older readers.
+
+Only the part that reads the model runs on the trainer's thread: Keras writes the weights
+into the temporary folder, and training goes on while one background thread makes the
+folder durable (fsync), hashes it, renames it into place and prunes the old ones (the main
+job's AlexNet checkpoints are 134 MB each). The next checkpoint, the end of a trial and
+any stop wait for that commit first (:func:`wait_for_commits`), so at most one is in flight,
+and a process killed meanwhile leaves the previous checkpoint as the newest intact one. A
+checkpoint of weights that have not changed since the newest one (an evaluation's record
+after a stage's own checkpoint) hard-links that one's weights file instead of writing it.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ import json
 import os
 import shutil
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,52 +58,111 @@ class Lookup:
     damaged: list[tuple[str, str]] = field(default_factory=list)
 
 
-def save_checkpoint(folder: Path, name: str, model: Any, state: dict) -> Path:
+def save_checkpoint(
+    folder: Path, name: str, model: Any, state: dict, *, same_weights: bool = False
+) -> Path:
     """Write weights (with the optimizer's variables), generator states and ``state``.
 
     The free space is checked first (h5py can crash on a full disk instead of failing); every
-    checkpoint gets a folder of its own (never overwritten), and only once it is complete and
-    durable are checkpoints older than the last KEEP removed.
+    checkpoint gets a folder of its own (never overwritten). Returns the folder it will be
+    renamed to once the background commit is done (see the module's notes); checkpoints
+    older than the last KEEP are removed only after that. ``same_weights``: the model's
+    variables are those of the newest checkpoint, whose weights file is then linked.
     """
+    wait_for_commits()
     folder.mkdir(parents=True, exist_ok=True)
-    ensure_space(folder, estimate_bytes(folder, model))
+    newest = find_checkpoint(folder, verify=False).intact
+    ensure_space(folder, 0 if same_weights and newest else estimate_bytes(folder, model))
     final = folder / f"{name}-{uuid.uuid4().hex[:6]}"
     tmp = folder / f".{final.name}.tmp"
     tmp.mkdir()
     try:
-        _write_files(tmp, model, state, folder)
-        atomic_write_json(
-            tmp / MANIFEST,
-            {
-                "seq": _next_seq(folder),
-                "files": {
-                    p.name: file_digest(p) for p in sorted(tmp.iterdir()) if p.name != MANIFEST
-                },
-            },
+        known = _write_files(
+            tmp, model, state, folder, newest[0] if same_weights and newest else None
         )
-        fsync_dir(tmp)
-        commit(tmp, final)
     except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        full = disk_full_cause(exc)
-        if full is not None and not isinstance(exc, DiskFull):
-            raise DiskFull(folder, estimate_bytes(folder, model), full.free) from exc
-        raise
-    atomic_write_json(folder / LATEST, {"checkpoint": final.name})
-    _prune(folder)
+        _discard(tmp, folder, model, exc)
+    _COMMITS.submit(tmp, final, folder, _next_seq(folder), known, model)
     return final
 
 
-def _write_files(tmp: Path, model: Any, state: dict, folder: Path) -> None:
-    # Keras writes the optimizer's variables into the same file when the model is compiled.
-    model.save_weights(str(tmp / "model.weights.h5"))
-    fsync_file(tmp / "model.weights.h5")
+def _discard(tmp: Path, folder: Path, model: Any, exc: BaseException) -> None:
+    """Remove an unfinished checkpoint folder and re-raise, a full disk as DiskFull."""
+    shutil.rmtree(tmp, ignore_errors=True)
+    full = disk_full_cause(exc)
+    if full is not None and not isinstance(exc, DiskFull):
+        raise DiskFull(folder, estimate_bytes(folder, model), full.free) from exc
+    raise exc
+
+
+def _commit(tmp: Path, final: Path, folder: Path, seq: int, known: dict, model: Any) -> None:
+    """The background half: digests, manifest, fsync, rename, latest.json, pruning."""
+    try:
+        files = {}
+        for path in sorted(tmp.iterdir()):
+            if path.name not in known:
+                fsync_file(path)
+            files[path.name] = known.get(path.name) or file_digest(path)
+        atomic_write_json(tmp / MANIFEST, {"seq": seq, "files": files})
+        fsync_dir(tmp)
+        commit(tmp, final)
+    except BaseException as exc:
+        _discard(tmp, folder, model, exc)
+    atomic_write_json(folder / LATEST, {"checkpoint": final.name})
+    _prune(folder)
+
+
+class _Committer:
+    """One background thread finishing checkpoints in order; errors reach the trainer."""
+
+    def __init__(self) -> None:
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: Future | None = None
+
+    def submit(self, *args: Any) -> None:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="kvision-checkpoint")
+        self._pending = self._pool.submit(_commit, *args)
+
+    def wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()  # re-raises the commit's error (DiskFull...) here
+
+
+_COMMITS = _Committer()
+
+
+def wait_for_commits() -> None:
+    """Block until the checkpoint in flight (if any) is durable and in place; raise its error."""
+    _COMMITS.wait()
+
+
+def _write_files(
+    tmp: Path, model: Any, state: dict, folder: Path, weights_from: Path | None
+) -> dict:
+    """Write the checkpoint's files; returns manifest records already known (linked files)."""
+    known = {}
+    weights = "model.weights.h5"
+    record = _manifest(weights_from).get(weights) if weights_from is not None else None
+    if record is not None and (weights_from / weights).exists():
+        _link_or_copy(weights_from / weights, tmp / weights)
+        known[weights] = record
+    else:
+        # Keras writes the optimizer's variables into the same file when the model is compiled.
+        model.save_weights(str(tmp / weights))
     _write_npz(
         tmp / "rng.npz", {f"v{i:04d}": np.asarray(v) for i, v in enumerate(_rng_states(model))}
     )
     atomic_write_json(tmp / "state.json", state)
     if (folder / BEST).exists():  # early stopping's best so far belongs to this state
         _link_or_copy(folder / BEST, tmp / BEST)
+    return known
+
+
+def _manifest(path: Path) -> dict:
+    files = _read_json(path / MANIFEST).get("files")
+    return files if isinstance(files, dict) else {}
 
 
 def estimate_bytes(folder: Path, model: Any) -> int:
@@ -110,6 +179,7 @@ def estimate_bytes(folder: Path, model: Any) -> int:
 
 def remove_checkpoints(folder: Path) -> None:
     """Drop a finished trial's checkpoints: its model.keras now holds the final state."""
+    wait_for_commits()  # never remove a folder the commit thread is still renaming into
     shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -240,9 +310,7 @@ def _rng_states(model: Any) -> list:
 
 def _write_npz(path: Path, arrays: dict) -> None:
     with open(path, "wb") as fh:
-        np.savez(fh, **arrays)
-        fh.flush()
-        os.fsync(fh.fileno())
+        np.savez(fh, **arrays)  # made durable with the folder, by the commit
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:

@@ -23,11 +23,12 @@ from kvision.train.checkpoint import (
     restore_weights,
     save_best,
     save_checkpoint,
+    wait_for_commits,
 )
 from kvision.train.compile import compile_model, with_overrides
 from kvision.train.console import format_metrics
 from kvision.train.context import RunContext
-from kvision.train.ddp_env import barrier, is_main
+from kvision.train.ddp_env import barrier, is_distributed, is_main
 from kvision.train.evaluate import evaluate_fit, evaluate_matrix
 from kvision.train.phases import phase, timed
 from kvision.train.schedule import (
@@ -142,6 +143,21 @@ def run_trial(ctx: RunContext, plan: TrialPlan) -> None:
         f"== trial {plan.name}: {plan.model.arch} ({_trainable_params(model):,} "
         f"trainable parameters), arm {plan.arm.name}"
     )
+    try:
+        _run_stages(ctx, plan, model, state, trial_dir, resume_from)
+    finally:
+        wait_for_commits()  # a stop or a failure still leaves the checkpoint in flight in place
+
+
+def _run_stages(
+    ctx: RunContext,
+    plan: TrialPlan,
+    model: keras.Model,
+    state: TrialState,
+    trial_dir: Path,
+    resume_from: Path | None,
+) -> None:
+    ckpt_dir = trial_dir / "checkpoints"
     started = time.monotonic() - state.seconds
     if ctx.recipe.evaluate.before and "before" not in state.evaluated:
         _checkpoint_eval(ctx, plan, model, "before", None, state, ckpt_dir)
@@ -312,8 +328,9 @@ def _train_epochs(
         if stopped_early:
             state.stage_epoch = stage.epochs
         state.early, state.plateau = asdict(early), asdict(plateau)
-        every = ctx.recipe.output.checkpoint_every
-        if state.stage_epoch % every == 0 or state.stage_epoch >= stage.epochs:
+        if state.stage_epoch >= stage.epochs:
+            break  # the stage's own checkpoint, just below, records this epoch
+        if state.stage_epoch % ctx.recipe.output.checkpoint_every == 0:
             state.seconds = time.monotonic() - started
             _save(ckpt_dir, model, plan, state)
         ctx.stop.raise_if_set()
@@ -325,6 +342,7 @@ def _train_epochs(
     ):
         model.load_weights(str(_best_weights(ckpt_dir)))
     state.stage_done = True
+    state.seconds = time.monotonic() - started
     ctx.writer.event(
         "stage_ended",
         trial=plan.name,
@@ -353,7 +371,9 @@ def _checkpoint_eval(
     if ctx.regression:
         matrix, losses, extra = evaluate_fit(ctx, model)
     else:
-        matrix, losses, ctx.predicted[plan.name] = evaluate_matrix(ctx, model)
+        matrix, losses, ctx.predicted[plan.name] = evaluate_matrix(
+            ctx, model, untrained=label == "before"
+        )
         extra = {"metric": "accuracy"}
     ctx.writer.event(
         "evaluation",
@@ -375,7 +395,7 @@ def _checkpoint_eval(
     if is_main():
         ctx.checkpoint_artifacts(plan, label, model)
     state.evaluated.append(label)
-    _save(ckpt_dir, model, plan, state)
+    _save(ckpt_dir, model, plan, state, same_weights=True)
 
 
 def _finish_trial(
@@ -424,11 +444,28 @@ def epoch_seed(seed: int, global_epoch: int) -> int:
 
 
 @timed("checkpoint")
-def _save(ckpt_dir: Path, model: keras.Model, plan: TrialPlan, state: TrialState) -> None:
+def _save(
+    ckpt_dir: Path,
+    model: keras.Model,
+    plan: TrialPlan,
+    state: TrialState,
+    *,
+    same_weights: bool = False,
+) -> None:
+    """A checkpoint of the trial now; ``same_weights``: unchanged since the newest one (an
+    evaluation only adds its record), so that one's weights file is linked, not rewritten."""
     if not is_main():
         return barrier()  # rank 0 writes; the others wait until the checkpoint is complete
     name = f"epoch-{state.global_epoch:04d}-s{state.stage_index}-{len(state.evaluated)}"
-    save_checkpoint(ckpt_dir, name, model, {"trial": asdict(state), "plan": plan.name})
+    save_checkpoint(
+        ckpt_dir,
+        name,
+        model,
+        {"trial": asdict(state), "plan": plan.name},
+        same_weights=same_weights,
+    )
+    if is_distributed():
+        wait_for_commits()  # the other ranks go on once it is complete, as before
     barrier()
 
 
