@@ -275,6 +275,7 @@ MEASURED_BY = {
     "data_throughput": "python benchmarks/data_throughput.py "
     "--markdown docs/measured/data_throughput.md",
     "train_speed": "kvision bench --repeats 5 --markdown docs/measured/train_speed.md",
+    "train_speed_before": "kvision bench --repeats 5 --markdown docs/measured/train_speed_before.md",
     "memory": "python benchmarks/memory.py --markdown docs/measured/memory.md",
     "run_profile": "python benchmarks/run_profile.py RUN_DIR ... "
     "--markdown docs/measured/run_profile.md",

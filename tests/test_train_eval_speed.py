@@ -102,7 +102,7 @@ def test_arms_share_their_before_evaluation(tmp_path: Path, monkeypatch):
     before = [e for e in events if e["checkpoint"] == "before"]
     assert [e["trial"] for e in before] == ["lenet-a", "lenet-b"]
     assert before[0]["matrix"] == before[1]["matrix"] and before[0]["loss"] == before[1]["loss"]
-    # 4 evaluations recorded, 3 computed: the second 'before' came from the cache. The two
-    # trained models happen to be equal too (same data order), so 2 would be right as well.
-    assert len(events) == 4 and len(computed) == len(set(computed)) <= 3
+    # 4 evaluations recorded, 3 computed: the second 'before' came from the cache. Trained
+    # weights are never looked up (nor hashed), even when, as here, both arms trained alike.
+    assert len(events) == 4 and len(computed) == 3
     assert np.isfinite([e["loss"]["clear"]["test"] for e in events]).all()
