@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -75,19 +76,22 @@ def child(argv: list[str]) -> int:
     """Run ``kvision`` in this process, killing itself at the k-th rename when asked to."""
     kill_at = int(os.environ.get(KILL_AT_RENAME, "0"))
     count_file = os.environ.get(COUNT_RENAMES)
-    original, calls = os.replace, [0]
+    original, calls, counts = os.replace, [0], {}
+    # Checkpoints are committed on a background thread, so renames come from two threads:
+    # count them, and write the count file, under one lock.
+    lock = threading.Lock()
 
     def replace(src, dst, *args, **kw):
-        calls[0] += 1
-        if calls[0] == kill_at:
-            os.kill(os.getpid(), signal.SIGKILL)  # the temp file is complete, not yet renamed
-        result = original(src, dst, *args, **kw)
-        if count_file:
-            counts = json.loads(Path(count_file).read_text()) if Path(count_file).exists() else {}
-            counts["renames"] = calls[0]
-            if Path(dst).name == "meta.json":
-                counts.setdefault("meta", calls[0])  # from here on the run can be resumed
-            Path(count_file).write_text(json.dumps(counts))
+        with lock:
+            calls[0] += 1
+            if calls[0] == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)  # the temp file is complete, not renamed
+            result = original(src, dst, *args, **kw)
+            if count_file:
+                counts["renames"] = calls[0]
+                if Path(dst).name == "meta.json":
+                    counts.setdefault("meta", calls[0])  # from here on the run can be resumed
+                Path(count_file).write_text(json.dumps(counts))
         return result
 
     os.replace = replace

@@ -63,6 +63,9 @@ def test_a_failed_commit_reaches_the_trainer(tmp_path, model, monkeypatch):
 
     monkeypatch.setattr(checkpoint, "file_digest", full_disk)
     checkpoint.save_checkpoint(folder, "b", model, _state(2))  # returns: the commit is behind
+    # The commit's own error path (sizing the DiskFull report) must finish without the
+    # trainer waiting on it: let it fail on its own first.
+    checkpoint._COMMITS._pending.exception(timeout=60)
     with pytest.raises(DiskFull):
         checkpoint.wait_for_commits()
     checkpoint.wait_for_commits()  # reported once

@@ -91,7 +91,7 @@ def _discard(tmp: Path, folder: Path, model: Any, exc: BaseException) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     full = disk_full_cause(exc)
     if full is not None and not isinstance(exc, DiskFull):
-        raise DiskFull(folder, estimate_bytes(folder, model), full.free) from exc
+        raise DiskFull(folder, _estimate_bytes(folder, model), full.free) from exc
     raise exc
 
 
@@ -166,7 +166,17 @@ def _manifest(path: Path) -> dict:
 
 
 def estimate_bytes(folder: Path, model: Any) -> int:
-    """Bytes the next checkpoint needs: the newest one's size, or the variables' size."""
+    """Bytes the next checkpoint needs: the newest one's size, or the variables' size.
+
+    Waits for the checkpoint in flight first: its commit renames and prunes the folders
+    this reads (early stopping's best weights and model.keras are sized here too).
+    """
+    wait_for_commits()
+    return _estimate_bytes(folder, model)
+
+
+def _estimate_bytes(folder: Path, model: Any) -> int:
+    """:func:`estimate_bytes` without the wait (the commit thread's own error path)."""
     newest = find_checkpoint(folder, verify=False).intact
     if newest is not None:
         return sum(p.stat().st_size for p in newest[0].iterdir() if p.is_file())
