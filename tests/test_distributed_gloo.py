@@ -76,6 +76,10 @@ def _rank(rank: int, world: int, port: int, out: str) -> None:
 
     _two_epochs(fit)
     np.savez(Path(out) / f"rank{rank}.npz", *model.get_weights(), loss=metrics["loss"])
+    # Both ranks done before either tears gloo down: a rank destroying its group while the
+    # other still holds the connection aborted once in CI ("terminate called without an
+    # active exception", SIGABRT).
+    dist.barrier()
     dist.destroy_process_group()
 
 
