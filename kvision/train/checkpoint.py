@@ -72,7 +72,8 @@ def save_checkpoint(
     wait_for_commits()
     folder.mkdir(parents=True, exist_ok=True)
     newest = find_checkpoint(folder, verify=False).intact
-    ensure_space(folder, 0 if same_weights and newest else estimate_bytes(folder, model))
+    # Already waited above: the sizing reads the folder without waiting again.
+    ensure_space(folder, 0 if same_weights and newest else _estimate_bytes(folder, model))
     final = folder / f"{name}-{uuid.uuid4().hex[:6]}"
     tmp = folder / f".{final.name}.tmp"
     tmp.mkdir()
