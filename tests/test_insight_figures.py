@@ -65,3 +65,44 @@ def test_comparison_separates_overlapping_arms_and_marks_stages(tmp_path, monkey
         marks = [ln for ln in ax.get_lines() if list(ln.get_xdata()) == [1.5, 1.5]]
         assert [m.get_color() for m in marks] == [lines["expert"].get_color()]
         assert "expert: train" in [t.get_text() for t in ax.texts]
+
+
+def _capture(monkeypatch) -> list:
+    import kvision.insight._plot as plot
+
+    figures: list = []
+    monkeypatch.setattr(plot, "save_figure", lambda fig, path: figures.append(fig) or path)
+    return figures
+
+
+def test_cam_and_activation_grids_carry_a_colour_scale(tmp_path, monkeypatch):
+    import numpy as np
+
+    from kvision.insight.activations import plot_stage_means
+    from kvision.insight.cam import plot_cams
+
+    figures = _capture(monkeypatch)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (2, 32, 32, 1), dtype=np.uint8)
+    panels = {"Grad-CAM": [(rng.random((4, 4)), "coat 0.9") for _ in range(2)]}
+    plot_cams(images, panels, ["a", "b"], tmp_path / "cam.png", title="t")
+    maps = {"v1": rng.random((2, 8, 8, 128)), "v2": rng.random((2, 4, 4, 256))}
+    plot_stage_means(images, maps, ["a", "b"], tmp_path / "act.png", title="t")
+    cam, act = figures
+    assert [ax.get_ylabel() for ax in cam.axes[1:]] == ["CAM / its peak"]
+    assert [ax.get_ylabel() for ax in act.axes[1:]] == ["mean activation / its range"]
+    # activation column titles on two short lines, never one long line running into the next
+    titles = [t.get_text() for t in act.axes[0].texts if "mean of" in t.get_text()]
+    assert titles == ["v1\nmean of 128", "v2\nmean of 256"]
+
+
+def test_filter_grids_are_not_tiny(tmp_path, monkeypatch):
+    import numpy as np
+
+    from kvision.insight.filters import plot_filters
+
+    figures = _capture(monkeypatch)
+    kernel = np.random.default_rng(0).normal(size=(11, 11, 3, 16))
+    plot_filters({"before": kernel, "after": kernel}, tmp_path / "f.png", title="filters")
+    width, height = figures[0].get_size_inches() * figures[0].dpi
+    assert height >= 256 and width >= 2 * 256  # a checkpoint's 4x4 mosaic gets 256 px
