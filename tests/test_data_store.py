@@ -17,7 +17,7 @@ import pytest
 
 import kvision  # noqa: F401
 from kvision.data import cache, load_dataset
-from kvision.data.conditions import BlurredRows, apply_condition, condition_view
+from kvision.data.conditions import apply_condition, condition_view
 from kvision.data.progress import Progress
 from kvision.data.rows import Rows
 from kvision.errors import KvisionError
@@ -72,15 +72,18 @@ def test_a_second_load_maps_the_same_pixels(tmp_path):
         assert first.splits[name].ids == second.splits[name].ids
 
 
-def test_blur_per_batch_equals_blur_of_the_whole_split(tmp_path):
+def test_a_blurred_view_of_the_map_is_a_scratch_map_equal_to_the_whole_blur(tmp_path, monkeypatch):
+    from kvision.data import conditions
+
     data = section(DataSection, source=f"folder:{_folder(tmp_path / 'f')}", image_size=[16, 16])
     ds = load_dataset(data, seed=0)
     cond = section(ConditionSection, blur={"kind": "gaussian", "sigma": 2.0})
+    monkeypatch.setattr(conditions, "CHUNK", 5)  # several chunks
     view = condition_view(ds, "train", "blurred", cond)
-    assert isinstance(view, BlurredRows)  # nothing blurred until a batch asks
+    assert isinstance(view, Rows) and isinstance(view.base, np.memmap)  # not held in RAM
+    assert not list((tmp_path / "cache" / ".scratch").iterdir())  # unlinked at once
     whole = apply_condition(np.asarray(ds.splits["train"].images), cond)
-    pick = np.array([3, 1, 0])
-    assert np.array_equal(view[pick], whole[pick])  # uint8, same OpenCV call: exact
+    assert np.array_equal(view, whole)  # uint8, the same OpenCV calls per image: exact
 
 
 def test_mixed_sizes_refused_from_headers_before_decoding(tmp_path, monkeypatch):

@@ -183,6 +183,27 @@ def _fsync_dir(path: Path) -> None:
         _fsync_file(path)
 
 
+def scratch_array(shape: tuple[int, ...], dtype=np.uint8) -> np.ndarray:
+    """A writable memory map that lives as long as the process: its file is unlinked at
+    once (in the cache folder, else the temp folder), so nothing is left behind."""
+    import tempfile
+
+    for folder in (cache_dir() / ".scratch", Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=folder, suffix=".npy")
+            break
+        except OSError:
+            continue
+    else:
+        return np.empty(shape, dtype)  # nowhere to write: RAM it is
+    try:
+        os.close(fd)
+        return open_memmap(name, mode="w+", dtype=dtype, shape=shape)
+    finally:
+        os.unlink(name)  # the mapping keeps the data; the name goes now
+
+
 def unwritable(root: Path, exc: OSError) -> str:
     """The warning for a cache that could not be written (the run goes on)."""
     reason = exc.strerror or str(exc)

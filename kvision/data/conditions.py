@@ -17,33 +17,19 @@ from kvision.recipe.schema_data import BlurSpec, ConditionSection
 PER_IMAGE = ("gaussian", "defocus", "zoom")
 
 
-class BlurredRows:
-    """A selection of rows seen through a blur applied to each gathered batch."""
+#: Images blurred per OpenCV pass when writing a scratch map.
+CHUNK = 256
 
-    def __init__(self, images: Rows, kind: str, params: dict) -> None:
-        self.images, self.kind, self.params = images, kind, params
-        self.shape, self.dtype, self.ndim = images.shape, images.dtype, images.ndim
 
-    def __len__(self) -> int:
-        return len(self.images)
+def blurred_map(images: Rows, kind: str, params: dict) -> Rows:
+    """``images`` blurred, written chunk by chunk into an unlinked scratch memory map."""
+    from kvision.data.cache import scratch_array
 
-    def __getitem__(self, key) -> np.ndarray:
-        batch = self.images[key]
-        single = batch.ndim == 3
-        out = apply_blur(batch[None] if single else batch, self.kind, self.params)
-        return out[0] if single else out
-
-    def take(self, index: np.ndarray) -> BlurredRows:
-        """The blurred rows at ``index``, still lazy."""
-        return BlurredRows(self.images.take(index), self.kind, self.params)
-
-    def astype(self, dtype) -> np.ndarray:
-        """The whole selection, blurred, as an ndarray (a copy: for small selections)."""
-        return self[np.arange(len(self))].astype(dtype)
-
-    def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        out = self[np.arange(len(self))]
-        return out if dtype is None else out.astype(dtype)
+    out = scratch_array(images.shape, images.dtype)
+    for start in range(0, len(images), CHUNK):
+        stop = min(start + CHUNK, len(images))
+        out[start:stop] = apply_blur(images[start:stop], kind, params)
+    return Rows(out)
 
 
 def _mapped(images) -> bool:
@@ -77,14 +63,15 @@ def apply_condition(
 
 def condition_view(
     dataset: Dataset, split: str, name: str, condition: ConditionSection
-) -> np.ndarray | Rows | BlurredRows:
-    """The ``split`` images under condition ``name``.
+) -> np.ndarray | Rows:
+    """The ``split`` images under condition ``name``, computed once.
 
-    Over the store's memory-mapped rows a blur that treats every image on its
-    own is applied per batch as batches are gathered (:class:`BlurredRows`), so no blurred
-    copy of the split is held; motion and glass blur draw their random parts across the whole
-    array, so they (and splits of arrays already in RAM, where the blurred copy costs less
-    than blurring every batch again) are computed once and kept.
+    Over the store's memory-mapped rows, a blur that treats every image on its own is
+    written chunk by chunk into a scratch memory map (:func:`blurred_map`), so no blurred copy
+    is held in RAM. Blurring every batch again instead was 20x slower to feed (Gaussian
+    sigma 5 at 256 px; benchmarks/data_scale.py). Motion and glass blur draw their random
+    parts across the whole array, so they, and splits of arrays already in RAM, are blurred
+    whole in memory.
     """
     if split not in dataset.splits:
         raise KvisionError(
@@ -103,7 +90,7 @@ def condition_view(
             return images
         if _mapped(images) and condition.blur.kind in PER_IMAGE:
             params = blur_params(condition.blur, images.shape[1:3], seed)
-            dataset.views[key] = BlurredRows(images, condition.blur.kind, params)
+            dataset.views[key] = blurred_map(images, condition.blur.kind, params)
         else:
             dataset.views[key] = apply_condition(np.asarray(images), condition, seed=seed)
     return dataset.views[key]
