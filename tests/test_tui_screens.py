@@ -315,7 +315,7 @@ async def test_history_open_mark_compare_images(world) -> None:
             "B lenet / arm0",
         ]
         await pilot.press("d")
-        assert list(rows.get_row_at(0))[:2] == ["B-A", "clear test"]
+        assert list(rows.get_row_at(0))[:3] == ["B-A", "lenet / arm0", "clear test"]
         await pilot.press("escape", "enter")  # the cursor is on the newer run
         assert isinstance(app.screen, LiveScreen) and app.screen.run_dir == world["second"]
         await pilot.press("escape", "o")
@@ -700,3 +700,23 @@ async def test_footers_fit_an_80_column_terminal(world, name) -> None:
         assert shown and len(footer.rstrip()) <= 80
         for labels in shown.values():
             assert any(label in footer for label in labels), (name, labels, footer)
+
+
+@sync
+async def test_compare_screen_states_recipe_changes_and_refuses_to_pair_them(world) -> None:
+    (world["second"] / "recipe.toml").write_text(
+        '[experiment]\nname = "demo"\n\n[data]\nlimit_per_class = 30\n'
+    )
+    app = make_app(world)
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.push_screen(CompareScreen(world["first"], world["second"]))
+        await until(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.is_mounted)
+        screen = app.screen
+        await until(pilot, lambda: bool(screen.query("#compare-info")))
+        info = screen.query_one("#compare-info", Static)
+        await until(pilot, lambda: "B vs A: data.limit_per_class (absent) -> 30" in text_of(info))
+        await pilot.press("d")
+        rows = screen.query_one("#compare-table", DataTable)
+        assert "not computed: the recipes differ in data.limit_per_class" in str(
+            rows.get_row_at(0)[0]
+        )

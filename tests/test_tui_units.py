@@ -355,7 +355,8 @@ def test_compare_pairs_trials_by_model_arm_and_repeat_not_by_name(tmp_path: Path
     assert head == ["trial", "cell", "A", "B", "B-A"]
     assert rows[0] == ["lenet / arm0", "clear test", "80.00", "85.00", "+5.00"]
     _, paired = paired_rows(comparison)
-    assert paired[0] == ["B-A", "clear test", "+5.00", "[+5.00, +5.00]", "2"]
+    # per trial type (model and arm), never pooled across them: one repeat each, no interval
+    assert paired[0] == ["B-A", "lenet / arm0", "clear test", "+5.00", "none (n=1)", "1"]
     assert "Paired differences" in format_comparison(comparison)
     with pytest.raises(KvisionError, match="at least two run directories"):
         compare([a])
