@@ -128,3 +128,21 @@ def test_tables_say_their_subsets(tmp_path):
     robust = report.split("### Blur robustness")[1]
     assert "a stratified, seeded subset of 20 of the 40 clear test images" in robust
     assert "up to ±11.2 pp" in robust  # 50 / sqrt(20)
+
+
+def test_show_draws_markdown_for_a_terminal_and_keeps_it_for_a_pipe(tmp_path):
+    import subprocess
+    import sys
+
+    run = _run(tmp_path, 1)
+    cmd = [sys.executable, "-m", "kvision", "show", str(run)]
+    piped = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert piped.returncode == 0, piped.stderr
+    assert "| model | difference |" in piped.stdout and "|---|---|" in piped.stdout
+    drawn = subprocess.run([*cmd, "--format", "text"], capture_output=True, text=True, timeout=120)
+    assert drawn.returncode == 0, drawn.stderr
+    out = drawn.stdout
+    assert "|---" not in out and "---:" not in out and "**" not in out and "## " not in out
+    row = next(line for line in out.splitlines() if "expert − naive " in line)
+    assert row.split() == ["alexnet", "expert", "−", "naive", "+10.0", "+0.0"]
+    assert "n=1, no interval" in out
