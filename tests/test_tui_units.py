@@ -331,6 +331,9 @@ def test_ls_and_the_history_show_the_same_headline(tmp_path: Path) -> None:
     assert summary["best_test"] == pytest.approx(0.8)  # lenet-arm0's final clear test
     assert HEADLINE in format_runs(tmp_path).splitlines()[0] and COLUMNS[-2] == HEADLINE
     assert "80.00%" in format_runs(tmp_path)
+    # the headline names the trial and the condition it was measured on
+    assert summary["best_where"] == ("lenet-arm0", "clear")
+    assert format_runs(tmp_path).splitlines()[2].endswith("80.00%  lenet-arm0, clear test")
     assert summary_row(RunState(run))[-2] == "80.00%"
     assert summary_row(RunState(run))[-3] == format_seconds(summary["duration"])
 
