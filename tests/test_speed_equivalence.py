@@ -309,6 +309,7 @@ def test_convs_on_small_maps_run_in_nchw_with_keras_results(monkeypatch, numeric
 def test_missing_internal_turns_the_speed_paths_off_with_one_warning(monkeypatch, capsys):
     """A Keras/torch release without an internal the paths use: one line, then Keras' own
     layers and Adam train the model (the fast forms and the fused step never run)."""
+    import keras
     import torch
 
     from kvision.models import speed_paths_status
@@ -333,6 +334,7 @@ def test_missing_internal_turns_the_speed_paths_off_with_one_warning(monkeypatch
                 lambda *a, _form=form, **k: ran.append(1) or _form(*a, **k),
             )
         monkeypatch.setattr(_fast.adam, "_fused_adam_step", lambda *a: ran.append(1))
+        keras.utils.set_random_seed(0)
         model = create_model(
             "lenet", input_shape=(12, 12, 1), num_classes=3, preprocess=([0.5], [0.5])
         )
@@ -340,7 +342,8 @@ def test_missing_internal_turns_the_speed_paths_off_with_one_warning(monkeypatch
         compile_model(model, TrainingSection())
         rng = np.random.default_rng(0)
         x = rng.integers(0, 256, size=(32, 12, 12, 1)).astype("float32")
-        y = rng.integers(0, 3, size=32)
+        brightness = x.mean(axis=(1, 2, 3))  # learnable labels: random ones need not fall
+        y = np.digitize(brightness, np.quantile(brightness, [1 / 3, 2 / 3]))
         before = model.get_weights()
         losses = model.fit(x, y, batch_size=8, epochs=3, verbose=0).history["loss"]
         assert not ran
@@ -350,3 +353,30 @@ def test_missing_internal_turns_the_speed_paths_off_with_one_warning(monkeypatch
         )
     finally:
         speed_paths_status.cache_clear()  # the next test checks the real internals again
+
+
+def test_every_internal_is_checked_even_from_inside_a_symbolic_build(monkeypatch, capsys):
+    """The instance attributes the paths read (node order, output nesting, masks, Adam's
+    slots) are probed on small objects, in a thread of their own, so a first check from
+    inside a StatelessScope (a symbolic build refuses new variables) still finds them; a
+    Keras that keeps masks elsewhere turns the paths off with one line naming it."""
+    import keras
+    from keras.src.backend.common import masking
+
+    from kvision.models import speed_paths_status
+
+    probes = [i for i in _fast.INTERNALS if i.startswith("probe:")]
+    assert {"probe:Functional()._nodes_by_depth", "probe:Adam().build()._momentums"} <= set(probes)
+    speed_paths_status.cache_clear()
+    try:
+        with keras.StatelessScope():
+            assert speed_paths_status() == (True, "torch speed paths on")
+        assert capsys.readouterr().err == ""
+        # as if a later Keras kept a torch tensor's mask in a side table
+        monkeypatch.setattr(masking, "set_keras_mask", lambda x, mask: None)
+        speed_paths_status.cache_clear()
+        enabled, reason = speed_paths_status()
+        assert not enabled and "probe:torch.Tensor()._keras_mask is missing" in reason
+        assert capsys.readouterr().err == f"kvision: warning: {reason}\n"
+    finally:
+        speed_paths_status.cache_clear()

@@ -12,7 +12,14 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
-from kvision.runs.compare import Comparison, compare, final_rows, label, paired_rows
+from kvision.runs.compare import (
+    Comparison,
+    compare,
+    final_rows,
+    label,
+    paired_rows,
+    recipe_lines,
+)
 
 from .charts import COLORS, RICH_COLORS, Chart, ChartData, Series
 from .dialogs import footer
@@ -105,13 +112,22 @@ class CompareScreen(Screen):
         )
         shown = label(only, self.comparison) if only else f"all {len(ids)}"
         table = "paired differences to A" if self.paired else "final scores; X-A: difference"
-        info = Text(f"{runs}\ntrials: {shown} (t) · table: {table} (d)\n")
+        recipes = " ".join(line.strip() for line in recipe_lines(self.comparison))
+        info = Text(f"{runs}\nrecipes: {recipes}\ntrials: {shown} (t) · table: {table} (d)\n")
         self.query_one("#compare-info", Static).update(info.append_text(legend(loss)))
         self._fill_table()
 
     def _fill_table(self) -> None:
-        head, rows = (paired_rows if self.paired else final_rows)(self.comparison)
         table = self.query_one("#compare-table", DataTable)
+        blockers = self.comparison.blockers()
+        if self.paired and blockers:  # as `kvision compare`: no interval across recipes
+            keys = sorted({k for ks in blockers.values() for k in ks})
+            table.clear(columns=True)
+            table.add_column("paired differences")
+            table.add_row(f"not computed: the recipes differ in {', '.join(keys)}")
+            table.add_row("(kvision compare --force computes them anyway)")
+            return
+        head, rows = (paired_rows if self.paired else final_rows)(self.comparison)
         table.clear(columns=True)
         table.add_columns(*head)
         only = self.comparison.identities[self.only] if self.only is not None else None
