@@ -8,15 +8,16 @@ import kvision  # noqa: F401  (selects the torch backend before keras is importe
 import keras
 import numpy as np
 import pytest
+from numerics import EPS32, assert_close_to_scale
 
 from kvision.errors import KvisionError
 from kvision.insight import _layers
 from kvision.insight.cam import class_activation_maps, overlay, probabilities
 
 
-def _model(frozen: bool = True) -> keras.Model:
+def _model(frozen: bool = True, seed: int = 0) -> keras.Model:
     """Conv -> conv (explained layer) -> flatten -> dense tanh -> dense logits."""
-    keras.utils.set_random_seed(3)
+    keras.utils.set_random_seed(3 + seed)
     inp = keras.Input((6, 6, 2))
     x = keras.layers.Conv2D(3, 3, padding="same", activation="relu", name="v1_conv")(inp)
     x = keras.layers.Conv2D(4, 3, activation="relu", name="v2_conv")(x)
@@ -66,21 +67,31 @@ def _gradcam_pp_loops(a: np.ndarray, g: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("method", ["gradcam", "gradcam++"])
-def test_cam_matches_formula_on_frozen_model(method):
-    model = _model(frozen=True)
+def test_cam_matches_formula_on_frozen_model(method, numeric_seed):
+    model = _model(frozen=True, seed=numeric_seed)
     # Small pixel values keep tanh out of saturation, so the gradients are far from zero.
-    images = np.random.default_rng(0).uniform(0, 2, (2, 6, 6, 2)).astype(np.float32)
-    classes = np.array([0, 2])
-    maps, outputs = class_activation_maps(model, "v2_conv", images, classes, method)
+    images = np.random.default_rng(numeric_seed).uniform(0, 2, (4, 6, 6, 2)).astype(np.float32)
     feats = keras.Model(model.inputs, model.get_layer("v2_conv").output).predict(images, verbose=0)
-    np.testing.assert_allclose(outputs, model.predict(images, verbose=0), rtol=1e-5, atol=1e-5)
     reference = _gradcam_loops if method == "gradcam" else _gradcam_pp_loops
-    for n, c in enumerate(classes):
-        grad = _numeric_grad(model, feats[n], int(c))
-        assert np.abs(grad).max() > 0  # the check means something only if gradients flow
-        expected = reference(feats[n].astype(np.float64), grad)
-        assert expected.max() > 0
-        np.testing.assert_allclose(maps[n], expected, rtol=2e-3, atol=1e-5 * expected.max())
+    # A class's map can rightly be all zero (ReLU of a negative weighted sum) for some random
+    # weights: explain, per image, the class whose reference map is largest.
+    references = []
+    for n in range(len(images)):
+        options = []
+        for c in range(3):
+            grad = _numeric_grad(model, feats[n], c)
+            assert np.abs(grad).max() > 0  # the check means something only if gradients flow
+            options.append((reference(feats[n].astype(np.float64), grad), c))
+        references.append(max(options, key=lambda option: option[0].max()))
+    assert any(expected.max() > 0 for expected, _ in references)
+    classes = np.array([c for _, c in references])
+    maps, outputs = class_activation_maps(model, "v2_conv", images, classes, method)
+    assert_close_to_scale(outputs, model.predict(images, verbose=0))
+    for n, (expected, _) in enumerate(references):
+        # The reference is float64 central differences (error ~1e-9); kvision's maps come from
+        # float32 autograd and sums, which cancel: 1e-4 of the map's own scale (floor 0, CAM
+        # maps have no natural unit), ~800 float32 eps.
+        assert_close_to_scale(maps[n], expected, eps_units=1e-4 / EPS32, floor=0.0)
 
 
 def test_gradients_flow_through_trainable_and_frozen_models_alike():
@@ -90,7 +101,7 @@ def test_gradients_flow_through_trainable_and_frozen_models_alike():
     frozen = layer_gradients(_model(True), "v2_conv", images, np.array([0, 1, 2]))
     trainable = layer_gradients(_model(False), "v2_conv", images, np.array([0, 1, 2]))
     for a, b in zip(frozen, trainable, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-6)
+        assert_close_to_scale(a, b)
 
 
 def test_cam_layer_and_layer_errors_name_the_candidates():
