@@ -309,11 +309,13 @@ async def test_history_open_mark_compare_images(world) -> None:
         assert len({s.color for s in loss.series}) == 3
         rows = compare.query_one("#compare-table", DataTable)
         assert list(rows.get_row_at(0)) == ["lenet / arm0", "clear test", "80.00", "80.00", "+0.00"]
-        await pilot.press("t")  # one paired trial at a time
+        await pilot.press("t")  # one model at a time (the fake runs have one: lenet)
         assert [s.label for s in compare.query_one("#compare-loss").data.series] == [
             "A lenet / arm0",
+            "A lenet / arm1",
             "B lenet / arm0",
         ]
+        assert "shown: model lenet (t)" in text_of(compare.query_one("#compare-info", Static))
         await pilot.press("d")
         assert list(rows.get_row_at(0))[:3] == ["B-A", "lenet / arm0", "clear test"]
         await pilot.press("escape", "enter")  # the cursor is on the newer run

@@ -434,3 +434,25 @@ def test_skipped_files_are_said_once_whether_or_not_the_run_warned(tmp_path: Pat
     assert [text for _, text in new.messages if "bad.png" in text] == [
         "[skipped_files] 1 file(s) in data were skipped: bad.png (cannot decode)."
     ]
+
+
+def test_compare_overlay_shows_one_model_at_a_time(tmp_path: Path) -> None:
+    from kvision.runs.compare import compare
+    from kvision_tui.compare_screen import overlay
+
+    runs = []
+    for name in ("20260101-120000-a", "20260102-120000-b"):
+        run = write_run(tmp_path, name, images=False)
+        events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+        for e in events:  # the second trial becomes another model's
+            for t in [*(e.get("trials") or []), e]:
+                if t.get("trial") == "lenet-arm1" and "model" in t:
+                    t["model"] = "vgg"
+        (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+        runs.append(run)
+    comparison = compare(runs)
+    states = [RunState(r) for r in runs]
+    loss, _, _ = overlay(states, comparison)
+    assert len(loss.series) == 4  # every run and trial
+    loss, _, _ = overlay(states, comparison, only="vgg")
+    assert [s.label for s in loss.series] == ["A vgg / arm1", "B vgg / arm1"]
