@@ -21,7 +21,7 @@ PER_IMAGE = ("gaussian", "defocus", "zoom")
 CHUNK = 256
 
 
-def blurred_map(images: Rows, kind: str, params: dict) -> Rows:
+def blurred_map(images: Rows | np.ndarray, kind: str, params: dict) -> Rows:
     """``images`` blurred, written chunk by chunk into an unlinked scratch memory map."""
     from kvision.data.cache import scratch_array
 
@@ -33,8 +33,8 @@ def blurred_map(images: Rows, kind: str, params: dict) -> Rows:
 
 
 def _mapped(images) -> bool:
-    """Whether ``images`` select rows of a memory map (the store), not of an array in RAM."""
-    return isinstance(images, Rows) and isinstance(images.base, np.memmap)
+    """Whether ``images`` are (rows of) a memory map (the store), not an array in RAM."""
+    return isinstance(images.base if isinstance(images, Rows) else images, np.memmap)
 
 
 def blur_params(blur: BlurSpec, image_hw: tuple[int, int], default_seed: int) -> dict:
