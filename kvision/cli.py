@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     for module in (
         "kvision.models.commands",
         "kvision.data.commands",
+        "kvision.data.cache_commands",
         "kvision.insight.commands",
         "kvision.sweep.commands",
         "kvision.bench.commands",
