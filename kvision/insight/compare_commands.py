@@ -33,10 +33,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _compare(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from kvision.errors import printable
     from kvision.runs.compare import compare, format_comparison
 
     comparison = compare(args.runs)
-    print(format_comparison(comparison))
+    print(printable(format_comparison(comparison), one_line=False))  # names from run files
     if args.no_png:
         return 0
     from kvision.insight.curves import plot_runs_comparison
