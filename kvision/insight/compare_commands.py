@@ -7,6 +7,7 @@ Only argparse here; the tables come from :mod:`kvision.runs.compare` and the PNG
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,9 +35,13 @@ def _compare(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from kvision.errors import printable
+    from kvision.runs import RunReader
     from kvision.runs.compare import compare, format_comparison
 
     comparison = compare(args.runs)
+    for run in args.runs:  # what was skipped in a damaged run, said once per run
+        for problem in RunReader(run).problems():
+            print(f"kvision: warning: {printable(run)}: {problem}", file=sys.stderr)
     print(printable(format_comparison(comparison), one_line=False))  # names from run files
     if args.no_png:
         return 0
