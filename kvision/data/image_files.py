@@ -30,7 +30,7 @@ def read_image(path: str | Path, size: tuple[int, int] | None, channels: int) ->
     image, reason = decode_image(p.read_bytes(), 3, 1)
     if image is None:
         raise KvisionError(
-            f"'{printable(path)}' cannot be used as an image: {reason} "
+            f"'{printable(path)}' is not an image OpenCV can read: {reason} "
             f"(expected e.g. {', '.join(IMAGE_SUFFIXES[:4])})."
         )
     image = resize_image(image, size) if size else image
