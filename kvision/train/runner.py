@@ -446,7 +446,7 @@ def _disk_full(writer: RunWriter, console: Console, full: DiskFull) -> RunResult
 
 def _finish_run(ctx, started: float) -> None:
     from kvision.train.ddp_env import is_main
-    from kvision.train.report import write_report
+    from kvision.train.report import finished_time, write_report
 
     if not is_main():
         return
@@ -458,11 +458,11 @@ def _finish_run(ctx, started: float) -> None:
     seconds = round(time.monotonic() - started, 2)
     # The report first: a run is only marked finished once everything it promises is on disk.
     with phase("export"):
-        report = write_report(ctx.writer.dir, status="finished")
+        report = write_report(ctx.writer.dir, status="finished", session_seconds=seconds)
     ctx.writer.artifact(report, "report")
     _write_profile(ctx.writer)  # before the last word: run_finished stays the last event
     ctx.writer.event("run_finished", seconds=seconds)
-    ctx.console.line(f"finished in {seconds:.1f}s: {ctx.writer.dir / 'report.md'}")
+    ctx.console.line(f"finished in {finished_time(ctx.writer.dir)}: {ctx.writer.dir / 'report.md'}")
 
 
 def _write_profile(writer: RunWriter) -> None:
