@@ -23,8 +23,9 @@ import time
 
 #: The environments compared; "default" is what torch does without kvision's settings.
 VARIANTS = {
-    "default (OMP active wait)": {"OMP_WAIT_POLICY": "ACTIVE"},
-    "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
+    "2 threads, OMP active wait": {"OMP_NUM_THREADS": "2", "OMP_WAIT_POLICY": "ACTIVE"},
+    "2 threads, OMP_WAIT_POLICY=PASSIVE": {"OMP_NUM_THREADS": "2", "OMP_WAIT_POLICY": "PASSIVE"},
+    "1 thread": {"OMP_NUM_THREADS": "1"},
 }
 MODELS = ("alexnet", "vgg")
 
@@ -82,16 +83,21 @@ def timed(model_name: str, env: dict, steps: int, loaded: bool) -> float:
     return json.loads(out.strip().splitlines()[-1])["median"]
 
 
-def measure(steps: int, rounds: int) -> list[str]:
+def measure(steps: int, rounds: int, models: list[str], burner: bool) -> list[str]:
     rows = []
-    for model in MODELS:
-        for name, env in VARIANTS.items():
-            quiet, busy = [], []
-            for _ in range(rounds):  # alternating, so a drift of the machine hits both
-                quiet.append(timed(model, env, steps, loaded=False))
-                busy.append(timed(model, env, steps, loaded=True))
-            q, b = statistics.median(quiet), statistics.median(busy)
-            rows.append(f"| {model} | {name} | {1000 * q:.0f} | {1000 * b:.0f} | {b / q:.1f}x |")
+    for model in models:
+        quiet: dict[str, list[float]] = {name: [] for name in VARIANTS}
+        busy: dict[str, list[float]] = {name: [] for name in VARIANTS}
+        for _ in range(rounds):  # variants in turn, so a drift of the machine hits all
+            for name, env in VARIANTS.items():
+                quiet[name].append(timed(model, env, steps, loaded=False))
+                if burner:
+                    busy[name].append(timed(model, env, steps, loaded=True))
+        for name in VARIANTS:
+            q = statistics.median(quiet[name])
+            b = statistics.median(busy[name]) if burner else None
+            loaded = f"{1000 * b:.0f} | {b / q:.1f}x" if b else "– | –"
+            rows.append(f"| {model} | {name} | {1000 * q:.0f} | {loaded} |")
             print(rows[-1], flush=True)
     return rows
 
@@ -101,6 +107,10 @@ def main() -> None:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--steps", type=int, default=6, help="timed steps per process")
     parser.add_argument("--rounds", type=int, default=2, help="quiet/loaded pairs per cell")
+    parser.add_argument("--model", action="append", choices=MODELS, help="default: both")
+    parser.add_argument(
+        "--no-burner", action="store_true", help="time without the artificial load only"
+    )
     parser.add_argument("--markdown", metavar="OUT", help="also write the table, stamped, here")
     parser.add_argument("--note", help="a note for the stamp (e.g. the load of the machine)")
     args = parser.parse_args()
@@ -108,7 +118,7 @@ def main() -> None:
         worker(args.worker, args.steps)
         return
     head = [
-        "| model | variant | ms/step quiet | ms/step loaded | loaded/quiet |",
+        "| model | variant | ms/step | ms/step with the burner | ratio |",
         "|---|---|---:|---:|---:|",
     ]
     print("\n".join(head), flush=True)
@@ -119,7 +129,7 @@ def main() -> None:
             "busy-loop process per core beside it.",
             "",
             *head,
-            *measure(args.steps, args.rounds),
+            *measure(args.steps, args.rounds, args.model or list(MODELS), not args.no_burner),
         ]
     )
     if args.markdown:

@@ -288,6 +288,7 @@ MEASURED_BY = {
     "--markdown docs/measured/run_profile.md",
     "model_size": "python benchmarks/model_size.py --markdown docs/measured/model_size.md",
     "run_size": "python benchmarks/run_size.py RUN_DIR --markdown docs/measured/run_size.md",
+    "load_share": "python benchmarks/load_share.py --markdown docs/measured/load_share.md",
     "evidence": "python benchmarks/evidence.py RUN_DIR ... --markdown docs/measured/evidence.md",
     "shared_sweep": "python benchmarks/shared_sweep.py --workers 1 --workers 3 "
     "--markdown docs/measured/shared_sweep.md",
