@@ -5,13 +5,17 @@ Never imports Keras or torch: the TUI and ``kvision show`` / ``kvision ls`` use 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kvision.errors import KvisionError, printable
 from kvision.runs.events import (
     ARTIFACT,
     EPOCH_END,
@@ -21,6 +25,7 @@ from kvision.runs.events import (
     TERMINAL,
     TRIAL_STARTED,
 )
+from kvision.runs.lock import probe
 
 EVENTS = "events.jsonl"
 
@@ -67,6 +72,7 @@ class RunReader:
         self.events = []
         self._offset = 0
         self._pending = b""
+        self.foreign = 0
         self.poll()
 
     def poll(self) -> list[dict]:
@@ -85,15 +91,29 @@ class RunReader:
         new = []
         for line in lines:
             try:
-                new.append(json.loads(line))
-            except (json.JSONDecodeError, UnicodeDecodeError):
+                record = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
                 continue  # a torn line from a killed writer: skip it, keep reading
+            if isinstance(record, dict):
+                new.append(record)
+            else:
+                self.foreign += 1  # valid JSON no writer of kvision writes: damage
         self.events.extend(new)
         return new
 
     def meta(self) -> dict:
-        """meta.json, or {} when missing or unreadable."""
+        """meta.json, or {} when missing, unreadable or not a JSON object."""
         return _read_json(self.path / "meta.json")
+
+    def problems(self) -> list[str]:
+        """What in the run's files kvision did not write (lines skipped, a damaged
+        meta.json), one sentence each, for readers to warn about; [] for an intact run."""
+        found = []
+        if self.foreign:
+            found.append(f"{self.foreign} line(s) of events.jsonl are not JSON objects (skipped)")
+        if (self.path / "meta.json").is_file() and not self.meta():
+            found.append("meta.json is damaged (not a JSON object)")
+        return found
 
     def recipe(self) -> dict:
         """The resolved recipe.toml as a dict, or {} when missing or unreadable."""
@@ -106,16 +126,26 @@ class RunReader:
         """Events of the given kinds, in order."""
         return [e for e in self.events if e.get("event") in kinds]
 
-    def status(self) -> str:
-        """running | finished | failed | interrupted | stale (writer gone without a last word)."""
+    def last_word(self) -> str | None:
+        """finished | failed | interrupted, from the run's last word since it last (re)started;
+        None while it has none (running, or its writer died)."""
         for e in reversed(self.events):
             kind = e.get("event")
             if kind in TERMINAL:
                 return TERMINAL[kind]
             if kind in (RUN_STARTED, RUN_RESUMED):
                 break
-        pid = self.meta().get("pid")
-        return "running" if pid and _alive(pid, self.meta().get("host")) else "stale"
+        return None
+
+    def status(self) -> str:
+        """running | finished | failed | interrupted | stale (writer gone without a last word).
+
+        "running" means a process holds the run's writer lock (kvision.runs.lock).
+        """
+        word = self.last_word()
+        if word:
+            return word
+        return "running" if writer_alive(self.meta(), self.path) else "stale"
 
     def evaluations(self) -> list[dict]:
         """All evaluation events (condition x split accuracy matrices)."""
@@ -158,14 +188,35 @@ class RunReader:
         return out
 
 
-def writer_alive(meta: dict) -> bool:
-    """Whether the process named by a run's meta.json (``pid``, ``host``) still runs.
+@contextlib.contextmanager
+def damage_guard(path: str | os.PathLike) -> Iterator[None]:
+    """Reading a run whose files hold what kvision never writes (a hand-edited or damaged
+    meta.json or events.jsonl: wrong types, missing fields) raises one KvisionError naming
+    the run, instead of a traceback; ``ls`` uses it to list such a run as damaged."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise KvisionError(
+            f"The run in '{printable(path)}' cannot be read: its events.jsonl or meta.json "
+            f"hold something kvision did not write ({type(exc).__name__}: "
+            f"{printable(exc)}). Its other files are untouched."
+        ) from None
+
+
+def writer_alive(meta: dict, folder: str | os.PathLike | None = None) -> bool:
+    """Whether a process writes the run: one holds ``folder``'s writer lock (asked without
+    disturbing it), or, for a writer on another host or a folder without a lock file
+    (an older kvision), the process named by meta.json's ``pid`` and ``host`` still runs.
 
     For readers that track the run's last word themselves (the TUI digests events
     incrementally) and so need only this half of :meth:`RunReader.status`.
     """
+    host = meta.get("host")
+    held = probe(folder) if folder is not None else None
+    if held or (held is False and host in (None, socket.gethostname())):
+        return bool(held)
     pid = meta.get("pid")
-    return bool(pid) and _alive(pid, meta.get("host"))
+    return bool(pid) and _alive(pid, host)
 
 
 #: The second epoch metric shown beside the loss: accuracy for classification, else a
@@ -180,15 +231,14 @@ def second_metric(keys: set[str] | list[str]) -> str:
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text("utf-8"))
-    except (OSError, json.JSONDecodeError):
+        found = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError, RecursionError):  # ValueError: also bad UTF-8
         return {}
+    return found if isinstance(found, dict) else {}
 
 
 def _alive(pid: int, host: str | None) -> bool:
     """Whether the writer process still runs (only knowable on the same host)."""
-    import socket
-
     if host and host != socket.gethostname():
         return True  # another machine's run: assume alive until it writes its last word
     try:
