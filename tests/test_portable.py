@@ -415,3 +415,11 @@ def test_predict_reads_every_format_export_writes(run_dir, exported, images, tmp
     program = torch.export.load(str(tmp_path / "lenet-expert.pt2")).module()
     batch = torch.from_numpy(pixels.reshape(-1, 28, 28, 1).astype("float32"))
     assert tuple(program(batch).shape) == (len(batch), len(card["class_names"]))
+
+
+def test_viz_names_an_exported_models_classes_from_its_sidecar(exported):
+    from kvision.insight.viz import resolve_target
+
+    card = json.loads((exported / "lenet-expert.keras.json").read_text())
+    target = resolve_target(str(exported / "lenet-expert.keras"), None, None)
+    assert target.class_names == card["class_names"] and len(card["class_names"]) > 1
