@@ -86,6 +86,7 @@ def load(source: Source) -> Any:
             f"note: '{source.path}' has no kvision sidecar "
             f"({source.path.name}.json), so classes are shown by index."
         )
+    _one_image_in_one_vector_out(model, source.path)
     if len(model.inputs[0].shape) != 4 or (source.sidecar or {}).get("task") == "regression":
         raise KvisionError(
             f"'{source.path}' does not classify images (its input is "
@@ -93,6 +94,18 @@ def load(source: Source) -> Any:
             "classifier."
         )
     return model
+
+
+def _one_image_in_one_vector_out(model: Any, path: Path) -> None:
+    """A classifier kvision can drive: one input and one output of class scores (a shared
+    model with two inputs or a spatial output is refused here, not deep inside Keras)."""
+    outs = [tuple(o.shape) for o in model.outputs]
+    if len(model.inputs) != 1 or len(outs) != 1 or len(outs[0]) != 2:
+        raise KvisionError(
+            f"'{path}' is not a classifier kvision predict can use: it needs one image input "
+            f"and one output of class scores, and this model has {len(model.inputs)} "
+            f"input(s) and output(s) of shape {', '.join(str(o[1:]) for o in outs)}."
+        )
 
 
 def predict(model: Any, files: list[Path], top: int) -> list[dict]:
