@@ -10,7 +10,9 @@ from kvision.runs import RunReader, is_run_dir
 from kvision.runs.atomic import atomic_write_json
 from kvision.runs.lock import writing_into
 
-FORMATS = ("keras", "onnx")
+FORMATS = ("keras", "onnx", "torch")
+#: File suffix of each format.
+SUFFIXES = {"keras": ".keras", "onnx": ".onnx", "torch": ".pt2"}
 
 
 @dataclass
@@ -106,6 +108,11 @@ def _export_one(run: Path, trial: str, path: Path, dest: Path, fmt: str) -> Expo
     if fmt == "keras":
         # Saved again rather than copied: a model.keras of kvision 0.1 held optimizer state.
         target = save_for_inference(model, dest / f"{trial}.keras")
+    elif fmt == "torch":
+        from kvision.portable.torch_export import export_torch
+
+        target, card["torch_program"] = export_torch(model, dest / f"{trial}.pt2")
+        diff = card["torch_program"]["checked_max_abs_diff"]
     else:
         from kvision.portable.onnx_export import export_onnx
 
