@@ -8,6 +8,7 @@ import importlib.util
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -397,6 +398,7 @@ def test_predict_reads_every_format_export_writes(run_dir, exported, images, tmp
             str(tmp_path),
         )
         assert proc.returncode == 0, proc.stderr[-2000:]
+        assert re.search(r"lenet-expert\S*  \+ \S+\.json  \(\d+\.\d s\)", proc.stdout)  # timed
         model = tmp_path / f"lenet-expert{suffix}"
         card = json.loads((tmp_path / f"lenet-expert{suffix}.json").read_text())
         assert card["file"] == model.name and card["class_names"]
@@ -415,3 +417,11 @@ def test_predict_reads_every_format_export_writes(run_dir, exported, images, tmp
     program = torch.export.load(str(tmp_path / "lenet-expert.pt2")).module()
     batch = torch.from_numpy(pixels.reshape(-1, 28, 28, 1).astype("float32"))
     assert tuple(program(batch).shape) == (len(batch), len(card["class_names"]))
+
+
+def test_viz_names_an_exported_models_classes_from_its_sidecar(exported):
+    from kvision.insight.viz import resolve_target
+
+    card = json.loads((exported / "lenet-expert.keras.json").read_text())
+    target = resolve_target(str(exported / "lenet-expert.keras"), None, None)
+    assert target.class_names == card["class_names"] and len(card["class_names"]) > 1

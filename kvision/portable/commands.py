@@ -77,7 +77,7 @@ def _export(args: argparse.Namespace) -> int:
             if item.max_abs_diff is not None
             else ""
         )
-        print(f"{item.model}  + {item.sidecar.name}{checked}")
+        print(f"{item.model}  + {item.sidecar.name}  ({item.seconds:.1f} s){checked}")
         if item.note:
             print(f"note: {item.trial}: {item.note}", file=sys.stderr)
     if waiting:

@@ -179,7 +179,7 @@ def load(source: Source) -> Runner:
 def predict(model: Runner, files: list[Path], top: int) -> list[dict]:
     """Top-``top`` (class index, probability) pairs per file."""
     from kvision.data.image_files import read_image
-    from kvision.insight.cam import probabilities
+    from kvision.models.inference import probabilities
 
     results = []
     step = BATCH if model.size else 1  # without a fixed input size each image goes alone
