@@ -287,6 +287,8 @@ MEASURED_BY = {
     "run_profile": "python benchmarks/run_profile.py RUN_DIR ... "
     "--markdown docs/measured/run_profile.md",
     "model_size": "python benchmarks/model_size.py --markdown docs/measured/model_size.md",
+    "export_compare": "python benchmarks/export_compare.py "
+    "--markdown docs/measured/export_compare.md",
     "run_size": "python benchmarks/run_size.py RUN_DIR --markdown docs/measured/run_size.md",
     "load_share": "python benchmarks/load_share.py --markdown docs/measured/load_share.md",
     "evidence": "python benchmarks/evidence.py RUN_DIR ... --markdown docs/measured/evidence.md",
