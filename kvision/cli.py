@@ -204,7 +204,7 @@ def _data_parallel(args: argparse.Namespace) -> tuple[int | None, list[str]]:
 
 
 def _print_profile(run_dir: Path) -> None:
-    from kvision.train.phases import PROFILE_FILE, format_profile, snapshot
+    from kvision.runs.phases import PROFILE_FILE, format_profile, snapshot
 
     path = Path(run_dir) / PROFILE_FILE
     # A run that did not finish wrote no profile.json: show the process's phases so far.

@@ -14,7 +14,7 @@ from kvision.recipe.schema import StageSection
 from kvision.recipe.schema_training import TrainingSection
 from kvision.runs import RunWriter
 from kvision.train.console import Console
-from kvision.train.phases import timed
+from kvision.runs.phases import timed
 from kvision.train.signals import StopFlag
 
 if TYPE_CHECKING:

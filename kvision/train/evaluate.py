@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.special import logsumexp
 
-from kvision.train.phases import timed
+from kvision.runs.phases import timed
 
 if TYPE_CHECKING:
     import keras

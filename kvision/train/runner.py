@@ -17,7 +17,7 @@ from kvision.recipe import Recipe, load_recipe
 from kvision.runs import RunReader, RunWriter, is_run_dir
 from kvision.runs.space import EXIT_DISK_FULL, DiskFull, disk_full_cause, disk_full_message
 from kvision.train.console import Console
-from kvision.train.phases import phase, start_run
+from kvision.runs.phases import phase, start_run
 from kvision.train.signals import StopFlag, StopRequested, stop_on_signals
 
 EXIT_OK, EXIT_FAILED, EXIT_USER = 0, 1, 2
@@ -459,9 +459,9 @@ def _finish_run(ctx, started: float) -> None:
 
 
 def _write_profile(writer: RunWriter) -> None:
-    """Where this process's time went (kvision.train.phases): profile.json and an event."""
+    """Where this process's time went (kvision.runs.phases): profile.json and an event."""
     from kvision.runs.events import PROFILE
-    from kvision.train.phases import PROFILE_FILE, snapshot
+    from kvision.runs.phases import PROFILE_FILE, snapshot
 
     profile = snapshot()
     writer.write_json(PROFILE_FILE, profile)

@@ -30,7 +30,7 @@ from kvision.train.console import format_metrics
 from kvision.train.context import RunContext
 from kvision.train.ddp_env import barrier, is_distributed, is_main
 from kvision.train.evaluate import evaluate_fit, evaluate_matrix
-from kvision.train.phases import phase, timed
+from kvision.runs.phases import phase, timed
 from kvision.train.schedule import (
     EarlyState,
     PlateauState,
