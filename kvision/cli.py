@@ -191,7 +191,7 @@ def _data_parallel(args: argparse.Namespace) -> tuple[int | None, list[str]]:
         return None, []
     backend = os.environ.get("KERAS_BACKEND", "torch")
     if backend == "torch":
-        from kvision.train.ddp_env import Nodes, launch
+        from kvision.train.launch import Nodes, launch
 
         return launch(
             args.gpus or 1, sys.argv[1:], Nodes(args.nnodes, args.node_rank, args.rdzv_endpoint)

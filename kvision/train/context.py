@@ -190,7 +190,7 @@ class RunContext:
     ) -> dict[str, float]:
         """One epoch of ``model.fit``; returns its metrics (float)."""
         callback = _Progress(self, plan, stage, epoch, rng_seed, training.batch_size)
-        from kvision.train.ddp_env import is_distributed
+        from kvision.train.ranks import is_distributed
 
         if is_distributed():
             from kvision.train import distributed

@@ -52,7 +52,7 @@ def run_recipe(
     input leaves nothing behind.
     """
     from kvision.runs.rundir import claim_run_dir, new_run_dir
-    from kvision.train.ddp_env import FollowerWriter, broadcast_object, init_from_env, is_main
+    from kvision.train.ranks import FollowerWriter, broadcast_object, init_from_env, is_main
     from kvision.train.rundir import write_identity
 
     start_run()
@@ -96,7 +96,7 @@ def resume_run(
     notes: list[str] | None = None,
 ) -> RunResult:
     """Continue a stopped run from each unfinished trial's last completed epoch."""
-    from kvision.train.ddp_env import (
+    from kvision.train.ranks import (
         FollowerWriter,
         barrier,
         check_everywhere,
@@ -214,7 +214,7 @@ def _refuse_running(path: Path, reader: RunReader, force: bool) -> None:
 def _every_rank_sees(path: Path) -> None:
     """Ranks on other machines read checkpoints from rank 0's run directory: check they can
     see it before anything is written (an empty directory rank 0 made is removed again)."""
-    from kvision.train.ddp_env import check_everywhere, is_main, shared_dir_problem
+    from kvision.train.ranks import check_everywhere, is_main, shared_dir_problem
 
     try:
         check_everywhere(path.is_dir(), shared_dir_problem(path))
@@ -346,7 +346,7 @@ def _run_trials(ctx, plans: list, done: set[str]) -> None:
     """Every trial not done yet; one whose loss stops being finite is marked failed and the
     run goes on with the others."""
     from kvision.train.checkpoint import remove_checkpoints
-    from kvision.train.ddp_env import is_main
+    from kvision.train.ranks import is_main
     from kvision.train.trial import TrialFailed, run_trial
 
     for plan in plans:
@@ -438,7 +438,7 @@ def _disk_full(writer: RunWriter, console: Console, full: DiskFull) -> RunResult
 
 
 def _finish_run(ctx, started: float) -> None:
-    from kvision.train.ddp_env import is_main
+    from kvision.train.ranks import is_main
     from kvision.train.report import write_report
 
     if not is_main():

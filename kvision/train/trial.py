@@ -28,7 +28,7 @@ from kvision.train.checkpoint import (
 from kvision.train.compile import compile_model, with_overrides
 from kvision.train.console import format_metrics
 from kvision.train.context import RunContext
-from kvision.train.ddp_env import barrier, is_distributed, is_main
+from kvision.train.ranks import barrier, is_distributed, is_main
 from kvision.train.evaluate import evaluate_fit, evaluate_matrix
 from kvision.runs.phases import phase, timed
 from kvision.train.schedule import (
