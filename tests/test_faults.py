@@ -513,16 +513,16 @@ def test_non_finite_loss_fails_that_trial_and_the_run_goes_on(tmp_path):
 def test_python_warnings_and_speed_paths_off_become_warning_events(one, tmp_path, monkeypatch):
     import warnings
 
-    from kvision.train.context import RunContext
+    from kvision.train import trial
 
-    build = RunContext.build_model
+    build = trial.build_model
 
-    def build_and_warn(self, plan):
+    def build_and_warn(shared, plan):
         for _ in range(3):  # said once, however often it is raised
             warnings.warn("the head starts from a random init", UserWarning, stacklevel=1)
-        return build(self, plan)
+        return build(shared, plan)
 
-    monkeypatch.setattr(RunContext, "build_model", build_and_warn)
+    monkeypatch.setattr(trial, "build_model", build_and_warn)
     monkeypatch.setattr(
         "kvision.models._fast.speed_paths_status",
         lambda: (False, "speed paths off: torch:_fused_adam_ is missing"),

@@ -22,7 +22,11 @@ _LAZY = {
     "apply_trainable": "transfer",
     "format_model_list": "listing",
     "format_layer_table": "listing",
+    # The torch fast paths, installed through these names only (kvision.models._fast is
+    # private to this package): the direct graph on a model, fused Adam on its optimizer.
     "speed_paths_status": "_fast",
+    "direct_graph": "_fast",
+    "fuse_adam": "_fast",
 }
 
 __all__ = sorted(_LAZY)

@@ -9,13 +9,17 @@ ranks (torchrun) is :mod:`kvision.train.launch`.
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def init_from_env() -> bool:
@@ -141,3 +145,36 @@ class FollowerWriter:
 
     def close(self) -> None:
         """Nothing to close."""
+
+
+# -- the named hooks: what only rank 0 does, and where the others wait for it -------------
+
+
+def open_writer(run_dir: str | os.PathLike) -> Any:
+    """The run directory's writer for this rank: a RunWriter on rank 0, a FollowerWriter
+    (every write dropped) on the others, so code that writes events needs no rank check."""
+    from kvision.runs import RunWriter
+
+    return RunWriter(run_dir) if is_main() else FollowerWriter(run_dir)
+
+
+def main_only(fn: F) -> F:
+    """A step only rank 0 takes (files of the run directory); the other ranks skip it."""
+
+    @functools.wraps(fn)
+    def on_main(*args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs) if is_main() else None
+
+    return on_main  # type: ignore[return-value]
+
+
+def main_writes(fn: F) -> F:
+    """A file rank 0 writes that every rank reads next: the others wait until it is complete."""
+
+    @functools.wraps(fn)
+    def then_all(*args: Any, **kwargs: Any) -> Any:
+        result = fn(*args, **kwargs) if is_main() else None
+        barrier()
+        return result
+
+    return then_all  # type: ignore[return-value]
