@@ -1,6 +1,6 @@
 """Peak memory (RSS) of kvision runs against plain PyTorch scripts holding the same uint8 data.
 
-Two cases, each run as two child processes whose peak resident set size the kernel reports
+Three cases, each run as two child processes whose peak resident set size the kernel reports
 when they exit (``os.wait4``'s ``ru_maxrss``: every byte the process ever held resident,
 interpreter, libraries and data included):
 
@@ -8,13 +8,15 @@ interpreter, libraries and data included):
   for validation, the 10,000 test images evaluated), batch 128. kvision runs the recipe
   below; the PyTorch script reads the same IDX files into uint8 arrays and trains the twin
   module of ``kvision.bench.reference`` with a DataLoader and Adam.
+* ``import``: ``import kvision, keras`` against ``import torch``, the floor under both cases
+  (what the libraries cost before any data or model).
 * ``main-job``: ``recipes/naive_vs_expert.toml`` (1,500 / 1,200 / 1,000 images at 64x64,
   clear and blurred, AlexNet/2 and VGG11/8 x naive and expert); the PyTorch script holds the
   same images (clear and Gaussian-blurred uint8 copies of every split), trains the two twin
   modules through the same four trials and evaluates the same matrix. ``--epochs N`` sets
   every stage's epochs on both sides (default: the recipe's own).
 
-    python benchmarks/memory.py                         # both cases
+    python benchmarks/memory.py                         # all cases
     python benchmarks/memory.py --case fmnist-lenet --markdown memory.md
 
 Fashion-MNIST comes from Debian's package: ``apt-get install -y dataset-fashion-mnist``.
@@ -39,6 +41,7 @@ FMNIST = Path("/usr/share/datasets/fashion-mnist")
 ROOT = Path(__file__).resolve().parent.parent
 MAIN_RECIPE = ROOT / "recipes" / "naive_vs_expert.toml"
 TARGET = 1.2
+CASES = ("import", "fmnist-lenet", "main-job")
 FMNIST_RECIPE = """\
 [experiment]
 name = "fmnist_lenet_memory"
@@ -82,7 +85,12 @@ def peak_rss_mib(argv: list[str], cwd: Path) -> tuple[float, float]:
     return kib / 1024, time.monotonic() - started
 
 
+IMPORTS = {"torch": "import torch", "kvision": "import kvision, keras"}
+
+
 def _kvision_argv(case: str, epochs: int | None, work: Path) -> list[str]:
+    if case == "import":
+        return [sys.executable, "-c", IMPORTS["kvision"]]
     argv = [sys.executable, "-m", "kvision", "run"]
     if case == "fmnist-lenet":
         recipe = work / "fmnist_lenet.toml"
@@ -109,6 +117,8 @@ def measure(case: str, epochs: int | None) -> dict:
     with tempfile.TemporaryDirectory(prefix="kvision-memory-") as tmp:
         work = Path(tmp)
         torch_argv = [sys.executable, __file__, "--worker", case, "--epochs", str(epochs or 0)]
+        if case == "import":
+            torch_argv = [sys.executable, "-c", IMPORTS["torch"]]
         torch_mib, torch_s = peak_rss_mib(torch_argv, ROOT)
         # Each side as it ends: on a loaded machine a case can take many minutes.
         print(f"{case}: PyTorch {torch_mib:.0f} MiB ({torch_s:.0f} s)", file=sys.stderr, flush=True)
@@ -289,9 +299,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--case",
-        choices=("fmnist-lenet", "main-job"),
+        choices=CASES,
         action="append",
-        help="run only this case (repeatable; default both)",
+        help="run only this case (repeatable; default all)",
     )
     parser.add_argument("--epochs", type=int, help="epochs per stage on both sides")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -306,7 +316,7 @@ def main() -> int:
     if args.worker:
         (_torch_fmnist if args.worker == "fmnist-lenet" else _torch_main_job)(args.epochs or 0)
         return 0
-    cases = args.case or ["fmnist-lenet", "main-job"]
+    cases = args.case or list(CASES)
     if "fmnist-lenet" in cases and not (FMNIST / "train-images-idx3-ubyte.gz").exists():
         parser.exit(
             2,

@@ -15,6 +15,15 @@ API), whatever the backend, which cost 115 MiB of resident memory and 0.7 s of s
 venv with kvision's ``[jax]`` extra. During Keras' import only, and only when the backend is
 not JAX and nothing has imported JAX yet, ``import jax`` fails as if JAX were absent (the
 callback module expects that); afterwards JAX imports normally.
+
+It also defers what Keras imports for features a trainer never touches: the public
+``keras.visualization`` (Matplotlib, OpenCV) and ``keras.wrappers`` (scikit-learn, which
+brings SciPy) modules and the legacy ``.h5`` format module (h5py) are loaded by
+:class:`importlib.util.LazyLoader` during Keras' import, so they execute on their first
+attribute access instead (``keras.wrappers.SKLearnClassifier`` works as before). That took
+``import kvision, keras`` from 443 to 324 MiB of peak RSS (``benchmarks/memory.py --case
+import``). A Keras release that renames them only loses the saving: a name not found is
+imported as usual.
 """
 
 from __future__ import annotations
@@ -24,6 +33,18 @@ import importlib.util
 import os
 import sys
 from collections.abc import Callable
+
+#: Keras modules loaded lazily: nothing in Keras' own import reads an attribute of them.
+DEFERRED = frozenset(
+    {
+        "keras.visualization",
+        "keras.wrappers",
+        "keras._tf_keras.keras.visualization",
+        "keras._tf_keras.keras.wrappers",
+        "keras.src.visualization",
+        "keras.src.legacy.saving.legacy_h5_format",
+    }
+)
 
 
 def _register() -> None:
@@ -43,12 +64,39 @@ class _AfterKeras(importlib.abc.MetaPathFinder):
             run = loader.exec_module
 
             def exec_module(module):
-                _without_jax(run, module)
+                _deferring(_without_jax, run, module)
                 del loader.exec_module  # the loader's own method again
                 _register()
 
             loader.exec_module = exec_module
         return spec
+
+
+class _Deferred(importlib.abc.MetaPathFinder):
+    """Hands out the spec other finders give for a :data:`DEFERRED` name, its loader lazy."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name not in DEFERRED:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                if hasattr(spec.loader, "exec_module"):
+                    spec.loader = importlib.util.LazyLoader(spec.loader)
+                return spec
+        return None
+
+
+def _deferring(run: Callable, *args) -> None:
+    """Run ``run(*args)`` (Keras' import) with the :data:`DEFERRED` modules loaded lazily."""
+    finder = _Deferred()
+    sys.meta_path.insert(0, finder)
+    try:
+        run(*args)
+    finally:
+        sys.meta_path.remove(finder)
 
 
 def _without_jax(run: Callable, module) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 
 
@@ -56,3 +57,22 @@ def unknown_name(kind: str, name: str, choices: Iterable[str]) -> KvisionError:
     return KvisionError(
         f"Unknown {kind} '{name}'.{did_you_mean(name, choices)} Known: {', '.join(choices)}."
     )
+
+
+#: C0 and C1 control characters and DEL, but not tab and newline.
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0))}
+_CONTROL_ONE_LINE = {**_CONTROL, 0x09: "\\t", 0x0A: "\\n"}
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: object, *, one_line: bool = True) -> str:
+    """``text`` read from a file (a run name, a sidecar's class name, a recipe string), safe
+    to print on a terminal: control characters (escape sequences that set the title or clear
+    the screen, carriage returns that overwrite a line) shown escaped, e.g. ``\\x1b``.
+
+    ``one_line``: tab and newline escaped too (names, table cells); else kept (paragraphs).
+    Bidirectional overrides (U+202A..U+202E, U+2066..U+2069) are escaped as well.
+    """
+    table = _CONTROL_ONE_LINE if one_line else _CONTROL
+    out = str(text).translate(table)
+    return _BIDI.sub(lambda m: f"\\u{ord(m.group()):04x}", out)

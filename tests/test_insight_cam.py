@@ -8,15 +8,16 @@ import kvision  # noqa: F401  (selects the torch backend before keras is importe
 import keras
 import numpy as np
 import pytest
+from numerics import assert_close_to_scale
 
 from kvision.errors import KvisionError
 from kvision.insight import _layers
 from kvision.insight.cam import class_activation_maps, overlay, probabilities
 
 
-def _model(frozen: bool = True) -> keras.Model:
+def _model(frozen: bool = True, seed: int = 0) -> keras.Model:
     """Conv -> conv (explained layer) -> flatten -> dense tanh -> dense logits."""
-    keras.utils.set_random_seed(3)
+    keras.utils.set_random_seed(3 + seed)
     inp = keras.Input((6, 6, 2))
     x = keras.layers.Conv2D(3, 3, padding="same", activation="relu", name="v1_conv")(inp)
     x = keras.layers.Conv2D(4, 3, activation="relu", name="v2_conv")(x)
@@ -66,20 +67,22 @@ def _gradcam_pp_loops(a: np.ndarray, g: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("method", ["gradcam", "gradcam++"])
-def test_cam_matches_formula_on_frozen_model(method):
-    model = _model(frozen=True)
+def test_cam_matches_formula_on_frozen_model(method, numeric_seed):
+    model = _model(frozen=True, seed=numeric_seed)
     # Small pixel values keep tanh out of saturation, so the gradients are far from zero.
-    images = np.random.default_rng(0).uniform(0, 2, (2, 6, 6, 2)).astype(np.float32)
+    images = np.random.default_rng(numeric_seed).uniform(0, 2, (2, 6, 6, 2)).astype(np.float32)
     classes = np.array([0, 2])
     maps, outputs = class_activation_maps(model, "v2_conv", images, classes, method)
     feats = keras.Model(model.inputs, model.get_layer("v2_conv").output).predict(images, verbose=0)
-    np.testing.assert_allclose(outputs, model.predict(images, verbose=0), rtol=1e-5, atol=1e-5)
+    assert_close_to_scale(outputs, model.predict(images, verbose=0))
     reference = _gradcam_loops if method == "gradcam" else _gradcam_pp_loops
     for n, c in enumerate(classes):
         grad = _numeric_grad(model, feats[n], int(c))
         assert np.abs(grad).max() > 0  # the check means something only if gradients flow
         expected = reference(feats[n].astype(np.float64), grad)
         assert expected.max() > 0
+        # The reference takes central differences (step 1e-5, float64 head on float32 maps):
+        # truncation and rounding leave ~1e-3 relative error, so 2e-3 of each value.
         np.testing.assert_allclose(maps[n], expected, rtol=2e-3, atol=1e-5 * expected.max())
 
 
@@ -90,7 +93,7 @@ def test_gradients_flow_through_trainable_and_frozen_models_alike():
     frozen = layer_gradients(_model(True), "v2_conv", images, np.array([0, 1, 2]))
     trainable = layer_gradients(_model(False), "v2_conv", images, np.array([0, 1, 2]))
     for a, b in zip(frozen, trainable, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-6)
+        assert_close_to_scale(a, b)
 
 
 def test_cam_layer_and_layer_errors_name_the_candidates():

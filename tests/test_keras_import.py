@@ -42,3 +42,45 @@ def test_torch_keras_does_not_import_jax():
 def test_jax_backend_imports_jax_as_usual():
     seen = _probe("jax")
     assert seen == {"jax_at_import": True, "jax_later": True, "backend": "jax"}
+
+
+DEFERRED_PROBE = """
+import json, sys, tempfile
+import numpy as np
+import kvision, keras
+from kvision.models import create_model
+
+HEAVY = ("matplotlib", "sklearn", "scipy", "h5py", "cv2")
+seen = {}
+model = create_model("lenet", input_shape=(28, 28, 1), num_classes=10)
+model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+x = np.random.default_rng(0).integers(0, 256, (8, 28, 28, 1)).astype("float32")
+model.fit(x, np.arange(8) % 10, epochs=1, verbose=0)
+seen["trained"] = sorted(m for m in HEAVY if m in sys.modules)
+with tempfile.TemporaryDirectory() as folder:
+    model.save(folder + "/m.keras")
+    keras.saving.load_model(folder + "/m.keras")
+seen["saved"] = sorted(m for m in HEAVY if m in sys.modules)
+seen["wrapper"] = keras.wrappers.SKLearnClassifier.__name__
+seen["gallery"] = keras.visualization.plot_image_gallery.__name__
+seen["touched"] = sorted(m for m in HEAVY if m in sys.modules)
+print(json.dumps(seen))
+"""
+
+
+def test_training_loads_no_plotting_sklearn_scipy_h5py():
+    """Keras' visualization, sklearn wrappers and legacy .h5 module load only when used.
+
+    Their libraries were 119 MiB of ``import kvision, keras``'s 443 MiB peak RSS; a model
+    built, trained, saved and loaded needs h5py only from its save on. The deferred Keras
+    modules still work when touched.
+    """
+    env = {**os.environ, "KERAS_BACKEND": "torch"}
+    out = subprocess.run(
+        [sys.executable, "-c", DEFERRED_PROBE], env=env, capture_output=True, text=True, check=True
+    )
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["trained"] == []
+    assert seen["saved"] == ["h5py"]
+    assert (seen["wrapper"], seen["gallery"]) == ("SKLearnClassifier", "plot_image_gallery")
+    assert {"matplotlib", "sklearn", "scipy"} <= set(seen["touched"])

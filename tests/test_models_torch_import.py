@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from numerics import assert_close_to_scale
 from torch import nn
 
 import kvision  # noqa: F401  (selects the torch backend before keras is imported)
@@ -258,26 +259,29 @@ def _randomise_running_stats(module: nn.Module) -> None:
             m.bias.data.copy_(torch.randn(n, generator=gen) * 0.1)
 
 
-def _outputs_agree(arch: str, reference: nn.Module, shape, options) -> None:
+def _outputs_agree(arch: str, reference: nn.Module, shape, options, seed: int) -> None:
     model = create_model(arch, input_shape=shape, num_classes=3, **options)
     load_torch_state_dict(model, reference.state_dict())
-    x = np.random.default_rng(0).normal(size=(2, *shape)).astype("float32")
+    x = np.random.default_rng(seed).normal(size=(2, *shape)).astype("float32")
     with torch.no_grad():
         want = reference(torch.from_numpy(x).permute(0, 3, 1, 2)).numpy()
     got = np.asarray(model.predict(x, verbose=0))
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+    # Keras' NHWC graph vs torch's NCHW module: the same sums in another order, through up to
+    # 50 layers (ResNet-50), each adding its float32 reordering; 1e-4 of the output's scale.
+    assert_close_to_scale(got, want)
 
 
+@pytest.mark.numeric_cap(3)
 @pytest.mark.parametrize(
     "arch",
     [pytest.param(a, marks=pytest.mark.slow) if a == "resnet50" else a for a in sorted(CASES)],
 )
-def test_imported_state_dict_gives_the_same_outputs(arch):
-    torch.manual_seed(0)
+def test_imported_state_dict_gives_the_same_outputs(arch, numeric_seed):
+    torch.manual_seed(numeric_seed)
     make, shape, options = CASES[arch]
     reference = make().eval()
     _randomise_running_stats(reference)
-    _outputs_agree(arch, reference, shape, options)
+    _outputs_agree(arch, reference, shape, options, numeric_seed)
 
 
 def test_checkpoint_file_with_a_state_dict_wrapper(tmp_path):
@@ -289,7 +293,7 @@ def test_checkpoint_file_with_a_state_dict_wrapper(tmp_path):
     x = np.random.default_rng(1).normal(size=(1, 28, 28, 1)).astype("float32")
     with torch.no_grad():
         want = reference(torch.from_numpy(x).permute(0, 3, 1, 2)).numpy()
-    np.testing.assert_allclose(np.asarray(model.predict(x, verbose=0)), want, atol=1e-4)
+    assert_close_to_scale(np.asarray(model.predict(x, verbose=0)), want)
 
 
 def test_state_dict_of_another_architecture_names_the_first_mismatching_layer():

@@ -24,6 +24,7 @@ from conftest import clear_and_blurred
 
 from kvision.cli import main
 from kvision.runs import RunReader
+from kvision.runs.lock import hold, release
 from kvision.train.console import Console
 from kvision.train.runner import run_recipe
 
@@ -329,8 +330,12 @@ def test_export_of_a_run_without_models_says_why(run_dir, tmp_path):
     meta = json.loads((copy / "meta.json").read_text())
     meta.update(pid=os.getpid(), host=socket.gethostname())
     (copy / "meta.json").write_text(json.dumps(meta))
-    assert RunReader(copy).status() == "running"
-    assert_user_error(kvision("export", str(copy)), "still running", "lenet-expert")
+    hold(copy)  # what "being written" means: this process holds the run's writer lock
+    try:
+        assert RunReader(copy).status() == "running"
+        assert_user_error(kvision("export", str(copy)), "still running", "lenet-expert")
+    finally:
+        release(copy)
 
 
 def test_console_script_bad_input_has_no_traceback(tmp_path):

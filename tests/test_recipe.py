@@ -150,6 +150,10 @@ def test_overrides_set_any_key_with_validation(tmp_path):
     )
     errors = check_recipe(path, ["arms[5].stages[0].epochs=1"])[1]
     assert "index [5] is out of range" in str(errors[0])
+    # a stray letter before an array's name is an unknown key, not an index out of range
+    errors = check_recipe(path, ["oarms[0].stages[0].epochs=1"])[1]
+    assert errors[0].key == "oarms" and "unknown key 'oarms'" in str(errors[0])
+    assert "Did you mean: 'arms'?" in str(errors[0])
     errors = check_recipe(path, ["nonsense"])[1]
     assert "not of the form key=value" in str(errors[0])
 

@@ -217,3 +217,28 @@ def test_evidence_script_tables_come_from_the_run(tmp_path, capsys):
     )
     assert "| net-a | expert-s1 − naive-x | blurred test | +1.00 | [" in text
     assert text.count("| yes |") == 0 and text.count("| no |") == 2  # interval [-1.5, 3.5] pp
+
+
+def test_real_report_opens_with_the_answer(tmp_path):
+    """report.md of a real run with repeats: the answer first, paired intervals, the arms."""
+    path = tmp_path / "pairs.toml"
+    path.write_text(HYPHENATED)
+    result = run_recipe(
+        str(path),
+        [],
+        runs_dir=str(tmp_path / "runs"),
+        console=Console(open(os.devnull, "w"), tty=False),  # noqa: SIM115
+    )
+    assert result.status == "finished", result.message
+    report = (result.run_dir / "report.md").read_text()
+    assert report.startswith("# pairs\n\n## Answer\n")
+    diffs = {d.model: d for d in paired_differences(RunReader(result.run_dir))}
+    d = diffs["net-b"]
+    row = f"| net-b | expert-y − naive-x | {d.mean * 100:+.1f} [{d.low * 100:+.1f}, "
+    assert row in report and "n=2" in report
+    assert (
+        "- **expert-y**: pretrain: 1 epoch on clear (unchanged images), then train: 1 epoch on blurred (gaussian blur, sigma 1.5)."
+        in report
+    )
+    answer = report.split("## Answer")[1].split("\n## ")[0]
+    assert "no interval excludes 0" in answer or "Intervals that exclude 0" in answer

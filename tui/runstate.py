@@ -189,7 +189,9 @@ class RunState:
     def status(self) -> str:
         """running | finished | failed | interrupted | stale, as RunReader.status says, but
         from the digested last word instead of a scan of all events (cheap when polled)."""
-        return self.last_word or ("running" if writer_alive(self.reader.meta()) else "stale")
+        return self.last_word or (
+            "running" if writer_alive(self.reader.meta(), self.reader.path) else "stale"
+        )
 
     def add(self, e: dict) -> None:
         """Digest one event; unknown or malformed events are ignored, never fatal."""

@@ -112,12 +112,14 @@ def image_grid(
     captions: list[list[str]] | None = None,
     cell: int = 96,
     smooth: bool = False,
+    colourbar: tuple[str, str] | None = None,
 ) -> Path:
     """Images in rows and columns drawn as ONE picture with text around it, saved as PNG.
 
     Composing the grid in numpy and showing it with a single ``imshow`` keeps a figure of
     dozens of panels as cheap as one plot (per-panel axes cost ~20 ms each to lay out).
     ``smooth`` interpolates enlarged panels (heatmaps); otherwise pixels stay crisp (filters).
+    ``colourbar`` = (colour map, label) adds a 0..1 scale at the right (heatmap overlays).
     """
     rows, cols = len(cells), max(len(r) for r in cells)
     gap_x, gap_y = 6, (16 if captions else 6)
@@ -133,7 +135,8 @@ def image_grid(
                 canvas[y : y + tile.shape[0], x : x + tile.shape[1]] = tile
     # Widen narrow grids (a retrieval strip) so the title fits: ~7.5 px per 9-pt character.
     pad = max(0, int(7.5 * len(title)) - (width + left)) // 2
-    total = width + left + 2 * pad
+    right = 70 if colourbar else 0  # the bar, its ticks and its label
+    total = width + left + 2 * pad + right
     fig = Figure(figsize=(total / DPI, (height + head) / DPI), dpi=DPI)
     ax = fig.add_axes(((left + pad) / total, 0, width / total, height / (height + head)))
     ax.imshow(canvas, interpolation="nearest")
@@ -161,4 +164,20 @@ def image_grid(
                 **text,
             )
     fig.text(0.5, 1 - 10 / (height + head), title, fontsize=9, ha="center", va="center")
+    if colourbar:
+        _colourbar(
+            fig, (left + pad + width + 12) / total, 12 / total, height / (height + head), colourbar
+        )
     return save_figure(fig, path)
+
+
+def _colourbar(fig: Figure, x: float, w: float, h: float, spec: tuple[str, str]) -> None:
+    """A vertical 0..1 colour scale at figure coordinates x (left), w (width), h (height)."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    cmap, label = spec
+    ax = fig.add_axes((x, 0.1 * h, w, 0.8 * h))
+    bar = fig.colorbar(ScalarMappable(Normalize(0.0, 1.0), cmap), cax=ax)
+    bar.set_label(label, fontsize=7)
+    bar.ax.tick_params(labelsize=6)

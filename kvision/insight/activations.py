@@ -49,8 +49,17 @@ def plot_stage_means(
         [image] + [colourise(fmap[r].mean(axis=-1)) for fmap in maps.values()]
         for r, image in enumerate(images)
     ]
-    heads = ["input"] + [f"{stage} (mean of {fmap.shape[-1]})" for stage, fmap in maps.items()]
-    return image_grid(cells, path, title=title, col_titles=heads, row_titles=row_titles)
+    # two short lines per title: one line ("v1 (mean of 128)") overlaps its neighbours
+    heads = ["input"] + [f"{stage}\nmean of {fmap.shape[-1]}" for stage, fmap in maps.items()]
+    return image_grid(
+        cells,
+        path,
+        title=title,
+        col_titles=heads,
+        row_titles=row_titles,
+        cell=112,
+        colourbar=("viridis", "mean activation / its range"),
+    )
 
 
 def plot_top_channels(

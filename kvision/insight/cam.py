@@ -94,6 +94,8 @@ def plot_cams(
         captions=captions,
         cell=112,
         smooth=True,
+        # overlay() scales each map to its own peak and colours it with OpenCV's JET
+        colourbar=("jet", "CAM / its peak"),
     )
 
 

@@ -111,8 +111,14 @@ def trial_labels(reader: RunReader) -> dict[str, tuple[str, str]]:
     return out
 
 
+#: Markers per arm, so arms whose curves coincide (naive and naive_matched share their first
+#: epochs) stay visible under each other.
+ARM_MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
 def plot_comparison(reader: RunReader, path: str | os.PathLike) -> Path | None:
-    """Validation loss and accuracy of every trial on shared axes: colour = arm, style = model.
+    """Validation loss and accuracy of every trial, one row per model: colour, line style and
+    marker say the arm; each arm's stage boundaries are marked in its colour.
 
     Returns None when no trial has epoch_end events.
     """
@@ -120,30 +126,48 @@ def plot_comparison(reader: RunReader, path: str | os.PathLike) -> Path | None:
     trials = [t for t in labels if reader.epochs(t)]
     if not trials:
         return None
-    colours = styles_for([arm for _, arm in labels.values()], PALETTE)  # run order: stable
-    dashes = styles_for([model for model, _ in labels.values()], LINESTYLES)
+    arms = [arm for _, arm in labels.values()]  # run order: stable
+    colours = styles_for(arms, PALETTE)
+    dashes = styles_for(arms, LINESTYLES)
+    markers = styles_for(arms, ARM_MARKERS)
+    models = list(dict.fromkeys(labels[t][0] for t in trials))
     histories = {t: trial_history(reader, t) for t in trials}
     second = second_metric({k for h in histories.values() for k in h.metrics})
-    fig = new_figure(8.5, 3.4)
-    for ax, key in zip(fig.subplots(1, 2), ("val_loss", f"val_{second}"), strict=True):
-        for t in trials:
-            model, arm = labels[t]
-            xs, ys = _series(histories[t], key)
-            ax.plot(
-                xs,
-                ys,
-                color=colours[arm],
-                linestyle=dashes[model],
-                label=f"{model} / {arm}",
-                **_marker(xs),
-            )
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(key.replace("_", " "))
-        ax.set_title(key.replace("val_", "validation "), fontsize=9)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.suptitle("Comparison of trials (colour: arm, line style: model)", fontsize=10)
+    fig = new_figure(8.5, 0.4 + 2.8 * len(models))
+    grid = fig.subplots(len(models), 2, squeeze=False)
+    for row, model in zip(grid, models, strict=True):
+        for ax, key in zip(row, ("val_loss", f"val_{second}"), strict=True):
+            shown: set[str] = set()  # one legend entry per arm, however many repeats
+            for t in (t for t in trials if labels[t][0] == model):
+                arm = labels[t][1]
+                xs, ys = _series(histories[t], key)
+                # earlier arms get larger markers: coinciding points stay visible, nested
+                size = max(3.0, 8.0 - 2.0 * list(colours).index(arm))
+                marks = {"marker": markers[arm], "markersize": size} if _marker(xs) else {}
+                name = "_nolegend_" if arm in shown else arm
+                shown.add(arm)
+                ax.plot(xs, ys, color=colours[arm], linestyle=dashes[arm], label=name, **marks)
+                # a repeat's boundaries coincide with its first repeat's: marked once
+                for x, stage in histories[t].boundaries if name == arm else []:
+                    ax.axvline(x, color=colours[arm], linestyle=":", linewidth=1)
+                    ax.annotate(
+                        f"{arm}: {stage}",
+                        (x, 1.0),
+                        xycoords=("data", "axes fraction"),
+                        fontsize=7,
+                        xytext=(2, -10),
+                        textcoords="offset points",
+                        color=colours[arm],
+                    )
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(key.replace("_", " "))
+            ax.set_title(f"{model}: {key.replace('val_', 'validation ')}", fontsize=9)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+    fig.suptitle(
+        "Comparison of arms per model (dotted: where an arm's next stage starts)", fontsize=10
+    )
     return save_figure(fig, path)
 
 

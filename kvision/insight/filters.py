@@ -57,4 +57,5 @@ def plot_filters(
 ) -> Path:
     """One filter grid per checkpoint label, side by side, written to ``path``."""
     cells = [[filter_mosaic(filter_tiles(k, max_filters)) for k in kernels.values()]]
-    return image_grid(cells, path, title=title, col_titles=list(kernels), cell=160)
+    # 256 px per checkpoint: a 4x4 mosaic of 11x11 kernels shows each weight as a 5-px block
+    return image_grid(cells, path, title=title, col_titles=list(kernels), cell=256)

@@ -30,7 +30,7 @@ def report_markdown(run_dir: str | os.PathLike) -> str:
     for kind, title in SECTIONS[:1]:
         parts += _image_section(title, images.get(kind, []))
     parts += _classification_section(Path(run_dir), reader, images.get("confusion", []))
-    parts += _robustness_section(Path(run_dir), reader.trials(), images.get("robustness", []))
+    parts += _robustness_section(Path(run_dir), reader, images.get("robustness", []))
     for kind, title in SECTIONS[1:]:
         parts += _image_section(title, _prefer_comparisons(images.get(kind, [])))
     parts += _retrieval_scores(Path(run_dir), reader.trials())
@@ -124,9 +124,10 @@ def _classification_section(run_dir: Path, reader: RunReader, confusion: list[st
     return ["### Classification report (scikit-learn)", *lines] if lines else []
 
 
-def _robustness_section(run_dir: Path, trials: list[str], paths: list[str]) -> list[str]:
+def _robustness_section(run_dir: Path, reader: RunReader, paths: list[str]) -> list[str]:
     from kvision.insight.robustness import markdown_table, summarise
 
+    trials = reader.trials()
     file = run_dir / "robustness.json"
     if file.is_file():
         data = json.loads(file.read_text("utf-8"))
@@ -145,7 +146,27 @@ def _robustness_section(run_dir: Path, trials: list[str], paths: list[str]) -> l
         "Test accuracy (%) per Gaussian sigma and per blur kind (mean over severities); "
         "mCE: each kind's summed error relative to the baseline trial, averaged over kinds "
         "(lower is more robust).",
+        _robustness_subset(reader, data["curves"]),
         markdown_table(data["curves"], data["summary"], data["baseline"]),
     ]
     comparison = [p for p in paths if "comparison" in p]
     return lines + [_embed(p) for p in comparison or paths]
+
+
+def _robustness_subset(reader: RunReader, curves: dict[str, dict]) -> str:
+    """Which images the sweep used, and why its numbers differ from the main table's."""
+    first = next(iter(curves.values()), {})
+    n, condition = first.get("n"), first.get("condition", "test")
+    loaded = reader.of("data_loaded")
+    total = ((loaded[-1].get("counts") or {}) if loaded else {}).get("test")
+    if not n:
+        return ""
+    if not total or n >= total:
+        return f"Images: all {n} {condition} test images, blurred by the sweep itself."
+    # one standard error of an accuracy measured on n images is at most 50/sqrt(n) pp (p=0.5)
+    return (
+        f"Images: a stratified, seeded subset of {n} of the {total} {condition} test images "
+        "(`insight.robustness.max_images`), blurred by the sweep itself. The final-accuracy "
+        f"table uses all {total} test images, so the two differ by sampling: one standard "
+        f"error on {n} images is up to ±{50 / n**0.5:.1f} pp."
+    )

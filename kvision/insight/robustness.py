@@ -78,26 +78,34 @@ def robustness_curves(
     """Accuracy per Gaussian sigma and per (blur kind, severity) on the given test images.
 
     Returns ``{"n": N, "sigma": {sigma: acc}, "severity": {kind: {severity: acc}}}`` with
-    string keys, ready for JSON.
+    string keys, ready for JSON. Every variant is predicted in ONE call whose batches are cut
+    at the variants' ends: the same batches, hence the same numbers, as a call per variant.
     """
     from kvision.data.blur import severity_params
+    from kvision.insight._batches import predict_classes_of
 
-    def acc(blurred: np.ndarray) -> float:
-        return accuracy(model, blurred, labels, batch_size)
-
-    sigma_curve = {
-        f"{s:g}": acc(images if s == 0 else blurred(images, "gaussian", {"sigma": float(s)}))
+    hw = tuple(images.shape[1:3])
+    variants = {
+        ("sigma", f"{s:g}"): (
+            images if s == 0 else blurred(images, "gaussian", {"sigma": float(s)})
+        )
         for s in sigmas
     }
-    hw = tuple(images.shape[1:3])
-    severity_curves = {
-        kind: {
-            str(sev): acc(blurred(images, kind, severity_params(kind, sev, hw)))
-            for sev in severities
-        }
-        for kind in kinds
+    for kind in kinds:
+        for sev in severities:
+            variants[(kind, str(sev))] = blurred(images, kind, severity_params(kind, sev, hw))
+    classes = predict_classes_of(model, list(variants.values()), batch_size)
+    acc = {
+        key: float((predicted == labels).mean())
+        for key, predicted in zip(variants, classes, strict=True)
     }
-    return {"n": int(len(labels)), "sigma": sigma_curve, "severity": severity_curves}
+    return {
+        "n": int(len(labels)),
+        "sigma": {f"{s:g}": acc[("sigma", f"{s:g}")] for s in sigmas},
+        "severity": {
+            kind: {str(sev): acc[(kind, str(sev))] for sev in severities} for kind in kinds
+        },
+    }
 
 
 def summarise(curves: dict[str, dict], baseline: str) -> dict[str, dict]:

@@ -11,16 +11,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from kvision.data import image_files
 from kvision.errors import KvisionError, did_you_mean
 from kvision.insight import _layers
 from kvision.insight._plot import slug
 
 if TYPE_CHECKING:
     import keras
-
-
-#: File suffixes read as images from folders (single files are tried whatever their suffix).
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 @dataclass
@@ -76,51 +73,16 @@ def _input_spec(model: keras.Model) -> tuple[tuple[int, int] | None, int]:
     return ((int(h), int(w)) if h and w else None), int(c)
 
 
-def read_image(path: str | Path, size: tuple[int, int] | None, channels: int) -> np.ndarray:
-    """One image file as uint8 (H, W, C), resized to ``size`` and converted to ``channels``."""
-    import cv2
-
-    from kvision.data.images import convert_channels, resize_image
-
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise KvisionError(f"Image '{path}' does not exist or is not a file.")
-    bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise KvisionError(
-            f"'{path}' is not an image OpenCV can read "
-            f"(expected e.g. {', '.join(IMAGE_SUFFIXES[:4])})."
-        )
-    image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    image = resize_image(image, size) if size else image
-    return convert_channels(image[None], channels)[0]
-
-
 def read_images(paths: list[str], model: keras.Model) -> np.ndarray:
     """Image files as one uint8 batch the model takes."""
-    size, channels = _input_spec(model)
-    if size is None and len(paths) > 1:
-        size = read_image(paths[0], None, channels).shape[:2]  # a batch needs one size
-    return np.stack([read_image(p, size, channels) for p in paths])
+    return image_files.read_images(paths, *_input_spec(model))
 
 
 def read_image_folder(
     folder: str | Path, model: keras.Model
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Every image under ``folder``: (images, labels, class names); sub-folders are classes.
-
-    Images directly in ``folder`` get the label of a class named after the folder itself.
-    """
-    root = Path(folder).expanduser()
-    if not root.is_dir():
-        raise KvisionError(f"'{folder}' is not a folder of images.")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise KvisionError(f"Folder '{folder}' holds no images ({', '.join(IMAGE_SUFFIXES)}).")
-    classes = sorted({p.parent.relative_to(root).as_posix() for p in files})
-    names = [root.name if c == "." else c for c in classes]
-    labels = np.asarray([classes.index(p.parent.relative_to(root).as_posix()) for p in files])
-    return read_images([str(p) for p in files], model), labels, names
+    """Every image under ``folder``: (images, labels, class names); sub-folders are classes."""
+    return image_files.labelled_folder(folder, *_input_spec(model))
 
 
 def _at_least(value: int, low: int, flag: str) -> int:

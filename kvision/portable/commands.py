@@ -77,10 +77,11 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from kvision.data.image_files import image_files
     from kvision.portable import predict as p
 
     source = p.resolve_source(args.model, args.trial)
-    files = p.image_files(args.images)  # before loading: a wrong path fails fast
+    files = image_files(args.images)  # before loading: a wrong path fails fast
     model = p.load(source)
     for note in source.notes:
         print(note, file=sys.stderr)

@@ -8,6 +8,7 @@ from pathlib import Path
 from kvision.errors import KvisionError, did_you_mean
 from kvision.runs import RunReader, is_run_dir
 from kvision.runs.atomic import atomic_write_json
+from kvision.runs.lock import writing_into
 
 FORMATS = ("keras", "onnx")
 
@@ -86,7 +87,8 @@ def export_run(
 
         require_onnx()
     dest = Path(to).expanduser()
-    return [_export_one(run, name, path, dest, fmt) for name, path in models.items()], waiting
+    with writing_into(dest):  # into a run directory: as its one writer meanwhile
+        return [_export_one(run, name, path, dest, fmt) for name, path in models.items()], waiting
 
 
 def _export_one(run: Path, trial: str, path: Path, dest: Path, fmt: str) -> Exported:

@@ -95,35 +95,10 @@ def load(source: Source) -> Any:
     return model
 
 
-def image_files(items: list[str]) -> list[Path]:
-    """Files as given; folders expand to the image files under them (sorted)."""
-    from kvision.insight.viz import IMAGE_SUFFIXES
-
-    files: list[Path] = []
-    for item in items:
-        p = Path(item).expanduser()
-        if p.is_dir():
-            found = sorted(
-                f
-                for f in p.rglob("*")
-                if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")
-            )
-            if not found:
-                raise KvisionError(
-                    f"Folder '{item}' holds no images ({', '.join(IMAGE_SUFFIXES)})."
-                )
-            files.extend(found)
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise KvisionError(f"Image '{item}' does not exist.")
-    return files
-
-
 def predict(model: Any, files: list[Path], top: int) -> list[dict]:
     """Top-``top`` (class index, probability) pairs per file."""
+    from kvision.data.image_files import read_image
     from kvision.insight.cam import probabilities
-    from kvision.insight.viz import read_image
 
     _, h, w, c = model.inputs[0].shape
     size = (int(h), int(w)) if h and w else None

@@ -137,6 +137,14 @@ def _set_path(data: dict, key: str, value: Any) -> None:
                 node[name] = value
             else:
                 nxt = tokens[pos + 1]
+                if nxt[1] is not None and name not in node:
+                    # an index into an array the recipe does not have: a mistyped key, not
+                    # an index out of range (``oarms[0]`` for ``arms[0]``)
+                    raise RecipeError(
+                        f"unknown key '{here}' in override '{key}': the recipe has no "
+                        f"array '{name}' to index.{did_you_mean(name, node)}",
+                        key=here,
+                    )
                 node = node.setdefault(name, [] if nxt[1] is not None else {})
         else:
             i = int(index)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from kvision.runs.events import (
     TERMINAL,
     TRIAL_STARTED,
 )
+from kvision.runs.lock import probe
 
 EVENTS = "events.jsonl"
 
@@ -106,16 +108,26 @@ class RunReader:
         """Events of the given kinds, in order."""
         return [e for e in self.events if e.get("event") in kinds]
 
-    def status(self) -> str:
-        """running | finished | failed | interrupted | stale (writer gone without a last word)."""
+    def last_word(self) -> str | None:
+        """finished | failed | interrupted, from the run's last word since it last (re)started;
+        None while it has none (running, or its writer died)."""
         for e in reversed(self.events):
             kind = e.get("event")
             if kind in TERMINAL:
                 return TERMINAL[kind]
             if kind in (RUN_STARTED, RUN_RESUMED):
                 break
-        pid = self.meta().get("pid")
-        return "running" if pid and _alive(pid, self.meta().get("host")) else "stale"
+        return None
+
+    def status(self) -> str:
+        """running | finished | failed | interrupted | stale (writer gone without a last word).
+
+        "running" means a process holds the run's writer lock (kvision.runs.lock).
+        """
+        word = self.last_word()
+        if word:
+            return word
+        return "running" if writer_alive(self.meta(), self.path) else "stale"
 
     def evaluations(self) -> list[dict]:
         """All evaluation events (condition x split accuracy matrices)."""
@@ -158,14 +170,20 @@ class RunReader:
         return out
 
 
-def writer_alive(meta: dict) -> bool:
-    """Whether the process named by a run's meta.json (``pid``, ``host``) still runs.
+def writer_alive(meta: dict, folder: str | os.PathLike | None = None) -> bool:
+    """Whether a process writes the run: one holds ``folder``'s writer lock (asked without
+    disturbing it), or, for a writer on another host or a folder without a lock file
+    (an older kvision), the process named by meta.json's ``pid`` and ``host`` still runs.
 
     For readers that track the run's last word themselves (the TUI digests events
     incrementally) and so need only this half of :meth:`RunReader.status`.
     """
+    host = meta.get("host")
+    held = probe(folder) if folder is not None else None
+    if held or (held is False and host in (None, socket.gethostname())):
+        return bool(held)
     pid = meta.get("pid")
-    return bool(pid) and _alive(pid, meta.get("host"))
+    return bool(pid) and _alive(pid, host)
 
 
 #: The second epoch metric shown beside the loss: accuracy for classification, else a
@@ -187,8 +205,6 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def _alive(pid: int, host: str | None) -> bool:
     """Whether the writer process still runs (only knowable on the same host)."""
-    import socket
-
     if host and host != socket.gethostname():
         return True  # another machine's run: assume alive until it writes its last word
     try:

@@ -140,13 +140,36 @@ def result_sections(reader: RunReader) -> list[tuple[str, str]]:
     """(heading, table) of the results, as report.md and ``kvision show`` print them: final
     values, a regression's fit errors, repeats, and every checkpoint's matrix."""
     metric = matrix_metric(reader)
-    sections = [(metric.final_heading, summary_table(reader))]
+    note = subset_note(reader)
+    sections = [(metric.final_heading, summary_table(reader) + note)]
     if errors := fit_error_table(reader):
         sections.append(("Final fit errors", errors))
     if rep := repeats_table(reader):
         sections.append(("Repeats", rep))
-    sections.append((metric.checkpoint_heading, evaluation_tables(reader)))
+    sections.append((metric.checkpoint_heading, note + evaluation_tables(reader)))
     return sections
+
+
+def subset_note(reader: RunReader) -> str:
+    """Which images the matrix was computed on: the test split whole, the others perhaps a
+    seeded subset (``evaluate.max_images``), as counted by the run's data_loaded event."""
+    data = reader.of("data_loaded")
+    counts = (data[-1].get("counts") or {}) if data else {}
+    if not counts:
+        return ""
+    limit = (reader.recipe().get("evaluate") or {}).get("max_images") or 0
+    shown = {
+        s for e in reader.evaluations() for row in (e.get("matrix") or {}).values() for s in row
+    }
+    parts = []
+    for split, total in counts.items():
+        if split not in shown:
+            continue
+        if split != "test" and limit and total > limit:
+            parts.append(f"{split}: a seeded subset of {limit} of its {total} images")
+        else:
+            parts.append(f"{split}: all {total} images")
+    return "\nImages evaluated per split: " + "; ".join(parts) + ".\n"
 
 
 def notice_sections(reader: RunReader) -> list[tuple[str, str]]:

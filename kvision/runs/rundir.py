@@ -15,7 +15,8 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from kvision.errors import KvisionError
+from kvision.errors import KvisionError, printable
+from kvision.runs.lock import LOCK_FILE, hold, release
 
 LOG_SUFFIX = ".log"
 #: Folder of the runs folder that holds detached runs' console output until their run
@@ -25,14 +26,15 @@ LAUNCH_LOG = "launch.log"
 MAX_SAME_SECOND = 1000  # runs of one name started within one second
 
 
-def new_run_dir(runs_dir: str | os.PathLike, recipe_name: str) -> Path:
+def new_run_dir(runs_dir: str | os.PathLike, recipe_name: str, *, what: str = "run") -> Path:
     """``runs_dir/<YYYYmmdd-HHMMSS>-<name>[-n]``, created exclusively (no two runs share one)."""
     for path in _free_names(runs_dir, recipe_name):
         try:
             path.mkdir()
-            return path
         except FileExistsError:
             continue
+        hold(path, what=what)  # made just now by this process: nobody else holds it
+        return path
     raise _too_many(runs_dir, recipe_name)
 
 
@@ -56,18 +58,30 @@ def log_path(run_dir: Path) -> Path:
     return run_dir.parent / LOGS_DIR / (run_dir.name + LOG_SUFFIX)
 
 
-def claim_run_dir(path: str | os.PathLike) -> Path:
-    """Use an exact run directory (the TUI chooses it); it must not hold a run already."""
+def claim_run_dir(path: str | os.PathLike, *, what: str = "run") -> Path:
+    """Use an exact run directory (the TUI chooses it); it must not hold a run already.
+
+    Its writer lock is taken before it is looked into, so of two processes given the same
+    ``--run-dir`` at once exactly one goes on; the other is refused, naming the first.
+    """
     p = Path(path).expanduser()
-    if p.exists() and any(p.iterdir()):
+    if p.exists() and not p.is_dir():
         raise KvisionError(
-            f"--run-dir '{p}' already exists and is not empty; "
-            "choose a new path or use --resume to continue a run."
+            f"--run-dir '{printable(p)}' is a file, not a folder; choose a new path."
         )
     try:
         p.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise KvisionError(f"Cannot create the run directory '{p}': {exc.strerror}.") from None
+        raise KvisionError(
+            f"Cannot create the run directory '{printable(p)}': {exc.strerror or exc}."
+        ) from None
+    hold(p, what=what)
+    if any(child.name != LOCK_FILE for child in p.iterdir()):
+        release(p)
+        raise KvisionError(
+            f"--run-dir '{printable(p)}' already exists and is not empty; "
+            "choose a new path or use --resume to continue a run."
+        )
     return p
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from kvision.runs.atomic import atomic_write_json, atomic_write_text, file_digest
+from kvision.runs.lock import release
 
 EVENTS = "events.jsonl"
 
@@ -106,10 +107,11 @@ class RunWriter:
         return atomic_write_text(self.dir / relpath, text)
 
     def close(self) -> None:
-        """Close the events file."""
+        """Close the events file and let go of the run's writer lock (kvision.runs.lock)."""
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        release(self.dir)
 
 
 def _jsonable(value: Any) -> Any:

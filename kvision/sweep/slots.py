@@ -47,14 +47,22 @@ def top_up(study: Any, spec: SweepSection, total: int) -> int:
     return max(0, total - taken)
 
 
-def claim(study: Any, storage: Any, study_id: int) -> Any | None:
-    """Move one WAITING trial to RUNNING for this worker; its ``optuna.Trial``, or None."""
+def claim(study: Any, storage: Any, study_id: int, *, beat: bool = False) -> Any | None:
+    """Move one WAITING trial to RUNNING for this worker; its ``optuna.Trial``, or None.
+
+    ``beat`` (a shared study with heartbeats): beat for the trial *before* it becomes
+    RUNNING. Optuna only ever fails RUNNING trials that have a heartbeat, so a worker killed
+    between the claim and its first beat would otherwise leave the trial RUNNING forever;
+    a beat for a trial another worker claims instead is harmless (that one beats it too).
+    """
     import optuna
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
     for frozen in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,)):
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, frozen.number)
+        if beat:
+            storage.record_heartbeat(trial_id)
         try:
             if storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
                 return optuna.Trial(study, trial_id)  # what Study.ask does with a queued trial

@@ -45,7 +45,8 @@ class SweepStudy:
 
     def claim(self) -> Any | None:
         """The next queued trial, now RUNNING for this worker; None when the queue is empty."""
-        return slots.claim(self.study, self.storage, self.study_id)
+        beat = self.shared and bool(self.heartbeat)
+        return slots.claim(self.study, self.storage, self.study_id, beat=beat)
 
     def trial_id(self, number: int) -> int:
         return self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)

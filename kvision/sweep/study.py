@@ -43,7 +43,7 @@ from kvision.recipe.schema_sweep import SweepSection
 from kvision.recipe.spec import to_plain
 from kvision.runs import RunReader, is_run_dir
 from kvision.runs.atomic import atomic_write_json, atomic_write_text
-from kvision.runs.reader import writer_alive
+from kvision.runs.lock import hold, release
 from kvision.runs.rundir import (
     claim_run_dir,
     new_run_dir,
@@ -61,7 +61,7 @@ from kvision.train.console import Console
 from kvision.train.signals import StopFlag, stop_on_signals
 
 POLL_S = 0.5  # how often running trials are checked; their own work dwarfs this
-RECIPE, LOCK = "sweep_recipe.toml", "sweep.lock"
+RECIPE = "sweep_recipe.toml"
 HEARTBEAT_S = 30  # a shared sweep's worker beats this often for its trials (--heartbeat)
 GRACE_BEATS = 4  # ... and they are retried elsewhere after this many missed beats (--grace)
 
@@ -121,6 +121,7 @@ def run_sweep(
     cli = [f"sweep.{k}={v}" for k, v in (("trials", trials), ("parallel", parallel)) if v]
     meta = None
     if folder is not None and (folder / META).exists():
+        hold(folder, what="sweep")  # before its state is read: one coordinator per sweep
         spec, base, raw, meta = _reopen(folder, recipe_path, list(overrides), cli)
         storage, study = storage or meta.get("storage"), study or meta.get("study")
     elif resume:
@@ -193,9 +194,9 @@ def _create(
 ) -> Path:
     runs_dir = base.get("output", {}).get("runs_dir", "runs")
     folder = (
-        claim_run_dir(folder)
+        claim_run_dir(folder, what="sweep")
         if folder
-        else new_run_dir(runs_dir, f"{base['experiment']['name']}-sweep")
+        else new_run_dir(runs_dir, f"{base['experiment']['name']}-sweep", what="sweep")
     )
     atomic_write_text(folder / RECIPE, tomli_w.dumps(base))
     atomic_write_json(
@@ -242,7 +243,7 @@ def _drive(
 ) -> SweepResult:
     """Hold the lock, open the study, keep ``parallel`` trials running until none is left."""
     folder = folder.resolve()  # trials record this path; it must not depend on the cwd
-    _lock(folder)
+    hold(folder, what="sweep")  # held since it was created or reopened (re-entrant)
     try:
         total = budget(spec)
         if shared is None:
@@ -258,7 +259,7 @@ def _drive(
             _loop(folder, handle, spec, total, console, stop, beat)
         best = write_report(folder, handle.study, spec, total)
     finally:
-        (folder / LOCK).unlink(missing_ok=True)
+        release(folder)
     if stop:
         console.line(
             f"sweep stopped by {stop.signame}; continue with: kvision sweep --resume {folder}"
@@ -310,19 +311,6 @@ def _loop(
         if changed:
             write_report(folder, handle.study, spec, total)
         time.sleep(POLL_S)
-
-
-def _lock(folder: Path) -> None:
-    """One coordinator per sweep directory: two would launch the same trials twice."""
-    lock = folder / LOCK
-    if lock.exists():
-        held = json.loads(lock.read_text("utf-8") or "{}")
-        if writer_alive(held):
-            raise KvisionError(
-                f"The sweep in '{folder}' is already running (pid {held.get('pid')} "
-                f"on {held.get('host')}); stop it before resuming."
-            )
-    atomic_write_json(lock, {"pid": os.getpid(), "host": socket.gethostname()})
 
 
 def _next(folder: Path, handle: SweepStudy, spec: SweepSection, console: Console) -> _Job | None:

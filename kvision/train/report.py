@@ -10,9 +10,10 @@ import os
 from pathlib import Path
 
 from kvision.insight.report import report_markdown
+from kvision.runs.answer import answer_section, arms_paragraph
 from kvision.runs.atomic import atomic_write_text
 from kvision.runs.reader import RunReader
-from kvision.runs.report import blur_facts, notice_sections, result_sections
+from kvision.runs.report import blur_facts, matrix_metric, notice_sections, result_sections
 from kvision.runs.summary import run_seconds
 
 
@@ -22,6 +23,8 @@ def render_report(run_dir: str | os.PathLike, *, status: str | None = None) -> s
     meta, recipe = reader.meta(), reader.recipe()
     exp = recipe.get("experiment", {})
     parts = [f"# {exp.get('name', Path(run_dir).name)}\n"]
+    if answer := answer_section(reader, *_diff_scale(reader)):
+        parts += ["## Answer\n", answer, "### The arms\n", arms_paragraph(recipe)]
     if exp.get("description"):
         parts.append(exp["description"].strip() + "\n")
     parts.append(_run_facts(reader, meta, status or reader.status()))
@@ -34,6 +37,12 @@ def render_report(run_dir: str | os.PathLike, *, status: str | None = None) -> s
 def write_report(run_dir: str | os.PathLike, *, status: str | None = None) -> Path:
     """Write report.md atomically."""
     return atomic_write_text(Path(run_dir) / "report.md", render_report(run_dir, status=status))
+
+
+def _diff_scale(reader: RunReader) -> tuple[float, str]:
+    """How a difference between arms reads: accuracy in percentage points, R^2 as is."""
+    metric = matrix_metric(reader)
+    return metric.factor, metric.diff_unit or metric.name
 
 
 def _run_facts(reader: RunReader, meta: dict, status: str) -> str:

@@ -57,13 +57,18 @@ def run_recipe(
     Recipe and data problems raise KvisionError before the run directory exists, so a bad
     input leaves nothing behind.
     """
+    from kvision.runs.lock import is_writer_rank
+    from kvision.runs.rundir import claim_run_dir
+
+    recipe = load_recipe(recipe_path, list(overrides))
+    if run_dir and is_writer_rank():  # its writer lock, before torch: a second one exits at once
+        claim_run_dir(run_dir)
     from kvision.train.ranks import broadcast_object, init_from_env, is_main, open_writer
     from kvision.train.rundir import write_identity
 
     start_run()
     init_from_env()
     console = console or _rank_console(is_main())
-    recipe = load_recipe(recipe_path, list(overrides))
     _configure_backend(recipe, console)
     dataset = _load_data(recipe, manifest=None)
     _check_splits(recipe, dataset)
@@ -108,6 +113,9 @@ def resume_run(
     notes: list[str] | None = None,
 ) -> RunResult:
     """Continue a stopped run from each unfinished trial's last completed epoch."""
+    from kvision.runs.lock import claim_existing
+
+    claim_existing(run_dir)  # the writer lock, before anything of the run is read (or torch)
     from kvision.train.ranks import (
         barrier,
         check_everywhere,
@@ -203,20 +211,18 @@ def _not_resumable(path: Path, run_dir: str) -> str:
 
 
 def _refuse_running(path: Path, reader: RunReader, force: bool) -> None:
-    """A run still being written is not resumed; one whose writer is on another machine
-    (which cannot be checked from here) is, with --force: that machine is known to be down."""
+    """On this host the writer lock (taken first) has decided that nobody else writes the
+    run. A writer on another machine may not see that lock (a network filesystem without
+    flock): its run is resumed only with --force, which says that machine is down."""
     import socket
 
-    if reader.status() != "running":
-        return
     meta = reader.meta()
-    elsewhere = meta.get("host") not in (None, socket.gethostname())
-    if force and elsewhere:
+    if reader.last_word() or force or meta.get("host") in (None, socket.gethostname()):
         return
-    where = f"pid {meta.get('pid')}" + (f" on {meta.get('host')}" if elsewhere else "")
     raise KvisionError(
-        f"The run in '{path}' is still running ({where}); stop it before resuming"
-        + (", or, if that machine is down, resume with --force." if elsewhere else ".")
+        f"The run in '{path}' may still be running (pid {meta.get('pid')} on "
+        f"{meta.get('host')}); stop it before resuming, or, if that machine is down, "
+        "resume with --force."
     )
 
 

@@ -22,8 +22,8 @@ fallback for every other case (other backends, masks, mixed precision, renorm, s
 BN, LoRA, quantization, AMSGrad, custom layers). Numerics follow Keras, so a model trains and
 saves the same on either path (tests/test_speed_equivalence.py).
 
-The paths use private Keras and torch internals (listed in :data:`INTERNALS`, bounded in
-pyproject.toml). :func:`speed_paths_status` checks them once; if one is missing (renamed in a
+The paths use private Keras and torch internals, every one listed in :data:`INTERNALS`.
+:func:`speed_paths_status` checks them once; if one is missing (renamed in a
 newer release), the paths switch off with one warning line on stderr and training takes
 Keras' own implementation, only slower.
 """
@@ -32,20 +32,21 @@ from __future__ import annotations
 
 import functools
 import sys
+import threading
+from typing import Any
 
 import keras
 
 # Set to False to force the Keras fallback (tests compare both paths on one machine).
 ENABLED = True
 
-# The private Keras and torch internals the fast paths use ("module:attribute" on the class,
-# or "module:Class().attribute" on a fresh instance). Also used, but checked where used, as
-# a built optimizer cannot be made here (this may run inside a layer's symbolic call): a
-# built Adam's ``_momentums`` and ``_velocities``. Public APIs (F.conv2d, F.batch_norm, ...,
-# keras.layers.*, a torch variable's ``value``) are not listed. pyproject.toml bounds keras
-# and torch to the releases these were checked against.
+# The private Keras and torch internals the fast paths use, every one of them, checked once
+# by :func:`speed_paths_status`. Three forms: "module:attribute.path" looked up on the module
+# or class; "module:Class().attribute" on a fresh instance; "probe:what" an instance
+# attribute checked on a small object built for the purpose (:data:`_PROBES`: a one-layer
+# functional model, a built Adam, a masked tensor). Public APIs (F.conv2d, F.batch_norm,
+# keras.layers.*, keras.tree, a torch variable's ``value``) are not listed.
 INTERNALS: tuple[str, ...] = (
-    "keras.src.models.functional:Functional._run_through_graph",  # the walk's fallback
     "keras.src.ops.node:Node.input_tensors",  # what kvision's own walk reads of each node
     "keras.src.ops.symbolic_arguments:SymbolicArguments.fill_in",
     "keras.src.models.functional:Functional._standardize_inputs",
@@ -54,8 +55,45 @@ INTERNALS: tuple[str, ...] = (
     "keras.src.backend.torch.optimizers.torch_adam:Adam._parallel_update_step",
     "keras.src.optimizers.base_optimizer:BaseOptimizer._get_variable_index",
     "keras.layers:Identity()._call_has_training_arg",
+    "keras.src.layers.preprocessing.data_layer:DataLayer.__call__",  # a plain call too
     "torch:_fused_adam_",  # Adam's fused kernel
+    "probe:Functional()._nodes_by_depth",  # the walk's node order
+    "probe:Functional()._outputs_struct",  # how the walk nests the outputs
+    "probe:Node().arguments.keras_tensors",  # each node's inputs, for last-use frees
+    "probe:Node().arguments.fill_in",
+    "probe:torch.Tensor()._keras_mask",  # where Keras keeps a torch tensor's mask
+    "probe:Adam().build()._momentums",  # the slots the fused kernel updates
+    "probe:Adam().build()._velocities",
 )
+
+
+def _probe_objects() -> dict[str, Any]:
+    """The objects the "probe:" internals are read from: nothing trained, no weights."""
+    import torch
+    from keras.src.backend.common.masking import set_keras_mask
+
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, keras.layers.Identity()(inputs))
+    (node,) = [n for nodes in model._nodes_by_depth.values() for n in nodes if not n.is_input]
+    tensor = torch.zeros(1)
+    set_keras_mask(tensor, torch.ones(1, dtype=torch.bool))
+    adam = keras.optimizers.Adam()
+    adam.build([keras.Variable(initializer="zeros", shape=(1,), dtype="float32")])
+    return {"Functional()": model, "Node()": node, "torch.Tensor()": tensor, "Adam().build()": adam}
+
+
+def _probe(objects: dict[str, Any], internal: str) -> None:
+    """Raise AttributeError if the "probe:" ``internal`` is missing from its object."""
+    what = internal.removeprefix("probe:")
+    head = next(name for name in objects if what.startswith(name + "."))
+    obj = objects[head]
+    for part in what[len(head) + 1 :].split("."):
+        obj = getattr(obj, part)
+    if "_momentums" in what or "_velocities" in what:
+        if not isinstance(obj, list):  # the fused step indexes them by variable
+            raise AttributeError(f"{what} is a {type(obj).__name__}, not a list")
+    elif "_keras_mask" in what and obj is None:
+        raise AttributeError(f"{what} is not where set_keras_mask keeps the mask")
 
 
 def _lookup(internal: str) -> None:
@@ -68,14 +106,37 @@ def _lookup(internal: str) -> None:
         obj = getattr(obj, part[:-2])() if part.endswith("()") else getattr(obj, part)
 
 
-def _missing_internal() -> str | None:
+def _first_missing() -> str | None:
     """The first of :data:`INTERNALS` this Keras/torch lacks, or None."""
     for internal in INTERNALS:
+        if internal.startswith("probe:"):
+            continue
         try:
             _lookup(internal)
         except (ImportError, AttributeError):
             return internal
+    try:
+        objects = _probe_objects()
+    except (ImportError, AttributeError, ValueError, TypeError) as err:
+        return f"probe objects ({type(err).__name__}: {err})"
+    for internal in INTERNALS:
+        if internal.startswith("probe:"):
+            try:
+                _probe(objects, internal)
+            except AttributeError:
+                return internal
     return None
+
+
+def _missing_internal() -> str | None:
+    """:func:`_first_missing`, run in a thread of its own: Keras' scopes are thread-local, so
+    a caller's (a symbolic build's StatelessScope, which refuses new variables, or a
+    distribution) cannot change what the probes see or leave them holding variables."""
+    found: list[str | None] = []
+    worker = threading.Thread(target=lambda: found.append(_first_missing()), name="kvision-probe")
+    worker.start()
+    worker.join()
+    return found[0] if found else "probe thread (it raised: see the traceback above)"
 
 
 @functools.cache

@@ -32,9 +32,7 @@ def _fused_adam_ok(optimizer, grads, variables) -> bool:
         _fast.torch_active()
         and not optimizer.amsgrad
         and bool(variables)
-        # a built Keras Adam's slot lists (private: checked here, see _fast.INTERNALS)
-        and isinstance(getattr(optimizer, "_momentums", None), list)
-        and isinstance(getattr(optimizer, "_velocities", None), list)
+        and optimizer.built  # its _momentums/_velocities lists (_fast.INTERNALS, checked)
         and all(isinstance(b, float) for b in (optimizer.beta_1, optimizer.beta_2))
         and all(t.dtype == tensors[0].dtype and t.device.type == "cpu" for t in tensors)
         # the kernel walks memory linearly: each gradient in its parameter's layout

@@ -32,6 +32,7 @@ custom layers, masks, mixed precision, symbolic tensors, other backends) takes K
 
 from __future__ import annotations
 
+import functools
 import types
 
 import keras
@@ -42,19 +43,15 @@ from kvision.models._fast.layers import FAST_CALLS
 _OWN_PACKAGES = ("keras", "kvision")
 
 
+@functools.cache
 def _stock_calls() -> tuple:
     """``__call__`` methods that add nothing to ``Layer.__call__`` for torch tensors: Keras'
     own, and its preprocessing layers' (which switch backends only inside tf.data or Grain
-    pipelines, never for the torch tensors a torch model's forward pass hands them)."""
-    calls = [keras.layers.Layer.__call__]
-    try:
-        from keras.src.layers.preprocessing.data_layer import DataLayer
-    except ImportError:  # moved in a later Keras: such layers then take Keras' call
-        return tuple(calls)
-    return (*calls, DataLayer.__call__)
+    pipelines, never for the torch tensors a torch model's forward pass hands them). Asked
+    only with the paths on, so DataLayer is where :data:`_fast.INTERNALS` found it."""
+    from keras.src.layers.preprocessing.data_layer import DataLayer
 
-
-_STOCK_CALLS = _stock_calls()
+    return keras.layers.Layer.__call__, DataLayer.__call__
 
 
 def _plain(layer) -> bool:
@@ -62,7 +59,7 @@ def _plain(layer) -> bool:
     return (
         isinstance(layer, keras.layers.Layer)
         and not isinstance(layer, keras.Model)
-        and type(layer).__call__ in _STOCK_CALLS
+        and type(layer).__call__ in _stock_calls()
         and type(layer).__module__.partition(".")[0] in _OWN_PACKAGES
         and layer.built
         and layer.activity_regularizer is None
@@ -301,14 +298,6 @@ class _Schedule:
         return keras.tree.pack_sequence_as(self.structure, [values[id(x)] for x in model.outputs])
 
 
-def _schedule(model: keras.Model) -> _Schedule | None:
-    """The model's schedule, or None if this Keras lacks what it is built from."""
-    try:
-        return _Schedule(model)
-    except AttributeError:  # a Keras without _nodes_by_depth / Node.arguments: Keras' walk
-        return None
-
-
 def direct_graph(model: keras.Model) -> keras.Model:
     """``model`` running its plain layers' ``call`` directly, if it is a torch functional model.
 
@@ -323,7 +312,7 @@ def direct_graph(model: keras.Model) -> keras.Model:
     if not _fast.torch_active() or not isinstance(model, Functional):
         return model
     plan = _Plan(model)
-    schedule = _schedule(model)
+    schedule = _Schedule(model)  # its internals are in _fast.INTERNALS (checked)
 
     def call(self, inputs, training=None, mask=None, **kwargs):
         tensors = _as_torch(inputs) if _fast.torch_active() else None
@@ -334,10 +323,7 @@ def direct_graph(model: keras.Model) -> keras.Model:
         def operation_fn(operation):
             return _node_caller(operation, training, plan)
 
-        if schedule is None:
-            outputs = self._run_through_graph(flat, operation_fn=operation_fn)
-        else:
-            outputs = schedule.run(self, flat, operation_fn)
+        outputs = schedule.run(self, flat, operation_fn)
         return outputs[0] if isinstance(outputs, list) and len(outputs) == 1 else outputs
 
     model.call = types.MethodType(call, model)
