@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         print("kvision: interrupted", file=sys.stderr)
         return 130
     except OSError as exc:
-        from kvision.runs.space import EXIT_DISK_FULL, disk_full_cause, disk_full_message
+        from kvision.runs.disk_space import EXIT_DISK_FULL, disk_full_cause, disk_full_message
 
         full = disk_full_cause(exc)
         if full is None:

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 from kvision.errors import KvisionError
 from kvision.recipe import Recipe, load_recipe
 from kvision.runs import RunReader, RunWriter, is_run_dir
+from kvision.runs.disk_space import EXIT_DISK_FULL, DiskFull, disk_full_cause, disk_full_message
 from kvision.runs.phases import phase, start_run
-from kvision.runs.space import EXIT_DISK_FULL, DiskFull, disk_full_cause, disk_full_message
 from kvision.train.console import Console
 from kvision.train.output import RunOutput
 from kvision.train.ranks import main_only

@@ -403,7 +403,7 @@ def build_model(shared: RunResources, plan: TrialPlan) -> keras.Model:
 def export_model(trial: Trial) -> None:
     """model.keras, written atomically after a free-space check (estimated from the weights)."""
     from kvision.models.inference import save_for_inference
-    from kvision.runs.space import ensure_space
+    from kvision.runs.disk_space import ensure_space
     from kvision.train.checkpoint import estimate_bytes
 
     ensure_space(trial.dir, estimate_bytes(trial.checkpoints, trial.model))
