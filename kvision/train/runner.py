@@ -63,8 +63,8 @@ def run_recipe(
     recipe = load_recipe(recipe_path, list(overrides))
     if run_dir and is_writer_rank():  # its writer lock, before torch: a second one exits at once
         claim_run_dir(run_dir)
+    from kvision.train.identity import write_identity
     from kvision.train.ranks import broadcast_object, init_from_env, is_main, open_writer
-    from kvision.train.rundir import write_identity
 
     start_run()
     init_from_env()
