@@ -12,7 +12,7 @@ from typing import Any
 # public name -> submodule defining it
 _LAZY = {
     "create_model": "factory",
-    "IMAGENET_CAFFE_PREPROCESS": "factory",
+    "IMAGENET_CAFFE_PREPROCESS": "weights",
     "describe": "roles",
     "ModelRoles": "roles",
     "load_model": "saving",

@@ -113,7 +113,7 @@ def resume_run(
     notes: list[str] | None = None,
 ) -> RunResult:
     """Continue a stopped run from each unfinished trial's last completed epoch."""
-    from kvision.runs.lock import claim_existing
+    from kvision.runs.rundir import claim_existing
 
     claim_existing(run_dir)  # the writer lock, before anything of the run is read (or torch)
     from kvision.train.ranks import (
