@@ -277,9 +277,16 @@ MEASURED_BY = {
     "train_speed": "kvision bench --repeats 5 --markdown docs/measured/train_speed.md",
     "train_speed_before": "kvision bench --repeats 5 --markdown docs/measured/train_speed_before.md",
     "memory": "python benchmarks/memory.py --markdown docs/measured/memory.md",
+    "memory_import": "python benchmarks/memory.py --case import "
+    "--markdown docs/measured/memory_import.md",
+    "memory_import_before": "python benchmarks/memory.py --case import "
+    "--markdown docs/measured/memory_import_before.md",
+    "import_cost": "python benchmarks/import_cost.py --markdown docs/measured/import_cost.md",
     "run_profile": "python benchmarks/run_profile.py RUN_DIR ... "
     "--markdown docs/measured/run_profile.md",
     "model_size": "python benchmarks/model_size.py --markdown docs/measured/model_size.md",
+    "run_size": "python benchmarks/run_size.py RUN_DIR --markdown docs/measured/run_size.md",
+    "load_share": "python benchmarks/load_share.py --markdown docs/measured/load_share.md",
     "evidence": "python benchmarks/evidence.py RUN_DIR ... --markdown docs/measured/evidence.md",
     "shared_sweep": "python benchmarks/shared_sweep.py --workers 1 --workers 3 "
     "--markdown docs/measured/shared_sweep.md",

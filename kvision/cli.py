@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     for module in (
         "kvision.models.commands",
         "kvision.data.commands",
+        "kvision.data.cache_commands",
         "kvision.insight.commands",
         "kvision.sweep.commands",
         "kvision.bench.commands",
@@ -143,6 +144,13 @@ def _add_validate(sub: argparse._SubParsersAction) -> None:
 def _add_show(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("show", help="print a run's report tables")
     p.add_argument("run_dir")
+    p.add_argument(
+        "--format",
+        choices=("auto", "text", "markdown"),
+        default="auto",
+        help="text: tables drawn for a terminal; markdown: the report's Markdown as is "
+        "(for a file or a pipe); auto (default): text on a terminal, else markdown",
+    )
     p.set_defaults(handler=_show)
 
 
@@ -222,19 +230,16 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from kvision.runs import RunReader, is_run_dir
-    from kvision.runs.report import notice_sections, result_sections
+    from kvision.runs import is_run_dir
+    from kvision.runs.show import render_terminal, show_markdown
 
     if not is_run_dir(args.run_dir):
         raise KvisionError(
             f"'{args.run_dir}' is not a kvision run directory (no meta.json / events.jsonl)."
         )
-    reader = RunReader(args.run_dir)
-    print(f"{Path(args.run_dir).name}  [{reader.status()}]\n")
-    for heading, table in notice_sections(reader) + result_sections(reader):
-        print(f"{heading}\n{table}")
-    for e in reader.of("run_failed", "run_interrupted"):
-        print(f"{e['event']}: {e.get('error') or e.get('message')}")
+    text = show_markdown(args.run_dir)
+    as_text = args.format == "text" or (args.format == "auto" and sys.stdout.isatty())
+    print(render_terminal(text) if as_text else text)
     return 0
 
 

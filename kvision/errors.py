@@ -76,3 +76,13 @@ def printable(text: object, *, one_line: bool = True) -> str:
     table = _CONTROL_ONE_LINE if one_line else _CONTROL
     out = str(text).translate(table)
     return _BIDI.sub(lambda m: f"\\u{ord(m.group()):04x}", out)
+
+
+# scheme://user:PASSWORD@host and ?password=... / &sslpassword=... in text meant for a file.
+_URL_PASSWORD = re.compile(r"(\b[A-Za-z][\w+.-]*://[^:/@\s]*:)\S*@")
+_QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?password=)[^&\s]*", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """``text`` (a command line, a message) with every URL's password replaced by ``***``."""
+    return _QUERY_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", text))

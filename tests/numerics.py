@@ -24,14 +24,17 @@ EPS32 = float(np.finfo(np.float32).eps)
 REORDER_EPS = 840
 
 
-def assert_close_to_scale(actual, expected, *, eps_units: float = REORDER_EPS) -> None:
+def assert_close_to_scale(
+    actual, expected, *, eps_units: float = REORDER_EPS, floor: float = 1.0
+) -> None:
     """``actual`` equals ``expected`` up to float32 reordering: |a - e| <= eps_units*eps*scale.
 
-    ``scale`` is max |expected| (at least 1, so tiny outputs are compared absolutely).
+    ``scale`` is max |expected|, at least ``floor`` (1: outputs near 0 are compared
+    absolutely; 0: purely relative, for quantities whose size carries no meaning).
     """
     actual, expected = np.asarray(actual), np.asarray(expected)
     assert actual.shape == expected.shape, f"shapes differ: {actual.shape} vs {expected.shape}"
-    scale = max(float(np.abs(expected).max(initial=0.0)), 1.0)
+    scale = max(float(np.abs(expected).max(initial=0.0)), floor)
     bound = eps_units * EPS32 * scale
     worst = float(np.abs(actual.astype(np.float64) - expected).max(initial=0.0))
     assert worst <= bound, (

@@ -9,6 +9,7 @@ import pytest
 import kvision  # noqa: F401
 from kvision.data import load_dataset
 from kvision.data import tfds as kv_tfds
+from kvision.data.rows import Rows
 from kvision.errors import KvisionError
 from kvision.recipe.schema_data import DataSection
 from kvision.recipe.spec import Context, parse
@@ -71,3 +72,16 @@ def test_not_prepared_and_not_downloadable(tmp_path, monkeypatch):
         r"\(ConnectionError: no network\)",
     ):
         load_dataset(section(source="tfds:mnist", data_dir=str(tmp_path)), seed=0)
+
+
+def test_with_image_size_the_examples_go_to_a_memory_map(tmp_path, monkeypatch):
+    monkeypatch.setenv("KVISION_CACHE", str(tmp_path / "cache"))
+    with tfds.testing.mock_data(num_examples=10):
+        ds = load_dataset(
+            section(source="tfds:cats_vs_dogs", image_size=[24, 24], channels=3), seed=0
+        )
+    images = ds.splits["train"].images
+    mapped = images.base if isinstance(images, Rows) else images
+    assert isinstance(mapped, np.memmap)  # written row by row, not stacked in RAM
+    assert images.shape[1:] == (24, 24, 3) and np.asarray(images).any()
+    assert not list((tmp_path / "cache" / ".scratch").iterdir())  # unlinked: nothing left

@@ -87,3 +87,10 @@ def test_measured_files_say_where_when_and_how_they_were_measured():
         assert all(
             f"\n- {field}: " in text for field in ("machine", "software", "date", "command")
         ), path
+
+
+def test_the_readme_quotes_the_measured_main_job_time():
+    """README's time for the main job is the figure benchmarks/main_job.py wrote, not retyped."""
+    measured = (ROOT / "docs" / "measured" / "main_job.md").read_text("utf-8")
+    (seconds,) = re.findall(r"([\d.]+) s inside the run", measured)
+    assert f"{seconds} s inside the run on a quiet 2-core CPU" in README

@@ -593,18 +593,20 @@ def test_a_failed_event_write_leaves_no_half_line(tmp_path, monkeypatch):
 
 
 def test_a_full_cache_disk_costs_only_speed(tmp_path, monkeypatch):
-    from kvision.data import cache
+    from kvision.data import cache, load_dataset
+    from kvision.recipe.schema_data import DataSection
+    from kvision.recipe.spec import Context, parse
 
+    root = _image_folder(tmp_path / "imgs", ("train",))
     monkeypatch.setenv("KVISION_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(cache.np, "savez", lambda fh, **kw: (fh.write(b"half"), enospc()))
-    entry = (
-        np.zeros((1, 2, 2, 1), np.uint8),
-        np.zeros(1, np.int64),
-        ["a"],
-        np.array(["train"]),
-        [],
-        {},
-    )  # no source-blurred views
-    problem = cache.store(tmp_path, "key", entry)
+    # The disk fills while the entry's arrays are reserved (before any row is written).
+    monkeypatch.setattr(cache.os, "posix_fallocate", lambda fd, off, n: enospc())
+    ctx = Context()
+    data = parse(DataSection, {"source": f"folder:{root}", "val_fraction": 0.0}, ctx, "data")
+    ds = load_dataset(data, seed=0)
+    ((kind, problem),) = ds.info["warnings"]
+    assert kind == "cache_not_written"
     assert "could not be cached" in problem and "No space left" in problem
-    assert list((tmp_path / "cache").iterdir()) == []  # no half entry left behind
+    assert sum(ds.info["counts"].values()) > 0  # decoded in memory instead
+    leftovers = [p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".lock")]
+    assert leftovers == []  # no half entry left behind

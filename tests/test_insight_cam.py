@@ -8,7 +8,7 @@ import kvision  # noqa: F401  (selects the torch backend before keras is importe
 import keras
 import numpy as np
 import pytest
-from numerics import assert_close_to_scale
+from numerics import EPS32, assert_close_to_scale
 
 from kvision.errors import KvisionError
 from kvision.insight import _layers
@@ -70,20 +70,28 @@ def _gradcam_pp_loops(a: np.ndarray, g: np.ndarray) -> np.ndarray:
 def test_cam_matches_formula_on_frozen_model(method, numeric_seed):
     model = _model(frozen=True, seed=numeric_seed)
     # Small pixel values keep tanh out of saturation, so the gradients are far from zero.
-    images = np.random.default_rng(numeric_seed).uniform(0, 2, (2, 6, 6, 2)).astype(np.float32)
-    classes = np.array([0, 2])
-    maps, outputs = class_activation_maps(model, "v2_conv", images, classes, method)
+    images = np.random.default_rng(numeric_seed).uniform(0, 2, (4, 6, 6, 2)).astype(np.float32)
     feats = keras.Model(model.inputs, model.get_layer("v2_conv").output).predict(images, verbose=0)
-    assert_close_to_scale(outputs, model.predict(images, verbose=0))
     reference = _gradcam_loops if method == "gradcam" else _gradcam_pp_loops
-    for n, c in enumerate(classes):
-        grad = _numeric_grad(model, feats[n], int(c))
-        assert np.abs(grad).max() > 0  # the check means something only if gradients flow
-        expected = reference(feats[n].astype(np.float64), grad)
-        assert expected.max() > 0
-        # The reference takes central differences (step 1e-5, float64 head on float32 maps):
-        # truncation and rounding leave ~1e-3 relative error, so 2e-3 of each value.
-        np.testing.assert_allclose(maps[n], expected, rtol=2e-3, atol=1e-5 * expected.max())
+    # A class's map can rightly be all zero (ReLU of a negative weighted sum) for some random
+    # weights: explain, per image, the class whose reference map is largest.
+    references = []
+    for n in range(len(images)):
+        options = []
+        for c in range(3):
+            grad = _numeric_grad(model, feats[n], c)
+            assert np.abs(grad).max() > 0  # the check means something only if gradients flow
+            options.append((reference(feats[n].astype(np.float64), grad), c))
+        references.append(max(options, key=lambda option: option[0].max()))
+    assert any(expected.max() > 0 for expected, _ in references)
+    classes = np.array([c for _, c in references])
+    maps, outputs = class_activation_maps(model, "v2_conv", images, classes, method)
+    assert_close_to_scale(outputs, model.predict(images, verbose=0))
+    for n, (expected, _) in enumerate(references):
+        # The reference is float64 central differences (error ~1e-9); kvision's maps come from
+        # float32 autograd and sums, which cancel: 1e-4 of the map's own scale (floor 0, CAM
+        # maps have no natural unit), ~800 float32 eps.
+        assert_close_to_scale(maps[n], expected, eps_units=1e-4 / EPS32, floor=0.0)
 
 
 def test_gradients_flow_through_trainable_and_frozen_models_alike():

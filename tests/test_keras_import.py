@@ -84,3 +84,49 @@ def test_training_loads_no_plotting_sklearn_scipy_h5py():
     assert seen["saved"] == ["h5py"]
     assert (seen["wrapper"], seen["gallery"]) == ("SKLearnClassifier", "plot_image_gallery")
     assert {"matplotlib", "sklearn", "scipy"} <= set(seen["touched"])
+
+
+NO_INSIGHT_RECIPE = """\
+[experiment]
+name = "no_insight"
+seed = 1
+[data]
+source = "builtin:fashion7k"
+image_size = [28, 28]
+val_fraction = 0.1
+limit_per_class = 6
+[conditions.clear]
+[models.lenet]
+arch = "lenet"
+[[arms]]
+name = "plain"
+stages = [{ name = "train", condition = "clear", epochs = 1 }]
+[evaluate]
+conditions = ["clear"]
+splits = ["test"]
+[insight]
+enabled = false
+"""
+
+RUN_PROBE = """
+import json, sys
+from kvision.cli import main
+code = main(["run", sys.argv[1], "--runs-dir", sys.argv[2]])
+print(json.dumps({"code": code, "matplotlib": "matplotlib" in sys.modules}))
+"""
+
+
+def test_run_without_insight_loads_no_matplotlib(tmp_path):
+    """A run with [insight] off trains, evaluates and writes report.md without Matplotlib."""
+    recipe = tmp_path / "no_insight.toml"
+    recipe.write_text(NO_INSIGHT_RECIPE, "utf-8")
+    out = subprocess.run(
+        [sys.executable, "-c", RUN_PROBE, str(recipe), str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen == {"code": 0, "matplotlib": False}
+    (run,) = (tmp_path / "runs").iterdir()
+    assert "## " in (run / "report.md").read_text("utf-8")

@@ -128,3 +128,49 @@ def test_tables_say_their_subsets(tmp_path):
     robust = report.split("### Blur robustness")[1]
     assert "a stratified, seeded subset of 20 of the 40 clear test images" in robust
     assert "up to ±11.2 pp" in robust  # 50 / sqrt(20)
+
+
+def test_show_draws_markdown_for_a_terminal_and_keeps_it_for_a_pipe(tmp_path):
+    import subprocess
+    import sys
+
+    run = _run(tmp_path, 1)
+    cmd = [sys.executable, "-m", "kvision", "show", str(run)]
+    piped = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert piped.returncode == 0, piped.stderr
+    assert "| model | difference |" in piped.stdout and "|---|---|" in piped.stdout
+    drawn = subprocess.run([*cmd, "--format", "text"], capture_output=True, text=True, timeout=120)
+    assert drawn.returncode == 0, drawn.stderr
+    out = drawn.stdout
+    assert "|---" not in out and "---:" not in out and "**" not in out and "## " not in out
+    row = next(line for line in out.splitlines() if "expert − naive " in line)
+    assert row.split() == ["alexnet", "expert", "−", "naive", "+10.0", "+0.0"]
+    assert "n=1, no interval" in out
+
+
+def test_a_resumed_run_reports_one_total_time_and_its_interruptions(tmp_path):
+    """The console's "finished in", report.md's wall time and `kvision ls` agree after a
+    resume, and the report says the run was interrupted."""
+    from kvision.runs.summary import run_seconds
+    from kvision.train.report import finished_time
+
+    d = _run(tmp_path, 1)
+    t = "2026-01-01T12:{:02d}:00+00:00"
+    session = [
+        {"event": "run_started", "time": t.format(0)},
+        {"event": "epoch_end", "time": t.format(5)},  # 300 s in the first session
+        {"event": "run_interrupted", "time": t.format(5), "signal": "SIGTERM"},
+        {"event": "run_resumed", "time": t.format(30)},  # 25 minutes paused: not counted
+    ]
+    events = [json.loads(x) for x in (d / "events.jsonl").read_text().splitlines()]
+    lines = session + [e for e in events if e["event"] != "run_started"]
+    (d / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
+    report = render_report(d, status="finished", session_seconds=120.0)
+    assert "- wall time: 420.0 s" in report  # 300 s + the finishing session's 120 s
+    assert "- sessions: 2, resumed 1 time(s) after: interrupted by SIGTERM at " + t.format(5) in (
+        report
+    )
+    with open(d / "events.jsonl", "a") as fh:  # what the runner writes next
+        fh.write(json.dumps({"event": "run_finished", "seconds": 120.0}) + "\n")
+    assert finished_time(d) == "420.0s in all, over 2 sessions (stopped 1 time)"
+    assert run_seconds(RunReader(d).events) == 420.0  # kvision ls and the TUI

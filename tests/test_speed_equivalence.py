@@ -99,46 +99,70 @@ def test_frozen_batchnorm_keeps_moving_stats(monkeypatch):
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.moving_mean), trained_mean)
 
 
-def _adam_run(
-    enabled: bool, monkeypatch, optimizer: str, seed: int = 0
-) -> tuple[list[float], list, list]:
-    """Losses, weights and optimizer variables of 25 Adam(W) steps on a small conv net.
-
-    No BatchNorm: a conv bias before it has a rounding-noise gradient that Adam amplifies.
-    """
+def _adam_model(optimizer: str, seed: int):
+    """alexnet_small (LRN, no BatchNorm) compiled with kvision's fused Adam(W), for ``seed``."""
     import keras
 
-    monkeypatch.setattr(_fast, "ENABLED", enabled)
     keras.utils.set_random_seed(3 + seed)
     model = create_model(
         "alexnet_small", input_shape=(16, 16, 1), num_classes=3, dropout=0.0, norm="lrn", head=8
     )
+    # epsilon=1e-3, lr=1e-3: Adam divides by sqrt(v) + epsilon, so with Keras' 1e-7 the
+    # float32 reordering of a ~0 gradient (~1e-9) becomes a step of up to lr; 1e-3 bounds
+    # that gain to lr/epsilon = 1. Where epsilon sits is still checked (and pinned exactly by
+    # the single-step test below).
     opt = _fast.fuse_adam(
-        keras.optimizers.Adam(1e-2)
+        keras.optimizers.Adam(1e-3, epsilon=1e-3)
         if optimizer == "adam"
-        else keras.optimizers.AdamW(1e-2, weight_decay=0.05)
+        else keras.optimizers.AdamW(1e-3, weight_decay=0.05, epsilon=1e-3)
     )
     model.compile(optimizer=opt, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def _adam_run(enabled: bool, monkeypatch, optimizer: str, seed: int = 0) -> list[float]:
+    """Losses of 5 Adam(W) steps on a small conv net, fast paths on or off."""
+    monkeypatch.setattr(_fast, "ENABLED", enabled)
+    model = _adam_model(optimizer, seed)
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 256, size=(16, 16, 16, 1)).astype("float32")
     y = rng.integers(0, 3, size=16)
-    losses = [float(model.train_on_batch(x, y)) for _ in range(25)]
-    state = [keras.ops.convert_to_numpy(v) for v in model.optimizer.variables]
-    return losses, model.get_weights(), state
+    return [float(model.train_on_batch(x, y)) for _ in range(5)]
 
 
-@pytest.mark.numeric_cap(3)
+@pytest.mark.numeric_cap(5)
 @pytest.mark.parametrize("optimizer", ["adam", "adamw"])
 def test_fused_adam_matches_keras_adam(optimizer, monkeypatch, numeric_seed):
-    """The fused kernel computes Keras' update (its epsilon placement), state included."""
-    fast = _adam_run(True, monkeypatch, optimizer, numeric_seed)
-    slow = _adam_run(False, monkeypatch, optimizer, numeric_seed)
-    np.testing.assert_allclose(fast[0], slow[0], rtol=1e-4, atol=1e-5)
-    # 25 steps of 1e-2: rounding differences grow where Adam divides by a tiny sqrt(v).
-    for part in (1, 2):  # weights; then iterations, momentums and velocities
-        for a, b in zip(fast[part], slow[part], strict=True):
-            np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3)
-    assert fast[0][-1] < fast[0][0]
+    """The fused kernel computes Keras' update (its epsilon placement), state included.
+
+    Step-synchronised: before every step both sides hold the same weights and optimizer
+    state, so each step's update is compared alone. Over a free-running trajectory the two
+    drift apart at random although each step agrees (seen: 1 % of a conv kernel after 10
+    steps for one seed in 30, every step's gradients equal to 3e-7 of their scale).
+    """
+    fast, slow = _adam_model(optimizer, numeric_seed), _adam_model(optimizer, numeric_seed)
+    rng = np.random.default_rng(numeric_seed)
+    x = rng.integers(0, 256, size=(16, 16, 16, 1)).astype("float32")
+    y = rng.integers(0, 3, size=16)
+    start = fast.get_weights()
+    for _ in range(5):
+        step = []
+        for enabled, model in ((True, fast), (False, slow)):
+            monkeypatch.setattr(_fast, "ENABLED", enabled)
+            step.append(float(model.train_on_batch(x, y)))
+        # One forward pass each: float32 reordering only (tests/numerics.py).
+        np.testing.assert_allclose(step[0], step[1], rtol=1e-5)
+        # One update from equal weights, gradients equal to ~3e-7 of their scale: weights
+        # and state (iterations, momentums, velocities) agree to the reordering bound.
+        for a, b in zip(fast.get_weights(), slow.get_weights(), strict=True):
+            assert_close_to_scale(a, b)
+        pairs = list(zip(fast.optimizer.variables, slow.optimizer.variables, strict=True))
+        for a, b in pairs:
+            assert_close_to_scale(np.asarray(a), np.asarray(b))
+        fast.set_weights(slow.get_weights())
+        for a, b in pairs:
+            a.assign(b)
+    assert not np.allclose(start[0], fast.get_weights()[0])  # it trained
 
 
 def test_fused_adam_single_step_is_keras_formula(monkeypatch, numeric_seed):

@@ -186,3 +186,26 @@ def test_fake_run_reads_back_like_a_real_one(tmp_path: Path) -> None:
     assert reader.status() == "finished"
     assert len(reader.epochs()) == 2 * 6
     assert reader.trials() == ["lenet-arm0", "lenet-arm1"]
+
+
+def screen_lines(app) -> list[str]:
+    """The terminal's text, one string per row, from the app's SVG screenshot (what a user
+    sees, after layout and cropping)."""
+    import html
+    import re
+
+    rows: dict[int, dict[int, str]] = {}
+    pattern = (
+        r'<text class="[^"]*" x="([\d.]+)" y="[\d.]+" textLength="[\d.]+" '
+        r'clip-path="url\(#[\w-]*?line-(\d+)\)">(.*?)</text>'
+    )
+    for m in re.finditer(pattern, app.export_screenshot(), re.S):
+        text = html.unescape(m.group(3)).replace("\xa0", " ").rstrip("\n")
+        rows.setdefault(int(m.group(2)), {})[round(float(m.group(1)) / 12.2)] = text
+    lines = []
+    for row in range(max(rows, default=-1) + 1):
+        line = ""
+        for col, text in sorted(rows.get(row, {}).items()):
+            line = line.ljust(col) + text
+        lines.append(line)
+    return lines

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from test_tui_fakes import write_run
 from textual.command import CommandList
-from textual.widgets import DataTable, OptionList, Static, TabbedContent
+from textual.widgets import DataTable, Input, OptionList, Static, TabbedContent
 
 from kvision_tui import launch as launch_module
 from kvision_tui.app import KvisionApp, main
@@ -113,12 +113,51 @@ async def test_recipes_show_validation_and_overrides(world) -> None:
         assert "limit_per_class = 4" in body and "[training]" in body  # resolved recipe
         await pilot.press("o", *"foo.bar=1", "enter")
         await until(pilot, lambda: "unknown key 'foo'" in text_of(validation))
-        assert "--set foo.bar=1" in text_of(screen.query_one("#overrides", Static))
-        # the focus is back on the list: x clears instead of typing an "x" into the box
-        assert isinstance(app.focused, OptionList)
+        listing = screen.query_one("#override-list", OptionList)
+        assert [str(o.prompt) for o in listing.options] == ["--set foo.bar=1"]
+        await pilot.press("escape")  # back on the recipe list: x clears
+        assert app.focused is screen.query_one("#recipe-list")
         await pilot.press("x")
         await until(pilot, lambda: "tiny.toml is valid" in text_of(validation))
         assert "none" in text_of(screen.query_one("#overrides", Static))
+
+
+@sync
+async def test_override_entry_keeps_the_focus_and_swallows_global_keys(world) -> None:
+    """After Enter the next override is typed into the box: h, o, c, q, l, x, ? never act."""
+    app = make_app(world)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        box = screen.query_one("#override", Input)
+        await pilot.press("o", *"data.limit_per_class=2", "enter")
+        assert app.focused is box and box.value == ""
+        await pilot.press(*"hocqlx?")
+        assert app.screen is screen and app.focused is box and box.value == "hocqlx?"
+        assert screen.overrides == ["data.limit_per_class=2"] and not app.launched
+
+
+@sync
+async def test_overrides_are_removed_one_at_a_time(world) -> None:
+    app = make_app(world)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        validation = screen.query_one("#validation", Static)
+        await pilot.press("down")  # tiny.toml
+        await until(pilot, lambda: "tiny.toml is valid" in text_of(validation))
+        await pilot.press("o", *"foo.bar=1", "enter", *"training.batch_size=4", "enter")
+        await until(pilot, lambda: "unknown key 'foo'" in text_of(validation))
+        listing = screen.query_one("#override-list", OptionList)
+        assert screen.check_action("remove_override", ()) is False  # typing: del edits text
+        await pilot.press("tab")
+        assert app.focused is listing
+        assert screen.check_action("remove_override", ()) is True
+        await pilot.press("delete")  # the highlighted (first) override goes, the other stays
+        assert screen.overrides == ["training.batch_size=4"]
+        assert [str(o.prompt) for o in listing.options] == ["--set training.batch_size=4"]
+        await until(pilot, lambda: "tiny.toml is valid" in text_of(validation))
+        await pilot.press("delete")
+        assert screen.overrides == [] and not listing.display
+        assert app.focused is screen.query_one("#override", Input)
 
 
 @sync
@@ -250,8 +289,8 @@ async def test_history_open_mark_compare_images(world) -> None:
         assert isinstance(screen, HistoryScreen)
         table = screen.query_one(DataTable)
         await until(pilot, lambda: table.row_count == 2)
-        assert list(table.get_row_at(0))[1:4] == ["20260102-120000-demo", "demo", "failed"]
-        assert list(table.get_row_at(1))[-1] == "80.00%"  # the same figure as kvision ls
+        assert list(table.get_row_at(0))[1:4] == ["2026-01-02 12:00:00", "demo", "failed"]
+        assert list(table.get_row_at(1))[-2] == "80.00%"  # the same figure as kvision ls
         await pilot.press("c")
         assert not isinstance(app.screen, CompareScreen)  # nothing marked yet
         await pilot.press("down", "space", "up", "space")  # the older run first: it is A
@@ -270,13 +309,15 @@ async def test_history_open_mark_compare_images(world) -> None:
         assert len({s.color for s in loss.series}) == 3
         rows = compare.query_one("#compare-table", DataTable)
         assert list(rows.get_row_at(0)) == ["lenet / arm0", "clear test", "80.00", "80.00", "+0.00"]
-        await pilot.press("t")  # one paired trial at a time
+        await pilot.press("t")  # one model at a time (the fake runs have one: lenet)
         assert [s.label for s in compare.query_one("#compare-loss").data.series] == [
             "A lenet / arm0",
+            "A lenet / arm1",
             "B lenet / arm0",
         ]
+        assert "shown: model lenet (t)" in text_of(compare.query_one("#compare-info", Static))
         await pilot.press("d")
-        assert list(rows.get_row_at(0))[:2] == ["B-A", "clear test"]
+        assert list(rows.get_row_at(0))[:3] == ["B-A", "lenet / arm0", "clear test"]
         await pilot.press("escape", "enter")  # the cursor is on the newer run
         assert isinstance(app.screen, LiveScreen) and app.screen.run_dir == world["second"]
         await pilot.press("escape", "o")
@@ -554,3 +595,130 @@ async def test_a_recipe_description_reads_as_prose(world) -> None:
         body = app.screen.query_one("#recipe-body", Static)
         await until(pilot, lambda: "First line." in text_of(body))
         assert "First line.\nSecond line." in text_of(body)  # a line break, not a literal \\n
+
+
+SLOW_START = """\
+import time
+time.sleep(120)  # kvision importing Keras and torch on a busy machine: no run directory yet
+"""
+
+
+@sync
+async def test_cancel_answers_at_once_with_a_dialog_that_fits(world, monkeypatch, tmp_path) -> None:
+    """c opens the dialog before the run directory exists; its sentence is shown whole."""
+    from test_tui_fakes import screen_lines
+
+    script = tmp_path / "slow_start.py"
+    script.write_text(SLOW_START)
+    monkeypatch.setattr(
+        launch_module,
+        "run_command",
+        lambda recipe, run_dir, overrides: [sys.executable, str(script)],
+    )
+    app = make_app(world)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("down")
+        await until(pilot, lambda: app.screen.valid_recipe is not None)
+        await pilot.press("l")
+        ((run_dir, launched),) = app.launched.items()
+        assert isinstance(app.screen, LiveScreen) and not run_dir.exists()
+        await pilot.press("c")
+        assert isinstance(app.screen, ConfirmScreen)  # at once: no poll waited for
+        await until(pilot, lambda: "Stop run" in "".join(screen_lines(app)))
+        text = " ".join(line.strip(" █") for line in screen_lines(app))
+        assert "can be resumed later with kvision run --resume." in " ".join(text.split())
+        await pilot.press("y")
+        await until(pilot, lambda: launched.finished() is not None)
+
+
+def _resumed_after_interrupt(runs: Path) -> Path:
+    run = write_run(
+        runs, "20260107-120000-resumed", trials=1, epochs=(2,), finish="running", images=False
+    )
+    meta = json.loads((run / "meta.json").read_text())
+    (run / "meta.json").write_text(json.dumps({**meta, "pid": os.getpid()}))
+    with open(run / "events.jsonl", "a") as fh:
+        for e in (
+            {"event": "run_interrupted", "signal": "SIGTERM", "message": "checkpoint saved"},
+            {"event": "run_resumed"},
+        ):
+            fh.write(json.dumps({"time": "2026-01-01T12:20:00+00:00", **e}) + "\n")
+    return run
+
+
+@sync
+async def test_old_interrupts_show_as_history_not_errors(world) -> None:
+    run = _resumed_after_interrupt(world["runs"])
+    app = make_app(world, attach=run)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await until(pilot, lambda: screen._status == "running")
+        await pilot.press("4")
+        log = screen.query_one("#log")
+        await until(pilot, lambda: bool(log.lines))
+        lines = [str(line.text) for line in log.lines]
+        assert any(line.startswith("HISTORY: Interrupted (SIGTERM)") for line in lines), lines
+        assert not any(line.startswith("ERROR") for line in lines)
+        assert not app._notifications  # no toast replays what happened before attaching
+
+
+FOOTER_SCREENS = {
+    "recipes": None,
+    "live": lambda app, world: app.open_live(world["first"]),
+    "history": lambda app, world: app.action_history(),
+    "images": lambda app, world: app.open_images(world["first"]),
+    "compare": lambda app, world: app.push_screen(CompareScreen(world["first"], world["second"])),
+}
+
+
+def _last_line(app) -> str:
+    """The footer row, or '' while the screen is still mounting."""
+    from test_tui_fakes import screen_lines
+    from textual.css.query import NoMatches
+
+    try:
+        return (screen_lines(app) or [""])[-1]
+    except NoMatches:
+        return ""
+
+
+@pytest.mark.parametrize("name", list(FOOTER_SCREENS))
+@sync
+async def test_footers_fit_an_80_column_terminal(world, name) -> None:
+    """Every key the footer shows reads whole ("q Quit", never "q Qui" or "Tabst")."""
+    from textual.keys import format_key
+
+    app = make_app(world)
+    async with app.run_test(size=(80, 24)) as pilot:
+        if FOOTER_SCREENS[name] is not None:
+            FOOTER_SCREENS[name](app, world)
+        await until(pilot, lambda: "q Quit" in _last_line(app))
+        footer = _last_line(app)
+        shown: dict[tuple, list[str]] = {}  # one entry per action; its first key is shown
+        for _, b, enabled, _ in app.active_bindings.values():
+            if b.show and enabled:
+                key = b.key_display or format_key(b.key)
+                shown.setdefault((b.action, b.description), []).append(f"{key} {b.description}")
+        assert shown and len(footer.rstrip()) <= 80
+        for labels in shown.values():
+            assert any(label in footer for label in labels), (name, labels, footer)
+
+
+@sync
+async def test_compare_screen_states_recipe_changes_and_refuses_to_pair_them(world) -> None:
+    (world["second"] / "recipe.toml").write_text(
+        '[experiment]\nname = "demo"\n\n[data]\nlimit_per_class = 30\n'
+    )
+    app = make_app(world)
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.push_screen(CompareScreen(world["first"], world["second"]))
+        await until(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.is_mounted)
+        screen = app.screen
+        await until(pilot, lambda: bool(screen.query("#compare-info")))
+        info = screen.query_one("#compare-info", Static)
+        await until(pilot, lambda: "B vs A: data.limit_per_class (absent) -> 30" in text_of(info))
+        await pilot.press("d")
+        rows = screen.query_one("#compare-table", DataTable)
+        assert "not computed: the recipes differ in data.limit_per_class" in str(
+            rows.get_row_at(0)[0]
+        )

@@ -6,6 +6,7 @@ Update them after an intended change with
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,10 @@ def app(tmp_path: Path, monkeypatch) -> KvisionApp:
         TINY.replace("limit_per_class = 4", "val_fraction = 3.0")
     )
     write_run(Path("runs"), "20260101-120000-demo", epochs=(40, 60))
-    write_run(Path("runs"), "20260102-120000-demo", trials=1, images=False)
+    second = write_run(Path("runs"), "20260102-120000-demo", trials=1, images=False)
+    meta = json.loads((second / "meta.json").read_text())  # a run told apart by its --set
+    meta["overrides"] = ["data.limit_per_class=4", "training.batch_size=16"]
+    (second / "meta.json").write_text(json.dumps(meta))
     return KvisionApp([Path("recipes")], Path("runs"), None, "halfblock")
 
 
@@ -66,6 +70,18 @@ def test_recipes_screen(app, snap_compare, size) -> None:
         await _settle(pilot, lambda a: "problem" in str(a.screen.query_one("#validation").render()))
 
     assert snap_compare(app, terminal_size=size, run_before=validated)
+
+
+@SIZES
+def test_recipes_screen_overrides(app, snap_compare, size) -> None:
+    async def overrides(pilot) -> None:
+        await pilot.press("down")  # tiny.toml
+        await pilot.press("o", *"training.batch_size=4", "enter", *"foo=1", "enter")
+        await _settle(
+            pilot, lambda a: "unknown key" in str(a.screen.query_one("#validation").render())
+        )
+
+    assert snap_compare(app, terminal_size=size, run_before=overrides)
 
 
 @SIZES

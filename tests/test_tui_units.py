@@ -329,10 +329,13 @@ def test_ls_and_the_history_show_the_same_headline(tmp_path: Path) -> None:
     run = write_run(tmp_path, images=False)
     summary = run_summary(RunReader(run))
     assert summary["best_test"] == pytest.approx(0.8)  # lenet-arm0's final clear test
-    assert HEADLINE in format_runs(tmp_path).splitlines()[0] and COLUMNS[-1] == HEADLINE
+    assert HEADLINE in format_runs(tmp_path).splitlines()[0] and COLUMNS[-2] == HEADLINE
     assert "80.00%" in format_runs(tmp_path)
-    assert summary_row(RunState(run))[-1] == "80.00%"
-    assert summary_row(RunState(run))[-2] == format_seconds(summary["duration"])
+    # the headline names the trial and the condition it was measured on
+    assert summary["best_where"] == ("lenet-arm0", "clear")
+    assert format_runs(tmp_path).splitlines()[2].endswith("80.00%  lenet-arm0, clear test")
+    assert summary_row(RunState(run))[-2] == "80.00%"
+    assert summary_row(RunState(run))[-3] == format_seconds(summary["duration"])
 
 
 def test_compare_pairs_trials_by_model_arm_and_repeat_not_by_name(tmp_path: Path) -> None:
@@ -355,7 +358,8 @@ def test_compare_pairs_trials_by_model_arm_and_repeat_not_by_name(tmp_path: Path
     assert head == ["trial", "cell", "A", "B", "B-A"]
     assert rows[0] == ["lenet / arm0", "clear test", "80.00", "85.00", "+5.00"]
     _, paired = paired_rows(comparison)
-    assert paired[0] == ["B-A", "clear test", "+5.00", "[+5.00, +5.00]", "2"]
+    # per trial type (model and arm), never pooled across them: one repeat each, no interval
+    assert paired[0] == ["B-A", "lenet / arm0", "clear test", "+5.00", "none (n=1)", "1"]
     assert "Paired differences" in format_comparison(comparison)
     with pytest.raises(KvisionError, match="at least two run directories"):
         compare([a])
@@ -364,15 +368,36 @@ def test_compare_pairs_trials_by_model_arm_and_repeat_not_by_name(tmp_path: Path
 
 
 def test_history_columns_shrink_before_they_disappear() -> None:
-    from kvision_tui.history_screen import MIN_WIDTHS, compact_time, fit_widths, shorten
+    from kvision_tui.history_screen import MIN_WIDTHS, compact_time, end_cut, fit_widths, shorten
 
-    natural = [1, 30, 12, 11, 16, 8, 9]
+    natural = [1, 19, 15, 11, 8, 9, 40]
     assert fit_widths(natural, 200) == natural
     narrow = fit_widths(natural, 60)
     assert sum(narrow) <= 60 and all(w >= m for w, m in zip(narrow, MIN_WIDTHS, strict=True))
-    assert narrow[4] < 16 and narrow[5:] == [8, 9]  # duration and best test keep their width
+    assert narrow[4:6] == [8, 9]  # duration and best test keep their width
+    assert narrow[6] < 40  # the overrides give up width first
     assert shorten("20260101-120000-fashion-blur", 12) == "202601…-blur"
-    assert compact_time("2026-01-01 12:00", 11) == "01-01 12:00"
+    assert compact_time("2026-01-01 12:00:05", 14) == "01-01 12:00:05"
+    assert compact_time("2026-01-01 12:00:05", 11) == "12:00:05"
+    assert end_cut("data.limit_per_class=4, training.epochs=2", 12) == "data.limit_…"
+
+
+def test_history_names_runs_by_start_and_shows_their_overrides(tmp_path: Path) -> None:
+    from kvision_tui.history_screen import overrides_text, run_label, summary_row
+
+    assert run_label("20261206-072106-naive_vs_expert", "naive_vs_expert") == "2026-12-06 07:21:06"
+    assert run_label("20261206-072106-naive_vs_expert-2", "naive_vs_expert") == (
+        "2026-12-06 07:21:06-2"
+    )
+    assert run_label("my-run", "x") == "my-run"
+    run = write_run(tmp_path, "20260101-120000-demo", images=False)
+    meta = json.loads((run / "meta.json").read_text())
+    meta["overrides"] = ["data.limit_per_class=4", "experiment.repeats=2"]
+    (run / "meta.json").write_text(json.dumps(meta))
+    row = summary_row(RunState(run))
+    assert row[0] == "2026-01-01 12:00:00" and row[1] == "demo"
+    assert row[-1] == "data.limit_per_class=4, experiment.repeats=2"
+    assert overrides_text({}) == "-"
 
 
 def test_recipe_names_are_relative_to_their_folder(tmp_path: Path) -> None:
@@ -409,3 +434,25 @@ def test_skipped_files_are_said_once_whether_or_not_the_run_warned(tmp_path: Pat
     assert [text for _, text in new.messages if "bad.png" in text] == [
         "[skipped_files] 1 file(s) in data were skipped: bad.png (cannot decode)."
     ]
+
+
+def test_compare_overlay_shows_one_model_at_a_time(tmp_path: Path) -> None:
+    from kvision.runs.compare import compare
+    from kvision_tui.compare_screen import overlay
+
+    runs = []
+    for name in ("20260101-120000-a", "20260102-120000-b"):
+        run = write_run(tmp_path, name, images=False)
+        events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+        for e in events:  # the second trial becomes another model's
+            for t in [*(e.get("trials") or []), e]:
+                if t.get("trial") == "lenet-arm1" and "model" in t:
+                    t["model"] = "vgg"
+        (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+        runs.append(run)
+    comparison = compare(runs)
+    states = [RunState(r) for r in runs]
+    loss, _, _ = overlay(states, comparison)
+    assert len(loss.series) == 4  # every run and trial
+    loss, _, _ = overlay(states, comparison, only="vgg")
+    assert [s.label for s in loss.series] == ["A vgg / arm1", "B vgg / arm1"]

@@ -12,7 +12,14 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
-from kvision.runs.compare import Comparison, compare, final_rows, label, paired_rows
+from kvision.runs.compare import (
+    Comparison,
+    compare,
+    final_rows,
+    label,
+    paired_rows,
+    recipe_lines,
+)
 
 from .charts import COLORS, RICH_COLORS, Chart, ChartData, Series
 from .dialogs import footer
@@ -21,10 +28,11 @@ from .runstate import RunState
 
 
 def overlay(
-    states: list[RunState], comparison: Comparison, only: tuple | None = None
+    states: list[RunState], comparison: Comparison, only: str | None = None
 ) -> tuple[ChartData, ChartData, str]:
     """(validation loss chart, validation accuracy/MAE chart, its metric) with one line per
-    run and trial (only the trial with identity ``only`` when given)."""
+    run and trial (only the trials of model ``only`` when given: a dozen lines of several
+    models on one chart cannot be read)."""
     identities = {
         run.name: {name: ident for ident, name in run.trials.items()} for run in comparison.runs
     }
@@ -34,7 +42,7 @@ def overlay(
     for n, state in enumerate(states):
         for trial in state.trials.values():
             ident = identities[state.name].get(trial.name)
-            if only is not None and ident != only:
+            if only is not None and (ident is None or ident[0] != only):
                 continue
             who = f"{chr(ord('A') + n)} {label(ident, comparison) if ident else trial.name}"
             color = COLORS[len(loss) % len(COLORS)]
@@ -64,7 +72,7 @@ class CompareScreen(Screen):
     CompareScreen DataTable { height: 1fr; min-height: 4; }
     """
     BINDINGS = [
-        Binding("t", "next_trial", "One trial / all"),
+        Binding("t", "next_model", "One model / all"),
         Binding("d", "toggle_table", "Finals / paired"),
         Binding("escape", "app.pop_screen", "Back"),
     ]
@@ -74,7 +82,8 @@ class CompareScreen(Screen):
         self.paths = list(runs)
         self.comparison = compare(self.paths)
         self.states = [RunState(p) for p in self.paths]
-        self.only: int | None = None  # index into comparison.identities, None: all trials
+        self.models = list(dict.fromkeys(i[0] for i in self.comparison.identities))
+        self.only: int | None = None  # index into self.models, None: every model
         self.paired = False
 
     def compose(self) -> ComposeResult:
@@ -93,8 +102,7 @@ class CompareScreen(Screen):
         self._show()
 
     def _show(self) -> None:
-        ids = self.comparison.identities
-        only = ids[self.only] if self.only is not None and ids else None
+        only = self.models[self.only] if self.only is not None else None
         loss, acc, second = overlay(self.states, self.comparison, only)
         self.query_one("#compare-loss", Chart).data = loss
         chart = self.query_one("#compare-acc", Chart)
@@ -103,25 +111,35 @@ class CompareScreen(Screen):
         runs = "  ".join(
             f"{chr(ord('A') + i)} {r.name} ({r.status})" for i, r in enumerate(self.comparison.runs)
         )
-        shown = label(only, self.comparison) if only else f"all {len(ids)}"
+        shown = f"model {only}" if only else f"all {len(self.models)} models"
         table = "paired differences to A" if self.paired else "final scores; X-A: difference"
-        info = Text(f"{runs}\ntrials: {shown} (t) · table: {table} (d)\n")
+        recipes = " ".join(line.strip() for line in recipe_lines(self.comparison))
+        info = Text(f"{runs}\nrecipes: {recipes}\nshown: {shown} (t) · table: {table} (d)\n")
         self.query_one("#compare-info", Static).update(info.append_text(legend(loss)))
         self._fill_table()
 
     def _fill_table(self) -> None:
-        head, rows = (paired_rows if self.paired else final_rows)(self.comparison)
         table = self.query_one("#compare-table", DataTable)
+        blockers = self.comparison.blockers()
+        if self.paired and blockers:  # as `kvision compare`: no interval across recipes
+            keys = sorted({k for ks in blockers.values() for k in ks})
+            table.clear(columns=True)
+            table.add_column("paired differences")
+            table.add_row(f"not computed: the recipes differ in {', '.join(keys)}")
+            table.add_row("(kvision compare --force computes them anyway)")
+            return
+        head, rows = (paired_rows if self.paired else final_rows)(self.comparison)
         table.clear(columns=True)
         table.add_columns(*head)
-        only = self.comparison.identities[self.only] if self.only is not None else None
+        only = self.models[self.only] if self.only is not None else None
+        column = 1 if self.paired else 0  # where the trial ("model / arm") is
         for row in rows:
-            if self.paired or only is None or row[0] == label(only, self.comparison):
+            if only is None or row[column].startswith(f"{only} / "):
                 table.add_row(*row)
 
-    def action_next_trial(self) -> None:
-        """Show one paired trial at a time, then all of them again."""
-        count = len(self.comparison.identities)
+    def action_next_model(self) -> None:
+        """Show one model's trials at a time, then all of them again."""
+        count = len(self.models)
         if not count:
             return
         self.only = 0 if self.only is None else (None if self.only + 1 >= count else self.only + 1)

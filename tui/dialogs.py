@@ -7,7 +7,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.keys import format_key
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Label, Markdown
+from textual.widgets import Button, Footer, Markdown, Static
 
 
 def footer() -> Footer:
@@ -23,6 +23,7 @@ class ConfirmScreen(ModalScreen[bool]):
     ConfirmScreen { align: center middle; }
     ConfirmScreen > Vertical { width: 60; max-width: 90%; height: auto; border: thick $warning;
                                padding: 1 2; background: $surface; }
+    ConfirmScreen #question { width: 100%; height: auto; }
     ConfirmScreen Horizontal { height: auto; margin-top: 1; }
     ConfirmScreen Button { margin-right: 2; }
     """
@@ -38,7 +39,8 @@ class ConfirmScreen(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         """Question and two buttons; 'No' has the focus so Enter is the safe answer."""
         with Vertical():
-            yield Label(self.question)
+            # a Static wraps to the dialog's width; a Label is one line, cut at the border
+            yield Static(self.question, id="question")
             with Horizontal():
                 yield Button("Yes (y)", variant="error", id="yes")
                 yield Button("No (n)", variant="primary", id="no")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from textual import work
@@ -15,26 +16,48 @@ from kvision.runs import find_runs
 from kvision.runs.summary import HEADLINE, format_score
 
 from .dialogs import footer
-from .runstate import RunState, format_seconds, format_time
+from .runstate import RunState, format_seconds
 
-COLUMNS = ("", "run", "recipe", "status", "start", "duration", HEADLINE)
+COLUMNS = ("", "run", "recipe", "status", "duration", HEADLINE, "overrides")
 #: Narrowest each column may become before the table scrolls sideways.
-MIN_WIDTHS = (1, 12, 6, 8, 11, 6, 7)
-#: Columns in the order they give up width when the terminal is narrow (the start time
-#: first drops its year, then the run name loses its middle).
-SHRINK_ORDER = (4, 1, 2, 3)
+MIN_WIDTHS = (1, 14, 6, 8, 6, 7, 12)
+#: Columns in the order they give up width when the terminal is narrow: the run's start
+#: time drops its year, then the overrides are cut at their end, then the recipe's middle.
+SHRINK_ORDER = (1, 6, 2, 3)
+#: The run column: the start time in the run directory's name (YYYYmmdd-HHMMSS[-recipe][-n]);
+#: the recipe has its own column, and the name's middle cut away told runs apart badly.
+_RUN_NAME = re.compile(r"(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})(?:-(.*))?")
+
+
+def run_label(name: str, recipe: str) -> str:
+    """'2026-01-01 12:00:05' (plus '-2' for a second run in the same second) for a run
+    directory named by kvision; any other name as it is."""
+    m = _RUN_NAME.fullmatch(name)
+    if not m:
+        return name
+    y, mo, d, h, mi, sec, rest = m.groups()
+    suffix = (rest or "").removeprefix(recipe) if recipe else (rest or "")
+    if rest and suffix == rest:  # not our recipe's name: keep the whole tail visible
+        suffix = "-" + rest
+    return f"{y}-{mo}-{d} {h}:{mi}:{sec}{suffix}"
+
+
+def overrides_text(meta: dict) -> str:
+    """The run's --set overrides as given (``key=value``, comma-separated), or '-'."""
+    items = meta.get("overrides") if isinstance(meta, dict) else None
+    return ", ".join(str(o) for o in items) if items else "-"
 
 
 def summary_row(state: RunState) -> tuple[str, ...]:
     """The history table's cells for one run (without the mark column)."""
     best, metric = state.best_test()
     return (
-        state.name,
+        run_label(state.name, state.recipe_name),
         state.recipe_name or "-",
         state.status(),
-        format_time(state.started),
         format_seconds(state.duration()),
         format_score(best, metric),
+        overrides_text(state.reader.meta()),
     )
 
 
@@ -60,8 +83,25 @@ def shorten(text: str, width: int) -> str:
 
 
 def compact_time(text: str, width: int) -> str:
-    """'2026-01-01 12:00' without its year when the column is narrow."""
-    return text[5:] if len(text) > width and text[4:5] == "-" else text
+    """'2026-01-01 12:00:05' without its year, then without its date, when narrow."""
+    if len(text) > width and text[4:5] == "-":
+        text = text[5:]
+    if len(text) > width and text[2:3] == "-" and text[5:6] == " ":
+        text = text[6:]
+    return text
+
+
+def end_cut(text: str, width: int) -> str:
+    """``text`` cut at its end with an ellipsis (a list of overrides reads from the left)."""
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def _fit(column: int, text: str, width: int) -> str:
+    if column == 1:
+        return shorten(compact_time(text, width), width)
+    if column == len(COLUMNS) - 1:
+        return end_cut(text, width)
+    return shorten(text, width)
 
 
 class HistoryScreen(Screen):
@@ -133,10 +173,7 @@ class HistoryScreen(Screen):
         for head, width in zip(COLUMNS, widths, strict=True):
             table.add_column(shorten(head, width), width=width)
         for path, row in zip(self.runs, cells, strict=True):
-            fitted = [
-                shorten(compact_time(c, w) if i == 4 else c, w)
-                for i, (c, w) in enumerate(zip(row, widths, strict=True))
-            ]
+            fitted = [_fit(i, c, w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
             table.add_row(*fitted, key=str(path))
         if cursor is not None and rows:
             table.move_cursor(row=min(cursor, len(rows) - 1), animate=False)
@@ -145,7 +182,7 @@ class HistoryScreen(Screen):
     def _info(self, count: int) -> None:
         info = (
             f"{count} run(s) in {self.runs_dir} · {HEADLINE}: best final test "
-            "score · space marks A, B, …"
+            "score · overrides: the run's --set · space marks A, B, …"
         )
         if not count:
             info = (

@@ -38,11 +38,6 @@ def images_by_kind(run_dir: Path) -> dict[str, list[Path]]:
     return dict(sorted(found.items(), key=lambda kv: (order.get(kv[0], len(KINDS)), kv[0])))
 
 
-#: The footer shows each pair of keys once ("] [ Kind", "n p Image"); help lists all four.
-KIND = Binding.Group("Kind", compact=True)
-IMAGE = Binding.Group("Image", compact=True)
-
-
 class ImagesScreen(Screen):
     """Kind tabs on top, files on the left, the picture on the right."""
 
@@ -53,12 +48,14 @@ class ImagesScreen(Screen):
     ImagesScreen .error { color: $error; padding: 1; }
     """
     BINDINGS = [
-        Binding("right_square_bracket,tab", "kind(1)", "Next kind", key_display="]", group=KIND),
+        # the footer shows the forward keys; the help screen lists all four ("[" and "p" back):
+        # Textual's compact binding groups glue a group's label to the next key ("Kindn")
+        Binding("right_square_bracket,tab", "kind(1)", "Next kind", key_display="]"),
         Binding(
-            "left_square_bracket,shift+tab", "kind(-1)", "Prev kind", key_display="[", group=KIND
+            "left_square_bracket,shift+tab", "kind(-1)", "Prev kind", key_display="[", show=False
         ),
-        Binding("n", "step(1)", "Next image", group=IMAGE),
-        Binding("p", "step(-1)", "Prev image", group=IMAGE),
+        Binding("n", "step(1)", "Next image"),
+        Binding("p", "step(-1)", "Prev image", show=False),
         Binding("g", "reload", "Reload"),
         Binding("escape", "app.pop_screen", "Back"),
     ]

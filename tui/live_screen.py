@@ -102,7 +102,9 @@ NO_MESSAGES = (
     "No warnings or errors so far. Skipped files, missing splits, non-finite "
     "losses and failures appear here as the run reports them."
 )
-TABS = Binding.Group("Tabs", compact=True)
+#: How the Messages tab shows each level; "history" is an earlier session's interruption
+#: that a resume has since continued.
+MESSAGE_STYLES = {"error": "bold red", "warning": "yellow", "history": "dim"}
 
 
 class LiveScreen(Screen):
@@ -123,10 +125,10 @@ class LiveScreen(Screen):
     LiveScreen #no-messages { padding: 1; color: $text-muted; }
     """
     BINDINGS = [
-        Binding("1", "tab('charts')", "Charts", group=TABS),
-        Binding("2", "tab('epochs')", "Epochs", group=TABS),
-        Binding("3", "tab('evaluation')", "Evaluation", group=TABS),
-        Binding("4", "tab('messages')", "Messages", group=TABS),
+        Binding("1", "tab('charts')", "Charts", show=False),
+        Binding("2", "tab('epochs')", "Epochs", show=False),
+        Binding("3", "tab('evaluation')", "Evaluation", show=False),
+        Binding("4", "tab('messages')", "Messages", show=False),
         Binding("t", "pin_next", "Pin next"),
         Binding("f", "follow", "Follow"),
         Binding("i", "images", "Images"),
@@ -145,6 +147,7 @@ class LiveScreen(Screen):
         self._charted: tuple[str, int] | None = None
         self._charted_at = 0.0
         self._shown_messages = 0
+        self._messages_read = False  # the messages already there at attach time are read
         self._eval_count = -1
         self._columns: list = []
         self._status: str | None = None
@@ -182,7 +185,7 @@ class LiveScreen(Screen):
         """Hide what does not apply: cancel on a run that is not running, follow while
         following."""
         if action == "cancel_run":
-            return self._status == "running"
+            return self._cancellable()
         if action == "follow":
             return self.pinned is not None
         return True
@@ -358,12 +361,12 @@ class LiveScreen(Screen):
         messages = self.state.messages
         self.query_one("#no-messages", Static).display = not messages
         for level, text in messages[self._shown_messages :]:
-            log.write(
-                Text(f"{level.upper()}: {text}", style="bold red" if level == "error" else "yellow")
-            )
-            if level == "error":
+            log.write(Text(f"{level.upper()}: {text}", style=MESSAGE_STYLES.get(level, "yellow")))
+            # a toast for news only: attaching does not replay what happened before
+            if level == "error" and self._messages_read:
                 self.notify(text, severity="error", timeout=8)
         self._shown_messages = len(messages)
+        self._messages_read = True
 
     def _show_trial_change(self) -> None:
         self.refresh_bindings()
@@ -402,7 +405,7 @@ class LiveScreen(Screen):
 
     def action_cancel_run(self) -> None:
         """Ask for confirmation, then stop the run cleanly (SIGTERM, checkpoint kept)."""
-        if self.state is None or self.state.status() != "running":
+        if not self._cancellable():
             self.notify("This run is not running; nothing to cancel.", severity="warning")
             return
         self.app.push_screen(
@@ -413,16 +416,24 @@ class LiveScreen(Screen):
             self._cancel_confirmed,
         )
 
+    def _cancellable(self) -> bool:
+        """Running by the last poll (no new probe: the key answers at once on a busy
+        machine), or launched from here and still starting (no run directory yet: kvision
+        imports Keras and torch first, which can take many seconds)."""
+        launched = self.app.launched.get(self.run_dir)
+        starting = self.state is None and launched is not None and launched.finished() is None
+        return starting or self._status == "running"
+
     def _cancel_confirmed(self, yes: bool | None) -> None:
         if not yes:
             return
         from .launch import cancel
 
+        meta = self.state.reader.meta() if self.state is not None else {}
         try:
-            message = cancel(
-                self.run_dir, self.state.reader.meta(), self.app.launched.get(self.run_dir)
-            )
+            message = cancel(self.run_dir, meta, self.app.launched.get(self.run_dir))
         except (KvisionError, OSError) as exc:
             self.notify(str(exc), severity="error")
             return
+        self.query_one("#progress-label", Static).update("stopping …")
         self.notify(message)

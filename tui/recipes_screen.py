@@ -78,12 +78,14 @@ class RecipesScreen(Screen):
     RecipesScreen #recipe-side { width: 1fr; }
     RecipesScreen #validation { height: auto; max-height: 8; padding: 0 1; }
     RecipesScreen #overrides { height: auto; padding: 0 1; color: $text-muted; }
+    RecipesScreen #override-list { height: auto; max-height: 4; border: none; padding: 0 1; }
     RecipesScreen #recipe-text { height: 1fr; border: round $panel; }
     """
     BINDINGS = [
         Binding("l", "launch", "Launch"),
         Binding("o", "focus_override", "Override"),
         Binding("x", "clear_overrides", "Clear"),
+        Binding("delete,backspace", "remove_override", "Remove", key_display="del"),
         Binding("escape", "focus_list", "List"),
     ]
 
@@ -107,6 +109,7 @@ class RecipesScreen(Screen):
                 yield Static(id="validation")
                 yield Input(placeholder="override key=value, Enter adds it", id="override")
                 yield Static(id="overrides")
+                yield OptionList(id="override-list")
                 with VerticalScroll(id="recipe-text"):
                     yield Static(id="recipe-body")
         yield footer()
@@ -143,15 +146,32 @@ class RecipesScreen(Screen):
         event.input.value = ""
         self._show_overrides()
         self.check()
-        self.action_focus_list()  # so l, o and x are keys again, not letters in the box
+        # the focus stays in the box: the next override is typed, never taken for a key
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Offer Remove only while the list of overrides has the focus."""
+        if action == "remove_override":
+            return isinstance(self.focused, OptionList) and self.focused.id == "override-list"
+        return True
+
+    def on_descendant_focus(self) -> None:
+        """The footer follows the focus (Remove is shown on the list of overrides)."""
+        self.refresh_bindings()
 
     def _show_overrides(self) -> None:
         text = (
-            "overrides: " + "  ".join(f"--set {o}" for o in self.overrides)
+            f"overrides ({len(self.overrides)}; tab to the list, del removes one):"
             if self.overrides
             else "overrides: none (o to add one)"
         )
         self.query_one("#overrides", Static).update(text)
+        listing = self.query_one("#override-list", OptionList)
+        highlighted = listing.highlighted
+        listing.clear_options()
+        listing.add_options([f"--set {o}" for o in self.overrides])
+        listing.display = bool(self.overrides)
+        if self.overrides:
+            listing.highlighted = min(highlighted or 0, len(self.overrides) - 1)
 
     def check(self) -> None:
         """Validate the current recipe with the current overrides (in a thread)."""
@@ -218,6 +238,17 @@ class RecipesScreen(Screen):
     def action_focus_list(self) -> None:
         """Back to the recipe list."""
         self.query_one("#recipe-list", OptionList).focus()
+
+    def action_remove_override(self) -> None:
+        """Drop the highlighted override and validate again."""
+        listing = self.query_one("#override-list", OptionList)
+        if listing.highlighted is None or not self.overrides:
+            return
+        self.overrides.pop(listing.highlighted)
+        self._show_overrides()
+        self.check()
+        if not self.overrides:
+            self.action_focus_override()
 
     def action_clear_overrides(self) -> None:
         """Drop all overrides and validate again."""

@@ -160,6 +160,9 @@ class RunState:
         # finished/failed/interrupted once the run said so; None while it has not
         self.last_word: str | None = None
         self._skipped: list[dict] = []
+        #: index in messages of the last interruption, until a resume makes it history
+        self._interrupted: int | None = None
+        self.ended_before: str | None = None  # when the session before a resume ended
         for event in self.reader.events:
             self.add(event)
         self._flush_skipped()
@@ -303,6 +306,7 @@ class RunState:
 
     def _on_run_interrupted(self, e: dict) -> None:
         self.messages.append(("error", f"Run interrupted ({e.get('signal')}): {e.get('message')}"))
+        self._interrupted = len(self.messages) - 1
         self._end(e)
 
     def _on_run_finished(self, e: dict) -> None:
@@ -310,13 +314,21 @@ class RunState:
 
     def _on_run_resumed(self, e: dict) -> None:
         self.ended = None
+        if self._interrupted is not None:  # over now: history, not an error of this session
+            _, text = self.messages[self._interrupted]
+            self.messages[self._interrupted] = (
+                "history",
+                f"{text.replace('Run interrupted', 'Interrupted', 1)} (at "
+                f"{format_time(self.ended_before)}; resumed at {format_time(e.get('time'))})",
+            )
+            self._interrupted = None
         if e.get("lost_partial_epoch"):
             self.messages.append(
                 ("warning", "Resumed; the epoch in progress was lost and is run again.")
             )
 
     def _end(self, e: dict) -> None:
-        self.ended = e.get("time")
+        self.ended = self.ended_before = e.get("time")
         self.progress = self.evaluating = None
 
     def final_matrices(self) -> dict[str, dict]:

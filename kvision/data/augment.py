@@ -201,7 +201,7 @@ def static_copies(split: Split, pipelines: Sequence[Sequence[AugmentOp]], seed: 
     parts = [split]
     for k, ops in enumerate(pipelines):
         rng = np.random.default_rng([seed, 7919, k])
-        images = Augmenter(ops, out_hw).batch(split.images, rng)
+        images = Augmenter(ops, out_hw).batch(np.asarray(split.images), rng)
         ids = [f"{i}#static{k}" for i in split.ids] if split.ids is not None else None
         parts.append(Split(images, split.labels.copy(), ids))
     return Split.concat(parts)

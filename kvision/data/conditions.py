@@ -8,8 +8,33 @@ import numpy as np
 
 from kvision.data.blur import apply_blur, severity_params
 from kvision.data.dataset import Dataset
+from kvision.data.rows import Rows
 from kvision.errors import KvisionError
 from kvision.recipe.schema_data import BlurSpec, ConditionSection
+
+#: Blur kinds whose output for an image depends on that image alone (no draws across the
+#: array), so blurring batch by batch gives the same pixels as blurring the whole split.
+PER_IMAGE = ("gaussian", "defocus", "zoom")
+
+
+#: Images blurred per OpenCV pass when writing a scratch map.
+CHUNK = 256
+
+
+def blurred_map(images: Rows | np.ndarray, kind: str, params: dict) -> Rows:
+    """``images`` blurred, written chunk by chunk into an unlinked scratch memory map."""
+    from kvision.data.cache import scratch_array
+
+    out = scratch_array(images.shape, images.dtype)
+    for start in range(0, len(images), CHUNK):
+        stop = min(start + CHUNK, len(images))
+        out[start:stop] = apply_blur(images[start:stop], kind, params)
+    return Rows(out)
+
+
+def _mapped(images) -> bool:
+    """Whether ``images`` are (rows of) a memory map (the store), not an array in RAM."""
+    return isinstance(images.base if isinstance(images, Rows) else images, np.memmap)
 
 
 def blur_params(blur: BlurSpec, image_hw: tuple[int, int], default_seed: int) -> dict:
@@ -38,8 +63,16 @@ def apply_condition(
 
 def condition_view(
     dataset: Dataset, split: str, name: str, condition: ConditionSection
-) -> np.ndarray:
-    """The ``split`` images under condition ``name``, computed once and kept in memory."""
+) -> np.ndarray | Rows:
+    """The ``split`` images under condition ``name``, computed once.
+
+    Over the store's memory-mapped rows, a blur that treats every image on its own is
+    written chunk by chunk into a scratch memory map (:func:`blurred_map`), so no blurred copy
+    is held in RAM. Blurring every batch again instead was 20x slower to feed (Gaussian
+    sigma 5 at 256 px; benchmarks/data_scale.py). Motion and glass blur draw their random
+    parts across the whole array, so they, and splits of arrays already in RAM, are blurred
+    whole in memory.
+    """
     if split not in dataset.splits:
         raise KvisionError(
             f"The dataset has no '{split}' split (it has: "
@@ -52,5 +85,12 @@ def condition_view(
     if key not in dataset.views:
         # The random parts of motion/glass blur differ per split but repeat across runs.
         seed = zlib.crc32(f"{split}/{name}".encode())
-        dataset.views[key] = apply_condition(dataset.splits[split].images, condition, seed=seed)
+        images = dataset.splits[split].images
+        if condition.blur is None:
+            return images
+        if _mapped(images) and condition.blur.kind in PER_IMAGE:
+            params = blur_params(condition.blur, images.shape[1:3], seed)
+            dataset.views[key] = blurred_map(images, condition.blur.kind, params)
+        else:
+            dataset.views[key] = apply_condition(np.asarray(images), condition, seed=seed)
     return dataset.views[key]

@@ -1,4 +1,9 @@
-"""The in-memory dataset every other part of kvision reads: uint8 images held once."""
+"""The dataset every other part of kvision reads: uint8 images and the splits that pick them.
+
+The images live once, usually in a read-only memory map of the cache entry
+(kvision.data.store); splits, limits and balancing are index selections of them
+(kvision.data.rows.Rows), never copies, so memory stays flat in the number of images.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +11,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from kvision.data import rows
+from kvision.data.rows import Rows
+
 SPLIT_NAMES = ("train", "val", "test")
 
 
 @dataclass
 class Split:
-    """One split, held once in memory as uint8."""
+    """One split: uint8 images (an array or a lazy selection of the store's rows)."""
 
-    images: np.ndarray  # uint8 (N, H, W, C), C in {1, 3}; or float32 (N, F) for regression
+    images: np.ndarray | Rows  # uint8 (N, H, W, C), C in {1, 3}; or float32 (N, F) for regression
     labels: np.ndarray  # int64 (N,) classes; or float32 (N,) regression targets
     ids: list[str] | None = None  # file path / index per image, for reproducible splits
     #: condition name -> the same images blurred at their stored resolution, then resized
     #: (conditions with ``blur.at = "source"``; see kvision.data.source_blur)
-    views: dict[str, np.ndarray] = field(default_factory=dict)
+    views: dict[str, np.ndarray | Rows] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         image = self.images.dtype == np.uint8 and self.images.ndim == 4
@@ -38,10 +46,10 @@ class Split:
         if labels.dtype.kind in "iu":  # class labels are int64 everywhere downstream
             labels = labels.astype(np.int64)
         return Split(
-            self.images[index],
+            rows.take(self.images, index),
             labels,
             ids,
-            {name: view[index] for name, view in self.views.items()},
+            {name: rows.take(view, index) for name, view in self.views.items()},
         )
 
     @staticmethod
@@ -50,9 +58,9 @@ class Split:
         ids = [i for p in parts for i in p.ids] if all(p.ids is not None for p in parts) else None
         names = list(parts[0].views) if parts else []
         assert all(set(p.views) == set(names) for p in parts), [list(p.views) for p in parts]
-        views = {n: np.concatenate([p.views[n] for p in parts]) for n in names}
+        views = {n: rows.concat([p.views[n] for p in parts]) for n in names}
         return Split(
-            np.concatenate([p.images for p in parts]),
+            rows.concat([p.images for p in parts]),
             np.concatenate([p.labels for p in parts]).astype(np.int64),
             ids,
             views,

@@ -3,23 +3,24 @@
 Real folders are messy: corrupt or truncated files, non-images, gray / RGBA / 16-bit / CMYK
 images, EXIF rotation, upper-case extensions, hidden files and symlinks. Every file is either
 decoded correctly (OpenCV applies EXIF orientation and converts depth and colour) or skipped
-and listed in ``info["skipped"]`` as {path, reason}. Decoded, resized images are kept in a
-disk cache keyed by the folder's listing, so a second run skips decoding.
+and listed in ``info["skipped"]`` as {path, reason}. Decoded, resized images are written into
+a cache entry (kvision.data.cache, kvision.data.store) keyed by the folder's listing and read
+back as a memory map, so a second run skips decoding and no run holds the images in RAM.
 """
 
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from kvision.data import cache
 from kvision.data.dataset import SPLIT_ALIASES, SourceData, Split
-from kvision.data.images import resize_image
+from kvision.data.progress import Progress
+from kvision.data.rows import Rows
 from kvision.data.source_blur import SourceBlur
+from kvision.data.store import FolderFiles, decode_into
 from kvision.errors import RecipeError
 from kvision.recipe.schema_data import DataSection
 
@@ -38,15 +39,17 @@ IMAGE_EXTENSIONS = {
     ".pnm",
     ".jp2",
 }
-#: The cached views' entry holding the smallest and largest stored size (no condition name
-#: starts with '_').
-_STORED = "_stored_range"
-#: Bump when decoding changes, so old cache entries are not reused.
-DECODER_VERSION = 1
+#: Bump when decoding or the entry's layout changes, so old cache entries are not reused.
+DECODER_VERSION = 2
 
 
-def read_folder(root: Path, data: DataSection, source_blur: SourceBlur | None = None) -> SourceData:
-    """Decode (or load from the cache) every image under ``root`` (and, with ``source_blur``,
+def read_folder(
+    root: Path,
+    data: DataSection,
+    source_blur: SourceBlur | None = None,
+    progress: Progress | None = None,
+) -> SourceData:
+    """Decode (or map from the cache) every image under ``root`` (and, with ``source_blur``,
     its blurred views, blurred at each file's stored resolution before the resize)."""
     if not root.is_dir():
         raise RecipeError(
@@ -61,47 +64,91 @@ def read_folder(root: Path, data: DataSection, source_blur: SourceBlur | None = 
         for split, entries in layout.items()
         for rel, cls in entries
     ]
-    channels = data.channels or 3
-    key = cache.folder_key(
-        root,
-        [rel for _, rel, _ in files],
-        data.image_size,
-        channels,
-        data.min_image_size,
-        DECODER_VERSION,
-        source_blur.cache_key() if source_blur else "",
-    )
-    cached = cache.load(root, key) if data.cache else None
-    hit = cached is not None
-    warnings = []
-    if cached is None:
-        cached = _decode_all(root, files, data, channels, source_blur)
-        if data.cache and (problem := cache.store(root, key, cached)):
-            warnings.append(("cache_not_written", problem))
-    images, labels, ids, splits, bad, views = cached
-    if source_blur and _STORED in views:  # the stored sizes the views were made from
-        views = dict(views)
-        source_blur.low, source_blur.high = (
-            tuple(int(v) for v in row) for row in views.pop(_STORED)
-        )
-    skipped = skipped + bad
-    if not len(images):
+    job = FolderFiles(root, files, data.channels or 3, data, source_blur)
+    arrays, meta, hit, warnings = _cached_or_built(job, progress)
+    if source_blur and "stored_range" in meta:  # the stored sizes the views were made from
+        source_blur.low, source_blur.high = (tuple(int(v) for v in r) for r in meta["stored_range"])
+    skipped = skipped + meta["skipped"]
+    if not meta["count"]:
         raise RecipeError(
             f"no readable images in '{root}' ({len(skipped)} file(s) skipped, "
             f"e.g. {skipped[:2]}). Expected {root}/<class>/<image>.jpg|png|...",
             key="data.source",
         )
+    return SourceData(
+        f"folder:{root.name}",
+        class_names,
+        _splits(arrays, meta),
+        {"skipped": skipped, "folder": str(root), "cache_hit": hit, "warnings": warnings},
+    )
+
+
+def _splits(arrays: dict[str, np.ndarray], meta: dict) -> dict[str, Split]:
+    """Each split as a selection of the entry's rows (no image is copied)."""
+    rows = np.asarray(meta["rows"], np.int64)
+    labels = np.asarray(meta["labels"], np.int64)
+    splits = np.asarray(meta["splits"])
     result = {}
-    for split in dict.fromkeys(splits.tolist()):
-        index = np.flatnonzero(splits == split)
+    for split in dict.fromkeys(meta["splits"]):
+        pick = np.flatnonzero(splits == split)
+        index = rows[pick]
         result[split] = Split(
-            images[index],
-            labels[index],
-            [ids[i] for i in index],
-            {n: v[index] for n, v in views.items()},
+            Rows(arrays["images"], index),
+            labels[pick],
+            [meta["ids"][i] for i in pick],
+            {n[5:]: Rows(a, index) for n, a in arrays.items() if n.startswith("view_")},
         )
-    info = {"skipped": skipped, "folder": str(root), "cache_hit": hit, "warnings": warnings}
-    return SourceData(f"folder:{root.name}", class_names, result, info)
+    return result
+
+
+def _entry_name(job: FolderFiles) -> str:
+    key = cache.folder_key(
+        job.root,
+        [rel for _, rel, _ in job.files],
+        job.data.image_size,
+        job.channels,
+        job.data.min_image_size,
+        DECODER_VERSION,
+        job.source_blur.cache_key() if job.source_blur else "",
+    )
+    return f"folder-{cache.root_tag(job.root)}-{key}"
+
+
+def _cached_or_built(job: FolderFiles, progress: Progress | None) -> tuple:
+    """(arrays, meta, cache hit, warnings): the entry mapped, built under its lock if new."""
+    progress = progress or Progress(len(job.files), f"decoding {job.root.name}")
+    if not job.data.cache:
+        return (*_build(job, cache.Builder("", in_memory=True), progress), False, [])
+    name = _entry_name(job)
+    try:
+        with cache.locked(name):
+            entry = cache.open_entry(name)
+            if entry is not None:
+                return _mapped(entry), entry.meta, True, []
+            builder = cache.Builder(name)
+            _, meta = _build(job, builder, progress)
+            entry = builder.commit(meta)
+        cache.prune(cache.budget_bytes(), keep=name)
+        return _mapped(entry), entry.meta, False, []
+    except OSError as exc:  # an unwritable or full cache costs speed, not the run
+        progress = Progress(progress.total, progress.label, stream=progress.stream)
+        arrays, meta = _build(job, cache.Builder("", in_memory=True), progress)
+        return arrays, meta, False, [("cache_not_written", cache.unwritable(job.root, exc))]
+
+
+def _build(job: FolderFiles, builder: cache.Builder, progress: Progress) -> tuple[dict, dict]:
+    try:
+        meta = decode_into(job, builder, progress)
+    except BaseException:
+        builder.abort()
+        raise
+    meta["bytes"] = int(sum(a.nbytes for a in builder.arrays.values()))
+    return dict(builder.arrays), meta
+
+
+def _mapped(entry: cache.Entry) -> dict[str, np.ndarray]:
+    names = [p.stem for p in entry.path.glob("*.npy")]
+    return {n: entry.array(n) for n in names if n == "images" or n.startswith("view_")}
 
 
 def _layout(root: Path) -> tuple[dict[str, list[tuple[str, str]]], list[dict]]:
@@ -174,99 +221,3 @@ def _class_names(root: Path, layout: dict[str, list[tuple[str, str]]]) -> list[s
                 key="data.source",
             )
     return train
-
-
-def decode_image(raw: bytes, channels: int, min_side: int) -> tuple[np.ndarray | None, str]:
-    """Decode one file's bytes to uint8 HWC RGB (or gray); (None, reason) when unusable."""
-    if not raw:
-        return None, "empty file"
-    if raw[:2] == b"\xff\xd8" and b"\xff\xd9" not in raw[-16:]:
-        # libjpeg fills a cut-off JPEG with gray and only warns; treat it as broken.
-        return None, "truncated JPEG (no end-of-image marker)"
-    flags = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR_RGB
-    try:
-        image = cv2.imdecode(np.frombuffer(raw, np.uint8), flags)  # applies EXIF orientation
-    except cv2.error:
-        image = None
-    if image is None:
-        return None, "cannot decode (corrupt, truncated or unsupported format)"
-    if min(image.shape[:2]) < min_side:
-        return None, (
-            f"too small ({image.shape[1]}x{image.shape[0]} px; data.min_image_size is {min_side})"
-        )
-    return image.reshape(*image.shape[:2], channels), ""
-
-
-def _decode_one(
-    path: Path, data: DataSection, channels: int, source_blur: SourceBlur | None, tag: str
-) -> tuple[np.ndarray | None, str, dict]:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        return None, f"cannot read ({exc.strerror or exc})", {}
-    image, reason = decode_image(raw, channels, data.min_image_size)
-    views = {}
-    if image is not None and source_blur:
-        views = {n: v[0] for n, v in source_blur.views(image[None], data.image_size, tag).items()}
-    if image is not None and data.image_size is not None:
-        image = resize_image(image, data.image_size).reshape(*data.image_size, channels)
-    return image, reason, views
-
-
-def _decode_all(
-    root: Path,
-    files: list[tuple[str, str, int]],
-    data: DataSection,
-    channels: int,
-    source_blur: SourceBlur | None = None,
-) -> tuple:
-    # OpenCV decoding releases the GIL, so threads use every core without copying images.
-    # Its own warnings about broken files are silenced: they are listed in info["skipped"].
-    level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    try:
-        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-            decoded = list(
-                pool.map(
-                    lambda f: _decode_one(root / f[1], data, channels, source_blur, f[1]), files
-                )
-            )
-    finally:
-        cv2.utils.logging.setLogLevel(level)
-    keep = [(f, img) for f, (img, _, _) in zip(files, decoded, strict=True) if img is not None]
-    bad = [
-        {"path": f[1], "reason": reason}
-        for f, (img, reason, _) in zip(files, decoded, strict=True)
-        if img is None
-    ]
-    kept_views = [v for img, _, v in decoded if img is not None]
-    shapes = {img.shape for _, img in keep}
-    if len(shapes) > 1:
-        sizes = sorted({f"{s[1]}x{s[0]}" for s in shapes})
-        raise RecipeError(
-            f"the images in '{root}' have different sizes ({', '.join(sizes[:5])}"
-            f"{' ...' if len(sizes) > 5 else ''}); set data.image_size = "
-            f"[height, width] to resize them to one size.",
-            key="data.image_size",
-        )
-    if not keep:
-        return (
-            np.zeros((0, 1, 1, channels), np.uint8),
-            np.zeros(0, np.int64),
-            [],
-            np.zeros(0, dtype="<U5"),
-            bad,
-            {},
-        )
-    images = np.stack([img for _, img in keep])
-    labels = np.array([f[2] for f, _ in keep], np.int64)
-    ids = [f[1] for f, _ in keep]
-    splits = np.array([f[0] for f, _ in keep], dtype="<U5")
-    views = (
-        {n: np.stack([v[n] for v in kept_views]) for n in kept_views[0]}
-        if kept_views and kept_views[0]
-        else {}
-    )
-    if views:
-        views[_STORED] = np.array([source_blur.low, source_blur.high])
-    return images, labels, ids, splits, bad, views

@@ -38,3 +38,24 @@ def convert_channels(images: np.ndarray, channels: int | None) -> np.ndarray:
         return np.repeat(images, 3, axis=3)
     flat = images.reshape(-1, 1, 3)
     return cv2.cvtColor(flat, cv2.COLOR_RGB2GRAY).reshape(*images.shape[:3], 1)
+
+
+def decode_image(raw: bytes, channels: int, min_side: int) -> tuple[np.ndarray | None, str]:
+    """Decode one file's bytes to uint8 HWC RGB (or gray); (None, reason) when unusable."""
+    if not raw:
+        return None, "empty file"
+    if raw[:2] == b"\xff\xd8" and b"\xff\xd9" not in raw[-16:]:
+        # libjpeg fills a cut-off JPEG with gray and only warns; treat it as broken.
+        return None, "truncated JPEG (no end-of-image marker)"
+    flags = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR_RGB
+    try:
+        image = cv2.imdecode(np.frombuffer(raw, np.uint8), flags)  # applies EXIF orientation
+    except cv2.error:
+        image = None
+    if image is None:
+        return None, "cannot decode (corrupt, truncated or unsupported format)"
+    if min(image.shape[:2]) < min_side:
+        return None, (
+            f"too small ({image.shape[1]}x{image.shape[0]} px; data.min_image_size is {min_side})"
+        )
+    return image.reshape(*image.shape[:2], channels), ""

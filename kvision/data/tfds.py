@@ -160,26 +160,60 @@ def _read_all(
     split: str,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Decode every example, resizing as it goes so only the final size is kept (and each
-    source-resolution condition applied before the resize)."""
-    images, labels, views = [], [], []
+    source-resolution condition applied before the resize).
+
+    With ``data.image_size`` the rows go straight into scratch memory maps
+    (kvision.data.cache.scratch_array), so memory stays flat in the dataset's size; without
+    it the examples must be stacked to learn that they share one size.
+    """
+    if not len(source):
+        raise RecipeError(f"TFDS dataset '{spec}' has an empty split.", key=_KEY)
+    rows = _Rows(len(source), data) if data.image_size is not None else None
+    images, labels, views = [], np.zeros(len(source), np.int64), []
     for index in range(len(source)):
         example = source[index]
         image = np.asarray(example[image_key], np.uint8)
         image = image.reshape(*image.shape[:2], -1)
-        if source_blur:
-            views.append(source_blur.views(image[None], data.image_size, f"{split}/{index}"))
+        blurred = (
+            source_blur.views(image[None], data.image_size, f"{split}/{index}")
+            if source_blur
+            else {}
+        )
         if data.image_size is not None:
             image = resize_image(image, data.image_size).reshape(*data.image_size, image.shape[2])
-        images.append(image)
-        labels.append(int(example[label_key]))
-    shapes = {im.shape for im in images}
-    if len(shapes) > 1:
+        labels[index] = int(example[label_key])
+        if rows is not None:
+            rows.put(index, image, blurred)
+        else:
+            images.append(image)
+            views.append(blurred)
+    if rows is not None:
+        return rows.images, labels, rows.views
+    if len({im.shape for im in images}) > 1:
         raise RecipeError(
             f"the images of TFDS dataset '{spec}' have different sizes; set "
             f"data.image_size = [height, width] to resize them to one size.",
             key="data.image_size",
         )
-    if not images:
-        raise RecipeError(f"TFDS dataset '{spec}' has an empty split.", key=_KEY)
-    stacked = {name: np.concatenate([v[name] for v in views]) for name in views[0]} if views else {}
-    return np.stack(images), np.array(labels, np.int64), stacked
+    stacked = {n: np.concatenate([v[n] for v in views]) for n in views[0]} if views[0] else {}
+    return np.stack(images), labels, stacked
+
+
+class _Rows:
+    """Scratch memory maps filled one example at a time (allocated at the first example,
+    which gives the channel count)."""
+
+    def __init__(self, n: int, data: DataSection) -> None:
+        self.n, self.size = n, tuple(data.image_size)
+        self.images: np.ndarray | None = None
+        self.views: dict[str, np.ndarray] = {}
+
+    def put(self, index: int, image: np.ndarray, blurred: dict[str, np.ndarray]) -> None:
+        from kvision.data.cache import scratch_array
+
+        if self.images is None:
+            self.images = scratch_array((self.n, *image.shape))
+            self.views = {k: scratch_array((self.n, *v.shape[1:])) for k, v in blurred.items()}
+        self.images[index] = image
+        for name, view in blurred.items():
+            self.views[name][index] = view[0]

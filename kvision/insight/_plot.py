@@ -7,7 +7,6 @@ registry to leak memory over a long run, and no GUI backend is ever touched (SSH
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import cv2
@@ -15,6 +14,7 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
+from kvision.insight._names import slug  # noqa: F401  (re-exported: modules import it from here)
 from kvision.runs.atomic import atomic_path, commit
 
 #: Small figures keep PNG encoding cheap and still read well in a terminal image viewer.
@@ -50,12 +50,6 @@ def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)  # a full disk leaves no half picture behind
         raise
-
-
-def slug(text: str) -> str:
-    """A file-name-safe version of ``text`` (letters, digits, '.', '_' and '-' kept)."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", str(text)).strip("-")
-    return cleaned or "unnamed"
 
 
 def styles_for(names: list[str], palette: tuple[str, ...]) -> dict[str, str]:

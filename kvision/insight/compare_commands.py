@@ -10,23 +10,32 @@ import argparse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``kvision compare RUN RUN ... [--png PATH | --no-png]``."""
+    """Add ``kvision compare RUN RUN ... [--png [PATH]] [--force]``."""
     p = subparsers.add_parser(
         "compare",
-        help="compare runs: final scores, paired differences, overlaid curves PNG",
-        description="Print the final scores of two or more runs side by side (the first run "
-        "is the baseline A), the paired differences of trials with the same "
-        "model, arm and repeat, and write their validation curves overlaid in "
-        "one PNG. Works over SSH: nothing but text and a file.",
+        help="compare runs: what their recipes change, final scores, paired differences",
+        description="Print what each run's recipe changes against the first run's (the "
+        "baseline A), the final scores side by side and, when the recipes differ in nothing "
+        "but the seed, the paired differences of trials with the same model, arm and repeat, "
+        "with a 95% interval per trial type. The validation curves (one panel per model) "
+        "are drawn only when asked (--png). Works over SSH: nothing but text and a file.",
     )
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories (two or more)")
     p.add_argument(
         "--png",
+        nargs="?",
+        const="",
         metavar="PATH",
-        help="where to write the overlaid curves (default: compare-<A>-vs-<B>.png "
-        "in the current folder)",
+        help="also draw the validation curves: into PATH, or with no PATH into the folder "
+        "that holds the first run (compare-<A>-vs-<B>.png)",
     )
-    p.add_argument("--no-png", action="store_true", help="print the tables only")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="compute paired differences even across recipes that differ in more than the "
+        "seed (they then mix the seed's share with the effect of the changes)",
+    )
+    p.add_argument("--no-png", action="store_true", help=argparse.SUPPRESS)  # the default now
     p.set_defaults(handler=_compare)
 
 
@@ -36,13 +45,14 @@ def _compare(args: argparse.Namespace) -> int:
     from kvision.runs.compare import compare, format_comparison
 
     comparison = compare(args.runs)
-    print(format_comparison(comparison))
-    if args.no_png:
+    print(format_comparison(comparison, force=args.force))
+    if args.png is None or args.no_png:
         return 0
     from kvision.insight.curves import plot_runs_comparison
 
     names = [Path(r).name for r in args.runs]
-    target = Path(args.png or f"compare-{names[0]}-vs-{'-'.join(names[1:3])}.png")
+    default = Path(args.runs[0]).parent / f"compare-{names[0]}-vs-{'-'.join(names[1:3])}.png"
+    target = Path(args.png) if args.png else default
     written = plot_runs_comparison(args.runs, target)
     print(
         f"\nCurves: {written}"

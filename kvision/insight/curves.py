@@ -172,12 +172,12 @@ def plot_comparison(reader: RunReader, path: str | os.PathLike) -> Path | None:
 
 
 def plot_runs_comparison(paths: list[str | os.PathLike], path: str | os.PathLike) -> Path | None:
-    """Validation loss and accuracy (or MAE) of every trial of several runs on shared axes:
-    colour = run, line style = trial (paired by model, arm and repeat).
+    """Validation loss and accuracy (or MAE) of several runs, one row of panels per model:
+    colour = run, line style = arm (a dozen lines on one pair of axes cannot be read).
 
     Returns None when no run has epoch_end events.
     """
-    from kvision.runs.compare import label, trial_identities, validation_curves
+    from kvision.runs.compare import trial_identities, validation_curves
 
     runs = [(Path(p).name, validation_curves(p), trial_identities(RunReader(p))) for p in paths]
     if not any(curves for _, curves, _ in runs):
@@ -186,29 +186,46 @@ def plot_runs_comparison(paths: list[str | os.PathLike], path: str | os.PathLike
         {k for _, curves, _ in runs for per in curves.values() for k in per},
         key=lambda k: k != "val_loss",
     )
-    dashes = styles_for([label(i) for _, _, ids in runs for i in ids.values()], LINESTYLES)
-    fig = new_figure(9.0, 3.6)
-    for ax, key in zip(fig.subplots(1, len(keys), squeeze=False)[0], keys, strict=True):
-        for n, (_name, curves, ids) in enumerate(runs):
-            for trial, per in curves.items():
-                xs, ys = per.get(key, ([], []))
-                if not xs:
-                    continue
-                who = label(ids[trial]) if trial in ids else trial
-                ax.plot(
-                    xs,
-                    ys,
-                    color=PALETTE[n % len(PALETTE)],
-                    linestyle=dashes.get(who, "-"),
-                    label=f"{chr(ord('A') + n)} {who}",
-                    **_marker(xs),
-                )
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(key.replace("_", " "))
-        ax.set_title(key.replace("val_", "validation "), fontsize=9)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    names = ", ".join(f"{chr(ord('A') + n)} = {name}" for n, (name, _, _) in enumerate(runs))
-    fig.suptitle(f"Runs compared (colour: run, line style: trial): {names}", fontsize=9)
+    ids = [ids.get(t, (t, "", 0)) for _, curves, ids in runs for t in curves]
+    models = list(dict.fromkeys(i[0] for i in ids))
+    dashes = styles_for([i[1] for i in ids], LINESTYLES)
+    fig = new_figure(4.2 * len(keys) + 0.6, 1.0 + 2.6 * len(models))
+    grid = fig.subplots(len(models), len(keys), squeeze=False)
+    for row, model in zip(grid, models, strict=True):
+        for ax, key in zip(row, keys, strict=True):
+            for n, (_name, curves, ids_) in enumerate(runs):
+                for trial, per in curves.items():
+                    _model, arm, _repeat = ids_.get(trial, (trial, "", 0))
+                    xs, ys = per.get(key, ([], []))
+                    if _model != model or not xs:
+                        continue
+                    ax.plot(
+                        xs,
+                        ys,
+                        color=PALETTE[n % len(PALETTE)],
+                        linestyle=dashes.get(arm, "-"),
+                        # A widest: a later run that repeats A exactly stays visible on top
+                        linewidth=max(2.6 - 0.7 * n, 1.0),
+                        alpha=0.85,
+                        **_marker(xs),  # a one-epoch arm is a point
+                    )
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(key.replace("_", " "))
+            ax.set_title(f"{model}: {key.replace('val_', 'validation ')}", fontsize=9)
+            ax.grid(alpha=0.3)
+    _runs_legend(fig, [name for name, _, _ in runs], dashes)
+    fig.suptitle("Runs compared, one row per model (colour: run, line style: arm)", fontsize=9)
     return save_figure(fig, path)
+
+
+def _runs_legend(fig, names: list[str], dashes: dict[str, str]) -> None:
+    """One legend under the panels: a colour per run, a line style per arm (not one entry
+    per line: runs x arms x repeats entries fill the panels)."""
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], color=PALETTE[n % len(PALETTE)], linewidth=2.5) for n in range(len(names))
+    ] + [Line2D([], [], color="0.3", linestyle=style) for style in dashes.values()]
+    labels = [f"{chr(ord('A') + n)} = {name}" for n, name in enumerate(names)] + list(dashes)
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4), fontsize=7)

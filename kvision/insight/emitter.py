@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kvision.insight._plot import slug
+from kvision.insight._names import slug
 from kvision.recipe.schema_insight import InsightSection
 from kvision.runs import RunWriter
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from kvision.insight import _layers
-from kvision.insight._plot import slug
+from kvision.insight._names import slug
 from kvision.insight.emitter import Emitter, insight_section
 from kvision.insight.report import report_markdown
 from kvision.runs import RunReader, RunWriter, atomic_write_bytes

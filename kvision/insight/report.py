@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from kvision.insight._plot import slug
+from kvision.insight._names import slug
 from kvision.runs import RunReader
 
 #: Section order and titles; kinds the curves/robustness sections embed themselves come first.
@@ -100,8 +100,6 @@ def _condition_order(reader: RunReader) -> list[str]:
 
 
 def _classification_section(run_dir: Path, reader: RunReader, confusion: list[str]) -> list[str]:
-    from kvision.insight.classification import markdown_table
-
     order = _condition_order(reader)
     lines = []
     for trial in reader.trials():
@@ -117,16 +115,22 @@ def _classification_section(run_dir: Path, reader: RunReader, confusion: list[st
         )
         for summary in summaries:
             condition = summary["condition"]
-            lines.append(f"#### {trial}: {condition} test\n\n{markdown_table(summary)}")
+            lines.append(f"#### {trial}: {condition} test\n\n{_classification_table(summary)}")
             image = f"images/confusion/{slug(f'{trial}_{condition}_test')}.png"
             if image in confusion:
                 lines.append(_embed(image))
     return ["### Classification report (scikit-learn)", *lines] if lines else []
 
 
-def _robustness_section(run_dir: Path, reader: RunReader, paths: list[str]) -> list[str]:
-    from kvision.insight.robustness import markdown_table, summarise
+def _classification_table(summary: dict) -> str:
+    # Imported here: the module draws confusion matrices (Matplotlib, scikit-learn), which a
+    # run without insight, whose report this may be, never loads otherwise.
+    from kvision.insight.classification import markdown_table
 
+    return markdown_table(summary)
+
+
+def _robustness_section(run_dir: Path, reader: RunReader, paths: list[str]) -> list[str]:
     trials = reader.trials()
     file = run_dir / "robustness.json"
     if file.is_file():
@@ -138,9 +142,13 @@ def _robustness_section(run_dir: Path, reader: RunReader, paths: list[str]) -> l
             if (run_dir / "trials" / t / "robustness.json").is_file()
         }
         if not curves:
-            return []
+            return []  # before importing the module, which loads Matplotlib
+        from kvision.insight.robustness import summarise
+
         baseline = next(iter(curves))
         data = {"curves": curves, "summary": summarise(curves, baseline), "baseline": baseline}
+    from kvision.insight.robustness import markdown_table
+
     lines = [
         "### Blur robustness",
         "Test accuracy (%) per Gaussian sigma and per blur kind (mean over severities); "

@@ -14,7 +14,7 @@ import numpy as np
 from kvision.data import image_files
 from kvision.errors import KvisionError, did_you_mean
 from kvision.insight import _layers
-from kvision.insight._plot import slug
+from kvision.insight._names import slug
 
 if TYPE_CHECKING:
     import keras

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from kvision.errors import KvisionError
 from kvision.runs.reader import RunReader, is_run_dir, second_metric
+from kvision.runs.recipe_diff import beyond_seed, describe, recipe_differences
 from kvision.runs.repeats import t_interval
 from kvision.runs.summary import final_evaluations, format_seconds, run_seconds
 
@@ -34,6 +35,7 @@ class RunFinals:
     metric: str  # "accuracy" or "r2"
     trials: dict[Identity, str]  # identity -> trial name
     finals: dict[Identity, dict] = field(default_factory=dict)  # identity -> matrix
+    recipe: dict = field(default_factory=dict)  # the resolved recipe.toml
 
 
 @dataclass
@@ -54,15 +56,37 @@ class Comparison:
         v = (run.finals.get(identity) or {}).get(cell[0], {}).get(cell[1])
         return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
-    def differences(self, run: RunFinals, cell: Cell) -> list[float]:
-        """``run`` minus the first run, for every trial both have, in one cell."""
+    def differences(
+        self, run: RunFinals, cell: Cell, kind: tuple[str, str] | None = None
+    ) -> list[float]:
+        """``run`` minus the first run, for every trial both have (of one (model, arm) when
+        ``kind`` is given: its repeats), in one cell."""
         base = self.runs[0]
         out = []
         for identity in self.identities:
+            if kind is not None and identity[:2] != kind:
+                continue
             a, b = self.value(base, identity, cell), self.value(run, identity, cell)
             if a is not None and b is not None:
                 out.append(b - a)
         return out
+
+    def recipe_changes(self, run: RunFinals) -> list[tuple[str, object, object]]:
+        """What ``run``'s recipe changes against the first run's (key, A's value, its value)."""
+        return recipe_differences(self.runs[0].recipe, run.recipe)
+
+    def blockers(self) -> dict[str, list[str]]:
+        """Per later run that differs from A in more than the seed, the keys that differ
+        (empty: every run repeats A's experiment, so trials may be paired)."""
+        out = {}
+        for run in self.runs[1:]:
+            if keys := beyond_seed(self.recipe_changes(run)):
+                out[run.name] = keys
+        return out
+
+    def kinds(self) -> list[tuple[str, str]]:
+        """The (model, arm) trial types, in order: intervals are per type, never pooled."""
+        return list(dict.fromkeys(i[:2] for i in self.identities))
 
 
 def trial_identities(reader: RunReader) -> dict[str, Identity]:
@@ -86,6 +110,7 @@ def load_finals(path: str | os.PathLike) -> RunFinals:
         run_seconds(reader.events),
         "accuracy",
         {ident: name for name, ident in identities.items()},
+        recipe=reader.recipe(),
     )
     for trial, e in final_evaluations(reader.evaluations()).items():
         if trial in identities:
@@ -154,50 +179,79 @@ def final_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
 
 
 def paired_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
-    """(header, rows) of the paired differences: per later run and cell, the mean difference
-    to the first run over the trials both have, its 95% interval (Student's t, as the
-    report's repeats table) and how many trials were paired."""
-    head = ["runs", "cell", "mean", "95% CI", "n"]
+    """(header, rows) of the paired differences: per later run, trial type (model and arm)
+    and cell, the mean difference to the first run over the repeats both have, its 95%
+    interval (Student's t, as the report's repeats table; none for n=1) and n. Trial types
+    are never pooled: a model's difference says nothing about another's."""
+    head = ["runs", "trial", "cell", "mean", "95% CI", "n"]
     rows = []
     metric = comparison.metric
     for i, run in enumerate(comparison.runs[1:], start=1):
-        for cell in comparison.cells:
-            diffs = comparison.differences(run, cell)
-            if not diffs:
-                continue
-            mean, low, high = t_interval(diffs)
-            interval = (
-                "-"
-                if math.isnan(low)
-                else f"[{_fmt(low, metric, diff=True)}, {_fmt(high, metric, diff=True)}]"
-            )
-            rows.append(
-                [
-                    f"{chr(ord('A') + i)}-A",
-                    " ".join(cell),
-                    _fmt(mean, metric, diff=True),
-                    interval,
-                    str(len(diffs)),
-                ]
-            )
+        for kind in comparison.kinds():
+            for cell in comparison.cells:
+                diffs = comparison.differences(run, cell, kind)
+                if not diffs:
+                    continue
+                mean, low, high = t_interval(diffs)
+                interval = (
+                    "none (n=1)"
+                    if math.isnan(low)
+                    else f"[{_fmt(low, metric, diff=True)}, {_fmt(high, metric, diff=True)}]"
+                )
+                rows.append(
+                    [
+                        f"{chr(ord('A') + i)}-A",
+                        f"{kind[0]} / {kind[1]}",
+                        " ".join(cell),
+                        _fmt(mean, metric, diff=True),
+                        interval,
+                        str(len(diffs)),
+                    ]
+                )
     return head, rows
 
 
-def align(head: list[str], rows: list[list[str]]) -> str:
-    """A plain text table: first two columns left-aligned, numbers right-aligned."""
+def recipe_lines(comparison: Comparison) -> list[str]:
+    """One line per later run: what its recipe changes against A's."""
+    return [
+        f"  {chr(ord('A') + i)} vs A: {describe(comparison.recipe_changes(run))}"
+        for i, run in enumerate(comparison.runs[1:], start=1)
+    ]
+
+
+def refusal(comparison: Comparison) -> str:
+    """Why paired statistics are not computed ('' when the recipes differ only in seed)."""
+    blockers = comparison.blockers()
+    if not blockers:
+        return ""
+    keys = sorted({k for ks in blockers.values() for k in ks})
+    shown = ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
+    return (
+        f"Paired differences are not computed: the recipes differ in more than the seed "
+        f"({shown}), so a difference between these runs mixes the seed's share with the "
+        "effect of those changes, and an interval would claim a precision it does not "
+        "have. Compare runs of one recipe (e.g. --repeats, or another seed), or pass "
+        "--force to compute them anyway."
+    )
+
+
+def align(head: list[str], rows: list[list[str]], left: int = 2) -> str:
+    """A plain text table: the first ``left`` columns left-aligned, numbers right-aligned."""
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
 
     def line(cells: list[str]) -> str:
         return "  ".join(
-            c.ljust(w) if i < 2 else c.rjust(w)
+            c.ljust(w) if i < left else c.rjust(w)
             for i, (c, w) in enumerate(zip(cells, widths, strict=True))
         ).rstrip()
 
     return "\n".join([line(head), "  ".join("-" * w for w in widths), *map(line, rows)])
 
 
-def format_comparison(comparison: Comparison) -> str:
-    """What `kvision compare` prints: the runs, the final scores, the paired differences."""
+def format_comparison(comparison: Comparison, force: bool = False) -> str:
+    """What `kvision compare` prints: the runs, what their recipes change, the final scores,
+    the paired differences (refused across recipes that differ in more than the seed,
+    unless ``force``)."""
     unit = "R²" if comparison.metric == "r2" else "accuracy in %"
     diff_unit = "R²" if comparison.metric == "r2" else "percentage points"
     lines = ["Runs (A is the baseline):"]
@@ -206,12 +260,17 @@ def format_comparison(comparison: Comparison) -> str:
             f"  {chr(ord('A') + i)}  {run.name}  [{run.status}, "
             f"{format_seconds(run.seconds)}, {len(run.trials)} trial(s)]"
         )
+    lines += ["", "Recipes (what each run changes against A):", *recipe_lines(comparison)]
     head, rows = final_rows(comparison)
     lines += ["", f"Final scores ({unit}; each trial's last evaluation):"]
     lines.append(align(head, rows) if rows else "  no run has a final evaluation yet")
+    lines += ["", f"Paired differences ({diff_unit}; per trial type, paired by repeat):"]
+    if (why := refusal(comparison)) and not force:
+        return "\n".join([*lines, why])
+    if why:
+        lines.append("--force: computed although the recipes differ (see above).")
     head, rows = paired_rows(comparison)
-    lines += ["", f"Paired differences ({diff_unit}; trials paired by model, arm and repeat):"]
-    lines.append(align(head, rows) if rows else "  no trial is evaluated in both runs")
+    lines.append(align(head, rows, left=3) if rows else "  no trial is evaluated in both runs")
     return "\n".join(lines)
 
 

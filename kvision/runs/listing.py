@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import os
 
+from kvision.errors import printable
 from kvision.runs.reader import RunReader, find_runs
-from kvision.runs.summary import HEADLINE, best_final_test, format_score, run_seconds
+from kvision.runs.summary import HEADLINE, best_final_test_where, format_score, run_seconds
 
 
 def run_summary(reader: RunReader) -> dict:
     """Name, recipe, status, start, duration (s, across resumes) and headline of one run."""
     started = reader.of("run_started")
-    best, metric = best_final_test(reader.evaluations())
+    best, metric, where = best_final_test_where(reader.evaluations())
     return {
         "name": reader.path.name,
         "recipe": reader.meta().get("recipe_name", "?"),
@@ -20,6 +21,7 @@ def run_summary(reader: RunReader) -> dict:
         "duration": run_seconds(reader.events),
         "best_test": best,
         "metric": metric,
+        "best_where": where,  # (trial, condition) of the best test score, or None
     }
 
 
@@ -28,10 +30,12 @@ def format_runs(runs_dir: str | os.PathLike) -> str:
     rows = [run_summary(RunReader(p)) for p in find_runs(runs_dir)]
     if not rows:
         return f"No runs in '{runs_dir}'."
-    head = f"{'run':44} {'status':11} {'duration':>9} {HEADLINE:>9}"
+    head = f"{'run':44} {'status':11} {'duration':>9} {HEADLINE:>9}  of (trial, condition)"
     lines = [head, "-" * len(head)]
     for r in rows:
         dur = f"{r['duration']:.0f}s" if r["duration"] is not None else "-"
         best = format_score(r["best_test"], r["metric"])
-        lines.append(f"{r['name'][:44]:44} {r['status']:11} {dur:>9} {best:>9}")
+        where = r["best_where"]
+        of = printable(f"{where[0]}, {where[1]} test") if where else "-"
+        lines.append(f"{r['name'][:44]:44} {r['status']:11} {dur:>9} {best:>9}  {of}")
     return "\n".join(lines)

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-from kvision.errors import KvisionError, printable
+from kvision.errors import KvisionError, printable, redact
 
 #: The lock file inside a run directory (and a sweep folder).
 LOCK_FILE = "writer.lock"
@@ -189,7 +189,7 @@ def _write_holder(fd: int) -> None:
     record = {
         "pid": os.getpid(),
         "host": socket.gethostname(),
-        "command": shlex.join(sys.argv) if sys.argv and sys.argv[0] else sys.executable,
+        "command": redact(shlex.join(sys.argv) if sys.argv and sys.argv[0] else sys.executable),
         "since": datetime.now().astimezone().isoformat(timespec="seconds"),
     }
     data = (json.dumps(record) + "\n").encode("utf-8")

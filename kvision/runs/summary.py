@@ -92,15 +92,24 @@ def final_evaluations(evaluations: Iterable[dict]) -> dict[str, dict]:
 
 def best_final_test(evaluations: Iterable[dict]) -> tuple[float | None, str]:
     """(headline value or None, metric name "accuracy" or "r2"), as :data:`HEADLINE` says."""
-    best, metric = None, "accuracy"
-    for e in final_evaluations(evaluations).values():
+    best, metric, _where = best_final_test_where(evaluations)
+    return best, metric
+
+
+def best_final_test_where(
+    evaluations: Iterable[dict],
+) -> tuple[float | None, str, tuple[str, str] | None]:
+    """The headline as :func:`best_final_test`, and where it was measured: (trial,
+    condition), so a reader knows which trial and which images the figure belongs to."""
+    best, metric, where = None, "accuracy", None
+    for trial, e in final_evaluations(evaluations).items():
         if e.get("metric") == "r2":
             metric = "r2"
-        for per_split in (e.get("matrix") or {}).values():
+        for condition, per_split in (e.get("matrix") or {}).items():
             value = (per_split or {}).get("test")
             if _number(value) and (best is None or value > best):
-                best = float(value)
-    return best, metric
+                best, where = float(value), (trial, str(condition))
+    return best, metric, where
 
 
 def format_score(value: float | None, metric: str) -> str:

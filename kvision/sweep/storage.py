@@ -23,6 +23,8 @@ DRIVERS = {
     "postgresql": ("postgresql+psycopg", "pip install 'kvision[postgres]' (the psycopg driver)"),
     "mysql": ("mysql+pymysql", "pip install pymysql"),
 }
+#: Query parameters that carry a secret (libpq's ``password``, ``sslpassword``).
+SECRET_QUERY_KEYS = ("password", "sslpassword")
 CONNECT_TIMEOUT_S = 10  # a firewalled host fails in seconds, not minutes
 SQLITE_BUSY_S = 60  # how long an SQLite writer waits for the others before giving up
 
@@ -33,16 +35,33 @@ def is_url(text: str | None) -> bool:
 
 
 def shown(url: str) -> str:
-    """The URL as it may be printed: the password masked."""
+    """The URL as it may be printed: the password masked (``***``), also in the query."""
     try:
-        return _parse(url).render_as_string(hide_password=True)
+        parsed = _parse(url)
     except KvisionError:
         return url.split("@")[-1]
+    query = {k: ("***" if k.lower() in SECRET_QUERY_KEYS else v) for k, v in parsed.query.items()}
+    return parsed.set(query=query).render_as_string(hide_password=True)
 
 
 def without_password(url: str) -> str:
-    """The URL as it may be written to a file: no password."""
-    return _parse(url).set(password=None).render_as_string(hide_password=False)
+    """The URL as it may be written to a file: no password, neither in its user part nor in
+    its query (libpq reads ``?password=``).
+
+    Built anew: SQLAlchemy's ``URL.set(password=None)`` means "leave it as it is".
+    """
+    import sqlalchemy.engine
+
+    parsed = _parse(url)
+    query = {k: v for k, v in parsed.query.items() if k.lower() not in SECRET_QUERY_KEYS}
+    return sqlalchemy.engine.URL.create(
+        parsed.drivername,
+        username=parsed.username,
+        host=parsed.host,
+        port=parsed.port,
+        database=parsed.database,
+        query=query,
+    ).render_as_string(hide_password=False)
 
 
 def journal_storage(path: Path) -> Any:
@@ -117,9 +136,10 @@ def _parse(url: str) -> Any:
 
     try:
         return sqlalchemy.engine.make_url(url)
-    except sqlalchemy.exc.ArgumentError:
+    except (sqlalchemy.exc.ArgumentError, ValueError) as exc:  # ValueError: a port not a number
+        why = "its port is not a number" if isinstance(exc, ValueError) else "it is not one"
         raise KvisionError(
-            f"'{url.split('@')[-1]}' is not a database URL. --storage takes an "
+            f"'{url.split('@')[-1]}' is not a database URL ({why}). --storage takes an "
             "SQLAlchemy URL such as postgresql://user@host:5432/database, "
             "mysql://user@host/database or sqlite:////shared/sweeps.db."
         ) from None

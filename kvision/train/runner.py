@@ -474,18 +474,18 @@ def _disk_full(writer: RunWriter, console: Console, full: DiskFull) -> RunResult
 
 @main_only
 def _finish_run(shared: RunResources, started: float) -> None:
-    from kvision.train.report import write_report
+    from kvision.train.report import finished_time, write_report
 
     out = shared.out
     shared.insight.at_run_end()
     seconds = round(time.monotonic() - started, 2)
     # The report first: a run is only marked finished once everything it promises is on disk.
     with phase("export"):
-        report = write_report(out.writer.dir, status="finished")
+        report = write_report(out.writer.dir, status="finished", session_seconds=seconds)
     out.writer.artifact(report, "report")
     _write_profile(out.writer)  # before the last word: run_finished stays the last event
     out.event("run_finished", seconds=seconds)
-    out.line(f"finished in {seconds:.1f}s: {out.writer.dir / 'report.md'}")
+    out.line(f"finished in {finished_time(out.writer.dir)}: {out.writer.dir / 'report.md'}")
 
 
 def _write_profile(writer: RunWriter) -> None:

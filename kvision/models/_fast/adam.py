@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 
 from kvision.models import _fast
+
+#: Parameter sets up to this many elements take the fused step in ONE intra-op thread. The
+#: kernel splits each tensor over torch's threads, and every split is a hand-off the other
+#: thread must be scheduled for: VGG11/8's 22 tensors (544k elements) took 1-2 ms a step in
+#: one thread and 60-570 ms in two on a 2-core machine shared with other jobs (load average
+#: 20, interleaved), while one thread needs 0.65-0.75 ns an element (0.8 ms for 2^20), so a
+#: second thread could save at most 0.4 ms here. Larger sets (AlexNet/2, ResNet-18: 11M)
+#: keep every thread. The update is element-wise: the same bits whatever the split.
+SINGLE_THREAD_ELEMENTS = 2**20
 
 
 def _match_layout(slot, like):
@@ -69,6 +80,7 @@ class _FlatLayout:
             self.flat(tensors) if self.dense else [] for tensors in (values, momentums, velocities)
         )
         self.key = self.key_of(optimizer, values)
+        self.numel = sum(t.numel() for t in values)
 
     @staticmethod
     def key_of(optimizer, values) -> tuple[int, ...]:
@@ -77,6 +89,20 @@ class _FlatLayout:
 
     def flat(self, tensors) -> list:
         return [t.permute(a).view(-1) for t, a in zip(tensors, self.axes, strict=True)]
+
+
+@contextlib.contextmanager
+def _threads_for(torch, numel: int):
+    """One intra-op thread for a parameter set of at most :data:`SINGLE_THREAD_ELEMENTS`."""
+    threads = torch.get_num_threads()
+    single = threads > 1 and numel <= SINGLE_THREAD_ELEMENTS
+    if single:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if single:
+            torch.set_num_threads(threads)
 
 
 def _fused_adam_step(optimizer, grads, layout: _FlatLayout, learning_rate) -> None:
@@ -91,21 +117,22 @@ def _fused_adam_step(optimizer, grads, layout: _FlatLayout, learning_rate) -> No
 
     step = float(optimizer.iterations.value) + 1.0  # a CPU scalar: no device sync
     eps = optimizer.epsilon / (1.0 - optimizer.beta_2**step) ** 0.5
-    torch._fused_adam_(
-        layout.values,
-        layout.flat(grads),
-        layout.momentums,
-        layout.velocities,
-        [],
-        [torch.tensor(step)] * len(grads),
-        lr=float(learning_rate),
-        beta1=optimizer.beta_1,
-        beta2=optimizer.beta_2,
-        weight_decay=0.0,
-        eps=eps,
-        amsgrad=False,
-        maximize=False,
-    )
+    with _threads_for(torch, layout.numel):
+        torch._fused_adam_(
+            layout.values,
+            layout.flat(grads),
+            layout.momentums,
+            layout.velocities,
+            [],
+            [torch.tensor(step)] * len(grads),
+            lr=float(learning_rate),
+            beta1=optimizer.beta_1,
+            beta2=optimizer.beta_2,
+            weight_decay=0.0,
+            eps=eps,
+            amsgrad=False,
+            maximize=False,
+        )
 
 
 def fuse_adam(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:
