@@ -159,7 +159,7 @@ def one_size(n: int, args: argparse.Namespace, work: Path) -> list[str]:
     rows = []
     script = work / "kv.py"
     script.write_text(KVISION_CHILD)
-    for blurred in (True, False):
+    for blurred in [v == "blurred" for v in args.variants]:
         cache = work / f"cache-{n}-{int(blurred)}"
         env = {**os.environ, "KVISION_CACHE": str(cache), "PYTHONPATH": str(ROOT)}
         cmd = [sys.executable, str(script), str(folder)]
@@ -199,11 +199,18 @@ def _batch_rates(result: dict) -> str:
 
 
 def report(args: argparse.Namespace) -> str:
-    """The table for every size."""
+    """The table for every size (written with --markdown after each size, so a long run
+    that is stopped keeps the sizes it finished)."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="kvision-data-scale-") as tmp:
         for n in args.sizes:
             rows += one_size(n, args, Path(tmp))
+            if args.markdown:
+                _write(args, _table(rows))
+    return _table(rows)
+
+
+def _table(rows: list[str]) -> str:
     load = os.getloadavg()
     head = (
         "| images | loader | first run (build) | img/s | cache size | second-run start-up "
@@ -222,18 +229,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 20000])
     parser.add_argument("--batches", type=int, default=100, help="batches timed per view")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=("blurred", "clear"),
+        default=["blurred", "clear"],
+        help="kvision loads measured: clear + blurred (report 000) and/or clear only",
+    )
     parser.add_argument("--torchvision-python", help="a Python with torch and torchvision")
     parser.add_argument("--markdown", metavar="OUT", help="also write the table, stamped")
     parser.add_argument("--note", help="with --markdown: a note under the table")
     args = parser.parse_args()
-    text = report(args)
-    print(text, end="")
-    if args.markdown:
-        from kvision.bench.stamp import write_markdown
+    print(report(args), end="")
 
-        write_markdown(
-            args.markdown, "Data at scale (benchmarks/data_scale.py)", text, note=args.note
-        )
+
+def _write(args: argparse.Namespace, text: str) -> None:
+    from kvision.bench.stamp import write_markdown
+
+    write_markdown(args.markdown, "Data at scale (benchmarks/data_scale.py)", text, note=args.note)
 
 
 if __name__ == "__main__":

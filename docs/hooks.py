@@ -274,6 +274,8 @@ MEASURED_BY = {
     "--markdown docs/measured/tui_refresh.md",
     "data_throughput": "python benchmarks/data_throughput.py "
     "--markdown docs/measured/data_throughput.md",
+    "data_scale": "python benchmarks/data_scale.py --torchvision-python PYTHON "
+    "--markdown docs/measured/data_scale.md",
     "train_speed": "kvision bench --repeats 5 --markdown docs/measured/train_speed.md",
     "train_speed_before": "kvision bench --repeats 5 --markdown docs/measured/train_speed_before.md",
     "memory": "python benchmarks/memory.py --markdown docs/measured/memory.md",

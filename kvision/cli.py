@@ -14,7 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kvision import __version__
-from kvision.errors import KvisionError, RecipeErrors
+from kvision.errors import (
+    NESTED_TOO_DEEP,
+    KvisionError,
+    RecipeErrors,
+    os_error_message,
+    printable,
+)
 from kvision.keyvalue import add_set_option
 
 Handler = Callable[[argparse.Namespace], int]
@@ -164,11 +170,14 @@ def _add_ls(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from kvision.train.runner import resume_run, run_recipe
 
+    for flag, value in (("--gpus", args.gpus), ("--repeats", args.repeats)):
+        if value is not None and value < 1:
+            raise KvisionError(f"{flag} must be at least 1, got {value}.")
     launched, notes = _data_parallel(args)
     if launched is not None:
         return launched
     overrides = list(args.overrides) + (
-        [f"experiment.repeats={args.repeats}"] if args.repeats else []
+        [f"experiment.repeats={args.repeats}"] if args.repeats is not None else []
     )
     if args.resume:
         result = resume_run(
@@ -230,23 +239,32 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from kvision.runs import is_run_dir
+    from kvision.runs import RunReader, is_run_dir
+    from kvision.runs.reader import damage_guard
     from kvision.runs.show import render_terminal, show_markdown
 
     if not is_run_dir(args.run_dir):
         raise KvisionError(
             f"'{args.run_dir}' is not a kvision run directory (no meta.json / events.jsonl)."
         )
-    text = show_markdown(args.run_dir)
+    for problem in RunReader(args.run_dir).problems():
+        print(f"kvision: warning: {problem}", file=sys.stderr)
+    with damage_guard(args.run_dir):
+        text = show_markdown(args.run_dir)
     as_text = args.format == "text" or (args.format == "auto" and sys.stdout.isatty())
-    print(render_terminal(text) if as_text else text)
+    # its text comes from the run's files: printed with control characters escaped
+    print(printable(render_terminal(text) if as_text else text, one_line=False))
     return 0
 
 
 def _ls(args: argparse.Namespace) -> int:
     from kvision.runs.listing import format_runs
 
-    print(format_runs(args.runs_dir))
+    print(
+        format_runs(
+            args.runs_dir, warn=lambda text: print(f"kvision: warning: {text}", file=sys.stderr)
+        )
+    )
     return 0
 
 
@@ -274,23 +292,36 @@ def main(argv: list[str] | None = None) -> int:
     except RecipeErrors as exc:
         from kvision.recipe import recipe_error_text
 
-        print(recipe_error_text(exc.errors), file=sys.stderr)
+        print(printable(recipe_error_text(exc.errors), one_line=False), file=sys.stderr)
         return 2
-    except KvisionError as exc:
-        print(f"kvision: error: {exc}", file=sys.stderr)
+    except KvisionError as exc:  # messages quote file contents: printed with controls escaped
+        print(f"kvision: error: {printable(exc, one_line=False)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("kvision: interrupted", file=sys.stderr)
         return 130
+    except RecursionError:  # a recipe, --set value or JSON file nested thousands deep
+        print(f"kvision: error: {NESTED_TOO_DEEP}", file=sys.stderr)
+        return 2
     except OSError as exc:
-        from kvision.runs.disk_space import EXIT_DISK_FULL, disk_full_cause, disk_full_message
+        return _os_error(exc)
 
-        full = disk_full_cause(exc)
-        if full is None:
-            raise
+
+def _os_error(exc: OSError) -> int:
+    """A full disk (exit 75), a path the user gave that cannot be used (exit 2, naming the
+    path and the cause), or a real failure (raised, with its traceback)."""
+    from kvision.runs.disk_space import EXIT_DISK_FULL, disk_full_cause, disk_full_message
+
+    full = disk_full_cause(exc)
+    if full is not None:
         again = "run the same command again"
         print(f"kvision: error: {disk_full_message(full, next_step=again)}", file=sys.stderr)
         return EXIT_DISK_FULL
+    message = os_error_message(exc)
+    if message is None:
+        raise exc
+    print(f"kvision: error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

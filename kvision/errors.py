@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import errno
 import re
 from collections.abc import Iterable
 
@@ -86,3 +87,46 @@ _QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?password=)[^&\s]*", re.IGNORECASE)
 def redact(text: str) -> str:
     """``text`` (a command line, a message) with every URL's password replaced by ``***``."""
     return _QUERY_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", text))
+
+
+#: errno values of an OSError that are the user's to fix (a path that is wrong, a folder
+#: that is read-only, a name too long); others (EIO, ENOMEM...) are real failures.
+USER_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in (
+        "ENOENT",
+        "EACCES",
+        "EPERM",
+        "EROFS",
+        "ENOTDIR",
+        "EISDIR",
+        "ENAMETOOLONG",
+        "EEXIST",
+        "ELOOP",
+        "ENOTEMPTY",
+        "EXDEV",
+        "EINVAL",
+    )
+)
+
+NESTED_TOO_DEEP = (
+    "The input is nested too deeply to read: thousands of nested arrays or tables in a "
+    "recipe, a --set value or a JSON file. Nothing was written."
+)
+
+
+def os_error_message(exc: OSError) -> str | None:
+    """One paragraph for an OSError caused by a path the user gave (naming the path and the
+    cause), or None for a failure that is not the user's."""
+    if exc.errno not in USER_ERRNOS or not exc.filename:
+        return None
+    path = printable(exc.filename)
+    other = f" -> '{printable(exc.filename2)}'" if exc.filename2 else ""
+    hint = {
+        errno.ENAMETOOLONG: " Use a shorter file name (most filesystems allow 255 bytes).",
+        errno.EROFS: " Choose a folder on a writable filesystem.",
+        errno.EACCES: " Choose a folder you may write to, or fix its permissions.",
+        errno.EISDIR: " Give a file name, not a folder.",
+        errno.ENOTDIR: " A part of the path is a file, not a folder.",
+    }.get(exc.errno, "")
+    return f"Cannot use '{path}'{other}: {exc.strerror or exc}.{hint}"

@@ -1,8 +1,10 @@
 """Data: sources (builtin, idx, folder, tfds), splits, balance, blur, augmentation,
 normalisation and the input pipeline into Keras ``fit``.
 
-Images are held once, as uint8 NHWC, and converted to float32 only batch by batch; models
-normalise internally, so the pipeline feeds raw 0..255 pixels.
+Images are uint8 NHWC: a memory map of the cache entry for folders (kvision.data.store),
+an array in RAM for the small built-in and IDX sources; splits are index selections of them
+(kvision.data.rows). Batches leave the pipeline as uint8 and Keras casts them on the device;
+models normalise internally, so the pipeline feeds raw 0..255 pixels.
 
 Importing this package is cheap: the names below load their modules (OpenCV, scikit-learn,
 Keras) on first use, so ``kvision --help`` and ``kvision.data.commands`` stay light.

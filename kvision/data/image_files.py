@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kvision.errors import KvisionError
+from kvision.errors import KvisionError, printable
 
 #: File suffixes read as images from folders (single files are tried whatever their suffix).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -20,20 +20,18 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 def read_image(path: str | Path, size: tuple[int, int] | None, channels: int) -> np.ndarray:
     """One image file as uint8 (H, W, C), resized to ``size`` and converted to ``channels``."""
-    import cv2
-
-    from kvision.data.images import convert_channels, resize_image
+    from kvision.data.images import convert_channels, decode_image, resize_image
 
     p = Path(path).expanduser()
     if not p.is_file():
-        raise KvisionError(f"Image '{path}' does not exist or is not a file.")
-    bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
-    if bgr is None:
+        raise KvisionError(f"Image '{printable(path)}' does not exist or is not a file.")
+    # as the folder loader decodes: truncated files and decompression bombs refused alike
+    image, reason = decode_image(p.read_bytes(), 3, 1)
+    if image is None:
         raise KvisionError(
-            f"'{path}' is not an image OpenCV can read "
+            f"'{printable(path)}' is not an image OpenCV can read: {reason} "
             f"(expected e.g. {', '.join(IMAGE_SUFFIXES[:4])})."
         )
-    image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     image = resize_image(image, size) if size else image
     return convert_channels(image[None], channels)[0]
 

@@ -40,10 +40,41 @@ def convert_channels(images: np.ndarray, channels: int | None) -> np.ndarray:
     return cv2.cvtColor(flat, cv2.COLOR_RGB2GRAY).reshape(*images.shape[:3], 1)
 
 
+#: Largest image decoded, in pixels (Pillow's own decompression-bomb limit): a 48 KB PNG can
+#: claim 20000x20000 pixels, 1.2 GB once decoded. The size is read from the header first.
+MAX_PIXELS = 89_478_485
+
+
+def oversized(raw: bytes) -> str | None:
+    """Why an image file is too large to decode, read from its header alone; else None."""
+    import io
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # DecompressionBombWarning: decided below
+            with Image.open(io.BytesIO(raw)) as image:
+                width, height = image.size
+    except Image.DecompressionBombError:
+        return f"its header claims more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels"
+    except Exception:  # noqa: BLE001 - any format Pillow cannot read: OpenCV decides
+        return None
+    if width * height <= MAX_PIXELS:
+        return None
+    return f"its header claims {width}x{height} pixels"
+
+
 def decode_image(raw: bytes, channels: int, min_side: int) -> tuple[np.ndarray | None, str]:
     """Decode one file's bytes to uint8 HWC RGB (or gray); (None, reason) when unusable."""
     if not raw:
         return None, "empty file"
+    if claim := oversized(raw):
+        return None, (
+            f"too large to decode ({claim}; at most {MAX_PIXELS:,} are decoded, a guard "
+            "against decompression bombs)"
+        )
     if raw[:2] == b"\xff\xd8" and b"\xff\xd9" not in raw[-16:]:
         # libjpeg fills a cut-off JPEG with gray and only warns; treat it as broken.
         return None, "truncated JPEG (no end-of-image marker)"

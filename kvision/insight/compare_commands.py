@@ -7,6 +7,7 @@ Only argparse here; the tables come from :mod:`kvision.runs.compare` and the PNG
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,10 +43,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _compare(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from kvision.errors import printable
+    from kvision.runs import RunReader
     from kvision.runs.compare import compare, format_comparison
 
     comparison = compare(args.runs)
-    print(format_comparison(comparison, force=args.force))
+    for run in args.runs:  # what was skipped in a damaged run, said once per run
+        for problem in RunReader(run).problems():
+            print(f"kvision: warning: {printable(run)}: {problem}", file=sys.stderr)
+    # names come from the runs' files: printed with control characters escaped
+    print(printable(format_comparison(comparison, force=args.force), one_line=False))
     if args.png is None or args.no_png:
         return 0
     from kvision.insight.curves import plot_runs_comparison

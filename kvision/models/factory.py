@@ -12,6 +12,7 @@ from kvision.errors import KvisionError
 from kvision.models import _fast
 from kvision.models import layers as _layers  # noqa: F401  (registers LRN)
 from kvision.models.catalog import ModelEntry, check_options, get_entry
+from kvision.recipe.compat import too_small
 
 
 def create_model(
@@ -69,13 +70,8 @@ def _check_input(entry: ModelEntry, input_shape: Sequence[int]) -> tuple[int, ..
             f"Model '{entry.name}' takes feature vectors: input_shape must be (features,). "
             f"Received: input_shape={input_shape!r}."
         )
-    if image and min(shape[:2]) < entry.min_input:
-        raise KvisionError(
-            f"Input {shape[0]}x{shape[1]} is too small for model '{entry.name}': its pooling "
-            f"needs at least {entry.min_input}x{entry.min_input} pixels. Use a larger "
-            f"data.image_size (the model's usual input is "
-            f"{entry.default_input[0]}x{entry.default_input[1]})."
-        )
+    if image and (problem := too_small(entry.name, shape[:2])):
+        raise KvisionError(problem)  # the recipe's validation says the same, earlier
     return shape
 
 

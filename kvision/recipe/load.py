@@ -11,7 +11,13 @@ from typing import Any
 
 import tomli_w
 
-from kvision.errors import KvisionError, RecipeError, RecipeErrors, did_you_mean
+from kvision.errors import (
+    NESTED_TOO_DEEP,
+    KvisionError,
+    RecipeError,
+    RecipeErrors,
+    did_you_mean,
+)
 from kvision.keyvalue import split_key_value
 from kvision.recipe.locate import line_locator
 from kvision.recipe.schema import Recipe, StageSection
@@ -42,11 +48,13 @@ def check_recipe(
         text = read_text(path)
         raw = parse_toml(text, file)
         raw = apply_overrides(raw, overrides, file)
+        return validate(raw, file=file, text=text)
     except RecipeErrors as exc:
         return None, exc.errors
     except RecipeError as exc:
         return None, [exc]
-    return validate(raw, file=file, text=text)
+    except RecursionError:
+        return None, [RecipeError(NESTED_TOO_DEEP, file=file)]
 
 
 def validate(
@@ -62,6 +70,8 @@ def validate(
         for j, stage in enumerate(arm.stages):
             _resolve_training(stage, raw.get("training", {}), ctx, f"arms[{i}].stages[{j}]")
     _check_archs(recipe, ctx)
+    if not ctx.errors:
+        _check_fit(recipe, ctx)
     return (None, ctx.errors) if ctx.errors else (recipe, [])
 
 
@@ -204,6 +214,21 @@ def _check_archs(recipe: Recipe, ctx: Context) -> None:
                 check_options(get_entry(model.arch), {key: value})
             except KvisionError as exc:
                 ctx.error(f"models.{name}.{key}", str(exc))
+
+
+def _check_fit(recipe: Recipe, ctx: Context) -> None:
+    """Input size against each model's smallest input, and the images against the memory,
+    where the recipe alone tells (kvision.recipe.compat): refused before any work starts."""
+    from kvision.recipe.compat import input_size, memory_problem, too_small
+
+    size = input_size(recipe)
+    key = "data.image_size" if recipe.data.image_size else "data.source"
+    if size is not None and not recipe.data.regression:
+        for name, model in recipe.models.items():
+            if problem := too_small(model.arch, size):
+                ctx.error(key, f"{problem} (models.{name})")
+    if problem := memory_problem(recipe):
+        ctx.error(key, problem)
 
 
 def dump_toml(recipe: Recipe) -> str:

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from kvision.errors import did_you_mean
+from kvision.errors import did_you_mean, printable
 from kvision.recipe.schema_data import ConditionSection, DataSection
 from kvision.recipe.schema_insight import InsightSection
 from kvision.recipe.schema_sweep import SweepSection
@@ -18,14 +18,18 @@ from kvision.recipe.schema_training import (
 )
 from kvision.recipe.spec import option
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# Matched with fullmatch: "$" alone would let a name end in a newline into folder names.
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+#: Seeds reach NumPy, scikit-learn (random_state: 0..2**32-1), Keras and torch: the
+#: narrowest of them bounds every seed a run derives (seed + repeat).
+SEED_MAX = 2**32 - 1
 SPLITS = ("train", "val", "test")
 
 
 def _name_problem(value: str) -> str | None:
-    if not NAME_RE.match(value):
+    if not NAME_RE.fullmatch(value):
         return (
-            f"'{value}' is not a valid name: use letters, digits, '_', '-' and '.', "
+            f"'{printable(value)}' is not a valid name: use letters, digits, '_', '-' and '.', "
             "starting with a letter or digit (it becomes part of file names)."
         )
     return None
@@ -37,7 +41,10 @@ class ExperimentSection:
 
     name: str = option(help="Experiment name; part of the run directory's name.")
     seed: int = option(
-        42, help="Seeds weights, data split, order and augmentation (report 000: 42).", ge=0
+        42,
+        help="Seeds weights, data split, order and augmentation (report 000: 42).",
+        ge=0,
+        le=SEED_MAX,
     )
     description: str = option("", help="Free text shown in the report.")
     repeats: int = option(
@@ -45,9 +52,19 @@ class ExperimentSection:
     )
 
     def check(self) -> list[tuple[str, str]]:
-        """The name must be usable in a file name."""
+        """The name must be usable in a file name; repeat r is seeded seed + r."""
         problem = _name_problem(self.name)
-        return [("name", problem)] if problem else []
+        found = [("name", problem)] if problem else []
+        if self.seed + self.repeats - 1 > SEED_MAX:
+            found.append(
+                (
+                    "seed",
+                    f"seed {self.seed} with {self.repeats} repeats seeds up to "
+                    f"{self.seed + self.repeats - 1}, above {SEED_MAX} (the largest seed "
+                    "the generators accept).",
+                )
+            )
+        return found
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ DIRECTIONS = ("auto", "maximize", "minimize")
 # evaluation matrix holds R^2 and its loss table the MSE.
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "mae", "val_mae")
 MATRIX_METRICS = ("accuracy", "r2", "loss")
-_MATRIX_RE = re.compile(r"^(train|val|test)\.([A-Za-z0-9][A-Za-z0-9_.-]*)\.(accuracy|r2|loss)$")
+_MATRIX_RE = re.compile(r"(train|val|test)\.([A-Za-z0-9][A-Za-z0-9_.-]*)\.(accuracy|r2|loss)")
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,9 @@ class SweepSection:
         choices=DIRECTIONS,
     )
     parallel: int = option(1, help="Trials running at once, each a separate process.", ge=1, le=256)
-    seed: int | None = option(None, help="Sampler seed (default: experiment.seed).", ge=0)
+    seed: int | None = option(
+        None, help="Sampler seed (default: experiment.seed).", ge=0, le=2**32 - 1
+    )
 
     def check(self) -> list[tuple[str, str]]:
         """The objective's form, non-empty choices, and grids that can be enumerated."""
@@ -138,7 +140,7 @@ def _space(value: Any) -> tuple[Any, list[tuple[str, str]]]:
 
 def objective_problem(objective: str) -> str | None:
     """Why ``objective`` is not a valid objective, or None."""
-    if objective in EPOCH_METRICS or _MATRIX_RE.match(objective):
+    if objective in EPOCH_METRICS or _MATRIX_RE.fullmatch(objective):
         return None
     return (
         f"'{objective}' is not an objective. Use SPLIT.CONDITION.METRIC for a cell of the final "
@@ -150,7 +152,7 @@ def objective_problem(objective: str) -> str | None:
 
 def matrix_cell(objective: str) -> tuple[str, str, str] | None:
     """(split, condition, metric) for a matrix objective, None for an epoch metric."""
-    found = _MATRIX_RE.match(objective)
+    found = _MATRIX_RE.fullmatch(objective)
     return (found.group(1), found.group(2), found.group(3)) if found else None
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from kvision.errors import KvisionError, did_you_mean
+from kvision.errors import KvisionError, did_you_mean, printable
 
 MAX_LINE = 100  # characters of a description in `kvision recipes`
 _PACKAGE = Path(__file__).resolve().parents[1]  # .../kvision
@@ -81,11 +81,12 @@ def copy_out(name: str, dest: str | None) -> Path:
     target = Path(dest).expanduser() if dest else Path(source.name)
     if target.is_dir():
         target = target / source.name
-    if target.exists():
-        raise KvisionError(
-            f"'{target}' already exists; kvision recipes copy never overwrites. "
-            "Give another destination."
-        )
-    from kvision.runs.atomic import atomic_write_bytes
+    from kvision.runs.atomic import create_new_bytes
 
-    return atomic_write_bytes(target, source.read_bytes())
+    try:
+        return create_new_bytes(target, source.read_bytes())
+    except FileExistsError:  # a file, a folder or a symlink: never replaced
+        raise KvisionError(
+            f"'{printable(target)}' already exists; kvision recipes copy never overwrites "
+            "(nor replaces a symlink). Give another destination."
+        ) from None

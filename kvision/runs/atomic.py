@@ -7,6 +7,7 @@ user makes (``tempfile.mkstemp`` would make them 0600, and the rename keeps that
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -67,6 +68,36 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    fsync_dir(path.parent)
+    return path
+
+
+def create_new_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` only if nothing is there, not even a (dangling) symlink:
+    the complete temp file is hard-linked into place, which fails when the name is taken,
+    so there is no gap between a check and the write. Raises FileExistsError."""
+    path = Path(path)
+    tmp = _temp_name(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file where a folder of the path should be
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path)) from None
+    try:
+        atomic_write_bytes(tmp, data)
+    except OSError as exc:  # named by the file asked for, not by its temp file
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
+    try:
+        os.link(tmp, path, follow_symlinks=False)
+    except FileExistsError:
+        raise
+    except OSError:  # a filesystem without hard links: exclusive create, then the bytes
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    finally:
+        tmp.unlink(missing_ok=True)
     fsync_dir(path.parent)
     return path
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kvision.errors import KvisionError
-from kvision.runs.reader import RunReader, is_run_dir, second_metric
+from kvision.runs.reader import RunReader, damage_guard, is_run_dir, second_metric
 from kvision.runs.recipe_diff import beyond_seed, describe, recipe_differences
 from kvision.runs.repeats import t_interval
 from kvision.runs.summary import final_evaluations, format_seconds, run_seconds
@@ -102,7 +102,11 @@ def load_finals(path: str | os.PathLike) -> RunFinals:
             f"'{p}' is not a kvision run directory (it needs meta.json and "
             "events.jsonl). Give folders made by 'kvision run'."
         )
-    reader = RunReader(p)
+    with damage_guard(p):
+        return _finals(p, RunReader(p))
+
+
+def _finals(p: Path, reader: RunReader) -> RunFinals:
     identities = trial_identities(reader)
     run = RunFinals(
         p.name,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from pathlib import Path
 
-from kvision.errors import printable
-from kvision.runs.reader import RunReader, find_runs
+from kvision.errors import KvisionError, printable
+from kvision.runs.reader import RunReader, damage_guard, find_runs
 from kvision.runs.summary import HEADLINE, best_final_test_where, format_score, run_seconds
 
 
@@ -25,11 +27,12 @@ def run_summary(reader: RunReader) -> dict:
     }
 
 
-def format_runs(runs_dir: str | os.PathLike) -> str:
-    """A plain table of every run under ``runs_dir``."""
-    rows = [run_summary(RunReader(p)) for p in find_runs(runs_dir)]
+def format_runs(runs_dir: str | os.PathLike, warn: Callable[[str], None] | None = None) -> str:
+    """A plain table of every run under ``runs_dir``; a run whose files are damaged is listed
+    as such (and ``warn`` told why) rather than stopping the listing."""
+    rows = [_summary(p, warn or (lambda _text: None)) for p in find_runs(runs_dir)]
     if not rows:
-        return f"No runs in '{runs_dir}'."
+        return f"No runs in '{printable(runs_dir)}'."
     head = f"{'run':44} {'status':11} {'duration':>9} {HEADLINE:>9}  of (trial, condition)"
     lines = [head, "-" * len(head)]
     for r in rows:
@@ -37,5 +40,25 @@ def format_runs(runs_dir: str | os.PathLike) -> str:
         best = format_score(r["best_test"], r["metric"])
         where = r["best_where"]
         of = printable(f"{where[0]}, {where[1]} test") if where else "-"
-        lines.append(f"{r['name'][:44]:44} {r['status']:11} {dur:>9} {best:>9}  {of}")
+        name = printable(r["name"])
+        lines.append(f"{name[:44]:44} {r['status']:11} {dur:>9} {best:>9}  {of}")
     return "\n".join(lines)
+
+
+def _summary(path: Path, warn: Callable[[str], None]) -> dict:
+    reader = RunReader(path)
+    for problem in reader.problems():
+        warn(f"{printable(path.name)}: {problem}")
+    try:
+        with damage_guard(path):
+            return run_summary(reader)
+    except KvisionError as exc:
+        warn(str(exc))
+        return {
+            "name": path.name,
+            "status": "damaged",
+            "duration": None,
+            "best_test": None,
+            "best_where": None,
+            "metric": None,
+        }

@@ -5,14 +5,17 @@ Never imports Keras or torch: the TUI and ``kvision show`` / ``kvision ls`` use 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kvision.errors import KvisionError, printable
 from kvision.runs.events import (
     ARTIFACT,
     EPOCH_END,
@@ -69,6 +72,7 @@ class RunReader:
         self.events = []
         self._offset = 0
         self._pending = b""
+        self.foreign = 0
         self.poll()
 
     def poll(self) -> list[dict]:
@@ -87,15 +91,29 @@ class RunReader:
         new = []
         for line in lines:
             try:
-                new.append(json.loads(line))
-            except (json.JSONDecodeError, UnicodeDecodeError):
+                record = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
                 continue  # a torn line from a killed writer: skip it, keep reading
+            if isinstance(record, dict):
+                new.append(record)
+            else:
+                self.foreign += 1  # valid JSON no writer of kvision writes: damage
         self.events.extend(new)
         return new
 
     def meta(self) -> dict:
-        """meta.json, or {} when missing or unreadable."""
+        """meta.json, or {} when missing, unreadable or not a JSON object."""
         return _read_json(self.path / "meta.json")
+
+    def problems(self) -> list[str]:
+        """What in the run's files kvision did not write (lines skipped, a damaged
+        meta.json), one sentence each, for readers to warn about; [] for an intact run."""
+        found = []
+        if self.foreign:
+            found.append(f"{self.foreign} line(s) of events.jsonl are not JSON objects (skipped)")
+        if (self.path / "meta.json").is_file() and not self.meta():
+            found.append("meta.json is damaged (not a JSON object)")
+        return found
 
     def recipe(self) -> dict:
         """The resolved recipe.toml as a dict, or {} when missing or unreadable."""
@@ -170,6 +188,21 @@ class RunReader:
         return out
 
 
+@contextlib.contextmanager
+def damage_guard(path: str | os.PathLike) -> Iterator[None]:
+    """Reading a run whose files hold what kvision never writes (a hand-edited or damaged
+    meta.json or events.jsonl: wrong types, missing fields) raises one KvisionError naming
+    the run, instead of a traceback; ``ls`` uses it to list such a run as damaged."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise KvisionError(
+            f"The run in '{printable(path)}' cannot be read: its events.jsonl or meta.json "
+            f"hold something kvision did not write ({type(exc).__name__}: "
+            f"{printable(exc)}). Its other files are untouched."
+        ) from None
+
+
 def writer_alive(meta: dict, folder: str | os.PathLike | None = None) -> bool:
     """Whether a process writes the run: one holds ``folder``'s writer lock (asked without
     disturbing it), or, for a writer on another host or a folder without a lock file
@@ -198,9 +231,10 @@ def second_metric(keys: set[str] | list[str]) -> str:
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text("utf-8"))
-    except (OSError, json.JSONDecodeError):
+        found = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError, RecursionError):  # ValueError: also bad UTF-8
         return {}
+    return found if isinstance(found, dict) else {}
 
 
 def _alive(pid: int, host: str | None) -> bool:

@@ -8,6 +8,8 @@ launches, in ``.logs/`` of the runs folder) exists, so a name is never given twi
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import subprocess
 import sys
@@ -16,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from kvision.errors import KvisionError, printable
-from kvision.runs.lock import LOCK_FILE, hold, is_writer_rank, release
+from kvision.runs.lock import LOCK_FILE, hold, holds, is_writer_rank, release
 from kvision.runs.reader import RunReader
 
 LOG_SUFFIX = ".log"
@@ -66,6 +68,7 @@ def claim_run_dir(path: str | os.PathLike, *, what: str = "run") -> Path:
     ``--run-dir`` at once exactly one goes on; the other is refused, naming the first.
     """
     p = Path(path).expanduser()
+    created = not p.exists()
     if p.exists() and not p.is_dir():
         raise KvisionError(
             f"--run-dir '{printable(p)}' is a file, not a folder; choose a new path."
@@ -83,6 +86,8 @@ def claim_run_dir(path: str | os.PathLike, *, what: str = "run") -> Path:
             f"--run-dir '{printable(p)}' already exists and is not empty; "
             "choose a new path or use --resume to continue a run."
         )
+    if created:  # claimed before the data is read: a run refused then leaves no folder
+        atexit.register(_remove_if_unused, p)
     return p
 
 
@@ -95,6 +100,15 @@ def claim_existing(folder: str | os.PathLike, *, what: str = "run") -> None:
     looks = any((folder / name).is_file() for name in ("meta.json", "events.jsonl"))
     if is_writer_rank() and looks and RunReader(folder).last_word() != "finished":
         hold(folder, what=what)
+
+
+def _remove_if_unused(path: Path) -> None:
+    """Remove a run directory this process made and held but never wrote into."""
+    with contextlib.suppress(OSError):
+        if holds(path) and [c.name for c in path.iterdir()] == [LOCK_FILE]:
+            (path / LOCK_FILE).unlink()
+            path.rmdir()
+    release(path)
 
 
 def run_command(

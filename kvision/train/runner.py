@@ -57,6 +57,7 @@ def run_recipe(
     Recipe and data problems raise KvisionError before the run directory exists, so a bad
     input leaves nothing behind.
     """
+    from kvision.recipe.compat import check_loaded
     from kvision.runs.lock import is_writer_rank
     from kvision.runs.rundir import claim_run_dir
 
@@ -72,6 +73,7 @@ def run_recipe(
     _configure_backend(recipe, console)
     dataset = _load_data(recipe, manifest=None)
     _check_splits(recipe, dataset)
+    check_loaded(recipe, dataset.image_shape)  # a folder's image size vs the models
     path = Path(broadcast_object(_claim_run_dir(recipe, runs_dir, run_dir)))
     _every_rank_sees(path)
     writer = open_writer(path)
