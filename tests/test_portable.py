@@ -8,6 +8,7 @@ import importlib.util
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -397,6 +398,7 @@ def test_predict_reads_every_format_export_writes(run_dir, exported, images, tmp
             str(tmp_path),
         )
         assert proc.returncode == 0, proc.stderr[-2000:]
+        assert re.search(r"lenet-expert\S*  \+ \S+\.json  \(\d+\.\d s\)", proc.stdout)  # timed
         model = tmp_path / f"lenet-expert{suffix}"
         card = json.loads((tmp_path / f"lenet-expert{suffix}.json").read_text())
         assert card["file"] == model.name and card["class_names"]

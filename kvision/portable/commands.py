@@ -77,7 +77,7 @@ def _export(args: argparse.Namespace) -> int:
             if item.max_abs_diff is not None
             else ""
         )
-        print(f"{item.model}  + {item.sidecar.name}{checked}")
+        print(f"{item.model}  + {item.sidecar.name}  ({item.seconds:.1f} s){checked}")
         if item.note:
             print(f"note: {item.trial}: {item.note}", file=sys.stderr)
     if waiting:
@@ -87,14 +87,18 @@ def _export(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from kvision.data.image_files import image_files
+    from kvision.errors import printable
     from kvision.portable import predict as p
 
     source = p.resolve_source(args.model, args.trial)
     files = image_files(args.images)  # before loading: a wrong path fails fast
     model = p.load(source)
     for note in source.notes:
-        print(note, file=sys.stderr)
+        print(printable(note, one_line=False), file=sys.stderr)
     top = p.check_top(args.top, model.classes)
     results = p.predict(model, files, top)
-    print(p.format_json(results, source) if args.json else p.format_table(results, source.sidecar))
+    if args.json:  # JSON escapes control characters itself
+        print(p.format_json(results, source))
+    else:  # class names come from the sidecar, a file anyone may have written
+        print(printable(p.format_table(results, source.sidecar), one_line=False))
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ class Exported:
     sidecar: Path
     max_abs_diff: float | None = None
     note: str | None = None
+    seconds: float = 0.0  # loading, converting, checking and writing this trial
 
 
 def trial_models(run_dir: Path, trial: str | None) -> tuple[dict[str, Path], list[str]]:
@@ -102,6 +104,7 @@ def _export_one(run: Path, trial: str, path: Path, dest: Path, fmt: str) -> Expo
     # The shared file is at most the trained one (which may hold optimizer state): check the
     # room first, since h5py can crash outright on a full disk.
     ensure_space(dest, path.stat().st_size)
+    started = time.perf_counter()
     model = load_checked(path)  # safe mode: proves it loads without running code
     card = build_sidecar(run, trial, model)
     diff = None
@@ -120,4 +123,5 @@ def _export_one(run: Path, trial: str, path: Path, dest: Path, fmt: str) -> Expo
         diff = card["onnx"]["checked_max_abs_diff"]
     card["file"] = target.name
     sidecar = atomic_write_json(sidecar_path(target), card)
-    return Exported(trial, target, sidecar, diff, card.get("onnx", {}).get("note"))
+    seconds = time.perf_counter() - started
+    return Exported(trial, target, sidecar, diff, card.get("onnx", {}).get("note"), seconds)

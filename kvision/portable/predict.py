@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -92,12 +93,25 @@ def _keras_runner(path: Path) -> Runner:
     from kvision.portable.loading import load_checked
 
     model = load_checked(path)
+    _one_image_in_one_vector_out(model, path)
     return Runner(
         path,
         list(model.inputs[0].shape[1:]),
         int(model.outputs[0].shape[-1]),
         lambda x: model.predict(x, verbose=0),
     )
+
+
+def _one_image_in_one_vector_out(model: Any, path: Path) -> None:
+    """A classifier kvision can drive: one input and one output of class scores (a shared
+    model with two inputs or a spatial output is refused here, not deep inside Keras)."""
+    outs = [tuple(o.shape) for o in model.outputs]
+    if len(model.inputs) != 1 or len(outs) != 1 or len(outs[0]) != 2:
+        raise KvisionError(
+            f"'{path}' is not a classifier kvision predict can use: it needs one image input "
+            f"and one output of class scores, and this model has {len(model.inputs)} "
+            f"input(s) and output(s) of shape {', '.join(str(o[1:]) for o in outs)}."
+        )
 
 
 def _onnx_runner(path: Path) -> Runner:
