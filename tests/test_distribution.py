@@ -1,10 +1,11 @@
 """The wheel as a user gets it: complete, installed without -e, run from outside the checkout.
 
-Builds the wheel, checks it holds every module and data file, installs it into a fresh
-virtual environment (torch==2.13.0, the CPU build, first: see README), imports every module
-of the installed packages, and from a folder outside the checkout runs a shipped recipe by
-name, exports its model and classifies an image with it. About 1.5 minutes of the cost is
-the fresh environment's install (measured under load on the shared 2-core CI machine).
+Builds the wheel, checks it holds every module and data file, installs it with pip's
+resolver into an environment that already has torch (the newest the index serves, in CI)
+and checks pip kept that torch, imports every module of the installed packages, and from a
+folder outside the checkout runs a shipped recipe by name, exports its model and classifies
+an image with it. The environment sees an installed one's packages, so the install
+downloads nothing: no torch is reinstalled.
 """
 
 from __future__ import annotations
@@ -80,19 +81,47 @@ def wheel(tmp_path_factory) -> Path:
     return found
 
 
+def _site_of(python: str | Path) -> str:
+    code = "import sysconfig; print(sysconfig.get_path('purelib'))"
+    return _run([str(python), "-c", code], cwd=ROOT).stdout.strip()
+
+
+#: The torch the wheel's environment already has: the newest the index serves where .ci/run
+#: made its environment (KVISION_NEWEST_TORCH_VENV, a CUDA build of several GB), else this one.
+NEWEST = os.environ.get("KVISION_NEWEST_TORCH_VENV")
+BASE_PYTHON = str(Path(NEWEST) / "bin" / "python") if NEWEST else sys.executable
+TORCH = "import torch; print(torch.__version__, torch.__file__)"
+
+
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory, wheel) -> Path:
-    """A fresh environment with the wheel installed (no -e); removed afterwards (1.3 GB)."""
+    """A user's environment that already has torch (and kvision's other dependencies), with
+    the wheel installed by pip's resolver (no -e, no --no-deps): the install must keep the
+    torch it finds. The environment sees BASE_PYTHON's packages after its own (a .pth line),
+    so nothing is downloaded again; a requirement that torch did not meet would make pip
+    install another torch into this environment, which the test sees."""
     where = tmp_path_factory.mktemp("venv")
     _run([sys.executable, "-m", "venv", str(where)], cwd=where)
     python = where / "bin" / "python"
-    _run(
-        [str(python), "-m", "pip", "install", "-q", "--no-compile", "torch==2.13.0", str(wheel)],
-        cwd=where,
-        timeout=900,
+    Path(_site_of(python), "zz_base.pth").write_text(
+        f"import site; site.addsitedir({_site_of(BASE_PYTHON)!r})\n", "utf-8"
     )
+    before = _run([str(python), "-c", TORCH], cwd=where).stdout
+    installed = _run(
+        [str(python), "-m", "pip", "install", "--no-compile", str(wheel)], cwd=where, timeout=900
+    )
+    assert _run([str(python), "-c", TORCH], cwd=where).stdout == before, installed.stdout
+    assert not list(Path(_site_of(python)).glob("torch*")), installed.stdout  # none added
     yield where
     shutil.rmtree(where, ignore_errors=True)
+
+
+def test_installing_the_wheel_keeps_the_torch_already_there(venv):
+    version, location = _run([str(venv / "bin" / "python"), "-c", TORCH], cwd=venv).stdout.split()
+    assert Path(location).is_relative_to(Path(_site_of(BASE_PYTHON)))
+    print(f"kept torch {version} from {location}")
+    if NEWEST:
+        assert version.split("+")[0] == "2.14.1"  # the newest the index serves here
 
 
 def test_wheel_holds_every_module_and_data_file(wheel):

@@ -405,3 +405,59 @@ def test_builtin_shapes_match_the_shipped_files():
             for split, n in counts.items():
                 assert data[f"{split}_images"].shape[0] == n
                 assert data[f"{split}_images"].shape[1:3] == shape[:2]
+
+
+@pytest.fixture(scope="module")
+def malicious(tmp_path_factory, model) -> Path:
+    """Shared models as someone might hand them over: weights damaged inside an intact zip,
+    two inputs, a spatial output, a sidecar whose class names drive the terminal."""
+    import shutil
+    import zipfile
+
+    import cv2
+    import keras
+
+    t = tmp_path_factory.mktemp("malicious")
+    with zipfile.ZipFile(model) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    with zipfile.ZipFile(t / "zlib.keras", "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    raw = bytearray((t / "zlib.keras").read_bytes())
+    at = raw.find(b"model.weights.h5") + 200  # inside the weights' compressed bytes
+    raw[at : at + 64] = bytes(64)
+    (t / "zlib.keras").write_bytes(bytes(raw))
+    a, b = keras.Input((28, 28, 1)), keras.Input((28, 28, 1))
+    head = keras.layers.Dense(3)(keras.layers.Flatten()(keras.layers.Add()([a, b])))
+    keras.Model([a, b], head).save(t / "two.keras")
+    c = keras.Input((28, 28, 1))
+    keras.Model(c, keras.layers.Conv2D(3, 3)(c)).save(t / "spatial.keras")
+    shutil.copy(model, t / "esc.keras")
+    from kvision.portable.sidecar import FORMAT
+
+    (t / "esc.keras.json").write_text(
+        json.dumps({"format": FORMAT, "class_names": [ESC, "b", "c"]})
+    )
+    cv2.imwrite(str(t / "a.png"), np.zeros((28, 28), np.uint8))
+    return t
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("zlib", "Cannot load"),
+        ("two", "has 2 input(s)"),
+        ("spatial", "output(s) of shape (26, 26, 3)"),
+    ],
+)
+def test_malicious_models_are_refused_in_one_paragraph(malicious, name, says):
+    proc = kvision("predict", str(malicious / f"{name}.keras"), "a.png", cwd=malicious)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr and says in proc.stderr, proc.stderr[-3000:]
+
+
+def test_sidecar_class_names_reach_the_terminal_escaped(malicious):
+    proc = kvision("predict", str(malicious / "esc.keras"), "a.png", "--top", "3", cwd=malicious)
+    assert proc.returncode == 0, proc.stderr
+    assert "\x1b" not in proc.stdout and "\x07" not in proc.stdout
+    assert "\\x1b]0;pwned" in proc.stdout

@@ -31,7 +31,13 @@ BELOW: dict[str, set[str]] = {
     "kvision.recipe": {"kvision.runs"},
     "kvision.models": {"kvision.runs", "kvision.recipe"},
     "kvision.data": {"kvision.runs", "kvision.recipe"},
-    "kvision.insight": {"kvision.runs", "kvision.recipe", "kvision.models", "kvision.data"},
+    "kvision.insight": {
+        "kvision.runs",
+        "kvision.recipe",
+        "kvision.models",
+        "kvision.data",
+        "kvision.portable",
+    },
     "kvision.train": {
         "kvision.runs",
         "kvision.recipe",
@@ -47,14 +53,8 @@ BELOW: dict[str, set[str]] = {
         "kvision.data",
         "kvision.train",
     },
-    # Exported models and predict: a run's events, its models, images read as viz reads them.
-    "kvision.portable": {
-        "kvision.runs",
-        "kvision.recipe",
-        "kvision.models",
-        "kvision.data",
-        "kvision.insight",
-    },
+    # Exported models, their sidecars and predict: a run's events, its models, image files.
+    "kvision.portable": {"kvision.runs", "kvision.recipe", "kvision.models", "kvision.data"},
     "kvision.cli": {
         "kvision.runs",
         "kvision.recipe",

@@ -8,6 +8,7 @@ import importlib.util
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -371,3 +372,56 @@ def test_onnx_falls_back_to_a_fixed_batch_where_the_exporter_needs_it(tmp_path):
     assert path.is_file() and not list(tmp_path.glob(".*"))
     assert facts["input_shape"][0] == 1 and "fixed batch of 1" in facts["note"]
     assert facts["checked_images"] == CHECK_IMAGES and facts["checked_max_abs_diff"] < 1e-4
+
+
+def test_predict_reads_every_format_export_writes(run_dir, exported, images, tmp_path):
+    """A torch.export program (.pt2, loadable by torch alone) and an ONNX file, each with its
+    sidecar; predict gives the .keras file's classes and probabilities from either."""
+    import torch
+
+    _, pixels, files = images
+    formats = ["torch"] + (["onnx"] if importlib.util.find_spec("onnxruntime") else [])
+    keras_out = json.loads(
+        kvision("predict", str(exported / "lenet-expert.keras"), *files, "--json").stdout
+    )["predictions"]
+    for fmt, suffix in (("torch", ".pt2"), ("onnx", ".onnx")):
+        if fmt not in formats:
+            continue
+        proc = kvision(
+            "export",
+            str(run_dir),
+            "--trial",
+            "lenet-expert",
+            "--format",
+            fmt,
+            "--to",
+            str(tmp_path),
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert re.search(r"lenet-expert\S*  \+ \S+\.json  \(\d+\.\d s\)", proc.stdout)  # timed
+        model = tmp_path / f"lenet-expert{suffix}"
+        card = json.loads((tmp_path / f"lenet-expert{suffix}.json").read_text())
+        assert card["file"] == model.name and card["class_names"]
+        out = json.loads(kvision("predict", str(model), *files, "--json").stdout)
+        assert out["class_names_known"] is True
+        for got, want in zip(out["predictions"], keras_out, strict=True):
+            assert [t["class"] for t in got["top"]] == [t["class"] for t in want["top"]]
+            # float32 logits of one network in another runtime's summation order; softmax
+            # probabilities in [0, 1] then differ by well under 1e-4 (reordering, numerics.py)
+            np.testing.assert_allclose(
+                [t["probability"] for t in got["top"]],
+                [t["probability"] for t in want["top"]],
+                atol=1e-4,
+            )
+    # the .pt2 runs with torch alone, any batch size
+    program = torch.export.load(str(tmp_path / "lenet-expert.pt2")).module()
+    batch = torch.from_numpy(pixels.reshape(-1, 28, 28, 1).astype("float32"))
+    assert tuple(program(batch).shape) == (len(batch), len(card["class_names"]))
+
+
+def test_viz_names_an_exported_models_classes_from_its_sidecar(exported):
+    from kvision.insight.viz import resolve_target
+
+    card = json.loads((exported / "lenet-expert.keras.json").read_text())
+    target = resolve_target(str(exported / "lenet-expert.keras"), None, None)
+    assert target.class_names == card["class_names"] and len(card["class_names"]) > 1

@@ -95,9 +95,10 @@ def open_entry(name: str) -> Entry | None:
     path = cache_dir() / name
     try:
         meta = json.loads((path / META).read_text())
-        os.utime(path / META)  # last use, for least-recently-used eviction
     except (OSError, ValueError):  # absent or damaged: rebuilt, never fatal
         return None
+    with contextlib.suppress(OSError):  # a read-only cache is still read
+        os.utime(path / META)  # last use, for least-recently-used eviction
     return Entry(path, meta)
 
 

@@ -120,8 +120,11 @@ def _cached_or_built(job: FolderFiles, progress: Progress | None) -> tuple:
     if not job.data.cache:
         return (*_build(job, cache.Builder("", in_memory=True), progress), False, [])
     name = _entry_name(job)
+    entry = cache.open_entry(name)  # committed entries never change: no lock to read one
+    if entry is not None:
+        return _mapped(entry), entry.meta, True, []
     try:
-        with cache.locked(name):
+        with cache.locked(name):  # one builder; a second process waits, then maps its entry
             entry = cache.open_entry(name)
             if entry is not None:
                 return _mapped(entry), entry.meta, True, []

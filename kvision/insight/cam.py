@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from kvision.insight._plot import image_grid
+from kvision.models.inference import probabilities
 
 if TYPE_CHECKING:
     import keras
@@ -97,16 +98,6 @@ def plot_cams(
         # overlay() scales each map to its own peak and colours it with OpenCV's JET
         colourbar=("jet", "CAM / its peak"),
     )
-
-
-def probabilities(outputs: np.ndarray) -> np.ndarray:
-    """Class probabilities from model outputs: kvision models end in logits, so softmax them;
-    outputs that already are probabilities (rows in [0, 1] summing to 1) pass through."""
-    rows_sum_to_one = np.allclose(outputs.sum(axis=-1), 1.0, atol=1e-3)
-    if rows_sum_to_one and outputs.min() >= 0.0:
-        return outputs
-    shifted = np.exp(outputs - outputs.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
 def cam_panels(

@@ -51,7 +51,10 @@ def resolve_target(target: str, trial: str | None, out: str | None) -> Target:
         names = loaded[-1].get("class_names") if loaded else None
         return Target(models, names, Path(out) if out else path / "images", path)
     if path.suffix == ".keras" and path.is_file():
-        return Target({path.stem: path}, None, Path(out) if out else Path(f"viz-{path.stem}"))
+        from kvision.portable.sidecar import read_sidecar
+
+        names = (read_sidecar(path) or {}).get("class_names")  # an exported file's sidecar
+        return Target({path.stem: path}, names, Path(out) if out else Path(f"viz-{path.stem}"))
     raise KvisionError(
         f"'{target}' is neither a kvision run directory (a folder with "
         "meta.json and events.jsonl) nor an existing .keras model file."

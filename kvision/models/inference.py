@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import keras
+import numpy as np
 
 
 def inference_copy(model: keras.Model) -> keras.Model:
@@ -34,3 +35,13 @@ def save_for_inference(model: keras.Model, path: str | Path) -> Path:
         tmp.unlink(missing_ok=True)  # a full disk or a kill leaves no half model behind
         raise
     return final
+
+
+def probabilities(outputs: np.ndarray) -> np.ndarray:
+    """Class probabilities from model outputs: kvision models end in logits, so softmax them;
+    outputs that already are probabilities (rows in [0, 1] summing to 1) pass through."""
+    rows_sum_to_one = np.allclose(outputs.sum(axis=-1), 1.0, atol=1e-3)
+    if rows_sum_to_one and outputs.min() >= 0.0:
+        return outputs
+    shifted = np.exp(outputs - outputs.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)

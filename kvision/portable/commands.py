@@ -18,11 +18,16 @@ have finished.
 """
 
 PREDICT_HELP = """\
-Classify images with a model: an exported .keras file (class names from its sidecar
-<file>.json; without one, classes are shown by index), a trial directory, or a run
+Classify images with a model: a file kvision export wrote (.keras, .onnx or .pt2; class
+names from its sidecar <file>.json; without one, classes are shown by index), a trial
+directory, or a run
 directory (--trial when it has several models). Images are converted to the model's
 channels and resized to its input; folders are searched for image files.
 """
+
+
+#: What ran the exported file when export checked it against Keras.
+CHECKER = {".onnx": "onnxruntime", ".pt2": "torch.export"}
 
 
 def register(subparsers) -> None:
@@ -40,7 +45,8 @@ def register(subparsers) -> None:
         "--format",
         default="keras",
         metavar="FORMAT",
-        help="keras (default) or onnx (needs pip install 'kvision[onnx]')",
+        help="keras (default), onnx (needs pip install 'kvision[onnx]') or torch (a "
+        "torch.export program, .pt2, loadable with torch.export.load)",
     )
     p.set_defaults(handler=_export)
 
@@ -50,7 +56,9 @@ def register(subparsers) -> None:
         description=PREDICT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("model", metavar="MODEL", help=".keras file, trial directory or run directory")
+    p.add_argument(
+        "model", metavar="MODEL", help=".keras/.onnx/.pt2 file, trial directory or run directory"
+    )
     p.add_argument("images", nargs="+", metavar="IMAGE|FOLDER")
     p.add_argument("--trial", help="with a run directory: the trial whose model to use")
     p.add_argument("--top", type=int, default=3, metavar="K", help="classes shown per image (3)")
@@ -64,11 +72,12 @@ def _export(args: argparse.Namespace) -> int:
     done, waiting = export_run(args.run_dir, trial=args.trial, to=args.to, fmt=args.format)
     for item in done:
         checked = (
-            f"  (onnxruntime vs Keras: max |diff| {item.max_abs_diff:.2e})"
+            f"  ({CHECKER.get(item.model.suffix, 'file')} vs Keras: "
+            f"max |diff| {item.max_abs_diff:.2e})"
             if item.max_abs_diff is not None
             else ""
         )
-        print(f"{item.model}  + {item.sidecar.name}{checked}")
+        print(f"{item.model}  + {item.sidecar.name}  ({item.seconds:.1f} s){checked}")
         if item.note:
             print(f"note: {item.trial}: {item.note}", file=sys.stderr)
     if waiting:
@@ -78,14 +87,18 @@ def _export(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from kvision.data.image_files import image_files
+    from kvision.errors import printable
     from kvision.portable import predict as p
 
     source = p.resolve_source(args.model, args.trial)
     files = image_files(args.images)  # before loading: a wrong path fails fast
     model = p.load(source)
     for note in source.notes:
-        print(note, file=sys.stderr)
-    top = p.check_top(args.top, int(model.outputs[0].shape[-1]))
+        print(printable(note, one_line=False), file=sys.stderr)
+    top = p.check_top(args.top, model.classes)
     results = p.predict(model, files, top)
-    print(p.format_json(results, source) if args.json else p.format_table(results, source.sidecar))
+    if args.json:  # JSON escapes control characters itself
+        print(p.format_json(results, source))
+    else:  # class names come from the sidecar, a file anyone may have written
+        print(printable(p.format_table(results, source.sidecar), one_line=False))
     return 0

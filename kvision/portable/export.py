@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +11,9 @@ from kvision.runs import RunReader, is_run_dir
 from kvision.runs.atomic import atomic_write_json
 from kvision.runs.lock import writing_into
 
-FORMATS = ("keras", "onnx")
+FORMATS = ("keras", "onnx", "torch")
+#: File suffix of each format.
+SUFFIXES = {"keras": ".keras", "onnx": ".onnx", "torch": ".pt2"}
 
 
 @dataclass
@@ -22,6 +25,7 @@ class Exported:
     sidecar: Path
     max_abs_diff: float | None = None
     note: str | None = None
+    seconds: float = 0.0  # loading, converting, checking and writing this trial
 
 
 def trial_models(run_dir: Path, trial: str | None) -> tuple[dict[str, Path], list[str]]:
@@ -100,12 +104,18 @@ def _export_one(run: Path, trial: str, path: Path, dest: Path, fmt: str) -> Expo
     # The shared file is at most the trained one (which may hold optimizer state): check the
     # room first, since h5py can crash outright on a full disk.
     ensure_space(dest, path.stat().st_size)
+    started = time.perf_counter()
     model = load_checked(path)  # safe mode: proves it loads without running code
     card = build_sidecar(run, trial, model)
     diff = None
     if fmt == "keras":
         # Saved again rather than copied: a model.keras of kvision 0.1 held optimizer state.
         target = save_for_inference(model, dest / f"{trial}.keras")
+    elif fmt == "torch":
+        from kvision.portable.torch_export import export_torch
+
+        target, card["torch_program"] = export_torch(model, dest / f"{trial}.pt2")
+        diff = card["torch_program"]["checked_max_abs_diff"]
     else:
         from kvision.portable.onnx_export import export_onnx
 
@@ -113,4 +123,5 @@ def _export_one(run: Path, trial: str, path: Path, dest: Path, fmt: str) -> Expo
         diff = card["onnx"]["checked_max_abs_diff"]
     card["file"] = target.name
     sidecar = atomic_write_json(sidecar_path(target), card)
-    return Exported(trial, target, sidecar, diff, card.get("onnx", {}).get("note"))
+    seconds = time.perf_counter() - started
+    return Exported(trial, target, sidecar, diff, card.get("onnx", {}).get("note"), seconds)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,5 +34,6 @@ def load_checked(path: str | Path) -> keras.Model:
                 f"runs code from it. Keras said: {text.split('. ')[0]}."
             ) from None
         raise KvisionError(f"Cannot load '{p}' as a Keras model: {text}") from None
-    except (OSError, TypeError, KeyError, zipfile.BadZipFile) as err:
+    except (OSError, TypeError, KeyError, zipfile.BadZipFile, zlib.error, EOFError) as err:
+        # zlib.error / EOFError: a member damaged inside an intact zip (the weights)
         raise KvisionError(f"Cannot load '{p}' as a Keras model: {err}") from None

@@ -43,10 +43,10 @@ def resolve_source(target: str, trial: str | None) -> Source:
             "a trial directory (runs/<run>/trials/<trial>) or a run directory."
         )
     if path.is_file():
-        if path.suffix != ".keras":
+        if path.suffix not in RUNNERS:
             raise KvisionError(
-                f"'{target}' is not a .keras model. kvision predict reads .keras "
-                "files (an .onnx export runs with onnxruntime directly)."
+                f"'{target}' is not a model file kvision predict reads: it reads what "
+                f"kvision export writes ({', '.join(RUNNERS)})."
             )
         return Source(path, read_sidecar(path))
     if (path / "model.keras").is_file() and is_run_dir(path.parent.parent):
@@ -72,42 +72,121 @@ def _from_run(run_dir: Path, trial: str | None) -> Source:
     return Source(path, None, run_dir, name)
 
 
-def load(source: Source) -> Any:
-    """Load the model (safe mode); fill in the sidecar from the run when there is one."""
+class Runner:
+    """A model to predict with, whatever its file: input (height, width, channels), class
+    count, and logits (or probabilities) for a float32 NHWC batch of 0..255 pixels."""
+
+    def __init__(self, path: Path, shape: list, classes: int, run) -> None:
+        self.path = path
+        image = len(shape) == 3
+        self.size = (int(shape[0]), int(shape[1])) if image and shape[0] and shape[1] else None
+        self.channels = int(shape[2]) if image else 0
+        self.classes = classes
+        self.rank = len(shape) + 1
+        self._run = run
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return np.asarray(self._run(batch), dtype=np.float64)
+
+
+def _keras_runner(path: Path) -> Runner:
     from kvision.portable.loading import load_checked
 
-    model = load_checked(source.path)
+    model = load_checked(path)
+    _one_image_in_one_vector_out(model, path)
+    return Runner(
+        path,
+        list(model.inputs[0].shape[1:]),
+        int(model.outputs[0].shape[-1]),
+        lambda x: model.predict(x, verbose=0),
+    )
+
+
+def _one_image_in_one_vector_out(model: Any, path: Path) -> None:
+    """A classifier kvision can drive: one input and one output of class scores (a shared
+    model with two inputs or a spatial output is refused here, not deep inside Keras)."""
+    outs = [tuple(o.shape) for o in model.outputs]
+    if len(model.inputs) != 1 or len(outs) != 1 or len(outs[0]) != 2:
+        raise KvisionError(
+            f"'{path}' is not a classifier kvision predict can use: it needs one image input "
+            f"and one output of class scores, and this model has {len(model.inputs)} "
+            f"input(s) and output(s) of shape {', '.join(str(o[1:]) for o in outs)}."
+        )
+
+
+def _onnx_runner(path: Path) -> Runner:
+    from kvision.portable.onnx_export import require_onnx
+
+    require_onnx()
+    import onnxruntime
+
+    try:
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as err:  # noqa: BLE001 - onnxruntime raises its own untyped errors
+        raise KvisionError(f"Cannot load '{path}' as an ONNX model: {err}") from None
+    (inp,), (out,) = session.get_inputs(), session.get_outputs()
+    shape = [d if isinstance(d, int) else None for d in inp.shape[1:]]
+
+    def run(x: np.ndarray) -> np.ndarray:
+        if inp.shape[0] == 1:  # a graph fixed to one image takes them one by one
+            return np.concatenate(
+                [session.run(None, {inp.name: x[i : i + 1]})[0] for i in range(len(x))]
+            )
+        return session.run(None, {inp.name: x})[0]
+
+    return Runner(path, shape, int(out.shape[-1]), run)
+
+
+def _torch_runner(path: Path) -> Runner:
+    import torch
+
+    from kvision.portable.torch_export import run_program
+
+    try:
+        program = torch.export.load(str(path))
+    except Exception as err:  # noqa: BLE001 - torch's loader raises many kinds
+        raise KvisionError(f"Cannot load '{path}' as a torch.export program: {err}") from None
+    (spec,) = [s for s in program.graph_signature.input_specs if s.kind.name == "USER_INPUT"]
+    node = next(n for n in program.graph.nodes if n.name == spec.arg.name)
+    shape = [int(d) if isinstance(d, int) else None for d in node.meta["val"].shape[1:]]
+    out = next(n for n in program.graph.nodes if n.op == "output").args[0][0]
+    return Runner(path, shape, int(out.meta["val"].shape[-1]), lambda x: run_program(path, x))
+
+
+RUNNERS = {".keras": _keras_runner, ".onnx": _onnx_runner, ".pt2": _torch_runner}
+
+
+def load(source: Source) -> Runner:
+    """Load the model (a .keras file in safe mode); fill in the sidecar from the run."""
+    runner = RUNNERS[source.path.suffix](source.path)
     if source.sidecar is None and source.run_dir is not None:
+        from kvision.portable.loading import load_checked
         from kvision.portable.sidecar import build_sidecar
 
-        source.sidecar = build_sidecar(source.run_dir, source.trial, model)
+        source.sidecar = build_sidecar(source.run_dir, source.trial, load_checked(source.path))
     if source.sidecar is None:
         source.notes.append(
             f"note: '{source.path}' has no kvision sidecar "
             f"({source.path.name}.json), so classes are shown by index."
         )
-    if len(model.inputs[0].shape) != 4 or (source.sidecar or {}).get("task") == "regression":
+    if runner.rank != 4 or (source.sidecar or {}).get("task") == "regression":
         raise KvisionError(
-            f"'{source.path}' does not classify images (its input is "
-            f"{tuple(model.inputs[0].shape[1:])}); kvision predict needs an image "
-            "classifier."
+            f"'{source.path}' does not classify images; kvision predict needs an image classifier."
         )
-    return model
+    return runner
 
 
-def predict(model: Any, files: list[Path], top: int) -> list[dict]:
+def predict(model: Runner, files: list[Path], top: int) -> list[dict]:
     """Top-``top`` (class index, probability) pairs per file."""
     from kvision.data.image_files import read_image
-    from kvision.insight.cam import probabilities
+    from kvision.models.inference import probabilities
 
-    _, h, w, c = model.inputs[0].shape
-    size = (int(h), int(w)) if h and w else None
     results = []
-    step = BATCH if size else 1  # without a fixed input size each image goes alone
+    step = BATCH if model.size else 1  # without a fixed input size each image goes alone
     for start in range(0, len(files), step):
         chunk = files[start : start + step]
-        batch = np.stack([read_image(f, size, int(c)) for f in chunk]).astype("float32")
-        probs = probabilities(np.asarray(model.predict(batch, verbose=0), dtype=np.float64))
+        batch = np.stack([read_image(f, model.size, model.channels) for f in chunk])
+        probs = probabilities(model(batch.astype("float32")))
         for f, row in zip(chunk, probs, strict=True):
             order = np.argsort(-row, kind="stable")[:top]
             results.append({"image": str(f), "top": [(int(i), float(row[i])) for i in order]})
