@@ -12,6 +12,7 @@ from typing import Any
 # public name -> submodule defining it
 _LAZY = {
     "create_model": "factory",
+    "list_models": "catalog",
     "IMAGENET_CAFFE_PREPROCESS": "weights",
     "describe": "roles",
     "ModelRoles": "roles",
