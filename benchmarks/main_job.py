@@ -52,10 +52,10 @@ def report(recipe: str, wall: float, console: str, run_dir: Path) -> str:
 
 
 def _phases(run_dir: Path) -> str:
-    """Where the run's time went (its profile.json, kvision.train.phases), if it has one."""
+    """Where the run's time went (its profile.json, kvision.runs.phases), if it has one."""
     import json
 
-    from kvision.train.phases import PROFILE_FILE, format_profile
+    from kvision.runs.phases import PROFILE_FILE, format_profile
 
     path = run_dir / PROFILE_FILE
     if not path.is_file():

@@ -1,6 +1,6 @@
 """Where runs' wall time went, side by side: the ``profile.json`` of finished run directories.
 
-``kvision run`` times its phases (kvision.train.phases) and writes ``profile.json`` into the
+``kvision run`` times its phases (kvision.runs.phases) and writes ``profile.json`` into the
 run directory (``--profile`` also prints it). This script puts several runs' profiles in one
 table, seconds and share of the wall time per phase, for comparing a change's before and
 after; ``--markdown OUT`` writes the table stamped with machine, date and command.

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import argparse
 
-from kvision.bench.cli import main
 from kvision.bench.commands import BENCH_HELP, add_arguments
+from kvision.bench.driver import main
 from kvision.errors import KvisionError
 
 if __name__ == "__main__":

@@ -276,6 +276,8 @@ MEASURED_BY = {
     "--markdown docs/measured/data_throughput.md",
     "data_scale": "python benchmarks/data_scale.py --torchvision-python PYTHON "
     "--markdown docs/measured/data_scale.md",
+    "data_scale_clear": "python benchmarks/data_scale.py --variants clear "
+    "--torchvision-python PYTHON --markdown docs/measured/data_scale_clear.md",
     "train_speed": "kvision bench --repeats 5 --markdown docs/measured/train_speed.md",
     "train_speed_before": "kvision bench --repeats 5 --markdown docs/measured/train_speed_before.md",
     "memory": "python benchmarks/memory.py --markdown docs/measured/memory.md",

@@ -208,7 +208,7 @@ def _data_parallel(args: argparse.Namespace) -> tuple[int | None, list[str]]:
         return None, []
     backend = os.environ.get("KERAS_BACKEND", "torch")
     if backend == "torch":
-        from kvision.train.ddp_env import Nodes, launch
+        from kvision.train.launch import Nodes, launch
 
         return launch(
             args.gpus or 1, sys.argv[1:], Nodes(args.nnodes, args.node_rank, args.rdzv_endpoint)
@@ -221,7 +221,7 @@ def _data_parallel(args: argparse.Namespace) -> tuple[int | None, list[str]]:
 
 
 def _print_profile(run_dir: Path) -> None:
-    from kvision.train.phases import PROFILE_FILE, format_profile, snapshot
+    from kvision.runs.phases import PROFILE_FILE, format_profile, snapshot
 
     path = Path(run_dir) / PROFILE_FILE
     # A run that did not finish wrote no profile.json: show the process's phases so far.
@@ -310,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
 def _os_error(exc: OSError) -> int:
     """A full disk (exit 75), a path the user gave that cannot be used (exit 2, naming the
     path and the cause), or a real failure (raised, with its traceback)."""
-    from kvision.runs.space import EXIT_DISK_FULL, disk_full_cause, disk_full_message
+    from kvision.runs.disk_space import EXIT_DISK_FULL, disk_full_cause, disk_full_message
 
     full = disk_full_cause(exc)
     if full is not None:

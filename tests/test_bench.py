@@ -11,8 +11,8 @@ import pytest
 
 import kvision  # noqa: F401  (selects the torch backend before keras is imported)
 from kvision.bench import reference, speed
-from kvision.bench.cli import select_cases
 from kvision.bench.commands import add_arguments
+from kvision.bench.driver import select_cases
 from kvision.errors import KvisionError
 
 TINY = speed.Case("tiny-lenet", "lenet", 12, 1, 3, 8, 2)
@@ -273,7 +273,7 @@ def test_run_case_repeats_passes_to_fill_min_seconds(monkeypatch):
 
 
 def test_bad_options_are_refused_before_any_work():
-    from kvision.bench.cli import main
+    from kvision.bench.driver import main
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
@@ -285,7 +285,7 @@ def test_bad_options_are_refused_before_any_work():
 def test_mixed_precision_needs_cuda(monkeypatch):
     import torch
 
-    from kvision.bench.cli import main
+    from kvision.bench.driver import main
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     parser = argparse.ArgumentParser()

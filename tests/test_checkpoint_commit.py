@@ -17,7 +17,7 @@ import pytest
 import kvision  # noqa: F401  (selects the torch backend before keras is imported)
 from kvision.models import create_model
 from kvision.recipe.schema_training import OptimizerSpec, TrainingSection
-from kvision.runs.space import DiskFull
+from kvision.runs.disk_space import DiskFull
 from kvision.train import checkpoint
 from kvision.train.compile import compile_model
 

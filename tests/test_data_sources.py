@@ -13,7 +13,7 @@ from PIL import Image
 
 import kvision  # noqa: F401
 from kvision.data import load_dataset
-from kvision.data.folder import decode_image
+from kvision.data.images import decode_image
 from kvision.errors import KvisionError
 from kvision.recipe.schema_data import DataSection
 from kvision.recipe.spec import Context, parse

@@ -87,11 +87,11 @@ def test_a_blurred_view_of_the_map_is_a_scratch_map_equal_to_the_whole_blur(tmp_
 
 
 def test_mixed_sizes_refused_from_headers_before_decoding(tmp_path, monkeypatch):
-    from kvision.data import folder
+    from kvision.data import images
 
     root = _folder(tmp_path / "f", n=40, sizes=[10 if i % 3 else 12 for i in range(40)])
     decoded = []
-    monkeypatch.setattr(folder, "decode_image", lambda *a: decoded.append(a) or (None, "x"))
+    monkeypatch.setattr(images, "decode_image", lambda *a: decoded.append(a) or (None, "x"))
     with pytest.raises(KvisionError, match=r"key 'data.image_size'.*different sizes.*12x12"):
         load_dataset(section(DataSection, source=f"folder:{root}"), seed=0)
     assert decoded == []  # refused from the first headers, no file decoded

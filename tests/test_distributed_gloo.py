@@ -60,7 +60,7 @@ def _rank(rank: int, world: int, port: int, out: str) -> None:
         WORLD_SIZE=str(world),
         LOCAL_RANK=str(rank),
     )
-    from kvision.train.ddp_env import init_from_env
+    from kvision.train.ranks import init_from_env
 
     assert init_from_env()
     import torch.distributed as dist
@@ -140,12 +140,12 @@ def test_a_rank_without_rows_gets_a_weightless_row():
 
 
 def test_gpus_becomes_torchrun_running_the_plain_command(monkeypatch):
-    from kvision.train import ddp_env
+    from kvision.train import launch as ddp_launch
 
     seen = []
-    monkeypatch.setattr(ddp_env.os, "execv", lambda exe, cmd: seen.append(cmd))
-    monkeypatch.setattr(ddp_env.torch.cuda, "is_available", lambda: False)
-    ddp_env.launch(2, ["run", "r.toml", "--gpus", "2", "--set", "a=1", "--gpus=2"])
+    monkeypatch.setattr(ddp_launch.os, "execv", lambda exe, cmd: seen.append(cmd))
+    monkeypatch.setattr(ddp_launch.torch.cuda, "is_available", lambda: False)
+    ddp_launch.launch(2, ["run", "r.toml", "--gpus", "2", "--set", "a=1", "--gpus=2"])
     assert seen[0][1:] == [
         "-m",
         "torch.distributed.run",
@@ -162,14 +162,14 @@ def test_gpus_becomes_torchrun_running_the_plain_command(monkeypatch):
 
 def test_gpus_below_one_is_a_user_error():
     from kvision.errors import KvisionError
-    from kvision.train.ddp_env import launch
+    from kvision.train.launch import launch
 
     with pytest.raises(KvisionError, match="--gpus must be at least 1, got 0"):
         launch(0, ["run", "r.toml"])
 
 
 def test_followers_write_nothing(tmp_path):
-    from kvision.train.ddp_env import FollowerWriter, is_main
+    from kvision.train.ranks import FollowerWriter, is_main
 
     writer = FollowerWriter(tmp_path / "run")
     writer.event("epoch_end", trial="t")

@@ -183,12 +183,12 @@ def test_two_nodes_train_like_one_process_and_resume_after_both_stop(tmp_path):
 
 
 def test_nodes_become_torchrun_static_rendezvous(monkeypatch):
-    from kvision.train import ddp_env
+    from kvision.train import launch as ddp_launch
 
     seen = []
-    monkeypatch.setattr(ddp_env.os, "execv", lambda exe, cmd: seen.append(cmd))
-    monkeypatch.setattr(ddp_env.torch.cuda, "is_available", lambda: False)
-    ddp_env.launch(
+    monkeypatch.setattr(ddp_launch.os, "execv", lambda exe, cmd: seen.append(cmd))
+    monkeypatch.setattr(ddp_launch.torch.cuda, "is_available", lambda: False)
+    ddp_launch.launch(
         1,
         [
             "run",
@@ -201,7 +201,7 @@ def test_nodes_become_torchrun_static_rendezvous(monkeypatch):
             "--gpus",
             "1",
         ],
-        ddp_env.Nodes(2, 1, "10.0.0.1:29500"),
+        ddp_launch.Nodes(2, 1, "10.0.0.1:29500"),
     )
     assert seen[0][1:] == [
         "-m",
@@ -247,7 +247,7 @@ def _check_rank(rank: int, port: int, out: str) -> None:
         LOCAL_RANK=str(rank),
     )
     from kvision.errors import KvisionError
-    from kvision.train.ddp_env import check_everywhere, init_from_env, shared_dir_problem
+    from kvision.train.ranks import check_everywhere, init_from_env, shared_dir_problem
 
     assert init_from_env()
     folder = Path(out) / "elsewhere"

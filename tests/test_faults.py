@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from kvision.runs import RunReader
-from kvision.runs.space import EXIT_DISK_FULL
+from kvision.runs.disk_space import EXIT_DISK_FULL
 from kvision.train.console import Console
 from kvision.train.runner import resume_run, run_recipe
 from kvision.train.signals import StopRequested
@@ -316,7 +316,7 @@ def test_disk_full_at_each_write_site_stops_cleanly_and_resumes(
 
 def test_free_space_is_checked_before_a_checkpoint(one, tmp_path, monkeypatch):
     """h5py can crash on a full disk, so a checkpoint that cannot fit is never started."""
-    from kvision.runs import space
+    from kvision.runs import disk_space as space
 
     calls = []
     monkeypatch.setattr(space, "free_bytes", lambda folder: calls.append(folder) or 1024)
@@ -361,7 +361,7 @@ def test_real_full_disk_stops_cleanly_and_resumes_once_space_is_freed(one, refer
 
 def test_export_onto_a_full_disk_exits_75_and_leaves_no_half_file(reference, tmp_path, monkeypatch):
     from kvision import cli
-    from kvision.runs import space
+    from kvision.runs import disk_space as space
 
     dest = tmp_path / "out"
     monkeypatch.setattr(
@@ -513,16 +513,16 @@ def test_non_finite_loss_fails_that_trial_and_the_run_goes_on(tmp_path):
 def test_python_warnings_and_speed_paths_off_become_warning_events(one, tmp_path, monkeypatch):
     import warnings
 
-    from kvision.train.context import RunContext
+    from kvision.train import trial
 
-    build = RunContext.build_model
+    build = trial.build_model
 
-    def build_and_warn(self, plan):
+    def build_and_warn(shared, plan):
         for _ in range(3):  # said once, however often it is raised
             warnings.warn("the head starts from a random init", UserWarning, stacklevel=1)
-        return build(self, plan)
+        return build(shared, plan)
 
-    monkeypatch.setattr(RunContext, "build_model", build_and_warn)
+    monkeypatch.setattr(trial, "build_model", build_and_warn)
     monkeypatch.setattr(
         "kvision.models._fast.speed_paths_status",
         lambda: (False, "speed paths off: torch:_fused_adam_ is missing"),

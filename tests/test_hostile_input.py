@@ -6,7 +6,7 @@ from a file reaching the terminal.
 One row per case; each row names the class of failure it stands for (one guarded place per
 class in the code): output paths (cli's OSError guard), nesting (cli's RecursionError guard),
 damaged run files (kvision.runs.reader.damage_guard), recipe validation (kvision.recipe),
-image decoding (kvision.data.folder.decode_image), storage URLs (kvision.sweep.storage).
+image decoding (kvision.data.images.decode_image), storage URLs (kvision.sweep.storage).
 """
 
 from __future__ import annotations

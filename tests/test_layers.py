@@ -202,3 +202,124 @@ def test_a_reversed_arrow_is_caught(tmp_path, unit, line, expected):
     copy.write_text(original.read_text("utf-8") + f"\n\ndef _reversed():\n    {line.strip()}\n")
     bad = violations([copy], root=tmp_path)
     assert any(expected in b for b in bad), bad
+
+
+# -- inside a package: no circles, and no reaching into another package's private modules --
+
+
+def _runtime_imports(path: Path, known: set[str], root: Path = ROOT) -> list[tuple[str, int]]:
+    """The kvision modules ``path`` imports when it runs (inside functions too, but not under
+    ``if TYPE_CHECKING:``), with ``from package import module`` resolved to the module."""
+    name = module_name(path, root)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    tree = ast.parse(path.read_text("utf-8"))
+    typing_only = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for stmt in node.body
+        for inner in ast.walk(stmt)
+    }
+    found = []
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            found += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, *([base] if base else [])])
+            subs = [f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in known]
+            found += [(m, node.lineno) for m in subs] or [(base, node.lineno)]
+    return [(m, line) for m, line in found if m in known]
+
+
+def import_cycles(files: list[Path], root: Path = ROOT) -> list[list[str]]:
+    """Circles of imports between modules of one package (strongly connected components)."""
+    modules = {module_name(p, root): p for p in files}
+    graph = {
+        m: {
+            t
+            for t, _ in _runtime_imports(p, set(modules), root)
+            if t != m and unit_of(t) == unit_of(m) and not m.startswith(f"{t}.")
+        }
+        for m, p in modules.items()
+    }
+    return [c for c in strong_components(graph) if len(c) > 1]
+
+
+def strong_components(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Tarjan's algorithm: the groups of nodes that all reach each other."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    components: list[list[str]] = []
+
+    def visit(m: str) -> None:
+        index[m] = low[m] = len(index)
+        stack.append(m)
+        for t in sorted(graph[m]):
+            if t not in index:
+                visit(t)
+                low[m] = min(low[m], low[t])
+            elif t in stack:
+                low[m] = min(low[m], index[t])
+        if low[m] == index[m]:
+            component = [stack.pop()]
+            while component[-1] != m:
+                component.append(stack.pop())
+            components.append(sorted(component))
+
+    for m in sorted(graph):
+        if m not in index:
+            visit(m)
+    return components
+
+
+def test_no_import_circle_inside_a_package():
+    """A circle (a imports b, b imports a, often hidden by a lazy import) means the shared
+    piece belongs in a module below both."""
+    cycles = import_cycles(sources())
+    assert not cycles, "import circles:\n" + "\n".join(" <-> ".join(c) for c in cycles)
+
+
+def private_reaches(files: list[Path], root: Path = ROOT) -> list[str]:
+    """Imports of a ``_private`` module from outside the package that holds it."""
+    bad = []
+    for path in files:
+        name = module_name(path, root)
+        for target, line in imports_of(path, root):
+            parts = target.split(".")
+            private = [i for i, part in enumerate(parts) if part.startswith("_") and i > 0]
+            if parts[0] != "kvision" or not private:
+                continue
+            owner = ".".join(parts[: private[0]])
+            if not (name == owner or name.startswith(f"{owner}.")):
+                bad.append(f"{path.relative_to(root)}:{line}: {name} imports {target}")
+    return bad
+
+
+def test_no_import_of_another_packages_private_module():
+    """``kvision.models._fast`` is the models package's own business: others use the names
+    kvision.models exports."""
+    bad = private_reaches(sources())
+    assert not bad, "private modules imported from outside their package:\n" + "\n".join(bad)
+
+
+def test_the_circle_and_private_checks_catch_a_planted_case(tmp_path):
+    pkg = tmp_path / "kvision" / "demo"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from kvision.demo import b\n")
+    (pkg / "b.py").write_text("def f():\n    from kvision.demo.a import x\n")
+    (pkg / "c.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import kvision.demo.a\n"
+    )
+    (pkg / "d.py").write_text("from kvision.models._fast import direct_graph\n")
+    files = sorted(pkg.glob("*.py"))
+    assert import_cycles(files, tmp_path) == [["kvision.demo.a", "kvision.demo.b"]]
+    assert private_reaches(files, tmp_path) == [
+        "kvision/demo/d.py:1: kvision.demo.d imports kvision.models._fast"
+    ]

@@ -118,3 +118,13 @@ def test_input_shape_and_classes_are_validated():
         create_model("lenet", input_shape=(28, 28), num_classes=2)
     with pytest.raises(KvisionError, match=r"num_classes .* positive integer"):
         create_model("lenet", input_shape=(28, 28, 1), num_classes=0)
+
+
+def test_list_models_matches_a_pattern_and_a_family():
+    from kvision.models import list_models
+
+    assert list_models("vgg1[16]_bn") == ["vgg11_bn", "vgg16_bn"]
+    assert set(list_models(family="vgg")) >= {"vgg11", "vgg19_bn", "vgg16_seed"}
+    assert "lenet" not in list_models(family="vgg")
+    assert list_models() == sorted(list_models()) and "lenet" in list_models()
+    assert list_models("nothing*") == []

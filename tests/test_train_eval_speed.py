@@ -10,10 +10,10 @@ from types import SimpleNamespace
 import numpy as np
 
 import kvision  # noqa: F401  (torch backend before keras)
+from kvision.data.feed import Feed
 from kvision.runs import RunReader
 from kvision.train import evaluate
 from kvision.train.console import Console
-from kvision.train.context import RunContext
 from kvision.train.runner import run_recipe
 
 
@@ -22,7 +22,7 @@ def _ctx(shape, batch_size=32):
         dataset=SimpleNamespace(image_shape=shape),
         recipe=SimpleNamespace(training=SimpleNamespace(batch_size=batch_size)),
     )
-    return RunContext.eval_batch_size(fake)
+    return Feed.eval_batch_size(fake)
 
 
 def test_eval_batch_size_follows_the_pixel_budget():

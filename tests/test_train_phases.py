@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kvision.runs import RunReader
-from kvision.train import phases
+from kvision.runs import RunReader, phases
 
 
 @pytest.fixture()

@@ -1,4 +1,4 @@
-"""``kvision bench``: argparse only, so ``kvision --help`` stays fast (work in bench.cli)."""
+"""``kvision bench``: argparse only, so ``kvision --help`` stays fast (work in bench.driver)."""
 
 from __future__ import annotations
 
@@ -85,6 +85,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_bench(args: argparse.Namespace) -> int:
     """Handler of ``kvision bench``; returns the exit code."""
-    from kvision.bench.cli import main
+    from kvision.bench.driver import main
 
     return main(args)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from kvision.data.balance import class_weights
     from kvision.data.conditions import apply_condition, condition_view
     from kvision.data.dataset import Dataset, Split
+    from kvision.data.feed import Feed
     from kvision.data.load import load_dataset
     from kvision.data.normalize import NORMALIZE_PRESETS, normalization
     from kvision.data.pipeline import make_batches
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "Dataset": "dataset",
     "Split": "dataset",
+    "Feed": "feed",
     "load_dataset": "load",
     "split_manifest": "splits",
     "condition_view": "conditions",
@@ -39,6 +41,7 @@ _EXPORTS = {
 __all__ = [
     "NORMALIZE_PRESETS",
     "Dataset",
+    "Feed",
     "Split",
     "apply_condition",
     "class_weights",

@@ -16,7 +16,7 @@ import numpy as np
 from kvision.data.dataset import Split
 from kvision.data.images import resize_image, resize_images
 from kvision.errors import RecipeError
-from kvision.recipe.schema_data import AugmentOp
+from kvision.recipe.schema_data import AUGMENTS, AugmentOp
 
 _DEFAULT_SCALE = (0.08, 1.0)
 _DEFAULT_RATIO = (3 / 4, 4 / 3)
@@ -52,7 +52,7 @@ class Augmenter:
         x = images.copy()
         for op in self.ops:
             chosen = rng.random(len(x)) < op.p if op.p < 1.0 else np.ones(len(x), bool)
-            x = _OPS[op.op](x, chosen, op, rng)
+            x = AUGMENTS.implementation(op.op)(x, chosen, op, rng)
         return resize_images(x, self.out_hw)
 
     def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -72,6 +72,11 @@ def _flip(axis: int):
     return flip
 
 
+_hflip = AUGMENTS.implements("hflip")(_flip(2))
+_vflip = AUGMENTS.implements("vflip")(_flip(1))
+
+
+@AUGMENTS.implements("rotate")
 def _rotate(x: Batch, chosen: np.ndarray, op: AugmentOp, rng: np.random.Generator) -> Batch:
     n, h, w, c = x.shape
     angles = (
@@ -110,6 +115,7 @@ def _crop_boxes(n: int, h: int, w: int, op: AugmentOp, rng: np.random.Generator)
     return np.stack([top, left, ch, cw], axis=1)
 
 
+@AUGMENTS.implements("random_resized_crop")
 def _random_resized_crop(
     x: Batch, chosen: np.ndarray, op: AugmentOp, rng: np.random.Generator
 ) -> Batch:
@@ -125,6 +131,7 @@ def _random_resized_crop(
     return out
 
 
+@AUGMENTS.implements("random_crop")
 def _random_crop(x: Batch, chosen: np.ndarray, op: AugmentOp, rng: np.random.Generator) -> Batch:
     (ch, cw), (n, h, w, c) = op.size, x.shape
     tops = (rng.random(n) * (h - ch + 1)).astype(int)
@@ -139,6 +146,7 @@ def _random_crop(x: Batch, chosen: np.ndarray, op: AugmentOp, rng: np.random.Gen
     return out
 
 
+@AUGMENTS.implements("center_crop")
 def _center_crop(x: Batch, chosen: np.ndarray, op: AugmentOp, rng: np.random.Generator) -> Batch:
     (ch, cw), (h, w) = op.size, x.shape[1:3]
     top, left = (h - ch) // 2, (w - cw) // 2
@@ -148,10 +156,12 @@ def _center_crop(x: Batch, chosen: np.ndarray, op: AugmentOp, rng: np.random.Gen
     return out
 
 
+@AUGMENTS.implements("resize")
 def _resize(x: Batch, chosen: np.ndarray, op: AugmentOp, rng: np.random.Generator) -> Batch:
     return resize_images(x, tuple(op.size))  # a skipped resize would leave a wrong size
 
 
+@AUGMENTS.implements("grayscale")
 def _grayscale(x: Batch, chosen: np.ndarray, op: AugmentOp, rng: np.random.Generator) -> Batch:
     if x.shape[3] == 1 or not chosen.any():
         return x
@@ -163,6 +173,7 @@ def _grayscale(x: Batch, chosen: np.ndarray, op: AugmentOp, rng: np.random.Gener
     return x
 
 
+@AUGMENTS.implements("color_jitter")
 def _color_jitter(x: Batch, chosen: np.ndarray, op: AugmentOp, rng: np.random.Generator) -> Batch:
     n = len(x)
     b = op.brightness or 0.0
@@ -180,19 +191,6 @@ def _color_jitter(x: Batch, chosen: np.ndarray, op: AugmentOp, rng: np.random.Ge
         y = (y - mean) * contrast[idx, None, None, None].astype(np.float32) + mean
     x[idx] = np.clip(np.rint(y), 0, 255).astype(np.uint8)
     return x
-
-
-_OPS = {
-    "hflip": _flip(2),
-    "vflip": _flip(1),
-    "rotate": _rotate,
-    "random_resized_crop": _random_resized_crop,
-    "random_crop": _random_crop,
-    "center_crop": _center_crop,
-    "resize": _resize,
-    "grayscale": _grayscale,
-    "color_jitter": _color_jitter,
-}
 
 
 def static_copies(split: Split, pipelines: Sequence[Sequence[AugmentOp]], seed: int) -> Split:

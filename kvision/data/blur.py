@@ -11,6 +11,7 @@ Results are rounded back to uint8 (the published scripts truncate; rounding is u
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Callable
@@ -20,9 +21,14 @@ import cv2
 import numpy as np
 
 from kvision.errors import KvisionError, did_you_mean
-from kvision.recipe.schema_data import BLUR_PARAMS, GLASS_VARIANTS, REQUIRED_BLUR_PARAMS
+from kvision.recipe.schema_data import (
+    BLUR_PARAMS,
+    BLURS,
+    GLASS_VARIANTS,
+    REQUIRED_BLUR_PARAMS,
+)
 
-BLUR_KINDS = ("gaussian", "defocus", "motion", "zoom", "glass")
+BLUR_KINDS = BLURS.names()  # declared in kvision.recipe.schema_data, implemented below
 PRESETS = ("imagenet_c", "tiny_imagenet_c", "cifar10_c")
 
 # Severity 1..5 parameters, as published for each image size.
@@ -100,15 +106,19 @@ def severity_params(
             f"Known: auto, {', '.join(PRESETS)}."
         )
     c = _SEVERITIES[preset][kind][severity - 1]
-    if kind == "gaussian":
-        return {"sigma": float(c)}
-    if kind == "defocus":
-        return {"radius": float(c[0]), "alias_blur": float(c[1])}
-    if kind == "motion":
-        return {"radius": float(c[0]), "sigma": float(c[1])}
-    if kind == "zoom":
-        return {"zooms": tuple(float(v) for v in c)}
-    return {"sigma": float(c[0]), "max_delta": int(c[1]), "iterations": int(c[2])}
+    # A published entry gives the kind's parameters in their declared order (a lone value:
+    # the first); each takes its declared type.
+    fields = dataclasses.fields(BLURS.params_of(kind))
+    values = c if isinstance(c, tuple) and len(fields) > 1 else (c,)
+    return {f.name: _typed(f.type, v) for f, v in zip(fields, values, strict=False)}
+
+
+def _typed(annotation: str, value: object) -> object:
+    if annotation.startswith("int"):
+        return int(value)
+    if annotation.startswith("tuple"):
+        return tuple(float(v) for v in value)
+    return float(value)
 
 
 def apply_blur(images: np.ndarray, kind: str, params: dict) -> np.ndarray:
@@ -135,15 +145,12 @@ def apply_blur(images: np.ndarray, kind: str, params: dict) -> np.ndarray:
         )
     if kind == "motion" and params["sigma"] <= 0:
         raise KvisionError(f"motion blur needs sigma > 0, got {params['sigma']}.")
-    return _BLURS[kind](images, **{k: v for k, v in params.items() if v is not None})
+    blur = BLURS.implementation(kind)
+    return blur(images, **{k: v for k, v in params.items() if v is not None})
 
 
 def _check_kind(kind: str) -> None:
-    if kind not in BLUR_KINDS:
-        raise KvisionError(
-            f"Unknown blur kind '{kind}'.{did_you_mean(kind, BLUR_KINDS)} "
-            f"Known: {', '.join(BLUR_KINDS)}."
-        )
+    BLURS.check(kind)
 
 
 def _to_uint8(x: np.ndarray) -> np.ndarray:
@@ -199,6 +206,7 @@ def _gaussian_float(x: np.ndarray, sigma: float) -> np.ndarray:
     )
 
 
+@BLURS.implements("gaussian")
 def gaussian_blur(images: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian blur of uint8 images (sigma in pixels; 0 returns a copy)."""
     if sigma <= 0:
@@ -217,6 +225,7 @@ def disk_kernel(radius: float, alias_blur: float = 0.5) -> np.ndarray:
     return cv2.GaussianBlur(disk, (ksize, ksize), alias_blur)
 
 
+@BLURS.implements("defocus")
 def defocus_blur(images: np.ndarray, radius: float, alias_blur: float = 0.5) -> np.ndarray:
     """Defocus: convolution with :func:`disk_kernel` (reflected borders, as published)."""
     kernel = disk_kernel(radius, alias_blur)
@@ -243,6 +252,7 @@ def motion_kernel(radius: float, sigma: float, angle: float) -> np.ndarray:
     return kernel
 
 
+@BLURS.implements("motion")
 def motion_blur(
     images: np.ndarray,
     radius: float,
@@ -296,6 +306,7 @@ def _clipped_zoom_matrix(h: int, w: int, factor: float) -> np.ndarray:
     return np.array([[sx, 0.0, tx], [0.0, sy, ty]], np.float64)
 
 
+@BLURS.implements("zoom")
 def zoom_blur(images: np.ndarray, zooms: tuple[float, float, float]) -> np.ndarray:
     """Zoom blur: the average of the image and its centre zoomed by each factor."""
     factors = zoom_factors(zooms)
@@ -364,6 +375,7 @@ def glass_duplicate(image: np.ndarray, offsets: np.ndarray, max_delta: int) -> n
     return image.reshape(h * w, -1)[source].reshape(image.shape)
 
 
+@BLURS.implements("glass")
 def glass_blur(
     images: np.ndarray,
     sigma: float,
@@ -418,12 +430,3 @@ def _glass_published(
         x = glass_duplicate(x, offsets, max_delta)
         out[i] = np.uint8(np.clip(skimage_gaussian(x / 255.0), 0, 1) * 255)
     return out
-
-
-_BLURS: dict[str, Callable[..., np.ndarray]] = {
-    "gaussian": gaussian_blur,
-    "defocus": defocus_blur,
-    "motion": motion_blur,
-    "zoom": zoom_blur,
-    "glass": glass_blur,
-}

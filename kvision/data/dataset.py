@@ -92,3 +92,27 @@ class Dataset:
 def class_counts(labels: np.ndarray, num_classes: int) -> list[int]:
     """Images per class, in class order."""
     return np.bincount(labels, minlength=num_classes).tolist()
+
+
+#: Split names sources use, mapped to kvision's.
+SPLIT_ALIASES = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "dev": "val",
+    "develop": "val",
+    "test": "test",
+    "testing": "test",
+}
+
+
+@dataclass
+class SourceData:
+    """What a source provides: class names and the splits it has, at the recipe's size."""
+
+    name: str
+    class_names: list[str]
+    splits: dict[str, Split]
+    info: dict = field(default_factory=dict)

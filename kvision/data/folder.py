@@ -13,15 +13,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from kvision.data import cache
-from kvision.data.dataset import Split
+from kvision.data.dataset import SPLIT_ALIASES, SourceData, Split
 from kvision.data.progress import Progress
 from kvision.data.rows import Rows
 from kvision.data.source_blur import SourceBlur
-from kvision.data.sources import SPLIT_ALIASES, SourceData
 from kvision.data.store import FolderFiles, decode_into
 from kvision.errors import RecipeError
 from kvision.recipe.schema_data import DataSection
@@ -226,55 +224,3 @@ def _class_names(root: Path, layout: dict[str, list[tuple[str, str]]]) -> list[s
                 key="data.source",
             )
     return train
-
-
-#: Largest image decoded, in pixels (Pillow's own decompression-bomb limit): a 48 KB PNG can
-#: claim 20000x20000 pixels, 1.2 GB once decoded. The size is read from the header first.
-MAX_PIXELS = 89_478_485
-
-
-def oversized(raw: bytes) -> str | None:
-    """Why an image file is too large to decode, read from its header alone; else None."""
-    import io
-    import warnings
-
-    from PIL import Image
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # DecompressionBombWarning: decided below
-            with Image.open(io.BytesIO(raw)) as image:
-                width, height = image.size
-    except Image.DecompressionBombError:
-        return f"its header claims more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels"
-    except Exception:  # noqa: BLE001 - any format Pillow cannot read: OpenCV decides
-        return None
-    if width * height <= MAX_PIXELS:
-        return None
-    return f"its header claims {width}x{height} pixels"
-
-
-def decode_image(raw: bytes, channels: int, min_side: int) -> tuple[np.ndarray | None, str]:
-    """Decode one file's bytes to uint8 HWC RGB (or gray); (None, reason) when unusable."""
-    if not raw:
-        return None, "empty file"
-    if claim := oversized(raw):
-        return None, (
-            f"too large to decode ({claim}; at most {MAX_PIXELS:,} are decoded, a guard "
-            "against decompression bombs)"
-        )
-    if raw[:2] == b"\xff\xd8" and b"\xff\xd9" not in raw[-16:]:
-        # libjpeg fills a cut-off JPEG with gray and only warns; treat it as broken.
-        return None, "truncated JPEG (no end-of-image marker)"
-    flags = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR_RGB
-    try:
-        image = cv2.imdecode(np.frombuffer(raw, np.uint8), flags)  # applies EXIF orientation
-    except cv2.error:
-        image = None
-    if image is None:
-        return None, "cannot decode (corrupt, truncated or unsupported format)"
-    if min(image.shape[:2]) < min_side:
-        return None, (
-            f"too small ({image.shape[1]}x{image.shape[0]} px; data.min_image_size is {min_side})"
-        )
-    return image.reshape(*image.shape[:2], channels), ""

@@ -20,8 +20,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 def read_image(path: str | Path, size: tuple[int, int] | None, channels: int) -> np.ndarray:
     """One image file as uint8 (H, W, C), resized to ``size`` and converted to ``channels``."""
-    from kvision.data.folder import decode_image
-    from kvision.data.images import convert_channels, resize_image
+    from kvision.data.images import convert_channels, decode_image, resize_image
 
     p = Path(path).expanduser()
     if not p.is_file():

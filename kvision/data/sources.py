@@ -7,40 +7,17 @@ stable ids, so that a recorded split can be reproduced later.
 from __future__ import annotations
 
 import gzip
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from kvision.data.dataset import Split
+from kvision.data.dataset import SourceData, Split
 from kvision.data.images import convert_channels, resize_images
 from kvision.data.source_blur import SourceBlur
 from kvision.errors import RecipeError
 from kvision.recipe.schema_data import BUILTIN_NAMES, DataSection, parse_source
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
-#: Split names sources use, mapped to kvision's.
-SPLIT_ALIASES = {
-    "train": "train",
-    "training": "train",
-    "val": "val",
-    "valid": "val",
-    "validation": "val",
-    "dev": "val",
-    "develop": "val",
-    "test": "test",
-    "testing": "test",
-}
-
-
-@dataclass
-class SourceData:
-    """What a source provides: class names and the splits it has, at the recipe's size."""
-
-    name: str
-    class_names: list[str]
-    splits: dict[str, Split]
-    info: dict = field(default_factory=dict)
 
 
 def read_source(data: DataSection, source_blur: SourceBlur | None = None) -> SourceData:

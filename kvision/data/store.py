@@ -77,7 +77,7 @@ def row_shape(job: FolderFiles) -> tuple[int, int, int]:
 
 
 def _first_decoded_size(job: FolderFiles) -> tuple[int, int]:
-    from kvision.data.folder import decode_image
+    from kvision.data.images import decode_image
 
     for _, rel, _ in job.files:
         image, _ = decode_image((job.root / rel).read_bytes(), job.channels, 0)
@@ -145,7 +145,7 @@ def _decode_row(
     views: dict[str, np.ndarray],
 ) -> str:
     """Decode file ``row`` into its rows; the reason it was skipped, or ''."""
-    from kvision.data.folder import decode_image
+    from kvision.data.images import decode_image
 
     rel = job.files[row][1]
     try:

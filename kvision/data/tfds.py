@@ -13,10 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from kvision.data.dataset import Split
+from kvision.data.dataset import SPLIT_ALIASES, SourceData, Split
 from kvision.data.images import resize_image
 from kvision.data.source_blur import SourceBlur
-from kvision.data.sources import SPLIT_ALIASES, SourceData
 from kvision.errors import RecipeError, did_you_mean
 from kvision.recipe.schema_data import DataSection
 

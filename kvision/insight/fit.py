@@ -31,10 +31,10 @@ def fit_artifacts(
 ) -> list[dict]:
     """The trial's loss curves, its fit-vs-truth figure and fit.json."""
     from kvision.data.function import truth_curve
-    from kvision.insight.hooks import _Emitter, insight_section
+    from kvision.insight.emitter import Emitter, insight_section
 
     sec = insight_section(cfg)
-    out = _Emitter(writer, trial)
+    out = Emitter(writer, trial)
     if sec.curves:
         from kvision.insight.curves import plot_trial_curves
 

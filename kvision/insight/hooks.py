@@ -16,8 +16,8 @@ import numpy as np
 
 from kvision.insight import _layers
 from kvision.insight._names import slug
+from kvision.insight.emitter import Emitter, insight_section
 from kvision.insight.report import report_markdown
-from kvision.recipe.schema_insight import InsightSection
 from kvision.runs import RunReader, RunWriter, atomic_write_bytes
 
 __all__ = [
@@ -69,33 +69,6 @@ def pick_samples(labels: np.ndarray, per_class: int = 1, seed: int = 0) -> np.nd
     return np.asarray(picked, dtype=np.int64)
 
 
-def insight_section(cfg: Any) -> InsightSection:
-    """The InsightSection in ``cfg``: a Recipe (its ``insight``), the section itself, or None."""
-    if cfg is None:
-        return InsightSection()
-    return cfg if isinstance(cfg, InsightSection) else cfg.insight
-
-
-class _Emitter:
-    """Writes files inside the run directory and records their artifact events."""
-
-    def __init__(self, writer: RunWriter, trial: str | None) -> None:
-        self.writer, self.trial, self.events = writer, trial, []
-
-    def path(self, kind: str, name: str) -> Path:
-        """Absolute path of ``images/<kind>/<name>.png``."""
-        return self.writer.dir / "images" / kind / f"{slug(name)}.png"
-
-    def emit(self, path: Path | None, kind: str) -> None:
-        """Record an artifact event for a file just written (None: nothing was drawn)."""
-        if path is not None:
-            self.events.append(self.writer.artifact(path, kind, trial=self.trial))
-
-    def trial_file(self, name: str) -> Path:
-        """Absolute path of ``trials/<trial>/<name>``."""
-        return self.writer.dir / "trials" / str(self.trial) / name
-
-
 def check_model(model: keras.Model, cfg: Any) -> None:
     """Raise KvisionError now, before training, if the [insight] layer names do not fit ``model``.
 
@@ -127,7 +100,7 @@ def checkpoint_artifacts(
         or not _layers.has_conv(model)
     ):
         return []
-    out = _Emitter(writer, trial)
+    out = Emitter(writer, trial)
     if sec.filters:
         _checkpoint_filters(out, label, model, sec)
     if sec.activations and len(samples.images):
@@ -135,7 +108,7 @@ def checkpoint_artifacts(
     return out.events
 
 
-def _checkpoint_filters(out: _Emitter, label: str, model: keras.Model, sec) -> None:
+def _checkpoint_filters(out: Emitter, label: str, model: keras.Model, sec) -> None:
     from kvision.insight.filters import conv_kernel, plot_filters
 
     layer = _layers.first_conv(model)
@@ -158,7 +131,7 @@ def _checkpoint_filters(out: _Emitter, label: str, model: keras.Model, sec) -> N
 
 
 def _checkpoint_activations(
-    out: _Emitter, label: str, model: keras.Model, samples: Samples, sec
+    out: Emitter, label: str, model: keras.Model, samples: Samples, sec
 ) -> None:
     from kvision.insight.activations import (
         activation_maps,
@@ -214,7 +187,7 @@ def trial_artifacts(
     sec = insight_section(cfg)
     if not sec.enabled:
         return []
-    out = _Emitter(writer, trial)
+    out = Emitter(writer, trial)
     reader = RunReader(writer.dir)
     if sec.curves:
         from kvision.insight.curves import plot_trial_curves
@@ -236,7 +209,7 @@ def trial_artifacts(
     return out.events
 
 
-def _trial_filters(out: _Emitter, reader: RunReader, sec) -> None:
+def _trial_filters(out: Emitter, reader: RunReader, sec) -> None:
     """The saved first-conv kernels of every checkpoint, side by side, in checkpoint order."""
     from kvision.insight.filters import plot_filters
 
@@ -260,7 +233,7 @@ def _trial_filters(out: _Emitter, reader: RunReader, sec) -> None:
 
 
 def _trial_classification(
-    out: _Emitter, model: keras.Model, test_sets, class_names, sec, predicted: dict[str, np.ndarray]
+    out: Emitter, model: keras.Model, test_sets, class_names, sec, predicted: dict[str, np.ndarray]
 ) -> None:
     from kvision.insight.classification import (
         classification_summary,
@@ -285,7 +258,7 @@ def _trial_classification(
         )
 
 
-def _trial_cam(out: _Emitter, model: keras.Model, samples: Samples, sec) -> None:
+def _trial_cam(out: Emitter, model: keras.Model, samples: Samples, sec) -> None:
     from kvision.insight.cam import METHODS, cam_panels, plot_cams
 
     layer = _layers.cam_layer(model, sec.cam.layer)
@@ -327,7 +300,7 @@ def _robustness_condition(test_sets: dict, wanted: str | None) -> str:
     return wanted
 
 
-def _trial_robustness(out: _Emitter, model: keras.Model, test_sets, sec) -> None:
+def _trial_robustness(out: Emitter, model: keras.Model, test_sets, sec) -> None:
     from kvision.insight.curves import trial_labels
     from kvision.insight.robustness import plot_robustness, robustness_curves, stratified_subset
 
@@ -358,7 +331,7 @@ def _trial_robustness(out: _Emitter, model: keras.Model, test_sets, sec) -> None
     )
 
 
-def _trial_retrieval(out: _Emitter, model: keras.Model, test_sets, class_names, sec) -> None:
+def _trial_retrieval(out: Emitter, model: keras.Model, test_sets, class_names, sec) -> None:
     from kvision.insight.retrieval import (
         FeatureIndex,
         encode,
@@ -412,7 +385,7 @@ def run_artifacts(writer: RunWriter, *, cfg: Any) -> list[dict]:
     sec = insight_section(cfg)
     if not sec.enabled:
         return []
-    out = _Emitter(writer, None)
+    out = Emitter(writer, None)
     reader = RunReader(writer.dir)
     if sec.curves:
         out.emit(plot_comparison(reader, out.path("curves", "comparison_validation")), "curves")

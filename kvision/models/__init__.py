@@ -12,7 +12,8 @@ from typing import Any
 # public name -> submodule defining it
 _LAZY = {
     "create_model": "factory",
-    "IMAGENET_CAFFE_PREPROCESS": "factory",
+    "list_models": "catalog",
+    "IMAGENET_CAFFE_PREPROCESS": "weights",
     "describe": "roles",
     "ModelRoles": "roles",
     "load_model": "saving",
@@ -22,7 +23,11 @@ _LAZY = {
     "apply_trainable": "transfer",
     "format_model_list": "listing",
     "format_layer_table": "listing",
+    # The torch fast paths, installed through these names only (kvision.models._fast is
+    # private to this package): the direct graph on a model, fused Adam on its optimizer.
     "speed_paths_status": "_fast",
+    "direct_graph": "_fast",
+    "fuse_adam": "_fast",
 }
 
 __all__ = sorted(_LAZY)

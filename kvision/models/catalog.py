@@ -259,6 +259,18 @@ def model_names() -> list[str]:
     return sorted(MODELS)
 
 
+def list_models(pattern: str = "*", *, family: str | None = None) -> list[str]:
+    """Registered names matching a shell-style ``pattern`` (``"vgg*_bn"``), sorted, as timm's
+    ``list_models``; ``family`` keeps one family (``"resnet"``)."""
+    from fnmatch import fnmatchcase
+
+    return [
+        name
+        for name in model_names()
+        if fnmatchcase(name, pattern) and (family is None or MODELS[name].family == family)
+    ]
+
+
 def get_entry(name: str) -> ModelEntry:
     """The entry for ``name``; an unknown name raises KvisionError with a suggestion."""
     try:

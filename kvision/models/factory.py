@@ -14,11 +14,6 @@ from kvision.models import layers as _layers  # noqa: F401  (registers LRN)
 from kvision.models.catalog import ModelEntry, check_options, get_entry
 from kvision.recipe.compat import too_small
 
-# Keras' ImageNet VGG/ResNet50 weights expect Caffe preprocessing: BGR, minus these means, no
-# scaling. kvision feeds RGB and flips the first conv's input channels when it maps them, so
-# the equivalent (x/255 - mean) / std is this.
-IMAGENET_CAFFE_PREPROCESS = ([123.68 / 255, 116.779 / 255, 103.939 / 255], [1 / 255] * 3)
-
 
 def create_model(
     arch: str,

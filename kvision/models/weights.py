@@ -18,6 +18,10 @@ from kvision.models.catalog import ModelEntry
 
 # Architectures whose ImageNet weights Keras publishes, with the keras.applications builder.
 IMAGENET_ARCHS = {"vgg16": "VGG16", "vgg19": "VGG19", "resnet50": "ResNet50"}
+# Keras' ImageNet VGG/ResNet50 weights expect Caffe preprocessing: BGR, minus these means, no
+# scaling. kvision feeds RGB and flips the first conv's input channels when it maps them, so
+# the equivalent (x/255 - mean) / std is this.
+IMAGENET_CAFFE_PREPROCESS = ([123.68 / 255, 116.779 / 255, 103.939 / 255], [1 / 255] * 3)
 _HEADS = ("classifier", "output")
 
 
@@ -41,8 +45,6 @@ def imagenet_build_options(
             f"weights = \"imagenet\" needs 3-channel (RGB) input for model '{entry.name}'. "
             f"Received: input_shape={shape}."
         )
-    from kvision.models.factory import IMAGENET_CAFFE_PREPROCESS
-
     if preprocess is not None and not np.allclose(
         np.asarray(preprocess, dtype=float), np.asarray(IMAGENET_CAFFE_PREPROCESS)
     ):

@@ -99,7 +99,7 @@ def _export_one(run: Path, trial: str, path: Path, dest: Path, fmt: str) -> Expo
     from kvision.models.inference import save_for_inference
     from kvision.portable.loading import load_checked
     from kvision.portable.sidecar import build_sidecar, sidecar_path
-    from kvision.runs.space import ensure_space
+    from kvision.runs.disk_space import ensure_space
 
     # The shared file is at most the trained one (which may hold optimizer state): check the
     # room first, since h5py can crash outright on a full disk.

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, fields
 
 from kvision.errors import did_you_mean
+from kvision.recipe.registry import Registry
 from kvision.recipe.spec import option
 
 #: Source prefixes ``[data] source`` accepts, with what follows the colon.
@@ -25,7 +26,6 @@ SOURCE_KINDS = {
 REGRESSION_SOURCES = ("function",)
 BUILTIN_NAMES = ("fashion7k",)
 NORMALIZE_CHOICES = ("half", "imagenet", "dataset", "none")
-BLUR_KINDS = ("gaussian", "defocus", "motion", "zoom", "glass")
 #: Glass blur as ImageNet-C published it (pixels duplicated) or with a true pixel swap.
 GLASS_VARIANTS = ("imagenet_c", "swap")
 #: Where a condition's blur is applied: on the resized image the model sees, or on the
@@ -33,45 +33,134 @@ GLASS_VARIANTS = ("imagenet_c", "swap")
 BLUR_AT = ("input", "source")
 #: Parameter sets for the ``severity`` presets (``auto`` picks by image size).
 BLUR_PRESETS = ("auto", "imagenet_c", "tiny_imagenet_c", "cifar10_c")
-#: The explicit parameters a blur needs when no severity is given.
-REQUIRED_BLUR_PARAMS = {
-    "gaussian": ("sigma",),
-    "defocus": ("radius",),
-    "motion": ("radius", "sigma"),
-    "zoom": ("zooms",),
-    "glass": ("sigma", "max_delta", "iterations"),
-}
+
+#: The blur kinds, each declared once with the explicit parameters it takes (those without a
+#: default are needed when no severity is given); kvision.data.blur implements each by name,
+#: with the same parameters and defaults. Ranges and help are BlurSpec's, below.
+BLURS = Registry("blur kind")
+
+
+@BLURS.declare("gaussian")
+class GaussianBlur:
+    """A Gaussian of ``sigma`` pixels (0 = unchanged)."""
+
+    sigma: float
+
+
+@BLURS.declare("defocus")
+class DefocusBlur:
+    """A disk of ``radius`` pixels whose edge a Gaussian of ``alias_blur`` smooths."""
+
+    radius: float
+    alias_blur: float = 0.5
+
+
+@BLURS.declare("motion")
+class MotionBlur:
+    """A one-sided streak of ``radius`` pixels falling off with ``sigma``, along ``angle``
+    (random in [-45, 45] per image, from ``seed``, when not given)."""
+
+    radius: float
+    sigma: float
+    angle: float | None = None
+    seed: int | None = None
+
+
+@BLURS.declare("zoom")
+class ZoomBlur:
+    """The mean of the image and its centre zoomed by each factor of ``zooms``
+    (start, stop, step)."""
+
+    zooms: tuple[float, float, float]
+
+
+@BLURS.declare("glass")
+class GlassBlur:
+    """Gaussian, a local pixel shuffle within ``max_delta`` (``iterations`` passes), Gaussian."""
+
+    sigma: float
+    max_delta: int
+    iterations: int
+    seed: int | None = None
+    variant: str = "imagenet_c"
+
+
+BLUR_KINDS = BLURS.names()
 #: The explicit parameters each blur kind takes (besides kind, severity, preset).
-BLUR_PARAMS = {
-    "gaussian": ("sigma",),
-    "defocus": ("radius", "alias_blur"),
-    "motion": ("radius", "sigma", "angle", "seed"),
-    "zoom": ("zooms",),
-    "glass": ("sigma", "max_delta", "iterations", "seed", "variant"),
-}
-AUGMENT_OPS = (
-    "hflip",
-    "vflip",
-    "rotate",
-    "random_resized_crop",
-    "random_crop",
-    "center_crop",
-    "resize",
-    "grayscale",
-    "color_jitter",
-)
+BLUR_PARAMS = {kind: BLURS.takes(kind) for kind in BLUR_KINDS}
+#: The explicit parameters a blur needs when no severity is given.
+REQUIRED_BLUR_PARAMS = {kind: BLURS.needs(kind) for kind in BLUR_KINDS}
+
+#: The augmentation ops, each declared once with the parameters it takes (``p``, the
+#: probability, applies to all); kvision.data.augment implements each by name. Ranges and
+#: help are AugmentOp's, below.
+AUGMENTS = Registry("augmentation op")
+
+
+@AUGMENTS.declare("hflip")
+class HorizontalFlip:
+    """Mirror left-right."""
+
+
+@AUGMENTS.declare("vflip")
+class VerticalFlip:
+    """Mirror top-bottom."""
+
+
+@AUGMENTS.declare("rotate")
+class Rotate:
+    """Rotate by a random angle in [-degrees, degrees] or by a fixed ``angle`` (one of them)."""
+
+    degrees: float | None = None
+    angle: float | None = None
+
+
+@AUGMENTS.declare("random_resized_crop")
+class RandomResizedCrop:
+    """torchvision's crop of a random area and aspect ratio, resized to ``size``."""
+
+    size: tuple[int, int] | None = None
+    scale: tuple[float, float] | None = None
+    ratio: tuple[float, float] | None = None
+
+
+@AUGMENTS.declare("random_crop")
+class RandomCrop:
+    """A ``size`` crop at a random place."""
+
+    size: tuple[int, int]
+
+
+@AUGMENTS.declare("center_crop")
+class CenterCrop:
+    """A ``size`` crop at the centre."""
+
+    size: tuple[int, int]
+
+
+@AUGMENTS.declare("resize")
+class Resize:
+    """Resize to ``size``."""
+
+    size: tuple[int, int]
+
+
+@AUGMENTS.declare("grayscale")
+class Grayscale:
+    """Gray, kept in three channels."""
+
+
+@AUGMENTS.declare("color_jitter")
+class ColorJitter:
+    """Random brightness and/or contrast factors in [1-b, 1+b] and [1-c, 1+c]."""
+
+    brightness: float | None = None
+    contrast: float | None = None
+
+
+AUGMENT_OPS = AUGMENTS.names()
 #: The parameters each augmentation op takes (``p`` is allowed on all of them).
-AUGMENT_PARAMS = {
-    "hflip": (),
-    "vflip": (),
-    "rotate": ("degrees", "angle"),
-    "random_resized_crop": ("size", "scale", "ratio"),
-    "random_crop": ("size",),
-    "center_crop": ("size",),
-    "resize": ("size",),
-    "grayscale": (),
-    "color_jitter": ("brightness", "contrast"),
-}
+AUGMENT_PARAMS = {op: AUGMENTS.takes(op) for op in AUGMENT_OPS}
 BALANCE_METHODS = ("none", "undersample", "oversample", "class_weights")
 
 
@@ -203,8 +292,11 @@ class AugmentOp:
                     "in [-degrees, degrees]) or 'angle' (fixed).",
                 )
             )
-        if self.op in ("random_crop", "center_crop", "resize") and self.size is None:
-            problems.append(("size", f"{self.op} needs 'size' = [height, width]."))
+        problems += [
+            (name, f"{self.op} needs '{name}' = [height, width].")  # only crops need a size
+            for name in AUGMENTS.needs(self.op)
+            if getattr(self, name) is None
+        ]
         for name in ("scale", "ratio"):
             pair = getattr(self, name)
             if pair is not None and pair[0] > pair[1]:

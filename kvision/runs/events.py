@@ -24,7 +24,7 @@ RUN_FINISHED = "run_finished"
 RUN_FAILED = "run_failed"
 RUN_INTERRUPTED = "run_interrupted"
 WARNING = "warning"
-PROFILE = "profile"  # after run_finished: seconds per phase of the run (kvision.train.phases)
+PROFILE = "profile"  # after run_finished: seconds per phase of the run (kvision.runs.phases)
 
 #: The last event of a run that ended, and the status it gives the run.
 TERMINAL = {RUN_FINISHED: "finished", RUN_FAILED: "failed", RUN_INTERRUPTED: "interrupted"}

@@ -76,19 +76,6 @@ def hold(folder: str | os.PathLike, *, what: str = "run") -> Path:
     return lock
 
 
-def claim_existing(folder: str | os.PathLike, *, what: str = "run") -> None:
-    """Hold the lock of a folder about to be continued (``--resume``), by the writer rank
-    only; a folder that does not look like a run is left untouched for the caller's own
-    message (no lock file is made in a folder that is not one), and so is a finished run,
-    which nobody writes again (resuming it changes nothing, not even the lock file)."""
-    from kvision.runs.reader import RunReader
-
-    folder = Path(folder).expanduser()
-    looks = any((folder / name).is_file() for name in ("meta.json", "events.jsonl"))
-    if is_writer_rank() and looks and RunReader(folder).last_word() != "finished":
-        hold(folder, what=what)
-
-
 @contextlib.contextmanager
 def writing_into(path: str | os.PathLike, *, what: str = "run") -> Iterator[None]:
     """Hold the writer lock of the run directory that ``path`` lies in (``kvision export

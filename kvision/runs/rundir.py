@@ -18,7 +18,8 @@ from datetime import datetime
 from pathlib import Path
 
 from kvision.errors import KvisionError, printable
-from kvision.runs.lock import LOCK_FILE, hold, holds, release
+from kvision.runs.lock import LOCK_FILE, hold, holds, is_writer_rank, release
+from kvision.runs.reader import RunReader
 
 LOG_SUFFIX = ".log"
 #: Folder of the runs folder that holds detached runs' console output until their run
@@ -88,6 +89,17 @@ def claim_run_dir(path: str | os.PathLike, *, what: str = "run") -> Path:
     if created:  # claimed before the data is read: a run refused then leaves no folder
         atexit.register(_remove_if_unused, p)
     return p
+
+
+def claim_existing(folder: str | os.PathLike, *, what: str = "run") -> None:
+    """Hold the lock of a folder about to be continued (``--resume``), by the writer rank
+    only; a folder that does not look like a run is left untouched for the caller's own
+    message (no lock file is made in a folder that is not one), and so is a finished run,
+    which nobody writes again (resuming it changes nothing, not even the lock file)."""
+    folder = Path(folder).expanduser()
+    looks = any((folder / name).is_file() for name in ("meta.json", "events.jsonl"))
+    if is_writer_rank() and looks and RunReader(folder).last_word() != "finished":
+        hold(folder, what=what)
 
 
 def _remove_if_unused(path: Path) -> None:

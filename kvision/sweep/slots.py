@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kvision.recipe.schema_sweep import SweepSection
-from kvision.sweep.space import grid, grid_labels
+from kvision.sweep.search_space import grid, grid_labels
 
 MAX_RETRIES = 3  # a trial that kills its worker every time is not retried forever
 

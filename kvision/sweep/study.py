@@ -52,8 +52,15 @@ from kvision.runs.rundir import (
     spawn_run,
 )
 from kvision.sweep.report import read_objective
+from kvision.sweep.search_space import (
+    budget,
+    check_space,
+    override,
+    split_sweep,
+    suggest,
+    trial_params,
+)
 from kvision.sweep.slots import Heartbeat, worker_name
-from kvision.sweep.space import budget, check_space, override, split_sweep, suggest, trial_params
 from kvision.sweep.storage import is_url, without_password
 from kvision.sweep.studies import BUDGET_ATTR, SharedStudy, SweepStudy, comparable, local_study
 from kvision.sweep.summary import JOURNAL, META, write_report

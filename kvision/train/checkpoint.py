@@ -39,7 +39,7 @@ from kvision.runs.atomic import (
     fsync_dir,
     fsync_file,
 )
-from kvision.runs.space import DiskFull, disk_full_cause, ensure_space
+from kvision.runs.disk_space import DiskFull, disk_full_cause, ensure_space
 
 LATEST = "latest.json"
 MANIFEST = "manifest.json"

@@ -57,7 +57,7 @@ def compile_model(
     else:
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-    from kvision.models._fast import direct_graph, fuse_adam
+    from kvision.models import direct_graph, fuse_adam
 
     direct_graph(model)
     model.compile(

@@ -29,7 +29,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from kvision.train.ddp_env import init_from_env, is_main, launch, rank, world_size
+from kvision.train.launch import launch
+from kvision.train.ranks import init_from_env, is_main, rank, world_size
 from kvision.train.signals import StopFlag
 
 

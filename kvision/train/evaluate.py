@@ -9,30 +9,51 @@ from __future__ import annotations
 import copy
 import hashlib
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.special import logsumexp
 
-from kvision.train.phases import timed
+from kvision.runs.phases import timed
 
 if TYPE_CHECKING:
     import keras
 
-    from kvision.train.context import RunContext
+    from kvision.data.feed import Feed
+    from kvision.train.signals import StopFlag
+
+
+@dataclass
+class Evaluator:
+    """Evaluations of a run's checkpoints on its feed; equal untrained weights predict once."""
+
+    feed: Feed
+    stop: StopFlag
+    regression: bool = False
+    #: Evaluations by weights digest (see evaluate_matrix), so equal weights predict once.
+    cache: dict[str, tuple] = field(default_factory=dict)
+
+    def evaluate(self, model: keras.Model, label: str) -> tuple[dict, dict, dict, dict | None]:
+        """(matrix, losses, the evaluation event's extra fields, predicted test classes per
+        condition or None) of the checkpoint ``label``."""
+        if self.regression:
+            return (*evaluate_fit(self, model), None)
+        matrix, losses, predicted = evaluate_matrix(self, model, untrained=label == "before")
+        return matrix, losses, {"metric": "accuracy"}, predicted
 
 
 def _predictions(
-    ctx: RunContext, model: keras.Model
+    ev: Evaluator, model: keras.Model
 ) -> Iterator[tuple[str, str, np.ndarray, np.ndarray]]:
     """(condition, split, model outputs as float64, labels) for every evaluated cell.
 
     Predictions (not ``model.evaluate``) so the final checkpoint's test predictions can be
     reused (classification report) and losses exclude L1/L2 penalty terms.
     """
-    for condition in ctx.eval_conditions():
-        for split in ctx.recipe.evaluate.splits:
-            found = ctx.eval_batches(condition, split)
+    for condition in ev.feed.eval_conditions():
+        for split in ev.feed.recipe.evaluate.splits:
+            found = ev.feed.eval_batches(condition, split)
             if found is None:
                 continue
             batches, labels = found
@@ -42,12 +63,12 @@ def _predictions(
                 np.asarray(model.predict(batches, verbose=0), dtype=np.float64),
                 labels,
             )
-            ctx.stop.raise_if_set()
+            ev.stop.raise_if_set()
 
 
 @timed("evaluate")
 def evaluate_matrix(
-    ctx: RunContext, model: keras.Model, *, untrained: bool = False
+    ev: Evaluator, model: keras.Model, *, untrained: bool = False
 ) -> tuple[dict, dict, dict]:
     """Accuracy and cross-entropy per condition and split, and the predicted test classes.
 
@@ -57,11 +78,11 @@ def evaluate_matrix(
     hashed (0.5 s of the main job's evaluations went to hashing AlexNet/2's 44 MB).
     """
     if not untrained:
-        return _matrix(ctx, model)
+        return _matrix(ev, model)
     key = weights_key(model)
-    if key not in ctx.eval_cache:
-        ctx.eval_cache[key] = _matrix(ctx, model)
-    accuracy, loss, predicted = copy.deepcopy(ctx.eval_cache[key])
+    if key not in ev.cache:
+        ev.cache[key] = _matrix(ev, model)
+    accuracy, loss, predicted = copy.deepcopy(ev.cache[key])
     return accuracy, loss, predicted
 
 
@@ -77,11 +98,11 @@ def weights_key(model: keras.Model) -> str:
     return digest.hexdigest()
 
 
-def _matrix(ctx: RunContext, model: keras.Model) -> tuple[dict, dict, dict]:
+def _matrix(ev: Evaluator, model: keras.Model) -> tuple[dict, dict, dict]:
     accuracy: dict[str, dict[str, float]] = {}
     loss: dict[str, dict[str, float]] = {}
     predicted: dict[str, np.ndarray] = {}
-    for condition, split, logits, labels in _predictions(ctx, model):
+    for condition, split, logits, labels in _predictions(ev, model):
         classes = logits.argmax(axis=-1)
         nll = logsumexp(logits, axis=-1) - logits[np.arange(len(labels)), labels]
         accuracy.setdefault(condition, {})[split] = round(float(np.mean(classes == labels)), 6)
@@ -92,7 +113,7 @@ def _matrix(ctx: RunContext, model: keras.Model) -> tuple[dict, dict, dict]:
 
 
 @timed("evaluate")
-def evaluate_fit(ctx: RunContext, model: keras.Model) -> tuple[dict, dict, dict]:
+def evaluate_fit(ev: Evaluator, model: keras.Model) -> tuple[dict, dict, dict]:
     """A regression's checkpoint: R^2 per condition and split (the matrix), MSE (the loss),
     and the event's extra fields: ``metric`` and ``scores`` (mse, mae, r2 per cell).
 
@@ -104,7 +125,7 @@ def evaluate_fit(ctx: RunContext, model: keras.Model) -> tuple[dict, dict, dict]
     r2: dict[str, dict[str, float]] = {}
     mse: dict[str, dict[str, float]] = {}
     scores: dict[str, dict[str, dict[str, float]]] = {}
-    for condition, split, outputs, targets in _predictions(ctx, model):
+    for condition, split, outputs, targets in _predictions(ev, model):
         predicted = outputs.reshape(-1)
         cell = {
             "mse": mean_squared_error(targets, predicted),

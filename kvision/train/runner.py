@@ -9,16 +9,22 @@ import os
 import sys
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kvision.errors import KvisionError
 from kvision.recipe import Recipe, load_recipe
 from kvision.runs import RunReader, RunWriter, is_run_dir
-from kvision.runs.space import EXIT_DISK_FULL, DiskFull, disk_full_cause, disk_full_message
+from kvision.runs.disk_space import EXIT_DISK_FULL, DiskFull, disk_full_cause, disk_full_message
+from kvision.runs.phases import phase, start_run
 from kvision.train.console import Console
-from kvision.train.phases import phase, start_run
+from kvision.train.output import RunOutput
+from kvision.train.ranks import main_only
 from kvision.train.signals import StopFlag, StopRequested, stop_on_signals
+
+if TYPE_CHECKING:
+    from kvision.train.resources import RunResources
 
 EXIT_OK, EXIT_FAILED, EXIT_USER = 0, 1, 2
 EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
@@ -53,13 +59,13 @@ def run_recipe(
     """
     from kvision.recipe.compat import check_loaded
     from kvision.runs.lock import is_writer_rank
-    from kvision.runs.rundir import claim_run_dir, new_run_dir
+    from kvision.runs.rundir import claim_run_dir
 
     recipe = load_recipe(recipe_path, list(overrides))
     if run_dir and is_writer_rank():  # its writer lock, before torch: a second one exits at once
         claim_run_dir(run_dir)
-    from kvision.train.ddp_env import FollowerWriter, broadcast_object, init_from_env, is_main
-    from kvision.train.rundir import write_identity
+    from kvision.train.identity import write_identity
+    from kvision.train.ranks import broadcast_object, init_from_env, is_main, open_writer
 
     start_run()
     init_from_env()
@@ -68,16 +74,9 @@ def run_recipe(
     dataset = _load_data(recipe, manifest=None)
     _check_splits(recipe, dataset)
     check_loaded(recipe, dataset.image_shape)  # a folder's image size vs the models
-    path = None
-    if is_main():
-        path = (
-            claim_run_dir(run_dir)
-            if run_dir
-            else new_run_dir(runs_dir or recipe.output.runs_dir, recipe.experiment.name)
-        )
-    path = Path(broadcast_object(str(path) if path else None))
+    path = Path(broadcast_object(_claim_run_dir(recipe, runs_dir, run_dir)))
     _every_rank_sees(path)
-    writer = RunWriter(path) if is_main() else FollowerWriter(path)
+    writer = open_writer(path)
     write_identity(
         writer,
         recipe,
@@ -89,7 +88,21 @@ def run_recipe(
 
     writer.write_json("split.json", split_manifest(dataset))
     console.line(f"run directory: {path}")
-    return _execute(recipe, dataset, writer, console, resumed=False, notes=_torch_only(notes))
+    out = RunOutput(writer, console)
+    return _execute(recipe, dataset, out, Start(notes=_torch_only(notes)))
+
+
+@main_only
+def _claim_run_dir(recipe: Recipe, runs_dir: str | None, run_dir: str | None) -> str:
+    """The one place a new run's directory is claimed (rank 0; the others are told where)."""
+    from kvision.runs.rundir import claim_run_dir, new_run_dir
+
+    path = (
+        claim_run_dir(run_dir)
+        if run_dir
+        else new_run_dir(runs_dir or recipe.output.runs_dir, recipe.experiment.name)
+    )
+    return str(path)
 
 
 def resume_run(
@@ -102,15 +115,15 @@ def resume_run(
     notes: list[str] | None = None,
 ) -> RunResult:
     """Continue a stopped run from each unfinished trial's last completed epoch."""
-    from kvision.runs.lock import claim_existing
+    from kvision.runs.rundir import claim_existing
 
     claim_existing(run_dir)  # the writer lock, before anything of the run is read (or torch)
-    from kvision.train.ddp_env import (
-        FollowerWriter,
+    from kvision.train.ranks import (
         barrier,
         check_everywhere,
         init_from_env,
         is_main,
+        open_writer,
         shared_dir_problem,
     )
 
@@ -142,7 +155,7 @@ def resume_run(
         else None
     )
     dataset = _load_data(recipe, manifest=manifest)
-    writer = RunWriter(path) if is_main() else FollowerWriter(path)
+    writer = open_writer(path)
     _update_meta(writer, reader)
     if manifest is None:  # killed before it was written: record the split now
         from kvision.data import split_manifest
@@ -156,15 +169,12 @@ def resume_run(
     console.line(f"resuming {path}")
     damaged = _damaged_trials(path, reader)
     # A run killed before its first event still needs run_started and data_loaded.
-    return _execute(
-        recipe,
-        dataset,
-        writer,
-        console,
+    start = Start(
         resumed=bool(reader.of("run_started")),
         done=_finished_trials(reader) - set(damaged),
         notes=list(damaged.values()) + _torch_only(notes),
     )
+    return _execute(recipe, dataset, RunOutput(writer, console), start)
 
 
 def _torch_only(notes: list[str] | None) -> list[tuple[str, str, None]]:
@@ -221,15 +231,18 @@ def _refuse_running(path: Path, reader: RunReader, force: bool) -> None:
 def _every_rank_sees(path: Path) -> None:
     """Ranks on other machines read checkpoints from rank 0's run directory: check they can
     see it before anything is written (an empty directory rank 0 made is removed again)."""
-    from kvision.train.ddp_env import check_everywhere, is_main, shared_dir_problem
+    from kvision.train.ranks import check_everywhere, shared_dir_problem
 
     try:
         check_everywhere(path.is_dir(), shared_dir_problem(path))
     except KvisionError:
-        if is_main():
-            with contextlib.suppress(OSError):
-                path.rmdir()  # only if still empty
+        main_only(_remove_if_empty)(path)
         raise
+
+
+def _remove_if_empty(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.rmdir()  # only if still empty
 
 
 def _rank_console(main: bool) -> Console:
@@ -252,58 +265,36 @@ def _trial_entry(plan) -> dict:
     }
 
 
-def _execute(
-    recipe: Recipe,
-    dataset,
-    writer: RunWriter,
-    console: Console,
-    *,
-    resumed: bool,
-    done: set[str] | None = None,
-    notes: list[tuple[str, str, str]] = (),
-) -> RunResult:
+@dataclass(frozen=True)
+class Start:
+    """How a run starts: fresh or resumed, with the trials already done and the warnings
+    to say first (kind, message, trial)."""
+
+    resumed: bool = False
+    done: frozenset[str] | set[str] = frozenset()
+    notes: list[tuple[str, str, str | None]] = field(default_factory=list)
+
+
+def _execute(recipe: Recipe, dataset, out: RunOutput, start: Start) -> RunResult:
     with phase("imports"):  # Keras and torch, on the first run of the process
-        from kvision.data import class_weights, normalization
-        from kvision.train.context import RunContext
         from kvision.train.trial import plan_trials
 
     plans = plan_trials(recipe)
     started = time.monotonic()
-    if not resumed:
-        writer.event(
-            "run_started",
-            run=writer.dir.name,
-            recipe_name=recipe.experiment.name,
-            trials=[_trial_entry(p) for p in plans],
-        )
-        writer.event(
-            "data_loaded",
-            dataset=dataset.name,
-            class_names=dataset.class_names,
-            counts={k: len(v.labels) for k, v in dataset.splits.items()},
-            image_shape=list(dataset.image_shape),
-            info=dataset.info,
-            skipped=dataset.info.get("skipped", []),
-        )
+    if not start.resumed:
+        _announce(out, recipe, dataset, plans)
+    writer, console = out.writer, out.console
     with stop_on_signals() as stop, _warnings_as_events() as captured:
-        ctx = RunContext(
-            recipe,
-            writer,
-            console,
-            stop,
-            dataset,
-            mean_std=None if recipe.data.regression else normalization(recipe.data, dataset),
-            class_weights=class_weights(recipe.data, dataset),
-        )
-        captured.append(ctx)
+        shared = _resources(recipe, dataset, out, stop)
+        captured.append(out)
         try:
-            _speed_warning(ctx)
-            if not resumed:
-                _data_warnings(ctx)
-            for kind, message, trial in notes:
-                ctx.warn(kind, message, trial=trial)
-            _run_trials(ctx, plans, done or set())
-            _finish_run(ctx, started)
+            _speed_warning(out)
+            if not start.resumed:
+                _data_warnings(out, dataset)
+            for kind, message, trial in start.notes:
+                out.warn(kind, message, trial=trial)
+            _run_trials(shared, plans, start.done)
+            _finish_run(shared, started)
         except StopRequested as stopped:
             return _interrupted(writer, console, stopped)
         except KvisionError as exc:
@@ -317,13 +308,54 @@ def _execute(
     return RunResult(writer.dir, "finished", EXIT_OK)
 
 
+def _announce(out: RunOutput, recipe: Recipe, dataset, plans: list) -> None:
+    """run_started and data_loaded: the first events of a run."""
+    out.event(
+        "run_started",
+        run=out.writer.dir.name,
+        recipe_name=recipe.experiment.name,
+        trials=[_trial_entry(p) for p in plans],
+    )
+    out.event(
+        "data_loaded",
+        dataset=dataset.name,
+        class_names=dataset.class_names,
+        counts={k: len(v.labels) for k, v in dataset.splits.items()},
+        image_shape=list(dataset.image_shape),
+        info=dataset.info,
+        skipped=dataset.info.get("skipped", []),
+    )
+
+
+def _resources(recipe: Recipe, dataset, out: RunOutput, stop: StopFlag) -> RunResources:
+    """What the run lends its trials: data feed, evaluator, insight points, normalisation."""
+    from kvision.data import class_weights, normalization
+    from kvision.data.feed import Feed
+    from kvision.train.evaluate import Evaluator
+    from kvision.train.insight_points import insight_points
+    from kvision.train.resources import RunResources
+
+    feed = Feed(dataset, recipe)
+    regression = recipe.data.regression
+    return RunResources(
+        recipe,
+        out,
+        stop,
+        feed,
+        Evaluator(feed, stop, regression=regression),
+        insight_points(out.writer, feed),
+        mean_std=None if regression else normalization(recipe.data, dataset),
+        class_weights=class_weights(recipe.data, dataset),
+    )
+
+
 @contextlib.contextmanager
 def _warnings_as_events():
     """Python warnings raised during the run (Keras, kvision's own) become ``warning`` events
     and console lines, each distinct one once, instead of lines on stderr nobody reads.
 
-    Yields a list the caller appends the RunContext to once it exists; warnings before that
-    go to stderr as usual.
+    Yields a list the caller appends the run's output (RunOutput) to once it exists; warnings
+    before that go to stderr as usual.
     """
     import warnings
 
@@ -349,49 +381,47 @@ def _warnings_as_events():
         yield holder
 
 
-def _run_trials(ctx, plans: list, done: set[str]) -> None:
+def _run_trials(shared: RunResources, plans: list, done: set[str]) -> None:
     """Every trial not done yet; one whose loss stops being finite is marked failed and the
     run goes on with the others."""
-    from kvision.train.checkpoint import remove_checkpoints
-    from kvision.train.ddp_env import is_main
-    from kvision.train.trial import TrialFailed, run_trial
+    from kvision.train.trial import Trial, TrialFailed, drop_checkpoints
 
+    out = shared.out
     for plan in plans:
         if plan.name in done:
             continue
         try:
-            run_trial(ctx, plan)
+            Trial(shared, plan).run()
         except TrialFailed as exc:
-            ctx.writer.event("trial_failed", trial=exc.trial, stage=exc.stage, error=str(exc))
-            ctx.warn("non_finite_loss", str(exc), trial=exc.trial, stage=exc.stage)
-            if is_main():
-                remove_checkpoints(ctx.writer.dir / "trials" / plan.name / "checkpoints")
+            out.event("trial_failed", trial=exc.trial, stage=exc.stage, error=str(exc))
+            out.warn("non_finite_loss", str(exc), trial=exc.trial, stage=exc.stage)
+            drop_checkpoints(out.writer.dir / "trials" / plan.name / "checkpoints")
 
 
-def _speed_warning(ctx) -> None:
+def _speed_warning(out: RunOutput) -> None:
     """Training without the torch speed paths works, only slower: worth a warning event."""
     import keras
 
-    from kvision.models._fast import speed_paths_status
+    from kvision.models import speed_paths_status
 
     enabled, reason = speed_paths_status()
     if not enabled and keras.backend.backend() == "torch":
-        ctx.warn("speed_paths_off", f"{reason}.")
+        out.warn("speed_paths_off", f"{reason}.")
 
 
-def _data_warnings(ctx) -> None:
+def _data_warnings(out: RunOutput, dataset) -> None:
     """What the data loading passed over, said once when the run starts."""
-    info = ctx.dataset.info
+    info = dataset.info
     skipped = info.get("skipped") or []
     if skipped:
-        ctx.writer.write_json("skipped.json", skipped)
+        out.writer.write_json("skipped.json", skipped)
         shown = "; ".join(f"{s['path']} ({s['reason']})" for s in skipped[:SKIPPED_SHOWN])
         more = f" and {len(skipped) - SKIPPED_SHOWN} more" if len(skipped) > SKIPPED_SHOWN else ""
-        ctx.warn(
+        out.warn(
             "skipped_files",
-            f"{len(skipped)} file(s) in {info.get('folder') or ctx.dataset.name} were skipped "
+            f"{len(skipped)} file(s) in {info.get('folder') or dataset.name} were skipped "
             f"(not images, unreadable or too small): {shown}{more}. The full list is in "
-            f"{ctx.writer.dir / 'skipped.json'}.",
+            f"{out.writer.dir / 'skipped.json'}.",
             details={
                 "count": len(skipped),
                 "first": skipped[:SKIPPED_SHOWN],
@@ -399,7 +429,7 @@ def _data_warnings(ctx) -> None:
             },
         )
     for kind, message in info.get("warnings", []):
-        ctx.warn(kind, message)
+        out.warn(kind, message)
 
 
 def _check_splits(recipe: Recipe, dataset) -> None:
@@ -444,31 +474,26 @@ def _disk_full(writer: RunWriter, console: Console, full: DiskFull) -> RunResult
     return RunResult(writer.dir, "failed", EXIT_DISK_FULL, msg)
 
 
-def _finish_run(ctx, started: float) -> None:
-    from kvision.train.ddp_env import is_main
+@main_only
+def _finish_run(shared: RunResources, started: float) -> None:
     from kvision.train.report import finished_time, write_report
 
-    if not is_main():
-        return
-    if ctx.recipe.insight.enabled:
-        from kvision.insight.hooks import run_artifacts
-
-        with phase("insight"):
-            run_artifacts(ctx.writer, cfg=ctx.recipe.insight)
+    out = shared.out
+    shared.insight.at_run_end()
     seconds = round(time.monotonic() - started, 2)
     # The report first: a run is only marked finished once everything it promises is on disk.
     with phase("export"):
-        report = write_report(ctx.writer.dir, status="finished", session_seconds=seconds)
-    ctx.writer.artifact(report, "report")
-    _write_profile(ctx.writer)  # before the last word: run_finished stays the last event
-    ctx.writer.event("run_finished", seconds=seconds)
-    ctx.console.line(f"finished in {finished_time(ctx.writer.dir)}: {ctx.writer.dir / 'report.md'}")
+        report = write_report(out.writer.dir, status="finished", session_seconds=seconds)
+    out.writer.artifact(report, "report")
+    _write_profile(out.writer)  # before the last word: run_finished stays the last event
+    out.event("run_finished", seconds=seconds)
+    out.line(f"finished in {finished_time(out.writer.dir)}: {out.writer.dir / 'report.md'}")
 
 
 def _write_profile(writer: RunWriter) -> None:
-    """Where this process's time went (kvision.train.phases): profile.json and an event."""
+    """Where this process's time went (kvision.runs.phases): profile.json and an event."""
     from kvision.runs.events import PROFILE
-    from kvision.train.phases import PROFILE_FILE, snapshot
+    from kvision.runs.phases import PROFILE_FILE, snapshot
 
     profile = snapshot()
     writer.write_json(PROFILE_FILE, profile)

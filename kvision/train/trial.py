@@ -1,19 +1,21 @@
-"""One trial (a model trained by one arm): stages in order, evaluation, checkpoints, resume."""
+"""One trial (a model trained by one arm): stages in order, evaluation, checkpoints, resume.
+
+:meth:`Trial.run` is the whole loop on one screen; the methods below it are its named steps.
+"""
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import keras
 import numpy as np
 
 from kvision.errors import KvisionError
-from kvision.recipe import Recipe
-from kvision.recipe.schema import ArmSection, ModelSection, StageSection
-from kvision.recipe.schema_training import TrainingSection
+from kvision.recipe.schema import StageSection
+from kvision.runs.phases import phase, timed
 from kvision.train.checkpoint import (
     BEST,
     find_checkpoint,
@@ -27,10 +29,10 @@ from kvision.train.checkpoint import (
 )
 from kvision.train.compile import compile_model, with_overrides
 from kvision.train.console import format_metrics
-from kvision.train.context import RunContext
-from kvision.train.ddp_env import barrier, is_distributed, is_main
-from kvision.train.evaluate import evaluate_fit, evaluate_matrix
-from kvision.train.phases import phase, timed
+from kvision.train.fit import Epoch, epoch_seed, fit_one_epoch
+from kvision.train.plan import TrialPlan, TrialState, plan_trials
+from kvision.train.ranks import barrier, is_distributed, main_only, main_writes
+from kvision.train.resources import RunResources
 from kvision.train.schedule import (
     EarlyState,
     PlateauState,
@@ -39,37 +41,8 @@ from kvision.train.schedule import (
     update_plateau,
 )
 
-
-@dataclass
-class TrialPlan:
-    """What one trial is: names, the model table, the arm, and its seed."""
-
-    name: str
-    model_name: str
-    model: ModelSection
-    arm_index: int
-    arm: ArmSection
-    seed: int
-    repeat: int = 0
-
-    @property
-    def stages(self) -> tuple[StageSection, ...]:
-        """The arm's stages."""
-        return self.arm.stages
-
-
-@dataclass
-class TrialState:
-    """Where a trial is; saved in every checkpoint so a resume continues exactly."""
-
-    stage_index: int = 0
-    stage_epoch: int = 0  # epochs completed in the current stage
-    global_epoch: int = 0  # epochs completed in the whole trial
-    evaluated: list[str] = field(default_factory=list)
-    stage_done: bool = False
-    early: dict = field(default_factory=dict)
-    plateau: dict = field(default_factory=dict)
-    seconds: float = 0.0
+#: `weights` values meaning random initialisation ("none" lets --set turn pretrained weights off).
+NO_WEIGHTS = (None, "", "none")
 
 
 class TrialFailed(Exception):
@@ -80,56 +53,99 @@ class TrialFailed(Exception):
         super().__init__(message)
 
 
-def plan_trials(recipe: Recipe) -> list[TrialPlan]:
-    """Every model x arm (x repeat), in recipe order."""
-    plans = []
-    repeats = recipe.experiment.repeats
-    for r in range(repeats):
-        for model_name, model in recipe.models.items():
-            for i, arm in enumerate(recipe.arms):
-                if arm.models is not None and model_name not in arm.models:
-                    continue
-                name = f"{model_name}-{arm.name}" + (f"-s{r}" if repeats > 1 else "")
-                plans.append(
-                    TrialPlan(name, model_name, model, i, arm, recipe.experiment.seed + r, r)
-                )
-    return plans
+class Trial:
+    """What one trial needs: its plan, model, state, checkpoint folder and the run's feed."""
 
+    def __init__(self, shared: RunResources, plan: TrialPlan) -> None:
+        self.shared, self.plan, self.feed = shared, plan, shared.feed
+        self.out, self.settings = shared.out, shared.recipe
+        self.dir = self.out.writer.dir / "trials" / plan.name
+        self.checkpoints = self.dir / "checkpoints"
+        self.found = intact_checkpoint(self)
+        self.state = TrialState(**self.found[1]["trial"]) if self.found else TrialState()
+        self.model: keras.Model | None = None
+        self.predicted: dict | None = None  # the last evaluation's predicted test classes
+        self.early, self.plateau = EarlyState(), PlateauState()
+        self.started = 0.0
 
-def run_trial(ctx: RunContext, plan: TrialPlan) -> None:
-    """Train one trial from its latest checkpoint (or from scratch) to the end."""
-    trial_dir = ctx.writer.dir / "trials" / plan.name
-    ckpt_dir = trial_dir / "checkpoints"
-    found = _intact_checkpoint(ctx, plan, ckpt_dir)
-    state = TrialState(**found[1]["trial"]) if found else TrialState()
-    keras.utils.set_random_seed(plan.seed)  # same seed -> same init for every arm of a model
-    model = ctx.build_model(plan)
-    if ctx.recipe.insight.enabled:  # a layer named in [insight] must exist: fail before training
-        from kvision.insight.hooks import check_model
+    def run(self) -> None:
+        """The trial from its newest intact checkpoint (or its start) to its end."""
+        resume_from = self.start()
+        try:
+            self.started = time.monotonic() - self.state.seconds
+            if self.settings.evaluate.before:
+                self.evaluate_once("before", None)
+            stages = self.plan.stages
+            while self.state.stage_index < len(stages):
+                stage = stages[self.state.stage_index]
+                if not self.state.stage_done:
+                    self.begin_stage(stage, resume_from)
+                    self.train_stage(stage)
+                resume_from = None
+                last = self.state.stage_index == len(stages) - 1
+                if self.settings.evaluate.after_each_stage or last:
+                    self.evaluate_once(f"after_{stage.name}", stage)
+                self.state.next_stage()
+            self.finish()
+        finally:
+            wait_for_commits()  # a stop or a failure still leaves the checkpoint in flight in place
 
-        check_model(model, ctx.recipe.insight)
-    # Compiled at once so the "before" evaluation can run; each stage compiles afresh.
-    compile_model(
-        model,
-        plan.stages[min(state.stage_index, len(plan.stages) - 1)].training,
-        regression=ctx.regression,
-    )
-    resume_from = None
-    if found:
-        restore_files(found[0], ckpt_dir)
-        if state.stage_epoch and not state.stage_done:
-            resume_from = found[0]  # mid-stage: optimizer state too, once the stage is set up
-        else:
-            restore_weights(found[0], model)
-        ctx.writer.event(
+    def train_stage(self, stage: StageSection) -> None:
+        """Epochs of one stage: learning rate -> fit -> finite check -> early stop -> event ->
+        checkpoint, until the stage's epochs are done or early stopping ends it."""
+        state, training = self.state, stage.training
+        batches = self.feed.fit_batches(stage.condition, training, self.plan.seed)
+        self.early, self.plateau = EarlyState(**state.early), PlateauState(**state.plateau)
+        stopped = False
+        while state.stage_epoch < stage.epochs and not stopped:
+            epoch = self.next_epoch(stage)
+            lr = self.set_learning_rate(epoch)
+            batches[0].set_epoch(state.global_epoch)
+            t0 = time.monotonic()
+            metrics = fit_one_epoch(self.model, batches, epoch, self.shared)
+            check_finite(epoch, metrics)
+            metrics["lr"] = lr
+            state.stage_epoch, state.global_epoch = state.stage_epoch + 1, state.global_epoch + 1
+            stopped = self.early_stop(epoch, metrics)
+            self.epoch_ended(epoch, metrics, time.monotonic() - t0, stopped)
+            if state.stage_epoch < stage.epochs and not stopped:
+                self.checkpoint_every()  # the stage's own checkpoint records its last epoch
+                self.shared.stop.raise_if_set()
+        self.end_stage(stage, stopped)
+
+    # -- the named steps -------------------------------------------------------------
+    def start(self) -> Path | None:
+        """Seed, build and compile the model, and restore the checkpoint found (if any);
+        returns the checkpoint to take the optimizer state from, once the stage is set up."""
+        plan, state = self.plan, self.state
+        keras.utils.set_random_seed(plan.seed)  # same seed -> same init for every arm of a model
+        self.model = build_model(self.shared, plan)
+        self.shared.insight.check_model(self.model)
+        # Compiled at once so the "before" evaluation can run; each stage compiles afresh.
+        stage = plan.stages[min(state.stage_index, len(plan.stages) - 1)]
+        compile_model(self.model, stage.training, regression=self.shared.regression)
+        if not self.found:
+            self.announce()
+            return None
+        path = self.found[0]
+        restore_files(path, self.checkpoints)
+        mid_stage = state.stage_epoch and not state.stage_done
+        if not mid_stage:
+            restore_weights(path, self.model)
+        self.out.event(
             "trial_resumed",
             trial=plan.name,
             stage_index=state.stage_index,
             epoch=state.global_epoch,
-            checkpoint=found[0].name,
+            checkpoint=path.name,
         )
-    else:
-        ctx.writer.event(
+        self.say_started()
+        return path if mid_stage else None
+
+    def announce(self) -> None:
+        """trial_started, and a line for people."""
+        plan = self.plan
+        self.out.event(
             "trial_started",
             trial=plan.name,
             model=plan.model_name,
@@ -137,343 +153,283 @@ def run_trial(ctx: RunContext, plan: TrialPlan) -> None:
             repeat=plan.repeat,
             arch=plan.model.arch,
             seed=plan.seed,
-            params=_trainable_params(model),
+            params=trainable_params(self.model),
         )
-    ctx.console.line(
-        f"== trial {plan.name}: {plan.model.arch} ({_trainable_params(model):,} "
-        f"trainable parameters), arm {plan.arm.name}"
+        self.say_started()
+
+    def say_started(self) -> None:
+        plan = self.plan
+        self.out.line(
+            f"== trial {plan.name}: {plan.model.arch} ({trainable_params(self.model):,} "
+            f"trainable parameters), arm {plan.arm.name}"
+        )
+
+    def begin_stage(self, stage: StageSection, resume_from: Path | None) -> None:
+        """Freeze/unfreeze, apply penalties and dropout, compile with a fresh optimizer.
+
+        Each stage starts with a fresh optimizer, since its settings may differ from the last
+        stage's; a run resumed mid-stage gets the checkpoint's optimizer state back.
+        """
+        plan, training = self.plan, stage.training
+        freeze = stage.freeze if stage.freeze is not None else plan.model.freeze
+        unfreeze = stage.unfreeze if stage.unfreeze is not None else plan.model.unfreeze
+        if freeze or unfreeze:
+            from kvision.models import apply_trainable
+
+            apply_trainable(self.model, freeze=list(freeze), unfreeze=list(unfreeze))
+        ensure_trainable(self.model, plan)
+        self.model = with_overrides(self.model, training)
+        compile_model(self.model, training, regression=self.shared.regression)
+        if resume_from is not None:
+            restore_checkpoint(resume_from, self.model)
+            return
+        self.out.event(
+            "stage_started",
+            trial=plan.name,
+            stage=stage.name,
+            stage_index=self.state.stage_index,
+            condition=stage.condition,
+            epochs=stage.epochs,
+            trainable_params=trainable_params(self.model),
+            optimizer=asdict(training.optimizer),
+            batch_size=training.batch_size,
+        )
+
+    def next_epoch(self, stage: StageSection) -> Epoch:
+        """The epoch about to be fitted, with its own seed (a pure function of the trial's
+        seed and the epoch, so a resumed run draws the same dropout masks)."""
+        return Epoch(
+            trial=self.plan.name,
+            stage=stage.name,
+            index=self.state.stage_epoch,
+            epochs=stage.epochs,
+            seed=epoch_seed(self.plan.seed, self.state.global_epoch),
+            training=stage.training,
+        )
+
+    def set_learning_rate(self, epoch: Epoch) -> float:
+        """The schedule's rate for this epoch, set on the optimizer."""
+        training = epoch.training
+        lr = learning_rate(
+            training.schedule,
+            training.optimizer.learning_rate,
+            epoch.index,
+            epoch.epochs,
+            self.plateau,
+        )
+        self.model.optimizer.learning_rate.assign(lr)
+        return lr
+
+    def early_stop(self, epoch: Epoch, metrics: dict) -> bool:
+        """Plateau and early-stopping bookkeeping after an epoch; True: the stage ends here."""
+        spec = epoch.training.early_stopping
+        update_plateau(epoch.training.schedule, self.plateau, metrics)
+        stop = False
+        if spec:
+            improved, stop = update_early(spec, self.early, metrics, epoch.index)
+            if improved and spec.restore_best:
+                main_only(save_best)(self.checkpoints, self.model)  # rank 0 writes it
+        self.state.early, self.state.plateau = asdict(self.early), asdict(self.plateau)
+        return stop
+
+    def epoch_ended(self, epoch: Epoch, metrics: dict, seconds: float, stopped: bool) -> None:
+        """epoch_end, and a console line every print_every epochs, at the stage's last one
+        and when early stopping ends it."""
+        self.out.event(
+            "epoch_end",
+            trial=epoch.trial,
+            stage=epoch.stage,
+            epoch=epoch.index + 1,
+            global_epoch=self.state.global_epoch,
+            metrics=metrics,
+            seconds=round(seconds, 3),
+        )
+        done = epoch.index + 1
+        if done % self.settings.output.print_every == 0 or done == epoch.epochs or stopped:
+            self.out.line(
+                f"{epoch.trial} {epoch.stage} epoch {done}/{epoch.epochs} "
+                f"{format_metrics(metrics)} ({seconds:.1f}s)"
+            )
+
+    def checkpoint_every(self) -> None:
+        """A checkpoint every ``output.checkpoint_every`` epochs of a stage."""
+        if self.state.stage_epoch % self.settings.output.checkpoint_every == 0:
+            self.checkpoint()
+
+    def end_stage(self, stage: StageSection, stopped: bool) -> None:
+        """Back to the best weights if early stopping asks for them; stage_ended; the stage's
+        own checkpoint."""
+        barrier()  # rank 0's best weights are on disk before anyone loads them
+        spec = stage.training.early_stopping
+        best = self.checkpoints / BEST
+        if spec and spec.restore_best and best.exists():
+            self.model.load_weights(str(best))
+        state = self.state
+        if stopped:
+            state.stage_epoch = stage.epochs
+        state.stage_done = True
+        self.out.event(
+            "stage_ended",
+            trial=self.plan.name,
+            stage=stage.name,
+            epochs_run=state.stage_epoch,
+            stopped_early=stopped,
+            best_epoch=self.early.best_epoch + 1 if self.early.best is not None else None,
+        )
+        self.checkpoint()
+
+    def evaluate_once(self, label: str, stage: StageSection | None) -> None:
+        """Evaluate the accuracy matrix, draw the checkpoint's pictures, record it as done
+        (a resumed trial does not evaluate a checkpoint again)."""
+        if label in self.state.evaluated:
+            return
+        trial, where = self.plan.name, stage.name if stage else None
+        # viewers show "evaluating" instead of a silent pause (an evaluation can take minutes)
+        self.out.event("evaluation_started", trial=trial, stage=where, checkpoint=label)
+        matrix, losses, extra, predicted = self.shared.evaluator.evaluate(self.model, label)
+        self.predicted = predicted if predicted is not None else self.predicted
+        self.out.event(
+            "evaluation",
+            trial=trial,
+            stage=where,
+            checkpoint=label,
+            matrix=matrix,
+            loss=losses,
+            **extra,
+        )
+        self.out.line(
+            f"{trial} {label} ({extra['metric']}): "
+            + "  ".join(
+                f"{cond}/{split} {acc:.4f}"
+                for cond, row in matrix.items()
+                for split, acc in row.items()
+            )
+        )
+        self.shared.insight.at_checkpoint(trial, label, self.model)
+        self.state.evaluated.append(label)
+        self.checkpoint(same_weights=True)
+
+    def finish(self) -> None:
+        """model.keras, the trial's pictures, trial_finished; its checkpoints go."""
+        seconds = time.monotonic() - self.started
+        if self.settings.output.save_models:
+            export_model(self)
+        self.shared.insight.at_trial_end(self.plan.name, self.model, self.predicted)
+        self.out.event("trial_finished", trial=self.plan.name, seconds=round(seconds, 2))
+        drop_checkpoints(self.checkpoints)
+
+    def checkpoint(self, *, same_weights: bool = False) -> None:
+        """A checkpoint of the trial now; ``same_weights``: unchanged since the newest one (an
+        evaluation only adds its record), so that one's weights file is linked, not rewritten."""
+        if not same_weights:  # an evaluation's record keeps the time of the one it follows
+            self.state.seconds = time.monotonic() - self.started
+        save(self, same_weights)
+
+
+@main_writes
+@timed("checkpoint")
+def save(trial: Trial, same_weights: bool) -> None:
+    """Rank 0 writes the checkpoint; the others wait until it is complete."""
+    state = trial.state
+    name = f"epoch-{state.global_epoch:04d}-s{state.stage_index}-{len(state.evaluated)}"
+    save_checkpoint(
+        trial.checkpoints,
+        name,
+        trial.model,
+        {"trial": asdict(state), "plan": trial.plan.name},
+        same_weights=same_weights,
     )
-    try:
-        _run_stages(ctx, plan, model, state, trial_dir, resume_from)
-    finally:
-        wait_for_commits()  # a stop or a failure still leaves the checkpoint in flight in place
+    if is_distributed():
+        wait_for_commits()  # the other ranks go on once it is complete, as before
 
 
-def _run_stages(
-    ctx: RunContext,
-    plan: TrialPlan,
-    model: keras.Model,
-    state: TrialState,
-    trial_dir: Path,
-    resume_from: Path | None,
-) -> None:
-    ckpt_dir = trial_dir / "checkpoints"
-    started = time.monotonic() - state.seconds
-    if ctx.recipe.evaluate.before and "before" not in state.evaluated:
-        _checkpoint_eval(ctx, plan, model, "before", None, state, ckpt_dir)
-    while state.stage_index < len(plan.stages):
-        model = _run_stage(ctx, plan, model, state, ckpt_dir, started, resume_from)
-        resume_from = None
-        state.stage_index, state.stage_epoch, state.stage_done = state.stage_index + 1, 0, False
-        state.early, state.plateau = {}, {}
-    _finish_trial(ctx, plan, model, trial_dir, time.monotonic() - started)
-
-
-def _intact_checkpoint(
-    ctx: RunContext, plan: TrialPlan, ckpt_dir: Path
-) -> tuple[Path, dict] | None:
+def intact_checkpoint(trial: Trial) -> tuple[Path, dict] | None:
     """The newest intact checkpoint; damaged ones are reported and passed over, and with none
     left the trial restarts from its start (training is deterministic: same result)."""
-    lookup = find_checkpoint(ckpt_dir)
+    lookup = find_checkpoint(trial.checkpoints)
     if not lookup.damaged:
         return lookup.intact
-    names = ", ".join(f"{name} ({reason})" for name, reason in lookup.damaged)
-    where = ckpt_dir.relative_to(ctx.writer.dir).as_posix()
+    name = trial.plan.name
+    names = ", ".join(f"{n} ({reason})" for n, reason in lookup.damaged)
+    where = trial.checkpoints.relative_to(trial.out.writer.dir).as_posix()
     if lookup.intact is not None:
         epoch = lookup.intact[1]["trial"]["global_epoch"]
         then = (
-            f"trial {plan.name} resumes from the previous intact checkpoint "
+            f"trial {name} resumes from the previous intact checkpoint "
             f"{lookup.intact[0].name} (after epoch {epoch}) instead"
         )
     else:
-        then = f"no intact checkpoint is left, so trial {plan.name} restarts from its start"
-    ctx.warn(
+        then = f"no intact checkpoint is left, so trial {name} restarts from its start"
+    trial.out.warn(
         "damaged_checkpoint",
         f"Damaged checkpoint(s) in {where}: {names}; {then}. Training is deterministic, "
         f"so the result is the same; only the lost epochs are run again.",
-        trial=plan.name,
+        trial=name,
         details={
             "damaged": [n for n, _ in lookup.damaged],
             "resumed_from": lookup.intact[0].name if lookup.intact else None,
         },
     )
-    if lookup.intact is None and is_main():
-        remove_checkpoints(ckpt_dir)
+    if lookup.intact is None:
+        drop_checkpoints(trial.checkpoints)
     return lookup.intact
 
 
-def _run_stage(
-    ctx: RunContext,
-    plan: TrialPlan,
-    model: keras.Model,
-    state: TrialState,
-    ckpt_dir: Path,
-    started: float,
-    resume_from: Path | None,
-) -> keras.Model:
-    index = state.stage_index
-    stage = plan.stages[index]
-    training = stage.training
-    if not state.stage_done:
-        model = _prepare_stage(ctx, plan, model, stage, training, state, resume_from)
-        _train_epochs(ctx, plan, model, stage, training, state, ckpt_dir, started)
-    last = index == len(plan.stages) - 1
-    label = f"after_{stage.name}"
-    if (ctx.recipe.evaluate.after_each_stage or last) and label not in state.evaluated:
-        _checkpoint_eval(ctx, plan, model, label, stage, state, ckpt_dir)
-    return model
+@main_only
+def drop_checkpoints(folder: Path) -> None:
+    """A finished, failed or restarted trial's checkpoints go (rank 0 removes them)."""
+    remove_checkpoints(folder)
 
 
-def _prepare_stage(
-    ctx: RunContext,
-    plan: TrialPlan,
-    model: keras.Model,
-    stage: StageSection,
-    training: TrainingSection,
-    state: TrialState,
-    resume_from: Path | None,
-) -> keras.Model:
-    """Freeze/unfreeze, apply penalties and dropout, compile with a fresh optimizer.
+@timed("build")
+def build_model(shared: RunResources, plan: TrialPlan) -> keras.Model:
+    """The trial's model from the registry, normalising inside (raw pixels in)."""
+    from kvision.models import create_model
 
-    Each stage starts with a fresh optimizer, since its settings may differ from the last
-    stage's; a run resumed mid-stage gets the checkpoint's optimizer state back.
-    """
-    freeze = stage.freeze if stage.freeze is not None else plan.model.freeze
-    unfreeze = stage.unfreeze if stage.unfreeze is not None else plan.model.unfreeze
-    if freeze or unfreeze:
-        from kvision.models import apply_trainable
-
-        apply_trainable(model, freeze=list(freeze), unfreeze=list(unfreeze))
-    ensure_trainable(model, plan)
-    model = with_overrides(model, training)
-    compile_model(model, training, regression=ctx.regression)
-    if resume_from is not None:
-        restore_checkpoint(resume_from, model)
-    else:
-        ctx.writer.event(
-            "stage_started",
-            trial=plan.name,
-            stage=stage.name,
-            stage_index=state.stage_index,
-            condition=stage.condition,
-            epochs=stage.epochs,
-            trainable_params=_trainable_params(model),
-            optimizer=asdict(training.optimizer),
-            batch_size=training.batch_size,
-        )
-    return model
-
-
-def _train_epochs(
-    ctx: RunContext,
-    plan: TrialPlan,
-    model: keras.Model,
-    stage: StageSection,
-    training: TrainingSection,
-    state: TrialState,
-    ckpt_dir: Path,
-    started: float,
-) -> None:
-    train = ctx.batches(plan, stage.condition, "train", training)
-    val = ctx.batches(plan, stage.condition, "val", training, shuffle=False)
-    early = EarlyState(**state.early)
-    plateau = PlateauState(**state.plateau)
-    stopped_early = False
-    while state.stage_epoch < stage.epochs:
-        epoch = state.stage_epoch
-        lr = learning_rate(
-            training.schedule, training.optimizer.learning_rate, epoch, stage.epochs, plateau
-        )
-        model.optimizer.learning_rate.assign(lr)
-        train.set_epoch(state.global_epoch)
-        t0 = time.monotonic()
-        metrics = ctx.fit_one_epoch(
-            model,
-            train,
-            val,
-            plan,
-            stage,
-            epoch,
-            training,
-            rng_seed=epoch_seed(plan.seed, state.global_epoch),
-        )
-        _check_finite(plan, stage, epoch, metrics)
-        metrics["lr"] = lr
-        state.stage_epoch += 1
-        state.global_epoch += 1
-        update_plateau(training.schedule, plateau, metrics)
-        if training.early_stopping:
-            improved, stop = update_early(training.early_stopping, early, metrics, epoch)
-            if improved and training.early_stopping.restore_best and is_main():
-                save_best(ckpt_dir, model)
-            stopped_early = stop
-        ctx.writer.event(
-            "epoch_end",
-            trial=plan.name,
-            stage=stage.name,
-            epoch=epoch + 1,
-            global_epoch=state.global_epoch,
-            metrics=metrics,
-            seconds=round(time.monotonic() - t0, 3),
-        )
-        if (
-            (epoch + 1) % ctx.recipe.output.print_every == 0
-            or epoch + 1 == stage.epochs
-            or stopped_early
-        ):
-            ctx.console.line(
-                f"{plan.name} {stage.name} epoch {epoch + 1}/{stage.epochs} "
-                f"{format_metrics(metrics)} ({time.monotonic() - t0:.1f}s)"
-            )
-        if stopped_early:
-            state.stage_epoch = stage.epochs
-        state.early, state.plateau = asdict(early), asdict(plateau)
-        if state.stage_epoch >= stage.epochs:
-            break  # the stage's own checkpoint, just below, records this epoch
-        if state.stage_epoch % ctx.recipe.output.checkpoint_every == 0:
-            state.seconds = time.monotonic() - started
-            _save(ckpt_dir, model, plan, state)
-        ctx.stop.raise_if_set()
-    barrier()  # rank 0's best weights are on disk before anyone loads them
-    if (
-        training.early_stopping
-        and training.early_stopping.restore_best
-        and _best_weights(ckpt_dir).exists()
-    ):
-        model.load_weights(str(_best_weights(ckpt_dir)))
-    state.stage_done = True
-    state.seconds = time.monotonic() - started
-    ctx.writer.event(
-        "stage_ended",
-        trial=plan.name,
-        stage=stage.name,
-        epochs_run=state.stage_epoch,
-        stopped_early=stopped_early,
-        best_epoch=early.best_epoch + 1 if early.best is not None else None,
+    options = dict(plan.model.options)
+    if plan.model.weights not in NO_WEIGHTS:
+        options["weights"] = plan.model.weights
+    dataset = shared.feed.dataset
+    return create_model(
+        plan.model.arch,
+        input_shape=dataset.image_shape,
+        num_classes=1 if shared.regression else dataset.num_classes,
+        preprocess=shared.mean_std,
+        **options,
     )
-    _save(ckpt_dir, model, plan, state)
 
 
-def _checkpoint_eval(
-    ctx: RunContext,
-    plan: TrialPlan,
-    model: keras.Model,
-    label: str,
-    stage: StageSection | None,
-    state: TrialState,
-    ckpt_dir: Path,
-) -> None:
-    """Evaluate the accuracy matrix, draw the checkpoint's pictures, record it as done."""
-    # viewers show "evaluating" instead of a silent pause (an evaluation can take minutes)
-    ctx.writer.event(
-        "evaluation_started", trial=plan.name, stage=stage.name if stage else None, checkpoint=label
-    )
-    if ctx.regression:
-        matrix, losses, extra = evaluate_fit(ctx, model)
-    else:
-        matrix, losses, ctx.predicted[plan.name] = evaluate_matrix(
-            ctx, model, untrained=label == "before"
-        )
-        extra = {"metric": "accuracy"}
-    ctx.writer.event(
-        "evaluation",
-        trial=plan.name,
-        stage=stage.name if stage else None,
-        checkpoint=label,
-        matrix=matrix,
-        loss=losses,
-        **extra,
-    )
-    ctx.console.line(
-        f"{plan.name} {label} ({extra['metric']}): "
-        + "  ".join(
-            f"{cond}/{split} {acc:.4f}"
-            for cond, row in matrix.items()
-            for split, acc in row.items()
-        )
-    )
-    if is_main():
-        ctx.checkpoint_artifacts(plan, label, model)
-    state.evaluated.append(label)
-    _save(ckpt_dir, model, plan, state, same_weights=True)
-
-
-def _finish_trial(
-    ctx: RunContext, plan: TrialPlan, model: keras.Model, trial_dir: Path, seconds: float
-) -> None:
-    if ctx.recipe.output.save_models and is_main():
-        _export_model(ctx, plan, model, trial_dir)
-    if is_main():
-        ctx.trial_artifacts(plan, model)
-    ctx.writer.event("trial_finished", trial=plan.name, seconds=round(seconds, 2))
-    if is_main():
-        remove_checkpoints(trial_dir / "checkpoints")
-
-
-def _export_model(ctx: RunContext, plan: TrialPlan, model: keras.Model, trial_dir: Path) -> None:
+@main_only
+def export_model(trial: Trial) -> None:
     """model.keras, written atomically after a free-space check (estimated from the weights)."""
     from kvision.models.inference import save_for_inference
-    from kvision.runs.space import ensure_space
+    from kvision.runs.disk_space import ensure_space
     from kvision.train.checkpoint import estimate_bytes
 
-    ensure_space(trial_dir, estimate_bytes(trial_dir / "checkpoints", model))
+    ensure_space(trial.dir, estimate_bytes(trial.checkpoints, trial.model))
     with phase("export"):
         # Inference-ready (no optimizer state): resume reads the checkpoints, never this file.
-        final = save_for_inference(model, trial_dir / "model.keras")
-    ctx.writer.artifact(final, "model", trial=plan.name)
+        final = save_for_inference(trial.model, trial.dir / "model.keras")
+    trial.out.writer.artifact(final, "model", trial=trial.plan.name)
 
 
-def _check_finite(plan: TrialPlan, stage: StageSection, epoch: int, metrics: dict) -> None:
+def check_finite(epoch: Epoch, metrics: dict) -> None:
     """A NaN or infinite loss never recovers: stop the trial with a clear message."""
     bad = {k: v for k, v in metrics.items() if "loss" in k and not math.isfinite(v)}
     if bad:
         values = ", ".join(f"{k} {v}" for k, v in bad.items())
         raise TrialFailed(
-            plan.name,
-            stage.name,
-            f"Trial {plan.name} stopped in stage {stage.name}, epoch {epoch + 1}: "
+            epoch.trial,
+            epoch.stage,
+            f"Trial {epoch.trial} stopped in stage {epoch.stage}, epoch {epoch.index + 1}: "
             f"the loss is no longer finite ({values}), so training cannot go on. "
             f"A lower learning rate, gradient clipping or checking the data for "
             f"bad values usually helps. The other trials go on.",
         )
 
 
-def epoch_seed(seed: int, global_epoch: int) -> int:
-    """The seed of one epoch's random draws (dropout masks...): a pure function of both."""
-    return int(np.random.SeedSequence([seed, global_epoch]).generate_state(1)[0])
-
-
-@timed("checkpoint")
-def _save(
-    ckpt_dir: Path,
-    model: keras.Model,
-    plan: TrialPlan,
-    state: TrialState,
-    *,
-    same_weights: bool = False,
-) -> None:
-    """A checkpoint of the trial now; ``same_weights``: unchanged since the newest one (an
-    evaluation only adds its record), so that one's weights file is linked, not rewritten."""
-    if not is_main():
-        return barrier()  # rank 0 writes; the others wait until the checkpoint is complete
-    name = f"epoch-{state.global_epoch:04d}-s{state.stage_index}-{len(state.evaluated)}"
-    save_checkpoint(
-        ckpt_dir,
-        name,
-        model,
-        {"trial": asdict(state), "plan": plan.name},
-        same_weights=same_weights,
-    )
-    if is_distributed():
-        wait_for_commits()  # the other ranks go on once it is complete, as before
-    barrier()
-
-
-def _best_weights(ckpt_dir: Path) -> Path:
-    return ckpt_dir / BEST
-
-
-def _trainable_params(model: keras.Model) -> int:
+def trainable_params(model: keras.Model) -> int:
+    """Trainable parameters (the events' ``params``)."""
     return int(sum(np.prod(v.shape) for v in model.trainable_weights))
 
 
@@ -486,4 +442,4 @@ def ensure_trainable(model: keras.Model, plan: TrialPlan) -> None:
         )
 
 
-__all__ = ["TrialFailed", "TrialPlan", "TrialState", "plan_trials", "run_trial"]
+__all__ = ["Trial", "TrialFailed", "TrialPlan", "TrialState", "plan_trials"]

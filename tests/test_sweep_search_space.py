@@ -10,7 +10,7 @@ import pytest
 
 from kvision.errors import RecipeError, RecipeErrors
 from kvision.recipe.schema_sweep import RangeSpec
-from kvision.sweep.space import (
+from kvision.sweep.search_space import (
     budget,
     check_space,
     grid,
