@@ -18,6 +18,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import pg_server
 import pytest
 
 from kvision.cli import main
@@ -175,7 +176,9 @@ def _logs(tmp_path: Path) -> str:
 
 @pytest.mark.slow  # ten trial processes (torch + Keras each) over three workers: 1-2 min
 @pytest.mark.timeout(600)
-def test_three_workers_share_the_budget_and_finish_a_killed_workers_trial(url, tmp_path):
+def test_three_workers_share_the_budget_and_finish_a_killed_workers_trial(
+    url, tmp_path, monkeypatch
+):
     recipe = _recipe(tmp_path)
     folders = [tmp_path / f"w{i}" for i in range(3)]
     started = time.monotonic()
@@ -221,7 +224,10 @@ def test_three_workers_share_the_budget_and_finish_a_killed_workers_trial(url, t
         f"{sorted(per_worker.values(), reverse=True)}"
     )
 
-    # each worker's sweep directory has the whole study's report; rebuilt from it again
+    # each worker's sweep directory has the whole study's report; rebuilt from it again. The
+    # folder holds the URL without its password (never written): libpq takes it from
+    # PGPASSWORD, as a user's ~/.pgpass or environment would give it (docs/scale-out.md).
+    monkeypatch.setenv("PGPASSWORD", pg_server.PASSWORD)
     assert main(["sweep", "report", str(folders[1])]) == 0
     assert len(json.loads((folders[1] / "sweep.json").read_text())["trials"]) == 10
     # the ranked report, rebuilt from the database alone

@@ -22,6 +22,16 @@ if TYPE_CHECKING:
 CHECK_IMAGES = 4
 #: The largest batch the program accepts (torch.export needs a bound for a dynamic size).
 MAX_BATCH = 4096
+#: The first Keras whose model.export knows format="torch" (kvision supports Keras 3.14 on).
+KERAS_WITH_TORCH_EXPORT = (3, 15)
+
+
+def keras_exports_torch() -> bool:
+    """Whether the installed Keras can write a torch ExportedProgram."""
+    import keras
+
+    major, minor = (int(part) for part in keras.version().split(".")[:2])
+    return (major, minor) >= KERAS_WITH_TORCH_EXPORT
 
 
 def export_torch(model: keras.Model, path: str | Path) -> tuple[Path, dict[str, Any]]:
@@ -36,6 +46,12 @@ def export_torch(model: keras.Model, path: str | Path) -> tuple[Path, dict[str, 
             "kvision export --format torch writes a torch ExportedProgram, which needs the "
             f"torch backend; this process runs Keras on {keras.backend.backend()} "
             "(unset KERAS_BACKEND or set it to torch)."
+        )
+    if not keras_exports_torch():
+        raise KvisionError(
+            "kvision export --format torch uses Keras' own exporter of torch ExportedPrograms, "
+            f"which Keras has from version 3.15; this environment has Keras {keras.version()}. "
+            "Upgrade Keras (pip install -U keras), or export --format keras or onnx."
         )
     tmp, final = atomic_path(path)
     shape = tuple(int(d) for d in model.inputs[0].shape[1:])
