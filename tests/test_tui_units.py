@@ -456,3 +456,19 @@ def test_compare_overlay_shows_one_model_at_a_time(tmp_path: Path) -> None:
     assert len(loss.series) == 4  # every run and trial
     loss, _, _ = overlay(states, comparison, only="vgg")
     assert [s.label for s in loss.series] == ["A vgg / arm1", "B vgg / arm1"]
+
+
+def test_text_from_run_files_reaches_the_screens_with_control_characters_escaped(
+    tmp_path: Path,
+) -> None:
+    """A shared run whose name and events carry escape sequences (set the terminal's title,
+    clear the screen): the TUI shows them escaped; Textual would write them to the terminal."""
+    hostile = "\x1b]2;PWNED\x07\x1b[2J"
+    run = write_run(tmp_path, name=f"20260101-120000-x{hostile}")
+    _append(run, {"event": "warning", "time": "2026-01-01T13:00:00", "message": f"bad{hostile}"})
+    state = RunState(run)
+    state.poll()
+    assert state.name == "20260101-120000-x\\x1b]2;PWNED\\x07\\x1b[2J"
+    shown = [text for _, text in state.messages]
+    assert "bad\\x1b]2;PWNED\\x07\\x1b[2J" in shown
+    assert not any("\x1b" in text or "\x07" in text for text in shown)

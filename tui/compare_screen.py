@@ -12,6 +12,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
+from kvision.errors import printable
 from kvision.runs.compare import (
     Comparison,
     compare,
@@ -135,7 +136,7 @@ class CompareScreen(Screen):
         column = 1 if self.paired else 0  # where the trial ("model / arm") is
         for row in rows:
             if only is None or row[column].startswith(f"{only} / "):
-                table.add_row(*row)
+                table.add_row(*(printable(c) if isinstance(c, str) else c for c in row))
 
     def action_next_model(self) -> None:
         """Show one model's trials at a time, then all of them again."""

@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
-from kvision.errors import KvisionError
+from kvision.errors import KvisionError, printable
 from kvision.runs import find_runs
 from kvision.runs.summary import HEADLINE, format_score
 
@@ -165,7 +165,8 @@ class HistoryScreen(Screen):
         cursor = table.cursor_row
         self._rows, self._width = rows, self.size.width
         self.runs = [path for path, _ in rows]
-        cells = [(self._mark(path), *values) for path, values in rows]
+        # names, recipes and overrides come from the runs' files: control characters escaped
+        cells = [(self._mark(path), *map(printable, values)) for path, values in rows]
         natural = [max([len(h), *(len(c[i]) for c in cells)]) for i, h in enumerate(COLUMNS)]
         # each column has one cell of padding on both sides; 2 more for the scrollbar
         widths = fit_widths(natural, self.size.width - 2 * len(COLUMNS) - 2)

@@ -12,6 +12,8 @@ from textual.screen import Screen
 from textual.widgets import Header, OptionList, Static, Tab, Tabs
 from textual.widgets.option_list import Option
 
+from kvision.errors import printable
+
 from .dialogs import footer
 from .images import ImageView
 
@@ -118,7 +120,8 @@ class ImagesScreen(Screen):
         path = files[index]
         self.query_one(ImageView).show(path)
         rel = path.relative_to(self.run_dir)
-        self.query_one("#caption", Static).update(f"{rel}  ({index + 1}/{len(files)})")
+        caption = f"{printable(rel)}  ({index + 1}/{len(files)})"
+        self.query_one("#caption", Static).update(caption)
 
     def action_kind(self, delta: int) -> None:
         """Switch to the next or previous kind."""

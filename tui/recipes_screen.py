@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Header, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from kvision.errors import KvisionError
+from kvision.errors import KvisionError, printable
 
 from .dialogs import footer
 
@@ -65,8 +65,8 @@ def _body(recipe: object, text: str) -> Text:
     body = Text()
     description = getattr(getattr(recipe, "experiment", None), "description", None)
     if isinstance(description, str) and description.strip():
-        body.append(description.strip() + "\n\n", style="italic")
-    body.append(text)
+        body.append(printable(description.strip(), one_line=False) + "\n\n", style="italic")
+    body.append(printable(text, one_line=False))
     return body
 
 

@@ -11,7 +11,9 @@ import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+from kvision.errors import printable
 from kvision.runs import RunReader, events, is_run_dir
 from kvision.runs.events import TERMINAL
 from kvision.runs.reader import writer_alive
@@ -164,17 +166,19 @@ class RunState:
         self._interrupted: int | None = None
         self.ended_before: str | None = None  # when the session before a resume ended
         for event in self.reader.events:
-            self.add(event)
+            self.add(_printable_values(event))
         self._flush_skipped()
 
     @property
     def name(self) -> str:
-        """The run directory's name."""
-        return self.path.name
+        """The run directory's name, control characters escaped."""
+        return printable(self.path.name)
 
     def poll(self) -> list[dict]:
-        """Read and digest newly appended events; returns them."""
-        new = self.reader.poll()
+        """Read and digest newly appended events; returns them with every string's control
+        characters escaped: the screens show names and messages from the run's files, and a
+        terminal would obey an escape sequence in them (set its title, clear the screen)."""
+        new = [_printable_values(event) for event in self.reader.poll()]
         for event in new:
             self.add(event)
         self._flush_skipped()
@@ -346,6 +350,18 @@ class RunState:
         """Total run time across resumes (the same figure as `kvision ls`); ``running``
         counts up to now, so a live clock moves during a long epoch too."""
         return self.clock.seconds(datetime.now(UTC) if running else None)
+
+
+def _printable_values(value: Any) -> Any:
+    """``value`` (an event read from events.jsonl) with the control characters of every string
+    in it escaped (line breaks kept: messages may span lines)."""
+    if isinstance(value, str):
+        return printable(value, one_line=False)
+    if isinstance(value, dict):
+        return {printable(k): _printable_values(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_printable_values(v) for v in value]
+    return value
 
 
 def open_run(path: str | os.PathLike) -> RunState:
