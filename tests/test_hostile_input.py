@@ -439,19 +439,46 @@ def malicious(tmp_path_factory, model) -> Path:
         json.dumps({"format": FORMAT, "class_names": [ESC, "b", "c"]})
     )
     cv2.imwrite(str(t / "a.png"), np.zeros((28, 28), np.uint8))
+    _two_input_exports(t)
     return t
+
+
+def _two_input_exports(t: Path) -> None:
+    """A two-input ONNX graph and a two-input torch.export program (.pt2), as a shared file
+    in the formats kvision export writes might come."""
+    import onnx
+    import torch
+    from onnx import TensorProto, helper
+
+    spec = [None, 28, 28, 1]
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["a", "b"], ["y"])],
+        "two",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, spec) for n in ("a", "b")],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, spec)],
+    )
+    onnx.save(helper.make_model(graph), t / "two_onnx.onnx")
+
+    class Two(torch.nn.Module):
+        def forward(self, a, b):
+            return (a + b).flatten(1)
+
+    x = torch.zeros(1, 28, 28, 1)
+    torch.export.save(torch.export.export(Two(), (x, x)), t / "two_pt2.pt2")
 
 
 @pytest.mark.parametrize(
     ("name", "says"),
     [
-        ("zlib", "Cannot load"),
-        ("two", "has 2 input(s)"),
-        ("spatial", "output(s) of shape (26, 26, 3)"),
+        ("zlib.keras", "Cannot load"),
+        ("two.keras", "has 2 input(s)"),
+        ("spatial.keras", "output(s) of shape (26, 26, 3)"),
+        ("two_onnx.onnx", "has 2 input(s) and 1 output(s)"),
+        ("two_pt2.pt2", "has 2 input(s) and 1 output(s)"),
     ],
 )
 def test_malicious_models_are_refused_in_one_paragraph(malicious, name, says):
-    proc = kvision("predict", str(malicious / f"{name}.keras"), "a.png", cwd=malicious)
+    proc = kvision("predict", str(malicious / name), "a.png", cwd=malicious)
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr and says in proc.stderr, proc.stderr[-3000:]
 

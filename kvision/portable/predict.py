@@ -114,6 +114,28 @@ def _one_image_in_one_vector_out(model: Any, path: Path) -> None:
         )
 
 
+def _one_in_one_out(inputs: list, outputs: list, path: Path) -> tuple[Any, Any]:
+    """The single input and output of an exported classifier (.onnx, .pt2); any other count
+    is one paragraph, as for a .keras file, not an unpacking error."""
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise KvisionError(
+            f"'{path}' is not a classifier kvision predict can use: it needs one image input "
+            f"and one output of class scores, and this model has {len(inputs)} input(s) and "
+            f"{len(outputs)} output(s)."
+        )
+    return inputs[0], outputs[0]
+
+
+def _class_count(dim: Any, path: Path) -> int:
+    """The class count from the output's last dimension, which must be a fixed number."""
+    if not isinstance(dim, int):
+        raise KvisionError(
+            f"'{path}' is not a classifier kvision predict can use: its output's last "
+            f"dimension is {dim!r}, not a fixed number of classes."
+        )
+    return dim
+
+
 def _onnx_runner(path: Path) -> Runner:
     from kvision.portable.onnx_export import require_onnx
 
@@ -124,7 +146,7 @@ def _onnx_runner(path: Path) -> Runner:
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as err:  # noqa: BLE001 - onnxruntime raises its own untyped errors
         raise KvisionError(f"Cannot load '{path}' as an ONNX model: {err}") from None
-    (inp,), (out,) = session.get_inputs(), session.get_outputs()
+    inp, out = _one_in_one_out(session.get_inputs(), session.get_outputs(), path)
     shape = [d if isinstance(d, int) else None for d in inp.shape[1:]]
 
     def run(x: np.ndarray) -> np.ndarray:
@@ -134,7 +156,7 @@ def _onnx_runner(path: Path) -> Runner:
             )
         return session.run(None, {inp.name: x})[0]
 
-    return Runner(path, shape, int(out.shape[-1]), run)
+    return Runner(path, shape, _class_count(out.shape[-1], path), run)
 
 
 def _torch_runner(path: Path) -> Runner:
@@ -146,11 +168,13 @@ def _torch_runner(path: Path) -> Runner:
         program = torch.export.load(str(path))
     except Exception as err:  # noqa: BLE001 - torch's loader raises many kinds
         raise KvisionError(f"Cannot load '{path}' as a torch.export program: {err}") from None
-    (spec,) = [s for s in program.graph_signature.input_specs if s.kind.name == "USER_INPUT"]
+    specs = [s for s in program.graph_signature.input_specs if s.kind.name == "USER_INPUT"]
+    outputs = list(next(n for n in program.graph.nodes if n.op == "output").args[0])
+    spec, out = _one_in_one_out(specs, outputs, path)
     node = next(n for n in program.graph.nodes if n.name == spec.arg.name)
     shape = [int(d) if isinstance(d, int) else None for d in node.meta["val"].shape[1:]]
-    out = next(n for n in program.graph.nodes if n.op == "output").args[0][0]
-    return Runner(path, shape, int(out.meta["val"].shape[-1]), lambda x: run_program(path, x))
+    classes = _class_count(out.meta["val"].shape[-1], path)
+    return Runner(path, shape, classes, lambda x: run_program(path, x))
 
 
 RUNNERS = {".keras": _keras_runner, ".onnx": _onnx_runner, ".pt2": _torch_runner}
