@@ -443,3 +443,21 @@ def test_torch_export_on_a_keras_without_it_is_one_paragraph(monkeypatch, tmp_pa
     with pytest.raises(KvisionError, match=r"from version 3\.15; this environment has Keras 3\.14"):
         export_torch(None, tmp_path / "m.pt2")
     assert not list(tmp_path.iterdir())
+
+
+def test_export_check_compares_with_keras_on_the_runs_test_images(run_dir, tmp_path):
+    """--check: one table per exported file, a row per evaluated condition (clear, blurred)."""
+    fmt = "onnx" if importlib.util.find_spec("onnxruntime") else "keras"
+    proc = kvision(
+        "export", str(run_dir), "--trial", "lenet-expert", "--format", fmt, "--to", str(tmp_path),
+        "--check",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = re.findall(r"^  (clear|blurred) +(\d+) +([\d.]+)% +(\S+)$", proc.stdout, re.M)
+    assert [r[0] for r in rows] == ["clear", "blurred"], proc.stdout
+    test_images = RunReader(run_dir).of("data_loaded")[0]["counts"]["test"]
+    for _, images, agree, diff in rows:
+        assert int(images) == min(test_images, 256)
+        # the same network in another runtime: float32 reordering only (tests/numerics.py),
+        # far below 1e-3 of these logits; top-1 can flip only at an exact near-tie
+        assert float(diff) < 1e-3 and float(agree) >= 90.0

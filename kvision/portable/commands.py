@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 EXPORT_HELP = """\
 Write a run's trained models as files to share: <trial>.keras (graph and weights, no
@@ -48,6 +49,12 @@ def register(subparsers) -> None:
         help="keras (default), onnx (needs pip install 'kvision[onnx]') or torch (a "
         "torch.export program, .pt2, loadable with torch.export.load)",
     )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="compare each exported file with the Keras model on the run's own test images "
+        "under every evaluated condition: top-1 agreement and max |difference|",
+    )
     p.set_defaults(handler=_export)
 
     p = subparsers.add_parser(
@@ -82,7 +89,21 @@ def _export(args: argparse.Namespace) -> int:
             print(f"note: {item.trial}: {item.note}", file=sys.stderr)
     if waiting:
         print(f"not exported (no model yet): {', '.join(waiting)}", file=sys.stderr)
+    if args.check and done:
+        _check(Path(args.run_dir).expanduser(), done)
     return 0
+
+
+def _check(run: Path, done: list) -> None:
+    """``--check``: every exported file against its trial's Keras model, on the test images."""
+    from kvision.portable.check import check_rows, format_check, run_test_views
+    from kvision.portable.export import trial_models
+
+    views = run_test_views(run)
+    sources, _ = trial_models(run, None)
+    for item in done:
+        rows = check_rows(sources[item.trial], item.model, views)
+        print(format_check(item.trial, item.model, rows))
 
 
 def _predict(args: argparse.Namespace) -> int:
