@@ -8,7 +8,6 @@ agreement and the largest absolute difference of the outputs, one row per condit
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +24,10 @@ def run_test_views(run: Path) -> dict[str, np.ndarray]:
     from kvision.data import load_dataset
     from kvision.data.feed import Feed
     from kvision.recipe import load_recipe
+    from kvision.runs import RunReader
 
     recipe = load_recipe(run / "recipe.toml")
-    split = run / "split.json"
-    manifest = json.loads(split.read_text("utf-8")) if split.exists() else None
+    manifest = RunReader(run).split_manifest()
     dataset = load_dataset(
         recipe.data, recipe.experiment.seed, manifest=manifest, conditions=recipe.conditions
     )

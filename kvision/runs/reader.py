@@ -122,6 +122,12 @@ class RunReader:
         except (OSError, tomllib.TOMLDecodeError):
             return {}
 
+    def split_manifest(self) -> dict | None:
+        """split.json: the ids of every split, to rebuild them exactly (resume, export
+        --check); None for a run killed before it was written."""
+        path = self.path / "split.json"
+        return json.loads(path.read_text("utf-8")) if path.exists() else None
+
     def of(self, *kinds: str) -> list[dict]:
         """Events of the given kinds, in order."""
         return [e for e in self.events if e.get("event") in kinds]

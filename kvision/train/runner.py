@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import json
 import os
 import sys
 import time
@@ -149,11 +148,7 @@ def resume_run(
     _refuse_running(path, reader, force)
     barrier()  # every rank has checked the run before rank 0 writes its new pid into it
     _configure_backend(recipe, console)
-    manifest = (
-        json.loads((path / "split.json").read_text("utf-8"))
-        if (path / "split.json").exists()
-        else None
-    )
+    manifest = reader.split_manifest()
     dataset = _load_data(recipe, manifest=manifest)
     writer = open_writer(path)
     _update_meta(writer, reader)
