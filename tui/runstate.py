@@ -165,9 +165,7 @@ class RunState:
         #: index in messages of the last interruption, until a resume makes it history
         self._interrupted: int | None = None
         self.ended_before: str | None = None  # when the session before a resume ended
-        for event in self.reader.events:
-            self.add(_printable_values(event))
-        self._flush_skipped()
+        self._digest(self.reader.events)
 
     @property
     def name(self) -> str:
@@ -175,10 +173,14 @@ class RunState:
         return printable(self.path.name)
 
     def poll(self) -> list[dict]:
-        """Read and digest newly appended events; returns them with every string's control
-        characters escaped: the screens show names and messages from the run's files, and a
-        terminal would obey an escape sequence in them (set its title, clear the screen)."""
-        new = [_printable_values(event) for event in self.reader.poll()]
+        """Read and digest newly appended events; returns them (strings escaped)."""
+        return self._digest(self.reader.poll())
+
+    def _digest(self, read: list[dict]) -> list[dict]:
+        """Add events read from events.jsonl with every string's control characters escaped:
+        the screens show names and messages from the run's files, and a terminal would obey
+        an escape sequence in them (set its title, clear the screen)."""
+        new = [_printable_values(event) for event in read]
         for event in new:
             self.add(event)
         self._flush_skipped()
