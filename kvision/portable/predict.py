@@ -105,13 +105,17 @@ def _keras_runner(path: Path) -> Runner:
 def _one_image_in_one_vector_out(model: Any, path: Path) -> None:
     """A classifier kvision can drive: one input and one output of class scores (a shared
     model with two inputs or a spatial output is refused here, not deep inside Keras)."""
-    outs = [tuple(o.shape) for o in model.outputs]
-    if len(model.inputs) != 1 or len(outs) != 1 or len(outs[0]) != 2:
-        raise KvisionError(
-            f"'{path}' is not a classifier kvision predict can use: it needs one image input "
-            f"and one output of class scores, and this model has {len(model.inputs)} "
-            f"input(s) and output(s) of shape {', '.join(str(o[1:]) for o in outs)}."
-        )
+    _one_in_one_out(model.inputs, model.outputs, path)
+    shape = tuple(model.outputs[0].shape)
+    if len(shape) != 2:
+        raise KvisionError(f"{_NOT_A_CLASSIFIER.format(path=path)} output(s) of shape {shape[1:]}.")
+
+
+#: The start of every refusal of a model predict cannot drive.
+_NOT_A_CLASSIFIER = (
+    "'{path}' is not a classifier kvision predict can use: it needs one image input and one "
+    "output of class scores, and this model has"
+)
 
 
 def _one_in_one_out(inputs: list, outputs: list, path: Path) -> tuple[Any, Any]:
@@ -119,8 +123,7 @@ def _one_in_one_out(inputs: list, outputs: list, path: Path) -> tuple[Any, Any]:
     is one paragraph, as for a .keras file, not an unpacking error."""
     if len(inputs) != 1 or len(outputs) != 1:
         raise KvisionError(
-            f"'{path}' is not a classifier kvision predict can use: it needs one image input "
-            f"and one output of class scores, and this model has {len(inputs)} input(s) and "
+            f"{_NOT_A_CLASSIFIER.format(path=path)} {len(inputs)} input(s) and "
             f"{len(outputs)} output(s)."
         )
     return inputs[0], outputs[0]
