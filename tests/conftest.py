@@ -7,6 +7,8 @@ The pieces are TOML text, so each test file still shows the recipe it runs as on
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -58,6 +60,21 @@ def write_recipe(folder: Path, text: str, name: str = "recipe.toml") -> Path:
     path = folder / name
     path.write_text(text)
     return path
+
+
+def run_kvision(
+    *args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    """``python -m kvision ARGS`` in a child process, where the process is the behaviour
+    (exit code, stderr, no traceback); ``env`` is added to this process's environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "kvision", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def quiet():

@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import run_kvision
 
 import kvision  # noqa: F401
 from kvision.data import cache, load_dataset
@@ -198,13 +199,7 @@ def test_progress_lines_without_a_terminal(tmp_path, monkeypatch):
 
 
 def _kvision(*args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "kvision", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **env},
-    )
+    return run_kvision(*args, env=env, timeout=120)
 
 
 def test_cache_ls_and_prune_commands(tmp_path):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,19 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY_DATA, run_kvision
 
 from kvision.recipe.compat import BUILTIN_SHAPES
 
-RECIPE = textwrap.dedent("""\
-    [experiment]
-    name = "tiny"
-    seed = 7
-
-    [data]
-    source = "builtin:fashion7k"
-    limit_per_class = 6
-    val_fraction = 0.25
-
+RECIPE = TINY_DATA + textwrap.dedent("""
     [conditions.clear]
 
     [models.lenet]
@@ -325,14 +316,7 @@ CASES = {
 
 
 def kvision(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "kvision", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=600,
-        env={**os.environ, "COLUMNS": "200"},
-    )
+    return run_kvision(*args, cwd=cwd, env={"COLUMNS": "200"})
 
 
 @pytest.fixture(scope="module")

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
+from conftest import run_kvision
 from test_tui_fakes import write_run
 
 
 def _kvision(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "kvision", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=120,
-    )
+    return run_kvision(*args, cwd=cwd, timeout=120)
 
 
 def test_compare_prints_aligned_tables_and_writes_the_curves_png(tmp_path: Path) -> None:
