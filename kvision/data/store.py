@@ -21,15 +21,12 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from kvision.data.cache import Builder
-from kvision.data.images import resize_image
+from kvision.data.images import MAX_PIXELS, decode_image, resize_image
 from kvision.data.progress import Progress
 from kvision.data.source_blur import SourceBlur
 from kvision.errors import RecipeError
 from kvision.recipe.schema_data import DataSection
 
-#: Decompression-bomb cap: a file whose header promises more pixels is skipped before
-#: decoding (a 16,384 x 16,384 image; decoded RGB it would take 768 MiB per thread).
-MAX_PIXELS = 2**28
 #: Headers read to refuse a folder of mixed sizes without data.image_size.
 HEADERS_CHECKED = 16
 #: EXIF orientations that swap width and height (OpenCV applies them while decoding).
@@ -144,9 +141,10 @@ def _decode_row(
     images: np.ndarray,
     views: dict[str, np.ndarray],
 ) -> str:
-    """Decode file ``row`` into its rows; the reason it was skipped, or ''."""
-    from kvision.data.images import decode_image
+    """Decode file ``row`` into its rows; the reason it was skipped, or ''.
 
+    The decompression-bomb cap is decode_image's (kvision.data.images.MAX_PIXELS), checked
+    here first from the header so the skip names the size."""
     rel = job.files[row][1]
     try:
         raw = (job.root / rel).read_bytes()
