@@ -337,10 +337,18 @@ def viz_retrieve(args: argparse.Namespace) -> list[Path]:
     return written
 
 
+def viz_pending(args: argparse.Namespace) -> list[Path]:
+    """The figures a stopped run left queued for its drawing worker, drawn and recorded."""
+    from kvision.insight.render_worker import rerender
+
+    return rerender(args.target)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], list[Path]]] = {
     "filters": viz_filters,
     "activations": viz_activations,
     "cam": viz_cam,
     "robustness": viz_robustness,
     "retrieve": viz_retrieve,
+    "pending": viz_pending,
 }
