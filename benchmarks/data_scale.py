@@ -116,11 +116,13 @@ def make_folder(root: Path, n: int, seed: int = 0) -> None:
         (root / ("cat", "dog")[i % 2] / f"{i:06d}.jpg").write_bytes(pictures[i % DISTINCT])
 
 
-def measure(command: list[str], env: dict) -> dict:
-    """Run ``command``; its JSON output plus peak RSS (tree) and peak RssAnon (tree), MiB."""
+def measure(command: list[str], env: dict, output: bool = True) -> dict:
+    """Run ``command``; its JSON output (or, without ``output``, its exit code) plus peak RSS
+    (tree) and peak RssAnon (tree), MiB."""
     import psutil
 
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    sink = subprocess.PIPE if output else subprocess.DEVNULL
+    proc = subprocess.Popen(command, stdout=sink, stderr=subprocess.DEVNULL, env=env)
     top = psutil.Process(proc.pid)
     peak_rss = peak_anon = 0
     while proc.poll() is None:
@@ -134,7 +136,10 @@ def measure(command: list[str], env: dict) -> dict:
             pass
         peak_rss, peak_anon = max(peak_rss, rss), max(peak_anon, anon)
         time.sleep(0.1)
-    out = json.loads(proc.stdout.read().decode().strip().splitlines()[-1])
+    if not output:
+        out = {"returncode": proc.returncode}
+    else:
+        out = json.loads(proc.stdout.read().decode().strip().splitlines()[-1])
     out.update(peak_rss_mib=peak_rss / 1024, peak_anon_mib=peak_anon / 1024)
     return out
 

@@ -1,19 +1,30 @@
 """Recipes and helpers the test files share (tests/ is on sys.path: ``from conftest import ...``),
 and a throw-away PostgreSQL server (see tests/pg_server.py).
 
-The pieces are TOML text, so each test file still shows the recipe it runs as one string.
+- ``tests/recipes/*.toml``: the test recipes, one file each; the ``recipe`` fixture writes one
+  with ``--set``-style overrides applied by kvision's own override code.
+- ``kvision_cli`` / the ``cli`` fixture: the command line in this process; ``run_kvision``: in
+  a child process, for what only a process shows (signals, umask, the console script).
+- ``tiny_run``: one finished run of ``tiny.toml`` for the whole session, for tests that only
+  read a finished run.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from unittest import mock
 
 import pg_server
 import pytest
+
+#: The test recipes (tests/recipes/NAME.toml).
+RECIPES = Path(__file__).parent / "recipes"
 
 #: ``[experiment]`` "tiny" and 6 images per class of the built-in data: seconds per epoch.
 TINY_DATA = textwrap.dedent("""\
@@ -60,6 +71,72 @@ def write_recipe(folder: Path, text: str, name: str = "recipe.toml") -> Path:
     path = folder / name
     path.write_text(text)
     return path
+
+
+def recipe_text(name: str, *overrides: str) -> str:
+    """tests/recipes/``name``.toml with ``overrides`` (``key.path=value``, as ``--set`` takes
+    them) applied by kvision's override code, as TOML text."""
+    import tomli_w
+
+    from kvision.recipe.load import apply_overrides, parse_toml
+
+    path = RECIPES / f"{name}.toml"
+    raw = parse_toml(path.read_text(), str(path))
+    return tomli_w.dumps(apply_overrides(raw, overrides, str(path)))
+
+
+@pytest.fixture
+def recipe(tmp_path: Path):
+    """``recipe(name, *overrides, folder=tmp_path)``: the test recipe written to
+    ``folder/name.toml`` with the overrides applied; returns its path."""
+
+    def make(name: str, *overrides: str, folder: Path | None = None) -> Path:
+        return write_recipe(folder or tmp_path, recipe_text(name, *overrides), f"{name}.toml")
+
+    return make
+
+
+def kvision_cli(
+    *args: str | os.PathLike, cwd: Path | None = None, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """``kvision ARGS`` in this process: ``kvision.cli.main`` (what the console script calls)
+    with stdout and stderr captured, as a child would return them. A user mistake must come
+    back as an exit code (argparse's included); anything else raises here, traceback and all.
+    ``cwd`` is the working folder during the call; ``env`` is added to the environment."""
+    from kvision.cli import main
+
+    argv = [str(a) for a in args]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.ExitStack() as stack:
+        if cwd is not None:
+            stack.enter_context(contextlib.chdir(cwd))
+        stack.enter_context(mock.patch.dict(os.environ, env or {}))
+        stack.enter_context(contextlib.redirect_stdout(out))
+        stack.enter_context(contextlib.redirect_stderr(err))
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse's usage errors and --help
+            code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    return subprocess.CompletedProcess(["kvision", *argv], code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture
+def cli():
+    """The in-process command line: ``cli("ls", "--runs-dir", path)`` (see kvision_cli)."""
+    return kvision_cli
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """One finished run of tests/recipes/tiny.toml, shared by every test that only reads it
+    (show, ls, export, the run directory contract); a test that writes into a run copies it."""
+    from kvision.train.runner import run_recipe
+
+    folder = tmp_path_factory.mktemp("tiny_run")
+    path = write_recipe(folder, recipe_text("tiny"), "tiny.toml")
+    result = run_recipe(str(path), [], runs_dir=str(folder / "runs"), console=quiet())
+    assert result.status == "finished" and result.exit_code == 0, result.message
+    return result.run_dir
 
 
 def run_kvision(

@@ -94,3 +94,26 @@ def test_the_readme_quotes_the_measured_main_job_time():
     measured = (ROOT / "docs" / "measured" / "main_job.md").read_text("utf-8")
     (seconds,) = re.findall(r"([\d.]+) s inside the run", measured)
     assert f"{seconds} s inside the run on a quiet 2-core CPU" in README
+
+
+def test_the_readme_quotes_the_measured_suite_time():
+    """README's test-suite times are what benchmarks/suite_time.py wrote (both parts, with
+    the load); until it ran in this checkout, the README says so and quotes none."""
+    path = ROOT / "docs" / "measured" / "test_suite.md"
+    if not path.is_file():
+        assert "The suite's time is not measured in this checkout yet" in " ".join(README.split())
+        return
+    measured = path.read_text("utf-8")
+    quick, whole = (
+        re.search(
+            rf"^- {part} suite: ([\d.]+ s \(\d+:\d\d\)) wall.*?\(load average ([\d.]+)",
+            measured,
+            re.M,
+        )
+        for part in ("quick", "whole")
+    )
+    sentence = (
+        f"The quick part took {quick[1]} and the whole suite {whole[1]} "
+        f"(load average {quick[2]} and {whole[2]} at their start)"
+    )
+    assert " ".join(sentence.split()) in " ".join(README.split()), sentence

@@ -2,8 +2,9 @@
 resumed, file modes, a full disk at every write site, warnings and non-finite losses.
 
 Each fault is made real where the user meets it (a truncated file on disk, a real full
-tmpfs when the tests may mount one, the ``kvision`` command) and the run is then checked to
-end the same as an undisturbed one.
+tmpfs when the tests may mount one, the ``kvision`` command line: its ``main`` in this
+process, a child process where the umask is the behaviour) and the run is then checked to
+end the same as an undisturbed one (tests/recipes/two_stages.toml).
 """
 
 from __future__ import annotations
@@ -18,55 +19,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import kvision_cli, quiet, recipe_text, write_recipe
 
 from kvision.runs import RunReader
 from kvision.runs.disk_space import EXIT_DISK_FULL
-from kvision.train.console import Console
 from kvision.train.runner import resume_run, run_recipe
 from kvision.train.signals import StopRequested
-
-ONE = textwrap.dedent("""\
-    [experiment]
-    name = "one"
-    seed = 7
-
-    [data]
-    source = "builtin:fashion7k"
-    limit_per_class = 6
-    val_fraction = 0.25
-
-    [conditions.clear]
-
-    [models.lenet]
-    arch = "lenet"
-
-    [[arms]]
-    name = "expert"
-    stages = [
-      { name = "pretrain", condition = "clear", epochs = 1 },
-      { name = "train", condition = "clear", epochs = 2, early_stopping = { patience = 5 } },
-    ]
-
-    [training]
-    batch_size = 8
-
-    [evaluate]
-    conditions = ["clear"]
-    splits = ["train", "test"]
-
-    [insight]
-    enabled = false
-    """)
-
-
-def quiet() -> Console:
-    return Console(open(os.devnull, "w"), tty=False)  # noqa: SIM115
-
-
-def kvision(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "kvision", *args], capture_output=True, text=True, **kw
-    )
 
 
 def outcome(run_dir: Path) -> tuple[dict, list]:
@@ -91,9 +49,7 @@ def assert_same(run_dir: Path, reference: Path) -> None:
 
 @pytest.fixture(scope="module")
 def one(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("recipe") / "one.toml"
-    path.write_text(ONE)
-    return path
+    return write_recipe(tmp_path_factory.mktemp("recipe"), recipe_text("two_stages"), "one.toml")
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +105,7 @@ def test_damaged_newest_checkpoint_falls_back_to_the_previous(
     run_dir = stopped_after(one, tmp_path / "run", 5, monkeypatch)  # inside stage "train"
     newest, previous = checkpoints(run_dir)  # two are kept while the trial runs
     truncate(newest / "model.weights.h5")  # a partial copy, a dying disk
-    proc = kvision("run", "--resume", str(run_dir))
+    proc = kvision_cli("run", "--resume", str(run_dir))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
     assert "warning: Damaged checkpoint" in proc.stdout and previous.name in proc.stdout
@@ -224,7 +180,7 @@ def test_resume_of_a_finished_run_changes_nothing(reference):
     before = {
         p: (p.stat().st_mtime_ns, p.read_bytes()) for p in reference.rglob("*") if p.is_file()
     }
-    proc = kvision("run", "--resume", str(reference))
+    proc = kvision_cli("run", "--resume", str(reference))
     assert proc.returncode == 0, proc.stderr
     assert "is finished; there is nothing to resume" in proc.stdout
     after = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in reference.rglob("*") if p.is_file()}
@@ -283,7 +239,7 @@ def _fail_h5(self, path, *a, **kw):
 SITES = {
     "events": ("kvision.runs.writer.RunWriter.event", lambda: _fail_event("epoch_end")),
     "checkpoint": ("keras.Model.save_weights", lambda: _fail_h5),
-    "report": ("kvision.train.report.write_report", lambda: enospc),
+    "report": ("kvision.train.report_md.write_report", lambda: enospc),
     "export": ("keras.Model.save", lambda: enospc),
     "images": ("matplotlib.figure.Figure.savefig", lambda: enospc),
 }
@@ -305,7 +261,7 @@ def test_disk_full_at_each_write_site_stops_cleanly_and_resumes(
     assert not (result.run_dir / "run.log").exists()  # no traceback: a full disk is no crash
     reader = RunReader(result.run_dir)
     assert reader.status() in ("failed", "stale")
-    show = kvision("show", str(result.run_dir))
+    show = kvision_cli("show", str(result.run_dir))
     assert show.returncode == 0 and "Traceback" not in show.stderr
     assert not list(result.run_dir.rglob("*.tmp")) and not list(result.run_dir.rglob("*.partial*"))
     resumed = resume_run(str(result.run_dir), console=quiet())
@@ -345,14 +301,14 @@ def test_real_full_disk_stops_cleanly_and_resumes_once_space_is_freed(one, refer
         pytest.skip("this sandbox cannot mount a tmpfs")
     try:
         run_dir = disk / "run"
-        proc = kvision("run", str(one), "--run-dir", str(run_dir))
+        proc = kvision_cli("run", str(one), "--run-dir", str(run_dir))
         out = proc.stdout + proc.stderr
         assert proc.returncode == EXIT_DISK_FULL, out[-3000:]
         assert "Traceback" not in out and f"'{disk}" in out and "kB free" in out
         assert f"kvision run --resume {run_dir}" in out
-        assert kvision("show", str(run_dir)).returncode == 0
+        assert kvision_cli("show", str(run_dir)).returncode == 0
         subprocess.run(["mount", "-o", "remount,size=8m", str(disk)], check=True)
-        proc = kvision("run", "--resume", str(run_dir))
+        proc = kvision_cli("run", "--resume", str(run_dir))
         assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
         assert_same(run_dir, reference)
     finally:
@@ -423,7 +379,7 @@ def test_skipped_files_and_an_unwritable_cache_are_warnings(tmp_path, monkeypatc
     cache = tmp_path / "cache"
     cache.write_text("a file where the cache folder should be")  # the cache cannot be written
     monkeypatch.setenv("KVISION_CACHE", str(cache))
-    proc = kvision("run", str(recipe), "--run-dir", str(tmp_path / "run"))
+    proc = kvision_cli("run", str(recipe), "--run-dir", str(tmp_path / "run"))
     assert proc.returncode == 0, proc.stderr
     run_dir = tmp_path / "run"
     assert "warning: 7 file(s)" in proc.stdout and "and 2 more" in proc.stdout
@@ -435,7 +391,7 @@ def test_skipped_files_and_an_unwritable_cache_are_warnings(tmp_path, monkeypatc
     assert warnings_of(run_dir, "cache_not_written")
     report = (run_dir / "report.md").read_text()
     assert "## Warnings" in report and "skipped_files" in report
-    show = kvision("show", str(run_dir))
+    show = kvision_cli("show", str(run_dir))
     assert "7 file(s)" in show.stdout
 
 
@@ -444,12 +400,14 @@ def test_folder_without_test_split_is_refused_before_the_run(tmp_path):
     recipe = tmp_path / "r.toml"
     recipe.write_text(FOLDER.format(root=root))
     runs = tmp_path / "runs"
-    proc = kvision("run", str(recipe), "--runs-dir", str(runs))
+    proc = kvision_cli("run", str(recipe), "--runs-dir", str(runs))
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "evaluate.splits" in proc.stderr and "data.split = [0.8, 0.1, 0.1]" in proc.stderr
     assert not runs.exists() or not any(runs.iterdir())
-    proc = kvision("run", str(recipe), "--runs-dir", str(runs), "--set", "data.test_fraction=0.34")
+    proc = kvision_cli(
+        "run", str(recipe), "--runs-dir", str(runs), "--set", "data.test_fraction=0.34"
+    )
     assert proc.returncode == 0, proc.stderr  # the seeded carve the message suggests works
     (run_dir,) = runs.iterdir()
     assert RunReader(run_dir).evaluations()[-1]["matrix"]["clear"].keys() == {"train", "test"}
@@ -491,7 +449,7 @@ def test_non_finite_loss_fails_that_trial_and_the_run_goes_on(tmp_path):
     recipe = tmp_path / "fn.toml"
     recipe.write_text(FUNCTION)
     run_dir = tmp_path / "run"
-    proc = kvision("run", str(recipe), "--run-dir", str(run_dir))
+    proc = kvision_cli("run", str(recipe), "--run-dir", str(run_dir))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "warning: Trial mlp-boom stopped in stage fit, epoch 1" in proc.stdout
     reader = RunReader(run_dir)
@@ -506,7 +464,7 @@ def test_non_finite_loss_fails_that_trial_and_the_run_goes_on(tmp_path):
     report = (run_dir / "report.md").read_text()
     assert "## Failed trials" in report and "| mlp-boom | fit |" in report
     assert not (run_dir / "trials/mlp-boom/checkpoints").exists()
-    again = kvision("run", "--resume", str(run_dir))
+    again = kvision_cli("run", "--resume", str(run_dir))
     assert again.returncode == 0 and "is finished" in again.stdout
 
 

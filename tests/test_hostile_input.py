@@ -7,6 +7,10 @@ One row per case; each row names the class of failure it stands for (one guarded
 class in the code): output paths (cli's OSError guard), nesting (cli's RecursionError guard),
 damaged run files (kvision.runs.reader.damage_guard), recipe validation (kvision.recipe),
 image decoding (kvision.data.images.decode_image), storage URLs (kvision.sweep.storage).
+
+The command line runs in this process (``kvision_cli``: ``kvision.cli.main``, the console
+script's entry): a case that escaped the guards would raise here, traceback and all.
+test_portable runs the console script itself on bad input.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY_DATA, run_kvision
+from conftest import TINY_DATA, kvision_cli
 
 from kvision.recipe.compat import BUILTIN_SHAPES
 
@@ -316,7 +320,7 @@ CASES = {
 
 
 def kvision(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return run_kvision(*args, cwd=cwd, env={"COLUMNS": "200"})
+    return kvision_cli(*args, cwd=cwd, env={"COLUMNS": "200"})
 
 
 @pytest.fixture(scope="module")

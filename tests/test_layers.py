@@ -167,7 +167,7 @@ def test_the_base_imports_only_the_base_and_the_standard_library():
             "kvision.runs imports kvision.insight.hooks",
         ),
         (
-            "kvision/models/lenet.py",
+            "kvision/models/factory.py",
             "    from kvision.train import runner",
             "kvision.models imports kvision.train",
         ),

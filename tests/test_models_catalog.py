@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import Annotated
 
 import pytest
 
@@ -128,3 +129,49 @@ def test_list_models_matches_a_pattern_and_a_family():
     assert "lenet" not in list_models(family="vgg")
     assert list_models() == sorted(list_models()) and "lenet" in list_models()
     assert list_models("nothing*") == []
+
+
+def test_register_model_reads_options_from_the_builders_signature(monkeypatch):
+    """Options are the builder's defaulted keyword parameters a variant leaves open; a
+    parameter without a default must be fixed by each registration."""
+    from kvision.models.catalog import registry
+
+    monkeypatch.setattr(registry, "MODELS", {})
+
+    def build_toy(
+        x,
+        *,
+        arch: str,
+        num_classes: int,
+        depth: int,
+        width: Annotated[int, "layer width"] = 8,
+        bias: bool = True,
+    ):
+        return x
+
+    registry.register_model(
+        "toy4", family="toy", input=(8, 8, 1), classes=3, min_input=1, description="", depth=4
+    )(build_toy)
+    registry.register_model(
+        "toy2",
+        family="toy",
+        input=(8, 8, 1),
+        classes=3,
+        min_input=1,
+        description="",
+        depth=2,
+        bias=False,
+    )(build_toy)
+    toy4, toy2 = registry.MODELS["toy4"], registry.MODELS["toy2"]
+    assert [(o.name, o.type, o.default, o.help) for o in toy4.options[:2]] == [
+        ("width", int, 8, "layer width"),
+        ("bias", bool, True, ""),
+    ]
+    assert toy2.option_names() == ["width", "weights"] and toy2.preset == {
+        "depth": 2,
+        "bias": False,
+    }
+    with pytest.raises(AssertionError, match="preset depth"):
+        registry.register_model(
+            "toy", family="toy", input=(8, 8, 1), classes=3, min_input=1, description=""
+        )(build_toy)

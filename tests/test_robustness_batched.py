@@ -77,3 +77,30 @@ def test_batches_are_cut_where_each_array_ends_and_outputs_are_bitwise_equal(mod
     joint = model.predict(batches, verbose=0)
     apart = [model.predict(a.astype(np.float32), batch_size=BATCH, verbose=0) for a in arrays]
     np.testing.assert_array_equal(joint, np.concatenate(apart))
+
+
+class _NoWholeCast(np.ndarray):
+    """A uint8 array that refuses to be cast whole: the split a store maps from disk."""
+
+    def astype(self, dtype, *args, **kwargs):
+        if len(self) > BATCH:
+            raise AssertionError(f"cast of all {len(self)} images at once")
+        return np.asarray(self).astype(dtype, *args, **kwargs)
+
+
+def test_classes_and_features_cast_one_batch_at_a_time(model_and_data):
+    import keras
+
+    from kvision.insight.classification import predict_classes
+    from kvision.insight.retrieval import encode
+
+    model, images, labels = model_and_data
+    whole = model.predict(images.astype(np.float32), batch_size=BATCH, verbose=0)
+    guarded = images.view(_NoWholeCast)
+    # The same batches as predict cuts from the whole array, so the same bits, not "close".
+    assert np.array_equal(predict_classes(model, guarded, BATCH), np.asarray(whole).argmax(-1))
+    enc = keras.Model(model.inputs, model.outputs)
+    feats = encode(enc, guarded, BATCH)
+    expected = np.asarray(whole, np.float32)
+    expected = expected / np.maximum(np.linalg.norm(expected, axis=1, keepdims=True), 1e-12)
+    assert np.array_equal(feats, expected)

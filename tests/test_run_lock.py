@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TINY_DATA, quiet
+from conftest import quiet
 
 from kvision.runs import RunReader
 from kvision.runs.lock import LOCK_FILE, Busy, hold, holder, probe, release
@@ -24,31 +24,6 @@ HOLD = textwrap.dedent("""\
     hold(sys.argv[1])
     print("held", flush=True)
     time.sleep(120)
-    """)
-
-# One trial of two one-epoch stages: long enough to be killed inside, short to finish.
-TINY = TINY_DATA + textwrap.dedent("""
-    [conditions.clear]
-
-    [models.lenet]
-    arch = "lenet"
-
-    [[arms]]
-    name = "plain"
-    stages = [
-      { name = "first", condition = "clear", epochs = 1 },
-      { name = "second", condition = "clear", epochs = 1 },
-    ]
-
-    [training]
-    batch_size = 8
-
-    [evaluate]
-    conditions = ["clear"]
-    splits = ["test"]
-
-    [insight]
-    enabled = false
     """)
 
 PAIRS = 20  # concurrent starts per test (the issue's "twenty times")
@@ -173,18 +148,20 @@ def _epochs(run_dir: Path) -> list:
 
 
 @pytest.mark.slow
-def test_two_resumes_of_a_killed_run_one_writer_twenty_times(tmp_path):
-    """Two ``kvision run --resume`` of one killed run, started within milliseconds: exactly
-    one writes (the other exits 2 naming it), twenty times; the winner is killed with
+def test_two_resumes_of_a_killed_run_one_writer_twenty_times(recipe, tmp_path):
+    """A writer killed with ``kill -9`` after its first epoch leaves its lock file but no lock:
+    the run is stale. Then two ``kvision run --resume`` of it, started within milliseconds:
+    exactly one writes (the other exits 2 naming it), twenty times; the winner is killed with
     ``kill -9`` after each race, so every race starts from a killed run (and no stale lock
     ever stands in the way); the last winner finishes equal to an uninterrupted run."""
-    recipe = tmp_path / "tiny.toml"
-    recipe.write_text(TINY)
+    recipe = recipe("one_trial")
     run_dir = tmp_path / "run"
     first = _kvision("run", str(recipe), "--run-dir", str(run_dir))
-    while not (run_dir / "meta.json").exists() and first.poll() is None:
+    while '"epoch_end"' not in _read(run_dir / "events.jsonl") and first.poll() is None:
         time.sleep(0.05)
     kill9(first)
+    assert (run_dir / LOCK_FILE).exists() and probe(run_dir) is False
+    assert RunReader(run_dir).status() == "stale"
     winners, losers, refusal = set(), set(), []
     for i in range(PAIRS):
         started = time.monotonic()
@@ -205,11 +182,10 @@ def test_two_resumes_of_a_killed_run_one_writer_twenty_times(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_runs_given_one_run_dir_one_writer_twenty_times(tmp_path):
+def test_two_runs_given_one_run_dir_one_writer_twenty_times(recipe, tmp_path):
     """Two ``kvision run RECIPE --run-dir X`` at once: one claims X, the other exits 2 naming
     it and writes nothing; the winner of the last race finishes equal to a lone run."""
-    recipe = tmp_path / "tiny.toml"
-    recipe.write_text(TINY)
+    recipe = recipe("one_trial")
     for i in range(PAIRS):
         run_dir = tmp_path / f"run{i}"
         winner, _loser, _ = _race(["run", str(recipe), "--run-dir", str(run_dir)])
@@ -220,22 +196,6 @@ def test_two_runs_given_one_run_dir_one_writer_twenty_times(tmp_path):
         assert _epochs(run_dir) == _reference(recipe, tmp_path)
         meta = json.loads((run_dir / "meta.json").read_text())
         assert meta["pid"] == winner.pid
-
-
-@pytest.mark.slow
-def test_kill_9_writer_leaves_a_run_that_resumes_at_once(tmp_path):
-    recipe = tmp_path / "tiny.toml"
-    recipe.write_text(TINY)
-    run_dir = tmp_path / "run"
-    proc = _kvision("run", str(recipe), "--run-dir", str(run_dir))
-    while '"epoch_end"' not in _read(run_dir / "events.jsonl") and proc.poll() is None:
-        time.sleep(0.05)
-    kill9(proc)
-    assert (run_dir / LOCK_FILE).exists() and probe(run_dir) is False
-    assert RunReader(run_dir).status() == "stale"
-    again = _kvision("run", "--resume", str(run_dir))
-    _finish(again)
-    assert RunReader(run_dir).status() == "finished"
 
 
 def _read(path: Path) -> str:

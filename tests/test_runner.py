@@ -1,4 +1,9 @@
-"""The runner end to end on tiny recipes: run directory contract, determinism, stop/resume."""
+"""The runner end to end on tiny recipes: run directory contract, determinism, stop/resume.
+
+The tests that only read a finished run share the session's ``tiny_run`` (tests/recipes/
+tiny.toml); the command line runs in this process (``cli``) except where the process is the
+behaviour (a SIGTERM'd ``kvision run``).
+"""
 
 from __future__ import annotations
 
@@ -6,44 +11,20 @@ import json
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY_DATA, clear_and_blurred, naive_vs_expert, quiet
+from conftest import quiet
 
 from kvision.runs import RunReader
 from kvision.train.runner import resume_run, run_recipe
 
-TINY = (
-    TINY_DATA
-    + clear_and_blurred(1.5)
-    + textwrap.dedent("""
-    [models.lenet]
-    arch = "lenet"
-    """)
-    + naive_vs_expert(2, 1, 2)
-    + textwrap.dedent("""
-    [training]
-    batch_size = 8
-
-    [evaluate]
-    conditions = ["clear", "blurred"]
-    splits = ["train", "test"]
-
-    [insight]
-    enabled = false
-    """)
-)
-
 
 @pytest.fixture()
-def recipe(tmp_path: Path) -> Path:
-    path = tmp_path / "tiny.toml"
-    path.write_text(TINY)
-    return path
+def tiny(recipe) -> Path:
+    return recipe("tiny")
 
 
 def run(recipe: Path, runs: Path, *overrides: str):
@@ -58,19 +39,8 @@ def final_metrics(run_dir: Path) -> list[tuple]:
     ]
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
-    """One finished tiny run shared by the tests that only read it."""
-    tmp = tmp_path_factory.mktemp("finished")
-    path = tmp / "tiny.toml"
-    path.write_text(TINY)
-    result = run(path, tmp / "runs")
-    assert result.status == "finished" and result.exit_code == 0, result.message
-    return result.run_dir
-
-
-def test_run_directory_contract(finished):
-    d = finished
+def test_run_directory_contract(tiny_run):
+    d = tiny_run
     for name in ("recipe.toml", "meta.json", "events.jsonl", "split.json", "report.md"):
         assert (d / name).is_file(), name
     reader = RunReader(d)
@@ -102,10 +72,10 @@ def test_run_directory_contract(finished):
     assert "| lenet-expert |" in report and "After pretrain" in report
 
 
-def test_same_initial_weights_across_arms_and_saved_model_loads_safely(finished):
+def test_same_initial_weights_across_arms_and_saved_model_loads_safely(tiny_run):
     from kvision.models import load_model
 
-    d = finished
+    d = tiny_run
     reader = RunReader(d)
     befores = {e["trial"]: e["matrix"] for e in reader.evaluations() if e["checkpoint"] == "before"}
     assert befores["lenet-naive"] == befores["lenet-expert"]  # paired: same init
@@ -114,43 +84,24 @@ def test_same_initial_weights_across_arms_and_saved_model_loads_safely(finished)
     assert model.predict(x, verbose=0).shape == (3, 10)
 
 
-def test_same_seed_same_numbers(finished, recipe, tmp_path):
-    again = run(recipe, tmp_path / "again").run_dir  # seed 7, as the shared run
-    assert final_metrics(again) == final_metrics(finished)
-    other = run(recipe, tmp_path / "other", "experiment.seed=8").run_dir
-    assert final_metrics(other) != final_metrics(finished)
+def test_same_seed_same_numbers(tiny_run, tiny, tmp_path):
+    again = run(tiny, tmp_path / "again").run_dir  # seed 7, as the shared run
+    assert final_metrics(again) == final_metrics(tiny_run)
+    other = run(tiny, tmp_path / "other", "experiment.seed=8").run_dir
+    assert final_metrics(other) != final_metrics(tiny_run)
 
 
-def test_bad_input_leaves_no_run_directory(recipe, tmp_path):
+def test_bad_input_leaves_no_run_directory(tiny, tmp_path, cli):
     runs = tmp_path / "runs"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kvision",
-            "run",
-            str(recipe),
-            "--runs-dir",
-            str(runs),
-            "--set",
-            "data.source=folder:/does/not/exist",
-        ],
-        capture_output=True,
-        text=True,
-    )
+    proc = cli("run", tiny, "--runs-dir", runs, "--set", "data.source=folder:/does/not/exist")
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and "/does/not/exist" in proc.stderr
     assert not runs.exists() or not any(runs.iterdir())
 
 
-def test_image_too_small_for_model_exits_2(recipe, tmp_path):
-    text = recipe.read_text().replace('arch = "lenet"', 'arch = "alexnet_seed"')
-    recipe.write_text(text)
-    proc = subprocess.run(
-        [sys.executable, "-m", "kvision", "run", str(recipe), "--runs-dir", str(tmp_path / "runs")],
-        capture_output=True,
-        text=True,
-    )
+def test_image_too_small_for_model_exits_2(recipe, tmp_path, cli):
+    too_small = recipe("tiny", 'models.lenet.arch="alexnet_seed"')
+    proc = cli("run", too_small, "--runs-dir", tmp_path / "runs")
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     assert "63" in proc.stdout + proc.stderr or "minimum" in (proc.stdout + proc.stderr).lower()
@@ -175,25 +126,23 @@ def epoch_events(run_dir: Path) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
-def test_killed_run_resumes_to_the_uninterrupted_result(recipe, tmp_path, sig):
-    """Stop a run mid-trial (clean SIGTERM or kill -9), resume it, compare with a full run."""
-    reference = run(recipe, tmp_path / "ref").run_dir
+def test_stopped_run_resumes_to_the_uninterrupted_result(tiny_run, tiny, tmp_path):
+    """Stop a run mid-trial with SIGTERM (it checkpoints and exits 143), resume it, compare
+    with the session's uninterrupted run. kill -9 mid-run and resume: test_crash_consistency
+    (random instants and writes) and test_run_lock (the stale lock)."""
+    reference = tiny_run
     run_dir = tmp_path / "killed"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kvision", "run", str(recipe), "--run-dir", str(run_dir)],
+        [sys.executable, "-m", "kvision", "run", str(tiny), "--run-dir", str(run_dir)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
     wait_for(lambda: epoch_events(run_dir) >= 3)  # inside the second trial
-    proc.send_signal(sig)
+    proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=120)
-    if sig == signal.SIGTERM:
-        assert proc.returncode == 143
-        assert RunReader(run_dir).status() == "interrupted"
-    else:
-        assert RunReader(run_dir).status() == "stale"
+    assert proc.returncode == 143
+    assert RunReader(run_dir).status() == "interrupted"
     result = resume_run(str(run_dir), console=quiet())
     assert result.status == "finished", result.message
     reader = RunReader(run_dir)
@@ -203,18 +152,14 @@ def test_killed_run_resumes_to_the_uninterrupted_result(recipe, tmp_path, sig):
     assert reader.evaluations()[-1]["matrix"] == ref_final
 
 
-def test_resume_refuses_non_run_dir(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "kvision", "run", "--resume", str(tmp_path)],
-        capture_output=True,
-        text=True,
-    )
+def test_resume_refuses_non_run_dir(tmp_path, cli):
+    proc = cli("run", "--resume", tmp_path)
     assert proc.returncode == 2 and "not a kvision run directory" in proc.stderr
 
 
-def test_resume_refuses_changed_recipe(recipe, tmp_path):
+def test_resume_refuses_changed_recipe(tiny, tmp_path, cli):
     d = run(
-        recipe, tmp_path / "runs", "arms[1].stages[1].epochs=0", 'evaluate.splits=["test"]'
+        tiny, tmp_path / "runs", "arms[1].stages[1].epochs=0", 'evaluate.splits=["test"]'
     ).run_dir
     events = d / "events.jsonl"  # as if killed before its last word: a finished run is not resumed
     events.write_text(
@@ -222,33 +167,21 @@ def test_resume_refuses_changed_recipe(recipe, tmp_path):
             line for line in events.read_text().splitlines(True) if '"run_finished"' not in line
         )
     )
-    recipe.write_text(recipe.read_text().replace("batch_size = 8", "batch_size = 4"))
-    proc = subprocess.run(
-        [sys.executable, "-m", "kvision", "run", "--resume", str(d)], capture_output=True, text=True
-    )
+    tiny.write_text(tiny.read_text().replace("batch_size = 8", "batch_size = 4"))
+    proc = cli("run", "--resume", d)
     assert proc.returncode == 2
     assert "recipe changed" in proc.stderr and "-batch_size = 8" in proc.stderr
 
 
-def test_show_ls_export(finished, tmp_path):
-    d = finished
-    show = subprocess.run(
-        [sys.executable, "-m", "kvision", "show", str(d)], capture_output=True, text=True
-    )
+def test_show_ls_export(tiny_run, tmp_path, cli):
+    d = tiny_run
+    show = cli("show", d)
     assert (
         show.returncode == 0 and "lenet-naive" in show.stdout and "Before training" in show.stdout
     )
-    ls = subprocess.run(
-        [sys.executable, "-m", "kvision", "ls", "--runs-dir", str(d.parent)],
-        capture_output=True,
-        text=True,
-    )
+    ls = cli("ls", "--runs-dir", d.parent)
     assert d.name[:44] in ls.stdout and "finished" in ls.stdout
-    out = subprocess.run(
-        [sys.executable, "-m", "kvision", "export", str(d), "--to", str(tmp_path / "x")],
-        capture_output=True,
-        text=True,
-    )
+    out = cli("export", d, "--to", tmp_path / "x")
     assert out.returncode == 0, out.stderr
     assert sorted(p.name for p in (tmp_path / "x").iterdir()) == [
         "lenet-expert.keras",

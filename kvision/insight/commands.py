@@ -97,7 +97,7 @@ def _common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument(
         "target",
         metavar="RUN_DIR|MODEL.keras",
-        help="a kvision run directory or a saved .keras model",
+        help="a kvision run directory, a trial directory of one, or a saved .keras model",
     )
     p.add_argument("--trial", help="only this trial of a run directory (MODEL-ARM)")
     p.add_argument("--out", metavar="DIR", help="folder for the PNGs")
@@ -111,9 +111,19 @@ def _images(p: argparse.ArgumentParser) -> None:
 
 
 def run_viz(args: argparse.Namespace) -> int:
-    """Run one ``kvision viz`` subcommand; returns the exit code (KvisionError propagates)."""
-    from kvision.insight import viz
+    """Run one ``kvision viz`` subcommand; returns the exit code (KvisionError propagates).
 
-    for path in viz.COMMANDS[args.viz_command](args):
+    The subcommand's options reach the library as typed keywords: each flag's dest is the
+    name of a keyword of the viz function (``--max-filters`` -> ``max_filters``).
+    """
+    import inspect
+
+    from kvision.insight import viz
+    from kvision.portable.target import ModelArg
+
+    command = viz.COMMANDS[args.viz_command]
+    takes = inspect.signature(command).parameters
+    options = {k: v for k, v in vars(args).items() if k in takes and k != "source"}
+    for path in command(ModelArg(args.target, args.trial), **options):
         print(path)
     return 0

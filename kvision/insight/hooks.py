@@ -17,7 +17,7 @@ import numpy as np
 from kvision.insight import _layers
 from kvision.insight._names import slug
 from kvision.insight.emitter import Emitter, insight_section
-from kvision.insight.report import report_markdown
+from kvision.insight.report_sections import report_markdown
 from kvision.runs import RunReader, RunWriter, atomic_write_bytes
 
 __all__ = [

@@ -63,10 +63,10 @@ def encoder(model: keras.Model, layer: str | None = None) -> keras.Model:
 
 
 def encode(enc: keras.Model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """L2-normalised float32 features (N, d) of uint8 images."""
-    feats = np.asarray(
-        enc.predict(images.astype(np.float32), batch_size=batch_size, verbose=0), dtype=np.float32
-    )
+    """L2-normalised float32 features (N, d) of uint8 images (cast one batch at a time)."""
+    from kvision.insight._batches import ArrayBatches
+
+    feats = np.asarray(enc.predict(ArrayBatches([images], batch_size), verbose=0), np.float32)
     norms = np.linalg.norm(feats, axis=1, keepdims=True)
     return feats / np.maximum(norms, 1e-12)  # an all-zero feature stays zero, not NaN
 

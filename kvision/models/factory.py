@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,8 +46,7 @@ def create_model(
         opts.update(extra)
     inputs = keras.Input(shape, name="input")
     x = _preprocess_layer(inputs, preprocess, shape) if preprocess is not None else inputs
-    builder = getattr(importlib.import_module(f"kvision.models.{entry.module}"), entry.builder)
-    outputs = builder(x, arch=arch, num_classes=num_classes, **opts)
+    outputs = entry.builder(x, arch=arch, num_classes=num_classes, **entry.preset, **opts)
     model = keras.Model(inputs, outputs, name=arch)
     if weights is not None:
         from kvision.models.weights import load_weights

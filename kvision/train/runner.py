@@ -492,7 +492,7 @@ def _disk_full(writer: RunWriter, console: Console, full: DiskFull) -> RunResult
 
 @main_only
 def _finish_run(shared: RunResources, started: float) -> None:
-    from kvision.train.report import finished_time, write_report
+    from kvision.train.report_md import finished_time, write_report
 
     out = shared.out
     shared.insight.at_run_end()
@@ -539,7 +539,7 @@ def _failed(
 
 def _partial_report(writer: RunWriter) -> None:
     """A report of what was done so far; never masks the original problem."""
-    from kvision.train.report import write_report
+    from kvision.train.report_md import write_report
 
     with contextlib.suppress(Exception):  # best effort on the way out
         write_report(writer.dir)

@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
-import keras
+from typing import Annotated
 
 from kvision.errors import KvisionError
+from kvision.models.catalog.registry import register_model
 
 
-def build_mlp(x, *, arch: str, num_classes: int, hidden: list, activation: str):
+@register_model(
+    "mlp",
+    family="mlp",
+    input=(1,),
+    classes=1,
+    min_input=1,
+    description="MLP 1-64-64-1 with sigmoid hidden units for function fitting (report 002)",
+)
+def build_mlp(
+    x,
+    *,
+    arch: str,
+    num_classes: int,
+    hidden: Annotated[list[int], "hidden layer widths"] = [64, 64],  # noqa: B006  (read only)
+    activation: Annotated[str, "hidden activation (a Keras activation name)"] = "sigmoid",
+):
     """Dense layers ``hidden1..`` with ``activation``; a linear ``output`` of ``num_classes``."""
+    import keras
+
     if not hidden or not all(isinstance(h, int) and h > 0 for h in hidden):
         raise KvisionError(
             f"Option 'hidden' of model architecture '{arch}' must be a non-empty list of "

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import keras
+from typing import Annotated
 
-from kvision.models._blocks import batch_norm, classifier, conv, max_pool, relu
+from kvision.models.catalog.blocks import batch_norm, classifier, conv, max_pool, relu
+from kvision.models.catalog.registry import register_model
 
 # depth -> (block kind, blocks per stage layer1..layer4)
 _IMAGENET_DEPTHS = {
@@ -26,6 +27,8 @@ def _shortcut(x, filters: int, stride: int, *, name: str):
 
 
 def _basic_block(x, filters: int, stride: int, *, name: str, shortcut=_shortcut):
+    import keras
+
     skip = shortcut(x, filters, stride, name=name)
     x = conv(
         x, filters, 3, stride=stride, pad=1, use_bias=False, initializer=_INIT, name=f"{name}_conv1"
@@ -40,6 +43,8 @@ def _basic_block(x, filters: int, stride: int, *, name: str, shortcut=_shortcut)
 def _bottleneck_block(x, filters: int, stride: int, *, name: str, stride_in_1x1: bool):
     """1x1 -> 3x3 -> 1x1 (x4). torchvision (v1.5) strides the 3x3; Keras' ImageNet ResNet50
     weights were trained striding the first 1x1, so ``stride_in_1x1`` rebuilds that layout."""
+    import keras
+
     skip = _shortcut(x, filters * 4, stride, name=name)
     first, middle = (stride, 1) if stride_in_1x1 else (1, stride)
     x = conv(x, filters, 1, stride=first, use_bias=False, initializer=_INIT, name=f"{name}_conv1")
@@ -54,9 +59,24 @@ def _bottleneck_block(x, filters: int, stride: int, *, name: str, stride_in_1x1:
     return relu(x, name=f"{name}_out")
 
 
-def build_resnet(x, *, arch: str, num_classes: int, stride_in_1x1: bool = False):
+_STRIDE_IN_1X1 = (
+    "stride the first 1x1 conv of each downsampling block (ResNet v1, as Keras' ImageNet "
+    "weights) instead of the 3x3 conv (v1.5, torchvision); set automatically for imagenet"
+)
+
+
+def build_resnet(
+    x,
+    *,
+    arch: str,
+    num_classes: int,
+    depth: int,
+    stride_in_1x1: Annotated[bool, _STRIDE_IN_1X1] = False,
+):
     """ResNet-18/34/50: stem (7x7/2 conv, BN, ReLU, 3x3/2 maxpool), layer1..layer4, avgpool."""
-    kind, repeats = _IMAGENET_DEPTHS[int(arch.removeprefix("resnet"))]
+    import keras
+
+    kind, repeats = _IMAGENET_DEPTHS[depth]
     x = conv(x, 64, 7, stride=2, pad=3, use_bias=False, initializer=_INIT, name="stem_conv")
     x = relu(batch_norm(x, name="stem_bn"), name="stem_relu")
     x = max_pool(x, 3, 2, pad=1, name="stem_pool")
@@ -74,6 +94,21 @@ def build_resnet(x, *, arch: str, num_classes: int, stride_in_1x1: bool = False)
     return classifier(x, num_classes)
 
 
+for _depth in (18, 34, 50):
+    # Only the bottleneck blocks (ResNet-50) have a 1x1 conv to stride: 18 and 34 fix it off.
+    register_model(
+        f"resnet{_depth}",
+        family="resnet",
+        input=(224, 224, 3),
+        classes=1000,
+        min_input=1,
+        description=f"ResNet-{_depth} (torchvision layout: stem, layer1..layer4, avgpool, "
+        "classifier)",
+        depth=_depth,
+        **({} if _IMAGENET_DEPTHS[_depth][0] == "bottleneck" else {"stride_in_1x1": False}),
+    )(build_resnet)
+
+
 def _pad_shortcut(x, filters: int, stride: int, *, name: str):
     """He et al.'s CIFAR "option A": subsample and zero-pad channels, no parameters.
 
@@ -81,6 +116,8 @@ def _pad_shortcut(x, filters: int, stride: int, *, name: str):
     keeps every ``stride``-th row and column; the map, seen as (H, W, C, 1), gets its
     channels padded by ZeroPadding3D; ``<name>_shortcut`` reshapes it back to (H, W, C').
     """
+    import keras
+
     if stride == 1 and x.shape[-1] == filters:
         return x
     extra = filters - x.shape[-1]
@@ -93,8 +130,19 @@ def _pad_shortcut(x, filters: int, stride: int, *, name: str):
     return keras.layers.Reshape((height, width, filters), name=f"{name}_shortcut")(x)
 
 
+@register_model(
+    "resnet20",
+    family="resnet",
+    input=(32, 32, 3),
+    classes=10,
+    min_input=1,
+    description="ResNet-20 for CIFAR (3 stages of 3 basic blocks, 16/32/64 filters, identity "
+    "shortcuts)",
+)
 def build_resnet20(x, *, arch: str, num_classes: int):
     """ResNet-20: 3x3 conv (16), three stages of three basic blocks (16/32/64), avgpool."""
+    import keras
+
     x = conv(x, 16, 3, pad=1, use_bias=False, initializer=_INIT, name="stem_conv")
     x = relu(batch_norm(x, name="stem_bn"), name="stem_relu")
     for stage, filters in enumerate((16, 32, 64), start=1):

@@ -1,14 +1,23 @@
-"""Report 001's MyNet (its MyNetPro shares AlexNet's features, in kvision.models.alexnet)."""
+"""Report 001's MyNet (its MyNetPro shares AlexNet's features, in the alexnet module)."""
 
 from __future__ import annotations
 
-import keras
+from kvision.models.catalog.blocks import classifier, conv, max_pool, relu
+from kvision.models.catalog.registry import register_model
 
-from kvision.models._blocks import classifier, conv, max_pool, relu
 
-
+@register_model(
+    "mynet",
+    family="mynet",
+    input=(224, 224, 3),
+    classes=19,
+    min_input=16,
+    description="MyNet of report 001: 2x (conv 5x5 + maxpool), dense 500, dense",
+)
 def build_mynet(x, *, arch: str, num_classes: int):
     """Two valid 5x5 convs (10, 20 filters) with max-pooling, one ReLU, dense 500, dense."""
+    import keras
+
     x = conv(x, 10, 5, name="conv1_conv")
     x = max_pool(x, 2, name="conv1_pool")
     x = conv(x, 20, 5, name="conv2_conv")

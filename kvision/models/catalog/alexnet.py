@@ -3,11 +3,19 @@ small AlexNet with Local Response Normalization."""
 
 from __future__ import annotations
 
-import keras
+from typing import Annotated
 
 from kvision.errors import KvisionError
-from kvision.models._blocks import batch_norm, classifier, conv, dense_head, max_pool, relu
-from kvision.models.layers import LocalResponseNormalization
+from kvision.models.catalog.blocks import (
+    batch_norm,
+    classifier,
+    conv,
+    dense_head,
+    lrn,
+    max_pool,
+    relu,
+)
+from kvision.models.catalog.registry import Dropout, register_model
 
 # (stage, filters, kernel, stride, pad, max-pool after) of the five AlexNet convolutions.
 _ALEXNET_CONVS = (
@@ -28,11 +36,28 @@ def _check_divisor(arch: str, option: str, value: int) -> None:
         )
 
 
-def build_alexnet_seed(x, *, arch: str, num_classes: int, dropout: float, downscale: int):
+@register_model(
+    "alexnet_seed",
+    family="alexnet",
+    input=(256, 256, 3),
+    classes=2,
+    min_input=63,
+    description="AlexNet variant of report 000 with stages retina, lgn, v1, v2, v4, it, classifier",
+)
+def build_alexnet_seed(
+    x,
+    *,
+    arch: str,
+    num_classes: int,
+    dropout: Dropout = 0.5,
+    downscale: Annotated[int, "divide every conv and dense width by this"] = 1,
+):
     """Report 000's AlexNet: conv, ReLU, then BatchNorm per stage; 6x6 adaptive pool; dense.
 
     Stages are named after the visual pathway (retina, lgn, v1, v2, v4, it, classifier).
     """
+    import keras
+
     _check_divisor(arch, "downscale", downscale)
     for stage, filters, kernel, stride, pad, pool in _ALEXNET_CONVS:
         x = conv(x, filters // downscale, kernel, stride=stride, pad=pad, name=f"{stage}_conv")
@@ -60,8 +85,18 @@ def _alexnet_features(x, *, batchnorm: bool):
     return x
 
 
-def build_alexnet(x, *, arch: str, num_classes: int, dropout: float):
+@register_model(
+    "alexnet",
+    family="alexnet",
+    input=(224, 224, 3),
+    classes=1000,
+    min_input=63,
+    description="AlexNet as in the common reference implementation (torchvision layout)",
+)
+def build_alexnet(x, *, arch: str, num_classes: int, dropout: Dropout = 0.5):
     """AlexNet in the torchvision layout (61,100,840 parameters at 224x224, 1,000 classes)."""
+    import keras
+
     x = _alexnet_features(x, batchnorm=False)
     x = keras.layers.AdaptiveAveragePooling2D(6, name="avgpool")(x)
     x = keras.layers.Flatten(name="flatten")(x)
@@ -69,8 +104,18 @@ def build_alexnet(x, *, arch: str, num_classes: int, dropout: float):
     return classifier(x, num_classes)
 
 
-def build_mynet_pro(x, *, arch: str, num_classes: int, dropout: float):
+@register_model(
+    "mynet_pro",
+    family="mynet",
+    input=(224, 224, 3),
+    classes=19,
+    min_input=63,
+    description="MyNetPro of report 001: AlexNet with BatchNorm and dropout 0.3",
+)
+def build_mynet_pro(x, *, arch: str, num_classes: int, dropout: Dropout = 0.3):
     """Report 001's MyNetPro: AlexNet features with BatchNorm, flattened directly (no pooling)."""
+    import keras
+
     x = _alexnet_features(x, batchnorm=True)
     x = keras.layers.Flatten(name="flatten")(x)
     x = dense_head(x, [4096, 4096], dropout=dropout, stage="head", dropout_first=True)
@@ -81,8 +126,30 @@ _SMALL_CONVS = ((16, 5, True), (32, 5, True), (96, 3, False), (64, 3, False), (6
 _NORMS = ("lrn", "batchnorm", "none")
 
 
-def build_alexnet_small(x, *, arch: str, num_classes: int, dropout: float, norm: str, head: int):
+@register_model(
+    "alexnet_small",
+    family="alexnet",
+    input=(28, 28, 1),
+    classes=12,
+    min_input=4,
+    description="Small AlexNet of report 004 with Local Response Normalization (28x28 grayscale)",
+)
+def build_alexnet_small(
+    x,
+    *,
+    arch: str,
+    num_classes: int,
+    dropout: Dropout = 0.5,
+    norm: Annotated[
+        str,
+        "normalisation after the first two convs: "
+        "'lrn', 'batchnorm' or 'none' (report 004's ablation)",
+    ] = "lrn",
+    head: Annotated[int, "width of the two hidden dense layers"] = 2048,
+):
     """Report 004's small AlexNet; ``norm`` picks LRN (as reported), BatchNorm or nothing."""
+    import keras
+
     if norm not in _NORMS:
         raise KvisionError(
             f"Option 'norm' of model architecture '{arch}' must be one of "
@@ -95,7 +162,7 @@ def build_alexnet_small(x, *, arch: str, num_classes: int, dropout: float, norm:
             x = max_pool(x, 2, name=f"conv{i}_pool")
             if norm == "lrn":
                 # PyTorch's LocalResponseNorm(size) with size = the channel count, as in 004.
-                x = LocalResponseNormalization(size=filters, name=f"conv{i}_lrn")(x)
+                x = lrn(x, filters, name=f"conv{i}_lrn")
             elif norm == "batchnorm":
                 x = batch_norm(x, name=f"conv{i}_bn")
     x = keras.layers.Flatten(name="flatten")(x)

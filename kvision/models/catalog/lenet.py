@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-import keras
+from kvision.models.catalog.blocks import batch_norm, classifier, conv, max_pool, relu
+from kvision.models.catalog.registry import Dropout, register_model
 
-from kvision.models._blocks import batch_norm, classifier, conv, max_pool, relu
 
-
-def build_lenet(x, *, arch: str, num_classes: int, dropout: float):
+@register_model(
+    "lenet",
+    family="lenet",
+    input=(28, 28, 1),
+    classes=12,
+    min_input=4,
+    description="LeNet of report 004: 2x (conv 5x5 + BN + ReLU + maxpool), dropout, dense",
+)
+def build_lenet(x, *, arch: str, num_classes: int, dropout: Dropout = 0.5):
     """Two conv stages (16 and 32 filters, 5x5 "same", BN, ReLU, maxpool 2), dropout, dense."""
+    import keras
+
     for i, filters in enumerate((16, 32), start=1):
         x = conv(x, filters, 5, pad=2, name=f"conv{i}_conv")
         x = batch_norm(x, name=f"conv{i}_bn")

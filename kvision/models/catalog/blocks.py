@@ -1,12 +1,11 @@
 """Layer helpers shared by the model families: PyTorch-equivalent padding and BatchNorm.
 
 Every layer is a stock Keras layer, so saved models load in any Keras; on the torch backend
-kvision executes them with one torch call each (``kvision.models._fast``).
+kvision executes them with one torch call each (``kvision.models._fast``). Keras is imported
+inside each helper: the catalogue that holds them is read without Keras.
 """
 
 from __future__ import annotations
-
-import keras
 
 # PyTorch's BatchNorm2d defaults (eps 1e-5, running stats updated with weight 0.1), so that
 # imported state_dicts give the same outputs and the reports' training behaves the same.
@@ -31,6 +30,8 @@ def conv(
     stride-1 "same" case is a ZeroPadding2D ``<name>_pad`` before a "valid" conv; on the
     torch backend the fast graph folds it into the conv's torch call (no padded copy).
     """
+    import keras
+
     padding = "same" if pad and stride == 1 and 2 * pad == kernel - 1 else "valid"
     if pad and padding == "valid":
         x = keras.layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
@@ -47,11 +48,15 @@ def conv(
 
 def batch_norm(x, *, name: str):
     """BatchNormalization over channels with PyTorch's epsilon and momentum."""
+    import keras
+
     return keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name)(x)
 
 
 def relu(x, *, name: str):
     """A named ReLU layer (named so activations can be read back by stage)."""
+    import keras
+
     return keras.layers.ReLU(name=name)(x)
 
 
@@ -62,6 +67,8 @@ def max_pool(x, size: int, stride: int | None = None, *, name: str, pad: int = 0
     ZeroPadding2D ``<name>_pad``, the same wherever the input is a ReLU's (never negative),
     as in ResNet's stem, the only padded pool (the fast graph then folds it into the pool).
     """
+    import keras
+
     if pad:
         x = keras.layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
     return keras.layers.MaxPooling2D(size, strides=stride or size, padding="valid", name=name)(x)
@@ -73,6 +80,8 @@ def dense_head(x, widths: list[int], *, dropout: float, stage: str, dropout_firs
     ``dropout_first`` puts each Dropout before its Dense (report 000, AlexNet) rather than
     after its ReLU (torchvision's VGG).
     """
+    import keras
+
     for i, width in enumerate(widths, start=1):
         if dropout_first and dropout:
             x = keras.layers.Dropout(dropout, name=f"{stage}_dropout{i}")(x)
@@ -85,4 +94,19 @@ def dense_head(x, widths: list[int], *, dropout: float, stage: str, dropout_firs
 
 def classifier(x, num_classes: int):
     """The final logits layer, always named ``classifier`` (heads are swapped by name)."""
+    import keras
+
     return keras.layers.Dense(num_classes, name="classifier")(x)
+
+
+def lrn(x, size: int, *, name: str):
+    """kvision's LocalResponseNormalization (PyTorch's ``LocalResponseNorm(size)``).
+
+    Taken from Keras' registry of serializable classes by its registered name, the lookup
+    ``load_model`` makes: ``kvision.models.layers`` (which registers it) sits above this
+    Keras-free catalogue, and ``create_model`` imports it before any builder runs.
+    """
+    import keras
+
+    layer = keras.saving.get_registered_object("kvision>LocalResponseNormalization")
+    return layer(size=size, name=name)(x)
