@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from kvision.data import balance
@@ -20,12 +22,14 @@ def load_dataset(
     *,
     manifest: dict | None = None,
     conditions: dict[str, ConditionSection] | None = None,
+    progress: Callable[..., None] | None = None,
 ) -> Dataset:
     """Load ``[data]`` into memory as uint8 NHWC splits (float32 (x, y) for ``function:``).
 
     Splits the source does not provide are carved stratified and seeded from train (or from
     the pooled images when ``use_given_splits`` is false). With ``manifest`` (from
-    :func:`split_manifest`) the recorded split is reproduced exactly instead.
+    :func:`split_manifest`) the recorded split is reproduced exactly instead. ``progress``
+    receives the figures of a cache entry being built (kvision.data.progress ``sink``).
     """
     if data.regression:
         from kvision.data.function import load_function_dataset
@@ -39,7 +43,7 @@ def load_dataset(
             'cannot follow; use dynamic augmentation or blur.at = "input".',
             key="data.augment.static",
         )
-    src = read_source(data, at_source or None)
+    src = read_source(data, at_source or None, progress)
     names = src.class_names
     if len(names) < 2:
         raise RecipeError(
