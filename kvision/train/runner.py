@@ -320,6 +320,7 @@ def _execute(recipe: Recipe, dataset, out: RunOutput, start: Start) -> RunResult
                 return _disk_full(writer, console, full)
             return _crashed(writer, console, exc)
         finally:
+            shared.insight.close()
             writer.close()
     return RunResult(writer.dir, "finished", EXIT_OK)
 
