@@ -66,6 +66,8 @@ def read_folder(
         for rel, cls in entries
     ]
     job = FolderFiles(root, files, data.channels or 3, data, source_blur)
+    if data.store == "stream":
+        return _streamed(job, class_names, skipped)
     label = f"decoding {root.name}"
 
     def build(builder: cache.Builder) -> dict:  # a fresh count for a retry in memory
@@ -84,6 +86,18 @@ def read_folder(
         entry_splits(arrays, meta),
         {"skipped": skipped, "folder": str(root), "cache_hit": hit, "warnings": warnings},
     )
+
+
+def _streamed(job: FolderFiles, class_names: list[str], skipped: list[dict]) -> SourceData:
+    """data.store = "stream": nothing decoded now; rows are decoded as batches ask."""
+    from kvision.data.stream import stream_splits
+
+    splits, unusable = stream_splits(job)
+    skipped = skipped + unusable
+    if not splits:
+        _none_readable(job.root, skipped)
+    info = {"skipped": skipped, "folder": str(job.root), "store": "stream"}
+    return SourceData(f"folder:{job.root.name}", class_names, splits, info)
 
 
 def _none_readable(root: Path, skipped: list[dict]) -> None:
