@@ -173,3 +173,68 @@ def test_job_round_trip_keeps_arrays_and_refuses_objects(tmp_path):
     np.testing.assert_array_equal(back.arrays["a0"], maps["v1"])
     with pytest.raises(ValueError):
         queue.put(Job.of("x", "x", None, "images/x.png", {"a": np.array([object()])}))
+
+
+SUMMARY = {
+    "class_names": ["a", "b"],
+    "confusion_matrix": [[3, 1], [0, 4]],
+    "accuracy": 0.875,
+    "macro_f1": 0.87,
+    "n": 8,
+}
+
+
+def test_a_worker_that_cannot_start_leaves_the_trainer_drawing(tmp_path, monkeypatch):
+    import kvision.insight.render_worker as rw
+    from kvision.runs import RunWriter
+
+    def refuse(run_dir):
+        raise OSError("no processes left")
+
+    monkeypatch.setattr(rw, "_start_worker", refuse)
+    writer = RunWriter(tmp_path / "run")
+    try:
+        renderer = rw.WorkerRenderer(writer)
+        job = Job.of(
+            "confusion",
+            "confusion",
+            "t",
+            "images/confusion/t.png",
+            {"summary": SUMMARY, "title": "t"},
+        )
+        (event,) = renderer.submit(job)
+        assert (event["path"], event["kind"], event["trial"]) == (
+            "images/confusion/t.png",
+            "confusion",
+            "t",
+        )
+        assert (tmp_path / "run" / event["path"]).read_bytes()[:4] == b"\x89PNG"
+        assert renderer.broken and not renderer.queue.pending()
+        assert renderer.submit(job) and renderer.drain() == []
+    finally:
+        writer.close()
+
+
+def test_a_job_recorded_but_not_cleared_is_not_recorded_twice(tmp_path):
+    from kvision.runs import RunWriter
+
+    queue = JobQueue(tmp_path)
+    queue.put(
+        Job.of(
+            "confusion",
+            "confusion",
+            "t",
+            "images/confusion/t.png",
+            {"summary": SUMMARY, "title": "t"},
+        )
+    )
+    (stem,) = queue.pending()
+    queue.render(stem)
+    stem.with_suffix(".npz").unlink()
+    stem.with_suffix(".json").unlink()  # killed after clearing the job, before its mark
+    writer = RunWriter(tmp_path)
+    try:
+        assert queue.finish(writer) == []
+    finally:
+        writer.close()
+    assert not list((tmp_path / JOBS_DIR).iterdir())

@@ -171,6 +171,9 @@ class JobQueue:
         events = []
         for done in self._files("done"):
             stem = done.with_suffix("")
+            if not stem.with_suffix(".json").exists():  # recorded; killed while clearing it
+                done.unlink()
+                continue
             mark = json.loads(done.read_text("utf-8"))
             job = json.loads(stem.with_suffix(".json").read_text("utf-8"))
             if mark["drawn"]:
@@ -179,7 +182,7 @@ class JobQueue:
                 events.append(
                     writer.warning("figure_failed", f"{job['path']} was not drawn: {mark['error']}")
                 )
-            for suffix in (".json", ".npz", ".done"):
+            for suffix in (".npz", ".json", ".done"):  # a kill between: recorded again at most
                 stem.with_suffix(suffix).unlink(missing_ok=True)
         return events
 
