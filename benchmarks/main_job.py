@@ -37,7 +37,7 @@ def run_once(recipe: str, overrides: list[str], runs_dir: Path) -> tuple[float, 
 def report(recipe: str, wall: float, console: str, run_dir: Path) -> str:
     """Markdown: times, memory, the console and the final table."""
     from kvision.runs import RunReader
-    from kvision.runs.report import result_sections
+    from kvision.runs.result_tables import result_sections
 
     reader = RunReader(run_dir)
     inside = reader.of("run_finished")[-1]["seconds"]

@@ -15,7 +15,7 @@ from kvision.data.images import resize_images
 from kvision.errors import RecipeError
 from kvision.recipe.schema_data import ConditionSection, DataSection
 from kvision.recipe.spec import Context, parse
-from kvision.runs.report import blur_facts
+from kvision.runs.result_tables import blur_facts
 
 
 def _parse(cls, table):

@@ -239,7 +239,7 @@ def _fail_h5(self, path, *a, **kw):
 SITES = {
     "events": ("kvision.runs.writer.RunWriter.event", lambda: _fail_event("epoch_end")),
     "checkpoint": ("keras.Model.save_weights", lambda: _fail_h5),
-    "report": ("kvision.train.report.write_report", lambda: enospc),
+    "report": ("kvision.train.report_md.write_report", lambda: enospc),
     "export": ("keras.Model.save", lambda: enospc),
     "images": ("matplotlib.figure.Figure.savefig", lambda: enospc),
 }

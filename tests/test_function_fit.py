@@ -284,7 +284,7 @@ def test_killed_fit_run_resumes_to_the_uninterrupted_result(tmp_path):
 
 def test_sweep_objectives_of_a_fit_run(fit_run):
     from kvision.recipe.schema_sweep import SweepSection
-    from kvision.sweep.report import read_objective
+    from kvision.sweep.results import read_objective
 
     r2 = SweepSection(params={"training.batch_size": [8, 16]}, objective="test.clear.r2")
     mae = SweepSection(params={"training.batch_size": [8, 16]}, objective="val_mae")
@@ -299,7 +299,7 @@ def test_sweep_objectives_of_a_fit_run(fit_run):
 
 
 def test_kvision_data_describes_the_pairs():
-    from kvision.data.report import describe_target
+    from kvision.data.describe import describe_target
 
     text = describe_target(str(ROOT / "recipes" / "function_fit.toml"))
     assert "(x, y) pairs for a regression, domain [-2.0, 3.0]" in text

@@ -21,7 +21,7 @@ from kvision.insight.hooks import (
     run_artifacts,
     trial_artifacts,
 )
-from kvision.insight.report import report_markdown
+from kvision.insight.report_sections import report_markdown
 from kvision.recipe.schema_insight import InsightSection, RetrievalSpec, RobustnessSpec
 from kvision.runs import RunReader, RunWriter
 

@@ -427,9 +427,10 @@ def test_predict_reads_every_format_export_writes(run_dir, exported, images, tmp
 
 def test_viz_names_an_exported_models_classes_from_its_sidecar(exported):
     from kvision.insight.viz import resolve_target
+    from kvision.portable.target import ModelArg
 
     card = json.loads((exported / "lenet-expert.keras.json").read_text())
-    target = resolve_target(str(exported / "lenet-expert.keras"), None, None)
+    target = resolve_target(ModelArg(exported / "lenet-expert.keras"), None)
     assert target.class_names == card["class_names"] and len(card["class_names"]) > 1
 
 

@@ -13,7 +13,7 @@ from scipy import stats
 
 from kvision.runs import RunReader
 from kvision.runs.repeats import final_groups, paired_differences
-from kvision.runs.report import repeats_table
+from kvision.runs.result_tables import repeats_table
 from kvision.train.console import Console
 from kvision.train.runner import run_recipe
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from kvision.runs import RunReader
 from kvision.runs.answer import answer_section, arms_paragraph
-from kvision.train.report import render_report
+from kvision.train.report_md import render_report
 
 ARMS = """
 [conditions.clear]
@@ -152,7 +152,7 @@ def test_a_resumed_run_reports_one_total_time_and_its_interruptions(tmp_path):
     """The console's "finished in", report.md's wall time and `kvision ls` agree after a
     resume, and the report says the run was interrupted."""
     from kvision.runs.summary import run_seconds
-    from kvision.train.report import finished_time
+    from kvision.train.report_md import finished_time
 
     d = _run(tmp_path, 1)
     t = "2026-01-01T12:{:02d}:00+00:00"

@@ -52,7 +52,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Handler of ``kvision data``."""
-    from kvision.data.report import describe_target
+    from kvision.data.describe import describe_target
 
     print(
         describe_target(

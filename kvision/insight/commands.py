@@ -16,13 +16,14 @@ Draw what a trained network learned, for a run directory or a .keras file.
   cam          Grad-CAM / Grad-CAM++ heatmaps of images (--image)
   robustness   blur-robustness curves (a run's stored results, or measured on --data)
   retrieve     nearest images of a query (--query) in an image folder (--index)
+  pending      the figures a stopped run left queued, drawn and recorded in the run
 
 Images go to --out (default: the run's images/ folder, or ./viz-<model> for a .keras file).
 """
 
 
 def register(subparsers) -> argparse.ArgumentParser:
-    """Add the ``viz`` command and its five subcommands to the CLI's subparsers."""
+    """Add the ``viz`` command and its six subcommands to the CLI's subparsers."""
     viz = subparsers.add_parser(
         "viz",
         help="draw filters, activations, Grad-CAM, robustness, "
@@ -89,6 +90,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=5, help="neighbours per query (default 5)")
     p.add_argument("--threshold", type=float, help="keep neighbours closer than this (0-2)")
     p.add_argument("--layer", help="feature layer (default: the pooled features)")
+    p = kinds.add_parser(
+        "pending", help="draw the figures a stopped run left queued (figure_jobs/)"
+    )
+    p.add_argument("target", metavar="RUN_DIR", help="a kvision run directory")
+    p.set_defaults(trial=None)
     viz.set_defaults(handler=run_viz)
     return viz
 
@@ -97,7 +103,7 @@ def _common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument(
         "target",
         metavar="RUN_DIR|MODEL.keras",
-        help="a kvision run directory or a saved .keras model",
+        help="a kvision run directory, a trial directory of one, or a saved .keras model",
     )
     p.add_argument("--trial", help="only this trial of a run directory (MODEL-ARM)")
     p.add_argument("--out", metavar="DIR", help="folder for the PNGs")
@@ -111,9 +117,19 @@ def _images(p: argparse.ArgumentParser) -> None:
 
 
 def run_viz(args: argparse.Namespace) -> int:
-    """Run one ``kvision viz`` subcommand; returns the exit code (KvisionError propagates)."""
-    from kvision.insight import viz
+    """Run one ``kvision viz`` subcommand; returns the exit code (KvisionError propagates).
 
-    for path in viz.COMMANDS[args.viz_command](args):
+    The subcommand's options reach the library as typed keywords: each flag's dest is the
+    name of a keyword of the viz function (``--max-filters`` -> ``max_filters``).
+    """
+    import inspect
+
+    from kvision.insight import viz
+    from kvision.portable.target import ModelArg
+
+    command = viz.COMMANDS[args.viz_command]
+    takes = inspect.signature(command).parameters
+    options = {k: v for k, v in vars(args).items() if k in takes and k != "source"}
+    for path in command(ModelArg(args.target, args.trial), **options):
         print(path)
     return 0

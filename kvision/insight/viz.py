@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,9 +11,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from kvision.data import image_files
-from kvision.errors import KvisionError, did_you_mean
+from kvision.errors import KvisionError
 from kvision.insight import _layers
 from kvision.insight._names import slug
+from kvision.portable.loading import load_checked as load_model
+from kvision.portable.target import ModelArg, resolve
 
 if TYPE_CHECKING:
     import keras
@@ -28,47 +29,24 @@ class Target:
     class_names: list[str] | None
     out: Path
     run_dir: Path | None = None
+    trial: str | None = None
 
 
-def resolve_target(target: str, trial: str | None, out: str | None) -> Target:
-    """A run directory (its trials' model.keras) or one .keras file; anything else is an error."""
-    from kvision.runs import RunReader, is_run_dir
-
-    path = Path(target).expanduser()
-    if is_run_dir(path):
-        reader = RunReader(path)
-        models = {t: path / "trials" / t / "model.keras" for t in reader.trials()}
-        models = {t: p for t, p in models.items() if p.is_file()}
-        if trial is not None:
-            if trial not in models:
-                raise KvisionError(
-                    f"Run '{path}' has no trial '{trial}' with a saved model."
-                    f"{did_you_mean(trial, models)} Trials with a model: "
-                    f"{', '.join(models) or 'none'}."
-                )
-            models = {trial: models[trial]}
-        loaded = reader.of("data_loaded")
-        names = loaded[-1].get("class_names") if loaded else None
-        return Target(models, names, Path(out) if out else path / "images", path)
-    if path.suffix == ".keras" and path.is_file():
-        from kvision.portable.sidecar import read_sidecar
-
-        names = (read_sidecar(path) or {}).get("class_names")  # an exported file's sidecar
-        return Target({path.stem: path}, names, Path(out) if out else Path(f"viz-{path.stem}"))
-    raise KvisionError(
-        f"'{target}' is neither a kvision run directory (a folder with "
-        "meta.json and events.jsonl) nor an existing .keras model file."
+def resolve_target(target: ModelArg, out: str | Path | None, *, need_models: bool = True) -> Target:
+    """The .keras models ``target`` points at (kvision.portable.target) and the output folder:
+    ``out``, else the run's images/ folder, else ./viz-<model> for a file."""
+    pointed = resolve(target, reads=(".keras",), need_models=need_models)
+    if pointed.run_dir is not None:
+        default = pointed.run_dir / "images"
+    else:
+        default = Path(f"viz-{next(iter(pointed.models))}")
+    return Target(
+        pointed.models,
+        pointed.class_names(),
+        Path(out) if out else default,
+        pointed.run_dir,
+        pointed.trial,
     )
-
-
-def load_model(path: Path) -> keras.Model:
-    """A saved model via kvision.models.load_model (safe mode, kvision's layers registered)."""
-    from kvision.models import load_model as _load
-
-    try:
-        return _load(path)
-    except (ValueError, OSError, TypeError) as err:  # not a Keras archive, or a foreign layer
-        raise KvisionError(f"Cannot load '{path}' as a Keras model: {err}") from None
 
 
 def _input_spec(model: keras.Model) -> tuple[tuple[int, int] | None, int]:
@@ -98,11 +76,13 @@ def _out(target: Target, kind: str, name: str) -> Path:
     return target.out / kind / f"{slug(name)}.png"
 
 
-def viz_filters(args: argparse.Namespace) -> list[Path]:
+def viz_filters(
+    source: ModelArg, *, out: str | Path | None = None, max_filters: int = 16
+) -> list[Path]:
     """First-conv filter grid of each model."""
     from kvision.insight.filters import conv_kernel, plot_filters
 
-    target = resolve_target(args.target, args.trial, args.out)
+    target = resolve_target(source, out)
     written = []
     for name, path in target.models.items():
         model = load_model(path)
@@ -111,25 +91,32 @@ def viz_filters(args: argparse.Namespace) -> list[Path]:
             plot_filters(
                 {name: conv_kernel(model, layer)},
                 _out(target, "filters", f"{name}_first-conv_viz"),
-                max_filters=_at_least(args.max_filters, 1, "--max-filters"),
+                max_filters=_at_least(max_filters, 1, "--max-filters"),
                 title=f"{name}: first conv '{layer}' filters",
             )
         )
     return written
 
 
-def viz_activations(args: argparse.Namespace) -> list[Path]:
-    """Channel means per stage and the strongest channels of each stage, for --image files."""
+def viz_activations(
+    source: ModelArg,
+    *,
+    image: Sequence[str | Path],
+    out: str | Path | None = None,
+    layer: Sequence[str] = (),
+    top_channels: int = 6,
+) -> list[Path]:
+    """Channel means per stage and the strongest channels of each stage, for ``image`` files."""
     from kvision.insight.activations import activation_maps, plot_stage_means, plot_top_channels
 
-    _at_least(args.top_channels, 0, "--top-channels")
-    target = resolve_target(args.target, args.trial, args.out)
-    titles = [Path(p).name for p in args.image]
+    _at_least(top_channels, 0, "--top-channels")
+    target = resolve_target(source, out)
+    titles = [Path(p).name for p in image]
     written = []
     for name, path in target.models.items():
         model = load_model(path)
-        images = read_images(args.image, model)
-        maps = activation_maps(model, _layers.spatial_stages(model, args.layer), images)
+        images = read_images(image, model)
+        maps = activation_maps(model, _layers.spatial_stages(model, list(layer)), images)
         written.append(
             plot_stage_means(
                 images,
@@ -139,48 +126,60 @@ def viz_activations(args: argparse.Namespace) -> list[Path]:
                 title=f"{name}: channel-mean activations",
             )
         )
-        for stage, fmap in maps.items() if args.top_channels > 0 else ():
+        for stage, fmap in maps.items() if top_channels > 0 else ():
             written.append(
                 plot_top_channels(
                     images,
                     fmap,
                     titles,
                     _out(target, "activations", f"{name}_{stage}_top-channels_viz"),
-                    k=args.top_channels,
+                    k=top_channels,
                     title=f"{name}: strongest {stage} channels",
                 )
             )
     return written
 
 
-def viz_cam(args: argparse.Namespace) -> list[Path]:
-    """Grad-CAM / Grad-CAM++ for the predicted class, or --class-index, of --image files."""
+def viz_cam(
+    source: ModelArg,
+    *,
+    image: Sequence[str | Path],
+    out: str | Path | None = None,
+    layer: str | None = None,
+    method: str = "both",
+    class_index: int | None = None,
+    class_names: str | None = None,
+) -> list[Path]:
+    """Grad-CAM / Grad-CAM++ for the predicted class, or ``class_index``, of ``image`` files;
+    ``class_names`` is comma-separated (default: the run's or the sidecar's)."""
     from kvision.insight.cam import METHODS, cam_panels, plot_cams
 
-    target = resolve_target(args.target, args.trial, args.out)
-    methods = METHODS if args.method == "both" else (args.method,)
+    target = resolve_target(source, out)
+    methods = METHODS if method == "both" else (method,)
     written = []
     for name, path in target.models.items():
         model = load_model(path)
         num_classes = int(model.outputs[0].shape[-1])
-        names = _class_names(args.class_names, target.class_names, num_classes)
-        layer = _layers.cam_layer(model, args.layer)
-        images = read_images(args.image, model)
-        if args.class_index is None:
+        names = _class_names(class_names, target.class_names, num_classes)
+        explained = _layers.cam_layer(model, layer)
+        images = read_images(image, model)
+        if class_index is None:
             labels, targets = np.zeros(len(images), np.int64), ("predicted",)
         else:
-            _check_class_index(args.class_index, num_classes)
-            labels, targets = np.full(len(images), args.class_index), ("true",)
-        panels = cam_panels(model, layer, images, labels, names, methods=methods, targets=targets)
-        if args.class_index is not None:  # "true" here means "the class asked for"
+            _check_class_index(class_index, num_classes)
+            labels, targets = np.full(len(images), class_index), ("true",)
+        panels = cam_panels(
+            model, explained, images, labels, names, methods=methods, targets=targets
+        )
+        if class_index is not None:  # "true" here means "the class asked for"
             panels = {k.replace("(true)", "(asked)"): v for k, v in panels.items()}
         written.append(
             plot_cams(
                 images,
                 panels,
-                [Path(p).name for p in args.image],
-                _out(target, "cam", f"{name}_{args.method}_{layer}_viz"),
-                title=f"{name}: class activation maps from '{layer}'",
+                [Path(p).name for p in image],
+                _out(target, "cam", f"{name}_{method}_{explained}_viz"),
+                title=f"{name}: class activation maps from '{explained}'",
             )
         )
     return written
@@ -208,24 +207,33 @@ def _class_names(given: str | None, from_run: list[str] | None, n: int) -> list[
     return [f"class {i}" for i in range(n)]
 
 
-def viz_robustness(args: argparse.Namespace) -> list[Path]:
-    """A run's stored robustness curves, or curves measured on --data for each model."""
+def viz_robustness(
+    source: ModelArg,
+    *,
+    out: str | Path | None = None,
+    data: str | Path | None = None,
+    sigmas: str = "0,1,2,3,5",
+    kinds: str = "gaussian,defocus,motion,zoom",
+    max_images: int = 500,
+) -> list[Path]:
+    """A run's stored robustness curves, or curves measured on the ``data`` image folder for
+    each model (``sigmas`` and ``kinds`` comma-separated, as on the command line)."""
     from kvision.insight.robustness import plot_robustness, robustness_curves, stratified_subset
 
-    target = resolve_target(args.target, args.trial, args.out)
-    if args.data is None:
-        return _stored_robustness(target, args.trial)
+    target = resolve_target(source, out, need_models=data is not None)
+    if data is None:
+        return _stored_robustness(target)
     curves = {}
     for name, path in target.models.items():
         model = load_model(path)
-        images, labels, _ = read_image_folder(args.data, model)
-        keep = stratified_subset(labels, _at_least(args.max_images, 1, "--max-images"))
+        images, labels, _ = read_image_folder(data, model)
+        keep = stratified_subset(labels, _at_least(max_images, 1, "--max-images"))
         curves[name] = robustness_curves(
             model,
             images[keep],
             labels[keep],
-            sigmas=_floats(args.sigmas, "--sigmas"),
-            kinds=_kinds(args.kinds),
+            sigmas=_floats(sigmas, "--sigmas"),
+            kinds=_kinds(kinds),
             severities=(1, 2, 3, 4, 5),
         )
     _print_table(curves)
@@ -234,12 +242,12 @@ def viz_robustness(args: argparse.Namespace) -> list[Path]:
             curves,
             {},
             _out(target, "robustness", "blur-robustness_viz"),
-            title=f"Test accuracy under blur ({Path(args.data).name})",
+            title=f"Test accuracy under blur ({Path(data).name})",
         )
     ]
 
 
-def _stored_robustness(target: Target, trial: str | None) -> list[Path]:
+def _stored_robustness(target: Target) -> list[Path]:
     from kvision.insight.curves import trial_labels
     from kvision.insight.robustness import plot_robustness
     from kvision.runs import RunReader
@@ -253,7 +261,7 @@ def _stored_robustness(target: Target, trial: str | None) -> list[Path]:
     curves = {}
     for t in reader.trials():
         file = target.run_dir / "trials" / t / "robustness.json"
-        if file.is_file() and (trial is None or t == trial):
+        if file.is_file() and (target.trial is None or t == target.trial):
             curves[t] = json.loads(file.read_text("utf-8"))
     if not curves:
         raise KvisionError(
@@ -299,26 +307,36 @@ def _kinds(text: str) -> tuple[str, ...]:
     return kinds
 
 
-def viz_retrieve(args: argparse.Namespace) -> list[Path]:
-    """Top-k neighbours of each --query in the --index folder, with precision@k by label."""
+def viz_retrieve(
+    source: ModelArg,
+    *,
+    index: str | Path,
+    query: Sequence[str | Path],
+    out: str | Path | None = None,
+    k: int = 5,
+    threshold: float | None = None,
+    layer: str | None = None,
+) -> list[Path]:
+    """Top-``k`` neighbours of each ``query`` image in the ``index`` folder, with precision@k
+    by label; ``layer`` picks the features (default: the pooled ones)."""
     from kvision.insight.retrieval import FeatureIndex, encode, encoder, plot_strip, precision_at_k
 
-    _at_least(args.k, 1, "--k")
-    target = resolve_target(args.target, args.trial, args.out)
+    _at_least(k, 1, "--k")
+    target = resolve_target(source, out)
     written = []
     for name, path in target.models.items():
         model = load_model(path)
-        enc = encoder(model, args.layer)
-        images, labels, classes = read_image_folder(args.index, model)
-        index = FeatureIndex(encode(enc, images), labels)
+        enc = encoder(model, layer)
+        images, labels, classes = read_image_folder(index, model)
+        found = FeatureIndex(encode(enc, images), labels)
         if len(classes) > 1:
-            p = precision_at_k(index, index.features, labels, args.k, exclude_self=True)
-            print(f"{name}: precision@{args.k} by label over {len(labels)} index images: {p:.3f}")
-        queries = read_images(args.query, model)
-        for qpath, query, hit in zip(
-            args.query,
+            p = precision_at_k(found, found.features, labels, k, exclude_self=True)
+            print(f"{name}: precision@{k} by label over {len(labels)} index images: {p:.3f}")
+        queries = read_images(query, model)
+        for qpath, one, hit in zip(
+            query,
             queries,
-            index.search(encode(enc, queries), args.k, args.threshold),
+            found.search(encode(enc, queries), k, threshold),
             strict=True,
         ):
             captions = [
@@ -327,20 +345,28 @@ def viz_retrieve(args: argparse.Namespace) -> list[Path]:
             ]
             written.append(
                 plot_strip(
-                    query,
+                    one,
                     [images[i] for i in hit.indices],
                     captions,
-                    _out(target, "retrieval", f"{name}_{Path(qpath).stem}_top-{args.k}_viz"),
-                    title=f"{name}: nearest images in {Path(args.index).name}",
+                    _out(target, "retrieval", f"{name}_{Path(qpath).stem}_top-{k}_viz"),
+                    title=f"{name}: nearest images in {Path(index).name}",
                 )
             )
     return written
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], list[Path]]] = {
+def viz_pending(source: ModelArg) -> list[Path]:
+    """The figures a stopped run left queued for its drawing worker, drawn and recorded."""
+    from kvision.insight.render_worker import rerender
+
+    return rerender(source.target)
+
+
+COMMANDS: dict[str, Callable[..., list[Path]]] = {
     "filters": viz_filters,
     "activations": viz_activations,
     "cam": viz_cam,
     "robustness": viz_robustness,
     "retrieve": viz_retrieve,
+    "pending": viz_pending,
 }

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 EXPORT_HELP = """\
 Write a run's trained models as files to share: <trial>.keras (graph and weights, no
@@ -90,19 +89,19 @@ def _export(args: argparse.Namespace) -> int:
     if waiting:
         print(f"not exported (no model yet): {', '.join(waiting)}", file=sys.stderr)
     if args.check and done:
-        _check(Path(args.run_dir).expanduser(), done)
+        _check(args.run_dir, done)
     return 0
 
 
-def _check(run: Path, done: list) -> None:
+def _check(run_dir: str, done: list) -> None:
     """``--check``: every exported file against its trial's Keras model, on the test images."""
     from kvision.portable.check import check_rows, format_check, run_test_views
-    from kvision.portable.export import trial_models
+    from kvision.portable.target import ModelArg, resolve
 
-    views = run_test_views(run)
-    sources, _ = trial_models(run, None)
+    pointed = resolve(ModelArg(run_dir), reads=())
+    views = run_test_views(pointed.run_dir)
     for item in done:
-        rows = check_rows(sources[item.trial], item.model, views)
+        rows = check_rows(pointed.models[item.trial], item.model, views)
         print(format_check(item.trial, item.model, rows))
 
 
@@ -110,8 +109,9 @@ def _predict(args: argparse.Namespace) -> int:
     from kvision.data.image_files import image_files
     from kvision.errors import printable
     from kvision.portable import predict as p
+    from kvision.portable.target import ModelArg
 
-    source = p.resolve_source(args.model, args.trial)
+    source = p.resolve_source(ModelArg(args.model, args.trial))
     files = image_files(args.images)  # before loading: a wrong path fails fast
     model = p.load(source)
     for note in source.notes:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kvision.errors import KvisionError, did_you_mean
-from kvision.runs import RunReader, is_run_dir
+from kvision.portable.target import ModelArg, resolve
 from kvision.runs.atomic import atomic_write_json
 from kvision.runs.lock import writing_into
 
@@ -28,71 +28,29 @@ class Exported:
     seconds: float = 0.0  # loading, converting, checking and writing this trial
 
 
-def trial_models(run_dir: Path, trial: str | None) -> tuple[dict[str, Path], list[str]]:
-    """({trial: model.keras} to export, [trials without a model yet]); errors name why."""
-    if not is_run_dir(run_dir):
-        raise KvisionError(
-            f"'{run_dir}' is not a kvision run directory (no meta.json / events.jsonl)."
-        )
-    reader = RunReader(run_dir)
-    trials = reader.trials()
-    models = {t: run_dir / "trials" / t / "model.keras" for t in trials}
-    ready = {t: p for t, p in models.items() if p.is_file()}
-    waiting = [t for t in trials if t not in ready]
-    if trial is not None:
-        if trial not in trials:
-            raise KvisionError(
-                f"Run '{run_dir}' has no trial '{trial}'.{did_you_mean(trial, trials)}"
-                f" Its trials: {', '.join(trials) or 'none yet'}."
-            )
-        if trial not in ready:
-            raise KvisionError(_no_model(run_dir, reader, [trial]))
-        return {trial: ready[trial]}, []
-    if not ready:
-        raise KvisionError(_no_model(run_dir, reader, waiting))
-    return ready, waiting
-
-
-def _no_model(run_dir: Path, reader: RunReader, trials: list[str]) -> str:
-    names = ", ".join(trials) or "no trial has started"
-    if reader.recipe().get("output", {}).get("save_models") is False:
-        return (
-            f"Run '{run_dir}' saved no models: its recipe sets output.save_models = false. "
-            "Run it again without that setting to export."
-        )
-    status = reader.status()
-    why = {
-        "running": "the run is still running, and a trial writes its model when it finishes",
-        "interrupted": "the run was stopped; finish it with kvision run --resume",
-        "stale": "the run stopped without finishing; finish it with kvision run --resume",
-        "failed": "the run failed before these trials finished (see its run.log)",
-        "finished": "the run finished, so the model files are missing (moved or deleted?)",
-    }
-    return (
-        f"Run '{run_dir}' has no saved model for {names} yet (trials/<trial>/model.keras): "
-        f"{why.get(status, 'a trial writes its model when it finishes')}."
-    )
-
-
 def export_run(
     run_dir: str | Path, *, trial: str | None = None, to: str | Path = ".", fmt: str = "keras"
 ) -> tuple[list[Exported], list[str]]:
-    """Export the finished trials (or ``trial``) of a run into ``to``; returns what was written
-    and the trials still without a model."""
+    """Export the finished trials (or ``trial``) of a run (or of a trial directory) into
+    ``to``; returns what was written and the trials still without a model."""
     if fmt not in FORMATS:
         raise KvisionError(
             f"Unknown export format '{fmt}'.{did_you_mean(fmt, FORMATS)} "
             f"Formats: {', '.join(FORMATS)}."
         )
-    run = Path(run_dir).expanduser()
-    models, waiting = trial_models(run, trial)
+    # A run, not a bare model file: the sidecar is written from the run's records.
+    pointed = resolve(ModelArg(run_dir, trial), reads=())
     if fmt == "onnx":
         from kvision.portable.onnx_export import require_onnx
 
         require_onnx()
     dest = Path(to).expanduser()
     with writing_into(dest):  # into a run directory: as its one writer meanwhile
-        return [_export_one(run, name, path, dest, fmt) for name, path in models.items()], waiting
+        done = [
+            _export_one(pointed.run_dir, name, path, dest, fmt)
+            for name, path in pointed.models.items()
+        ]
+    return done, pointed.waiting
 
 
 def _export_one(run: Path, trial: str, path: Path, dest: Path, fmt: str) -> Exported:

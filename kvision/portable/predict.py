@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from kvision.errors import KvisionError
+from kvision.portable.target import ModelArg, resolve
 
 BATCH = 32
 
@@ -31,45 +32,15 @@ class Source:
     notes: list[str] = field(default_factory=list)
 
 
-def resolve_source(target: str, trial: str | None) -> Source:
-    """Find the ``.keras`` file and its sidecar for a MODEL argument."""
+def resolve_source(arg: ModelArg) -> Source:
+    """The one model a MODEL argument (and ``--trial``) names, with its sidecar if a file."""
     from kvision.portable.sidecar import read_sidecar
-    from kvision.runs import is_run_dir
 
-    path = Path(target).expanduser()
-    if not path.exists():
-        raise KvisionError(
-            f"Model '{target}' does not exist. MODEL is an exported .keras file, "
-            "a trial directory (runs/<run>/trials/<trial>) or a run directory."
-        )
-    if path.is_file():
-        if path.suffix not in RUNNERS:
-            raise KvisionError(
-                f"'{target}' is not a model file kvision predict reads: it reads what "
-                f"kvision export writes ({', '.join(RUNNERS)})."
-            )
+    pointed = resolve(arg)
+    trial, path = pointed.only()
+    if pointed.run_dir is None:
         return Source(path, read_sidecar(path))
-    if (path / "model.keras").is_file() and is_run_dir(path.parent.parent):
-        return Source(path / "model.keras", None, path.parent.parent, path.name)
-    if is_run_dir(path):
-        return _from_run(path, trial)
-    raise KvisionError(
-        f"'{target}' is a folder but neither a kvision run directory nor a trial "
-        "directory with a model.keras."
-    )
-
-
-def _from_run(run_dir: Path, trial: str | None) -> Source:
-    from kvision.portable.export import trial_models
-
-    models, _ = trial_models(run_dir, trial)
-    if len(models) > 1:
-        raise KvisionError(
-            f"Run '{run_dir}' has {len(models)} trained models; choose one with "
-            f"--trial: {', '.join(models)}."
-        )
-    ((name, path),) = models.items()
-    return Source(path, None, run_dir, name)
+    return Source(path, None, pointed.run_dir, trial)
 
 
 class Runner:

@@ -14,7 +14,7 @@ from pathlib import Path
 from kvision.errors import printable
 from kvision.runs.answer import answer_section, arms_paragraph
 from kvision.runs.reader import RunReader
-from kvision.runs.report import matrix_metric, notice_sections, result_sections
+from kvision.runs.result_tables import matrix_metric, notice_sections, result_sections
 
 
 def show_markdown(run_dir: str | os.PathLike) -> str:

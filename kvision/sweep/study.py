@@ -51,7 +51,7 @@ from kvision.runs.rundir import (
     run_command,
     spawn_run,
 )
-from kvision.sweep.report import read_objective
+from kvision.sweep.results import read_objective
 from kvision.sweep.search_space import (
     budget,
     check_space,

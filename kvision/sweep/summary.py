@@ -12,7 +12,7 @@ from typing import Any
 
 from kvision.errors import KvisionError
 from kvision.recipe.schema_sweep import SweepSection
-from kvision.sweep.report import write_sweep_report
+from kvision.sweep.results import write_sweep_report
 from kvision.sweep.search_space import budget, split_sweep, trial_params
 from kvision.sweep.storage import is_url, journal_storage, shown
 from kvision.sweep.studies import BUDGET_ATTR, RECIPE_ATTR, SharedStudy

@@ -2,7 +2,7 @@
 
 Everything here reads the run directory only (no Keras), so it works for finished, failed,
 interrupted and still-running runs alike. The whole report.md is assembled by
-:mod:`kvision.train.report`, which adds the run's facts and the insight sections.
+:mod:`kvision.train.report_md`, which adds the run's facts and the insight sections.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """report.md: written by the runner when a run ends (finished, failed or interrupted).
 
 Assembled here, above both of its sources: the result tables read from the run directory
-(:mod:`kvision.runs.report`) and the insight sections (:mod:`kvision.insight.report`).
+(:mod:`kvision.runs.result_tables`) and the insight sections (:mod:`kvision.insight.report_sections`).
 """
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from kvision.insight.report import report_markdown
+from kvision.insight.report_sections import report_markdown
 from kvision.runs.answer import answer_section, arms_paragraph
 from kvision.runs.atomic import atomic_write_text
 from kvision.runs.reader import RunReader
-from kvision.runs.report import blur_facts, matrix_metric, notice_sections, result_sections
+from kvision.runs.result_tables import blur_facts, matrix_metric, notice_sections, result_sections
 from kvision.runs.summary import run_seconds
 
 
