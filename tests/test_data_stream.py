@@ -149,7 +149,11 @@ def test_each_data_parallel_rank_decodes_only_its_rows_of_every_batch(tmp_path, 
 @pytest.mark.parametrize(
     "table, key, says",
     [
-        ({"source": "builtin:fashion7k", "store": "stream"}, "data.store", "folder: source"),
+        (
+            {"source": "builtin:fashion7k", "store": "stream"},
+            "data.store",
+            "folder: or tfds: source",
+        ),
         ({"source": "folder:/x", "store": "stream"}, "data.image_size", "needs image_size"),
         ({"source": "folder:/x", "store": "strem"}, "data.store", "stream"),
     ],

@@ -44,6 +44,8 @@ def read_source(
         from kvision.data.tfds import read_tfds  # optional extra: kvision[tfds]
 
         src = read_tfds(rest, data, source_blur)  # views (if any) made per image, at size
+        if data.store == "stream":  # rows decoded, sized and converted per batch
+            return src
     else:
         raise RecipeError(f"unknown data source '{data.source}'.", key="data.source")
     for name, split in src.splits.items():

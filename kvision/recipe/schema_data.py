@@ -430,9 +430,9 @@ class DataSection:
     store: str = option(
         "cache",
         choices=STORE_CHOICES,
-        help="folder: cache: decode every image once into a memory-mapped cache entry; "
-        "stream: decode per batch in the loader threads, nothing on disk (for data larger "
-        "than the disk; needs image_size).",
+        help="folder:/tfds: cache: decode every image once into a memory-mapped cache "
+        "entry; stream: decode per batch in the loader threads, nothing on disk (for data "
+        "larger than the disk; needs image_size).",
     )
     data_dir: str | None = option(None, help="tfds: the TFDS data directory (default: TFDS's).")
     min_image_size: int = option(
@@ -491,12 +491,12 @@ class DataSection:
         """What stream mode cannot do: other sources, images of unknown size, static copies."""
         if self.store != "stream":
             return []
-        if parse_source(self.source)[0] != "folder":
+        if parse_source(self.source)[0] not in ("folder", "tfds"):
             return [
                 (
                     "store",
-                    'store = "stream" decodes the files of a folder: source per batch; '
-                    "other sources are mapped (builtin:, idx:) or read into the cache.",
+                    'store = "stream" decodes a folder: or tfds: source per batch; '
+                    "builtin: and idx: arrays are small and mapped (or cached) instead.",
                 )
             ]
         if self.image_size is None:
