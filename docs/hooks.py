@@ -290,6 +290,8 @@ MEASURED_BY = {
     "import_cost": "python benchmarks/import_cost.py --markdown docs/measured/import_cost.md",
     "run_profile": "python benchmarks/run_profile.py RUN_DIR ... "
     "--markdown docs/measured/run_profile.md",
+    "run_profile_worker_loaded": "python benchmarks/run_profile.py BEFORE AFTER "
+    "--markdown docs/measured/run_profile_worker_loaded.md --note NOTE",
     "model_size": "python benchmarks/model_size.py --markdown docs/measured/model_size.md",
     "export_compare": "python benchmarks/export_compare.py "
     "--markdown docs/measured/export_compare.md",
