@@ -278,6 +278,8 @@ MEASURED_BY = {
     "--markdown docs/measured/data_scale.md",
     "data_scale_clear": "python benchmarks/data_scale.py --variants clear "
     "--torchvision-python PYTHON --markdown docs/measured/data_scale_clear.md",
+    "data_modes": "python benchmarks/data_modes.py --sizes 200 800 "
+    "--markdown docs/measured/data_modes.md",
     "train_speed": "kvision bench --repeats 5 --markdown docs/measured/train_speed.md",
     "train_speed_before": "kvision bench --repeats 5 --markdown docs/measured/train_speed_before.md",
     "memory": "python benchmarks/memory.py --markdown docs/measured/memory.md",
@@ -288,6 +290,8 @@ MEASURED_BY = {
     "import_cost": "python benchmarks/import_cost.py --markdown docs/measured/import_cost.md",
     "run_profile": "python benchmarks/run_profile.py RUN_DIR ... "
     "--markdown docs/measured/run_profile.md",
+    "run_profile_worker_loaded": "python benchmarks/run_profile.py BEFORE AFTER "
+    "--markdown docs/measured/run_profile_worker_loaded.md --note NOTE",
     "model_size": "python benchmarks/model_size.py --markdown docs/measured/model_size.md",
     "export_compare": "python benchmarks/export_compare.py "
     "--markdown docs/measured/export_compare.md",

@@ -26,6 +26,10 @@ import pytest
 #: The test recipes (tests/recipes/NAME.toml).
 RECIPES = Path(__file__).parent / "recipes"
 
+# Runs draw their figures in the training process, as one process is simpler to reason
+# about in a test; tests/test_render_worker.py runs the drawing worker (the default) itself.
+os.environ.setdefault("KVISION_RENDER", "inline")
+
 #: ``[experiment]`` "tiny" and 6 images per class of the built-in data: seconds per epoch.
 TINY_DATA = textwrap.dedent("""\
     [experiment]

@@ -163,6 +163,7 @@ def test_every_architecture_builds_with_its_parameter_count(backend):
     assert out["counts"] == {c[0]: c[4] for c in cases}
 
 
+@pytest.mark.slow  # a second backend's own interpreter: imports it and compiles six models (~35 s loaded)
 @backends
 def test_torch_export_loads_and_predicts_the_same(backend, tmp_path):
     import keras
@@ -200,6 +201,7 @@ def test_torch_export_loads_and_predicts_the_same(backend, tmp_path):
         assert_close_to_scale(got, np.load(tmp_path / f"{arch}.y.npy"), eps_units=84)
 
 
+@pytest.mark.slow  # a second backend's own interpreter: a whole `kvision run` and export (~45 s loaded)
 @backends
 def test_recipe_runs_end_to_end(backend, tmp_path):
     (tmp_path / "r.toml").write_text(RECIPE)
@@ -232,6 +234,7 @@ def _final_test_accuracy(run_dir: Path) -> float:
     return float(last["matrix"]["clear"]["test"])
 
 
+@pytest.mark.slow  # a second backend's own interpreter: two trainings, one per backend (~45 s loaded)
 @backends
 def test_trains_to_torchs_accuracy_band_on_the_same_seed_and_data(backend, tmp_path):
     """LeNet, 4 epochs on the same 40 images a class and seed: the backends draw different

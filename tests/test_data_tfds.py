@@ -85,3 +85,33 @@ def test_with_image_size_the_examples_go_to_a_memory_map(tmp_path, monkeypatch):
     assert isinstance(mapped, np.memmap)  # written row by row, not stacked in RAM
     assert images.shape[1:] == (24, 24, 3) and np.asarray(images).any()
     assert not list((tmp_path / "cache" / ".scratch").iterdir())  # unlinked: nothing left
+
+
+def test_stream_mode_decodes_per_batch_the_examples_the_cache_path_keeps(tmp_path, monkeypatch):
+    from kvision.data.conditions import condition_view
+    from kvision.data.tfds_stream import TfdsExamples
+    from kvision.recipe.schema_data import ConditionSection
+
+    monkeypatch.setenv("KVISION_CACHE", str(tmp_path / "cache"))
+    ctx = Context()
+    blurred = parse(
+        ConditionSection, {"blur": {"kind": "gaussian", "sigma": 2.0, "at": "source"}}, ctx, "c"
+    )
+    assert not ctx.errors
+    table = dict(source="tfds:cats_vs_dogs", image_size=[24, 24], channels=1, val_fraction=0.25)
+    with tfds.testing.mock_data(num_examples=10):
+        kept = load_dataset(section(**table), 0, conditions={"blurred": blurred})
+        streamed = load_dataset(
+            section(**table, store="stream"), 0, conditions={"blurred": blurred}
+        )
+    # the data source stays readable after the mock: batches are decoded from here on
+    assert streamed.info["blur_placement"] == kept.info["blur_placement"]
+    for name, split in kept.splits.items():
+        other = streamed.splits[name]
+        assert isinstance(other.images.base, TfdsExamples) and other.ids == split.ids
+        np.testing.assert_array_equal(other.labels, split.labels)
+        np.testing.assert_array_equal(np.asarray(other.images), np.asarray(split.images))
+        np.testing.assert_array_equal(
+            np.asarray(condition_view(streamed, name, "blurred", blurred)),
+            np.asarray(condition_view(kept, name, "blurred", blurred)),
+        )

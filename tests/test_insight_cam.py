@@ -12,7 +12,8 @@ from numerics import EPS32, assert_close_to_scale
 
 from kvision.errors import KvisionError
 from kvision.insight import _layers
-from kvision.insight.cam import class_activation_maps, overlay, probabilities
+from kvision.insight.cam import class_activation_maps, overlay
+from kvision.models.inference import probabilities
 
 
 def _model(frozen: bool = True, seed: int = 0) -> keras.Model:

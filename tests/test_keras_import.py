@@ -125,8 +125,10 @@ def test_run_without_insight_loads_no_matplotlib(tmp_path):
         capture_output=True,
         text=True,
         check=True,
+        env={**os.environ, "KVISION_RENDER": "worker"},  # the default: nor a drawing worker
     )
     seen = json.loads(out.stdout.strip().splitlines()[-1])
     assert seen == {"code": 0, "matplotlib": False}
     (run,) = (tmp_path / "runs").iterdir()
+    assert not (run / "figure_jobs").exists()
     assert "## " in (run / "report.md").read_text("utf-8")

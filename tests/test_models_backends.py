@@ -72,6 +72,7 @@ def _run_under(backend: str, names: list[str]) -> None:
     assert done.stdout.split().count("ok") == len(names)
 
 
+@pytest.mark.slow  # JAX compiles each model's forward pass in a fresh interpreter: ~90 s loaded
 @needs_backend
 @pytest.mark.parametrize("backend", SECOND_BACKENDS)
 def test_representative_models_under_another_backend(backend):

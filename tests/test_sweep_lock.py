@@ -93,6 +93,7 @@ def test_second_coordinator_of_a_sweep_dir_is_refused_naming_the_first(tmp_path,
     assert probe(folder) is False  # kill -9 left no lock behind
 
 
+@pytest.mark.slow  # a real sweep: its trial runs as a process (torch + Keras)
 @pytest.mark.parametrize("given", [True, False], ids=["sweep-dir", "new"])
 def test_a_sweep_holds_its_folder_while_it_runs_and_lets_go_after(tmp_path, given):
     recipe = _recipe(tmp_path)

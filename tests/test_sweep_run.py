@@ -49,6 +49,7 @@ def write(tmp_path: Path, sweep: str) -> Path:
     return path
 
 
+@pytest.mark.slow  # two trials as processes (torch + Keras each), a real crash in one
 def test_a_crashing_trial_is_marked_failed_and_the_sweep_goes_on(tmp_path):
     # head = 0 passes the recipe check (an integer) but Keras refuses a Dense of 0 units
     # when the trial builds its model: a real crash inside a running trial.

@@ -113,6 +113,7 @@ def _claimer(url: str, spec, raw: dict, start_at: float, out: str) -> None:
     Path(out).write_text(json.dumps(got))
 
 
+@pytest.mark.slow  # worker processes racing, each importing the sweep stack: ~17 s per store
 @pytest.mark.timeout(240)
 def test_racing_workers_create_one_study_and_claim_each_queued_trial_once(url, tmp_path):
     from kvision.sweep.study import _prepare

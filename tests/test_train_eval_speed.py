@@ -29,9 +29,10 @@ def test_eval_batch_size_follows_the_pixel_budget():
     assert _ctx((64, 64, 1)) == 256
     assert _ctx((32, 32, 3)) == 512
     assert _ctx((28, 28, 1)) == 512  # capped
-    assert _ctx((128, 128, 3)) == 128
-    assert _ctx((224, 224, 3)) == 128  # never below the old 128
-    assert _ctx((224, 224, 3), batch_size=256) == 256  # nor below the training batch
+    assert _ctx((128, 128, 3)) == 64
+    # Large images: the pixel budget (16 at 224 px) but never below the training batch.
+    assert _ctx((224, 224, 3)) == 32
+    assert _ctx((224, 224, 3), batch_size=256) == 256
     assert _ctx((5,)) == 512  # a regression's feature vector
 
 
@@ -106,3 +107,21 @@ def test_arms_share_their_before_evaluation(tmp_path: Path, monkeypatch):
     # weights are never looked up (nor hashed), even when, as here, both arms trained alike.
     assert len(events) == 4 and len(computed) == 3
     assert np.isfinite([e["loss"]["clear"]["test"] for e in events]).all()
+
+
+def test_an_evaluation_subset_is_a_lazy_selection_of_the_split(recipe):
+    from kvision.data.dataset import Dataset, Split
+    from kvision.data.rows import Rows
+    from kvision.recipe.load import load_recipe
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (50, 8, 8, 1), dtype=np.uint8)
+    labels = np.arange(50) % 2
+    dataset = Dataset("d", ["a", "b"], {"train": Split(images, labels)}, info={})
+    spec = load_recipe(recipe("tiny", "evaluate.max_images=20"))
+    batches, picked = Feed(dataset, spec).eval_batches("clear", "train")
+    # The subset is rows of the split, gathered batch by batch, never copied whole.
+    assert isinstance(batches.images, Rows) and batches.images.base is images
+    assert len(picked) == 20
+    first = np.asarray(batches[0][0])
+    assert np.array_equal(first, images[batches.images.index[: len(first)]])

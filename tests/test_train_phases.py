@@ -139,6 +139,7 @@ RECIPE = textwrap.dedent("""\
     """)
 
 
+@pytest.mark.slow  # a real `kvision run` in a fresh interpreter: its imports are a phase
 def test_run_profile_prints_and_writes_every_phase(tmp_path: Path):
     """`kvision run --profile` on a real tiny run: profile.json, the event, the table."""
     recipe = tmp_path / "r.toml"

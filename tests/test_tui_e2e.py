@@ -58,7 +58,10 @@ PROBE = textwrap.dedent("""
                 break
         for key in ("2", "3", "4", "i", "escape", "escape", "h", "question_mark"):
             await pilot.press(key)
-            await pilot.pause(0.1)
+            # until what the key started has run: its workers (a screen's file reads and
+            # image loads, where a heavy import would happen) and the messages they posted
+            await app.workers.wait_for_complete()
+            await pilot.pause()
         heavy = sorted(m for m in ("keras", "torch", "cv2", "tensorflow") if m in sys.modules)
         print("HEAVY", heavy)
         app.exit()

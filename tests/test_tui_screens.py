@@ -497,6 +497,53 @@ async def test_a_failed_launch_stops_its_progress_and_shows_the_error(
         assert not list(world["runs"].glob("*.log"))
 
 
+def _loading_run(runs: Path, pid: int) -> Path:
+    """A run killed (or still busy) while building its cache entry: data_progress only."""
+    run = runs / "20260105-120000-loading"
+    run.mkdir(parents=True)
+    (run / "meta.json").write_text(json.dumps({"pid": pid, "host": None, "seed": 1}))
+    (run / "recipe.toml").write_text('[experiment]\nname = "loading"\n')
+    figures = [(0, 2000, 0.0, None), (400, 2000, 31.2, 51.3)]
+    (run / "events.jsonl").write_text(
+        "".join(
+            json.dumps(
+                {"event": "data_progress", "time": f"2026-01-05T12:00:0{i}+00:00", "trial": None}
+                | {"stage": None, "done": d, "total": t, "rate": r, "eta_s": e}
+            )
+            + "\n"
+            for i, (d, t, r, e) in enumerate(figures)
+        )
+    )
+    return run
+
+
+@sync
+async def test_live_view_shows_how_far_the_data_loading_got(world) -> None:
+    run = _loading_run(world["runs"], os.getpid())  # this process: "running"
+    app = make_app(world, attach=run)
+    async with app.run_test(size=(100, 30)) as pilot:
+        label = app.screen.query_one("#progress-label", Static)
+        await until(pilot, lambda: "loading 400/2,000 images (20%)" in text_of(label))
+        assert "31 img/s" in text_of(label) and "51s left" in text_of(label)
+        bar = app.screen.query_one("#progress")
+        assert bar.display and bar.total == 2000 and bar.progress == 400
+        with open(run / "events.jsonl", "a") as fh:  # the load ended: training begins
+            fh.write(json.dumps({"event": "data_loaded", "time": "2026-01-05T12:01:00+00:00"}))
+            fh.write("\n")
+        await until(pilot, lambda: "loading" not in text_of(label))
+
+
+@sync
+async def test_live_view_of_a_run_killed_while_loading_says_where_it_stopped(world) -> None:
+    run = _loading_run(world["runs"], 2**22 + 17)  # no such process: the writer is gone
+    app = make_app(world, attach=run)
+    async with app.run_test(size=(100, 30)) as pilot:
+        label = app.screen.query_one("#progress-label", Static)
+        await until(pilot, lambda: "loading 400/2,000 images" in text_of(label))
+        assert "stopped" in text_of(label)
+        assert "status stale" in text_of(app.screen.query_one("#run-header", Static))
+
+
 @sync
 async def test_live_view_follows_a_second_trial_and_shows_an_evaluation_in_progress(world) -> None:
     run = write_run(

@@ -277,9 +277,13 @@ class LiveScreen(Screen):
     def _update_progress(self, status: str) -> None:
         bar = self.query_one("#progress", ProgressBar)
         label = self.query_one("#progress-label", Static)
-        p, evaluating = self.state.progress, self.state.evaluating
+        p, evaluating, loading = self.state.progress, self.state.evaluating, self.state.loading
         bar.display = status in ("running", "finished")
-        if evaluating is not None and status == "running":
+        if loading is not None and status in ("running", "stale"):  # stale: killed loading
+            label.update(loading.line() + ("" if status == "running" else " · stopped"))
+            bar.display = True
+            bar.update(total=max(loading.total, 1), progress=loading.done)
+        elif evaluating is not None and status == "running":
             label.update(f"{evaluating.trial} evaluating {evaluating.checkpoint} …")
             bar.update(total=None)
         elif p is not None and status == "running":

@@ -121,6 +121,24 @@ class Progress:
 
 
 @dataclass
+class Loading:
+    """A cache entry being built before training, from the latest data_progress event."""
+
+    done: int
+    total: int
+    rate: float
+    eta_s: float | None
+
+    def line(self) -> str:
+        """'loading 400/2,000 images (20%) · 31 img/s · 52 s left'."""
+        pct = 100 * self.done / max(self.total, 1)
+        eta = f" · {format_seconds(self.eta_s)} left" if self.eta_s is not None else ""
+        return (
+            f"loading {self.done:,}/{self.total:,} images ({pct:.0f}%) · {self.rate:.0f} img/s{eta}"
+        )
+
+
+@dataclass
 class Evaluating:
     """An evaluation in progress (between evaluation_started and its evaluation event)."""
 
@@ -151,6 +169,8 @@ class RunState:
         self.evaluations: dict[tuple[str | None, str], dict] = {}
         self.progress: Progress | None = None
         self.evaluating: Evaluating | None = None
+        #: the data being loaded, while data_progress is the latest event
+        self.loading: Loading | None = None
         #: the trial the run is busy with (the live view follows it); None before any
         self.active: str | None = None
         self.messages: list[tuple[str, str]] = []  # (level, text), errors and warnings
@@ -206,6 +226,8 @@ class RunState:
         """Digest one event; unknown or malformed events are ignored, never fatal."""
         kind = e.get("event")
         self.clock.add(e)
+        if kind != events.DATA_PROGRESS:
+            self.loading = None  # any later event: the load is over
         if kind in TERMINAL:
             self.last_word = TERMINAL[kind]
         elif kind in ("run_started", "run_resumed"):
@@ -280,6 +302,12 @@ class RunState:
             int(e.get("epoch") or 0),
             int(e["step"]),
             int(e["steps"]),
+        )
+
+    def _on_data_progress(self, e: dict) -> None:
+        eta = e.get("eta_s")
+        self.loading = Loading(
+            int(e["done"]), int(e["total"]), float(e.get("rate") or 0.0), _number_or_none(eta)
         )
 
     def _on_evaluation_started(self, e: dict) -> None:
@@ -393,6 +421,10 @@ def format_time(iso: str | None) -> str:
 
 def _next_epoch(trial: TrialState) -> int:
     return max((r.global_epoch for r in trial.epochs.values()), default=0) + 1
+
+
+def _number_or_none(value: object) -> float | None:
+    return float(value) if _is_number(value) else None
 
 
 def _is_number(value: object) -> bool:

@@ -8,7 +8,7 @@ import numpy as np
 
 from kvision.data.blur import apply_blur, severity_params
 from kvision.data.dataset import Dataset
-from kvision.data.rows import Rows
+from kvision.data.rows import PerBatch, Rows, per_batch
 from kvision.errors import KvisionError
 from kvision.recipe.schema_data import BlurSpec, ConditionSection
 
@@ -35,6 +35,13 @@ def blurred_map(images: Rows | np.ndarray, kind: str, params: dict) -> Rows:
 def _mapped(images) -> bool:
     """Whether ``images`` are (rows of) a memory map (the store), not an array in RAM."""
     return isinstance(images.base if isinstance(images, Rows) else images, np.memmap)
+
+
+def per_batch_blur(images: Rows, blur: BlurSpec, seed: int) -> Rows:
+    """Streamed rows blurred batch by batch (a per-image kind: the recipe checks that)."""
+    params = blur_params(blur, images.shape[1:3], seed)
+    blurred = PerBatch(images.base, lambda batch: apply_blur(batch, blur.kind, params))
+    return Rows(blurred, images.index)
 
 
 def blur_params(blur: BlurSpec, image_hw: tuple[int, int], default_seed: int) -> dict:
@@ -69,7 +76,8 @@ def condition_view(
     Over the store's memory-mapped rows, a blur that treats every image on its own is
     written chunk by chunk into a scratch memory map (:func:`blurred_map`), so no blurred copy
     is held in RAM. Blurring every batch again instead was 20x slower to feed (Gaussian
-    sigma 5 at 256 px; benchmarks/data_scale.py). Motion and glass blur draw their random
+    sigma 5 at 256 px; benchmarks/data_scale.py), but it is what stream mode does (no
+    decoded copy exists to blur once). Motion and glass blur draw their random
     parts across the whole array, so they, and splits of arrays already in RAM, are blurred
     whole in memory.
     """
@@ -88,7 +96,9 @@ def condition_view(
         images = dataset.splits[split].images
         if condition.blur is None:
             return images
-        if _mapped(images) and condition.blur.kind in PER_IMAGE:
+        if per_batch(images):  # data.store = "stream": blurred as each batch is decoded
+            dataset.views[key] = per_batch_blur(images, condition.blur, seed)
+        elif _mapped(images) and condition.blur.kind in PER_IMAGE:
             params = blur_params(condition.blur, images.shape[1:3], seed)
             dataset.views[key] = blurred_map(images, condition.blur.kind, params)
         else:

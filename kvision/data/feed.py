@@ -90,6 +90,7 @@ class Feed:
     def eval_batches(self, condition: str, split: str) -> tuple[Any, np.ndarray] | None:
         """(batches, labels) for evaluation: fixed order, optionally a seeded subset."""
         from kvision.data.pipeline import make_batches
+        from kvision.data.rows import take
 
         if not self.has_split(split):
             return None
@@ -101,7 +102,9 @@ class Feed:
                 rng = np.random.default_rng(self.recipe.experiment.seed)
                 self._eval_index[split] = np.sort(rng.choice(len(labels), limit, replace=False))
             idx = self._eval_index[split]
-            images, labels = images[idx], labels[idx]
+            # A lazy selection: batches gather from the store as they go, so a subset of
+            # a memory-mapped split costs no copy (2,000 images of 256 px would be 393 MB).
+            images, labels = take(images, idx), labels[idx]
         batches = make_batches(
             images, labels, batch_size=self.eval_batch_size(), seed=0, shuffle=False
         )
@@ -109,19 +112,23 @@ class Feed:
 
     def eval_batch_size(self) -> int:
         """Images per prediction batch: as many pixels as EVAL_PIXELS (256 images of 64x64,
-        at most 512 images), never fewer than 128 or the training batch.
+        at most 512 images), never fewer than the training batch.
 
         Prediction costs less per image in larger batches (each batch pays Keras' and the
         thread pool's overheads once), and its activations cost memory: AlexNet/2 and VGG11/8
         predicting 1,536 64x64 images on the loaded 2-core machine took 59 s at 128 a batch,
         41 s at 256 and 28 s at 512, for peaks of 701, 809 and 978 MiB. 256 keeps most of
         the time saved for a third of the memory; the pixel budget keeps large images small.
+        It used to be at least 128 images whatever their size: at report 000's 256 x 256 a
+        batch of 128 through AlexNet's 11 x 11 stride-4 convolution needs a 737 MB im2col
+        buffer, most of a run's anonymous memory (benchmarks/run_scale.py), for no speed
+        worth having at that size (the convolutions, not the per-batch overhead, dominate).
         """
         pixels = (
             int(np.prod(self.dataset.image_shape[:2])) if len(self.dataset.image_shape) > 1 else 1
         )
         budget = 2 ** int(np.log2(max(EVAL_PIXELS // max(pixels, 1), 1)))
-        return max(self.recipe.training.batch_size, 128, min(budget, 512))
+        return max(self.recipe.training.batch_size, min(budget, 512))
 
 
 __all__ = ["EVAL_PIXELS", "Feed"]

@@ -11,14 +11,13 @@ back as a memory map, so a second run skips decoding and no run holds the images
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 from kvision.data import cache
-from kvision.data.dataset import SPLIT_ALIASES, SourceData, Split
+from kvision.data.dataset import SPLIT_ALIASES, SourceData
+from kvision.data.entries import entry_splits, mapped_or_built
 from kvision.data.progress import Progress
-from kvision.data.rows import Rows
 from kvision.data.source_blur import SourceBlur
 from kvision.data.store import FolderFiles, decode_into
 from kvision.errors import RecipeError
@@ -47,10 +46,12 @@ def read_folder(
     root: Path,
     data: DataSection,
     source_blur: SourceBlur | None = None,
-    progress: Progress | None = None,
+    sink: Callable[..., None] | None = None,
 ) -> SourceData:
     """Decode (or map from the cache) every image under ``root`` (and, with ``source_blur``,
-    its blurred views, blurred at each file's stored resolution before the resize)."""
+    its blurred views, blurred at each file's stored resolution before the resize).
+
+    ``sink`` receives the decoding progress (kvision.data.progress) while an entry is built."""
     if not root.is_dir():
         raise RecipeError(
             f"'{root}' is not a folder; folder: expects a folder with one "
@@ -65,40 +66,46 @@ def read_folder(
         for rel, cls in entries
     ]
     job = FolderFiles(root, files, data.channels or 3, data, source_blur)
-    arrays, meta, hit, warnings = _cached_or_built(job, progress)
+    if data.store == "stream":
+        return _streamed(job, class_names, skipped)
+    label = f"decoding {root.name}"
+
+    def build(builder: cache.Builder) -> dict:  # a fresh count for a retry in memory
+        return decode_into(job, builder, Progress(len(files), label, sink=sink))
+
+    name = _entry_name(job) if data.cache else None
+    arrays, meta, hit, warnings = mapped_or_built(name, build, root)
     if source_blur and "stored_range" in meta:  # the stored sizes the views were made from
         source_blur.low, source_blur.high = (tuple(int(v) for v in r) for r in meta["stored_range"])
     skipped = skipped + meta["skipped"]
     if not meta["count"]:
-        raise RecipeError(
-            f"no readable images in '{root}' ({len(skipped)} file(s) skipped, "
-            f"e.g. {skipped[:2]}). Expected {root}/<class>/<image>.jpg|png|...",
-            key="data.source",
-        )
+        _none_readable(root, skipped)
     return SourceData(
         f"folder:{root.name}",
         class_names,
-        _splits(arrays, meta),
+        entry_splits(arrays, meta),
         {"skipped": skipped, "folder": str(root), "cache_hit": hit, "warnings": warnings},
     )
 
 
-def _splits(arrays: dict[str, np.ndarray], meta: dict) -> dict[str, Split]:
-    """Each split as a selection of the entry's rows (no image is copied)."""
-    rows = np.asarray(meta["rows"], np.int64)
-    labels = np.asarray(meta["labels"], np.int64)
-    splits = np.asarray(meta["splits"])
-    result = {}
-    for split in dict.fromkeys(meta["splits"]):
-        pick = np.flatnonzero(splits == split)
-        index = rows[pick]
-        result[split] = Split(
-            Rows(arrays["images"], index),
-            labels[pick],
-            [meta["ids"][i] for i in pick],
-            {n[5:]: Rows(a, index) for n, a in arrays.items() if n.startswith("view_")},
-        )
-    return result
+def _streamed(job: FolderFiles, class_names: list[str], skipped: list[dict]) -> SourceData:
+    """data.store = "stream": nothing decoded now; rows are decoded as batches ask."""
+    from kvision.data.stream import stream_splits
+
+    splits, unusable = stream_splits(job)
+    skipped = skipped + unusable
+    if not splits:
+        _none_readable(job.root, skipped)
+    info = {"skipped": skipped, "folder": str(job.root), "store": "stream"}
+    return SourceData(f"folder:{job.root.name}", class_names, splits, info)
+
+
+def _none_readable(root: Path, skipped: list[dict]) -> None:
+    raise RecipeError(
+        f"no readable images in '{root}' ({len(skipped)} file(s) skipped, "
+        f"e.g. {skipped[:2]}). Expected {root}/<class>/<image>.jpg|png|...",
+        key="data.source",
+    )
 
 
 def _entry_name(job: FolderFiles) -> str:
@@ -112,46 +119,6 @@ def _entry_name(job: FolderFiles) -> str:
         job.source_blur.cache_key() if job.source_blur else "",
     )
     return f"folder-{cache.root_tag(job.root)}-{key}"
-
-
-def _cached_or_built(job: FolderFiles, progress: Progress | None) -> tuple:
-    """(arrays, meta, cache hit, warnings): the entry mapped, built under its lock if new."""
-    progress = progress or Progress(len(job.files), f"decoding {job.root.name}")
-    if not job.data.cache:
-        return (*_build(job, cache.Builder("", in_memory=True), progress), False, [])
-    name = _entry_name(job)
-    entry = cache.open_entry(name)  # committed entries never change: no lock to read one
-    if entry is not None:
-        return _mapped(entry), entry.meta, True, []
-    try:
-        with cache.locked(name):  # one builder; a second process waits, then maps its entry
-            entry = cache.open_entry(name)
-            if entry is not None:
-                return _mapped(entry), entry.meta, True, []
-            builder = cache.Builder(name)
-            _, meta = _build(job, builder, progress)
-            entry = builder.commit(meta)
-        cache.prune(cache.budget_bytes(), keep=name)
-        return _mapped(entry), entry.meta, False, []
-    except OSError as exc:  # an unwritable or full cache costs speed, not the run
-        progress = Progress(progress.total, progress.label, stream=progress.stream)
-        arrays, meta = _build(job, cache.Builder("", in_memory=True), progress)
-        return arrays, meta, False, [("cache_not_written", cache.unwritable(job.root, exc))]
-
-
-def _build(job: FolderFiles, builder: cache.Builder, progress: Progress) -> tuple[dict, dict]:
-    try:
-        meta = decode_into(job, builder, progress)
-    except BaseException:
-        builder.abort()
-        raise
-    meta["bytes"] = int(sum(a.nbytes for a in builder.arrays.values()))
-    return dict(builder.arrays), meta
-
-
-def _mapped(entry: cache.Entry) -> dict[str, np.ndarray]:
-    names = [p.stem for p in entry.path.glob("*.npy")]
-    return {n: entry.array(n) for n in names if n == "images" or n.startswith("view_")}
 
 
 def _layout(root: Path) -> tuple[dict[str, list[tuple[str, str]]], list[dict]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from kvision.data import balance
@@ -20,12 +22,14 @@ def load_dataset(
     *,
     manifest: dict | None = None,
     conditions: dict[str, ConditionSection] | None = None,
+    progress: Callable[..., None] | None = None,
 ) -> Dataset:
     """Load ``[data]`` into memory as uint8 NHWC splits (float32 (x, y) for ``function:``).
 
     Splits the source does not provide are carved stratified and seeded from train (or from
     the pooled images when ``use_given_splits`` is false). With ``manifest`` (from
-    :func:`split_manifest`) the recorded split is reproduced exactly instead.
+    :func:`split_manifest`) the recorded split is reproduced exactly instead. ``progress``
+    receives the figures of a cache entry being built (kvision.data.progress ``sink``).
     """
     if data.regression:
         from kvision.data.function import load_function_dataset
@@ -39,7 +43,9 @@ def load_dataset(
             'cannot follow; use dynamic augmentation or blur.at = "input".',
             key="data.augment.static",
         )
-    src = read_source(data, at_source or None)
+    if data.store == "stream":
+        _check_streamable(conditions or {})
+    src = read_source(data, at_source or None, progress)
     names = src.class_names
     if len(names) < 2:
         raise RecipeError(
@@ -75,6 +81,21 @@ def load_dataset(
     info.setdefault("skipped", [])
     info["blur_placement"] = placement(conditions or {}, tuple(info["image_shape"][:2]), at_source)
     return Dataset(src.name, names, splits, info)
+
+
+def _check_streamable(conditions: dict[str, ConditionSection]) -> None:
+    """Stream mode blurs at the input batch by batch: only kinds that treat every image on
+    its own give the same pixels that way (motion and glass draw across the whole split)."""
+    from kvision.data.conditions import PER_IMAGE
+
+    for name, cond in conditions.items():
+        if cond.blur is not None and cond.blur.at == "input" and cond.blur.kind not in PER_IMAGE:
+            raise RecipeError(
+                f"{cond.blur.kind} blur at the input draws across the whole split, which "
+                f'data.store = "stream" never holds; blur it at the source (blur.at = '
+                f'"source", per file) or use data.store = "cache".',
+                key=f"conditions.{name}.blur.at",
+            )
 
 
 def _split(

@@ -56,15 +56,31 @@ class BatchSequence(keras.utils.PyDataset):
         return math.ceil(len(self.labels) / self.batch_size)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.get(index)
+
+    def get(
+        self, index: int, shard: tuple[int, int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Batch ``index``; with ``shard`` = (rank, world) only rows rank, rank + world, ...
+        are read from the images (the others stay zero), so a data-parallel rank reads only
+        its share of a streamed folder's files. Augmentation still sees the whole batch, so
+        those rows come out as they would without a shard."""
         picks = self.order[index * self.batch_size : (index + 1) * self.batch_size]
-        images = self._images(picks, index)
+        wanted = np.ones(len(picks), bool)
+        if shard is not None:
+            wanted = np.arange(len(picks)) % shard[1] == shard[0]
+        images = self._images(picks, index, wanted)
         if self.augment is not None:
             rng = np.random.default_rng([self.seed, self.epoch, index, 1])
             images = self.augment.batch(images, rng)
         return images, self.labels[picks]
 
-    def _images(self, picks: np.ndarray, index: int) -> np.ndarray:
-        return self.images[picks]
+    def _images(self, picks: np.ndarray, index: int, wanted: np.ndarray) -> np.ndarray:
+        if wanted.all():
+            return self.images[picks]
+        out = np.zeros((len(picks), *self.images.shape[1:]), self.images.dtype)
+        out[wanted] = self.images[picks[wanted]]
+        return out
 
 
 def mix_counts(weights: Sequence[float], n: int) -> list[int]:
@@ -98,14 +114,14 @@ class MixedBatchSequence(BatchSequence):
         self.sources, self.weights = list(sources), list(weights)
         super().__init__(sources[0], labels, **kwargs)
 
-    def _images(self, picks: np.ndarray, index: int) -> np.ndarray:
+    def _images(self, picks: np.ndarray, index: int, wanted: np.ndarray) -> np.ndarray:
         epoch = self.epoch if self.shuffle else 0
         rng = np.random.default_rng([self.seed, epoch, index, 2])
         which = np.repeat(np.arange(len(self.sources)), mix_counts(self.weights, len(picks)))
         which = rng.permutation(which)
-        out = np.empty((len(picks), *self.sources[0].shape[1:]), self.sources[0].dtype)
+        out = np.zeros((len(picks), *self.sources[0].shape[1:]), self.sources[0].dtype)
         for k, source in enumerate(self.sources):
-            mine = which == k
+            mine = (which == k) & wanted
             out[mine] = source[picks[mine]]
         return out
 

@@ -14,10 +14,12 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-#: Seconds between plain lines (no terminal) and between sink events.
+#: Seconds between plain lines (no terminal).
 EVERY_S = 5.0
 #: Seconds between redraws of the terminal bar.
 BAR_EVERY_S = 0.2
+#: Seconds between sink events (a run's ``data_progress`` events: small, but fsynced each).
+SINK_EVERY_S = 2.0
 
 
 class Progress:
@@ -35,8 +37,10 @@ class Progress:
         self.stream = stream if stream is not None else sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.done = 0
-        self.started = self.last = time.monotonic()
+        self.started = self.last = self.last_sink = time.monotonic()
         self._lock = threading.Lock()
+        if sink is not None:  # at once: a viewer knows a load began and how big it is
+            sink(**self.figures(self.started))
 
     def step(self, n: int = 1) -> None:
         """``n`` more files done."""
@@ -46,6 +50,9 @@ class Progress:
             if now - self.last >= (BAR_EVERY_S if self.tty else EVERY_S):
                 self.last = now
                 self._report(now)
+            if self.sink is not None and now - self.last_sink >= SINK_EVERY_S:
+                self.last_sink = now
+                self.sink(**self.figures(now))
 
     def close(self) -> None:
         """The final figures (and a newline after a bar)."""
@@ -53,6 +60,8 @@ class Progress:
         # Without a terminal a load shorter than one interval says nothing: logs stay quiet.
         if self.total and (self.tty or now - self.started >= EVERY_S):
             self._report(now, final=True)
+        if self.sink is not None:
+            self.sink(**self.figures(now))
 
     def figures(self, now: float | None = None) -> dict:
         """done, total, images per second and seconds left (None until measurable)."""
@@ -85,8 +94,6 @@ class Progress:
         else:
             self.stream.write(self.line(now) + "\n")
         self.stream.flush()
-        if self.sink is not None:
-            self.sink(**self.figures(now))
 
 
 def _duration(seconds: float) -> str:

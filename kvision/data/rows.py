@@ -9,6 +9,8 @@ images and only the batch being assembled is ever in RAM.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
@@ -96,3 +98,28 @@ def concat(parts: list[np.ndarray | Rows]) -> np.ndarray | Rows:
     if len(bases) == 1 and all(isinstance(p, Rows) for p in parts):
         return Rows(parts[0].base, np.concatenate([p.index for p in parts]))
     return np.concatenate([np.asarray(p) for p in parts])
+
+
+class PerBatch:
+    """``base`` with ``fn`` applied to every gathered batch (a per-image blur at the input
+    over rows that are decoded per batch, kvision.data.stream)."""
+
+    decodes_per_batch = True
+
+    def __init__(self, base, fn: Callable[[np.ndarray], np.ndarray]) -> None:
+        self.base, self.fn = base, fn
+        self.shape, self.dtype, self.ndim = base.shape, base.dtype, base.ndim
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, key) -> np.ndarray:
+        if np.ndim(key) == 0 and not isinstance(key, slice):
+            return self.fn(self.base[key][None])[0]
+        return self.fn(self.base[key])
+
+
+def per_batch(images) -> bool:
+    """Whether ``images`` (or the base of a selection) decode when gathered (stream mode)."""
+    base = images.base if isinstance(images, Rows) else images
+    return bool(getattr(base, "decodes_per_batch", False))

@@ -141,28 +141,43 @@ def _decode_row(
     images: np.ndarray,
     views: dict[str, np.ndarray],
 ) -> str:
-    """Decode file ``row`` into its rows; the reason it was skipped, or ''.
+    """Decode file ``row`` into its rows; the reason it was skipped, or ''."""
+    rel = job.files[row][1]
+    image, blurred, reason = decode_file(job, rel, shape)
+    if image is None:
+        return reason
+    for name, view in blurred.items():
+        views[name][row] = view
+    images[row] = image
+    return ""
+
+
+def decode_file(
+    job: FolderFiles, rel: str, shape: tuple[int, ...]
+) -> tuple[np.ndarray | None, dict[str, np.ndarray], str]:
+    """File ``rel`` as a row of ``shape`` and its source-blurred views: (image, views, '');
+    (None, {}, why) when it is skipped.
 
     The decompression-bomb cap is decode_image's (kvision.data.images.MAX_PIXELS), checked
     here first from the header so the skip names the size."""
-    rel = job.files[row][1]
     try:
         raw = (job.root / rel).read_bytes()
     except OSError as exc:
-        return f"cannot read ({exc.strerror or exc})"
+        return None, {}, f"cannot read ({exc.strerror or exc})"
     hw = header_size(raw)
     if hw is not None and hw[0] * hw[1] > MAX_PIXELS:
-        return f"too large to decode safely ({hw[1]}x{hw[0]} px; the cap is {MAX_PIXELS:,} px)"
+        why = f"too large to decode safely ({hw[1]}x{hw[0]} px; the cap is {MAX_PIXELS:,} px)"
+        return None, {}, why
     image, reason = decode_image(raw, job.channels, job.data.min_image_size)
     if image is None:
-        return reason
+        return None, {}, reason
+    views = {}
     if job.source_blur:
-        for name, view in job.source_blur.views(image[None], job.data.image_size, rel).items():
-            views[name][row] = view[0]
+        blurred = job.source_blur.views(image[None], job.data.image_size, rel)
+        views = {name: view[0] for name, view in blurred.items()}
     if job.data.image_size is not None:
         image = resize_image(image, job.data.image_size).reshape(shape)
     if image.shape != shape:
         h, w = shape[:2]
         _mixed_sizes(job.root, {job.files[0][1]: (h, w), rel: image.shape[:2]})
-    images[row] = image
-    return ""
+    return image, views, ""

@@ -28,20 +28,26 @@ def read_tfds(spec: str, data: DataSection, source_blur: SourceBlur | None = Non
     builder = _builder(tfds, spec, data.data_dir)
     image_key, label_key = _keys(builder, spec)
     names = list(builder.info.splits.keys()) or ["train", "validation", "test"]
-    splits = {}
+    parts = {}
     for tfds_split in names:
         ours = SPLIT_ALIASES.get(tfds_split)
-        if ours is None or ours in splits:
+        if ours is None or ours in parts:
             continue
         source = _data_source(tfds, builder, spec, tfds_split, data.data_dir)
-        if source is None:
-            continue
-        images, labels, views = _read_all(
-            source, image_key, label_key, data, spec, source_blur, tfds_split
-        )
-        splits[ours] = Split(
-            images, labels, [f"{tfds_split}/{i}" for i in range(len(labels))], views
-        )
+        if source is not None:
+            parts[ours] = (tfds_split, source)
+    if data.store == "stream":  # decoded per batch from TFDS's data source, nothing kept
+        from kvision.data.tfds_stream import stream_tfds
+
+        splits = stream_tfds(parts, (image_key, label_key), data, source_blur)
+    else:
+        splits = {}
+        for ours, (tfds_split, source) in parts.items():
+            images, labels, views = _read_all(
+                source, image_key, label_key, data, spec, source_blur, tfds_split
+            )
+            ids = [f"{tfds_split}/{i}" for i in range(len(labels))]
+            splits[ours] = Split(images, labels, ids, views)
     if "train" not in splits:
         raise RecipeError(
             f"TFDS dataset '{spec}' has no train split (it has: {', '.join(names)}).", key=_KEY

@@ -16,7 +16,6 @@ import cv2
 import numpy as np
 
 from kvision.insight._plot import image_grid
-from kvision.models.inference import probabilities
 
 if TYPE_CHECKING:
     import keras
@@ -117,6 +116,7 @@ def cam_panels(
     predicted classes come from the outputs of the true-class pass.
     """
     from kvision.insight._grad import layer_gradients
+    from kvision.models.inference import probabilities  # Keras: not in the drawing worker
 
     names = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++"}
     formulas = {"gradcam": gradcam, "gradcam++": gradcam_pp}

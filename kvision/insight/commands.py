@@ -16,13 +16,14 @@ Draw what a trained network learned, for a run directory or a .keras file.
   cam          Grad-CAM / Grad-CAM++ heatmaps of images (--image)
   robustness   blur-robustness curves (a run's stored results, or measured on --data)
   retrieve     nearest images of a query (--query) in an image folder (--index)
+  pending      the figures a stopped run left queued, drawn and recorded in the run
 
 Images go to --out (default: the run's images/ folder, or ./viz-<model> for a .keras file).
 """
 
 
 def register(subparsers) -> argparse.ArgumentParser:
-    """Add the ``viz`` command and its five subcommands to the CLI's subparsers."""
+    """Add the ``viz`` command and its six subcommands to the CLI's subparsers."""
     viz = subparsers.add_parser(
         "viz",
         help="draw filters, activations, Grad-CAM, robustness, "
@@ -89,6 +90,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=5, help="neighbours per query (default 5)")
     p.add_argument("--threshold", type=float, help="keep neighbours closer than this (0-2)")
     p.add_argument("--layer", help="feature layer (default: the pooled features)")
+    p = kinds.add_parser(
+        "pending", help="draw the figures a stopped run left queued (figure_jobs/)"
+    )
+    p.add_argument("target", metavar="RUN_DIR", help="a kvision run directory")
+    p.set_defaults(trial=None)
     viz.set_defaults(handler=run_viz)
     return viz
 

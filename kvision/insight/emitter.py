@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from kvision.insight._names import slug
+from kvision.insight.render_worker import InlineRenderer, Job
 from kvision.recipe.schema_insight import InsightSection
 from kvision.runs import RunWriter
 
@@ -19,10 +20,19 @@ def insight_section(cfg: Any) -> InsightSection:
 
 
 class Emitter:
-    """Writes files inside the run directory and records their artifact events."""
+    """Writes files inside the run directory and records their artifact events; figures go
+    through a renderer (kvision.insight.render_worker): drawn here at once by default, or
+    queued for the run's worker, whose artifact events the trainer records later."""
 
-    def __init__(self, writer: RunWriter, trial: str | None) -> None:
+    def __init__(self, writer: RunWriter, trial: str | None, renderer: Any = None) -> None:
         self.writer, self.trial, self.events = writer, trial, []
+        self.renderer = renderer if renderer is not None else InlineRenderer(writer)
+
+    def draw(self, kind: str, name: str, plot: str, **args: Any) -> None:
+        """``images/<kind>/<name>.png``, drawn by the plot function ``plot`` (a key of
+        render_worker.PLOTS) from ``args``: JSON-able values and NumPy arrays."""
+        path = f"images/{kind}/{slug(name)}.png"
+        self.events.extend(self.renderer.submit(Job.of(plot, kind, self.trial, path, args)))
 
     def path(self, kind: str, name: str) -> Path:
         """Absolute path of ``images/<kind>/<name>.png``."""

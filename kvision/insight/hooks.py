@@ -17,6 +17,7 @@ import numpy as np
 from kvision.insight import _layers
 from kvision.insight._names import slug
 from kvision.insight.emitter import Emitter, insight_section
+from kvision.insight.render_worker import RUN_READER
 from kvision.insight.report_sections import report_markdown
 from kvision.runs import RunReader, RunWriter, atomic_write_bytes
 
@@ -90,9 +91,19 @@ def check_model(model: keras.Model, cfg: Any) -> None:
 
 
 def checkpoint_artifacts(
-    writer: RunWriter, *, trial: str, label: str, model: keras.Model, samples: Samples, cfg: Any
+    writer: RunWriter,
+    *,
+    trial: str,
+    label: str,
+    model: keras.Model,
+    samples: Samples,
+    cfg: Any,
+    renderer: Any = None,
 ) -> list[dict]:
-    """Filters of the first conv and activations of the chosen stages at one checkpoint."""
+    """Filters of the first conv and activations of the chosen stages at one checkpoint.
+
+    ``renderer`` (kvision.insight.render_worker) draws the figures; default: here, at once.
+    """
     sec = insight_section(cfg)
     if (
         not sec.enabled
@@ -100,7 +111,7 @@ def checkpoint_artifacts(
         or not _layers.has_conv(model)
     ):
         return []
-    out = Emitter(writer, trial)
+    out = Emitter(writer, trial, renderer)
     if sec.filters:
         _checkpoint_filters(out, label, model, sec)
     if sec.activations and len(samples.images):
@@ -109,7 +120,7 @@ def checkpoint_artifacts(
 
 
 def _checkpoint_filters(out: Emitter, label: str, model: keras.Model, sec) -> None:
-    from kvision.insight.filters import conv_kernel, plot_filters
+    from kvision.insight.filters import conv_kernel
 
     layer = _layers.first_conv(model)
     kernel = conv_kernel(model, layer)
@@ -118,53 +129,44 @@ def _checkpoint_filters(out: Emitter, label: str, model: keras.Model, sec) -> No
     atomic_write_bytes(
         out.trial_file(f"{INSIGHT_DIR}/first_conv_{slug(label)}.npy"), buf.getvalue()
     )
-    name = f"{out.trial}_first-conv_{label}"
-    out.emit(
-        plot_filters(
-            {label: kernel},
-            out.path("filters", name),
-            max_filters=sec.max_filters,
-            title=f"{out.trial}: first conv '{layer}' filters, {label}",
-        ),
+    out.draw(
         "filters",
+        f"{out.trial}_first-conv_{label}",
+        "filters",
+        kernels={label: kernel},
+        max_filters=sec.max_filters,
+        title=f"{out.trial}: first conv '{layer}' filters, {label}",
     )
 
 
 def _checkpoint_activations(
     out: Emitter, label: str, model: keras.Model, samples: Samples, sec
 ) -> None:
-    from kvision.insight.activations import (
-        activation_maps,
-        plot_stage_means,
-        plot_top_channels,
-    )
+    from kvision.insight.activations import activation_maps
 
     layers = _layers.spatial_stages(model, sec.stages)
     maps = activation_maps(model, layers, samples.images, sec.batch_size)
     titles = samples.row_titles()
-    out.emit(
-        plot_stage_means(
-            samples.images,
-            maps,
-            titles,
-            out.path("activations", f"{out.trial}_stage-means_{label}"),
-            title=f"{out.trial}: channel-mean activations, {label}",
-        ),
+    out.draw(
         "activations",
+        f"{out.trial}_stage-means_{label}",
+        "stage_means",
+        images=samples.images,
+        maps=maps,
+        row_titles=titles,
+        title=f"{out.trial}: channel-mean activations, {label}",
     )
     if sec.top_channels:
         for stage, fmap in maps.items():
-            name = f"{out.trial}_{stage}_top-channels_{label}"
-            out.emit(
-                plot_top_channels(
-                    samples.images,
-                    fmap,
-                    titles,
-                    out.path("activations", name),
-                    k=sec.top_channels,
-                    title=f"{out.trial}: strongest {stage} channels, {label}",
-                ),
+            out.draw(
                 "activations",
+                f"{out.trial}_{stage}_top-channels_{label}",
+                "top_channels",
+                images=samples.images,
+                fmap=fmap,
+                row_titles=titles,
+                k=sec.top_channels,
+                title=f"{out.trial}: strongest {stage} channels, {label}",
             )
 
 
@@ -178,23 +180,21 @@ def trial_artifacts(
     samples: Samples,
     cfg: Any,
     predicted: dict[str, np.ndarray] | None = None,
+    renderer: Any = None,
 ) -> list[dict]:
     """Curves, filters across checkpoints, classification, Grad-CAM, robustness, retrieval.
 
     ``predicted`` maps a condition to the final model's predicted classes on its test set
     (the runner's last evaluation has them), so they are not computed a second time.
+    ``renderer`` draws the figures (default: here, at once).
     """
     sec = insight_section(cfg)
     if not sec.enabled:
         return []
-    out = Emitter(writer, trial)
+    out = Emitter(writer, trial, renderer)
     reader = RunReader(writer.dir)
     if sec.curves:
-        from kvision.insight.curves import plot_trial_curves
-
-        out.emit(
-            plot_trial_curves(reader, trial, out.path("curves", f"{trial}_loss-accuracy")), "curves"
-        )
+        out.draw("curves", f"{trial}_loss-accuracy", "trial_curves", reader=RUN_READER, trial=trial)
     conv = _layers.has_conv(model)
     if sec.filters and conv:
         _trial_filters(out, reader, sec)
@@ -211,8 +211,6 @@ def trial_artifacts(
 
 def _trial_filters(out: Emitter, reader: RunReader, sec) -> None:
     """The saved first-conv kernels of every checkpoint, side by side, in checkpoint order."""
-    from kvision.insight.filters import plot_filters
-
     folder = out.trial_file(INSIGHT_DIR)
     order = [e.get("checkpoint") for e in reader.evaluations() if e.get("trial") == out.trial]
     labels = [
@@ -221,25 +219,20 @@ def _trial_filters(out: Emitter, reader: RunReader, sec) -> None:
     if len(labels) < 2:
         return  # one checkpoint: its own figure already shows it
     kernels = {c: np.load(folder / f"first_conv_{slug(c)}.npy") for c in labels}
-    out.emit(
-        plot_filters(
-            kernels,
-            out.path("filters", f"{out.trial}_first-conv_checkpoints"),
-            max_filters=sec.max_filters,
-            title=f"{out.trial}: first conv filters across checkpoints",
-        ),
+    out.draw(
         "filters",
+        f"{out.trial}_first-conv_checkpoints",
+        "filters",
+        kernels=kernels,
+        max_filters=sec.max_filters,
+        title=f"{out.trial}: first conv filters across checkpoints",
     )
 
 
 def _trial_classification(
     out: Emitter, model: keras.Model, test_sets, class_names, sec, predicted: dict[str, np.ndarray]
 ) -> None:
-    from kvision.insight.classification import (
-        classification_summary,
-        plot_confusion,
-        predict_classes,
-    )
+    from kvision.insight.classification import classification_summary, predict_classes
 
     for condition, (images, labels) in test_sets.items():
         y_pred = predicted.get(condition)
@@ -248,18 +241,17 @@ def _trial_classification(
         summary = classification_summary(labels, y_pred, class_names)
         summary.update(trial=out.trial, condition=condition, split="test")
         out.writer.write_json(f"trials/{out.trial}/classification_{slug(condition)}.json", summary)
-        out.emit(
-            plot_confusion(
-                summary,
-                out.path("confusion", f"{out.trial}_{condition}_test"),
-                title=f"{out.trial}: confusion matrix, {condition} test",
-            ),
+        out.draw(
             "confusion",
+            f"{out.trial}_{condition}_test",
+            "confusion",
+            summary=summary,
+            title=f"{out.trial}: confusion matrix, {condition} test",
         )
 
 
 def _trial_cam(out: Emitter, model: keras.Model, samples: Samples, sec) -> None:
-    from kvision.insight.cam import METHODS, cam_panels, plot_cams
+    from kvision.insight.cam import METHODS, cam_panels
 
     layer = _layers.cam_layer(model, sec.cam.layer)
     methods = METHODS if sec.cam.method == "both" else (sec.cam.method,)
@@ -275,15 +267,14 @@ def _trial_cam(out: Emitter, model: keras.Model, samples: Samples, sec) -> None:
         batch_size=min(sec.batch_size, 16),
     )
     method_name = "-".join(m.replace("+", "p") for m in methods)
-    out.emit(
-        plot_cams(
-            samples.images,
-            panels,
-            samples.row_titles(),
-            out.path("cam", f"{out.trial}_{method_name}_{layer}"),
-            title=f"{out.trial}: class activation maps from '{layer}'",
-        ),
+    out.draw(
         "cam",
+        f"{out.trial}_{method_name}_{layer}",
+        "cams",
+        images=samples.images,
+        panels=panels,
+        row_titles=samples.row_titles(),
+        title=f"{out.trial}: class activation maps from '{layer}'",
     )
 
 
@@ -302,7 +293,7 @@ def _robustness_condition(test_sets: dict, wanted: str | None) -> str:
 
 def _trial_robustness(out: Emitter, model: keras.Model, test_sets, sec) -> None:
     from kvision.insight.curves import trial_labels
-    from kvision.insight.robustness import plot_robustness, robustness_curves, stratified_subset
+    from kvision.insight.robustness import robustness_curves, stratified_subset
 
     rob = sec.robustness
     condition = _robustness_condition(test_sets, rob.condition)
@@ -319,26 +310,18 @@ def _trial_robustness(out: Emitter, model: keras.Model, test_sets, sec) -> None:
     )
     curves.update(trial=out.trial, condition=condition)
     out.writer.write_json(f"trials/{out.trial}/robustness.json", curves)
-    labels_of = trial_labels(RunReader(out.writer.dir))
-    out.emit(
-        plot_robustness(
-            {out.trial: curves},
-            labels_of,
-            out.path("robustness", f"{out.trial}_blur-robustness"),
-            title=f"{out.trial}: test accuracy under blur ({condition})",
-        ),
+    out.draw(
         "robustness",
+        f"{out.trial}_blur-robustness",
+        "robustness",
+        curves={out.trial: curves},
+        labels=trial_labels(RunReader(out.writer.dir)),
+        title=f"{out.trial}: test accuracy under blur ({condition})",
     )
 
 
 def _trial_retrieval(out: Emitter, model: keras.Model, test_sets, class_names, sec) -> None:
-    from kvision.insight.retrieval import (
-        FeatureIndex,
-        encode,
-        encoder,
-        plot_strip,
-        precision_at_k,
-    )
+    from kvision.insight.retrieval import FeatureIndex, encode, encoder, precision_at_k
 
     ret = sec.retrieval
     condition = next(iter(test_sets))
@@ -354,17 +337,15 @@ def _trial_retrieval(out: Emitter, model: keras.Model, test_sets, class_names, s
             f"{class_names[labels[i]]} d={d:.2f}"
             for i, d in zip(hit.indices, hit.distances, strict=True)
         ]
-        out.emit(
-            plot_strip(
-                images[q],
-                [images[i] for i in hit.indices],
-                captions,
-                out.path("retrieval", f"{out.trial}_query-{q}_top-{ret.k}"),
-                query_caption=f"query: {class_names[labels[q]]}",
-                title=f"{out.trial}: nearest {condition} test images "
-                f"(precision@{ret.k} {p_at_k:.3f})",
-            ),
+        out.draw(
             "retrieval",
+            f"{out.trial}_query-{q}_top-{ret.k}",
+            "strip",
+            query=images[q],
+            neighbours=[images[i] for i in hit.indices],
+            captions=captions,
+            query_caption=f"query: {class_names[labels[q]]}",
+            title=f"{out.trial}: nearest {condition} test images (precision@{ret.k} {p_at_k:.3f})",
         )
     out.writer.write_json(
         f"trials/{out.trial}/retrieval.json",
@@ -378,25 +359,24 @@ def _trial_retrieval(out: Emitter, model: keras.Model, test_sets, class_names, s
     )
 
 
-def run_artifacts(writer: RunWriter, *, cfg: Any) -> list[dict]:
-    """The comparison figures over trials (curves, fits) and the robustness comparison."""
-    from kvision.insight.curves import plot_comparison, trial_labels
+def run_artifacts(writer: RunWriter, *, cfg: Any, renderer: Any = None) -> list[dict]:
+    """The comparison figures over trials (curves, fits) and the robustness comparison;
+    ``renderer`` draws them (default: here, at once)."""
+    from kvision.insight.curves import trial_labels
 
     sec = insight_section(cfg)
     if not sec.enabled:
         return []
-    out = Emitter(writer, None)
+    out = Emitter(writer, None, renderer)
     reader = RunReader(writer.dir)
     if sec.curves:
-        out.emit(plot_comparison(reader, out.path("curves", "comparison_validation")), "curves")
+        out.draw("curves", "comparison_validation", "comparison", reader=RUN_READER)
     fits = _read_trial_json(writer.dir, reader.trials(), "fit.json")
     if fits:
-        from kvision.insight.fit import plot_fit_comparison
-
-        out.emit(plot_fit_comparison(reader, fits, out.path("fit", "comparison_fit")), "fit")
+        out.draw("fit", "comparison_fit", "fit_comparison", reader=RUN_READER, fits=fits)
     curves = _read_trial_json(writer.dir, reader.trials(), "robustness.json")
     if curves:
-        from kvision.insight.robustness import plot_robustness, summarise
+        from kvision.insight.robustness import summarise
 
         baseline = sec.robustness.baseline or next(iter(curves))
         if baseline not in curves:
@@ -405,14 +385,13 @@ def run_artifacts(writer: RunWriter, *, cfg: Any) -> list[dict]:
         writer.write_json(
             "robustness.json", {"baseline": baseline, "curves": curves, "summary": summary}
         )
-        out.emit(
-            plot_robustness(
-                curves,
-                trial_labels(reader),
-                out.path("robustness", "comparison_blur-robustness"),
-                title="Test accuracy under blur, all trials",
-            ),
+        out.draw(
             "robustness",
+            "comparison_blur-robustness",
+            "robustness",
+            curves=curves,
+            labels=trial_labels(reader),
+            title="Test accuracy under blur, all trials",
         )
     return out.events
 

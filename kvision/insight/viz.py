@@ -355,10 +355,18 @@ def viz_retrieve(
     return written
 
 
+def viz_pending(source: ModelArg) -> list[Path]:
+    """The figures a stopped run left queued for its drawing worker, drawn and recorded."""
+    from kvision.insight.render_worker import rerender
+
+    return rerender(source.target)
+
+
 COMMANDS: dict[str, Callable[..., list[Path]]] = {
     "filters": viz_filters,
     "activations": viz_activations,
     "cam": viz_cam,
     "robustness": viz_robustness,
     "retrieve": viz_retrieve,
+    "pending": viz_pending,
 }

@@ -26,6 +26,7 @@ SOURCE_KINDS = {
 REGRESSION_SOURCES = ("function",)
 BUILTIN_NAMES = ("fashion7k",)
 NORMALIZE_CHOICES = ("half", "imagenet", "dataset", "none")
+STORE_CHOICES = ("cache", "stream")
 #: Glass blur as ImageNet-C published it (pixels duplicated) or with a true pixel swap.
 GLASS_VARIANTS = ("imagenet_c", "swap")
 #: Where a condition's blur is applied: on the resized image the model sees, or on the
@@ -426,6 +427,13 @@ class DataSection:
         help="Keep decoded, resized folder images in the disk cache "
         "(KVISION_CACHE or ~/.cache/kvision).",
     )
+    store: str = option(
+        "cache",
+        choices=STORE_CHOICES,
+        help="folder:/tfds: cache: decode every image once into a memory-mapped cache "
+        "entry; stream: decode per batch in the loader threads, nothing on disk (for data "
+        "larger than the disk; needs image_size).",
+    )
     data_dir: str | None = option(None, help="tfds: the TFDS data directory (default: TFDS's).")
     min_image_size: int = option(
         8,
@@ -452,6 +460,7 @@ class DataSection:
         if bad:
             problems.append(("source", bad))
         problems += self._kind_problems()
+        problems += self._store_problems()
         if self.split is not None:
             if not math.isclose(sum(self.split), 1.0, abs_tol=1e-6):
                 problems.append(
@@ -477,6 +486,36 @@ class DataSection:
                 )
             )
         return problems
+
+    def _store_problems(self) -> list[tuple[str, str]]:
+        """What stream mode cannot do: other sources, images of unknown size, static copies."""
+        if self.store != "stream":
+            return []
+        if parse_source(self.source)[0] not in ("folder", "tfds"):
+            return [
+                (
+                    "store",
+                    'store = "stream" decodes a folder: or tfds: source per batch; '
+                    "builtin: and idx: arrays are small and mapped (or cached) instead.",
+                )
+            ]
+        if self.image_size is None:
+            return [
+                (
+                    "image_size",
+                    'store = "stream" needs image_size = [height, width]: the batches are '
+                    "decoded one by one and must share one size.",
+                )
+            ]
+        if self.augment.static:
+            return [
+                (
+                    "augment.static",
+                    'store = "stream" keeps no decoded images to copy; use dynamic '
+                    'augmentation, or store = "cache".',
+                )
+            ]
+        return []
 
     def _kind_problems(self) -> list[tuple[str, str]]:
         """Image keys on a function source, or function keys on an image source."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 RUN_STARTED = "run_started"
 RUN_RESUMED = "run_resumed"
+DATA_PROGRESS = "data_progress"  # while a cache entry is built: files done, total, img/s, ETA
 DATA_LOADED = "data_loaded"
 TRIAL_STARTED = "trial_started"
 TRIAL_RESUMED = "trial_resumed"
@@ -32,6 +33,7 @@ TERMINAL = {RUN_FINISHED: "finished", RUN_FAILED: "failed", RUN_INTERRUPTED: "in
 EVENT_KINDS = (
     RUN_STARTED,
     RUN_RESUMED,
+    DATA_PROGRESS,
     DATA_LOADED,
     TRIAL_STARTED,
     TRIAL_RESUMED,

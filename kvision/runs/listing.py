@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kvision.errors import KvisionError, printable
+from kvision.runs.events import DATA_PROGRESS
 from kvision.runs.reader import RunReader, damage_guard, find_runs
 from kvision.runs.summary import HEADLINE, best_final_test_where, format_score, run_seconds
 
@@ -24,7 +25,20 @@ def run_summary(reader: RunReader) -> dict:
         "best_test": best,
         "metric": metric,
         "best_where": where,  # (trial, condition) of the best test score, or None
+        "loading": loading(reader.events),
     }
+
+
+def loading(events: list[dict]) -> str | None:
+    """'loading 400/2,000 images' while (or where, for a killed run) the data was still
+    loading: data_progress is the run's latest event; None otherwise."""
+    last = events[-1] if events else {}
+    if last.get("event") != DATA_PROGRESS:
+        return None
+    try:
+        return f"loading {int(last['done']):,}/{int(last['total']):,} images"
+    except (KeyError, TypeError, ValueError):
+        return "loading"
 
 
 def format_runs(runs_dir: str | os.PathLike, warn: Callable[[str], None] | None = None) -> str:
@@ -39,7 +53,7 @@ def format_runs(runs_dir: str | os.PathLike, warn: Callable[[str], None] | None 
         dur = f"{r['duration']:.0f}s" if r["duration"] is not None else "-"
         best = format_score(r["best_test"], r["metric"])
         where = r["best_where"]
-        of = printable(f"{where[0]}, {where[1]} test") if where else "-"
+        of = printable(f"{where[0]}, {where[1]} test") if where else r.get("loading") or "-"
         name = printable(r["name"])
         lines.append(f"{name[:44]:44} {r['status']:11} {dur:>9} {best:>9}  {of}")
     return "\n".join(lines)

@@ -150,7 +150,11 @@ class ShardedBatches(keras.utils.PyDataset):
         return len(self.batches)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        images, labels = self.batches[index][:2]
+        shard = (self.rank, self.world)
+        # A kvision batch sequence reads only this rank's rows (a streamed folder decodes
+        # only this rank's files); any other sequence is read whole and sliced.
+        read = getattr(self.batches, "get", None)
+        images, labels = read(index, shard)[:2] if read else self.batches[index][:2]
         rows = slice(self.rank, None, self.world)
         x, y = images[rows], labels[rows]
         # Keras averages the weighted loss over this shard's n_r rows; times n_r * W / n,

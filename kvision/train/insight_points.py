@@ -1,7 +1,9 @@
 """The points of a run where kvision.insight draws its pictures and tables.
 
 Whether insight is on is asked once, when the run starts (:func:`insight_points`); a run with
-it off gets :class:`InsightOff`, whose points do nothing. Only rank 0 draws.
+it off gets :class:`InsightOff`, whose points do nothing (and starts no drawing worker).
+Only rank 0 draws: the numbers here, the PNGs in a low-priority worker process
+(kvision.insight.render_worker), started with the first figure and drained at the run's end.
 """
 
 from __future__ import annotations
@@ -34,15 +36,21 @@ class InsightOff:
     def at_run_end(self) -> None:
         """Nothing to draw."""
 
+    def close(self) -> None:
+        """Nothing to stop."""
+
 
 class InsightPoints(InsightOff):
     """Filters and activations at each evaluation checkpoint, curves, confusion matrices,
     CAM and robustness at a trial's end, the run's comparisons at its end."""
 
     def __init__(self, writer: RunWriter, feed: Feed) -> None:
+        from kvision.insight.render_worker import renderer
+
         self.writer, self.feed = writer, feed
         self.cfg = feed.recipe.insight
         self.regression = feed.recipe.data.regression
+        self.renderer = renderer(writer)  # the worker starts with the first figure
 
     def check_model(self, model: keras.Model) -> None:
         """A layer named in [insight] must exist: fail before training, on every rank."""
@@ -58,6 +66,7 @@ class InsightPoints(InsightOff):
             return
         from kvision.insight.hooks import checkpoint_artifacts
 
+        self.renderer.collect()
         checkpoint_artifacts(
             self.writer,
             trial=trial,
@@ -65,6 +74,7 @@ class InsightPoints(InsightOff):
             model=model,
             samples=self.samples(),
             cfg=self.cfg,
+            renderer=self.renderer,
         )
 
     @main_only
@@ -88,6 +98,7 @@ class InsightPoints(InsightOff):
             return
         from kvision.insight.hooks import trial_artifacts
 
+        self.renderer.collect()
         feed = self.feed
         test_sets = {
             c: feed.view(c, "test") for c in feed.eval_conditions() if feed.has_split("test")
@@ -101,15 +112,23 @@ class InsightPoints(InsightOff):
             samples=self.samples(),
             cfg=self.cfg,
             predicted=predicted,
+            renderer=self.renderer,
         )
 
     @main_only
     def at_run_end(self) -> None:
-        """The run's own pictures (comparisons across its trials)."""
+        """The run's own pictures (comparisons across its trials), then every figure drawn
+        and recorded: the report and run_finished come after."""
         from kvision.insight.hooks import run_artifacts
 
         with phase("insight"):
-            run_artifacts(self.writer, cfg=self.cfg)
+            run_artifacts(self.writer, cfg=self.cfg, renderer=self.renderer)
+            self.renderer.drain()
+
+    def close(self) -> None:
+        """Stop the drawing worker after its current figure; what it has not drawn stays
+        queued in the run directory (``kvision viz pending`` or a resume draws it)."""
+        self.renderer.close()
 
     def samples(self) -> Any:
         """Sample test images (one per class by default) for activations and CAM."""

@@ -51,16 +51,19 @@ def run_recipe(
     argv: list[str] | None = None,
     notes: list[str] | None = None,
 ) -> RunResult:
-    """Validate, load data, create the run directory, train every trial, write the report.
+    """Validate, create the run directory, load data, train every trial, write the report.
 
-    Recipe and data problems raise KvisionError before the run directory exists, so a bad
-    input leaves nothing behind.
+    Recipe problems raise KvisionError before the run directory exists; data problems found
+    while loading remove it again, so a bad input leaves nothing behind.
     """
+    from kvision.data.sources import check_source
     from kvision.recipe.compat import check_loaded
     from kvision.runs.lock import is_writer_rank
     from kvision.runs.rundir import claim_run_dir
 
     recipe = load_recipe(recipe_path, list(overrides))
+    check_source(recipe.data)  # a missing or unreadable folder: refused before any folder
+    created = bool(run_dir) and not Path(run_dir).expanduser().exists()
     if run_dir and is_writer_rank():  # its writer lock, before torch: a second one exits at once
         claim_run_dir(run_dir)
     from kvision.train.identity import write_identity
@@ -70,9 +73,8 @@ def run_recipe(
     init_from_env()
     console = console or _rank_console(is_main())
     _configure_backend(recipe, console)
-    dataset = _load_data(recipe, manifest=None)
-    _check_splits(recipe, dataset)
-    check_loaded(recipe, dataset.image_shape)  # a folder's image size vs the models
+    # Claimed before the data is read: a load that is killed (or runs out of memory) leaves
+    # a run directory with its data_progress events, which --resume continues.
     path = Path(broadcast_object(_claim_run_dir(recipe, runs_dir, run_dir)))
     _every_rank_sees(path)
     writer = open_writer(path)
@@ -83,12 +85,31 @@ def run_recipe(
         overrides=list(overrides),
         argv=argv if argv is not None else sys.argv,
     )
+    console.line(f"run directory: {path}")
+    try:
+        dataset = _load_data(recipe, manifest=None, writer=writer)
+        _check_splits(recipe, dataset)
+        check_loaded(recipe, dataset.image_shape)  # a folder's image size vs the models
+    except KvisionError:  # bad data: nothing was trained, so no run directory stays behind
+        writer.close()
+        main_only(_discard)(path, created or not run_dir)
+        raise
     from kvision.data import split_manifest
 
     writer.write_json("split.json", split_manifest(dataset))
-    console.line(f"run directory: {path}")
     out = RunOutput(writer, console)
     return _execute(recipe, dataset, out, Start(notes=_torch_only(notes)))
+
+
+def _discard(path: Path, created: bool) -> None:
+    """Remove what this run wrote into ``path`` (and ``path`` itself when it made it)."""
+    from kvision.runs.lock import LOCK_FILE
+
+    for name in ("events.jsonl", "meta.json", "recipe.toml", LOCK_FILE):
+        with contextlib.suppress(OSError):
+            (path / name).unlink()
+    if created:
+        _remove_if_empty(path)
 
 
 @main_only
@@ -149,8 +170,8 @@ def resume_run(
     barrier()  # every rank has checked the run before rank 0 writes its new pid into it
     _configure_backend(recipe, console)
     manifest = reader.split_manifest()
-    dataset = _load_data(recipe, manifest=manifest)
     writer = open_writer(path)
+    dataset = _load_data(recipe, manifest=manifest, writer=writer)
     _update_meta(writer, reader)
     if manifest is None:  # killed before it was written: record the split now
         from kvision.data import split_manifest
@@ -299,6 +320,7 @@ def _execute(recipe: Recipe, dataset, out: RunOutput, start: Start) -> RunResult
                 return _disk_full(writer, console, full)
             return _crashed(writer, console, exc)
         finally:
+            shared.insight.close()
             writer.close()
     return RunResult(writer.dir, "finished", EXIT_OK)
 
@@ -546,12 +568,19 @@ def _wants_mixed(recipe: Recipe):
             yield stage.training.mixed_precision
 
 
-def _load_data(recipe: Recipe, manifest: dict | None):
+def _load_data(recipe: Recipe, manifest: dict | None, writer: RunWriter):
+    """The recipe's dataset; a cache entry's build reported as data_progress events."""
+    from kvision.runs.events import DATA_PROGRESS
+
     with phase("imports"):
         from kvision.data import load_dataset
     with phase("data"):
         return load_dataset(
-            recipe.data, recipe.experiment.seed, manifest=manifest, conditions=recipe.conditions
+            recipe.data,
+            recipe.experiment.seed,
+            manifest=manifest,
+            conditions=recipe.conditions,
+            progress=lambda **figures: writer.event(DATA_PROGRESS, **figures),
         )
 
 

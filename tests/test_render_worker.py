@@ -1,0 +1,240 @@
+"""Figures drawn by the low-priority worker process (kvision.insight.render_worker): the same
+files as drawing in the trainer, the run waits for them, a killed run's queued figures are
+drawn by ``kvision viz pending``, and job files hold no pickle."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import TINY_DATA, clear_and_blurred, naive_vs_expert, run_kvision, write_recipe
+
+from kvision.insight.render_worker import JOBS_DIR, MODE_ENV, Job, JobQueue, draw
+from kvision.runs import RunReader
+
+#: Two conditions, a conv net, naive and expert (so the expert's across-checkpoint filters
+#: and the run's comparisons are drawn), every figure kind with retrieval on.
+RECIPE = (
+    TINY_DATA
+    + "image_size = [28, 28]\n"
+    + clear_and_blurred(2.0)
+    + '\n[models.lenet]\narch = "lenet"\n'
+    + naive_vs_expert(1, 1, 1)
+    + """
+[insight.robustness]
+max_images = 20
+sigmas = [0.0, 2.0]
+kinds = ["gaussian"]
+severities = [1]
+
+[insight.retrieval]
+enabled = true
+queries = 2
+"""
+)
+
+
+def _run(tmp_path: Path, mode: str) -> Path:
+    recipe = write_recipe(tmp_path, RECIPE)
+    runs = tmp_path / f"runs-{mode}"
+    done = run_kvision("run", str(recipe), "--runs-dir", str(runs), env={MODE_ENV: mode})
+    assert done.returncode == 0, done.stderr
+    (run,) = runs.iterdir()
+    return run
+
+
+def _figures(run: Path) -> dict[str, tuple[str, str | None]]:
+    """{PNG path: (sha256 of the file, trial)} from the run's artifact events."""
+    out = {}
+    for e in RunReader(run).artifacts():
+        if e["path"].endswith(".png"):
+            assert (run / e["path"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            out[e["path"]] = (e["sha256"], e.get("trial"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def inline_and_worker(tmp_path_factory) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("render")
+    return _run(tmp, "inline"), _run(tmp, "worker")
+
+
+def test_worker_draws_the_same_files_as_the_trainer(inline_and_worker):
+    inline, worker = inline_and_worker
+    drawn = _figures(inline)
+    kinds = {p.split("/")[1] for p in drawn}
+    assert {"filters", "activations", "curves", "confusion", "cam", "robustness"} <= kinds
+    assert "retrieval" in kinds
+    # Same names and the same bytes: the worker draws from exactly the numbers it was given.
+    assert _figures(worker) == drawn
+    assert sorted(p.relative_to(worker) for p in (worker / "images").rglob("*.png")) == sorted(
+        p.relative_to(inline) for p in (inline / "images").rglob("*.png")
+    )
+
+
+def test_the_run_waits_for_the_worker_before_its_report(inline_and_worker):
+    _, worker = inline_and_worker
+    events = RunReader(worker).events
+    finished = [i for i, e in enumerate(events) if e["event"] == "run_finished"]
+    last_figure = max(
+        i for i, e in enumerate(events) if e["event"] == "artifact" and e["path"].endswith(".png")
+    )
+    assert finished and last_figure < finished[0]
+    report = (worker / "report.md").read_text("utf-8")
+    assert "comparison_blur-robustness.png" in report
+    assert not any((worker / JOBS_DIR).iterdir())  # every job drawn and cleared
+
+
+def _worker_of(pid: int, timeout: float = 120.0) -> int:
+    """The pid of the trainer's drawing worker (its child running render_worker)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                cmd = Path(f"/proc/{child}/cmdline").read_bytes()
+                if b"kvision.insight.render_worker" in cmd:
+                    return int(child)
+        time.sleep(0.02)
+    raise AssertionError("no drawing worker started")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="finds the worker through /proc")
+def test_killed_run_leaves_jobs_that_viz_pending_draws(inline_and_worker, tmp_path):
+    inline, _ = inline_and_worker
+    recipe = write_recipe(tmp_path, RECIPE)
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kvision", "run", str(recipe), "--runs-dir", str(runs)],
+        env={**os.environ, MODE_ENV: "worker"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        worker = _worker_of(proc.pid)
+        os.kill(worker, signal.SIGSTOP)  # it draws nothing from here on
+        (run,) = runs.iterdir()
+        deadline = time.monotonic() + 600
+        # every trial done: the trainer now waits for the stopped worker to drain
+        while len(RunReader(run).of("trial_finished")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.0)
+    finally:
+        proc.kill()
+        proc.wait()
+        os.kill(worker, signal.SIGKILL)
+    assert not RunReader(run).last_word()
+    queued = sorted((run / JOBS_DIR).glob("*.json"))
+    assert queued, "no figure was left queued"
+    for job in (run / JOBS_DIR).glob("*.npz"):  # plain .npy members, no pickled object
+        with zipfile.ZipFile(job) as zf:
+            assert all(n.endswith(".npy") for n in zf.namelist())
+        with np.load(job, allow_pickle=False) as npz:
+            assert all(npz[k].dtype != object for k in npz.files)
+    for job in queued:
+        json.loads(job.read_text("utf-8"))  # plain JSON
+
+    done = run_kvision("viz", "pending", str(run))
+    assert done.returncode == 0, done.stderr
+    drawn = _figures(run)
+    assert len(done.stdout.split()) >= len(queued) - 1  # a job may have nothing to draw
+    assert not list((run / JOBS_DIR).iterdir())
+    # the finished trial's figures (and the run's, if queued before the kill), drawn now,
+    # are byte for byte those a trainer draws itself
+    everything = _figures(inline)
+    assert {p: v for p, v in drawn.items() if v[1]} == {p: v for p, v in everything.items() if v[1]}
+    assert all(everything[p] == v for p, v in drawn.items())
+
+
+def test_a_job_names_only_a_known_plot_and_a_png_under_images(tmp_path):
+    job = Job.of("confusion", "confusion", None, "images/../meta.json", {})
+    with pytest.raises(ValueError, match="not a PNG under images"):
+        draw(tmp_path, job)
+    with pytest.raises(ValueError, match="unknown plot"):
+        draw(tmp_path, Job.of("os.system", "x", None, "images/x/y.png", {}))
+
+
+def test_job_round_trip_keeps_arrays_and_refuses_objects(tmp_path):
+    queue = JobQueue(tmp_path)
+    maps = {"v1": np.arange(12, dtype=np.float32).reshape(1, 2, 2, 3)}
+    queue.put(
+        Job.of("stage_means", "activations", "t", "images/a/b.png", {"maps": maps, "k": (1, 2)})
+    )
+    (stem,) = queue.pending()
+    back = queue.load(stem)
+    assert back.args == {"maps": {"v1": {"$npy": "a0"}}, "k": [1, 2]}
+    np.testing.assert_array_equal(back.arrays["a0"], maps["v1"])
+    with pytest.raises(ValueError):
+        queue.put(Job.of("x", "x", None, "images/x.png", {"a": np.array([object()])}))
+
+
+SUMMARY = {
+    "class_names": ["a", "b"],
+    "confusion_matrix": [[3, 1], [0, 4]],
+    "accuracy": 0.875,
+    "macro_f1": 0.87,
+    "n": 8,
+}
+
+
+def test_a_worker_that_cannot_start_leaves_the_trainer_drawing(tmp_path, monkeypatch):
+    import kvision.insight.render_worker as rw
+    from kvision.runs import RunWriter
+
+    def refuse(run_dir):
+        raise OSError("no processes left")
+
+    monkeypatch.setattr(rw, "_start_worker", refuse)
+    writer = RunWriter(tmp_path / "run")
+    try:
+        renderer = rw.WorkerRenderer(writer)
+        job = Job.of(
+            "confusion",
+            "confusion",
+            "t",
+            "images/confusion/t.png",
+            {"summary": SUMMARY, "title": "t"},
+        )
+        (event,) = renderer.submit(job)
+        assert (event["path"], event["kind"], event["trial"]) == (
+            "images/confusion/t.png",
+            "confusion",
+            "t",
+        )
+        assert (tmp_path / "run" / event["path"]).read_bytes()[:4] == b"\x89PNG"
+        assert renderer.broken and not renderer.queue.pending()
+        assert renderer.submit(job) and renderer.drain() == []
+    finally:
+        writer.close()
+
+
+def test_a_job_recorded_but_not_cleared_is_not_recorded_twice(tmp_path):
+    from kvision.runs import RunWriter
+
+    queue = JobQueue(tmp_path)
+    queue.put(
+        Job.of(
+            "confusion",
+            "confusion",
+            "t",
+            "images/confusion/t.png",
+            {"summary": SUMMARY, "title": "t"},
+        )
+    )
+    (stem,) = queue.pending()
+    queue.render(stem)
+    stem.with_suffix(".npz").unlink()
+    stem.with_suffix(".json").unlink()  # killed after clearing the job, before its mark
+    writer = RunWriter(tmp_path)
+    try:
+        assert queue.finish(writer) == []
+    finally:
+        writer.close()
+    assert not list((tmp_path / JOBS_DIR).iterdir())
