@@ -7,7 +7,8 @@ README's commands run them, with the slowest tests of each.
 Each part runs once, as ``python -m pytest -q ... --durations=25`` in a child process from the
 checkout, timed from the outside (``time.perf_counter``). The machine's load average before
 and after each part goes with its time: on a shared machine the figure says little without
-it. ``TEST ...`` (files or node ids) runs only those, to try the script out; the docs'
+it, and so does the CPU time of the child and everything it waited for (user + system),
+which a busy machine changes far less than the wall time. ``TEST ...`` (files or node ids) runs only those, to try the script out; the docs'
 figure (``--markdown docs/measured/test_suite.md``) is of the whole, with no TEST given.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shlex
 import subprocess
 import sys
@@ -36,6 +38,7 @@ class Timed:
     part: str
     command: list[str]
     seconds: float
+    cpu: float
     exit_code: int
     summary: str
     slowest: list[tuple[float, str, str]]
@@ -46,9 +49,12 @@ def run_part(part: str, tests: list[str]) -> Timed:
     """Run one part of the suite in a child process from the checkout, timed."""
     command = [sys.executable, "-m", "pytest", "-q", *PARTS[part], "--durations=25", *tests]
     load_before = os.getloadavg()[0]
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - used.ru_utime) + (after.ru_stime - used.ru_stime)
     lines = done.stdout.splitlines()
     slowest = [
         (float(m.group(1)), m.group(2), m.group(3))
@@ -61,6 +67,7 @@ def run_part(part: str, tests: list[str]) -> Timed:
         part,
         shown,
         seconds,
+        cpu,
         done.returncode,
         summaries[-1] if summaries else f"exit code {done.returncode}",
         slowest,
@@ -76,7 +83,8 @@ def minutes(seconds: float) -> str:
 def report(runs: list[Timed]) -> str:
     """Markdown: one line per part, then each part's slowest tests."""
     lines = [
-        f"- {r.part} suite: {minutes(r.seconds)} wall, {r.summary}, exit code {r.exit_code} "
+        f"- {r.part} suite: {minutes(r.seconds)} wall, {r.cpu:.0f} CPU seconds, {r.summary}, "
+        f"exit code {r.exit_code} "
         f"(load average {r.load[0]:.1f} before, {r.load[1]:.1f} after): `{shlex.join(r.command)}`"
         for r in runs
     ]

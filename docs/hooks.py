@@ -278,6 +278,8 @@ MEASURED_BY = {
     "--markdown docs/measured/data_scale.md",
     "data_scale_clear": "python benchmarks/data_scale.py --variants clear "
     "--torchvision-python PYTHON --markdown docs/measured/data_scale_clear.md",
+    "data_modes": "python benchmarks/data_modes.py --sizes 200 800 "
+    "--markdown docs/measured/data_modes.md",
     "train_speed": "kvision bench --repeats 5 --markdown docs/measured/train_speed.md",
     "train_speed_before": "kvision bench --repeats 5 --markdown docs/measured/train_speed_before.md",
     "memory": "python benchmarks/memory.py --markdown docs/measured/memory.md",

@@ -3,9 +3,7 @@ its sidecar, kvision predict, and their bad-input paragraphs."""
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import io
 import json
 import os
 import re
@@ -15,15 +13,13 @@ import subprocess
 import sys
 import textwrap
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from conftest import clear_and_blurred
+from conftest import clear_and_blurred, kvision_cli
 
-from kvision.cli import main
 from kvision.errors import KvisionError
 from kvision.runs import RunReader
 from kvision.runs.lock import hold, release
@@ -67,26 +63,7 @@ ONE_TRIAL = (
 )
 
 
-@dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def kvision(*args: str) -> Result:
-    """The CLI in this process (its main(), as the console script calls it), output captured.
-
-    In-process because each `python -m kvision` pays the Keras import again; a user mistake
-    still has to come back as exit code 2 from main(), and anything else raises here.
-    """
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(args))
-    return Result(code, out.getvalue(), err.getvalue())
-
-
-def assert_user_error(proc: Result, *words: str) -> None:
+def assert_user_error(proc: subprocess.CompletedProcess, *words: str) -> None:
     assert proc.returncode == 2, proc.stderr[-2000:]
     for word in words:
         assert word in proc.stderr, proc.stderr
@@ -105,7 +82,7 @@ def run_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def exported(run_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("exported")
-    proc = kvision("export", str(run_dir), "--to", str(out))
+    proc = kvision_cli("export", str(run_dir), "--to", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
 
@@ -211,7 +188,7 @@ def test_export_onnx_matches_keras(run_dir, tmp_path):
 
     from kvision.models import load_model
 
-    proc = kvision("export", str(run_dir), "--format", "onnx", "--to", str(tmp_path))
+    proc = kvision_cli("export", str(run_dir), "--format", "onnx", "--to", str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "onnxruntime vs Keras" in proc.stdout
     card = json.loads((tmp_path / "lenet-expert.onnx.json").read_text())
@@ -232,7 +209,9 @@ def test_predict_prints_top_classes_of_files_and_folders(exported, images):
     model = load_model(exported / "lenet-expert.keras")
     expected = model.predict(pixels.reshape(-1, 28, 28, 1).astype("float32"), verbose=0)
     names = json.loads((exported / "lenet-expert.keras.json").read_text())["class_names"]
-    proc = kvision("predict", str(exported / "lenet-expert.keras"), *files, "--top", "2", "--json")
+    proc = kvision_cli(
+        "predict", str(exported / "lenet-expert.keras"), *files, "--top", "2", "--json"
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout)
     assert out["class_names_known"] is True
@@ -242,7 +221,7 @@ def test_predict_prints_top_classes_of_files_and_folders(exported, images):
         assert [t["index"] for t in row["top"]] == order.tolist()
         assert [t["class"] for t in row["top"]] == [names[i] for i in order]
         np.testing.assert_allclose([t["probability"] for t in row["top"]], probs[order], atol=1e-5)
-    table = kvision("predict", str(exported / "lenet-expert.keras"), str(folder), "--top", "1")
+    table = kvision_cli("predict", str(exported / "lenet-expert.keras"), str(folder), "--top", "1")
     assert table.returncode == 0, table.stderr[-2000:]
     lines = table.stdout.splitlines()
     assert lines[0].split() == ["image", "rank", "class", "probability"]
@@ -257,7 +236,7 @@ def test_predict_accepts_trial_and_run_directories(run_dir, images):
         ["predict", str(run_dir), "--trial", "lenet-expert"],
         ["predict", str(run_dir)],
     ):
-        proc = kvision(*target, files[0], "--json")
+        proc = kvision_cli(*target, files[0], "--json")
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert json.loads(proc.stdout)["class_names_known"] is True
 
@@ -265,7 +244,7 @@ def test_predict_accepts_trial_and_run_directories(run_dir, images):
 def test_predict_without_sidecar_shows_indices_and_says_so(exported, images, tmp_path):
     _, _, files = images
     shutil.copy(exported / "lenet-expert.keras", tmp_path / "plain.keras")
-    proc = kvision("predict", str(tmp_path / "plain.keras"), files[0], "--top", "3")
+    proc = kvision_cli("predict", str(tmp_path / "plain.keras"), files[0], "--top", "3")
     assert proc.returncode == 0, proc.stderr[-2000:]
     notes = [line for line in proc.stderr.splitlines() if line.startswith("note:")]
     assert len(notes) == 1 and "no kvision sidecar" in notes[0] and "by index" in notes[0]
@@ -280,26 +259,26 @@ def test_predict_bad_input_is_one_paragraph_exit_2(exported, images, tmp_path):
     model = exported / "lenet-expert.keras"
     (tmp_path / "notes.txt").write_text("not an image")
     assert_user_error(
-        kvision("predict", str(model), str(tmp_path / "notes.txt")), "notes.txt", "not an image"
+        kvision_cli("predict", str(model), str(tmp_path / "notes.txt")), "notes.txt", "not an image"
     )
     assert_user_error(
-        kvision("predict", str(model), str(tmp_path / "missing.png")),
+        kvision_cli("predict", str(model), str(tmp_path / "missing.png")),
         "missing.png",
         "does not exist",
     )
-    assert_user_error(kvision("predict", str(tmp_path / "nope.keras"), files[0]), "nope.keras")
+    assert_user_error(kvision_cli("predict", str(tmp_path / "nope.keras"), files[0]), "nope.keras")
     (tmp_path / "fake.keras").write_text("hello")
     assert_user_error(
-        kvision("predict", str(tmp_path / "fake.keras"), files[0]), "fake.keras", "zip archive"
+        kvision_cli("predict", str(tmp_path / "fake.keras"), files[0]), "fake.keras", "zip archive"
     )
-    assert_user_error(kvision("predict", str(model), files[0], "--top", "0"), "--top")
+    assert_user_error(kvision_cli("predict", str(model), files[0], "--top", "0"), "--top")
     inputs = keras.Input((28, 28, 1))
     x = keras.layers.Lambda(lambda t: t * 2.0)(inputs)
     keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(x))).save(
         tmp_path / "lambda.keras"
     )
     assert_user_error(
-        kvision("predict", str(tmp_path / "lambda.keras"), files[0]),
+        kvision_cli("predict", str(tmp_path / "lambda.keras"), files[0]),
         "lambda.keras",
         "safe mode",
         "Lambda",
@@ -308,20 +287,21 @@ def test_predict_bad_input_is_one_paragraph_exit_2(exported, images, tmp_path):
 
 def test_export_bad_input_is_one_paragraph_exit_2(run_dir, tmp_path):
     assert_user_error(
-        kvision("export", str(run_dir), "--format", "tflite"),
+        kvision_cli("export", str(run_dir), "--format", "tflite"),
         "Unknown export format 'tflite'",
         "keras, onnx",
     )
-    assert_user_error(kvision("export", str(tmp_path)), "not a kvision run directory")
+    assert_user_error(kvision_cli("export", str(tmp_path)), "not a kvision run directory")
     assert_user_error(
-        kvision("export", str(run_dir), "--trial", "lenet-expret"), "Did you mean: 'lenet-expert'"
+        kvision_cli("export", str(run_dir), "--trial", "lenet-expret"),
+        "Did you mean: 'lenet-expert'",
     )
 
 
 def test_export_of_a_run_without_models_says_why(run_dir, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("*.keras"))
-    assert_user_error(kvision("export", str(copy)), "no saved model", "files are missing")
+    assert_user_error(kvision_cli("export", str(copy)), "no saved model", "files are missing")
     # A run still being written: its writer (this process) is alive, no last word yet.
     events = [
         line
@@ -335,7 +315,7 @@ def test_export_of_a_run_without_models_says_why(run_dir, tmp_path):
     hold(copy)  # what "being written" means: this process holds the run's writer lock
     try:
         assert RunReader(copy).status() == "running"
-        assert_user_error(kvision("export", str(copy)), "still running", "lenet-expert")
+        assert_user_error(kvision_cli("export", str(copy)), "still running", "lenet-expert")
     finally:
         release(copy)
 
@@ -386,12 +366,12 @@ def test_predict_reads_every_format_export_writes(run_dir, exported, images, tmp
     formats = ["torch"] if keras_exports_torch() else []  # Keras 3.15 on (the oldest is 3.14)
     formats += ["onnx"] if importlib.util.find_spec("onnxruntime") else []
     keras_out = json.loads(
-        kvision("predict", str(exported / "lenet-expert.keras"), *files, "--json").stdout
+        kvision_cli("predict", str(exported / "lenet-expert.keras"), *files, "--json").stdout
     )["predictions"]
     for fmt, suffix in (("torch", ".pt2"), ("onnx", ".onnx")):
         if fmt not in formats:
             continue
-        proc = kvision(
+        proc = kvision_cli(
             "export",
             str(run_dir),
             "--trial",
@@ -406,7 +386,7 @@ def test_predict_reads_every_format_export_writes(run_dir, exported, images, tmp
         model = tmp_path / f"lenet-expert{suffix}"
         card = json.loads((tmp_path / f"lenet-expert{suffix}.json").read_text())
         assert card["file"] == model.name and card["class_names"]
-        out = json.loads(kvision("predict", str(model), *files, "--json").stdout)
+        out = json.loads(kvision_cli("predict", str(model), *files, "--json").stdout)
         assert out["class_names_known"] is True
         for got, want in zip(out["predictions"], keras_out, strict=True):
             assert [t["class"] for t in got["top"]] == [t["class"] for t in want["top"]]
@@ -449,7 +429,7 @@ def test_torch_export_on_a_keras_without_it_is_one_paragraph(monkeypatch, tmp_pa
 def test_export_check_compares_with_keras_on_the_runs_test_images(run_dir, tmp_path):
     """--check: one table per exported file, a row per evaluated condition (clear, blurred)."""
     fmt = "onnx" if importlib.util.find_spec("onnxruntime") else "keras"
-    proc = kvision(
+    proc = kvision_cli(
         "export", str(run_dir), "--trial", "lenet-expert", "--format", fmt, "--to", str(tmp_path),
         "--check",
     )  # fmt: skip

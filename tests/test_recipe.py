@@ -8,7 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import clear_and_blurred, naive_vs_expert
+from conftest import RECIPES, clear_and_blurred, naive_vs_expert
 
 from kvision.errors import RecipeErrors
 from kvision.recipe import check_recipe, dump_toml, load_recipe
@@ -245,3 +245,14 @@ def test_recipe_errors_collects(tmp_path):
             write(tmp_path, BASE.replace('source = "builtin:fashion7k"', 'source = "bultin:x"'))
         )
     assert info.value.errors[0].key == "data.source"
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in RECIPES.glob("*.toml")))
+def test_every_test_recipe_is_valid_and_takes_overrides(name, recipe):
+    """tests/recipes/*.toml: each one validates as written, and the ``recipe`` fixture's
+    overrides reach the file (through kvision's own override code)."""
+    assert load_recipe(RECIPES / f"{name}.toml")
+    changed = load_recipe(recipe(name, "experiment.seed=123", "training.batch_size=4"))
+    assert (changed.experiment.seed, changed.training.batch_size) == (123, 4)
+    with pytest.raises(RecipeErrors, match="oarms"):
+        recipe(name, "oarms[0].name=x")  # a mistyped key is refused as `--set` refuses it

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import quiet, recipe_text, write_recipe
 from scipy import stats
 
 from kvision.runs import RunReader
 from kvision.runs.repeats import final_groups, paired_differences
 from kvision.runs.result_tables import repeats_table
-from kvision.train.console import Console
 from kvision.train.runner import run_recipe
 
 # Names chosen so that splitting at the first '-' or at '-s' goes wrong: model "net-a" and
@@ -125,64 +123,18 @@ def test_old_runs_without_repeat_fall_back_to_the_seed(tmp_path):
     ]
 
 
-HYPHENATED = textwrap.dedent("""\
-    [experiment]
-    name = "pairs"
-    seed = 3
-    repeats = 2
-
-    [data]
-    source = "builtin:fashion7k"
-    limit_per_class = 4
-    val_fraction = 0.25
-
-    [conditions.clear]
-
-    [conditions.blurred]
-    blur = { kind = "gaussian", sigma = 1.5 }
-
-    [models.net-a]
-    arch = "lenet"
-
-    [models.net-b]
-    arch = "lenet"
-
-    [[arms]]
-    name = "naive-x"
-    stages = [{ name = "train", condition = "blurred", epochs = 1 }]
-
-    [[arms]]
-    name = "expert-y"
-    versus = ["naive-x"]
-    stages = [
-      { name = "pretrain", condition = "clear", epochs = 1 },
-      { name = "train", condition = "blurred", epochs = 1 },
-    ]
-
-    [training]
-    batch_size = 8
-
-    [evaluate]
-    conditions = ["blurred"]
-    splits = ["test"]
-    before = false
-
-    [insight]
-    enabled = false
-    """)
-
-
-def test_real_run_with_hyphenated_names_pairs_within_a_model(tmp_path):
-    path = tmp_path / "pairs.toml"
-    path.write_text(HYPHENATED)
-    result = run_recipe(
-        str(path),
-        [],
-        runs_dir=str(tmp_path / "runs"),
-        console=Console(open(os.devnull, "w"), tty=False),  # noqa: SIM115
-    )
+@pytest.fixture(scope="module")
+def pairs_run(tmp_path_factory) -> Path:
+    """One finished run of tests/recipes/pairs.toml (hyphenated names, two repeats)."""
+    folder = tmp_path_factory.mktemp("pairs")
+    path = write_recipe(folder, recipe_text("pairs"), "pairs.toml")
+    result = run_recipe(str(path), [], runs_dir=str(folder / "runs"), console=quiet())
     assert result.status == "finished", result.message
-    reader = RunReader(result.run_dir)
+    return result.run_dir
+
+
+def test_real_run_with_hyphenated_names_pairs_within_a_model(pairs_run):
+    reader = RunReader(pairs_run)
     started = {e["trial"]: (e["model"], e["arm"], e["repeat"]) for e in reader.of("trial_started")}
     assert started["net-a-naive-x-s1"] == ("net-a", "naive-x", 1)
     finals = {e["trial"]: e["matrix"]["blurred"]["test"] for e in reader.evaluations()}
@@ -196,7 +148,7 @@ def test_real_run_with_hyphenated_names_pairs_within_a_model(tmp_path):
             finals[f"{d.model}-expert-y-s{r}"] - finals[f"{d.model}-naive-x-s{r}"] for r in range(2)
         ]
         assert d.mean == pytest.approx(sum(expected) / 2)
-    report = (result.run_dir / "report.md").read_text()
+    report = (pairs_run / "report.md").read_text()
     assert "| net-b | expert-y − naive-x | blurred test |" in report
 
 
@@ -219,20 +171,11 @@ def test_evidence_script_tables_come_from_the_run(tmp_path, capsys):
     assert text.count("| yes |") == 0 and text.count("| no |") == 2  # interval [-1.5, 3.5] pp
 
 
-def test_real_report_opens_with_the_answer(tmp_path):
+def test_real_report_opens_with_the_answer(pairs_run):
     """report.md of a real run with repeats: the answer first, paired intervals, the arms."""
-    path = tmp_path / "pairs.toml"
-    path.write_text(HYPHENATED)
-    result = run_recipe(
-        str(path),
-        [],
-        runs_dir=str(tmp_path / "runs"),
-        console=Console(open(os.devnull, "w"), tty=False),  # noqa: SIM115
-    )
-    assert result.status == "finished", result.message
-    report = (result.run_dir / "report.md").read_text()
+    report = (pairs_run / "report.md").read_text()
     assert report.startswith("# pairs\n\n## Answer\n")
-    diffs = {d.model: d for d in paired_differences(RunReader(result.run_dir))}
+    diffs = {d.model: d for d in paired_differences(RunReader(pairs_run))}
     d = diffs["net-b"]
     row = f"| net-b | expert-y − naive-x | {d.mean * 100:+.1f} [{d.low * 100:+.1f}, "
     assert row in report and "n=2" in report

@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
-from conftest import run_kvision
+from conftest import kvision_cli
 from test_tui_fakes import write_run
-
-
-def _kvision(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return run_kvision(*args, cwd=cwd, timeout=120)
 
 
 def test_compare_prints_aligned_tables_and_writes_the_curves_png(tmp_path: Path) -> None:
     a = write_run(tmp_path / "runs", "20260101-120000-a", images=False)
     b = write_run(tmp_path / "runs", "20260102-120000-b", trials=1, images=False)
-    out = _kvision("compare", str(a), str(b), "--png", "cmp.png", cwd=tmp_path)
+    out = kvision_cli("compare", str(a), str(b), "--png", "cmp.png", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert "  A  20260101-120000-a  [finished, 15s, 2 trial(s)]" in lines
@@ -33,9 +28,9 @@ def test_compare_prints_aligned_tables_and_writes_the_curves_png(tmp_path: Path)
 
 def test_compare_refuses_bad_input_with_exit_code_2(tmp_path: Path) -> None:
     a = write_run(tmp_path / "runs", "20260101-120000-a", images=False)
-    one = _kvision("compare", str(a), cwd=tmp_path)
+    one = kvision_cli("compare", str(a), cwd=tmp_path)
     assert one.returncode == 2 and "at least two run directories" in one.stderr
-    bad = _kvision("compare", str(a), str(tmp_path), cwd=tmp_path)
+    bad = kvision_cli("compare", str(a), str(tmp_path), cwd=tmp_path)
     assert bad.returncode == 2 and "is not a kvision run directory" in bad.stderr
     assert "Traceback" not in one.stderr + bad.stderr
     assert not list(tmp_path.glob("*.png"))
@@ -75,14 +70,14 @@ def test_compare_states_recipe_changes_and_refuses_to_pair_them(tmp_path: Path) 
     (b / "recipe.toml").write_text(
         '[experiment]\nname = "demo"\nseed = 2\n\n[data]\nlimit_per_class = 30\n'
     )
-    out = _kvision("compare", str(a), str(b), cwd=tmp_path)
+    out = kvision_cli("compare", str(a), str(b), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "  B vs A: experiment.seed 1 -> 2; data.limit_per_class 150 -> 30" in out.stdout
     assert "Paired differences are not computed" in out.stdout
     assert "(data.limit_per_class)" in out.stdout and "--force" in out.stdout
     assert "95% CI" not in out.stdout
     assert not list(tmp_path.rglob("*.png"))  # the figure only when asked
-    forced = _kvision("compare", str(a), str(b), "--force", "--png", cwd=tmp_path)
+    forced = kvision_cli("compare", str(a), str(b), "--force", "--png", cwd=tmp_path)
     assert "--force: computed although the recipes differ" in forced.stdout
     assert "B-A   lenet / arm1  clear test" in forced.stdout
     # --png without a path: into the folder that holds the runs, not the current one

@@ -44,33 +44,18 @@ def _pool() -> ThreadPoolExecutor:
         return _POOL
 
 
-class DecodedFiles:
-    """``files`` as a uint8 (N, H, W, C) array whose rows are decoded when indexed.
-
-    ``view`` names a source-blurred condition: its rows are that condition's view.
-    """
+class OnDemand:
+    """A uint8 (N, H, W, C) array-like whose rows are made by ``_one(row)`` when indexed:
+    a batch's rows in the shared thread pool. Subclasses set ``row`` and ``shape``."""
 
     decodes_per_batch = True  # conditions.condition_view blurs such rows per batch too
-
-    def __init__(self, job: FolderFiles, view: str | None = None) -> None:
-        assert job.data.image_size is not None  # checked with the recipe (data.store)
-        self.view = view
-        blur = job.source_blur
-        only = SourceBlur({view: blur.conditions[view]}) if view and blur else None
-        self.job = replace(job, source_blur=only)  # decoding clear images blurs nothing
-        self.row = (*job.data.image_size, job.channels)
-        self._failed: set[str] = set()
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        """(N, H, W, C): every file of the folder, kept or not (splits pick the kept ones)."""
-        return (len(self.job.files), *self.row)
-
     dtype = np.dtype(np.uint8)
     ndim = 4
+    row: tuple[int, int, int]
+    shape: tuple[int, ...]
 
     def __len__(self) -> int:
-        return len(self.job.files)
+        return self.shape[0]
 
     def __getitem__(self, key) -> np.ndarray:
         if np.ndim(key) == 0 and not isinstance(key, slice):
@@ -83,6 +68,25 @@ class DecodedFiles:
 
         list(_pool().map(fill, range(len(rows))))
         return out
+
+    def _one(self, row: int) -> np.ndarray:
+        raise NotImplementedError
+
+
+class DecodedFiles(OnDemand):
+    """``files`` decoded when indexed; ``view`` names a source-blurred condition: its rows
+    are that condition's view. Every file of the folder has a row, kept or not (splits pick
+    the kept ones)."""
+
+    def __init__(self, job: FolderFiles, view: str | None = None) -> None:
+        assert job.data.image_size is not None  # checked with the recipe (data.store)
+        self.view = view
+        blur = job.source_blur
+        only = SourceBlur({view: blur.conditions[view]}) if view and blur else None
+        self.job = replace(job, source_blur=only)  # decoding clear images blurs nothing
+        self.row = (*job.data.image_size, job.channels)
+        self.shape = (len(job.files), *self.row)
+        self._failed: set[str] = set()
 
     def _one(self, row: int) -> np.ndarray:
         rel = self.job.files[row][1]

@@ -10,8 +10,6 @@ so that pass costs a decode of every image, but nothing of it is kept.
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -19,18 +17,18 @@ import numpy as np
 from kvision.data.dataset import Split
 from kvision.data.entries import entry_splits
 from kvision.data.images import convert_channels, resize_image
+from kvision.data.progress import Progress
 from kvision.data.source_blur import SourceBlur
+from kvision.data.stream import OnDemand
 from kvision.recipe.schema_data import DataSection
 
 #: split name in kvision -> (TFDS's name of that split, its data source)
 Parts = dict[str, tuple[str, Any]]
 
 
-class TfdsExamples:
-    """The examples of every split, one after another, as a uint8 (N, H, W, C) array whose
-    rows are decoded when indexed; ``view`` names a source-blurred condition."""
-
-    decodes_per_batch = True
+class TfdsExamples(OnDemand):
+    """The examples of every split, one after another, decoded when indexed; ``view``
+    names a source-blurred condition."""
 
     def __init__(
         self,
@@ -48,23 +46,6 @@ class TfdsExamples:
         first = self._stored(0)[0]
         self.row = (*data.image_size, data.channels or first.shape[2])
         self.shape = (int(self.starts[-1]), *self.row)
-        self.dtype, self.ndim = np.dtype(np.uint8), 4
-        self._pool = ThreadPoolExecutor(min(8, os.cpu_count() or 1), "kvision-tfds")
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __getitem__(self, key) -> np.ndarray:
-        if np.ndim(key) == 0 and not isinstance(key, slice):
-            return self._one(int(key))
-        rows = np.arange(len(self))[key] if isinstance(key, slice) else np.asarray(key)
-        out = np.empty((len(rows), *self.row), np.uint8)
-
-        def fill(k: int) -> None:
-            out[k] = self._one(int(rows[k]))
-
-        list(self._pool.map(fill, range(len(rows))))
-        return out
 
     def _stored(self, row: int) -> tuple[np.ndarray, str]:
         """Example ``row`` as TFDS decodes it (H, W, C) and its id ('train/17')."""
@@ -89,8 +70,10 @@ def stream_tfds(
     keys: tuple[str, str],
     data: DataSection,
     source_blur: SourceBlur | None,
+    progress: Progress,
 ) -> dict[str, Split]:
-    """Each split as a selection of examples decoded per batch (labels read now)."""
+    """Each split as a selection of examples decoded per batch (labels read now, each
+    example counted on ``progress``)."""
     image_key, label_key = keys
     meta: dict = {"labels": [], "splits": [], "ids": []}
     for ours, (name, source) in parts.items():
@@ -101,6 +84,7 @@ def stream_tfds(
             meta["ids"].append(f"{name}/{index}")
             if source_blur:  # the stored sizes the source blur starts from, for the report
                 source_blur._note(np.shape(example[image_key])[:2])
+            progress.step()
     meta["rows"] = list(range(len(meta["labels"])))
     arrays = {"images": TfdsExamples(parts, image_key, data)}
     for view in source_blur.conditions if source_blur else ():

@@ -64,6 +64,7 @@ class Trial:
         self.found = intact_checkpoint(self)
         self.state = TrialState(**self.found[1]["trial"]) if self.found else TrialState()
         self.model: keras.Model | None = None
+        self.compiled_for: tuple[StageSection, keras.Model] | None = None  # see compile_for
         self.predicted: dict | None = None  # the last evaluation's predicted test classes
         self.early, self.plateau = EarlyState(), PlateauState()
         self.started = 0.0
@@ -121,9 +122,9 @@ class Trial:
         keras.utils.set_random_seed(plan.seed)  # same seed -> same init for every arm of a model
         self.model = build_model(self.shared, plan)
         self.shared.insight.check_model(self.model)
-        # Compiled at once so the "before" evaluation can run; each stage compiles afresh.
-        stage = plan.stages[min(state.stage_index, len(plan.stages) - 1)]
-        compile_model(self.model, stage.training, regression=self.shared.regression)
+        # Compiled at once, for the stage it starts in: the "before" evaluation and a restored
+        # checkpoint need a compiled model, and that stage's begin_stage reuses this compile.
+        self.compile_for(plan.stages[min(state.stage_index, len(plan.stages) - 1)])
         if not self.found:
             self.announce()
             return None
@@ -179,7 +180,7 @@ class Trial:
             apply_trainable(self.model, freeze=list(freeze), unfreeze=list(unfreeze))
         ensure_trainable(self.model, plan)
         self.model = with_overrides(self.model, training)
-        compile_model(self.model, training, regression=self.shared.regression)
+        self.compile_for(stage, fresh=bool(freeze or unfreeze))
         if resume_from is not None:
             restore_checkpoint(resume_from, self.model)
             return
@@ -194,6 +195,16 @@ class Trial:
             optimizer=asdict(training.optimizer),
             batch_size=training.batch_size,
         )
+
+    def compile_for(self, stage: StageSection, *, fresh: bool = False) -> None:
+        """Compile for ``stage`` (its optimizer, new), unless the model already is and has not
+        trained since: a trial's first stage reuses the compile made in ``start``. ``fresh``
+        (trainable layers changed) compiles anyway, as a model cloned by with_overrides does.
+        """
+        model = self.model
+        if fresh or self.compiled_for != (stage, model) or model.optimizer.built:
+            compile_model(model, stage.training, regression=self.shared.regression)
+            self.compiled_for = (stage, model)
 
     def next_epoch(self, stage: StageSection) -> Epoch:
         """The epoch about to be fitted, with its own seed (a pure function of the trial's
