@@ -116,13 +116,14 @@ def make_folder(root: Path, n: int, seed: int = 0) -> None:
         (root / ("cat", "dog")[i % 2] / f"{i:06d}.jpg").write_bytes(pictures[i % DISTINCT])
 
 
-def measure(command: list[str], env: dict, output: bool = True) -> dict:
+def measure(command: list[str], env: dict, output: bool = True, stderr: Path | None = None) -> dict:
     """Run ``command``; its JSON output (or, without ``output``, its exit code) plus peak RSS
-    (tree) and peak RssAnon (tree), MiB."""
+    (tree) and peak RssAnon (tree), MiB. ``stderr``: a file for the child's stderr."""
     import psutil
 
     sink = subprocess.PIPE if output else subprocess.DEVNULL
-    proc = subprocess.Popen(command, stdout=sink, stderr=subprocess.DEVNULL, env=env)
+    err = open(stderr, "wb") if stderr else subprocess.DEVNULL  # noqa: SIM115 (closed below)
+    proc = subprocess.Popen(command, stdout=sink, stderr=err, env=env)
     top = psutil.Process(proc.pid)
     peak_rss = peak_anon = 0
     while proc.poll() is None:
@@ -136,6 +137,8 @@ def measure(command: list[str], env: dict, output: bool = True) -> dict:
             pass
         peak_rss, peak_anon = max(peak_rss, rss), max(peak_anon, anon)
         time.sleep(0.1)
+    if stderr:
+        err.close()
     if not output:
         out = {"returncode": proc.returncode}
     else:

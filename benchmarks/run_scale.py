@@ -85,8 +85,12 @@ def run_once(n: int, args: argparse.Namespace, work: Path, data_scale) -> str:
         command = ["sh", "-c", f'echo $$ > "{group}/cgroup.procs" && exec "$@"', "sh", *command]
     env = {**os.environ, "KVISION_CACHE": str(cache), "PYTHONPATH": str(ROOT)}
     started = time.monotonic()
-    result = data_scale.measure(command, env, output=False)
+    log = work / f"run-{n}.err"
+    result = data_scale.measure(command, env, output=False, stderr=log)
     wall = time.monotonic() - started
+    if result["returncode"]:  # say why here: the run directory goes with the temporary folder
+        print(f"run at {n:,} images exited {result['returncode']}:", file=sys.stderr)
+        print(log.read_text()[-3000:], file=sys.stderr)
     hwm = hits = "-"
     if group is not None:
         hwm = f"{int((group / 'memory.max_usage_in_bytes').read_text()) / 2**20:,.0f} MiB"

@@ -115,3 +115,18 @@ def test_stream_mode_decodes_per_batch_the_examples_the_cache_path_keeps(tmp_pat
             np.asarray(condition_view(streamed, name, "blurred", blurred)),
             np.asarray(condition_view(kept, name, "blurred", blurred)),
         )
+
+
+@pytest.mark.parametrize("store", ["cache", "stream"])
+def test_the_pass_over_the_examples_reports_its_progress(tmp_path, monkeypatch, store):
+    monkeypatch.setenv("KVISION_CACHE", str(tmp_path / "cache"))
+    events: list[dict] = []
+    with tfds.testing.mock_data(num_examples=6):
+        ds = load_dataset(
+            section(source="tfds:cats_vs_dogs", image_size=[16, 16], store=store),
+            0,
+            progress=lambda **figures: events.append(figures),
+        )
+    total = sum(len(s) for s in ds.splits.values())
+    assert events[0]["done"] == 0 and events[0]["total"] == total  # said at the start
+    assert events[-1]["done"] == events[-1]["total"] == total  # and at the end

@@ -497,6 +497,47 @@ async def test_a_failed_launch_stops_its_progress_and_shows_the_error(
         assert not list(world["runs"].glob("*.log"))
 
 
+@sync
+async def test_a_launch_whose_data_is_refused_while_loading_shows_the_error(
+    world, monkeypatch, tmp_path
+) -> None:
+    """kvision claims the run directory, starts loading, then finds the data unusable and
+    removes the directory again: the live view goes back to saying why, from the log."""
+    script = tmp_path / "refused_runner.py"
+    script.write_text(
+        textwrap.dedent("""\
+        import json, sys, time
+        from pathlib import Path
+        run = Path(sys.argv[1])
+        run.mkdir()
+        (run / "meta.json").write_text(json.dumps({"pid": None, "host": None}))
+        (run / "events.jsonl").write_text(json.dumps({"event": "data_progress",
+            "time": "2026-01-05T12:00:00+00:00", "done": 3, "total": 9}) + "\\n")
+        time.sleep(3)
+        (run / "meta.json").unlink()
+        (run / "events.jsonl").unlink()
+        print("kvision: error: no readable images in 'pets'.", flush=True)
+        sys.exit(2)
+        """)
+    )
+    monkeypatch.setattr(
+        launch_module,
+        "run_command",
+        lambda recipe, run_dir, overrides: [sys.executable, str(script), str(run_dir)],
+    )
+    app = make_app(world)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("down")
+        await until(pilot, lambda: app.screen.valid_recipe is not None)
+        await pilot.press("l")
+        label = app.screen.query_one("#progress-label", Static)
+        await until(pilot, lambda: "loading 3/9 images" in text_of(label))
+        header = app.screen.query_one("#run-header", Static)
+        await until(pilot, lambda: "exited with code 2" in text_of(header))
+        assert "no readable images in 'pets'" in text_of(header)
+        assert "launch failed" in text_of(label)
+
+
 def _loading_run(runs: Path, pid: int) -> Path:
     """A run killed (or still busy) while building its cache entry: data_progress only."""
     run = runs / "20260105-120000-loading"

@@ -21,7 +21,7 @@ from textual.widgets import (
 )
 
 from kvision.errors import KvisionError
-from kvision.runs import second_metric
+from kvision.runs import is_run_dir, second_metric
 
 from .charts import COLORS, Chart, ChartData, Series
 from .dialogs import ConfirmScreen, footer
@@ -192,6 +192,8 @@ class LiveScreen(Screen):
 
     def refresh_run(self) -> None:
         """Read new events and update whatever they change; never raises for bad runs."""
+        if self.state is not None and not is_run_dir(self.run_dir):
+            self.state = None  # removed again by kvision: the data was refused while loading
         if self.state is None and not self._open():
             return
         assert self.state is not None
@@ -225,8 +227,9 @@ class LiveScreen(Screen):
                 label.update("starting")
             else:
                 message = (
-                    f"kvision run exited with code {code} before creating the run "
-                    f"directory. Its output ({launched.log}):\n{launched.log_tail()}"
+                    f"kvision run exited with code {code} without leaving a run directory "
+                    f"(the recipe or its data was refused). Its output ({launched.log}):\n"
+                    f"{launched.log_tail()}"
                 )
                 label.update(Text("launch failed", style="bold red"))
                 bar.display = False  # nothing is going on any more: no animation

@@ -29,7 +29,7 @@ def read_source(
 
     With ``source_blur``, each split also carries its images under those conditions, blurred
     at the stored resolution before the resize (``Split.views``). ``progress`` receives the
-    decoding figures of a folder (kvision.data.progress).
+    figures of a folder's decoding or a TFDS pass (kvision.data.progress).
     """
     prefix, rest = parse_source(data.source)
     if prefix == "builtin":
@@ -43,7 +43,7 @@ def read_source(
     if prefix == "tfds":
         from kvision.data.tfds import read_tfds  # optional extra: kvision[tfds]
 
-        src = read_tfds(rest, data, source_blur)  # views (if any) made per image, at size
+        src = read_tfds(rest, data, source_blur, progress)  # views made per image, at size
         if data.store == "stream":  # rows decoded, sized and converted per batch
             return src
     else:

@@ -9,12 +9,14 @@ gives the command that fixes it.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from kvision.data.dataset import SPLIT_ALIASES, SourceData, Split
 from kvision.data.images import resize_image
+from kvision.data.progress import Progress
 from kvision.data.source_blur import SourceBlur
 from kvision.errors import RecipeError, did_you_mean
 from kvision.recipe.schema_data import DataSection
@@ -22,8 +24,15 @@ from kvision.recipe.schema_data import DataSection
 _KEY = "data.source"
 
 
-def read_tfds(spec: str, data: DataSection, source_blur: SourceBlur | None = None) -> SourceData:
-    """Every train/validation/test split of TFDS dataset ``spec`` as uint8 arrays."""
+def read_tfds(
+    spec: str,
+    data: DataSection,
+    source_blur: SourceBlur | None = None,
+    sink: Callable[..., None] | None = None,
+) -> SourceData:
+    """Every train/validation/test split of TFDS dataset ``spec`` as uint8 arrays (or, with
+    ``data.store = "stream"``, rows decoded per batch); ``sink`` receives the progress of
+    the pass over the examples (kvision.data.progress)."""
     tfds = _import_tfds()
     builder = _builder(tfds, spec, data.data_dir)
     image_key, label_key = _keys(builder, spec)
@@ -36,18 +45,23 @@ def read_tfds(spec: str, data: DataSection, source_blur: SourceBlur | None = Non
         source = _data_source(tfds, builder, spec, tfds_split, data.data_dir)
         if source is not None:
             parts[ours] = (tfds_split, source)
-    if data.store == "stream":  # decoded per batch from TFDS's data source, nothing kept
-        from kvision.data.tfds_stream import stream_tfds
+    total = sum(len(source) for _, source in parts.values())
+    progress = Progress(total, f"reading tfds:{spec}", sink=sink)
+    try:
+        if data.store == "stream":  # decoded per batch from TFDS's data source, nothing kept
+            from kvision.data.tfds_stream import stream_tfds
 
-        splits = stream_tfds(parts, (image_key, label_key), data, source_blur)
-    else:
-        splits = {}
-        for ours, (tfds_split, source) in parts.items():
-            images, labels, views = _read_all(
-                source, image_key, label_key, data, spec, source_blur, tfds_split
-            )
-            ids = [f"{tfds_split}/{i}" for i in range(len(labels))]
-            splits[ours] = Split(images, labels, ids, views)
+            splits = stream_tfds(parts, (image_key, label_key), data, source_blur, progress)
+        else:
+            splits = {}
+            for ours, (tfds_split, source) in parts.items():
+                images, labels, views = _read_all(
+                    source, image_key, label_key, data, spec, source_blur, tfds_split, progress
+                )
+                ids = [f"{tfds_split}/{i}" for i in range(len(labels))]
+                splits[ours] = Split(images, labels, ids, views)
+    finally:
+        progress.close()
     if "train" not in splits:
         raise RecipeError(
             f"TFDS dataset '{spec}' has no train split (it has: {', '.join(names)}).", key=_KEY
@@ -164,6 +178,7 @@ def _read_all(
     spec: str,
     source_blur: SourceBlur | None,
     split: str,
+    progress: Progress,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Decode every example, resizing as it goes so only the final size is kept (and each
     source-resolution condition applied before the resize).
@@ -188,6 +203,7 @@ def _read_all(
         if data.image_size is not None:
             image = resize_image(image, data.image_size).reshape(*data.image_size, image.shape[2])
         labels[index] = int(example[label_key])
+        progress.step()
         if rows is not None:
             rows.put(index, image, blurred)
         else:

@@ -17,6 +17,7 @@ import numpy as np
 from kvision.data.dataset import Split
 from kvision.data.entries import entry_splits
 from kvision.data.images import convert_channels, resize_image
+from kvision.data.progress import Progress
 from kvision.data.source_blur import SourceBlur
 from kvision.data.stream import OnDemand
 from kvision.recipe.schema_data import DataSection
@@ -69,8 +70,10 @@ def stream_tfds(
     keys: tuple[str, str],
     data: DataSection,
     source_blur: SourceBlur | None,
+    progress: Progress,
 ) -> dict[str, Split]:
-    """Each split as a selection of examples decoded per batch (labels read now)."""
+    """Each split as a selection of examples decoded per batch (labels read now, each
+    example counted on ``progress``)."""
     image_key, label_key = keys
     meta: dict = {"labels": [], "splits": [], "ids": []}
     for ours, (name, source) in parts.items():
@@ -81,6 +84,7 @@ def stream_tfds(
             meta["ids"].append(f"{name}/{index}")
             if source_blur:  # the stored sizes the source blur starts from, for the report
                 source_blur._note(np.shape(example[image_key])[:2])
+            progress.step()
     meta["rows"] = list(range(len(meta["labels"])))
     arrays = {"images": TfdsExamples(parts, image_key, data)}
     for view in source_blur.conditions if source_blur else ():
