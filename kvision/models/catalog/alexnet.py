@@ -15,7 +15,7 @@ from kvision.models.catalog.blocks import (
     max_pool,
     relu,
 )
-from kvision.models.catalog.registry import Dropout, register_model
+from kvision.models.catalog.registry import Dropout, Tensor, register_model
 
 # (stage, filters, kernel, stride, pad, max-pool after) of the five AlexNet convolutions.
 _ALEXNET_CONVS = (
@@ -45,13 +45,13 @@ def _check_divisor(arch: str, option: str, value: int) -> None:
     description="AlexNet variant of report 000 with stages retina, lgn, v1, v2, v4, it, classifier",
 )
 def build_alexnet_seed(
-    x,
+    x: Tensor,
     *,
     arch: str,
     num_classes: int,
     dropout: Dropout = 0.5,
     downscale: Annotated[int, "divide every conv and dense width by this"] = 1,
-):
+) -> Tensor:
     """Report 000's AlexNet: conv, ReLU, then BatchNorm per stage; 6x6 adaptive pool; dense.
 
     Stages are named after the visual pathway (retina, lgn, v1, v2, v4, it, classifier).
@@ -93,7 +93,7 @@ def _alexnet_features(x, *, batchnorm: bool):
     min_input=63,
     description="AlexNet as in the common reference implementation (torchvision layout)",
 )
-def build_alexnet(x, *, arch: str, num_classes: int, dropout: Dropout = 0.5):
+def build_alexnet(x: Tensor, *, arch: str, num_classes: int, dropout: Dropout = 0.5) -> Tensor:
     """AlexNet in the torchvision layout (61,100,840 parameters at 224x224, 1,000 classes)."""
     import keras
 
@@ -112,7 +112,7 @@ def build_alexnet(x, *, arch: str, num_classes: int, dropout: Dropout = 0.5):
     min_input=63,
     description="MyNetPro of report 001: AlexNet with BatchNorm and dropout 0.3",
 )
-def build_mynet_pro(x, *, arch: str, num_classes: int, dropout: Dropout = 0.3):
+def build_mynet_pro(x: Tensor, *, arch: str, num_classes: int, dropout: Dropout = 0.3) -> Tensor:
     """Report 001's MyNetPro: AlexNet features with BatchNorm, flattened directly (no pooling)."""
     import keras
 
@@ -135,7 +135,7 @@ _NORMS = ("lrn", "batchnorm", "none")
     description="Small AlexNet of report 004 with Local Response Normalization (28x28 grayscale)",
 )
 def build_alexnet_small(
-    x,
+    x: Tensor,
     *,
     arch: str,
     num_classes: int,
@@ -146,7 +146,7 @@ def build_alexnet_small(
         "'lrn', 'batchnorm' or 'none' (report 004's ablation)",
     ] = "lrn",
     head: Annotated[int, "width of the two hidden dense layers"] = 2048,
-):
+) -> Tensor:
     """Report 004's small AlexNet; ``norm`` picks LRN (as reported), BatchNorm or nothing."""
     import keras
 

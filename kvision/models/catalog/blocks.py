@@ -7,6 +7,8 @@ inside each helper: the catalogue that holds them is read without Keras.
 
 from __future__ import annotations
 
+from kvision.models.catalog.registry import Tensor
+
 # PyTorch's BatchNorm2d defaults (eps 1e-5, running stats updated with weight 0.1), so that
 # imported state_dicts give the same outputs and the reports' training behaves the same.
 BN_EPSILON = 1e-5
@@ -14,7 +16,7 @@ BN_MOMENTUM = 0.9
 
 
 def conv(
-    x,
+    x: Tensor,
     filters: int,
     kernel: int,
     *,
@@ -23,7 +25,7 @@ def conv(
     pad: int = 0,
     use_bias: bool = True,
     initializer: str = "glorot_uniform",
-):
+) -> Tensor:
     """Conv2D with PyTorch's symmetric zero padding ``pad``.
 
     Keras' ``same`` pads asymmetrically when the stride is 2, so any padding other than the
@@ -46,21 +48,21 @@ def conv(
     )(x)
 
 
-def batch_norm(x, *, name: str):
+def batch_norm(x: Tensor, *, name: str) -> Tensor:
     """BatchNormalization over channels with PyTorch's epsilon and momentum."""
     import keras
 
     return keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name)(x)
 
 
-def relu(x, *, name: str):
+def relu(x: Tensor, *, name: str) -> Tensor:
     """A named ReLU layer (named so activations can be read back by stage)."""
     import keras
 
     return keras.layers.ReLU(name=name)(x)
 
 
-def max_pool(x, size: int, stride: int | None = None, *, name: str, pad: int = 0):
+def max_pool(x: Tensor, size: int, stride: int | None = None, *, name: str, pad: int = 0) -> Tensor:
     """MaxPool in PyTorch's floor mode (Keras ``valid``), padded by ``pad`` on every side.
 
     PyTorch pads a max-pool with -inf; Keras has no such layer, so ``pad`` is a
@@ -74,7 +76,9 @@ def max_pool(x, size: int, stride: int | None = None, *, name: str, pad: int = 0
     return keras.layers.MaxPooling2D(size, strides=stride or size, padding="valid", name=name)(x)
 
 
-def dense_head(x, widths: list[int], *, dropout: float, stage: str, dropout_first: bool):
+def dense_head(
+    x: Tensor, widths: list[int], *, dropout: float, stage: str, dropout_first: bool
+) -> Tensor:
     """Hidden dense layers ``<stage>_dense<i>`` with ReLU and dropout.
 
     ``dropout_first`` puts each Dropout before its Dense (report 000, AlexNet) rather than
@@ -92,14 +96,14 @@ def dense_head(x, widths: list[int], *, dropout: float, stage: str, dropout_firs
     return x
 
 
-def classifier(x, num_classes: int):
+def classifier(x: Tensor, num_classes: int) -> Tensor:
     """The final logits layer, always named ``classifier`` (heads are swapped by name)."""
     import keras
 
     return keras.layers.Dense(num_classes, name="classifier")(x)
 
 
-def lrn(x, size: int, *, name: str):
+def lrn(x: Tensor, size: int, *, name: str) -> Tensor:
     """kvision's LocalResponseNormalization (PyTorch's ``LocalResponseNorm(size)``).
 
     Taken from Keras' registry of serializable classes by its registered name, the lookup

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kvision.models.catalog.blocks import batch_norm, classifier, conv, max_pool, relu
-from kvision.models.catalog.registry import Dropout, register_model
+from kvision.models.catalog.registry import Dropout, Tensor, register_model
 
 
 @register_model(
@@ -14,7 +14,7 @@ from kvision.models.catalog.registry import Dropout, register_model
     min_input=4,
     description="LeNet of report 004: 2x (conv 5x5 + BN + ReLU + maxpool), dropout, dense",
 )
-def build_lenet(x, *, arch: str, num_classes: int, dropout: Dropout = 0.5):
+def build_lenet(x: Tensor, *, arch: str, num_classes: int, dropout: Dropout = 0.5) -> Tensor:
     """Two conv stages (16 and 32 filters, 5x5 "same", BN, ReLU, maxpool 2), dropout, dense."""
     import keras
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from kvision.errors import KvisionError
-from kvision.models.catalog.registry import register_model
+from kvision.models.catalog.registry import Tensor, register_model
 
 
 @register_model(
@@ -17,13 +17,13 @@ from kvision.models.catalog.registry import register_model
     description="MLP 1-64-64-1 with sigmoid hidden units for function fitting (report 002)",
 )
 def build_mlp(
-    x,
+    x: Tensor,
     *,
     arch: str,
     num_classes: int,
     hidden: Annotated[list[int], "hidden layer widths"] = [64, 64],  # noqa: B006  (read only)
     activation: Annotated[str, "hidden activation (a Keras activation name)"] = "sigmoid",
-):
+) -> Tensor:
     """Dense layers ``hidden1..`` with ``activation``; a linear ``output`` of ``num_classes``."""
     import keras
 

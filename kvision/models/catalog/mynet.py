@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kvision.models.catalog.blocks import classifier, conv, max_pool, relu
-from kvision.models.catalog.registry import register_model
+from kvision.models.catalog.registry import Tensor, register_model
 
 
 @register_model(
@@ -14,7 +14,7 @@ from kvision.models.catalog.registry import register_model
     min_input=16,
     description="MyNet of report 001: 2x (conv 5x5 + maxpool), dense 500, dense",
 )
-def build_mynet(x, *, arch: str, num_classes: int):
+def build_mynet(x: Tensor, *, arch: str, num_classes: int) -> Tensor:
     """Two valid 5x5 convs (10, 20 filters) with max-pooling, one ReLU, dense 500, dense."""
     import keras
 

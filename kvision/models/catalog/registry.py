@@ -19,6 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
+#: What builders and block helpers take and return: a KerasTensor. Any, not the Keras
+#: class: the catalogue imports no Keras, and _options_of evaluates every annotation.
+Tensor = Any
+
 # Option types shared by several families (the help text travels with the type).
 Dropout = Annotated[float, "dropout rate in the dense head"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from kvision.models.catalog.blocks import batch_norm, classifier, conv, max_pool, relu
-from kvision.models.catalog.registry import register_model
+from kvision.models.catalog.registry import Tensor, register_model
 
 # depth -> (block kind, blocks per stage layer1..layer4)
 _IMAGENET_DEPTHS = {
@@ -66,13 +66,13 @@ _STRIDE_IN_1X1 = (
 
 
 def build_resnet(
-    x,
+    x: Tensor,
     *,
     arch: str,
     num_classes: int,
     depth: int,
     stride_in_1x1: Annotated[bool, _STRIDE_IN_1X1] = False,
-):
+) -> Tensor:
     """ResNet-18/34/50: stem (7x7/2 conv, BN, ReLU, 3x3/2 maxpool), layer1..layer4, avgpool."""
     import keras
 
@@ -139,7 +139,7 @@ def _pad_shortcut(x, filters: int, stride: int, *, name: str):
     description="ResNet-20 for CIFAR (3 stages of 3 basic blocks, 16/32/64 filters, identity "
     "shortcuts)",
 )
-def build_resnet20(x, *, arch: str, num_classes: int):
+def build_resnet20(x: Tensor, *, arch: str, num_classes: int) -> Tensor:
     """ResNet-20: 3x3 conv (16), three stages of three basic blocks (16/32/64), avgpool."""
     import keras
 

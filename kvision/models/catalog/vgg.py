@@ -6,7 +6,7 @@ from typing import Annotated
 
 from kvision.errors import KvisionError
 from kvision.models.catalog.blocks import batch_norm, classifier, conv, dense_head, max_pool, relu
-from kvision.models.catalog.registry import Dropout, register_model
+from kvision.models.catalog.registry import Dropout, Tensor, register_model
 
 # Convolutions per block (filters 64, 128, 256, 512, 512), as in Simonyan & Zisserman.
 _BLOCK_DEPTHS = {
@@ -19,7 +19,7 @@ _BLOCK_FILTERS = (64, 128, 256, 512, 512)
 
 
 def build_vgg(
-    x,
+    x: Tensor,
     *,
     arch: str,
     num_classes: int,
@@ -29,7 +29,7 @@ def build_vgg(
     dropout: Dropout = 0.5,
     width: Annotated[int, "divide every conv and dense width by this (small CPU runs)"] = 1,
     head: Annotated[int, "width of the two hidden dense layers (before `width`)"] = 4096,
-):
+) -> Tensor:
     """VGG features (``block<i>_conv<j>``, ``block<i>_pool``), a two-layer head, classifier.
 
     The reference layout pools to 7x7 and orders its head Dense, ReLU, Dropout (torchvision);
