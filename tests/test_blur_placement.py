@@ -6,6 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from sections import data_section, parsed, valid
 
 import kvision  # noqa: F401
 from kvision.data import load_dataset
@@ -13,29 +14,13 @@ from kvision.data.blur import gaussian_blur
 from kvision.data.conditions import condition_view
 from kvision.data.images import resize_images
 from kvision.errors import RecipeError
-from kvision.recipe.schema_data import ConditionSection, DataSection
-from kvision.recipe.spec import Context, parse
+from kvision.recipe.schema_data import ConditionSection
 from kvision.runs.result_tables import blur_facts
 
 
-def _parse(cls, table):
-    ctx = Context()
-    value = parse(cls, table, ctx, "x")
-    return value, ctx.errors
-
-
 def _conditions(at: str, sigma: float = 2.0) -> dict[str, ConditionSection]:
-    cond, errors = _parse(
-        ConditionSection, {"blur": {"kind": "gaussian", "sigma": sigma, "at": at}}
-    )
-    assert not errors, errors
+    cond = valid(ConditionSection, {"blur": {"kind": "gaussian", "sigma": sigma, "at": at}})
     return {"clear": ConditionSection(), "blurred": cond}
-
-
-def _data(**table) -> DataSection:
-    data, errors = _parse(DataSection, table)
-    assert not errors, errors
-    return data
 
 
 @pytest.fixture(autouse=True)
@@ -45,11 +30,13 @@ def _private_cache(tmp_path, monkeypatch):
 
 def test_source_blur_is_applied_at_the_stored_size_then_resized():
     small = dict(source="builtin:fashion7k", limit_per_class=3, val_fraction=0.25)
-    stored = load_dataset(_data(**small), 5)  # 28x28, the same split (same seed)
+    stored = load_dataset(data_section(**small), 5)  # 28x28, the same split (same seed)
     at_source = load_dataset(
-        _data(**small, image_size=[56, 56]), 5, conditions=_conditions("source")
+        data_section(**small, image_size=[56, 56]), 5, conditions=_conditions("source")
     )
-    at_input = load_dataset(_data(**small, image_size=[56, 56]), 5, conditions=_conditions("input"))
+    at_input = load_dataset(
+        data_section(**small, image_size=[56, 56]), 5, conditions=_conditions("input")
+    )
     expected = resize_images(gaussian_blur(np.asarray(stored.splits["test"].images), 2.0), (56, 56))
     view = condition_view(at_source, "test", "blurred", _conditions("source")["blurred"])
     np.testing.assert_array_equal(view, expected)
@@ -73,7 +60,7 @@ def test_source_views_follow_limits_and_balancing():
         image_size=[32, 32],
         balance={"method": "oversample", "per_class": 6},
     )
-    ds = load_dataset(_data(**small), 1, conditions=_conditions("source"))
+    ds = load_dataset(data_section(**small), 1, conditions=_conditions("source"))
     for split in ds.splits.values():
         assert (
             set(split.views) == {"blurred"} and split.views["blurred"].shape == split.images.shape
@@ -91,7 +78,7 @@ def _folder(root, sizes):
 
 def test_folder_of_mixed_sizes_reports_the_effective_range_also_from_the_cache(tmp_path):
     _folder(tmp_path / "imgs", [40, 80, 80])
-    data = _data(source=f"folder:{tmp_path / 'imgs'}", image_size=[20, 20], val_fraction=0.0)
+    data = data_section(source=f"folder:{tmp_path / 'imgs'}", image_size=[20, 20], val_fraction=0.0)
     first = load_dataset(data, 0, conditions=_conditions("source", 4.0))
     again = load_dataset(data, 0, conditions=_conditions("source", 4.0))
     assert again.info["cache_hit"] and not first.info["cache_hit"]
@@ -106,15 +93,17 @@ def test_folder_of_mixed_sizes_reports_the_effective_range_also_from_the_cache(t
 
 
 def test_blur_at_is_validated_with_a_suggestion():
-    _, errors = _parse(
-        ConditionSection, {"blur": {"kind": "gaussian", "sigma": 1.0, "at": "sourc"}}
+    _, errors = parsed(
+        ConditionSection,
+        {"blur": {"kind": "gaussian", "sigma": 1.0, "at": "sourc"}},
+        "conditions.blurred",
     )
     assert len(errors) == 1 and "Did you mean: 'source'" in str(errors[0])
-    assert errors[0].key == "x.blur.at"
+    assert errors[0].key == "conditions.blurred.blur.at"
 
 
 def test_static_augmentation_with_source_blur_is_refused():
-    data = _data(
+    data = data_section(
         source="builtin:fashion7k", limit_per_class=2, augment={"static": [[{"op": "hflip"}]]}
     )
     with pytest.raises(RecipeError, match="blur.at"):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sections import valid
 
 import kvision  # noqa: F401
 from kvision.data import load_dataset
@@ -19,14 +20,6 @@ from kvision.data.images import convert_channels, resize_images
 from kvision.data.rows import Rows
 from kvision.data.source_blur import SourceBlur
 from kvision.recipe.schema_data import ConditionSection, DataSection
-from kvision.recipe.spec import Context, parse
-
-
-def _parse(cls, table):
-    ctx = Context()
-    value = parse(cls, table, ctx, "x")
-    assert not ctx.errors, ctx.errors
-    return value
 
 
 @pytest.fixture(autouse=True)
@@ -66,7 +59,7 @@ def _by_id(ds, raw: dict[str, np.ndarray]) -> None:
 
 def test_a_plain_idx_file_is_mapped_in_place_and_nothing_is_cached(tmp_path):
     arrays = _idx_folder(tmp_path / "idx")
-    ds = load_dataset(_parse(DataSection, {"source": f"idx:{tmp_path / 'idx'}"}), 0)
+    ds = load_dataset(valid(DataSection, {"source": f"idx:{tmp_path / 'idx'}"}), 0)
     images = ds.splits["train"].images
     assert isinstance(images, Rows) and isinstance(images.base, np.memmap)
     assert Path(images.base.filename) == tmp_path / "idx" / "train-images-idx3-ubyte"
@@ -80,7 +73,7 @@ def test_a_plain_idx_file_is_mapped_in_place_and_nothing_is_cached(tmp_path):
 
 def test_compressed_idx_and_a_resize_go_through_one_cache_entry(tmp_path):
     arrays = _idx_folder(tmp_path / "idx", ".gz")
-    data = _parse(DataSection, {"source": f"idx:{tmp_path / 'idx'}", "image_size": [8, 8]})
+    data = valid(DataSection, {"source": f"idx:{tmp_path / 'idx'}", "image_size": [8, 8]})
     first = load_dataset(data, 0)
     (entry,) = entries()
     assert entry.meta["source"] == data.source and entry.meta["count"] == 30
@@ -105,8 +98,8 @@ def test_compressed_idx_and_a_resize_go_through_one_cache_entry(tmp_path):
 @pytest.mark.parametrize("kind", ["gaussian", "motion"])
 def test_builtin_resized_and_blurred_at_the_source_equals_the_whole_array_conversion(kind):
     blur = {"kind": kind, "sigma": 1.5} if kind == "gaussian" else {"kind": kind, "severity": 2}
-    conditions = {"blurred": _parse(ConditionSection, {"blur": {**blur, "at": "source"}})}
-    data = _parse(
+    conditions = {"blurred": valid(ConditionSection, {"blur": {**blur, "at": "source"}})}
+    data = valid(
         DataSection,
         {
             "source": "builtin:fashion7k",

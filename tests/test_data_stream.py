@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from sections import data_section, parsed, valid
 from test_data_sources import _messy_folder
 
 import kvision  # noqa: F401
@@ -19,20 +20,7 @@ from kvision.data.pipeline import make_batches
 from kvision.data.stream import DecodedFiles
 from kvision.errors import KvisionError
 from kvision.recipe.schema_data import AugmentOp, ConditionSection, DataSection
-from kvision.recipe.spec import Context, parse
 from kvision.train.distributed import ShardedBatches
-
-
-def _parse(cls, table):
-    ctx = Context()
-    value = parse(cls, table, ctx, "data")
-    return value, ctx.errors
-
-
-def section(**table) -> DataSection:
-    data, errors = _parse(DataSection, table)
-    assert not errors, errors
-    return data
 
 
 @pytest.fixture(autouse=True)
@@ -62,9 +50,7 @@ CONDITIONS = {
 def _conditions() -> dict[str, ConditionSection]:
     out = {}
     for name, table in CONDITIONS.items():
-        cond, errors = _parse(ConditionSection, table)
-        assert not errors, errors
-        out[name] = cond
+        out[name] = valid(ConditionSection, table)
     return out
 
 
@@ -72,9 +58,9 @@ def test_stream_gives_the_cache_s_images_labels_and_splits_and_writes_nothing(tm
     root = _folder(tmp_path / "f")
     table = dict(source=f"folder:{root}", image_size=[16, 16], split=[0.5, 0.25, 0.25])
     conditions = _conditions()
-    streamed = load_dataset(section(**table, store="stream"), 4, conditions=conditions)
+    streamed = load_dataset(data_section(**table, store="stream"), 4, conditions=conditions)
     assert entries() == [] and not any(cache_dir().glob("folder-*"))  # no entry, no lock
-    cached = load_dataset(section(**table), 4, conditions=conditions)
+    cached = load_dataset(data_section(**table), 4, conditions=conditions)
     assert len(entries()) == 1
     assert streamed.info["store"] == "stream"
     assert streamed.info["blur_placement"] == cached.info["blur_placement"]
@@ -94,8 +80,8 @@ def test_stream_gives_the_cache_s_images_labels_and_splits_and_writes_nothing(tm
 def test_stream_skips_what_the_cache_build_skips(tmp_path):
     _messy_folder(tmp_path / "pets")
     table = dict(source=f"folder:{tmp_path / 'pets'}", image_size=[16, 16], val_fraction=0.25)
-    streamed = load_dataset(section(**table, store="stream"), 0)
-    cached = load_dataset(section(**table), 0)
+    streamed = load_dataset(data_section(**table, store="stream"), 0)
+    cached = load_dataset(data_section(**table), 0)
     assert streamed.info["skipped"] == cached.info["skipped"]
     for name, split in cached.splits.items():
         assert streamed.splits[name].ids == split.ids
@@ -106,7 +92,9 @@ def test_stream_skips_what_the_cache_build_skips(tmp_path):
 
 def test_a_file_that_fails_only_when_its_batch_comes_is_black_with_a_warning(tmp_path):
     root = _folder(tmp_path / "f", n=6)
-    data = section(source=f"folder:{root}", image_size=[16, 16], store="stream", val_fraction=0.5)
+    data = data_section(
+        source=f"folder:{root}", image_size=[16, 16], store="stream", val_fraction=0.5
+    )
     ds = load_dataset(data, 0)
     split = ds.splits["train"]
     victim = root / split.ids[0]
@@ -120,9 +108,11 @@ def test_a_file_that_fails_only_when_its_batch_comes_is_black_with_a_warning(tmp
 
 def test_each_data_parallel_rank_decodes_only_its_rows_of_every_batch(tmp_path, monkeypatch):
     root = _folder(tmp_path / "f", n=30)
-    data = section(source=f"folder:{root}", image_size=[16, 16], store="stream", val_fraction=0.2)
+    data = data_section(
+        source=f"folder:{root}", image_size=[16, 16], store="stream", val_fraction=0.2
+    )
     train = load_dataset(data, 0).splits["train"]
-    flip, errors = _parse(AugmentOp, {"op": "hflip", "p": 0.5})
+    flip, errors = parsed(AugmentOp, {"op": "hflip", "p": 0.5})
     assert not errors
     batches = make_batches(
         train.images, train.labels, batch_size=8, seed=3, shuffle=True, augment=[flip]
@@ -159,17 +149,17 @@ def test_each_data_parallel_rank_decodes_only_its_rows_of_every_batch(tmp_path, 
     ],
 )
 def test_stream_recipe_problems_name_the_key(table, key, says):
-    _, errors = _parse(DataSection, table)
+    _, errors = parsed(DataSection, table)
     assert errors and any(key in str(e) and says in str(e) for e in errors), errors
 
 
 def test_motion_blur_at_the_input_is_refused_in_stream_mode(tmp_path):
     root = _folder(tmp_path / "f", n=6)
-    motion, errors = _parse(
+    motion, errors = parsed(
         ConditionSection, {"blur": {"kind": "motion", "severity": 2, "at": "input"}}
     )
     assert not errors
-    data = section(source=f"folder:{root}", image_size=[16, 16], store="stream")
+    data = data_section(source=f"folder:{root}", image_size=[16, 16], store="stream")
     with pytest.raises(KvisionError, match="conditions.shake.blur.at"):
         load_dataset(data, 0, conditions={"shake": motion})
 
