@@ -67,14 +67,16 @@ class SourceBlur:
         from kvision.data.conditions import apply_condition
         from kvision.data.images import convert_channels
 
-        self._note(images.shape[1:3])
+        self.note_stored(images.shape[1:3])
         out = {}
         for name, cond in self.conditions.items():
             blurred = apply_condition(images, cond, seed=zlib.crc32(f"{tag}/{name}".encode()))
             out[name] = resize_images(convert_channels(blurred, channels), size)
         return out
 
-    def _note(self, hw: tuple[int, int]) -> None:
+    def note_stored(self, hw: tuple[int, int]) -> None:
+        """Widen the stored-size range the report states with one image's (height, width)
+        (stream mode notes each file's header size here without decoding it)."""
         hw = (int(hw[0]), int(hw[1]))
         with self._lock:  # folder images are decoded in threads
             self._widen(hw)

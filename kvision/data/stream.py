@@ -57,7 +57,7 @@ class OnDemand:
     def __len__(self) -> int:
         return self.shape[0]
 
-    def __getitem__(self, key) -> np.ndarray:
+    def __getitem__(self, key: int | slice | np.ndarray) -> np.ndarray:
         if np.ndim(key) == 0 and not isinstance(key, slice):
             return self._one(int(key))
         rows = np.arange(len(self))[key] if isinstance(key, slice) else np.asarray(key)
@@ -110,7 +110,7 @@ def stream_splits(job: FolderFiles) -> tuple[dict, list[dict]]:
     kept = [i for i, (_, reason) in enumerate(checks) if not reason]
     if job.source_blur:  # the stored sizes the source blur starts from, for the report
         for i in kept:
-            job.source_blur._note(checks[i][0])
+            job.source_blur.note_stored(checks[i][0])
     meta = {
         "rows": kept,
         "labels": [job.files[i][2] for i in kept],

@@ -83,7 +83,7 @@ def stream_tfds(
             meta["splits"].append(ours)
             meta["ids"].append(f"{name}/{index}")
             if source_blur:  # the stored sizes the source blur starts from, for the report
-                source_blur._note(np.shape(example[image_key])[:2])
+                source_blur.note_stored(np.shape(example[image_key])[:2])
             progress.step()
     meta["rows"] = list(range(len(meta["labels"])))
     arrays = {"images": TfdsExamples(parts, image_key, data)}
