@@ -162,9 +162,10 @@ def test_retrieve_ranks_the_query_image_itself_first(files, capsys):
     assert "cnn: precision@3 by label over 6 index images:" in printed
     assert (out / "retrieval/cnn_2_top-3_viz.png").is_file()
     from kvision.insight.retrieval import FeatureIndex, encode, encoder
-    from kvision.insight.viz import load_model, read_image_folder, read_images
+    from kvision.insight.viz import read_image_folder, read_images
+    from kvision.portable.loading import load_checked
 
-    model = load_model(files / "cnn.keras")
+    model = load_checked(files / "cnn.keras")
     images, labels, classes = read_image_folder(files / "db", model)
     assert classes == ["ants", "bees"] and labels.tolist() == [0, 0, 0, 1, 1, 1]
     enc = encoder(model)

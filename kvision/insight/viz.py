@@ -14,7 +14,7 @@ from kvision.data import image_files
 from kvision.errors import KvisionError
 from kvision.insight import _layers
 from kvision.insight._names import slug
-from kvision.portable.loading import load_checked as load_model
+from kvision.portable.loading import load_checked
 from kvision.portable.target import ModelArg, resolve
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ def viz_filters(
     target = resolve_target(source, out)
     written = []
     for name, path in target.models.items():
-        model = load_model(path)
+        model = load_checked(path)
         layer = _layers.first_conv(model)
         written.append(
             plot_filters(
@@ -114,7 +114,7 @@ def viz_activations(
     titles = [Path(p).name for p in image]
     written = []
     for name, path in target.models.items():
-        model = load_model(path)
+        model = load_checked(path)
         images = read_images(image, model)
         maps = activation_maps(model, _layers.spatial_stages(model, list(layer)), images)
         written.append(
@@ -158,7 +158,7 @@ def viz_cam(
     methods = METHODS if method == "both" else (method,)
     written = []
     for name, path in target.models.items():
-        model = load_model(path)
+        model = load_checked(path)
         num_classes = int(model.outputs[0].shape[-1])
         names = _class_names(class_names, target.class_names, num_classes)
         explained = _layers.cam_layer(model, layer)
@@ -225,7 +225,7 @@ def viz_robustness(
         return _stored_robustness(target)
     curves = {}
     for name, path in target.models.items():
-        model = load_model(path)
+        model = load_checked(path)
         images, labels, _ = read_image_folder(data, model)
         keep = stratified_subset(labels, _at_least(max_images, 1, "--max-images"))
         curves[name] = robustness_curves(
@@ -325,7 +325,7 @@ def viz_retrieve(
     target = resolve_target(source, out)
     written = []
     for name, path in target.models.items():
-        model = load_model(path)
+        model = load_checked(path)
         enc = encoder(model, layer)
         images, labels, classes = read_image_folder(index, model)
         found = FeatureIndex(encode(enc, images), labels)
