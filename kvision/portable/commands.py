@@ -38,7 +38,9 @@ def register(subparsers) -> None:
         description=EXPORT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("run_dir", metavar="RUN")
+    p.add_argument(
+        "run_dir", metavar="RUN", help="a kvision run directory, or a trial directory of one"
+    )
     p.add_argument("--trial", help="export only this trial (default: every finished trial)")
     p.add_argument("--to", default=".", metavar="DIR", help="destination folder (default: .)")
     p.add_argument(
