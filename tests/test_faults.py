@@ -125,6 +125,8 @@ def test_no_intact_checkpoint_restarts_the_trial(one, reference, tmp_path, monke
     (warning,) = warnings_of(run_dir, "damaged_checkpoint")
     assert "restarts from its start" in warning["message"]
     assert warning["details"]["resumed_from"] is None
+    (resumed,) = RunReader(run_dir).of("run_resumed")
+    assert resumed["lost_partial_epoch"] is False  # stopped between epochs
     assert_same(run_dir, reference)
 
 
@@ -149,8 +151,13 @@ def test_damaged_model_of_a_finished_trial_is_rebuilt(one, reference, tmp_path, 
 
 
 def test_torn_last_event_line_is_tolerated_by_resume(one, reference, tmp_path, monkeypatch):
+    """Killed inside an epoch, while writing its progress: the torn line is skipped, and the
+    resume says the epoch's partial work was lost (a progress event after the last epoch)."""
     run_dir = stopped_after(one, tmp_path / "run", 3, monkeypatch)
+    progress = {"event": "progress", "time": "2026-01-01T00:00:00+00:00", "trial": "lenet-expert"}
+    progress.update(stage="train", epoch=2, step=1, steps=2)
     with open(run_dir / "events.jsonl", "a") as fh:
+        fh.write(json.dumps(progress) + "\n")
         fh.write('{"event": "progress", "time": "2026-')  # the writer was killed mid-line
     result = resume_run(str(run_dir), console=quiet())
     assert result.exit_code == 0, result.message
@@ -158,6 +165,8 @@ def test_torn_last_event_line_is_tolerated_by_resume(one, reference, tmp_path, m
     bad = [line for line in lines if not line.startswith('{"event": "progress", "time": "2026-')]
     assert all(json.loads(line) for line in bad)  # every other line is whole JSON
     assert sum(line.startswith('{"event": "run_resumed"') for line in lines) == 1
+    (resumed,) = RunReader(run_dir).of("run_resumed")
+    assert resumed["lost_partial_epoch"] is True
     assert_same(run_dir, reference)
 
 

@@ -20,7 +20,7 @@ from textual.widgets import (
     TabPane,
 )
 
-from kvision.errors import KvisionError
+from kvision.errors import KvisionError, printable
 from kvision.runs import is_run_dir, second_metric
 
 from .charts import COLORS, Chart, ChartData, Series
@@ -229,7 +229,7 @@ class LiveScreen(Screen):
                 message = (
                     f"kvision run exited with code {code} without leaving a run directory "
                     f"(the recipe or its data was refused). Its output ({launched.log}):\n"
-                    f"{launched.log_tail()}"
+                    f"{printable(launched.log_tail(), one_line=False)}"
                 )
                 label.update(Text("launch failed", style="bold red"))
                 bar.display = False  # nothing is going on any more: no animation
@@ -367,11 +367,12 @@ class LiveScreen(Screen):
         log = self.query_one("#log", RichLog)
         messages = self.state.messages
         self.query_one("#no-messages", Static).display = not messages
-        for level, text in messages[self._shown_messages :]:
+        for level, raw in messages[self._shown_messages :]:
+            text = printable(raw, one_line=False)  # from events.jsonl: no escape sequences
             log.write(Text(f"{level.upper()}: {text}", style=MESSAGE_STYLES.get(level, "yellow")))
             # a toast for news only: attaching does not replay what happened before
             if level == "error" and self._messages_read:
-                self.notify(text, severity="error", timeout=8)
+                self.notify(text, severity="error", timeout=8, markup=False)
         self._shown_messages = len(messages)
         self._messages_read = True
 

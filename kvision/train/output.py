@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from kvision.errors import printable
 from kvision.train.console import Console
 
 
@@ -34,7 +35,7 @@ class RunOutput:
     ) -> None:
         """A warning the user should see: a ``warning`` event and a console line."""
         self.writer.warning(kind, message, trial=trial, stage=stage, details=details)
-        self.console.line(f"warning: {message}")
+        self.console.line(f"warning: {printable(message, one_line=False)}")
 
 
 __all__ = ["RunOutput"]
