@@ -301,7 +301,7 @@ def _execute(recipe: Recipe, dataset, out: RunOutput, start: Start) -> RunResult
     if not start.resumed:
         _announce(out, recipe, dataset, plans)
     writer, console = out.writer, out.console
-    with stop_on_signals() as stop, _warnings_as_events() as captured:
+    with stop_on_signals() as stop, _warnings_as_events() as captured, _imports_spared_by_gc():
         shared = _resources(recipe, dataset, out, stop)
         captured.append(out)
         try:
@@ -324,6 +324,20 @@ def _execute(recipe: Recipe, dataset, out: RunOutput, start: Start) -> RunResult
             shared.insight.close()
             writer.close()
     return RunResult(writer.dir, "finished", EXIT_OK)
+
+
+@contextlib.contextmanager
+def _imports_spared_by_gc():
+    """While the run lasts, full garbage collections (one after each trial) skip the objects
+    that exist when it starts: mostly the modules of Keras, torch and scikit-learn, which are
+    never garbage and are most of what a full collection walks. Unfrozen when the run ends,
+    so whatever of them does become garbage later is collected as usual."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _announce(out: RunOutput, recipe: Recipe, dataset, plans: list) -> None:
