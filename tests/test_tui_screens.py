@@ -94,6 +94,23 @@ def make_app(world: dict[str, Path], attach: Path | None = None) -> KvisionApp:
     return KvisionApp([world["recipes"]], world["runs"], attach, "halfblock")
 
 
+def fake_runner(monkeypatch, script: Path, *, pass_run_dir: bool) -> None:
+    """Launches start ``script`` instead of kvision run (with the run directory it is to
+    create as its argument when ``pass_run_dir``)."""
+
+    def command(recipe: object, run_dir: Path, overrides: object) -> list[str]:
+        return [sys.executable, str(script), *([str(run_dir)] if pass_run_dir else [])]
+
+    monkeypatch.setattr(launch_module, "run_command", command)
+
+
+async def launch_first_recipe(pilot, app: KvisionApp) -> None:
+    """Select the first recipe, wait until it is validated, launch it (l)."""
+    await pilot.press("down")
+    await until(pilot, lambda: app.screen.valid_recipe is not None)
+    await pilot.press("l")
+
+
 @sync
 async def test_recipes_show_validation_and_overrides(world) -> None:
     app = make_app(world)
@@ -414,16 +431,10 @@ async def test_launch_watch_and_cancel_a_detached_run(world, monkeypatch, tmp_pa
     """Launch (a stand-in runner), see its metrics, cancel with confirmation."""
     script = tmp_path / "fake_runner.py"
     script.write_text(textwrap.dedent(FAKE_RUNNER))
-    monkeypatch.setattr(
-        launch_module,
-        "run_command",
-        lambda recipe, run_dir, overrides: [sys.executable, str(script), str(run_dir)],
-    )
+    fake_runner(monkeypatch, script, pass_run_dir=True)
     app = make_app(world)
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.press("down")
-        await until(pilot, lambda: app.screen.valid_recipe is not None)
-        await pilot.press("l")
+        await launch_first_recipe(pilot, app)
         assert isinstance(app.screen, LiveScreen)
         ((run_dir, launched),) = app.launched.items()
         assert run_dir.name.endswith("-tiny") and run_dir.parent == world["runs"]
@@ -476,16 +487,10 @@ async def test_a_failed_launch_stops_its_progress_and_shows_the_error(
     script.write_text(
         "import sys\nprint(\"kvision: error: data folder 'x' does not exist.\")\nsys.exit(2)\n"
     )
-    monkeypatch.setattr(
-        launch_module,
-        "run_command",
-        lambda recipe, run_dir, overrides: [sys.executable, str(script)],
-    )
+    fake_runner(monkeypatch, script, pass_run_dir=False)
     app = make_app(world)
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.press("down")
-        await until(pilot, lambda: app.screen.valid_recipe is not None)
-        await pilot.press("l")
+        await launch_first_recipe(pilot, app)
         ((run_dir, launched),) = app.launched.items()
         header = app.screen.query_one("#run-header", Static)
         await until(pilot, lambda: "exited with code 2" in text_of(header))
@@ -520,16 +525,10 @@ async def test_a_launch_whose_data_is_refused_while_loading_shows_the_error(
         sys.exit(2)
         """)
     )
-    monkeypatch.setattr(
-        launch_module,
-        "run_command",
-        lambda recipe, run_dir, overrides: [sys.executable, str(script), str(run_dir)],
-    )
+    fake_runner(monkeypatch, script, pass_run_dir=True)
     app = make_app(world)
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.press("down")
-        await until(pilot, lambda: app.screen.valid_recipe is not None)
-        await pilot.press("l")
+        await launch_first_recipe(pilot, app)
         label = app.screen.query_one("#progress-label", Static)
         await until(pilot, lambda: "loading 3/9 images" in text_of(label))
         header = app.screen.query_one("#run-header", Static)
@@ -699,16 +698,10 @@ async def test_cancel_answers_at_once_with_a_dialog_that_fits(world, monkeypatch
 
     script = tmp_path / "slow_start.py"
     script.write_text(SLOW_START)
-    monkeypatch.setattr(
-        launch_module,
-        "run_command",
-        lambda recipe, run_dir, overrides: [sys.executable, str(script)],
-    )
+    fake_runner(monkeypatch, script, pass_run_dir=False)
     app = make_app(world)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("down")
-        await until(pilot, lambda: app.screen.valid_recipe is not None)
-        await pilot.press("l")
+        await launch_first_recipe(pilot, app)
         ((run_dir, launched),) = app.launched.items()
         assert isinstance(app.screen, LiveScreen) and not run_dir.exists()
         await pilot.press("c")
