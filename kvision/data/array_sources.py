@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -153,7 +154,7 @@ def _stored(
     name = f"arrays-{cache.root_tag(files[0].parent)}-{key}" if data.cache else None
 
     def build(builder: cache.Builder) -> dict:
-        return _write_entry(source, found or raw(), data, source_blur, builder)
+        return _Conversion(data, source_blur).write_entry(source, found or raw(), builder)
 
     arrays, meta, _, warnings = mapped_or_built(name, build, files[0].parent)
     if source_blur and "stored_range" in meta:
@@ -179,56 +180,54 @@ def _mapped_split(split: str, images: np.ndarray, labels: np.ndarray) -> Split:
     return Split(Rows(images), np.asarray(labels, np.int64), ids)
 
 
-def _write_entry(
-    source: str,
-    found: RawSplits,
-    data: DataSection,
-    source_blur: SourceBlur | None,
-    builder: cache.Builder,
-) -> dict:
-    """Every split converted into the builder's rows, chunk by chunk; returns the meta."""
-    shape = _converted(next(iter(found.values()))[0][:1], data).shape[1:]
-    total = sum(len(labels) for _, labels in found.values())
-    images = builder.array("images", (total, *shape))
-    names = list(source_blur.conditions) if source_blur else []
-    views = {n: builder.array(f"view_{n}", (total, *shape)) for n in names}
-    meta: dict = {"source": source, "shape": list(shape), "labels": [], "splits": [], "ids": []}
-    start = 0
-    for split, (raw_images, labels) in found.items():
-        _write_split(split, raw_images, (images, views, start), data, source_blur)
-        start += len(labels)
-        meta["labels"] += np.asarray(labels, np.int64).tolist()
-        meta["splits"] += [split] * len(labels)
-        meta["ids"] += [f"{split}/{i}" for i in range(len(labels))]
-    meta.update(count=total, rows=list(range(total)), skipped=[])
-    if source_blur and source_blur.low is not None:
-        meta["stored_range"] = [list(source_blur.low), list(source_blur.high)]
-    return meta
+@dataclass(frozen=True)
+class _Conversion:
+    """The recipe's size, channels and source blur, applied to stored arrays chunk by chunk
+    into a cache entry's rows."""
 
+    data: DataSection
+    source_blur: SourceBlur | None
 
-def _write_split(
-    split: str,
-    raw_images: np.ndarray,
-    into: tuple[np.ndarray, dict[str, np.ndarray], int],
-    data: DataSection,
-    source_blur: SourceBlur | None,
-) -> None:
-    images, views, start = into
-    # Motion and glass blur draw across the whole array: those views are blurred in one
-    # pass per split, as before the store, so their pixels do not depend on the chunking.
-    per_image = not source_blur or all(
-        c.blur.kind in PER_IMAGE for c in source_blur.conditions.values()
-    )
-    step = CHUNK if per_image else max(len(raw_images), 1)
-    for i in range(0, len(raw_images), step):
-        chunk = np.asarray(raw_images[i : i + step], np.uint8)
-        chunk = chunk[..., None] if chunk.ndim == 3 else chunk
-        rows = slice(start + i, start + i + len(chunk))
-        images[rows] = _converted(chunk, data)
-        if source_blur:
-            blurred = source_blur.views(chunk, data.image_size, split, data.channels)
-            for name, view in blurred.items():
-                views[name][rows] = view
+    def write_entry(self, source: str, found: RawSplits, builder: cache.Builder) -> dict:
+        """Every split converted into the builder's rows; returns the meta."""
+        data, source_blur = self.data, self.source_blur
+        shape = _converted(next(iter(found.values()))[0][:1], data).shape[1:]
+        total = sum(len(labels) for _, labels in found.values())
+        names = ["images", *(f"view_{n}" for n in (source_blur.conditions if source_blur else ()))]
+        arrays = {n: builder.array(n, (total, *shape)) for n in names}
+        meta: dict = {"source": source, "shape": list(shape), "labels": [], "splits": [], "ids": []}
+        start = 0
+        for split, (raw_images, labels) in found.items():
+            self.write_split(split, raw_images, arrays, start)
+            start += len(labels)
+            meta["labels"] += np.asarray(labels, np.int64).tolist()
+            meta["splits"] += [split] * len(labels)
+            meta["ids"] += [f"{split}/{i}" for i in range(len(labels))]
+        meta.update(count=total, rows=list(range(total)), skipped=[])
+        if source_blur and source_blur.low is not None:
+            meta["stored_range"] = [list(source_blur.low), list(source_blur.high)]
+        return meta
+
+    def write_split(
+        self, split: str, raw_images: np.ndarray, arrays: dict[str, np.ndarray], start: int
+    ) -> None:
+        """``split``'s images (and source-blurred views) into ``arrays`` from row ``start``."""
+        data, source_blur = self.data, self.source_blur
+        # Motion and glass blur draw across the whole array: those views are blurred in one
+        # pass per split, as before the store, so their pixels do not depend on the chunking.
+        per_image = not source_blur or all(
+            c.blur.kind in PER_IMAGE for c in source_blur.conditions.values()
+        )
+        step = CHUNK if per_image else max(len(raw_images), 1)
+        for i in range(0, len(raw_images), step):
+            chunk = np.asarray(raw_images[i : i + step], np.uint8)
+            chunk = chunk[..., None] if chunk.ndim == 3 else chunk
+            rows = slice(start + i, start + i + len(chunk))
+            arrays["images"][rows] = _converted(chunk, data)
+            if source_blur:
+                blurred = source_blur.views(chunk, data.image_size, split, data.channels)
+                for name, view in blurred.items():
+                    arrays[f"view_{name}"][rows] = view
 
 
 def _converted(images: np.ndarray, data: DataSection) -> np.ndarray:
