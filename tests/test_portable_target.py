@@ -35,6 +35,9 @@ def test_a_run_a_trial_directory_and_a_file_resolve_to_model_files(run, tmp_path
     trial_dir = resolve(ModelArg(run / "trials/cnn-naive"))
     assert trial_dir.models == {"cnn-naive": model} and trial_dir.trial == "cnn-naive"
     assert resolve(ModelArg(run, "cnn-naive")).only() == ("cnn-naive", model)
+    # the run's own model.keras named as a file is its trial: the run's class names apply
+    inside = resolve(ModelArg(model))
+    assert inside.models == {"cnn-naive": model} and inside.class_names() == ["x", "y"]
     shared = tmp_path / "shared.onnx"
     shared.write_bytes(b"")
     assert resolve(ModelArg(shared)).models == {"shared": shared}

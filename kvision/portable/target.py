@@ -67,13 +67,20 @@ def resolve(
     With ``need_models=False`` a run with no saved model yet resolves to no models.
     """
     path = Path(arg.target).expanduser()
+    if path.name == "model.keras" and _trial_dir(path.parent):  # a run's own file: its trial,
+        path = path.parent  # so the run's class names and images/ folder come with it
     if path.is_file() and path.suffix in reads:
         return PointedModels({path.stem: path})
     if is_run_dir(path):
         return _from_run(path, arg.trial, need_models)
-    if path.parent.name == "trials" and is_run_dir(path.parent.parent):
+    if _trial_dir(path):
         return _from_run(path.parent.parent, path.name, need_models)
     raise KvisionError(_not_a_model(arg.target, path, reads))
+
+
+def _trial_dir(path: Path) -> bool:
+    """Whether ``path`` is ``<run>/trials/<trial>``."""
+    return path.parent.name == "trials" and is_run_dir(path.parent.parent)
 
 
 def _not_a_model(target: str | Path, path: Path, reads: tuple[str, ...]) -> str:
