@@ -143,3 +143,17 @@ def test_an_unreadable_folder_is_refused_by_the_early_check(tmp_path, monkeypatc
         RecipeError, match="cannot be read.*data.source|data.source.*cannot be read"
     ):
         check_source(recipe.data)
+
+
+def test_data_refused_while_loading_says_the_run_directory_it_named_is_gone(tmp_path, cli):
+    """The console named the run directory before loading; when the data is then refused it
+    says the directory is removed again, so the path printed above is not looked for."""
+    folder = tmp_path / "broken"
+    for cls in ("cat", "dog"):
+        (folder / cls).mkdir(parents=True)
+        (folder / cls / "1.png").write_bytes(b"not a png")
+    proc = cli("run", _recipe(tmp_path, folder), "--runs-dir", tmp_path / "runs")
+    assert proc.returncode == 2 and "no readable images" in proc.stderr, proc.stderr
+    named, removed = proc.stdout.splitlines()[-2:]
+    assert named.startswith("run directory: ") and removed == "run directory: removed again"
+    assert not Path(named.removeprefix("run directory: ")).exists()

@@ -94,6 +94,7 @@ def run_recipe(
     except KvisionError:  # bad data: nothing was trained, so no run directory stays behind
         writer.close()
         main_only(_discard)(path, created or not run_dir)
+        console.line(f"run directory: {'removed' if created or not run_dir else 'emptied'} again")
         raise
     from kvision.data import split_manifest
 
