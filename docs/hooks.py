@@ -274,10 +274,13 @@ MEASURED_BY = {
     "--markdown docs/measured/tui_refresh.md",
     "data_throughput": "python benchmarks/data_throughput.py "
     "--markdown docs/measured/data_throughput.md",
-    "data_scale": "python benchmarks/data_scale.py --torchvision-python PYTHON "
+    "data_scale": "python benchmarks/data_scale.py --sizes 2000 20000 --variants blurred "
+    "--torchvision-python PYTHON "
     "--markdown docs/measured/data_scale.md",
     "data_scale_clear": "python benchmarks/data_scale.py --variants clear "
     "--torchvision-python PYTHON --markdown docs/measured/data_scale_clear.md",
+    "run_scale": "python benchmarks/run_scale.py --sizes 2000 20000 --cap 4G "
+    "--markdown docs/measured/run_scale.md",
     "data_modes": "python benchmarks/data_modes.py --sizes 200 800 "
     "--markdown docs/measured/data_modes.md",
     "train_speed": "kvision bench --repeats 5 --markdown docs/measured/train_speed.md",
