@@ -64,7 +64,7 @@ KVISION_CHILD = textwrap.dedent("""
         seq = make_batches(images, labels, batch_size=64, seed=0, shuffle=True, workers=2)
         if blur:  # the alternative to a stored view: blur every batch as it is gathered
             get = seq._images
-            seq._images = lambda picks, i: apply_blur(get(picks, i), "gaussian", {"sigma": 5.0})
+            seq._images = lambda *a: apply_blur(get(*a), "gaussian", {"sigma": 5.0})
         n = min(batches, len(seq))
         seq[0]
         t = time.monotonic()
