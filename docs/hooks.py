@@ -277,7 +277,7 @@ MEASURED_BY = {
     "data_scale": "python benchmarks/data_scale.py --sizes 2000 20000 --variants blurred "
     "--torchvision-python PYTHON "
     "--markdown docs/measured/data_scale.md",
-    "data_scale_clear": "python benchmarks/data_scale.py --variants clear "
+    "data_scale_clear": "python benchmarks/data_scale.py --sizes 2000 20000 --variants clear "
     "--torchvision-python PYTHON --markdown docs/measured/data_scale_clear.md",
     "run_scale": "python benchmarks/run_scale.py --sizes 2000 20000 --cap 4G "
     "--markdown docs/measured/run_scale.md",
