@@ -21,8 +21,17 @@ import subprocess
 import sys
 import time
 
-#: The environments compared; "default" is what torch does without kvision's settings.
+#: The environments compared. torch's own default is no wait policy at all: GNU OpenMP then
+#: spins a while (GOMP_SPINCOUNT) before it sleeps. An empty OMP_WAIT_POLICY gives that
+#: (libgomp treats it as unset, with a warning on stderr) while keeping kvision's import from
+#: setting its own spin count; the second variant is what kvision sets (kvision/__init__.py).
 VARIANTS = {
+    "2 threads, torch's default (no wait policy)": {"OMP_NUM_THREADS": "2", "OMP_WAIT_POLICY": ""},
+    "2 threads, GOMP_SPINCOUNT=10000 (kvision)": {
+        "OMP_NUM_THREADS": "2",
+        "OMP_WAIT_POLICY": "",
+        "GOMP_SPINCOUNT": "10000",
+    },
     "2 threads, OMP active wait": {"OMP_NUM_THREADS": "2", "OMP_WAIT_POLICY": "ACTIVE"},
     "2 threads, OMP_WAIT_POLICY=PASSIVE": {"OMP_NUM_THREADS": "2", "OMP_WAIT_POLICY": "PASSIVE"},
     "1 thread": {"OMP_NUM_THREADS": "1"},

@@ -17,13 +17,16 @@ __version__ = "0.1.0"
 #: Whether the backend came from the user's environment rather than from kvision.
 BACKEND_FROM_USER = "KERAS_BACKEND" in os.environ
 os.environ.setdefault("KERAS_BACKEND", "torch")
-# OpenMP threads that wait for work sleep instead of spinning. torch's OpenMP spins by
-# default: on a machine busy with other processes a spinning thread burns the time slices
-# its partner needs, and a model whose work is split over threads (AlexNet's large layers)
-# crawls many times slower than its fair share (benchmarks/load_share.py, measured in
-# docs/speed.md). Read by OpenMP when torch loads it, so it is set here, before anything
-# imports torch; a value in the environment wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenMP threads that wait for work spin only briefly (10,000 turns) before they sleep. torch's
+# GNU OpenMP spins 300,000 turns by default: on a machine busy with other processes a spinning
+# thread burns the time slices its partner needs, and a model whose work is split over threads
+# (AlexNet's large layers) crawls many times slower than its fair share. Measured
+# (benchmarks/load_share.py, docs/speed.md): a short spin keeps the quiet machine's speed,
+# which OMP_WAIT_POLICY=PASSIVE did not (every quiet step slower), and roughly halves the
+# slowdown beside a busy load. Read by OpenMP when torch loads it, so it is set here, before
+# anything imports torch; a wait policy or spin count in the environment wins.
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 from kvision import _keras_layers  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""What kvision sets for threads on import: OpenMP waiting threads sleep (docs/speed.md)."""
+"""What kvision sets for threads on import: OpenMP waiting threads spin briefly (docs/speed.md)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import subprocess
 import sys
 
 # What the process that imports kvision, then torch (as every kvision command does), sees.
-PROBE = "import os, kvision, torch; print(os.environ['OMP_WAIT_POLICY'])"
+PROBE = "import os, kvision, torch; print(os.environ.get('GOMP_SPINCOUNT', '-'))"
 
 
 def _probe(**env: str) -> str:
-    clean = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    mine = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+    clean = {k: v for k, v in os.environ.items() if k not in mine}
     out = subprocess.run(
         [sys.executable, "-c", PROBE],
         env={**clean, **env},
@@ -23,6 +24,9 @@ def _probe(**env: str) -> str:
     return out.stdout.strip()
 
 
-def test_openmp_threads_wait_passively_unless_the_user_says_otherwise():
-    assert _probe() == "PASSIVE"
-    assert _probe(OMP_WAIT_POLICY="ACTIVE") == "ACTIVE"  # the user's value wins
+def test_openmp_threads_spin_briefly_unless_the_user_says_otherwise():
+    assert _probe() == "10000"
+    assert _probe(GOMP_SPINCOUNT="300000") == "300000"  # the user's spin count wins
+    # A user's wait policy wins too: kvision adds no spin count that would override it.
+    assert _probe(OMP_WAIT_POLICY="ACTIVE") == "-"
+    assert _probe(OMP_WAIT_POLICY="PASSIVE") == "-"
