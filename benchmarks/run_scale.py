@@ -20,7 +20,6 @@ cache entry's size on disk. Memory flat in N means the RssAnon column stays put 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import shutil
@@ -31,16 +30,10 @@ import tomllib
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from data_scale import ROOT, du, make_folder, measure  # noqa: E402 - the sibling benchmark
+
 CGROUP_ROOT = Path("/sys/fs/cgroup/memory")
-
-
-def _data_scale():
-    """benchmarks/data_scale.py as a module (benchmarks/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("data_scale", ROOT / "benchmarks/data_scale.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def recipe_text(folder: Path, args: argparse.Namespace) -> str:
@@ -72,10 +65,10 @@ def _cgroup(cap: int) -> Path | None:
     return group
 
 
-def run_once(n: int, args: argparse.Namespace, work: Path, data_scale) -> str:
+def run_once(n: int, args: argparse.Namespace, work: Path) -> str:
     """One Markdown row: a first run (empty cache) of the recipe at ``n`` images."""
     folder = work / f"folder-{n}"
-    data_scale.make_folder(folder, n)
+    make_folder(folder, n)
     recipe = work / f"run-{n}.toml"
     recipe.write_text(recipe_text(folder, args))
     cache, run_dir = work / f"cache-{n}", work / f"run-{n}"
@@ -86,7 +79,7 @@ def run_once(n: int, args: argparse.Namespace, work: Path, data_scale) -> str:
     env = {**os.environ, "KVISION_CACHE": str(cache), "PYTHONPATH": str(ROOT)}
     started = time.monotonic()
     log = work / f"run-{n}.err"
-    result = data_scale.measure(command, env, output=False, stderr=log)
+    result = measure(command, env, output=False, stderr=log)
     wall = time.monotonic() - started
     if result["returncode"]:  # say why here: the run directory goes with the temporary folder
         print(f"run at {n:,} images exited {result['returncode']}:", file=sys.stderr)
@@ -100,7 +93,7 @@ def run_once(n: int, args: argparse.Namespace, work: Path, data_scale) -> str:
     row = (
         f"| {n:,} | {counts} | {result['returncode']} | {wall / 60:.1f} min | "
         f"{result['peak_anon_mib']:,.0f} MiB | {result['peak_rss_mib']:,.0f} MiB | {hwm} | "
-        f"{hits} | {data_scale.du(cache) / 2**20:,.0f} MiB |"
+        f"{hits} | {du(cache) / 2**20:,.0f} MiB |"
     )
     shutil.rmtree(folder, ignore_errors=True)
     shutil.rmtree(cache, ignore_errors=True)
@@ -133,11 +126,10 @@ def main() -> None:
     from kvision.data.cache import parse_size
 
     args.cap = parse_size(args.cap) if args.cap not in ("0", "none") else 0
-    data_scale = _data_scale()
     rows = []
     with tempfile.TemporaryDirectory(prefix="kvision-run-scale-") as tmp:
         for n in args.sizes:
-            rows.append(run_once(n, args, Path(tmp), data_scale))
+            rows.append(run_once(n, args, Path(tmp)))
             text = _table(rows, args)
             if args.markdown:
                 from kvision.bench.stamp import write_markdown
