@@ -151,6 +151,7 @@ def expected_counts() -> list[tuple[str, list[int], int, dict, int]]:
     return cases
 
 
+@pytest.mark.slow  # a second backend's own interpreter builds every architecture (~5 s)
 @backends
 def test_every_architecture_builds_with_its_parameter_count(backend):
     from kvision.models.catalog import model_names

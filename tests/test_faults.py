@@ -196,14 +196,15 @@ def test_resume_of_a_finished_run_changes_nothing(reference):
     assert after == before
 
 
-def test_file_modes_follow_the_umask(one, tmp_path):
+def test_file_modes_follow_the_umask(one, tmp_path, cli):
     run_dir = tmp_path / "run"
-    proc = subprocess.run(
-        [sys.executable, "-m", "kvision", "run", str(one), "--run-dir", str(run_dir)],
-        capture_output=True,
-        text=True,
-        preexec_fn=lambda: os.umask(0o027),
-    )
+    # The umask is read by the kernel at each file's creation (kvision caches none), so the
+    # run is made in this process with the umask a user's shell would hand a child.
+    before = os.umask(0o027)
+    try:
+        proc = cli("run", one, "--run-dir", run_dir)
+    finally:
+        os.umask(before)
     assert proc.returncode == 0, proc.stderr
     modes = {
         p.relative_to(run_dir).as_posix(): p.stat().st_mode & 0o777 for p in run_dir.rglob("*")

@@ -8,10 +8,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import subprocess
-import sys
+from pathlib import Path
 
 import pytest
+from conftest import pythons_at_once
+
+HAS_JAX = importlib.util.find_spec("jax") is not None
 
 PROBE = """
 import json, sys
@@ -23,24 +25,16 @@ print(json.dumps({"jax_at_import": before, "jax_later": 'jax' in sys.modules,
 """
 
 
-def _probe(backend: str) -> dict:
-    env = {**os.environ, "KERAS_BACKEND": backend}
-    out = subprocess.run(
-        [sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, check=True
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed")
-def test_torch_keras_does_not_import_jax():
+@pytest.mark.skipif(not HAS_JAX, reason="JAX is not installed")
+def test_torch_keras_does_not_import_jax(probes):
     """Keras' Orbax callback module would import JAX (115 MiB resident) on any backend."""
-    seen = _probe("torch")
+    seen = probes["jax_on_torch"]
     assert seen == {"jax_at_import": False, "jax_later": True, "backend": "torch"}
 
 
-@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed")
-def test_jax_backend_imports_jax_as_usual():
-    seen = _probe("jax")
+@pytest.mark.skipif(not HAS_JAX, reason="JAX is not installed")
+def test_jax_backend_imports_jax_as_usual(probes):
+    seen = probes["jax_on_jax"]
     assert seen == {"jax_at_import": True, "jax_later": True, "backend": "jax"}
 
 
@@ -68,18 +62,14 @@ print(json.dumps(seen))
 """
 
 
-def test_training_loads_no_plotting_sklearn_scipy_h5py():
+def test_training_loads_no_plotting_sklearn_scipy_h5py(probes):
     """Keras' visualization, sklearn wrappers and legacy .h5 module load only when used.
 
     Their libraries were 119 MiB of ``import kvision, keras``'s 443 MiB peak RSS; a model
     built, trained, saved and loaded needs h5py only from its save on. The deferred Keras
     modules still work when touched.
     """
-    env = {**os.environ, "KERAS_BACKEND": "torch"}
-    out = subprocess.run(
-        [sys.executable, "-c", DEFERRED_PROBE], env=env, capture_output=True, text=True, check=True
-    )
-    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    seen = probes["deferred"]
     assert seen["trained"] == []
     assert seen["saved"] == ["h5py"]
     assert (seen["wrapper"], seen["gallery"]) == ("SKLearnClassifier", "plot_image_gallery")
@@ -116,19 +106,35 @@ print(json.dumps({"code": code, "matplotlib": "matplotlib" in sys.modules}))
 """
 
 
-def test_run_without_insight_loads_no_matplotlib(tmp_path):
-    """A run with [insight] off trains, evaluates and writes report.md without Matplotlib."""
-    recipe = tmp_path / "no_insight.toml"
+@pytest.fixture(scope="module")
+def probes(tmp_path_factory) -> dict:
+    """Every probe of this module, each in its own fresh interpreter, started at once:
+    {name: the JSON its last line printed}; the no-insight run's folder under "runs"."""
+    folder = tmp_path_factory.mktemp("imports")
+    recipe = folder / "no_insight.toml"
     recipe.write_text(NO_INSIGHT_RECIPE, "utf-8")
-    out = subprocess.run(
-        [sys.executable, "-c", RUN_PROBE, str(recipe), str(tmp_path / "runs")],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "KVISION_RENDER": "worker"},  # the default: nor a drawing worker
-    )
-    seen = json.loads(out.stdout.strip().splitlines()[-1])
-    assert seen == {"code": 0, "matplotlib": False}
-    (run,) = (tmp_path / "runs").iterdir()
+    torch = {**os.environ, "KERAS_BACKEND": "torch"}
+    children = {
+        "deferred": (["-c", DEFERRED_PROBE], torch),
+        # the default: nor a drawing worker
+        "run": (
+            ["-c", RUN_PROBE, str(recipe), str(folder / "runs")],
+            {**torch, "KVISION_RENDER": "worker"},
+        ),
+    }
+    if HAS_JAX:
+        children["jax_on_torch"] = (["-c", PROBE], torch)
+        children["jax_on_jax"] = (["-c", PROBE], {**os.environ, "KERAS_BACKEND": "jax"})
+    seen = {
+        name: json.loads(done.stdout.strip().splitlines()[-1])
+        for name, done in pythons_at_once(children).items()
+    }
+    return {**seen, "runs": folder / "runs"}
+
+
+def test_run_without_insight_loads_no_matplotlib(probes):
+    """A run with [insight] off trains, evaluates and writes report.md without Matplotlib."""
+    assert probes["run"] == {"code": 0, "matplotlib": False}
+    (run,) = Path(probes["runs"]).iterdir()
     assert not (run / "figure_jobs").exists()
     assert "## " in (run / "report.md").read_text("utf-8")

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import pythons_at_once
 from test_models_architectures import SMALL
 
 import kvision  # noqa: F401  (selects the torch backend before keras is imported)
@@ -289,12 +290,18 @@ print(imported, keras.saving.get_registered_object(name).__module__)
 """
 
 
-@pytest.mark.parametrize("order", ["kvision-first", "keras-first"])
-def test_import_kvision_registers_lrn_with_keras_without_importing_it(order):
-    done = subprocess.run(
-        [sys.executable, "-c", REGISTRATION, order], capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+ORDERS = ("kvision-first", "keras-first")
+
+
+@pytest.fixture(scope="module")
+def registrations() -> dict:
+    """Both import orders' fresh interpreters, started at once."""
+    return pythons_at_once({order: (["-c", REGISTRATION, order], None) for order in ORDERS})
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_import_kvision_registers_lrn_with_keras_without_importing_it(order, registrations):
+    done = registrations[order]
     assert done.stdout.split() == [str(order == "keras-first"), "kvision.models.layers"]
 
 

@@ -157,6 +157,7 @@ def test_export_writes_model_and_sidecar_from_the_run(run_dir, exported):
     np.testing.assert_array_equal(shared, trained)
 
 
+@pytest.mark.slow  # a fresh interpreter with Keras and no kvision (~5 s)
 def test_exported_model_loads_in_plain_keras(exported):
     """What the receiver runs: Keras alone, safe mode, kvision never imported."""
     code = (

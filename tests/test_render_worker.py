@@ -67,6 +67,7 @@ def inline_and_worker(tmp_path_factory) -> tuple[Path, Path]:
     return _run(tmp, "inline"), _run(tmp, "worker")
 
 
+@pytest.mark.slow  # two whole runs in child processes, every figure kind drawn (~25 s)
 def test_worker_draws_the_same_files_as_the_trainer(inline_and_worker):
     inline, worker = inline_and_worker
     drawn = _figures(inline)
@@ -80,6 +81,7 @@ def test_worker_draws_the_same_files_as_the_trainer(inline_and_worker):
     )
 
 
+@pytest.mark.slow  # the two runs above
 def test_the_run_waits_for_the_worker_before_its_report(inline_and_worker):
     _, worker = inline_and_worker
     events = RunReader(worker).events
@@ -106,6 +108,7 @@ def _worker_of(pid: int, timeout: float = 120.0) -> int:
     raise AssertionError("no drawing worker started")
 
 
+@pytest.mark.slow  # a third run, SIGKILLed, then drawn by viz pending (~13 s)
 @pytest.mark.skipif(sys.platform != "linux", reason="finds the worker through /proc")
 def test_killed_run_leaves_jobs_that_viz_pending_draws(inline_and_worker, tmp_path):
     inline, _ = inline_and_worker

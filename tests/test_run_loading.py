@@ -76,6 +76,7 @@ def _events(run_dir: Path, kind: str) -> list[dict]:
         return []
 
 
+@pytest.mark.slow  # a run in a child process, SIGKILLed while loading, resumed (~5 s)
 def test_a_run_killed_while_loading_shows_how_far_it_got_and_resumes(tmp_path, monkeypatch):
     monkeypatch.setenv("KVISION_CACHE", str(tmp_path / "cache"))
     folder = _folder(tmp_path / "pets")

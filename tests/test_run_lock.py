@@ -99,6 +99,39 @@ def test_status_comes_from_the_lock_not_the_pid(tmp_path):
     assert RunReader(run).status() == "stale"
 
 
+REFUSED = """
+import sys
+from kvision.cli import main
+code = main(sys.argv[1:])
+print(code, *sorted(m for m in ("torch", "keras") if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize("how", ["run-dir", "resume"])
+def test_a_second_writer_is_refused_before_torch_or_keras_loads(how, recipe, tmp_path):
+    """The lock is taken before the 1-3 s of importing torch and Keras, so of two writers
+    started together the second is told at once (and the race below stays short)."""
+    if how == "resume":
+        run = _unfinished_run(tmp_path / "run", os.getpid())
+        args = ["run", "--resume", str(run)]
+    else:
+        run = tmp_path / "run"
+        run.mkdir()
+        args = ["run", str(recipe("one_trial")), "--run-dir", str(run)]
+    proc = holder_process(run)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", REFUSED, *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        kill9(proc)
+    assert done.stdout.split() == ["2"], done.stdout + done.stderr
+    assert f"being written by another process (pid {proc.pid} " in done.stderr
+
+
 def _kvision(*args: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "kvision", *args],

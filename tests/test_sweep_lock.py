@@ -38,6 +38,7 @@ def _recipe(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow  # a sweep worker in a child process, SIGKILLed (~4 s)
 def test_worker_killed_right_after_a_claim_leaves_no_trial_running_forever(tmp_path):
     from optuna.trial import TrialState
 

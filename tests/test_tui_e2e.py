@@ -70,6 +70,7 @@ PROBE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # the TUI in its own process on a real terminal (~4 s)
 def test_the_tui_process_never_imports_keras_torch_or_cv2(tmp_path: Path) -> None:
     """Recipes validated, a run attached, its tabs, images and the history all shown."""
     recipes = tmp_path / "recipes"

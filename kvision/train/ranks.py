@@ -16,9 +16,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import torch
-import torch.distributed as dist
-
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -27,10 +24,13 @@ def init_from_env() -> bool:
 
     Call before Keras creates any tensor: on CUDA it pins this rank to GPU ``LOCAL_RANK``.
     """
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    dist = _dist()
+    if dist is None:
         return False
     if dist.is_initialized():
         return True
+    import torch
+
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if torch.cuda.is_available():
         os.environ.setdefault("KERAS_TORCH_DEVICE", f"cuda:{local}")  # read when Keras loads
@@ -42,24 +42,43 @@ def init_from_env() -> bool:
     return True
 
 
+def _dist() -> Any:
+    """``torch.distributed`` when this process is one of several ranks (torchrun's
+    ``WORLD_SIZE`` > 1), else None. A lone process never imports it here, so that
+    ``kvision run`` claims its run directory before torch loads (1-3 s): a second writer
+    started at the same instant is refused at once, not after importing torch too."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    import torch.distributed as dist
+
+    return dist
+
+
 def _leave() -> None:
-    if dist.is_initialized():
+    dist = _dist()
+    if dist is not None and dist.is_initialized():
         dist.destroy_process_group()
 
 
 def is_distributed() -> bool:
     """Whether this process is one of several data-parallel ranks."""
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    dist = _dist()
+    return (
+        dist is not None
+        and dist.is_available()
+        and dist.is_initialized()
+        and dist.get_world_size() > 1
+    )
 
 
 def rank() -> int:
     """This process's rank (0 when not distributed)."""
-    return dist.get_rank() if is_distributed() else 0
+    return _dist().get_rank() if is_distributed() else 0
 
 
 def world_size() -> int:
     """The number of ranks (1 when not distributed)."""
-    return dist.get_world_size() if is_distributed() else 1
+    return _dist().get_world_size() if is_distributed() else 1
 
 
 def is_main() -> bool:
@@ -70,7 +89,7 @@ def is_main() -> bool:
 def barrier() -> None:
     """Wait for every rank (e.g. until rank 0 has written a checkpoint the others read)."""
     if is_distributed():
-        dist.barrier()
+        _dist().barrier()
 
 
 def broadcast_object(obj: Any) -> Any:
@@ -78,7 +97,7 @@ def broadcast_object(obj: Any) -> Any:
     if not is_distributed():
         return obj
     box = [obj]
-    dist.broadcast_object_list(box, src=0)
+    _dist().broadcast_object_list(box, src=0)
     return box[0]
 
 
@@ -94,6 +113,9 @@ def check_everywhere(ok: bool, problem: str) -> None:
         if not ok:
             raise KvisionError(problem)
         return
+    import torch
+
+    dist = _dist()
     device = "cuda" if dist.get_backend() == "nccl" else "cpu"
     flag = torch.tensor([1.0 if ok else 0.0], device=device)
     dist.all_reduce(flag, op=dist.ReduceOp.MIN)
