@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import pythons_at_once
 
+pytestmark = pytest.mark.slow  # fresh interpreters importing Keras, torch and JAX (~10 s at once)
 HAS_JAX = importlib.util.find_spec("jax") is not None
 
 PROBE = """

@@ -299,6 +299,7 @@ def registrations() -> dict:
     return pythons_at_once({order: (["-c", REGISTRATION, order], None) for order in ORDERS})
 
 
+@pytest.mark.slow  # two fresh interpreters importing Keras and torch (~6 s at once)
 @pytest.mark.parametrize("order", ORDERS)
 def test_import_kvision_registers_lrn_with_keras_without_importing_it(order, registrations):
     done = registrations[order]

@@ -1,9 +1,10 @@
 """One sweep shared by several workers through a database (`kvision sweep --storage URL`).
 
-With a real PostgreSQL server (tests/pg_server.py) and with SQLite: workers race for the
-queued budget, three `kvision sweep` processes share a 9-trial budget while one of them is
-killed in the middle of a trial, the report is rebuilt from the database, and every bad
-input (no server, wrong password, no driver, another recipe) is one paragraph, exit 2.
+With a real PostgreSQL server (tests/pg_server.py) and with SQLite, workers race for the
+queued budget; on the server (SQLite where none can run), three `kvision sweep` processes
+share a 9-trial budget while one of them is killed in the middle of a trial, and the report
+is rebuilt from the database; every bad input (no server, wrong password, no driver,
+another recipe) is one paragraph, exit 2.
 """
 
 from __future__ import annotations
@@ -81,6 +82,16 @@ RECIPE = textwrap.dedent("""\
 def url(request, tmp_path) -> str:
     """A fresh database: on the throw-away PostgreSQL server, or an SQLite file."""
     if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'sweeps.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def server_url(request, tmp_path) -> str:
+    """The store of a sweep shared across machines: the throw-away PostgreSQL server, or an
+    SQLite file where none can run. (The racing claims above run on both stores; what the
+    three workers add, a killed worker's trial retried by another, is Optuna's on either.)"""
+    if pg_server.missing_reason():
         return f"sqlite:///{tmp_path / 'sweeps.db'}"
     return request.getfixturevalue("postgres_url")
 
@@ -178,8 +189,9 @@ def _logs(tmp_path: Path) -> str:
 @pytest.mark.slow  # ten trial processes (torch + Keras each) over three workers: 1-2 min
 @pytest.mark.timeout(600)
 def test_three_workers_share_the_budget_and_finish_a_killed_workers_trial(
-    url, tmp_path, monkeypatch
+    server_url, tmp_path, monkeypatch
 ):
+    url = server_url
     recipe = _recipe(tmp_path)
     folders = [tmp_path / f"w{i}" for i in range(3)]
     started = time.monotonic()
@@ -359,8 +371,13 @@ def test_a_result_for_a_trial_the_study_gave_up_is_kept_out_of_it(tmp_path):
     assert _study(url).trials[trial.number].state.name == "FAIL"
 
 
-def test_a_study_not_made_by_kvision_is_refused(capsys, tmp_path):
+def test_a_study_not_made_by_kvision_is_refused(capsys, tmp_path, monkeypatch):
     import optuna
+
+    from kvision.sweep import studies
+
+    # kvision's own creator records its recipe at once; the refusal, not the wait, is tested
+    monkeypatch.setattr(studies, "RECIPE_WAIT_S", 0.5)
 
     url = f"sqlite:///{tmp_path / 'other.db'}"
     optuna.create_study(study_name="shared", storage=url).optimize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from conftest import pythons_at_once
 
 # What the process that imports kvision, then torch (as every kvision command does), sees.
@@ -18,6 +19,7 @@ def _seen(**cases: dict[str, str]) -> dict[str, str]:
     return {case: out.stdout.strip() for case, out in done.items()}
 
 
+@pytest.mark.slow  # four fresh interpreters importing torch (~4 s at once)
 def test_openmp_threads_spin_briefly_unless_the_user_says_otherwise():
     seen = _seen(
         default={},

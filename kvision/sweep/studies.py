@@ -23,6 +23,9 @@ from kvision.sweep.storage import journal_storage, open_database, shown
 
 RECIPE_ATTR, BUDGET_ATTR, READY_ATTR = "kvision:recipe", "kvision:budget", "kvision:ready"
 READY_WAIT_S = 120  # a joining worker waits this long for the creator to queue the budget
+#: ...and this long for it to record its recipe, which kvision's creator does at once: a
+#: study without one after that was made by something else.
+RECIPE_WAIT_S = 5.0
 # Keys the user may change when resuming or joining (a bigger budget, more or fewer parallel).
 RESUMABLE_CHANGES = ("trials", "parallel")
 
@@ -197,7 +200,7 @@ class SharedStudy:
         started = time.monotonic()
         attrs = self.storage.get_study_user_attrs(study_id)
         while not attrs.get(READY_ATTR) and time.monotonic() - started < READY_WAIT_S:
-            if RECIPE_ATTR not in attrs and time.monotonic() - started > 5:
+            if RECIPE_ATTR not in attrs and time.monotonic() - started > RECIPE_WAIT_S:
                 break  # its creator records the recipe at once: a study made by something else
             time.sleep(0.5)
             attrs = self.storage.get_study_user_attrs(study_id)
