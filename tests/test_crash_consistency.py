@@ -1,4 +1,5 @@
-"""SIGKILL at random instants (and inside random writes), resume, same result: N = 5 in CI.
+"""SIGKILL at random instants (and inside random writes), resume, same result: N = 4 in CI
+(two at stratified random times, two inside random writes).
 
 The full measurement (N = 20) is ``python benchmarks/crash_consistency.py --n 20``.
 """
@@ -18,7 +19,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "crash_consistency
 def test_every_killed_and_resumed_run_ends_like_the_uninterrupted_one(tmp_path):
     out = tmp_path / "crash.json"
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--n", "5", "--seed", "1", "--out", str(out)],
+        [sys.executable, str(SCRIPT), "--n", "4", "--seed", "1", "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=1500,
@@ -27,6 +28,7 @@ def test_every_killed_and_resumed_run_ends_like_the_uninterrupted_one(tmp_path):
     import json
 
     summary = json.loads(out.read_text())
-    assert summary["n"] == 5 and summary["matched"] == 5
-    assert summary["killed"] >= 3  # the kills landed inside the run, not after its end
+    assert summary["n"] == 4 and summary["matched"] == 4
+    # both write kills land, and the time kill in the run's first half: not after its end
+    assert summary["killed"] >= 3
     assert {k["mode"] for k in summary["kills"]} == {"time", "write"}
