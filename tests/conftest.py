@@ -211,6 +211,22 @@ def postgres_url(postgres) -> str:
 # its weights and data from it. The suite runs seed 0; `pytest -m numeric --numeric-repeats 30`
 # (in .ci/run) runs each such test under 30 different seeds, so a tolerance that only holds
 # for some random draws fails in CI instead of one run in four for someone else's change.
+def pytest_configure(config):
+    # The quick part (-m "not slow") leaves out the 130x40 snapshot tests. syrupy matches a
+    # snapshot file to a test by its name without the parameters, so it takes their files for
+    # unused snapshots: in a marker-filtered run that is reported, not a failure, and updating
+    # snapshots (which would delete them) is refused. The whole suite still fails on a
+    # snapshot file that no test uses.
+    if config.option.markexpr:
+        if getattr(config.option, "update_snapshots", False):
+            raise pytest.UsageError(
+                "--snapshot-update with -m would delete the snapshots of the tests the marker "
+                "leaves out; update them with the whole suite: python -m pytest "
+                "tests/test_tui_snapshots.py --snapshot-update"
+            )
+        config.option.warn_unused_snapshots = True
+
+
 def pytest_addoption(parser):
     parser.addoption(
         "--numeric-repeats",
