@@ -206,11 +206,6 @@ def postgres_url(postgres) -> str:
     return postgres.url(postgres.create_database())
 
 
-# -- numerically sensitive tests ---------------------------------------------------------
-# A test that compares floats across code paths takes the ``numeric_seed`` fixture and seeds
-# its weights and data from it. The suite runs seed 0; `pytest -m numeric --numeric-repeats 30`
-# (in .ci/run) runs each such test under 30 different seeds, so a tolerance that only holds
-# for some random draws fails in CI instead of one run in four for someone else's change.
 def pytest_configure(config):
     # The quick part (-m "not slow") leaves out the 130x40 snapshot tests. syrupy matches a
     # snapshot file to a test by its name without the parameters, so it takes their files for
@@ -227,6 +222,11 @@ def pytest_configure(config):
         config.option.warn_unused_snapshots = True
 
 
+# -- numerically sensitive tests ---------------------------------------------------------
+# A test that compares floats across code paths takes the ``numeric_seed`` fixture and seeds
+# its weights and data from it. The suite runs seed 0; `pytest -m numeric --numeric-repeats 30`
+# (in .ci/run) runs each such test under 30 different seeds, so a tolerance that only holds
+# for some random draws fails in CI instead of one run in four for someone else's change.
 def pytest_addoption(parser):
     parser.addoption(
         "--numeric-repeats",

@@ -117,7 +117,7 @@ def probes(tmp_path_factory) -> dict:
     torch = {**os.environ, "KERAS_BACKEND": "torch"}
     children = {
         "deferred": (["-c", DEFERRED_PROBE], torch),
-        # the default: nor a drawing worker
+        # the default render mode: with insight off no drawing worker starts either
         "run": (
             ["-c", RUN_PROBE, str(recipe), str(folder / "runs")],
             {**torch, "KVISION_RENDER": "worker"},

@@ -78,11 +78,15 @@ RECIPE = textwrap.dedent("""\
     """)
 
 
+def _sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'sweeps.db'}"
+
+
 @pytest.fixture(params=["postgresql", "sqlite"])
 def url(request, tmp_path) -> str:
     """A fresh database: on the throw-away PostgreSQL server, or an SQLite file."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'sweeps.db'}"
+        return _sqlite_url(tmp_path)
     return request.getfixturevalue("postgres_url")
 
 
@@ -92,7 +96,7 @@ def server_url(request, tmp_path) -> str:
     SQLite file where none can run. (The racing claims above run on both stores; what the
     three workers add, a killed worker's trial retried by another, is Optuna's on either.)"""
     if pg_server.missing_reason():
-        return f"sqlite:///{tmp_path / 'sweeps.db'}"
+        return _sqlite_url(tmp_path)
     return request.getfixturevalue("postgres_url")
 
 
