@@ -57,15 +57,29 @@ def _run(cmd: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedP
     return proc
 
 
-#: Not part of the source (top-level folders; caches anywhere): a build from a copy without
-#: them cannot pick up stale files (setuptools reuses build/) or local runs and environments.
+#: Not part of the source (top-level folders; caches and virtual environments anywhere): a
+#: build from a copy without them cannot pick up stale files (setuptools reuses build/) or
+#: local runs. Environments are told by their pyvenv.cfg, whatever their name: .ci/run's side
+#: environments (.venv-tf, .venv-newest) hold 6 GB, and copying them filled CI's disk.
 NOT_SOURCE = {".git", ".venv", "build", "dist", "runs", ".whl", ".gl", "site"}
 CACHES = shutil.ignore_patterns("__pycache__", "*.egg-info", ".*cache")
 
 
 def _not_source(folder: str, names: list[str]) -> set[str]:
     top = NOT_SOURCE & set(names) if Path(folder) == ROOT else set()
-    return top | set(CACHES(folder, names))
+    venvs = {name for name in names if Path(folder, name, "pyvenv.cfg").is_file()}
+    return top | venvs | set(CACHES(folder, names))
+
+
+def test_the_source_copy_leaves_out_environments_whatever_their_name(tmp_path) -> None:
+    side = tmp_path / ".venv-side"
+    (side / "lib").mkdir(parents=True)
+    (side / "pyvenv.cfg").write_text("home = /usr/bin\n", "utf-8")
+    (tmp_path / "kvision").mkdir()
+    (tmp_path / "kvision" / "__pycache__").mkdir()
+    names = [".venv-side", "kvision"]
+    assert _not_source(str(tmp_path), names) == {".venv-side"}
+    assert _not_source(str(tmp_path / "kvision"), ["__pycache__", "a.py"]) == {"__pycache__"}
 
 
 @pytest.fixture(scope="module")
