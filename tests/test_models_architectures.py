@@ -10,7 +10,7 @@ from numerics import assert_close_to_scale
 
 import kvision  # noqa: F401  (selects the torch backend before keras is imported)
 from kvision.models import create_model, describe, load_model
-from kvision.models.counting import count_parameters, trainable_count
+from kvision.models.counting import build_shapes_only, count_parameters, trainable_count
 from kvision.models.layers import LocalResponseNormalization
 
 
@@ -61,9 +61,9 @@ SMALL = {
     "lenet": ((28, 28), {}),
     "alexnet_small": ((28, 28), {"head": 32}),
     "alexnet_seed": ((64, 64), {"downscale": 16}),
-    "alexnet": ((63, 63), {}),
+    "alexnet": ((63, 63), {"width": 16}),
     "mynet": ((20, 20), {}),
-    "mynet_pro": ((63, 63), {}),
+    "mynet_pro": ((63, 63), {"width": 16}),
     "vgg11": ((32, 32), {"width": 16, "head": 64}),
     "vgg13": ((32, 32), {"width": 16, "head": 64}),
     "vgg16": ((32, 32), {"width": 16, "head": 64}),
@@ -74,11 +74,44 @@ SMALL = {
     "vgg19_bn": ((32, 32), {"width": 16, "head": 64}),
     "vgg11_seed": ((32, 32), {"width": 16, "head": 64}),
     "vgg16_seed": ((32, 32), {"width": 16, "head": 64}),
-    "resnet18": ((32, 32), {}),
-    "resnet34": ((32, 32), {}),
-    "resnet50": ((32, 32), {}),
+    "resnet18": ((32, 32), {"width": 16}),
+    "resnet34": ((32, 32), {"width": 16}),
+    "resnet50": ((32, 32), {"width": 16}),
     "resnet20": ((32, 32), {}),
 }
+
+
+WIDTHS = {"alexnet": "width", "mynet_pro": "width", "alexnet_seed": "downscale"}
+WIDTHS |= {arch: "width" for arch in ("resnet18", "resnet34", "resnet50", "vgg11", "vgg16_bn")}
+
+
+@pytest.mark.parametrize("arch", sorted(WIDTHS))
+def test_width_divides_every_conv_and_hidden_dense_layer(arch):
+    """The narrow builds that CI's export test and small recipe commands use are the same
+    graph with every layer's width divided: same layers, same kernels, only widths change."""
+    import keras
+
+    (h, w), _ = SMALL[arch]
+
+    def widths(divisor: int) -> list[tuple[str, tuple, int]]:
+        model = build_shapes_only(
+            arch, input_shape=(h, w, 3), num_classes=5, **{WIDTHS[arch]: divisor}
+        )
+        return [
+            (
+                layer.name,
+                getattr(layer, "kernel_size", ()),
+                getattr(layer, "filters", None) or layer.units,
+            )
+            for layer in model.layers
+            if isinstance(layer, keras.layers.Conv2D | keras.layers.Dense)
+        ]
+
+    full, narrow = widths(1), widths(4)
+    assert [(n, k) for n, k, _ in narrow] == [(n, k) for n, k, _ in full]
+    *hidden, (_, _, classes) = narrow
+    assert classes == 5  # the classifier keeps the class count
+    assert [c for _, _, c in hidden] == [c // 4 for _, _, c in full[:-1]]
 
 
 def test_every_image_model_has_a_small_configuration():
@@ -90,7 +123,6 @@ def test_every_image_model_has_a_small_configuration():
 @pytest.mark.parametrize("arch", sorted(SMALL))
 def test_one_and_three_channel_inputs(arch):
     (h, w), options = SMALL[arch]
-    from kvision.models.counting import build_shapes_only
 
     gray = build_shapes_only(arch, input_shape=(h, w, 1), num_classes=5, **options)
     rgb = build_shapes_only(arch, input_shape=(h, w, 3), num_classes=5, **options)
@@ -111,7 +143,6 @@ STAGES = {
 
 @pytest.mark.parametrize("arch", sorted(STAGES))
 def test_stage_names_and_roles(arch):
-    from kvision.models.counting import build_shapes_only
 
     (h, w), options = SMALL[arch]
     model = build_shapes_only(arch, input_shape=(h, w, 3), num_classes=2, **options)

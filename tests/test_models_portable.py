@@ -84,11 +84,9 @@ def _stock(name: str) -> bool:
 def _train_and_save(arch: str, path: Path) -> tuple[np.ndarray, np.ndarray]:
     """A small ``arch`` trained one step as the runner compiles it, saved; (x, predictions).
 
-    The models of 10M+ parameters (the 224px AlexNet, MyNetPro, ResNets: no width option)
-    are saved as built, without a training step or optimizer: their 45-230 MB files are
-    what takes the time.
+    Small means narrow (``width``, SMALL): every architecture's layers and their order as at
+    full size, so the saved file names the same classes, with an optimizer state in it.
     """
-    from kvision.models.counting import trainable_count
     from kvision.recipe.schema_training import TrainingSection
     from kvision.train.compile import compile_model
 
@@ -103,9 +101,8 @@ def _train_and_save(arch: str, path: Path) -> tuple[np.ndarray, np.ndarray]:
         )
         x = rng.integers(0, 256, size=(4, h, w, 3)).astype("float32")
         y = rng.integers(0, 3, size=4)
-    if trainable_count(model) < 2_000_000:  # kvision's compile: fused Adam, state saved
-        compile_model(model, TrainingSection(), regression=arch == "mlp")
-        model.train_on_batch(x, y)
+    compile_model(model, TrainingSection(), regression=arch == "mlp")  # fused Adam, state saved
+    model.train_on_batch(x, y)
     model.save(path)
     return x, np.asarray(model.predict(x, verbose=0))
 
@@ -180,11 +177,11 @@ def exported(tmp_path_factory):
         if line.startswith(("RESULTS", "NO_KVISION", "KVISION_IMPORTABLE"))
     )
     yield saved, lines, tmp
-    shutil.rmtree(tmp, ignore_errors=True)  # ~700 MB of saved models
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
-# The module fixture saves and loads ~700 MB of models: about 2 minutes on an idle 2-core
-# machine, over 15 on a loaded one; the first test using it pays for it.
+# The module fixture trains, saves and loads every architecture (narrow), then starts a plain
+# Python that imports Keras and torch: the first test using it pays for it.
 @pytest.mark.slow
 @pytest.mark.timeout(3000)
 def test_the_plain_environment_has_no_kvision(exported):

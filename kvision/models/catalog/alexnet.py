@@ -8,6 +8,7 @@ from typing import Annotated
 from kvision.errors import KvisionError
 from kvision.models.catalog.blocks import (
     batch_norm,
+    check_divisor,
     classifier,
     conv,
     dense_head,
@@ -15,7 +16,7 @@ from kvision.models.catalog.blocks import (
     max_pool,
     relu,
 )
-from kvision.models.catalog.registry import Dropout, Tensor, register_model
+from kvision.models.catalog.registry import Dropout, Tensor, Width, register_model
 
 # (stage, filters, kernel, stride, pad, max-pool after) of the five AlexNet convolutions.
 _ALEXNET_CONVS = (
@@ -25,15 +26,6 @@ _ALEXNET_CONVS = (
     ("v2", 256, 3, 1, 1, False),
     ("v4", 256, 3, 1, 1, True),
 )
-
-
-def _check_divisor(arch: str, option: str, value: int) -> None:
-    if value < 1 or 64 % value:
-        raise KvisionError(
-            f"Option '{option}' of model architecture '{arch}' must be a positive divisor of "
-            f"64 (1, 2, 4, 8, 16, 32 or 64) so every layer keeps an integer width. "
-            f"Received: {option}={value}."
-        )
 
 
 @register_model(
@@ -58,7 +50,7 @@ def build_alexnet_seed(
     """
     import keras
 
-    _check_divisor(arch, "downscale", downscale)
+    check_divisor(arch, "downscale", downscale)
     for stage, filters, kernel, stride, pad, pool in _ALEXNET_CONVS:
         x = conv(x, filters // downscale, kernel, stride=stride, pad=pad, name=f"{stage}_conv")
         x = relu(x, name=f"{stage}_relu")
@@ -73,10 +65,10 @@ def build_alexnet_seed(
     return classifier(x, num_classes)
 
 
-def _alexnet_features(x, *, batchnorm: bool):
+def _alexnet_features(x, *, batchnorm: bool, width: int):
     """The five reference convolutions as stages conv1..conv5 (optionally conv-BN-ReLU)."""
     for i, (_, filters, kernel, stride, pad, pool) in enumerate(_ALEXNET_CONVS, start=1):
-        x = conv(x, filters, kernel, stride=stride, pad=pad, name=f"conv{i}_conv")
+        x = conv(x, filters // width, kernel, stride=stride, pad=pad, name=f"conv{i}_conv")
         if batchnorm:
             x = batch_norm(x, name=f"conv{i}_bn")
         x = relu(x, name=f"conv{i}_relu")
@@ -93,14 +85,18 @@ def _alexnet_features(x, *, batchnorm: bool):
     min_input=63,
     description="AlexNet as in the common reference implementation (torchvision layout)",
 )
-def build_alexnet(x: Tensor, *, arch: str, num_classes: int, dropout: Dropout = 0.5) -> Tensor:
+def build_alexnet(
+    x: Tensor, *, arch: str, num_classes: int, dropout: Dropout = 0.5, width: Width = 1
+) -> Tensor:
     """AlexNet in the torchvision layout (61,100,840 parameters at 224x224, 1,000 classes)."""
     import keras
 
-    x = _alexnet_features(x, batchnorm=False)
+    check_divisor(arch, "width", width)
+    x = _alexnet_features(x, batchnorm=False, width=width)
     x = keras.layers.AdaptiveAveragePooling2D(6, name="avgpool")(x)
     x = keras.layers.Flatten(name="flatten")(x)
-    x = dense_head(x, [4096, 4096], dropout=dropout, stage="head", dropout_first=True)
+    hidden = 4096 // width
+    x = dense_head(x, [hidden, hidden], dropout=dropout, stage="head", dropout_first=True)
     return classifier(x, num_classes)
 
 
@@ -112,13 +108,17 @@ def build_alexnet(x: Tensor, *, arch: str, num_classes: int, dropout: Dropout = 
     min_input=63,
     description="MyNetPro of report 001: AlexNet with BatchNorm and dropout 0.3",
 )
-def build_mynet_pro(x: Tensor, *, arch: str, num_classes: int, dropout: Dropout = 0.3) -> Tensor:
+def build_mynet_pro(
+    x: Tensor, *, arch: str, num_classes: int, dropout: Dropout = 0.3, width: Width = 1
+) -> Tensor:
     """Report 001's MyNetPro: AlexNet features with BatchNorm, flattened directly (no pooling)."""
     import keras
 
-    x = _alexnet_features(x, batchnorm=True)
+    check_divisor(arch, "width", width)
+    x = _alexnet_features(x, batchnorm=True, width=width)
     x = keras.layers.Flatten(name="flatten")(x)
-    x = dense_head(x, [4096, 4096], dropout=dropout, stage="head", dropout_first=True)
+    hidden = 4096 // width
+    x = dense_head(x, [hidden, hidden], dropout=dropout, stage="head", dropout_first=True)
     return classifier(x, num_classes)
 
 

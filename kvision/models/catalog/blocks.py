@@ -7,12 +7,23 @@ inside each helper: the catalogue that holds them is read without Keras.
 
 from __future__ import annotations
 
+from kvision.errors import KvisionError
 from kvision.models.catalog.registry import Tensor
 
 # PyTorch's BatchNorm2d defaults (eps 1e-5, running stats updated with weight 0.1), so that
 # imported state_dicts give the same outputs and the reports' training behaves the same.
 BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9
+
+
+def check_divisor(arch: str, option: str, value: int) -> None:
+    """``width``-like options divide layer widths that are multiples of 64: refuse the rest."""
+    if value < 1 or 64 % value:
+        raise KvisionError(
+            f"Option '{option}' of model architecture '{arch}' must be a positive divisor of "
+            f"64 (1, 2, 4, 8, 16, 32 or 64) so every layer keeps an integer width. "
+            f"Received: {option}={value}."
+        )
 
 
 def conv(

@@ -25,6 +25,7 @@ Tensor = Any
 
 # Option types shared by several families (the help text travels with the type).
 Dropout = Annotated[float, "dropout rate in the dense head"]
+Width = Annotated[int, "divide every conv and dense width by this (small CPU runs)"]
 
 
 @dataclass(frozen=True)

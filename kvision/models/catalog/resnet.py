@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from kvision.models.catalog.blocks import batch_norm, classifier, conv, max_pool, relu
-from kvision.models.catalog.registry import Tensor, register_model
+from kvision.models.catalog.blocks import (
+    batch_norm,
+    check_divisor,
+    classifier,
+    conv,
+    max_pool,
+    relu,
+)
+from kvision.models.catalog.registry import Tensor, Width, register_model
 
 # depth -> (block kind, blocks per stage layer1..layer4)
 _IMAGENET_DEPTHS = {
@@ -72,17 +79,20 @@ def build_resnet(
     num_classes: int,
     depth: int,
     stride_in_1x1: Annotated[bool, _STRIDE_IN_1X1] = False,
+    width: Width = 1,
 ) -> Tensor:
     """ResNet-18/34/50: stem (7x7/2 conv, BN, ReLU, 3x3/2 maxpool), layer1..layer4, avgpool."""
     import keras
 
+    check_divisor(arch, "width", width)
     kind, repeats = _IMAGENET_DEPTHS[depth]
-    x = conv(x, 64, 7, stride=2, pad=3, use_bias=False, initializer=_INIT, name="stem_conv")
+    x = conv(
+        x, 64 // width, 7, stride=2, pad=3, use_bias=False, initializer=_INIT, name="stem_conv"
+    )
     x = relu(batch_norm(x, name="stem_bn"), name="stem_relu")
     x = max_pool(x, 3, 2, pad=1, name="stem_pool")
-    for stage, (blocks, filters) in enumerate(
-        zip(repeats, (64, 128, 256, 512), strict=True), start=1
-    ):
+    for stage, (blocks, full) in enumerate(zip(repeats, (64, 128, 256, 512), strict=True), 1):
+        filters = full // width
         for block in range(1, blocks + 1):
             stride = 2 if block == 1 and stage > 1 else 1
             name = f"layer{stage}_block{block}"

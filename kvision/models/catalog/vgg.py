@@ -5,8 +5,16 @@ from __future__ import annotations
 from typing import Annotated
 
 from kvision.errors import KvisionError
-from kvision.models.catalog.blocks import batch_norm, classifier, conv, dense_head, max_pool, relu
-from kvision.models.catalog.registry import Dropout, Tensor, register_model
+from kvision.models.catalog.blocks import (
+    batch_norm,
+    check_divisor,
+    classifier,
+    conv,
+    dense_head,
+    max_pool,
+    relu,
+)
+from kvision.models.catalog.registry import Dropout, Tensor, Width, register_model
 
 # Convolutions per block (filters 64, 128, 256, 512, 512), as in Simonyan & Zisserman.
 _BLOCK_DEPTHS = {
@@ -27,7 +35,7 @@ def build_vgg(
     batchnorm: bool,
     seed: bool,
     dropout: Dropout = 0.5,
-    width: Annotated[int, "divide every conv and dense width by this (small CPU runs)"] = 1,
+    width: Width = 1,
     head: Annotated[int, "width of the two hidden dense layers (before `width`)"] = 4096,
 ) -> Tensor:
     """VGG features (``block<i>_conv<j>``, ``block<i>_pool``), a two-layer head, classifier.
@@ -38,11 +46,7 @@ def build_vgg(
     """
     import keras
 
-    if width < 1 or 64 % width:
-        raise KvisionError(
-            f"Option 'width' of model architecture '{arch}' must be a positive divisor of 64 "
-            f"(1, 2, 4, ..., 64) so every layer keeps an integer width. Received: width={width}."
-        )
+    check_divisor(arch, "width", width)
     if head < 1:
         raise KvisionError(
             f"Option 'head' of model architecture '{arch}' must be a positive layer width. "
