@@ -265,6 +265,27 @@ def test_builders_keep_pytorch_padding_as_zero_padding_layers():
     assert tuple(model.get_layer("stem_pool").output.shape) == (None, 8, 8, 64)
 
 
+def test_a_layer_changed_after_the_first_call_is_seen(keras_calls, fast_calls):
+    """The walk keeps each node's caller between calls; a layer given an activity
+    regulariser (no longer plain) after it ran fast goes to Keras from the next call on, and
+    back to the fast form once it is plain again."""
+    import keras
+    import torch
+
+    inputs = keras.Input((4,))
+    model = _fast.direct_graph(keras.Model(inputs, keras.layers.Dense(2, name="d")(inputs)))
+    x = torch.ones(2, 4)
+    model(x)
+    assert fast_calls == ["d"] and keras_calls == []
+    model.get_layer("d").activity_regularizer = keras.regularizers.L2(0.1)
+    model(x)
+    assert keras_calls == ["d"] and fast_calls == ["d"]
+    assert len(model.losses) == 1
+    model.get_layer("d").activity_regularizer = None
+    model(x)
+    assert fast_calls == ["d", "d"] and keras_calls == ["d"]
+
+
 def test_walk_lets_each_activation_go_after_its_last_use(monkeypatch):
     """Keras' own walk keeps every intermediate tensor until the forward pass ends; kvision's
     drops each after its last consumer, so the allocator reuses warm memory (VGG11/8

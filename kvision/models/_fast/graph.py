@@ -179,7 +179,9 @@ def _no_extras(kwargs) -> bool:
 def _node_caller(operation, training, plan: _Plan):
     """How the graph walk calls ``operation``: fast form, its ``call`` directly, or Keras.
 
-    Asked at every forward pass, so a layer quantized or given a regulariser later is seen.
+    Made once per layer and ``training`` value (:class:`_Callers`) and made again when the
+    layer stops or starts being plain, so a layer quantized or given a regulariser later is
+    seen.
     """
     from keras.src.models import functional
 
@@ -193,6 +195,30 @@ def _node_caller(operation, training, plan: _Plan):
     if not _plain(operation):
         return keras_call
     return _PlainCall(operation, training, plan, keras_call, pad, pads)
+
+
+class _Callers:
+    """Each node's caller (:func:`_node_caller`), made on first use and kept while the layer
+    stays as plain as it was: building them anew for every node of every forward pass cost
+    VGG11/8 about 1 ms a batch in Python. A layer that stops (or starts) being plain, say
+    quantized or given a regulariser after the first call, gets a new caller."""
+
+    def __init__(self, plan: _Plan):
+        self.plan = plan
+        self.made: dict[tuple[int, object], tuple[bool, object]] = {}
+
+    def for_training(self, training):
+        made, plan = self.made, self.plan
+
+        def operation_fn(operation):
+            plain = _plain(operation)
+            key = (id(operation), training)
+            found = made.get(key)
+            if found is None or found[0] != plain:
+                found = made[key] = (plain, _node_caller(operation, training, plan))
+            return found[1]
+
+        return operation_fn
 
 
 def _after(pad, call):
@@ -254,6 +280,17 @@ def _as_torch(inputs):
     return keras.tree.map_structure(keras.ops.convert_to_tensor, inputs)
 
 
+class _Step:
+    """One node of the walk, with what its bookkeeping needs precomputed (ids, not tensors)."""
+
+    __slots__ = ("frees", "inputs", "node", "operation", "outputs")
+
+    def __init__(self, node, frees: list[int]):
+        self.node, self.operation, self.frees = node, node.operation, frees
+        self.inputs = tuple(id(x) for x in node.input_tensors)
+        self.outputs = tuple(id(x) for x in node.outputs)
+
+
 class _Schedule:
     """The graph's nodes in the order Keras' walk runs them, and the tensors each one frees.
 
@@ -279,21 +316,26 @@ class _Schedule:
         for tensor_id, index in last_use.items():
             if tensor_id not in kept:
                 frees[index].append(tensor_id)
-        self.steps = list(zip(nodes, frees, strict=True))
+        self.steps = [_Step(node, free) for node, free in zip(nodes, frees, strict=True)]
         self.structure = model._outputs_struct  # how the flat outputs nest
 
     def run(self, model: keras.Model, inputs: list, operation_fn):
         """The model's outputs for flat ``inputs``, each node run by ``operation_fn``."""
+        import torch
+
         values = {id(x): y for x, y in zip(model.inputs, inputs, strict=True)}
-        for node, frees in self.steps:
-            if any(id(x) not in values for x in node.input_tensors):
+        for step in self.steps:
+            if not all(i in values for i in step.inputs):
                 continue  # not reachable from these inputs (Keras' walk skips it too)
-            args, kwargs = node.arguments.fill_in(values)
-            outputs = operation_fn(node.operation)(*args, **kwargs)
+            args, kwargs = step.node.arguments.fill_in(values)
+            outputs = operation_fn(step.operation)(*args, **kwargs)
             del args, kwargs  # so the frees below release the last reference
-            values.update(zip(map(id, node.outputs), keras.tree.flatten(outputs), strict=True))
+            if len(step.outputs) == 1 and isinstance(outputs, torch.Tensor):
+                values[step.outputs[0]] = outputs  # the common case, without a tree walk
+            else:
+                values.update(zip(step.outputs, keras.tree.flatten(outputs), strict=True))
             del outputs
-            for tensor_id in frees:
+            for tensor_id in step.frees:
                 values.pop(tensor_id, None)
         return keras.tree.pack_sequence_as(self.structure, [values[id(x)] for x in model.outputs])
 
@@ -313,19 +355,17 @@ def direct_graph(model: keras.Model) -> keras.Model:
         return model
     plan = _Plan(model)
     schedule = _Schedule(model)  # its internals are in _fast.INTERNALS (checked)
+    callers = _Callers(plan)
 
     def call(self, inputs, training=None, mask=None, **kwargs):
         tensors = _as_torch(inputs) if _fast.torch_active() else None
         if mask is not None or kwargs or tensors is None:
             return type(self).call(self, inputs, training=training, mask=mask, **kwargs)
         flat = self._standardize_inputs(tensors)
-
-        def operation_fn(operation):
-            return _node_caller(operation, training, plan)
-
-        outputs = schedule.run(self, flat, operation_fn)
+        outputs = schedule.run(self, flat, callers.for_training(training))
         return outputs[0] if isinstance(outputs, list) and len(outputs) == 1 else outputs
 
+    call.kvision_direct = True  # lean_predict may call it without Layer.__call__
     model.call = types.MethodType(call, model)
     from kvision.models._fast.predict import lean_predict
 
