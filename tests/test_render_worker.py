@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY_DATA, clear_and_blurred, naive_vs_expert, run_kvision, write_recipe
+from conftest import TINY_DATA, clear_and_blurred, kvision_cli, naive_vs_expert, write_recipe
 
 from kvision.insight.render_worker import JOBS_DIR, MODE_ENV, Job, JobQueue, draw
 from kvision.runs import RunReader
@@ -45,7 +45,7 @@ queries = 2
 def _run(tmp_path: Path, mode: str) -> Path:
     recipe = write_recipe(tmp_path, RECIPE)
     runs = tmp_path / f"runs-{mode}"
-    done = run_kvision("run", str(recipe), "--runs-dir", str(runs), env={MODE_ENV: mode})
+    done = kvision_cli("run", str(recipe), "--runs-dir", str(runs), env={MODE_ENV: mode})
     assert done.returncode == 0, done.stderr
     (run,) = runs.iterdir()
     return run
@@ -67,7 +67,7 @@ def inline_and_worker(tmp_path_factory) -> tuple[Path, Path]:
     return _run(tmp, "inline"), _run(tmp, "worker")
 
 
-@pytest.mark.slow  # two whole runs in child processes, every figure kind drawn (~25 s)
+@pytest.mark.slow  # two whole runs, every figure kind drawn
 def test_worker_draws_the_same_files_as_the_trainer(inline_and_worker):
     inline, worker = inline_and_worker
     drawn = _figures(inline)
@@ -144,7 +144,7 @@ def test_killed_run_leaves_jobs_that_viz_pending_draws(inline_and_worker, tmp_pa
     for job in queued:
         json.loads(job.read_text("utf-8"))  # plain JSON
 
-    done = run_kvision("viz", "pending", str(run))
+    done = kvision_cli("viz", "pending", str(run))
     assert done.returncode == 0, done.stderr
     drawn = _figures(run)
     assert len(done.stdout.split()) >= len(queued) - 1  # a job may have nothing to draw
