@@ -38,7 +38,7 @@ import types
 import keras
 
 from kvision.models import _fast
-from kvision.models._fast.layers import FAST_CALLS
+from kvision.models._fast.layers import FAST_CALLS, wrapper_adds_nothing
 
 _OWN_PACKAGES = ("keras", "kvision")
 
@@ -62,8 +62,7 @@ def _plain(layer) -> bool:
         and type(layer).__call__ in _stock_calls()
         and type(layer).__module__.partition(".")[0] in _OWN_PACKAGES
         and layer.built
-        and layer.activity_regularizer is None
-        and layer.dtype_policy.name == "float32"
+        and wrapper_adds_nothing(layer)
     )
 
 
@@ -284,10 +283,10 @@ def _as_torch(inputs):
 class _Step:
     """One node of the walk, with what its bookkeeping needs precomputed (ids, not tensors)."""
 
-    __slots__ = ("frees", "inputs", "node", "operation", "outputs")
+    __slots__ = ("frees", "inputs", "node", "outputs")
 
     def __init__(self, node, frees: list[int]):
-        self.node, self.operation, self.frees = node, node.operation, frees
+        self.node, self.frees = node, frees
         self.inputs = tuple(id(x) for x in node.input_tensors)
         self.outputs = tuple(id(x) for x in node.outputs)
 
@@ -329,7 +328,7 @@ class _Schedule:
             if not all(i in values for i in step.inputs):
                 continue  # not reachable from these inputs (Keras' walk skips it too)
             args, kwargs = step.node.arguments.fill_in(values)
-            outputs = operation_fn(step.operation)(*args, **kwargs)
+            outputs = operation_fn(step.node.operation)(*args, **kwargs)
             del args, kwargs  # so the frees below release the last reference
             if len(step.outputs) == 1 and isinstance(outputs, torch.Tensor):
                 values[step.outputs[0]] = outputs  # the common case, without a tree walk
@@ -366,7 +365,7 @@ def direct_graph(model: keras.Model) -> keras.Model:
         outputs = schedule.run(self, flat, callers.for_training(training))
         return outputs[0] if isinstance(outputs, list) and len(outputs) == 1 else outputs
 
-    call.kvision_direct = True  # lean_predict may call it without Layer.__call__
+    call.kvision_direct = True  # read by predict.direct_call
     model.call = types.MethodType(call, model)
     from kvision.models._fast.predict import lean_predict
 

@@ -28,6 +28,12 @@ def _nhwc(outputs):
     return outputs.permute(0, 2, 3, 1)
 
 
+def wrapper_adds_nothing(layer) -> bool:
+    """Whether ``Layer.__call__`` would do nothing but call: no activity regulariser's loss to
+    record, no cast for a policy other than float32. Then skipping it is exact."""
+    return layer.activity_regularizer is None and layer.dtype_policy.name == "float32"
+
+
 def _float32(layer, inputs) -> bool:
     return str(inputs.dtype) == "torch.float32" and layer.compute_dtype == "float32"
 

@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from kvision.models import _fast
+from kvision.models._fast.layers import wrapper_adds_nothing
 
 
 def _batches(x, batch_size: int | None):
@@ -31,14 +32,19 @@ def _batches(x, batch_size: int | None):
     return None
 
 
+def direct_call(model: keras.Model):
+    """The direct graph's own ``call`` of ``model`` where the model's ``Layer.__call__`` would
+    add nothing (the test the walk applies to each layer), else None."""
+    call = model.call
+    direct = getattr(call, "kvision_direct", False)  # set by graph.direct_graph
+    return call if direct and wrapper_adds_nothing(model) else None
+
+
 def _forward(model: keras.Model):
-    """``model(x, training=False)``, or the direct graph's own call where the model's
-    ``Layer.__call__`` could add nothing (float32 policy, no activity regulariser: what the
-    walk asks of each layer too); the wrapper's own bookkeeping is then paid for nothing."""
-    direct = getattr(model.call, "kvision_direct", False)
-    if direct and model.dtype_policy.name == "float32" and model.activity_regularizer is None:
-        return lambda x: model.call(x, training=False)
-    return lambda x: model(x, training=False)
+    """``model(x, training=False)``, without the model's own ``Layer.__call__`` when
+    :func:`direct_call` finds it would add nothing."""
+    call = direct_call(model) or model
+    return lambda x: call(x, training=False)
 
 
 def _as_tuple(batch):
