@@ -285,6 +285,10 @@ MEASURED_BY = {
     "--markdown docs/measured/data_modes.md",
     "train_speed": "kvision bench --repeats 5 --markdown docs/measured/train_speed.md",
     "train_speed_before": "kvision bench --repeats 5 --markdown docs/measured/train_speed_before.md",
+    "infer_capture": "kvision bench --mode infer --repeats 5 "
+    "--markdown docs/measured/infer_capture.md",
+    "infer_capture_before": "kvision bench --mode infer --repeats 5 "
+    "--markdown docs/measured/infer_capture_before.md",
     "memory": "python benchmarks/memory.py --markdown docs/measured/memory.md",
     "memory_import": "python benchmarks/memory.py --case import "
     "--markdown docs/measured/memory_import.md",

@@ -55,6 +55,9 @@ def test_run_case_times_every_side(mode):
     assert summary["tuned"]["channels_last"] and summary["tuned"]["fused_adam"]
     assert summary["tuned"]["inference_mode"] == (mode == "infer")
     assert summary["compile_seconds"] is None and not summary["tuned"]["compile"]
+    # kvision's inference side runs captured, the capture made before the timed passes.
+    captured = summary["capture_seconds"]
+    assert (captured > 0) if mode == "infer" else captured is None
     assert result.peak_rss_mb > 50  # torch and keras alone take more than this
     table = speed.format_table([result])
     assert "tiny-lenet" in table and mode in table and "vs tuned" in table
@@ -133,8 +136,10 @@ class _FakeClock:
         return run
 
 
-def _fake_sides(monkeypatch, clock, tuned_seconds, compile_fails=False):
-    monkeypatch.setattr(speed, "_kvision_side", lambda *a, **k: clock.side("kvision", 0.5))
+def _fake_sides(monkeypatch, clock, tuned_seconds, compile_fails=False, captured=None):
+    monkeypatch.setattr(
+        speed, "_kvision_side", lambda *a, **k: (clock.side("kvision", 0.5), captured)
+    )
     monkeypatch.setattr(
         speed.baselines,
         "plain_side",
@@ -184,6 +189,15 @@ def test_compile_time_is_reported_apart_from_the_rate(monkeypatch):
     assert result.compile_seconds == pytest.approx(4.0)
     assert result.tuned_ips == [TINY.batch_size * TINY.steps / 1.0] * 2
     assert "torch.compile took 4.0 s" in speed.format_compile([result])
+
+
+def test_kvision_capture_time_is_reported_apart_from_the_rate(monkeypatch):
+    clock = _FakeClock(monkeypatch)
+    _fake_sides(monkeypatch, clock, 0.25, captured=1.25)
+    result = speed.run_case(TINY, "infer", repeats=2)
+    assert result.capture_seconds == 1.25 and result.summary()["capture_seconds"] == 1.25
+    assert result.kvision_ips == [TINY.batch_size * TINY.steps / 0.5] * 2
+    assert "kvision captured its forward in 1.2 s" in speed.format_compile([result])
 
 
 def test_a_failing_compile_falls_back_to_eager_and_says_so(monkeypatch):

@@ -15,7 +15,9 @@ Keras without kvision.
   MaxPooling2D and adaptive pooling nodes run the one-call torch forms of :mod:`.layers`,
   with a ZeroPadding2D folded into the convolution or pooling it feeds;
 - :mod:`.layers`: those torch forms, plus LRN and the kernels' torch memory layout;
-- :mod:`.adam`: torch's fused Adam kernel as the update step of Keras' Adam(W).
+- :mod:`.adam`: torch's fused Adam kernel as the update step of Keras' Adam(W);
+- :mod:`.predict` and :mod:`.capture`: a quiet ``predict`` as a plain loop over the batches,
+  replaying a ``torch.export`` capture of the direct graph once a model's forward is hot.
 
 Every path here runs only when :func:`torch_active`; the Keras implementation stays the
 fallback for every other case (other backends, masks, mixed precision, renorm, synchronized
@@ -174,9 +176,11 @@ def torch_active() -> bool:
 from kvision.models._fast.adam import fuse_adam  # noqa: E402
 from kvision.models._fast.graph import direct_graph  # noqa: E402
 from kvision.models._fast.layers import local_response_norm  # noqa: E402
+from kvision.models._fast.predict import capture_forward  # noqa: E402
 
 __all__ = [
     "INTERNALS",
+    "capture_forward",
     "direct_graph",
     "fuse_adam",
     "local_response_norm",

@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from kvision.models import _fast
+from kvision.models._fast import capture
 from kvision.models._fast.layers import wrapper_adds_nothing
 
 
@@ -41,10 +42,21 @@ def direct_call(model: keras.Model):
 
 
 def _forward(model: keras.Model):
-    """``model(x, training=False)``, without the model's own ``Layer.__call__`` when
-    :func:`direct_call` finds it would add nothing."""
-    call = direct_call(model) or model
-    return lambda x: call(x, training=False)
+    """``model(x, training=False)``: where :func:`direct_call` finds the model's own
+    ``Layer.__call__`` would add nothing, the direct graph's call, replayed from a capture
+    (:mod:`.capture`) where one applies."""
+    call = direct_call(model)
+    if call is None:
+        return lambda x: model(x, training=False)
+    return capture.captured_forward(model, call)
+
+
+def capture_forward(model: keras.Model, batch) -> float | None:
+    """Capture ``model``'s forward for ``batch``'s signature now rather than once it is hot
+    (:mod:`.capture`), as a benchmark does before timing: the seconds it took, or None where
+    quiet predicts of ``model`` take no capture."""
+    call = direct_call(model) if _fast.torch_active() else None
+    return None if call is None else capture.capture_now(model, call, batch)
 
 
 def _as_tuple(batch):

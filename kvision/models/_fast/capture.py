@@ -1,0 +1,197 @@
+"""Inference through a ``torch.export`` capture of the direct graph, one per input signature.
+
+With the direct graph (:mod:`.graph`) the torch kernels of a forward pass cost what a tuned
+PyTorch module's cost; what remains is Python: the walk over the nodes, each layer's checks
+and its argument filling, about 1 to 4 ms a batch on two CPU cores. ``torch.export`` records
+the forward once as a graph of ATen calls and replays it without that Python. The graph holds
+the model's own variables, not copies (training, ``assign`` and ``load_weights`` write into
+the tensors it reads), and its batch dimension is symbolic, so one capture serves every batch
+size of a signature (the trailing shape, dtype and device of the input).
+
+A capture is made on a model's first quiet predict of a signature and kept while the model
+lives. It is made again when the model's variables are no longer the tensors it holds, or a
+layer's policy or activity regulariser changed (:func:`_state`); it is not made, and the call
+runs eagerly, for a single-image batch (torch would specialise the batch size to 1), a model
+with more than one input or a non-float32 input, or when ``torch.export`` refuses the graph.
+A benchmark captures up front (:func:`capture_now`) and reports the seconds apart from the rate,
+as it does ``torch.compile``'s.
+
+Measured on two CPU cores, 2026-12-06: the direct graph's eager forward against the captured
+one, ms a batch, VGG11/8 at 64x64 and batch 32 11.2 -> 10.1, AlexNet/2 at 64x64 16.4 ->
+15.2, at 128x128 38.1 -> 29.7, ResNet-18 at 64x64 86.2 -> 77.1; each capture 0.7-1.8 s, with
+outputs equal to the last bit (``benchmarks``'s ``kvision bench`` gives the comparable rates).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import warnings
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+
+from kvision.models._fast.layers import wrapper_adds_nothing
+
+# Set to False to predict eagerly (tests compare both).
+ENABLED = True
+
+
+#: Batches of one signature a model predicts eagerly before it is captured. A capture costs
+#: about a second and saves 1 to 9 ms a batch (the figures above), so a model is captured
+#: once its eager Python has cost about what the capture will: the ski-rental rule, which
+#: never pays more than twice the best choice made in hindsight. Short evaluations (a
+#: trial's, a few hundred batches) stay eager; a long inference loop or a benchmark is
+#: captured early in it.
+HOT_BATCHES = 500
+
+
+@dataclass
+class _Captures:
+    """A model's captured forwards by signature, valid while the model's state is ``state``."""
+
+    state: tuple
+    forwards: dict[tuple, Any] = field(default_factory=dict)  # signature -> module, or None
+    eager: dict[tuple, int] = field(default_factory=dict)  # signature -> batches run eagerly
+    seconds: float = 0.0
+
+    def module_for(self, call, tensor):
+        """The capture for ``tensor``'s signature once it is hot (made now if due), else None."""
+        signature = _signature(tensor)
+        if signature in self.forwards:
+            return self.forwards[signature]
+        self.eager[signature] = seen = self.eager.get(signature, 0) + 1
+        return self.make(call, tensor) if seen > HOT_BATCHES else None
+
+    def make(self, call, tensor):
+        """Capture ``call`` for ``tensor``'s signature now: the module, or None if refused."""
+        start = time.perf_counter()
+        self.forwards[_signature(tensor)] = module = _export(call, tensor)
+        self.seconds += time.perf_counter() - start
+        return module
+
+
+def _signature(tensor) -> tuple:
+    return tuple(tensor.shape[1:]), tensor.dtype
+
+
+_BY_MODEL: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _state(model: keras.Model) -> tuple:
+    """What a capture bakes in and could change after it: the tensor behind each variable
+    (a rebuilt layer gets new ones) and each layer's policy and activity regulariser (what
+    the direct graph asks before it calls a layer directly)."""
+    tensors = tuple(id(v.value) for v in model.variables)
+    layers = tuple((id(layer), wrapper_adds_nothing(layer)) for layer in model.layers)
+    return tensors, layers
+
+
+def _captures(model: keras.Model) -> _Captures:
+    state = _state(model)
+    found = _BY_MODEL.get(model)
+    if found is None or found.state != state:
+        found = _BY_MODEL[model] = _Captures(state, seconds=found.seconds if found else 0.0)
+    return found
+
+
+def capture_now(model: keras.Model, call, batch) -> float | None:
+    """Capture ``call`` for ``batch``'s signature now, hot or not: the seconds it took, or
+    None where no capture applies or torch.export refused it."""
+    tensor = _as_tensor(batch, model.variables[0].value.device) if capturable(model) else None
+    if not _batched(tensor):
+        return None
+    captures = _captures(model)
+    before = captures.seconds
+    module = captures.make(call, tensor)
+    return None if module is None else captures.seconds - before
+
+
+def _batched(tensor) -> bool:
+    """A real tensor of two or more examples (torch.export specialises a batch of one)."""
+    return (
+        tensor is not None and tensor.ndim > 0 and tensor.shape[0] >= 2 and not tensor.is_complex()
+    )
+
+
+def capturable(model: keras.Model) -> bool:
+    """Whether captures may apply to ``model``: switched on, one float32 input, variables."""
+    inputs = model.inputs
+    return ENABLED and len(inputs) == 1 and inputs[0].dtype == "float32" and bool(model.variables)
+
+
+def _module(call):
+    """A torch module around ``call``, as ``torch.export`` traces modules: it casts the input
+    to float32 first, as Keras' input standardisation would."""
+    import torch
+
+    class Forward(torch.nn.Module):
+        def forward(self, x):
+            return call(x.to(torch.float32), training=False)
+
+    return Forward()
+
+
+@contextlib.contextmanager
+def _quiet():
+    """torch.export's own log lines and warnings (symbolic shapes, deprecations) are about
+    the capture's internals, nothing a user of ``predict`` could act on."""
+    logger = logging.getLogger("torch")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _export(call, example):
+    """``call`` captured for ``example``'s signature, any batch size of 2 or more; None if
+    torch.export cannot capture it."""
+    import torch
+
+    batch = torch.export.Dim("batch", min=2)
+    try:
+        with _quiet(), torch.no_grad():
+            program = torch.export.export(
+                _module(call), (example,), dynamic_shapes={"x": {0: batch}}, strict=False
+            )
+            return program.module()
+    except Exception:  # noqa: BLE001 - any refusal: the eager forward is exact anyway
+        return None
+
+
+def _as_tensor(x, device):
+    """``x`` as a torch tensor on ``device``; NumPy arrays without a copy on the CPU."""
+    import numpy as np
+    import torch
+
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(np.ascontiguousarray(x))
+    if not isinstance(x, torch.Tensor):
+        return None
+    return x.to(device)
+
+
+def captured_forward(model: keras.Model, call):
+    """A function ``x -> call(x, training=False)`` that replays a capture of ``call`` for
+    ``x``'s signature once the model has predicted :data:`HOT_BATCHES` batches of it; ``call``
+    itself where no capture applies (see the module's docstring)."""
+    if not capturable(model):
+        return lambda x: call(x, training=False)
+    captures = _captures(model)
+    device = model.variables[0].value.device
+
+    def forward(x):
+        tensor = _as_tensor(x, device)
+        if not _batched(tensor):
+            return call(x, training=False)
+        module = captures.module_for(call, tensor)
+        return call(x, training=False) if module is None else module(tensor)
+
+    return forward
