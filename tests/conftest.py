@@ -251,7 +251,7 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "numeric_seed" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.numeric)
-    if config.getoption("numprocesses", None):
+    if hasattr(config, "workerinput"):  # an xdist worker: its order is the one scheduled
         # Slow tests first (a stable sort, so the same order in every worker, as xdist
         # requires): a minute-long test started last would leave the other workers idle.
         items.sort(key=lambda item: item.get_closest_marker("slow") is None)

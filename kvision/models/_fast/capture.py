@@ -2,24 +2,20 @@
 
 With the direct graph (:mod:`.graph`) the torch kernels of a forward pass cost what a tuned
 PyTorch module's cost; what remains is Python: the walk over the nodes, each layer's checks
-and its argument filling, about 1 to 4 ms a batch on two CPU cores. ``torch.export`` records
-the forward once as a graph of ATen calls and replays it without that Python. The graph holds
-the model's own variables, not copies (training, ``assign`` and ``load_weights`` write into
-the tensors it reads), and its batch dimension is symbolic, so one capture serves every batch
-size of a signature (the trailing shape, dtype and device of the input).
+and its argument filling, 1 to 9 ms a batch on two CPU cores for the benchmark's models.
+``torch.export`` records the forward once as a graph of ATen calls and replays it without
+that Python. The graph holds the model's own variables, not copies (training, ``assign`` and
+``load_weights`` write into the tensors it reads), and its batch dimension is symbolic, so one
+capture serves every batch size of a signature (the input's trailing shape and dtype).
 
-A capture is made on a model's first quiet predict of a signature and kept while the model
-lives. It is made again when the model's variables are no longer the tensors it holds, or a
-layer's policy or activity regulariser changed (:func:`_state`); it is not made, and the call
-runs eagerly, for a single-image batch (torch would specialise the batch size to 1), a model
-with more than one input or a non-float32 input, or when ``torch.export`` refuses the graph.
-A benchmark captures up front (:func:`capture_now`) and reports the seconds apart from the rate,
-as it does ``torch.compile``'s.
-
-Measured on two CPU cores, 2026-12-06: the direct graph's eager forward against the captured
-one, ms a batch, VGG11/8 at 64x64 and batch 32 11.2 -> 10.1, AlexNet/2 at 64x64 16.4 ->
-15.2, at 128x128 38.1 -> 29.7, ResNet-18 at 64x64 86.2 -> 77.1; each capture 0.7-1.8 s, with
-outputs equal to the last bit (``benchmarks``'s ``kvision bench`` gives the comparable rates).
+A model's forward is captured once it has predicted :data:`HOT_BATCHES` batches of a signature
+through the quiet predict, and kept while the model lives. It is captured again when the
+model's variables are no longer the tensors it holds, or a layer's policy or activity
+regulariser changed (:func:`_state`); the call runs eagerly for a single-image batch (torch
+would specialise the batch size to 1), a model with more than one input or a non-float32
+input, or when ``torch.export`` refuses the graph. A benchmark captures up front
+(:func:`capture_now`) and reports the seconds apart from the rate, as it does
+``torch.compile``'s; docs/speed.md has the rates with and without the capture.
 """
 
 from __future__ import annotations
@@ -41,10 +37,10 @@ ENABLED = True
 
 
 #: Batches of one signature a model predicts eagerly before it is captured. A capture costs
-#: about a second and saves 1 to 9 ms a batch (the figures above), so a model is captured
-#: once its eager Python has cost about what the capture will: the ski-rental rule, which
-#: never pays more than twice the best choice made in hindsight. Short evaluations (a
-#: trial's, a few hundred batches) stay eager; a long inference loop or a benchmark is
+#: about a second (``kvision bench`` prints each one's) and saves 1 to 9 ms a batch, so a
+#: model is captured once its eager Python has cost about what the capture will: the
+#: ski-rental rule, which never pays more than twice the best choice made in hindsight. A
+#: trial's evaluations (tens of batches per model) stay eager; a long inference loop is
 #: captured early in it.
 HOT_BATCHES = 500
 
