@@ -247,26 +247,7 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("numeric_seed", range(repeats), ids=lambda s: f"seed{s}")
 
 
-def pytest_collection_modifyitems(config, items):
+def pytest_collection_modifyitems(items):
     for item in items:
         if "numeric_seed" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.numeric)
-    if hasattr(config, "workerinput"):  # an xdist worker: its order is the one scheduled
-        # Slow tests first (a stable sort, so the same order in every worker, as xdist
-        # requires): a minute-long test started last would leave the other workers idle.
-        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
-
-
-# -- workers ----------------------------------------------------------------------------
-#: At most this many xdist workers for ``-n auto`` (pyproject.toml's addopts). Each imports
-#: torch and Keras (~0.5 GiB) and many slow tests start child processes of their own; past
-#: four, the longest tests (about a minute each) set the suite's time anyway.
-MAX_WORKERS = 4
-
-
-def pytest_xdist_auto_num_workers(config) -> int:
-    if hasattr(os, "sched_getaffinity"):  # the cores this process may use (Linux)
-        cores = len(os.sched_getaffinity(0))
-    else:
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, MAX_WORKERS))

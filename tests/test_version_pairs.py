@@ -94,9 +94,7 @@ def _pair_python(name: str, tmp_path: Path) -> Path:
 def test_portable_speed_and_end_to_end_tests_pass_on_the_pair(name, tmp_path):
     python = _pair_python(name, tmp_path)
     assert _versions(python) == (OLDEST if name == "oldest" else NEWEST)
-    # -n0: in one process; this test already runs beside the suite's other workers.
-    quick = ["-q", "-n0", "-p", "no:cacheprovider", "-m", "not slow"]
-    ran = _run([python, "-m", "pytest", *quick, *SUBSET])
+    ran = _run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow", *SUBSET])
     summary = ran.stdout.strip().splitlines()[-1] if ran.stdout.strip() else ""
     print(f"{name} pair {_versions(python)}: {summary}")
     assert ran.returncode == 0, ran.stdout[-4000:] + ran.stderr[-2000:]
