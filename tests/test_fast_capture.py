@@ -93,8 +93,13 @@ def test_a_model_is_captured_once_it_has_predicted_hot_batches_eagerly(monkeypat
     assert made == [1]
 
 
+def _raising(tensor):
+    raise RuntimeError("guard failed")
+
+
 def test_what_no_capture_serves_runs_eagerly(monkeypatch):
-    """A batch of one, a refused capture and a changed layer take the eager walk."""
+    """A batch of one, a refused capture, a replay that raises and a changed layer take the
+    eager walk."""
     model = _model("lenet", (16, 16, 1), 0)
     images = _images((16, 16, 1), 8, 0)
     eager = _eager(model, images, monkeypatch)
@@ -103,6 +108,11 @@ def test_what_no_capture_serves_runs_eagerly(monkeypatch):
         m.setattr(capture, "_export", lambda *a: None)  # as when torch.export refuses
         assert capture_forward(model, images) is None
         assert_close_to_scale(model.predict(images, batch_size=8, verbose=0), eager)
+    with monkeypatch.context() as m:  # a replay that raises (a guard torch did not foresee)
+        m.setattr(capture, "_export", lambda *a: _raising)
+        assert capture_forward(model, images) is not None
+        assert_close_to_scale(model.predict(images, batch_size=8, verbose=0), eager)
+        assert list(capture._BY_MODEL[model].forwards.values()) == [None]  # eager from now on
     assert capture_forward(model, images) is not None
     import keras
 

@@ -13,7 +13,7 @@ through the quiet predict, and kept while the model lives. It is captured again 
 model's variables are no longer the tensors it holds, or a layer's policy or activity
 regulariser changed (:func:`_state`); the call runs eagerly for a single-image batch (torch
 would specialise the batch size to 1), a model with more than one input or a non-float32
-input, or when ``torch.export`` refuses the graph. A benchmark captures up front
+input, or when ``torch.export`` refuses the graph or its replay raises. A benchmark captures up front
 (:func:`capture_now`) and reports the seconds apart from the rate, as it does
 ``torch.compile``'s; docs/speed.md has the rates with and without the capture.
 """
@@ -188,6 +188,11 @@ def captured_forward(model: keras.Model, call):
         if not _batched(tensor):
             return call(x, training=False)
         module = captures.module_for(call, tensor)
-        return call(x, training=False) if module is None else module(tensor)
+        if module is not None:
+            try:
+                return module(tensor)
+            except Exception:  # noqa: BLE001 - a guard the capture did not foresee
+                captures.forwards[_signature(tensor)] = None  # eager from now on: exact
+        return call(x, training=False)
 
     return forward
