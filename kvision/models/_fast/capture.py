@@ -13,8 +13,8 @@ through the quiet predict, and kept while the model lives. It is captured again 
 model's variables are no longer the tensors it holds, or a layer's policy or activity
 regulariser changed (:func:`_state`); the call runs eagerly for a single-image batch (torch
 would specialise the batch size to 1), a model with more than one input or a non-float32
-input, or when ``torch.export`` refuses the graph or its replay raises. A benchmark captures up front
-(:func:`capture_now`) and reports the seconds apart from the rate, as it does
+input, or when ``torch.export`` refuses the graph or its replay raises. A benchmark captures
+up front (:func:`capture_now`) and reports the seconds apart from the rate, as it does
 ``torch.compile``'s; docs/speed.md has the rates with and without the capture.
 """
 
@@ -52,7 +52,6 @@ class _Captures:
     state: tuple
     forwards: dict[tuple, Any] = field(default_factory=dict)  # signature -> module, or None
     eager: dict[tuple, int] = field(default_factory=dict)  # signature -> batches run eagerly
-    seconds: float = 0.0
 
     def module_for(self, call, tensor):
         """The capture for ``tensor``'s signature once it is hot (made now if due), else None."""
@@ -64,9 +63,7 @@ class _Captures:
 
     def make(self, call, tensor):
         """Capture ``call`` for ``tensor``'s signature now: the module, or None if refused."""
-        start = time.perf_counter()
         self.forwards[_signature(tensor)] = module = _export(call, tensor)
-        self.seconds += time.perf_counter() - start
         return module
 
 
@@ -90,20 +87,20 @@ def _captures(model: keras.Model) -> _Captures:
     state = _state(model)
     found = _BY_MODEL.get(model)
     if found is None or found.state != state:
-        found = _BY_MODEL[model] = _Captures(state, seconds=found.seconds if found else 0.0)
+        found = _BY_MODEL[model] = _Captures(state)
     return found
 
 
 def capture_now(model: keras.Model, call, batch) -> float | None:
     """Capture ``call`` for ``batch``'s signature now, hot or not: the seconds it took, or
     None where no capture applies or torch.export refused it."""
-    tensor = _as_tensor(batch, model.variables[0].value.device) if capturable(model) else None
+    tensor = _tensor(batch) if capturable(model) else None
     if not _batched(tensor):
         return None
     captures = _captures(model)
-    before = captures.seconds
+    start = time.perf_counter()
     module = captures.make(call, tensor)
-    return None if module is None else captures.seconds - before
+    return None if module is None else time.perf_counter() - start
 
 
 def _batched(tensor) -> bool:
@@ -114,9 +111,9 @@ def _batched(tensor) -> bool:
 
 
 def capturable(model: keras.Model) -> bool:
-    """Whether captures may apply to ``model``: switched on, one float32 input, variables."""
+    """Whether captures may apply to ``model``: switched on, one float32 input."""
     inputs = model.inputs
-    return ENABLED and len(inputs) == 1 and inputs[0].dtype == "float32" and bool(model.variables)
+    return ENABLED and len(inputs) == 1 and inputs[0].dtype == "float32"
 
 
 def _module(call):
@@ -162,16 +159,14 @@ def _export(call, example):
         return None
 
 
-def _as_tensor(x, device):
-    """``x`` as a torch tensor on ``device``; NumPy arrays without a copy on the CPU."""
+def _tensor(x):
+    """``x`` as the tensor the direct graph would make of it (Keras' conversion: its dtype
+    kept, on Keras' device), or None for anything but one array or tensor."""
     import numpy as np
-    import torch
 
-    if isinstance(x, np.ndarray):
-        x = torch.from_numpy(np.ascontiguousarray(x))
-    if not isinstance(x, torch.Tensor):
-        return None
-    return x.to(device)
+    if isinstance(x, np.ndarray) or keras.ops.is_tensor(x):
+        return keras.ops.convert_to_tensor(x)
+    return None
 
 
 def captured_forward(model: keras.Model, call):
@@ -181,18 +176,17 @@ def captured_forward(model: keras.Model, call):
     if not capturable(model):
         return lambda x: call(x, training=False)
     captures = _captures(model)
-    device = model.variables[0].value.device
 
     def forward(x):
-        tensor = _as_tensor(x, device)
+        tensor = _tensor(x)
         if not _batched(tensor):
-            return call(x, training=False)
+            return call(x if tensor is None else tensor, training=False)
         module = captures.module_for(call, tensor)
         if module is not None:
             try:
                 return module(tensor)
             except Exception:  # noqa: BLE001 - a guard the capture did not foresee
                 captures.forwards[_signature(tensor)] = None  # eager from now on: exact
-        return call(x, training=False)
+        return call(tensor, training=False)  # converted once: the walk's conversion is a no-op
 
     return forward
