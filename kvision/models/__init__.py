@@ -17,6 +17,7 @@ _LAZY = {
     "describe": "roles",
     "ModelRoles": "roles",
     "load_model": "saving",
+    "check_backend_limits": "backend_limits",
     "load_weights": "weights",
     "load_torch_state_dict": "torch_import",
     "replace_head": "transfer",

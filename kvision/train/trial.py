@@ -395,19 +395,21 @@ def drop_checkpoints(folder: Path) -> None:
 @timed("build")
 def build_model(shared: RunResources, plan: TrialPlan) -> keras.Model:
     """The trial's model from the registry, normalising inside (raw pixels in)."""
-    from kvision.models import create_model
+    from kvision.models import check_backend_limits, create_model
 
     options = dict(plan.model.options)
     if plan.model.weights not in NO_WEIGHTS:
         options["weights"] = plan.model.weights
     dataset = shared.feed.dataset
-    return create_model(
+    model = create_model(
         plan.model.arch,
         input_shape=dataset.image_shape,
         num_classes=1 if shared.regression else dataset.num_classes,
         preprocess=shared.mean_std,
         **options,
     )
+    check_backend_limits(model)
+    return model
 
 
 @main_only
