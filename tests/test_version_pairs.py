@@ -93,10 +93,11 @@ def _pair_python(name: str, tmp_path: Path) -> Path:
 @pytest.mark.parametrize("name", ["oldest", "newest"])
 def test_portable_speed_and_end_to_end_tests_pass_on_the_pair(name, tmp_path):
     python = _pair_python(name, tmp_path)
-    assert _versions(python) == (OLDEST if name == "oldest" else NEWEST)
+    versions = _versions(python)
+    assert versions == (OLDEST if name == "oldest" else NEWEST)
     ran = _run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow", *SUBSET])
     summary = ran.stdout.strip().splitlines()[-1] if ran.stdout.strip() else ""
-    print(f"{name} pair {_versions(python)}: {summary}")
+    print(f"{name} pair {versions}: {summary}")
     assert ran.returncode == 0, ran.stdout[-4000:] + ran.stderr[-2000:]
     assert re.search(r"\d+ passed", summary) and "failed" not in summary and "error" not in summary
 
