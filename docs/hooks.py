@@ -299,6 +299,10 @@ MEASURED_BY = {
     "--markdown docs/measured/run_profile.md",
     "run_profile_worker_loaded": "python benchmarks/run_profile.py BEFORE AFTER "
     "--markdown docs/measured/run_profile_worker_loaded.md --note NOTE",
+    "run_profile_checkpoint": "python benchmarks/run_profile.py BEFORE AFTER BEFORE AFTER "
+    "--markdown docs/measured/run_profile_checkpoint.md --note NOTE",
+    "checkpoint_write": "python benchmarks/checkpoint_write.py "
+    "--markdown docs/measured/checkpoint_write.md",
     "model_size": "python benchmarks/model_size.py --markdown docs/measured/model_size.md",
     "export_compare": "python benchmarks/export_compare.py "
     "--markdown docs/measured/export_compare.md",

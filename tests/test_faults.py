@@ -248,7 +248,8 @@ def _fail_h5(self, path, *a, **kw):
 #: Where each write site is made to fail (attribute to patch, replacement).
 SITES = {
     "events": ("kvision.runs.writer.RunWriter.event", lambda: _fail_event("epoch_end")),
-    "checkpoint": ("keras.Model.save_weights", lambda: _fail_h5),
+    # a checkpoint's weights are written by its commit thread (kvision/train/weights_file.py)
+    "checkpoint": ("kvision.train.weights_file.Snapshot.write", lambda: _fail_h5),
     "report": ("kvision.train.report_md.write_report", lambda: enospc),
     "export": ("keras.Model.save", lambda: enospc),
     "images": ("matplotlib.figure.Figure.savefig", lambda: enospc),
@@ -286,7 +287,8 @@ def test_free_space_is_checked_before_a_checkpoint(one, tmp_path, monkeypatch):
 
     calls = []
     monkeypatch.setattr(space, "free_bytes", lambda folder: calls.append(folder) or 1024)
-    monkeypatch.setattr("keras.Model.save_weights", lambda *a, **k: pytest.fail("h5 written"))
+    for writer in ("keras.Model.save_weights", "kvision.train.weights_file.Snapshot.write"):
+        monkeypatch.setattr(writer, lambda *a, **k: pytest.fail("h5 written"))
     result = run_recipe(str(one), [], run_dir=str(tmp_path / "run"), console=quiet())
     assert result.exit_code == EXIT_DISK_FULL
     assert "1.0 kB free" in result.message and calls

@@ -8,10 +8,11 @@ partial copy, a dying disk). The last ``KEEP`` checkpoints are kept while the tr
 a damaged newest one falls back to the one before; ``latest.json`` names the newest for
 people and older readers.
 
-Only the part that reads the model runs on the trainer's thread: Keras writes the weights
-into the temporary folder, and training goes on while one background thread makes the
-folder durable (fsync), hashes it, renames it into place and prunes the old ones (the main
-job's AlexNet checkpoints are 134 MB each). The next checkpoint, the end of a trial and
+Only the part that reads the model runs on the trainer's thread: Keras' saving walk copies
+the weights and optimizer variables (:mod:`kvision.train.weights_file`), and training goes
+on while one background thread writes them into the temporary folder as ``save_weights``
+would, makes the folder durable (fsync), hashes it, renames it into place and prunes the old
+ones (the main job's AlexNet checkpoints are 134 MB each). The next checkpoint, the end of a trial and
 any stop wait for that commit first (:func:`wait_for_commits`), so at most one is in flight,
 and a process killed meanwhile leaves the previous checkpoint as the newest intact one. A
 checkpoint of weights that have not changed since the newest one (an evaluation's record
@@ -27,7 +28,7 @@ import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -41,12 +42,16 @@ from kvision.runs.atomic import (
 )
 from kvision.runs.disk_space import DiskFull, disk_full_cause, ensure_space
 
+if TYPE_CHECKING:
+    from kvision.train.weights_file import Snapshot
+
 LATEST = "latest.json"
 MANIFEST = "manifest.json"
 #: Checkpoints kept per running trial: the newest and one to fall back to if it is damaged.
 KEEP = 2
 #: Extra files of the trial (early stopping's best weights) carried inside each checkpoint.
 BEST = "best.weights.h5"
+WEIGHTS = "model.weights.h5"
 
 
 @dataclass
@@ -78,12 +83,12 @@ def save_checkpoint(
     tmp = folder / f".{final.name}.tmp"
     tmp.mkdir()
     try:
-        known = _write_files(
+        known, weights = _write_files(
             tmp, model, state, folder, newest[0] if same_weights and newest else None
         )
     except BaseException as exc:
         _discard(tmp, folder, model, exc)
-    _COMMITS.submit(tmp, final, folder, _next_seq(folder), known, model)
+    _COMMITS.submit(tmp, final, folder, _next_seq(folder), known, model, weights)
     return final
 
 
@@ -96,9 +101,20 @@ def _discard(tmp: Path, folder: Path, model: Any, exc: BaseException) -> None:
     raise exc
 
 
-def _commit(tmp: Path, final: Path, folder: Path, seq: int, known: dict, model: Any) -> None:
-    """The background half: digests, manifest, fsync, rename, latest.json, pruning."""
+def _commit(
+    tmp: Path,
+    final: Path,
+    folder: Path,
+    seq: int,
+    known: dict,
+    model: Any,
+    weights: Snapshot | None,
+) -> None:
+    """The background half: the weights file (from its snapshot), digests, manifest, fsync,
+    rename, latest.json, pruning."""
     try:
+        if weights is not None:
+            weights.write(tmp / WEIGHTS)
         files = {}
         for path in sorted(tmp.iterdir()):
             if path.name not in known:
@@ -141,24 +157,28 @@ def wait_for_commits() -> None:
 
 def _write_files(
     tmp: Path, model: Any, state: dict, folder: Path, weights_from: Path | None
-) -> dict:
-    """Write the checkpoint's files; returns manifest records already known (linked files)."""
-    known = {}
-    weights = "model.weights.h5"
-    record = _manifest(weights_from).get(weights) if weights_from is not None else None
-    if record is not None and (weights_from / weights).exists():
-        _link_or_copy(weights_from / weights, tmp / weights)
-        known[weights] = record
+) -> tuple[dict, Snapshot | None]:
+    """Write the checkpoint's small files; returns the manifest records already known (linked
+    files) and the weights' snapshot the commit thread writes (None: already written)."""
+    known, weights = {}, None
+    record = _manifest(weights_from).get(WEIGHTS) if weights_from is not None else None
+    if record is not None and (weights_from / WEIGHTS).exists():
+        _link_or_copy(weights_from / WEIGHTS, tmp / WEIGHTS)
+        known[WEIGHTS] = record
     else:
-        # Keras writes the optimizer's variables into the same file when the model is compiled.
-        model.save_weights(str(tmp / weights))
+        from kvision.train.weights_file import snapshot  # Keras: only where a model is
+
+        # The optimizer's variables go into the same file when the model is compiled.
+        weights = snapshot(model)
+        if weights is None:
+            model.save_weights(str(tmp / WEIGHTS))
     _write_npz(
         tmp / "rng.npz", {f"v{i:04d}": np.asarray(v) for i, v in enumerate(_rng_states(model))}
     )
     atomic_write_json(tmp / "state.json", state)
     if (folder / BEST).exists():  # early stopping's best so far belongs to this state
         _link_or_copy(folder / BEST, tmp / BEST)
-    return known
+    return known, weights
 
 
 def _manifest(path: Path) -> dict:
@@ -290,7 +310,7 @@ def restore_weights(path: Path, model: Any) -> None:
     with warnings.catch_warnings():
         # between stages the new stage's fresh optimizer is not built: skip the saved one
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-        model.load_weights(str(path / "model.weights.h5"))
+        model.load_weights(str(path / WEIGHTS))
     rng = path / "rng.npz"
     if rng.exists():
         with np.load(rng) as data:
