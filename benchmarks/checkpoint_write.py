@@ -21,6 +21,7 @@ from pathlib import Path
 
 import kvision  # noqa: F401  (selects the torch backend before keras is imported)
 
+TITLE = "A checkpoint's weights on the trainer's thread (benchmarks/checkpoint_write.py)"
 #: (label, arch, options): the main job's models (recipes/naive_vs_expert.toml)
 CASES = (
     ("alexnet_seed/2-64", "alexnet_seed", {"downscale": 2}),
@@ -98,12 +99,7 @@ def main() -> int:
     if args.markdown:
         from kvision.bench.stamp import write_markdown
 
-        write_markdown(
-            args.markdown,
-            "A checkpoint's weights on the trainer's thread (benchmarks/checkpoint_write.py)",
-            table,
-            note=args.note,
-        )
+        write_markdown(args.markdown, TITLE, table, note=args.note)
     return 0
 
 
