@@ -1,5 +1,6 @@
 """What a Keras backend cannot run, said before the first batch instead of deep inside it
-(a trial checks its model after building it; :func:`kvision.models.load_model` after loading).
+(a trial checks its model after building it; ``kvision predict``, ``export`` and ``viz`` a file
+they load, in ``kvision.portable.loading``).
 
 Keras' TensorFlow backend computes adaptive pooling with fixed pooling windows that must fit
 in the input, so ``AdaptiveAveragePooling2D(6)`` on a feature map smaller than 6x6 fails at

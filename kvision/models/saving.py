@@ -9,7 +9,6 @@ import keras
 from kvision.errors import KvisionError
 from kvision.models import layers as _layers  # noqa: F401  (registers LRN)
 from kvision.models import legacy as _legacy  # noqa: F401  (0.1's kvision> layer classes)
-from kvision.models.backend_limits import check_backend_limits
 
 
 def load_model(path: str | Path) -> keras.Model:
@@ -26,6 +25,4 @@ def load_model(path: str | Path) -> keras.Model:
         )
     from kvision.models._fast import direct_graph
 
-    model = keras.saving.load_model(path, safe_mode=True)
-    check_backend_limits(model)
-    return direct_graph(model)
+    return direct_graph(keras.saving.load_model(path, safe_mode=True))

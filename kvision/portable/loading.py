@@ -14,8 +14,9 @@ if TYPE_CHECKING:
 
 
 def load_checked(path: str | Path) -> keras.Model:
-    """``kvision.models.load_model`` (safe mode); Keras' refusals become a KvisionError."""
-    from kvision.models import load_model
+    """``kvision.models.load_model`` (safe mode); Keras' refusals become a KvisionError, and
+    so does a graph this backend cannot run (:func:`kvision.models.check_backend_limits`)."""
+    from kvision.models import check_backend_limits, load_model
 
     p = Path(path)
     if not zipfile.is_zipfile(p):  # Keras says "File not found" for a file that is not a zip
@@ -24,7 +25,7 @@ def load_checked(path: str | Path) -> keras.Model:
             "(config.json + model.weights.h5) written by model.save()."
         )
     try:
-        return load_model(p)
+        model = load_model(p)
     except ValueError as err:
         text = str(err)
         if "safe_mode" in text:
@@ -37,3 +38,5 @@ def load_checked(path: str | Path) -> keras.Model:
     except (OSError, TypeError, KeyError, zipfile.BadZipFile, zlib.error, EOFError) as err:
         # zlib.error / EOFError: a member damaged inside an intact zip (the weights)
         raise KvisionError(f"Cannot load '{p}' as a Keras model: {err}") from None
+    check_backend_limits(model)
+    return model

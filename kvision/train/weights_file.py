@@ -28,9 +28,6 @@ try:  # private: checked here, once; the fallback is model.save_weights
 except ImportError:  # pragma: no cover - a Keras without them takes the fallback
     H5IOStore = _save_state = None
 
-#: Set to False to write every checkpoint with ``save_weights`` (tests compare both files).
-ENABLED = True
-
 
 @dataclass
 class Snapshot:
@@ -68,9 +65,6 @@ if H5IOStore is not None:
         def __setitem__(self, key: str, value: Any) -> None:
             self.snapshot.entries[-1][2].append((key, _copy(value)))
 
-        def close(self) -> None:
-            pass
-
 
 def _copy(value: Any) -> Any:
     """A copy the trainer's next steps cannot change (a device tensor stays on its device)."""
@@ -82,7 +76,7 @@ def _copy(value: Any) -> Any:
 def snapshot(model: keras.Model) -> Snapshot | None:
     """The model's weights (and its optimizer's variables) as ``save_weights`` would store
     them, copied; None where this Keras lacks the internals or the walk fails."""
-    if not ENABLED or H5IOStore is None:
+    if H5IOStore is None:
         return None
     recorder = _Recorder()
     try:
