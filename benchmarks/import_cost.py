@@ -22,7 +22,11 @@ ROWS = (
     ("torch", "torch._dynamo", "Keras' torch backend: `@torch._dynamo.disable()` at import"),
     ("torch, torch._dynamo", "kvision, keras", "Keras itself (deferred modules left out)"),
     ("kvision, keras", "sklearn.model_selection", "stratified splits (every run)"),
-    ("kvision, keras", "matplotlib.figure", "figures ([insight] on)"),
+    (
+        "kvision, keras",
+        "matplotlib.figure",
+        "figures: the render worker, `kvision viz`/`compare` (not the trainer)",
+    ),
     ("kvision, keras", "cv2", "image reading, blur, resizing (every run: kvision.data)"),
     ("kvision, keras", "h5py", "checkpoints and model.keras (the first save)"),
     ("kvision, keras", "scipy.special", "cross-entropy of the evaluation matrix"),

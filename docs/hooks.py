@@ -301,6 +301,8 @@ MEASURED_BY = {
     "--markdown docs/measured/run_profile_worker_loaded.md --note NOTE",
     "run_profile_checkpoint": "python benchmarks/run_profile.py BEFORE AFTER BEFORE AFTER "
     "--markdown docs/measured/run_profile_checkpoint.md --note NOTE",
+    "run_profile_no_mpl": "python benchmarks/run_profile.py BEFORE AFTER ... "
+    "--markdown docs/measured/run_profile_no_mpl.md --note NOTE",
     "checkpoint_write": "python benchmarks/checkpoint_write.py "
     "--markdown docs/measured/checkpoint_write.md",
     "model_size": "python benchmarks/model_size.py --markdown docs/measured/model_size.md",

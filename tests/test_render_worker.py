@@ -129,6 +129,10 @@ def test_killed_run_leaves_jobs_that_viz_pending_draws(inline_and_worker, tmp_pa
         while len(RunReader(run).of("trial_finished")) < 2 and time.monotonic() < deadline:
             time.sleep(0.2)
         time.sleep(1.0)
+        # The trainer computed every figure kind above but drew none, so it never loaded
+        # Matplotlib (docs/measured/import_cost.md): none of its compiled modules is mapped.
+        maps = Path(f"/proc/{proc.pid}/maps").read_text()
+        assert "/matplotlib/" not in maps, "the trainer loaded Matplotlib"
     finally:
         proc.kill()
         proc.wait()

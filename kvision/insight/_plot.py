@@ -2,20 +2,27 @@
 
 Figures are built with ``matplotlib.figure.Figure`` rather than pyplot: no global figure
 registry to leak memory over a long run, and no GUI backend is ever touched (SSH, CI).
+
+Matplotlib (25 MiB resident: docs/measured/import_cost.md) is imported
+by the functions that draw, not by this module: the insight modules that compute what a
+figure shows import their names from here, and in a run they compute in the trainer while
+the render worker draws (kvision.insight.render_worker), so the trainer never loads it.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
-import matplotlib
 import numpy as np
-from matplotlib.figure import Figure
 
 from kvision.insight._names import slug  # noqa: F401  (re-exported: modules import it from here)
 from kvision.runs.atomic import atomic_path, commit
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: Small figures keep PNG encoding cheap and still read well in a terminal image viewer.
 DPI = 100
@@ -38,6 +45,8 @@ LINESTYLES = ("-", "--", ":", "-.")
 
 def new_figure(width: float, height: float) -> Figure:
     """A figure of ``width`` x ``height`` inches with constrained layout."""
+    from matplotlib.figure import Figure
+
     return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
 
 
@@ -61,6 +70,13 @@ def styles_for(names: list[str], palette: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+def integer_ticks(axis) -> None:
+    """Whole-number ticks on ``axis`` (an Axes' xaxis or yaxis): epochs, severities."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
+
+
 def hide_axes(ax) -> None:
     """Image panels: no ticks, no frame."""
     ax.set_xticks([])
@@ -73,6 +89,8 @@ def colourise(values: np.ndarray, cmap: str = "viridis") -> np.ndarray:
     """A 2-D map as RGB in [0, 1], stretched to its own min..max (a flat map is dark)."""
     lo, hi = float(values.min()), float(values.max())
     scaled = (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values, dtype=np.float32)
+    import matplotlib
+
     return matplotlib.colormaps[cmap](scaled)[..., :3].astype(np.float32)
 
 
@@ -131,6 +149,8 @@ def image_grid(
     pad = max(0, int(7.5 * len(title)) - (width + left)) // 2
     right = 70 if colourbar else 0  # the bar, its ticks and its label
     total = width + left + 2 * pad + right
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(total / DPI, (height + head) / DPI), dpi=DPI)
     ax = fig.add_axes(((left + pad) / total, 0, width / total, height / (height + head)))
     ax.imshow(canvas, interpolation="nearest")

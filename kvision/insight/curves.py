@@ -6,9 +6,14 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from matplotlib.ticker import MaxNLocator
-
-from kvision.insight._plot import LINESTYLES, PALETTE, new_figure, save_figure, styles_for
+from kvision.insight._plot import (
+    LINESTYLES,
+    PALETTE,
+    integer_ticks,
+    new_figure,
+    save_figure,
+    styles_for,
+)
 from kvision.runs import RunReader, second_metric
 
 #: Point markers only while they can be told apart (report 002 trains for thousands of epochs).
@@ -89,7 +94,7 @@ def plot_trial_curves(reader: RunReader, trial: str, path: str | os.PathLike) ->
             if xs:
                 ax.plot(xs, ys, label=label, **_marker(xs))
         _mark_stages(ax, hist)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        integer_ticks(ax.xaxis)
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
         ax.set_title(name, fontsize=9)
@@ -159,7 +164,7 @@ def plot_comparison(reader: RunReader, path: str | os.PathLike) -> Path | None:
                         textcoords="offset points",
                         color=colours[arm],
                     )
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            integer_ticks(ax.xaxis)
             ax.set_xlabel("epoch")
             ax.set_ylabel(key.replace("_", " "))
             ax.set_title(f"{model}: {key.replace('val_', 'validation ')}", fontsize=9)
@@ -209,7 +214,7 @@ def plot_runs_comparison(paths: list[str | os.PathLike], path: str | os.PathLike
                         alpha=0.85,
                         **_marker(xs),  # a one-epoch arm is a point
                     )
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            integer_ticks(ax.xaxis)
             ax.set_xlabel("epoch")
             ax.set_ylabel(key.replace("_", " "))
             ax.set_title(f"{model}: {key.replace('val_', 'validation ')}", fontsize=9)

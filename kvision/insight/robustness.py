@@ -14,9 +14,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.ticker import MaxNLocator
 
-from kvision.insight._plot import LINESTYLES, PALETTE, new_figure, save_figure, styles_for
+from kvision.insight._plot import (
+    LINESTYLES,
+    PALETTE,
+    integer_ticks,
+    new_figure,
+    save_figure,
+    styles_for,
+)
 
 if TYPE_CHECKING:
     import keras
@@ -184,7 +190,7 @@ def plot_robustness(
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=7)
-    ax_sev.xaxis.set_major_locator(MaxNLocator(integer=True))
+    integer_ticks(ax_sev.xaxis)
     fig.suptitle(title, fontsize=10)
     return save_figure(fig, path)
 
