@@ -15,14 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from kvision.insight._plot import (
-    LINESTYLES,
-    PALETTE,
-    integer_ticks,
-    new_figure,
-    save_figure,
-    styles_for,
-)
+from kvision.insight import _plot
+from kvision.insight._plot import LINESTYLES, PALETTE, new_figure, save_figure, styles_for
 
 if TYPE_CHECKING:
     import keras
@@ -190,7 +184,7 @@ def plot_robustness(
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=7)
-    integer_ticks(ax_sev.xaxis)
+    _plot.integer_ticks(ax_sev.xaxis)
     fig.suptitle(title, fontsize=10)
     return save_figure(fig, path)
 
