@@ -303,6 +303,11 @@ MEASURED_BY = {
     "--markdown docs/measured/run_profile_checkpoint.md --note NOTE",
     "run_profile_no_mpl": "python benchmarks/run_profile.py BEFORE AFTER ... "
     "--markdown docs/measured/run_profile_no_mpl.md --note NOTE",
+    "eval_batch": "python benchmarks/eval_batch.py --markdown docs/measured/eval_batch.md",
+    "memory_lenet_before": "python benchmarks/memory.py --case fmnist-lenet "
+    "--markdown docs/measured/memory_lenet_before.md (in a worktree of the commit before)",
+    "memory_lenet": "python benchmarks/memory.py --case fmnist-lenet "
+    "--markdown docs/measured/memory_lenet.md",
     "checkpoint_write": "python benchmarks/checkpoint_write.py "
     "--markdown docs/measured/checkpoint_write.md",
     "model_size": "python benchmarks/model_size.py --markdown docs/measured/model_size.md",

@@ -27,13 +27,13 @@ def _ctx(shape, batch_size=32):
 
 def test_eval_batch_size_follows_the_pixel_budget():
     assert _ctx((64, 64, 1)) == 256
-    assert _ctx((32, 32, 3)) == 512
-    assert _ctx((28, 28, 1)) == 512  # capped
+    assert _ctx((32, 32, 3)) == 256  # capped (EVAL_MAX_IMAGES)
+    assert _ctx((28, 28, 1)) == 256
     assert _ctx((128, 128, 3)) == 64
     # Large images: the pixel budget (16 at 224 px) but never below the training batch.
     assert _ctx((224, 224, 3)) == 32
     assert _ctx((224, 224, 3), batch_size=256) == 256
-    assert _ctx((5,)) == 512  # a regression's feature vector
+    assert _ctx((5,)) == 256  # a regression's feature vector
 
 
 def _model(seed):

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 #: Pixels per prediction batch (see Feed.eval_batch_size).
 EVAL_PIXELS = 256 * 64 * 64
+#: Images per prediction batch at most, however small the images (see Feed.eval_batch_size).
+EVAL_MAX_IMAGES = 256
 
 
 @dataclass
@@ -111,8 +113,8 @@ class Feed:
         return batches, labels
 
     def eval_batch_size(self) -> int:
-        """Images per prediction batch: as many pixels as EVAL_PIXELS (256 images of 64x64,
-        at most 512 images), never fewer than the training batch.
+        """Images per prediction batch: as many pixels as EVAL_PIXELS (256 images of 64x64),
+        at most EVAL_MAX_IMAGES, never fewer than the training batch.
 
         Prediction costs less per image in larger batches (each batch pays Keras' and the
         thread pool's overheads once), and its activations cost memory: AlexNet/2 and VGG11/8
@@ -123,12 +125,15 @@ class Feed:
         batch of 128 through AlexNet's 11 x 11 stride-4 convolution needs a 737 MB im2col
         buffer, most of a run's anonymous memory (benchmarks/run_scale.py), for no speed
         worth having at that size (the convolutions, not the per-batch overhead, dominate).
+        Small images stop at 256 a batch: LeNet predicting 28x28 images at 512 a batch was
+        slower than at 256 and raised the peak memory further (benchmarks/eval_batch.py,
+        docs/measured/eval_batch.md), and it set the peak of a Fashion-MNIST run.
         """
         pixels = (
             int(np.prod(self.dataset.image_shape[:2])) if len(self.dataset.image_shape) > 1 else 1
         )
         budget = 2 ** int(np.log2(max(EVAL_PIXELS // max(pixels, 1), 1)))
-        return max(self.recipe.training.batch_size, min(budget, 512))
+        return max(self.recipe.training.batch_size, min(budget, EVAL_MAX_IMAGES))
 
 
-__all__ = ["EVAL_PIXELS", "Feed"]
+__all__ = ["EVAL_MAX_IMAGES", "EVAL_PIXELS", "Feed"]
