@@ -94,12 +94,9 @@ def main() -> int:
                 f"| {label} | {r['mb']:.0f} | {r['save_weights']:.3f} | {r['snapshot']:.3f} "
                 f"| {r['write']:.3f} | {r['snapshot'] / r['save_weights']:.0%} |"
             )
-    table = "\n".join(lines)
-    print(table)
-    if args.markdown:
-        from kvision.bench.stamp import write_markdown
+    from kvision.bench.stamp import publish
 
-        write_markdown(args.markdown, TITLE, table, note=args.note)
+    publish("\n".join(lines), TITLE, args.markdown, args.note)
     return 0
 
 

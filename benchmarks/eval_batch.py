@@ -110,12 +110,9 @@ def main() -> int:
         cells = [f"{rate:,.0f}, +{added:.0f}" for rate, added in results.values()]
         print(f"{label}: {cells}", file=sys.stderr, flush=True)
         lines.append(f"| {label} | {count:,} | " + " | ".join(cells) + " |")
-    table = "\n".join(lines)
-    print(table)
-    if args.markdown:
-        from kvision.bench.stamp import write_markdown
+    from kvision.bench.stamp import publish
 
-        write_markdown(args.markdown, TITLE, table, note=args.note)
+    publish("\n".join(lines), TITLE, args.markdown, args.note)
     return 0
 
 

@@ -86,3 +86,11 @@ def write_markdown(
     lines = [*stamp_lines(command), *([f"- note: {note}"] if note else [])]
     text = "\n".join([f"## {title}", "", *lines, "", body.rstrip(), ""])
     return atomic_write_text(Path(path), text)
+
+
+def publish(table: str, title: str, markdown: str | None, note: str | None = None) -> None:
+    """A benchmark's last step: print ``table``; with ``markdown`` (its ``--markdown OUT``)
+    also write it there under ``title`` and the stamp (see write_markdown)."""
+    print(table)
+    if markdown:
+        write_markdown(markdown, title, table, note=note)
