@@ -87,10 +87,10 @@ def hide_axes(ax) -> None:
 
 def colourise(values: np.ndarray, cmap: str = "viridis") -> np.ndarray:
     """A 2-D map as RGB in [0, 1], stretched to its own min..max (a flat map is dark)."""
-    lo, hi = float(values.min()), float(values.max())
-    scaled = (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values, dtype=np.float32)
     import matplotlib
 
+    lo, hi = float(values.min()), float(values.max())
+    scaled = (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values, dtype=np.float32)
     return matplotlib.colormaps[cmap](scaled)[..., :3].astype(np.float32)
 
 
@@ -133,6 +133,8 @@ def image_grid(
     ``smooth`` interpolates enlarged panels (heatmaps); otherwise pixels stay crisp (filters).
     ``colourbar`` = (colour map, label) adds a 0..1 scale at the right (heatmap overlays).
     """
+    from matplotlib.figure import Figure
+
     rows, cols = len(cells), max(len(r) for r in cells)
     gap_x, gap_y = 6, (16 if captions else 6)
     lines = max((t.count("\n") + 1 for t in col_titles or []), default=0)
@@ -149,8 +151,6 @@ def image_grid(
     pad = max(0, int(7.5 * len(title)) - (width + left)) // 2
     right = 70 if colourbar else 0  # the bar, its ticks and its label
     total = width + left + 2 * pad + right
-    from matplotlib.figure import Figure
-
     fig = Figure(figsize=(total / DPI, (height + head) / DPI), dpi=DPI)
     ax = fig.add_axes(((left + pad) / total, 0, width / total, height / (height + head)))
     ax.imshow(canvas, interpolation="nearest")
