@@ -5,7 +5,7 @@ models), untrained, 10 classes: ``model.predict`` (kvision's lean predict, as a 
 evaluation and validation call it) over uint8 images at each batch size. Each (model, batch
 size) runs in its own child process, so its peak resident memory is its own: the table gives
 how far predicting raises the peak above the model built and warmed on one small batch
-(``VmHWM`` from ``/proc/self/status``, Linux), and images per second: every batch size
+(``kvision.bench.speed.peak_rss_mb``, the kernel's peak resident set), and images per second: every batch size
 in one process, one timed pass each per round, ``--rounds`` rounds alternating the order,
 the median round's.
 
@@ -34,21 +34,17 @@ SETUP = """
 import json, sys, time
 import numpy as np
 import kvision  # the torch backend before keras
+from kvision.bench.speed import peak_rss_mb
 from kvision.data import make_batches
 from kvision.models import create_model
 
 arch, side, options, count, sizes, rounds = json.loads(sys.argv[1])
-
-def peak_mib():
-    status = open("/proc/self/status").read()
-    return int(status.split("VmHWM:")[1].split()[0]) / 1024
-
 rng = np.random.default_rng(0)
 model = create_model(arch, input_shape=(side, side, 1), num_classes=10, **options)
 images = rng.integers(0, 256, (count, side, side, 1), dtype=np.uint8)
 labels = np.zeros(count, dtype=np.int64)
 model.predict(make_batches(images[:16], labels[:16], batch_size=16, seed=0, shuffle=False), verbose=0)
-before = peak_mib()
+before = peak_rss_mb()
 batches = {b: make_batches(images, labels, batch_size=b, seed=0, shuffle=False) for b in sizes}
 """
 #: One batch size in a fresh process: how far its passes raise the peak.
@@ -57,7 +53,7 @@ MEMORY = (
     + """
 for _ in range(3):
     model.predict(batches[sizes[0]], verbose=0)
-print(json.dumps({"peak_added": peak_mib() - before}))
+print(json.dumps({"peak_added": peak_rss_mb() - before}))
 """
 )
 #: Every batch size in one process, alternating round by round (the order reversed every

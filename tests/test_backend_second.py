@@ -270,9 +270,9 @@ def test_recipe_runs_end_to_end_and_trains_to_torchs_accuracy_band(
     backend; LeNet, 4 epochs on the same 40 images a class and seed as the torch reference:
     the backends draw different initial weights from one seed (each has its own generator),
     so the accuracies are not equal, but both learn the task and land in one band."""
-    (tmp_path / "r.toml").write_text(RECIPE)
+    recipe = write_recipe(tmp_path, RECIPE).name
     kv = [sys.executable, "-m", "kvision"]
-    ran = under(backend, [*kv, "run", "r.toml", "--runs-dir", "runs", "--gpus", "2"], cwd=tmp_path)
+    ran = under(backend, [*kv, "run", recipe, "--runs-dir", "runs", "--gpus", "2"], cwd=tmp_path)
     notes = [line for line in ran.stdout.splitlines() if "torch backend" in line]
     assert len(notes) == 2, ran.stdout
     assert notes[0].startswith("warning: --gpus/--nnodes ignored") and "speed paths off" in notes[1]
