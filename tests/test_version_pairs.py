@@ -20,6 +20,8 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -78,28 +80,17 @@ def _versions(python: Path) -> dict[str, str]:
     return {"torch": torch, "keras": keras}
 
 
-def _pair_python(name: str, tmp_path: Path) -> Path:
+def _pair_python(name: str, where: Path) -> Path | str:
+    """The pair's interpreter, or why the pair cannot run here."""
     if name == "oldest":
-        return chained_venv(tmp_path / "venv", sys.executable, OLDEST["keras"])
+        return chained_venv(where / "venv", sys.executable, OLDEST["keras"])
     newest = os.environ.get("KVISION_NEWEST_TORCH_VENV")
     if not newest:
-        pytest.skip(
+        return (
             f"torch {NEWEST['torch']} is a multi-GB install: .ci/run makes its environment "
             "and names it in KVISION_NEWEST_TORCH_VENV"
         )
     return Path(newest) / "bin" / "python"
-
-
-@pytest.mark.parametrize("name", ["oldest", "newest"])
-def test_portable_speed_and_end_to_end_tests_pass_on_the_pair(name, tmp_path):
-    python = _pair_python(name, tmp_path)
-    versions = _versions(python)
-    assert versions == (OLDEST if name == "oldest" else NEWEST)
-    ran = _run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow", *SUBSET])
-    summary = ran.stdout.strip().splitlines()[-1] if ran.stdout.strip() else ""
-    print(f"{name} pair {versions}: {summary}")
-    assert ran.returncode == 0, ran.stdout[-4000:] + ran.stderr[-2000:]
-    assert re.search(r"\d+ passed", summary) and "failed" not in summary and "error" not in summary
 
 
 FIT_SCRIPT = """
@@ -118,15 +109,105 @@ print(speed_paths_status()[0], "direct_graph" in model.call.__qualname__, losses
 """
 
 
-def test_a_keras_missing_an_internal_trains_through_keras_layers_with_one_warning(tmp_path):
-    python = chained_venv(tmp_path / "venv", sys.executable, "3.13.0")
-    ran = _run([python, "-c", FIT_SCRIPT], cwd=tmp_path)
-    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
-    warnings = [line for line in ran.stderr.splitlines() if line.startswith("kvision: warning:")]
-    assert len(warnings) == 1, ran.stderr
+@dataclass
+class Started:
+    """A child run of this module, started at once: its process, its interpreter's versions."""
+
+    proc: subprocess.Popen
+    versions: dict[str, str] | None = None
+
+    def finish(self) -> tuple[int, str, str]:
+        out, err = self.proc.communicate(timeout=1500)
+        return self.proc.returncode, out, err
+
+
+def _start(python: Path, args: list, cwd: Path = ROOT, *, versions: bool = True) -> Started:
+    proc = subprocess.Popen(
+        [str(c) for c in [python, *args]],
+        cwd=cwd,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return Started(proc, _versions(python) if versions else None)
+
+
+#: This module's child runs, by the test that reads each.
+RUN_OF_TEST = {
+    "_on_the_pair[oldest]": "oldest",
+    "_on_the_pair[newest]": "newest",
+    "keras_missing_an_internal": "keras-3.13",
+}
+
+
+class ChildRuns:
+    """This module's child runs (each pair's SUBSET, the Keras-3.13 fit), or why one cannot
+    run here. Asked for one, it starts every run the session's selected tests read before
+    waiting for any: each spends much of its time on one core (interpreter start-up, imports,
+    small models), so on two cores the two pairs together took 34 s where one after the other
+    took 48 s. Under pytest-xdist the workers already fill both cores, and a worker does not
+    know which of the module's tests it will get: it starts only the run asked for."""
+
+    def __init__(self, tmp_path_factory, selected: list[str]) -> None:
+        self.tmp = tmp_path_factory
+        self.selected = selected
+        self.runs: dict[str, Started | str] = {}
+
+    def get(self, name: str) -> Started | str:
+        if name not in self.runs:
+            names = [name] if os.environ.get("PYTEST_XDIST_WORKER") else self.selected
+            for other in dict.fromkeys([name, *names]):
+                self.runs.setdefault(other, self._start(other))
+        return self.runs[name]
+
+    def _start(self, name: str) -> Started | str:
+        where = self.tmp.mktemp(name)
+        if name == "keras-3.13":
+            python = chained_venv(where / "venv", sys.executable, "3.13.0")
+            # its version is in the warning the test reads: no interpreter asked for it
+            return _start(python, ["-c", FIT_SCRIPT], cwd=where, versions=False)
+        python = _pair_python(name, where)
+        pytest_args = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow"]
+        return python if isinstance(python, str) else _start(python, pytest_args + SUBSET)
+
+    def stop(self) -> None:
+        for run in self.runs.values():
+            if isinstance(run, Started) and run.proc.poll() is None:
+                run.proc.kill()
+                run.proc.communicate()
+
+
+@pytest.fixture(scope="module")
+def child_runs(request, tmp_path_factory) -> Iterator[ChildRuns]:
+    names = [item.name for item in request.session.items]
+    selected = [run for test, run in RUN_OF_TEST.items() if any(test in n for n in names)]
+    runs = ChildRuns(tmp_path_factory, selected)
+    yield runs
+    runs.stop()
+
+
+@pytest.mark.parametrize("name", ["oldest", "newest"])
+def test_portable_speed_and_end_to_end_tests_pass_on_the_pair(name, child_runs):
+    run = child_runs.get(name)
+    if isinstance(run, str):
+        pytest.skip(run)
+    assert run.versions == (OLDEST if name == "oldest" else NEWEST)
+    code, out, err = run.finish()
+    summary = out.strip().splitlines()[-1] if out.strip() else ""
+    print(f"{name} pair {run.versions}: {summary}")
+    assert code == 0, out[-4000:] + err[-2000:]
+    assert re.search(r"\d+ passed", summary) and "failed" not in summary and "error" not in summary
+
+
+def test_a_keras_missing_an_internal_trains_through_keras_layers_with_one_warning(child_runs):
+    code, out, err = child_runs.get("keras-3.13").finish()
+    assert code == 0, out[-3000:] + err[-3000:]
+    warnings = [line for line in err.splitlines() if line.startswith("kvision: warning:")]
+    assert len(warnings) == 1, err
     assert "BatchNormalization().renorm is missing in keras 3.13.0" in warnings[0]
     # paths off, Keras' own call, and the loss fell on learnable labels
-    assert ran.stdout.split()[-3:] == ["False", "False", "True"], ran.stdout
+    assert out.split()[-3:] == ["False", "False", "True"], out
 
 
 def test_pyproject_bounds_are_the_pairs_run_here():
