@@ -1,8 +1,12 @@
 """The test suite's wall time: the quick part (``-m "not slow"``) and the whole suite, as the
 README's commands run them, with the slowest tests of each.
 
-    python benchmarks/suite_time.py [--only quick|whole] [--markdown OUT] [--note TEXT]
+    python benchmarks/suite_time.py [--only PART ...] [--markdown OUT] [--note TEXT]
                                     [TEST ...]
+
+PART is ``quick``, ``whole`` (the two the README gives; both by default) or ``parallel``: the
+whole suite on two pytest-xdist workers (``-n 2 --dist worksteal``), the faster way to run
+it on a machine with two free cores (docs/architecture.md, "Tests").
 
 Each part runs once, as ``python -m pytest -q ... --durations=25`` in a child process from the
 checkout, timed from the outside (``time.perf_counter``). The machine's load average before
@@ -26,7 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PARTS = {"quick": ["-m", "not slow"], "whole": []}
+PARTS = {
+    "quick": ["-m", "not slow"],
+    "whole": [],
+    "parallel": ["-n", "2", "--dist", "worksteal"],
+}
+DEFAULT_PARTS = ["quick", "whole"]
 DURATION = re.compile(r"^([\d.]+)s (call|setup|teardown) +(\S+)$")
 SUMMARY = re.compile(r"^=*\s*(.*?) in [\d.]+s")
 
@@ -98,11 +107,16 @@ def report(runs: list[Timed]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("tests", nargs="*", metavar="TEST", help="only these files or node ids")
-    parser.add_argument("--only", choices=list(PARTS), help="one part instead of both")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=list(PARTS),
+        help=f"these parts, in this order, instead of {' and '.join(DEFAULT_PARTS)}",
+    )
     parser.add_argument("--markdown", metavar="OUT", help="also write the results to OUT, stamped")
     parser.add_argument("--note", help="with --markdown: a note under the stamp")
     args = parser.parse_args(argv)
-    parts = [args.only] if args.only else list(PARTS)
+    parts = args.only or DEFAULT_PARTS
     runs = [run_part(part, args.tests) for part in parts]
     text = report(runs)
     print(text, end="")

@@ -251,3 +251,9 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "numeric_seed" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.numeric)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # Under pytest-xdist (-n 2 --dist worksteal) the long tests go first, so the two
+        # workers share them and the end of the run is short tests, not one worker alone
+        # with a minute-long one. Every worker sorts alike: xdist schedules by the order
+        # the workers collected, which must be the same. A serial run keeps the file order.
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -97,23 +97,25 @@ def test_the_readme_quotes_the_measured_main_job_time():
 
 
 def test_the_readme_quotes_the_measured_suite_time():
-    """README's test-suite times are what benchmarks/suite_time.py wrote (both parts, with
+    """README's test-suite times are what benchmarks/suite_time.py wrote (each part, with
     the load); until it ran in this checkout, the README says so and quotes none."""
     path = ROOT / "docs" / "measured" / "test_suite.md"
     if not path.is_file():
         assert "The suite's time is not measured in this checkout yet" in " ".join(README.split())
         return
     measured = path.read_text("utf-8")
-    quick, whole = (
+    quick, whole, parallel = (
         re.search(
             rf"^- {part} suite: ([\d.]+ s \(\d+:\d\d\)) wall.*?\(load average ([\d.]+)",
             measured,
             re.M,
         )
-        for part in ("quick", "whole")
+        for part in ("quick", "whole", "parallel")
     )
     sentence = (
         f"The quick part took {quick[1]} and the whole suite {whole[1]} "
         f"(load average {quick[2]} and {whole[2]} at their start)"
     )
+    if parallel:  # measured only where the file has the part (`--only ... parallel`)
+        sentence += f"; on two pytest-xdist workers (`-n 2`) the whole suite took {parallel[1]}"
     assert " ".join(sentence.split()) in " ".join(README.split()), sentence
