@@ -199,7 +199,6 @@ def one_kill(work: Path, recipe: Path, i: int, plan: dict, timeout: float) -> di
         resumed.wait()
     return {
         **plan,
-        "index": i,
         "killed": killed,
         "exit": proc.returncode,
         "resume_exit": resumed.returncode,
@@ -234,8 +233,9 @@ def plans(
     return out
 
 
-def _report(result: dict, expected: tuple[dict, list], n: int) -> dict:
-    """``result`` with its verdict, printed as one line (and the resume's stderr if it differs)."""
+def _report(i: int, result: dict, expected: tuple[dict, list], n: int) -> dict:
+    """Kill ``i``'s ``result`` with its verdict, printed as one line (and the resume's stderr
+    if it differs)."""
     result["matched"] = result["resume_exit"] == 0 and same(
         outcome(Path(result["run_dir"])), expected
     )
@@ -245,7 +245,7 @@ def _report(result: dict, expected: tuple[dict, list], n: int) -> dict:
         else f"rename #{result['rename']}"
     )
     print(
-        f"kill {result['index'] + 1:2d}/{n} {result['mode']:5s} {where:14s} killed={result['killed']!s:5s} "
+        f"kill {i + 1:2d}/{n} {result['mode']:5s} {where:14s} killed={result['killed']!s:5s} "
         f"resume exit {result['resume_exit']}  {'matched' if result['matched'] else 'DIFFERENT'}",
         flush=True,
     )
@@ -297,7 +297,7 @@ def _measure(args: argparse.Namespace, work: Path) -> int:
         done = pool.map(
             lambda ip: one_kill(work, recipe, ip[0], ip[1], args.timeout), enumerate(kills)
         )
-        results = [_report(result, expected, args.n) for result in done]
+        results = [_report(i, result, expected, args.n) for i, result in enumerate(done)]
     matched = sum(r["matched"] for r in results)
     summary = {
         "n": args.n,

@@ -111,17 +111,17 @@ print(speed_paths_status()[0], "direct_graph" in model.call.__qualname__, losses
 
 @dataclass
 class Started:
-    """A child run of this module, started at once: its process, its interpreter's versions."""
+    """A child run of this module, started at once: its interpreter and its process."""
 
+    python: Path
     proc: subprocess.Popen
-    versions: dict[str, str] | None = None
 
     def finish(self) -> tuple[int, str, str]:
         out, err = self.proc.communicate(timeout=1500)
         return self.proc.returncode, out, err
 
 
-def _start(python: Path, args: list, cwd: Path = ROOT, *, versions: bool = True) -> Started:
+def _start(python: Path, args: list, cwd: Path = ROOT) -> Started:
     proc = subprocess.Popen(
         [str(c) for c in [python, *args]],
         cwd=cwd,
@@ -130,7 +130,7 @@ def _start(python: Path, args: list, cwd: Path = ROOT, *, versions: bool = True)
         stderr=subprocess.PIPE,
         text=True,
     )
-    return Started(proc, _versions(python) if versions else None)
+    return Started(python, proc)
 
 
 #: This module's child runs, by the test that reads each.
@@ -155,18 +155,17 @@ class ChildRuns:
         self.runs: dict[str, Started | str] = {}
 
     def get(self, name: str) -> Started | str:
-        if name not in self.runs:
-            names = [name] if os.environ.get("PYTEST_XDIST_WORKER") else self.selected
-            for other in dict.fromkeys([name, *names]):
-                self.runs.setdefault(other, self._start(other))
+        names = [name] if os.environ.get("PYTEST_XDIST_WORKER") else [name, *self.selected]
+        for other in names:
+            if other not in self.runs:
+                self.runs[other] = self._start(other)
         return self.runs[name]
 
     def _start(self, name: str) -> Started | str:
         where = self.tmp.mktemp(name)
         if name == "keras-3.13":
             python = chained_venv(where / "venv", sys.executable, "3.13.0")
-            # its version is in the warning the test reads: no interpreter asked for it
-            return _start(python, ["-c", FIT_SCRIPT], cwd=where, versions=False)
+            return _start(python, ["-c", FIT_SCRIPT], cwd=where)
         python = _pair_python(name, where)
         pytest_args = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow"]
         return python if isinstance(python, str) else _start(python, pytest_args + SUBSET)
@@ -192,10 +191,11 @@ def test_portable_speed_and_end_to_end_tests_pass_on_the_pair(name, child_runs):
     run = child_runs.get(name)
     if isinstance(run, str):
         pytest.skip(run)
-    assert run.versions == (OLDEST if name == "oldest" else NEWEST)
+    versions = _versions(run.python)  # asked while the pair's run is already going
+    assert versions == (OLDEST if name == "oldest" else NEWEST)
     code, out, err = run.finish()
     summary = out.strip().splitlines()[-1] if out.strip() else ""
-    print(f"{name} pair {run.versions}: {summary}")
+    print(f"{name} pair {versions}: {summary}")
     assert code == 0, out[-4000:] + err[-2000:]
     assert re.search(r"\d+ passed", summary) and "failed" not in summary and "error" not in summary
 
