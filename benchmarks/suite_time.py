@@ -4,9 +4,10 @@ README's commands run them, with the slowest tests of each.
     python benchmarks/suite_time.py [--only PART ...] [--markdown OUT] [--note TEXT]
                                     [TEST ...]
 
-PART is ``quick``, ``whole`` (the two the README gives; both by default) or ``parallel``: the
-whole suite on two pytest-xdist workers (``-n 2 --dist worksteal``), the faster way to run
-it on a machine with two free cores (docs/architecture.md, "Tests").
+PART is ``quick`` (``-m "not slow"``, in one process), ``whole`` (the README's command and
+CI's: the whole suite on two pytest-xdist workers, ``-n 2 --dist worksteal``; the two by
+default) or ``serial``: the whole suite in one process, for comparison (docs/architecture.md,
+"Tests").
 
 Each part runs once, as ``python -m pytest -q ... --durations=25`` in a child process from the
 checkout, timed from the outside (``time.perf_counter``). The machine's load average before
@@ -32,8 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PARTS = {
     "quick": ["-m", "not slow"],
-    "whole": [],
-    "parallel": ["-n", "2", "--dist", "worksteal"],
+    "whole": ["-n", "2", "--dist", "worksteal"],
+    "serial": [],
 }
 DEFAULT_PARTS = ["quick", "whole"]
 DURATION = re.compile(r"^([\d.]+)s (call|setup|teardown) +(\S+)$")

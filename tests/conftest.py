@@ -30,6 +30,14 @@ RECIPES = Path(__file__).parent / "recipes"
 # about in a test; tests/test_render_worker.py runs the drawing worker (the default) itself.
 os.environ.setdefault("KVISION_RENDER", "inline")
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Under pytest-xdist (-n 2) every worker and each run it starts computes in one intra-op
+    # thread: two workers of two threads each kept four threads on two cores and cost the
+    # suite about a tenth more time (docs/architecture.md, "Tests"). Set before torch loads
+    # OpenMP; the children inherit it, so a run in a child process and its reference in the
+    # worker sum in the same order.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 #: ``[experiment]`` "tiny" and 6 images per class of the built-in data: seconds per epoch.
 TINY_DATA = textwrap.dedent("""\
     [experiment]
@@ -128,6 +136,18 @@ def kvision_cli(
 def cli():
     """The in-process command line: ``cli("ls", "--runs-dir", path)`` (see kvision_cli)."""
     return kvision_cli
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads_given_back():
+    """A test that changes torch's intra-op thread count sets it back: the tests after it in
+    this process, and the child runs they compare with (one thread under pytest-xdist),
+    would sum in another order."""
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else None
+    yield
+    if before is not None:
+        assert sys.modules["torch"].get_num_threads() == before, "torch's thread count changed"
 
 
 @pytest.fixture(scope="session")
@@ -252,8 +272,16 @@ def pytest_collection_modifyitems(items):
         if "numeric_seed" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.numeric)
     if os.environ.get("PYTEST_XDIST_WORKER"):
-        # Under pytest-xdist (-n 2 --dist worksteal) the long tests go first, so the two
-        # workers share them and the end of the run is short tests, not one worker alone
-        # with a minute-long one. Every worker sorts alike: xdist schedules by the order
+        # Under pytest-xdist (-n 2 --dist worksteal) the long tests go first, longest first,
+        # so the two workers share them and the end of the run is short tests, not one worker
+        # alone with a minute-long one. Every worker sorts alike: xdist schedules by the order
         # the workers collected, which must be the same. A serial run keeps the file order.
-        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+        items.sort(key=slow_seconds, reverse=True)  # stable: file order among equals
+
+
+def slow_seconds(item: pytest.Item) -> float:
+    """What a slow test declares it takes (``@pytest.mark.slow(seconds=N)``, given for the
+    tests of about 15 s or more alone on two cores), 0 for the other slow tests and -1 for the
+    quick ones."""
+    mark = item.get_closest_marker("slow")
+    return -1.0 if mark is None else float(mark.kwargs.get("seconds", 0))

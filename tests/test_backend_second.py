@@ -196,7 +196,9 @@ def test_every_architecture_builds_with_its_parameter_count(backend):
         assert out["refused"] == ""
 
 
-@pytest.mark.slow  # a second backend's own interpreter: imports it and compiles seven models
+# a second backend's own interpreter: imports it and loads seven models (JAX compiles each
+# initializer of each, seconds per model)
+@pytest.mark.slow(seconds=25)
 @backends
 def test_torch_export_loads_and_predicts_the_same(backend, tmp_path):
     import keras
@@ -261,7 +263,8 @@ def torch_accuracy(tmp_path_factory) -> float:
     return _final_test_accuracy(result.run_dir)
 
 
-@pytest.mark.slow  # a second backend's own interpreter: a whole `kvision run` and export (~30 s loaded)
+# a second backend's own interpreter: a whole `kvision run` and export
+@pytest.mark.slow(seconds=15)
 @backends
 def test_recipe_runs_end_to_end_and_trains_to_torchs_accuracy_band(
     backend, tmp_path, torch_accuracy

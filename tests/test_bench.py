@@ -304,8 +304,10 @@ def test_mixed_precision_needs_cuda(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     parser = argparse.ArgumentParser()
     add_arguments(parser)
+    threads = torch.get_num_threads()
     with pytest.raises(KvisionError, match="--mixed-precision needs a CUDA device"):
-        main(parser.parse_args(["--mixed-precision", "--list"]))
+        main(parser.parse_args(["--mixed-precision", "--list", "--threads", str(threads + 1)]))
+    assert torch.get_num_threads() == threads  # the caller's thread count, given back
 
 
 def test_cli_lists_cases():

@@ -15,7 +15,7 @@ import pytest
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "crash_consistency.py"
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=35)
 def test_every_killed_and_resumed_run_ends_like_the_uninterrupted_one(tmp_path):
     out = tmp_path / "crash.json"
     proc = subprocess.run(

@@ -141,7 +141,8 @@ def _assert_same(ddp: list[dict], single: list[dict]) -> float:
     return worst
 
 
-@pytest.mark.slow  # three runs, two of them two processes each (torch + Keras): 1-3 min on 2 busy cores
+# three runs, two of them two processes each (torch + Keras): 1-3 min on 2 busy cores
+@pytest.mark.slow(seconds=25)
 @pytest.mark.timeout(600)
 def test_two_nodes_train_like_one_process_and_resume_after_both_stop(tmp_path):
     recipe = tmp_path / "nodes.toml"

@@ -130,6 +130,7 @@ def venv(tmp_path_factory, wheel) -> Path:
     shutil.rmtree(where, ignore_errors=True)
 
 
+@pytest.mark.slow(seconds=15)  # makes the module's venv
 def test_installing_the_wheel_keeps_the_torch_already_there(venv):
     version, location = _run([str(venv / "bin" / "python"), "-c", TORCH], cwd=venv).stdout.split()
     assert Path(location).is_relative_to(Path(_site_of(BASE_PYTHON)))
@@ -161,6 +162,7 @@ def test_wheel_holds_every_module_and_data_file(wheel):
     assert not any(n.startswith(("tests/", "tui/", "benchmarks/")) for n in names)
 
 
+@pytest.mark.slow(seconds=20)
 def test_installed_wheel_imports_everything_and_runs_a_shipped_recipe(venv, wheel, tmp_path):
     bin_dir = venv / "bin"
     outside = tmp_path / "elsewhere"

@@ -17,8 +17,8 @@ def test_readme_is_short_and_keeps_the_two_fresh_machine_commands():
     blocks = re.findall(r"```bash\n(.*?)\n```", README, re.S)
     assert SETUP + "pip install -e . && kvision run recipes/naive_vs_expert.toml" in blocks
     assert (
-        SETUP + 'pip install -e ".[test,tfds,postgres,docs,onnx,jax]" && python -m pytest -q'
-        in blocks
+        SETUP + 'pip install -e ".[test,tfds,postgres,docs,onnx,jax]" && '
+        "python -m pytest -q -n 2 --dist worksteal" in blocks
     )
 
 
@@ -104,18 +104,21 @@ def test_the_readme_quotes_the_measured_suite_time():
         assert "The suite's time is not measured in this checkout yet" in " ".join(README.split())
         return
     measured = path.read_text("utf-8")
-    quick, whole, parallel = (
+    quick, whole, serial = (
         re.search(
             rf"^- {part} suite: ([\d.]+ s \(\d+:\d\d\)) wall.*?\(load average ([\d.]+)",
             measured,
             re.M,
         )
-        for part in ("quick", "whole", "parallel")
+        for part in ("quick", "whole", "serial")
+    )
+    assert re.search(
+        r"^- whole suite: .*`python -m pytest -q -n 2 --dist worksteal ", measured, re.M
     )
     sentence = (
         f"The quick part took {quick[1]} and the whole suite {whole[1]} "
         f"(load average {quick[2]} and {whole[2]} at their start)"
     )
-    if parallel:  # measured only where the file has the part (`--only ... parallel`)
-        sentence += f"; on two pytest-xdist workers (`-n 2`) the whole suite took {parallel[1]}"
+    if serial:  # measured only where the file has the part (`--only ... serial`)
+        sentence += f"; in one process (without `-n 2`) the whole suite took {serial[1]}"
     assert " ".join(sentence.split()) in " ".join(README.split()), sentence

@@ -241,7 +241,7 @@ def test_fit_model_exports_and_loads_safely(fit_run):
     np.testing.assert_allclose(model.predict(x, verbose=0).ravel(), fit["fitted"][:5], rtol=1e-4)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=15)
 def test_killed_fit_run_resumes_to_the_uninterrupted_result(tmp_path):
     """kill -9 in the middle of the long arm, resume, compare with an uninterrupted run."""
     import subprocess

@@ -180,7 +180,7 @@ def _epochs(run_dir: Path) -> list:
     ) + [tuple(sorted(reader.evaluations()[-1]["matrix"].items()))]
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=20)
 def test_two_resumes_of_a_killed_run_one_writer_twenty_times(recipe, tmp_path):
     """A writer killed with ``kill -9`` after its first epoch leaves its lock file but no lock:
     the run is stale. Then two ``kvision run --resume`` of it, started within milliseconds:
@@ -214,7 +214,7 @@ def test_two_resumes_of_a_killed_run_one_writer_twenty_times(recipe, tmp_path):
     print(f"refused after {max(refusal):.2f} s at most ({PAIRS} races)")
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=20)
 def test_two_runs_given_one_run_dir_one_writer_twenty_times(recipe, tmp_path):
     """Two ``kvision run RECIPE --run-dir X`` at once: one claims X, the other exits 2 naming
     it and writes nothing; the winner of the last race finishes equal to a lone run."""

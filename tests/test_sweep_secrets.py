@@ -53,7 +53,7 @@ def _role(postgres) -> str:
     return f"postgresql://kvsecret:{SECRET}@127.0.0.1:{postgres.port}/{db}"
 
 
-@pytest.mark.slow  # two trial processes (torch + Keras each)
+@pytest.mark.slow(seconds=15)  # two trial processes (torch + Keras each)
 def test_a_real_sweep_writes_the_password_nowhere(postgres, tmp_path):
     recipe = tmp_path / "shared.toml"
     recipe.write_text(

@@ -190,7 +190,7 @@ def _logs(tmp_path: Path) -> str:
     )
 
 
-@pytest.mark.slow  # ten trial processes (torch + Keras each) over three workers: 1-2 min
+@pytest.mark.slow(seconds=40)  # ten trial processes (torch + Keras each) over three workers
 @pytest.mark.timeout(600)
 def test_three_workers_share_the_budget_and_finish_a_killed_workers_trial(
     server_url, tmp_path, monkeypatch

@@ -27,13 +27,25 @@ def select_cases(names: list[str] | None, *, gpu: bool, steps: int | None):
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run the selected cases and modes; print a table (or JSON with ``--json``)."""
+    """Run the selected cases and modes; print a table (or JSON with ``--json``). The torch
+    thread count is ``--threads`` while it runs and what it was afterwards, so that a caller
+    in the same process (a notebook, a test) keeps its own."""
     _check(args)
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        return _run(args)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(args: argparse.Namespace) -> int:
     import torch
 
     from kvision.bench.speed import format_table, run_case
 
-    torch.set_num_threads(args.threads)
     if args.mixed_precision and not torch.cuda.is_available():
         raise KvisionError(
             "--mixed-precision needs a CUDA device (float16 autocast); torch sees none here."
