@@ -171,3 +171,19 @@ def test_a_killed_sweep_resumes_without_repeating_finished_trials(tmp_path):
     )  # waited for, not rerun
     assert killed.of("run_resumed") and killed.status() == "finished"  # continued with --resume
     assert not (folder / "trials" / "002").exists()  # the budget holds across the kill
+
+
+def test_parallel_trials_share_the_cores_unless_the_user_set_the_threads(monkeypatch):
+    """Each of ``parallel`` trial processes gets its share of the cores as OpenMP threads;
+    a thread count the user set (or pytest-xdist's one per worker) is passed on as it is."""
+    from types import SimpleNamespace
+
+    from kvision.sweep.study import _trial_env
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert _trial_env(SimpleNamespace(parallel=2))["OMP_NUM_THREADS"] == "4"
+    assert _trial_env(SimpleNamespace(parallel=16))["OMP_NUM_THREADS"] == "1"
+    assert "OMP_NUM_THREADS" not in _trial_env(SimpleNamespace(parallel=1))
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert _trial_env(SimpleNamespace(parallel=2))["OMP_NUM_THREADS"] == "3"
