@@ -75,7 +75,12 @@ def _rank(rank: int, world: int, port: int, out: str) -> None:
         metrics.update(distributed.fit_one_epoch(model, train, None, class_weight=CLASS_WEIGHT))
 
     _two_epochs(fit)
-    np.savez(Path(out) / f"rank{rank}.npz", *model.get_weights(), loss=metrics["loss"])
+    np.savez(
+        Path(out) / f"rank{rank}.npz",
+        *model.get_weights(),
+        loss=metrics["loss"],
+        stopped=np.array(_stop_asked_of_rank_1_only(rank)),
+    )
     # Both ranks done before either tears gloo down: a rank destroying its group while the
     # other still holds the connection aborted once in CI ("terminate called without an
     # active exception", SIGABRT).
@@ -85,6 +90,23 @@ def _rank(rank: int, world: int, port: int, out: str) -> None:
     # die with SIGABRT in gloo's C++ teardown at interpreter exit, after its results were
     # saved. Leave without running those destructors; mp.spawn checks the exit code (0).
     os._exit(0)
+
+
+def _stop_asked_of_rank_1_only(rank: int) -> list[str]:
+    """What two stop checks between epochs raise on this rank: none asked, then SIGINT on
+    rank 1 only (its machine's signal a moment before the other's)."""
+    from kvision.train.ranks import stop_together
+    from kvision.train.signals import StopFlag, StopRequested
+
+    stop, seen = StopFlag(), []
+    for asked in (None, "SIGINT" if rank == 1 else None):
+        stop.signame = stop.signame or asked
+        try:
+            stop_together(stop)
+            seen.append("went on")
+        except StopRequested as exc:
+            seen.append(exc.signame)
+    return seen
 
 
 def _free_port() -> int:
@@ -119,6 +141,10 @@ def test_two_gloo_ranks_match_one_process_with_the_same_global_batch(tmp_path):
             # 1e-4 relative, 1e-5 absolute for weights near 0 (their scale is ~0.1). A rank
             # seeing the wrong shard or a missing average moves weights by >1e-2.
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    # Both ranks stop at the same check, rank 0 as if by SIGTERM: a rank going on alone
+    # would wait in the next epoch's broadcast for a peer that had left.
+    stopped = {r: list(np.load(tmp_path / f"rank{r}.npz")["stopped"]) for r in (0, 1)}
+    assert stopped == {0: ["went on", "SIGTERM"], 1: ["went on", "SIGINT"]}
 
 
 def test_shards_cover_the_global_batch_and_weights_keep_its_mean():

@@ -30,7 +30,7 @@ import torch
 import torch.distributed as dist
 
 from kvision.train.launch import launch
-from kvision.train.ranks import init_from_env, is_main, rank, world_size
+from kvision.train.ranks import any_rank, init_from_env, is_main, rank, world_size
 from kvision.train.signals import StopFlag
 
 
@@ -77,11 +77,10 @@ class _StopTogether(keras.callbacks.Callback):
         self.stop = stop
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        flag = torch.tensor([1.0 if self.stop else 0.0], device=_collective_device())
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        if flag.item() and not self.stop:
+        stopped = any_rank(bool(self.stop))
+        if stopped and not self.stop:
             self.stop.signame = "SIGTERM"  # a rank on another machine was stopped: as if here
-        self.model.stop_training = bool(flag.item())
+        self.model.stop_training = stopped
 
 
 def _collective_device() -> str:

@@ -16,6 +16,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from kvision.runs.phases import timed
+from kvision.train.ranks import stop_together
 
 if TYPE_CHECKING:
     import keras
@@ -63,7 +64,7 @@ def _predictions(
                 np.asarray(model.predict(batches, verbose=0), dtype=np.float64),
                 labels,
             )
-            ev.stop.raise_if_set()
+            stop_together(ev.stop)  # every rank evaluates each cell
 
 
 @timed("evaluate")

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 
 from kvision.runs.phases import timed
-from kvision.train.ranks import is_distributed
+from kvision.train.ranks import is_distributed, stop_together
 
 if TYPE_CHECKING:
     from kvision.recipe.schema_training import TrainingSection
@@ -59,7 +59,7 @@ def fit_one_epoch(
             callbacks=callbacks,
             stop=run.stop,
         )
-        run.stop.raise_if_set()
+        stop_together(run.stop)  # a signal during validation: every rank, or none, stops here
         return metrics
     # shuffle=False: the batches' order is set by train.set_epoch (seeded, resumable).
     history = model.fit(

@@ -14,7 +14,10 @@ import os
 import socket
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from kvision.train.signals import StopFlag
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -109,23 +112,41 @@ def check_everywhere(ok: bool, problem: str) -> None:
     """
     from kvision.errors import KvisionError
 
-    if not is_distributed():
-        if not ok:
-            raise KvisionError(problem)
-        return
-    import torch
-
-    dist = _dist()
-    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
-    flag = torch.tensor([1.0 if ok else 0.0], device=device)
-    dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    failed_somewhere = any_rank(not ok)
     if not ok:
         raise KvisionError(problem)
-    if not flag.item():
+    if failed_somewhere:
         raise KvisionError(
             f"rank {rank()} stops with the others: another rank's check failed "
             "(its message is in that node's output)."
         )
+
+
+def any_rank(flag: bool) -> bool:
+    """Whether ``flag`` is true on any rank (one tiny all-reduce; this rank's flag when not
+    distributed). Every rank must call it at the same point."""
+    if not is_distributed():
+        return flag
+    import torch
+
+    dist = _dist()
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"  # NCCL reduces CUDA tensors only
+    value = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
+def stop_together(stop: StopFlag) -> None:
+    """Raise StopRequested on every rank if any rank was asked to stop (Ctrl-C, SIGTERM);
+    a rank that was not (another machine's was) stops as if by SIGTERM.
+
+    Every check between batches must agree: the machines' signals come moments apart, and
+    a rank that stopped after an epoch while another, its signal a moment later, went on
+    left that one broadcasting the next epoch's weights to a peer that had gone ("Connection
+    closed by peer"): the run ended failed instead of interrupted and resumable."""
+    if any_rank(bool(stop)) and not stop:
+        stop.signame = "SIGTERM"
+    stop.raise_if_set()
 
 
 def shared_dir_problem(path: Path) -> str:

@@ -31,7 +31,7 @@ from kvision.train.compile import compile_model, with_overrides
 from kvision.train.console import format_metrics
 from kvision.train.fit import Epoch, epoch_seed, fit_one_epoch
 from kvision.train.plan import TrialPlan, TrialState, plan_trials
-from kvision.train.ranks import barrier, is_distributed, main_only, main_writes
+from kvision.train.ranks import barrier, is_distributed, main_only, main_writes, stop_together
 from kvision.train.resources import RunResources
 from kvision.train.schedule import (
     EarlyState,
@@ -111,7 +111,7 @@ class Trial:
             self.epoch_ended(epoch, metrics, time.monotonic() - t0, stopped)
             if state.stage_epoch < stage.epochs and not stopped:
                 self.checkpoint_every()  # the stage's own checkpoint records its last epoch
-                self.shared.stop.raise_if_set()
+                stop_together(self.shared.stop)
         self.end_stage(stage, stopped)
 
     # -- the named steps -------------------------------------------------------------
