@@ -30,7 +30,14 @@ import torch
 import torch.distributed as dist
 
 from kvision.train.launch import launch
-from kvision.train.ranks import any_rank, init_from_env, is_main, rank, world_size
+from kvision.train.ranks import (
+    any_rank,
+    collective_device,
+    init_from_env,
+    is_main,
+    rank,
+    world_size,
+)
 from kvision.train.signals import StopFlag
 
 
@@ -83,11 +90,6 @@ class _StopTogether(keras.callbacks.Callback):
         self.model.stop_training = stopped
 
 
-def _collective_device() -> str:
-    """NCCL reduces CUDA tensors only; gloo CPU ones."""
-    return "cuda" if dist.get_backend() == "nccl" else "cpu"
-
-
 def _broadcast_weights(model: Any) -> None:
     with torch.no_grad():
         for variable in model.variables:
@@ -123,7 +125,7 @@ def average_metrics(metrics: dict[str, float]) -> dict[str, float]:
     """The mean of each metric over all ranks (identical result on every rank)."""
     keys = sorted(metrics)
     values = torch.tensor(
-        [metrics[k] for k in keys], dtype=torch.float64, device=_collective_device()
+        [metrics[k] for k in keys], dtype=torch.float64, device=collective_device()
     )
     dist.all_reduce(values, op=dist.ReduceOp.SUM)
     return {

@@ -130,10 +130,14 @@ def any_rank(flag: bool) -> bool:
     import torch
 
     dist = _dist()
-    device = "cuda" if dist.get_backend() == "nccl" else "cpu"  # NCCL reduces CUDA tensors only
-    value = torch.tensor([1.0 if flag else 0.0], device=device)
+    value = torch.tensor([1.0 if flag else 0.0], device=collective_device())
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return bool(value.item())
+
+
+def collective_device() -> str:
+    """Where a collective's tensors live: NCCL reduces CUDA tensors only, gloo CPU ones."""
+    return "cuda" if _dist().get_backend() == "nccl" else "cpu"
 
 
 def stop_together(stop: StopFlag) -> None:
