@@ -318,7 +318,7 @@ MEASURED_BY = {
     "evidence": "python benchmarks/evidence.py RUN_DIR ... --markdown docs/measured/evidence.md",
     "shared_sweep": "python benchmarks/shared_sweep.py --workers 1 --workers 3 "
     "--markdown docs/measured/shared_sweep.md",
-    "test_suite": "python benchmarks/suite_time.py --only quick whole parallel "
+    "test_suite": "python benchmarks/suite_time.py --only quick whole serial "
     "--markdown docs/measured/test_suite.md",
 }
 

@@ -186,7 +186,8 @@ def child_runs(request, tmp_path_factory) -> Iterator[ChildRuns]:
     runs.stop()
 
 
-@pytest.mark.slow(seconds=30)  # the first one starts the pairs' runs and the Keras 3.13 fit
+# a venv and a pytest run in it; in one process the first also starts the other child runs
+@pytest.mark.slow(seconds=30)
 @pytest.mark.parametrize("name", ["oldest", "newest"])
 def test_portable_speed_and_end_to_end_tests_pass_on_the_pair(name, child_runs):
     run = child_runs.get(name)

@@ -31,7 +31,7 @@ import torch.distributed as dist
 
 from kvision.train.launch import launch
 from kvision.train.ranks import (
-    any_rank,
+    agree_stop,
     collective_device,
     init_from_env,
     is_main,
@@ -84,10 +84,7 @@ class _StopTogether(keras.callbacks.Callback):
         self.stop = stop
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        stopped = any_rank(bool(self.stop))
-        if stopped and not self.stop:
-            self.stop.signame = "SIGTERM"  # a rank on another machine was stopped: as if here
-        self.model.stop_training = stopped
+        self.model.stop_training = agree_stop(self.stop)
 
 
 def _broadcast_weights(model: Any) -> None:

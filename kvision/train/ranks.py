@@ -140,16 +140,22 @@ def collective_device() -> str:
     return "cuda" if _dist().get_backend() == "nccl" else "cpu"
 
 
-def stop_together(stop: StopFlag) -> None:
-    """Raise StopRequested on every rank if any rank was asked to stop (Ctrl-C, SIGTERM);
-    a rank that was not (another machine's was) stops as if by SIGTERM.
+def agree_stop(stop: StopFlag) -> bool:
+    """Whether any rank was asked to stop (Ctrl-C, SIGTERM); a rank that was not (another
+    machine's was) gets its flag set as if by SIGTERM, so every rank checkpoints and exits.
 
-    Every check between batches must agree: the machines' signals come moments apart, and
-    a rank that stopped after an epoch while another, its signal a moment later, went on
-    left that one broadcasting the next epoch's weights to a peer that had gone ("Connection
-    closed by peer"): the run ended failed instead of interrupted and resumable."""
+    Every stop check must agree: the machines' signals come moments apart, and a rank that
+    stopped after an epoch while another, its signal a moment later, went on left that one
+    broadcasting the next epoch's weights to a peer that had gone ("Connection closed by
+    peer"): the run ended failed instead of interrupted and resumable."""
     if any_rank(bool(stop)) and not stop:
         stop.signame = "SIGTERM"
+    return bool(stop)
+
+
+def stop_together(stop: StopFlag) -> None:
+    """Raise StopRequested on every rank if any rank was asked to stop (:func:`agree_stop`)."""
+    agree_stop(stop)
     stop.raise_if_set()
 
 
