@@ -19,8 +19,13 @@ import sys
 #: (what is imported first, the module added, who in a run needs it)
 ROWS = (
     ("numpy", "torch", "the backend"),
-    ("torch", "torch._dynamo", "Keras' torch backend: `@torch._dynamo.disable()` at import"),
-    ("torch, torch._dynamo", "kvision, keras", "Keras itself (deferred modules left out)"),
+    ("torch", "kvision, keras", "Keras itself (torch._dynamo and the deferred modules left out)"),
+    (
+        "kvision, keras",
+        "torch._dynamo",
+        "torch.compile, torch.export (the captured forward, `.pt2` export), a plain"
+        " `model.compile` + `fit` (Keras builds its loss on the meta device); not the trainer",
+    ),
     ("kvision, keras", "sklearn.model_selection", "stratified splits (every run)"),
     (
         "kvision, keras",

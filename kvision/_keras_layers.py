@@ -72,6 +72,36 @@ class _AfterKeras(importlib.abc.MetaPathFinder):
         return spec
 
 
+#: What a deferred module answers without loading: its class (``isinstance``) and its import
+#: attributes, already set.
+#: ``inspect.getmodule`` probes ``__file__`` of every module in ``sys.modules`` (torch calls it
+#: when it registers operators, e.g. at ``torch._dynamo``'s import), which would otherwise load
+#: Matplotlib, scikit-learn and h5py for a module nobody used.
+_QUIET = frozenset(
+    {
+        "__class__", "__name__", "__file__", "__cached__", "__spec__", "__loader__",
+        "__package__", "__path__",
+    }
+)
+
+
+class _QuietLazyModule(importlib.util._LazyModule):
+    """A lazy module that loads on the first attribute outside :data:`_QUIET`."""
+
+    def __getattribute__(self, attr):
+        if attr in _QUIET:
+            return object.__getattribute__(self, attr)
+        return super().__getattribute__(attr)
+
+
+class _QuietLazyLoader(importlib.util.LazyLoader):
+    """``LazyLoader`` whose modules answer :data:`_QUIET` without loading."""
+
+    def exec_module(self, module):
+        super().exec_module(module)
+        module.__class__ = _QuietLazyModule
+
+
 class _Deferred(importlib.abc.MetaPathFinder):
     """Hands out the spec other finders give for a :data:`DEFERRED` name, its loader lazy."""
 
@@ -84,17 +114,21 @@ class _Deferred(importlib.abc.MetaPathFinder):
             spec = finder.find_spec(name, path, target)
             if spec is not None:
                 if hasattr(spec.loader, "exec_module"):
-                    spec.loader = importlib.util.LazyLoader(spec.loader)
+                    spec.loader = _QuietLazyLoader(spec.loader)
                 return spec
         return None
 
 
 def _deferring(run: Callable, *args) -> None:
-    """Run ``run(*args)`` (Keras' import) with the :data:`DEFERRED` modules loaded lazily."""
+    """Run ``run(*args)`` (Keras' import) with the :data:`DEFERRED` modules loaded lazily and
+    ``torch._dynamo`` deferred until first used (:mod:`kvision._lazy_dynamo`)."""
+    from kvision._lazy_dynamo import deferring
+
     finder = _Deferred()
     sys.meta_path.insert(0, finder)
     try:
-        run(*args)
+        with deferring():
+            run(*args)
     finally:
         sys.meta_path.remove(finder)
 

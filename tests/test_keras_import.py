@@ -1,4 +1,5 @@
-"""What ``import kvision`` does to Keras' import: LRN registered, JAX kept out on torch.
+"""What ``import kvision`` does to Keras' import: LRN registered, JAX kept out on torch,
+``torch._dynamo`` loaded only when something uses it.
 
 Run in fresh interpreters, since Keras and JAX are imported once per process.
 """
@@ -52,6 +53,7 @@ model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
 x = np.random.default_rng(0).integers(0, 256, (8, 28, 28, 1)).astype("float32")
 model.fit(x, np.arange(8) % 10, epochs=1, verbose=0)
 seen["trained"] = sorted(m for m in HEAVY if m in sys.modules)
+seen["dynamo_at_fit"] = "torch._dynamo" in sys.modules
 with tempfile.TemporaryDirectory() as folder:
     model.save(folder + "/m.keras")
     keras.saving.load_model(folder + "/m.keras")
@@ -68,9 +70,12 @@ def test_training_loads_no_plotting_sklearn_scipy_h5py(probes):
 
     Their libraries were 119 MiB of ``import kvision, keras``'s 443 MiB peak RSS; a model
     built, trained, saved and loaded needs h5py only from its save on. The deferred Keras
-    modules still work when touched.
+    modules still work when touched. Plain ``model.compile`` + ``fit`` builds its loss on
+    torch's meta device, which imports torch._dynamo; that import probes every module's
+    ``__file__`` (inspect.getmodule), and the deferred modules answer without loading.
     """
     seen = probes["deferred"]
+    assert seen["dynamo_at_fit"]  # the probe above ran, so "trained" below says something
     assert seen["trained"] == []
     assert seen["saved"] == ["h5py"]
     assert (seen["wrapper"], seen["gallery"]) == ("SKLearnClassifier", "plot_image_gallery")
@@ -103,7 +108,36 @@ RUN_PROBE = """
 import json, sys
 from kvision.cli import main
 code = main(["run", sys.argv[1], "--runs-dir", sys.argv[2]])
-print(json.dumps({"code": code, "matplotlib": "matplotlib" in sys.modules}))
+print(json.dumps({"code": code, "matplotlib": "matplotlib" in sys.modules,
+                  "dynamo": "torch._dynamo" in sys.modules}))
+"""
+
+#: Run with and without kvision: Keras' two seed helpers that carry torch.compile's
+#: "do not trace" marker, whether torch._dynamo came with Keras' import, and a compiled
+#: function that draws Keras random numbers (the helpers' reason for the marker).
+DYNAMO_PROBE = """
+import json, sys
+if sys.argv[1] == "kvision":
+    import kvision
+import keras, torch
+from keras.src.backend.torch import image, random
+
+def marks():
+    return [
+        sorted(k for k in vars(f) if k.startswith("_torchdynamo") and k != "_torchdynamo_wrapper_id")
+        for f in (random.torch_seed_generator, image._torch_seed_generator)
+    ]
+
+seen = {"loaded_with_keras": "torch._dynamo" in sys.modules, "marks_before": marks()}
+seed = keras.random.SeedGenerator(3)
+
+@torch.compile(backend="eager")
+def noisy(x):
+    return x + keras.random.normal((4,), seed=seed)
+
+seen["finite"] = bool(torch.isfinite(noisy(torch.zeros(4))).all())
+seen["marks"] = marks()
+print(json.dumps(seen))
 """
 
 
@@ -122,6 +156,8 @@ def probes(tmp_path_factory) -> dict:
             ["-c", RUN_PROBE, str(recipe), str(folder / "runs")],
             {**torch, "KVISION_RENDER": "worker"},
         ),
+        "dynamo_kvision": (["-c", DYNAMO_PROBE, "kvision"], torch),
+        "dynamo_stock": (["-c", DYNAMO_PROBE, "stock"], torch),
     }
     if HAS_JAX:
         children["jax_on_torch"] = (["-c", PROBE], torch)
@@ -135,7 +171,19 @@ def probes(tmp_path_factory) -> dict:
 
 def test_run_without_insight_loads_no_matplotlib(probes):
     """A run with [insight] off trains, evaluates and writes report.md without Matplotlib."""
-    assert probes["run"] == {"code": 0, "matplotlib": False}
+    assert probes["run"] == {"code": 0, "matplotlib": False, "dynamo": False}
     (run,) = Path(probes["runs"]).iterdir()
     assert not (run / "figure_jobs").exists()
     assert "## " in (run / "report.md").read_text("utf-8")
+
+
+def test_dynamo_deferred_until_used_then_helpers_marked_as_stock_keras(probes):
+    """Keras' import with kvision leaves torch._dynamo out (1.1 s and 72 MiB); the first
+    real import of it (here torch.compile) gives Keras' seed helpers the same "do not trace"
+    marker stock Keras gives them at its import, so compiled code meets them as before."""
+    ours, stock = probes["dynamo_kvision"], probes["dynamo_stock"]
+    assert stock["loaded_with_keras"] and not ours["loaded_with_keras"]
+    assert ours["marks_before"] == [[], []]  # deferred: nothing can trace yet
+    assert ours["marks"] == stock["marks"] == stock["marks_before"]
+    assert stock["marks"][0]  # the marker exists, so the comparison says something
+    assert ours["finite"] and stock["finite"]

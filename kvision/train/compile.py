@@ -63,6 +63,31 @@ def compile_model(
     model.compile(
         optimizer=fuse_adam(make_optimizer(training.optimizer)), loss=loss, metrics=metrics
     )
+    build_loss_and_metrics(model)
+
+
+def build_loss_and_metrics(model: keras.Model) -> None:
+    """Build the compiled loss and metrics from the model's symbolic output, as ``fit`` would.
+
+    ``fit`` builds them by running the model, the loss and the metrics once on torch's
+    ``meta`` device. torch's meta kernels are Python functions that import ``torch._dynamo``
+    (and SymPy) at their first call: 1.1 s and 72 MiB in every training process, for
+    containers whose build reads only the outputs' structure. Built here, ``fit`` skips that
+    pass. The containers and their private names are Keras'; where a Keras lacks them or the
+    build fails, ``fit`` builds them itself, as before.
+    """
+    outputs = getattr(model, "outputs", None)
+    parts = [getattr(model, name, None) for name in ("_compile_loss", "_compile_metrics")]
+    if not outputs or len(outputs) != 1 or any(p is None or p.built for p in parts):
+        return
+    (y_pred,) = outputs
+    y_true = keras.KerasTensor(y_pred.shape[:-1] if y_pred.shape[-1] != 1 else y_pred.shape)
+    try:
+        for part in parts:
+            part.build(y_true, y_pred)
+    except Exception:  # noqa: BLE001  fit's own build runs instead; it reports real errors
+        for part in parts:
+            part.built = False
 
 
 def with_overrides(model: keras.Model, training: TrainingSection) -> keras.Model:
