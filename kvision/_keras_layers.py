@@ -77,12 +77,8 @@ class _AfterKeras(importlib.abc.MetaPathFinder):
 #: ``inspect.getmodule`` probes ``__file__`` of every module in ``sys.modules`` (torch calls it
 #: when it registers operators, e.g. at ``torch._dynamo``'s import), which would otherwise load
 #: Matplotlib, scikit-learn and h5py for a module nobody used.
-_QUIET = frozenset(
-    {
-        "__class__", "__name__", "__file__", "__cached__", "__spec__", "__loader__",
-        "__package__", "__path__",
-    }
-)
+_QUIET = frozenset(("__class__", "__name__", "__file__", "__cached__", "__spec__"))
+_QUIET |= {"__loader__", "__package__", "__path__"}
 
 
 class _QuietLazyModule(importlib.util._LazyModule):
