@@ -294,6 +294,9 @@ class Start:
 
 
 def _execute(recipe: Recipe, dataset, out: RunOutput, start: Start) -> RunResult:
+    from kvision.train.heap import keep_large_blocks
+
+    keep_large_blocks()  # gradients reused from the heap, not mapped anew at every step
     with phase("imports"):  # Keras and torch, on the first run of the process
         from kvision.train.trial import plan_trials
 
