@@ -320,6 +320,8 @@ MEASURED_BY = {
     "--markdown docs/measured/shared_sweep.md",
     "test_suite": "python benchmarks/suite_time.py --only quick whole serial "
     "--markdown docs/measured/test_suite.md",
+    "train_speed_recheck": "kvision bench --repeats 5 --json "
+    "--markdown docs/measured/train_speed_recheck.md",
     "heap_ab": "python benchmarks/heap_ab.py --rounds 2 --markdown docs/measured/heap_ab.md",
     "memory_before_dynamo": "python benchmarks/memory.py "
     "--markdown docs/measured/memory_before_dynamo.md (in a worktree of the commit before)",
