@@ -81,21 +81,32 @@ _QUIET = frozenset(("__class__", "__name__", "__file__", "__cached__", "__spec__
 _QUIET |= {"__loader__", "__package__", "__path__"}
 
 
-class _QuietLazyModule(importlib.util._LazyModule):
-    """A lazy module that loads on the first attribute outside :data:`_QUIET`."""
-
-    def __getattribute__(self, attr):
-        if attr in _QUIET:
-            return object.__getattribute__(self, attr)
-        return super().__getattribute__(attr)
-
-
 class _QuietLazyLoader(importlib.util.LazyLoader):
     """``LazyLoader`` whose modules answer :data:`_QUIET` without loading."""
 
     def exec_module(self, module):
         super().exec_module(module)
-        module.__class__ = _QuietLazyModule
+        if _QuietLazyModule is not None:
+            module.__class__ = _QuietLazyModule
+
+
+def _quiet_lazy_module() -> type | None:
+    """``LazyLoader``'s module class, answering :data:`_QUIET` without loading; None where a
+    Python names its private class otherwise (the modules then load at any attribute)."""
+    lazy = getattr(importlib.util, "_LazyModule", None)
+    if lazy is None:
+        return None
+
+    class QuietLazyModule(lazy):
+        def __getattribute__(self, attr):
+            if attr in _QUIET:
+                return object.__getattribute__(self, attr)
+            return super().__getattribute__(attr)
+
+    return QuietLazyModule
+
+
+_QuietLazyModule = _quiet_lazy_module()
 
 
 class _Deferred(importlib.abc.MetaPathFinder):

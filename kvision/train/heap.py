@@ -4,10 +4,10 @@ glibc's ``malloc`` serves a block above its mmap threshold from a fresh memory m
 it when freed; the threshold adapts to freed blocks, but only up to 32 MiB. A training step
 allocates its gradients anew, and the main job's AlexNet/2 has a 37.7 MB dense kernel: each
 step mapped its gradient, faulted its 9,200 pages in and unmapped it again (195,000 page faults
-in 20 steps; 19.5 of the main job's 132 CPU seconds were system time). With the mmap
-threshold at 64 MiB and the heap trimmed only past 128 MiB of free space at its top, such
-blocks are reused from the heap: 29 page faults in the same 20 steps, system time 6 s, the
-main job 10 % faster, and its peak RSS some 60 MB higher (docs/speed.md, "The C heap").
+in 20 steps). With the mmap threshold at 64 MiB and the heap trimmed only past 128 MiB of free
+space at its top, such blocks are reused from the heap: 29 page faults in the same 20 steps.
+``benchmarks/heap_ab.py`` (docs/speed.md, "The C heap"): the main job's system time fell from
+18-21 s to 5-6 s and its wall time by 12-22 %, and its peak RSS rose by 31-74 MiB.
 
 Set once per training process (``kvision run``, a resume, a sweep's trial), at the start of
 the run. ``KVISION_HEAP=glibc`` leaves glibc's defaults (less memory, more system time), a
