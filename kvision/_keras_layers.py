@@ -4,10 +4,8 @@ Keras loads a ``.keras`` file's non-Keras layers only from its registry of seria
 classes, so ``kvision>LocalResponseNormalization`` must be registered before
 ``keras.saving.load_model`` reads a file that holds it. ``import kvision`` must not import
 Keras itself (``kvision --help`` and the TUI stay free of Keras and torch), so
-:func:`install` registers at once if Keras is already imported, and otherwise puts a
-one-shot finder on ``sys.meta_path`` that lets Keras' own import run and then registers.
-Hand-written rather than ``wrapt.register_post_import_hook``: wrapt 2 imports asyncio, which
-would add tens of milliseconds to every ``kvision`` command.
+:func:`install` registers at once if Keras is already imported, and otherwise hooks Keras'
+first import (``kvision._import_hooks``): Keras' own import runs, then the layer registers.
 
 The same hook keeps JAX out of a torch-backend Keras' import: Keras' Orbax checkpoint
 callback module imports ``jax`` whenever it is installed (to patch an old JAX's monitoring
@@ -34,6 +32,8 @@ import os
 import sys
 from collections.abc import Callable
 
+from kvision._import_hooks import around_import
+
 #: Keras modules loaded lazily: nothing in Keras' own import reads an attribute of them.
 DEFERRED = frozenset(
     {
@@ -47,29 +47,8 @@ DEFERRED = frozenset(
 )
 
 
-def _register() -> None:
+def _register(_keras: object = None) -> None:
     import kvision.models.layers  # noqa: F401  (its @register_keras_serializable runs)
-
-
-class _AfterKeras(importlib.abc.MetaPathFinder):
-    """Finds nothing itself; wraps the loader of ``keras`` to register kvision's layer after it."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name != "keras":
-            return None
-        sys.meta_path.remove(self)  # one shot; and find_spec below must not come back here
-        spec = importlib.util.find_spec(name)
-        loader = getattr(spec, "loader", None)
-        if loader is not None and hasattr(loader, "exec_module"):
-            run = loader.exec_module
-
-            def exec_module(module):
-                _deferring(_without_jax, run, module)
-                del loader.exec_module  # the loader's own method again
-                _register()
-
-            loader.exec_module = exec_module
-        return spec
 
 
 #: What a deferred module answers without loading: its class (``isinstance``) and its import
@@ -77,8 +56,18 @@ class _AfterKeras(importlib.abc.MetaPathFinder):
 #: ``inspect.getmodule`` probes ``__file__`` of every module in ``sys.modules`` (torch calls it
 #: when it registers operators, e.g. at ``torch._dynamo``'s import), which would otherwise load
 #: Matplotlib, scikit-learn and h5py for a module nobody used.
-_QUIET = frozenset(("__class__", "__name__", "__file__", "__cached__", "__spec__"))
-_QUIET |= {"__loader__", "__package__", "__path__"}
+_QUIET = frozenset(
+    {
+        "__class__",
+        "__name__",
+        "__file__",
+        "__cached__",
+        "__spec__",
+        "__loader__",
+        "__package__",
+        "__path__",
+    }
+)
 
 
 class _QuietLazyLoader(importlib.util.LazyLoader):
@@ -126,6 +115,11 @@ class _Deferred(importlib.abc.MetaPathFinder):
         return None
 
 
+def _importing_keras(run: Callable, module) -> None:
+    """Keras' own import, with JAX kept out and modules deferred (below)."""
+    _deferring(_without_jax, run, module)
+
+
 def _deferring(run: Callable, *args) -> None:
     """Run ``run(*args)`` (Keras' import) with the :data:`DEFERRED` modules loaded lazily and
     ``torch._dynamo`` deferred until first used (:mod:`kvision._lazy_dynamo`)."""
@@ -156,5 +150,5 @@ def install() -> None:
     """Register LRN now if Keras is imported, else right after Keras' import finishes."""
     if "keras" in sys.modules:
         _register()
-    elif not any(isinstance(f, _AfterKeras) for f in sys.meta_path):
-        sys.meta_path.insert(0, _AfterKeras())
+    else:
+        around_import("keras", around=_importing_keras, then=_register)

@@ -11,7 +11,7 @@ module sits at ``sys.modules["torch._dynamo"]``. Its ``disable`` decorator recor
 function and returns it unchanged; any other attribute loads the real module and answers
 from it. When the real ``torch._dynamo`` is imported later (``torch.compile``,
 ``torch.export``, ``keras.backend.clear_session``, a user's import), a one-shot import hook
-applies the real ``disable`` to every recorded function and rebinds it in its module, before
+(``kvision._import_hooks``) applies the real ``disable`` to every recorded function and rebinds it in its module, before
 any code can trace: no tracer runs without ``torch._dynamo`` loaded, so until then a
 function without the marker behaves exactly like one with it. If ``torch._dynamo`` is
 already loaded when Keras is imported, nothing is deferred.
@@ -27,6 +27,8 @@ import threading
 import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+from kvision._import_hooks import around_import
 
 NAME = "torch._dynamo"
 
@@ -66,7 +68,8 @@ def _real() -> types.ModuleType:
 
 def _drop_stand_in() -> None:
     """Forget the stand-in: the next ``import torch._dynamo`` loads the real module."""
-    _StandInFinder.active = False
+    for finder in [f for f in sys.meta_path if isinstance(f, _StandInFinder)]:
+        sys.meta_path.remove(finder)
     if isinstance(sys.modules.get(NAME), _StandIn):
         del sys.modules[NAME]
     torch = sys.modules.get("torch")
@@ -75,16 +78,14 @@ def _drop_stand_in() -> None:
 
 
 class _StandInFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """While active, ``import torch._dynamo`` creates the stand-in.
+    """While on ``sys.meta_path``, ``import torch._dynamo`` creates the stand-in.
 
     A finder rather than a ``sys.modules`` entry: importing ``torch`` itself drops an entry
     for a submodule placed before it.
     """
 
-    active = False
-
     def find_spec(self, name, path=None, target=None):
-        if name != NAME or not _StandInFinder.active:
+        if name != NAME:
             return None
         return importlib.util.spec_from_loader(name, self)
 
@@ -105,44 +106,19 @@ def redecorate(dynamo: types.ModuleType) -> None:
             setattr(module, fn.__name__, dynamo.disable(fn, *args, **kwargs))
 
 
-class _AfterDynamo(importlib.abc.MetaPathFinder):
-    """Finds nothing itself; wraps the real ``torch._dynamo``'s loader to redecorate after it."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name != NAME:
-            return None
-        if self in sys.meta_path:
-            sys.meta_path.remove(self)  # one shot; find_spec below must not come back here
-        spec = importlib.util.find_spec(name)
-        loader = getattr(spec, "loader", None)
-        if loader is not None and hasattr(loader, "exec_module"):
-            run = loader.exec_module
-
-            def exec_module(module):
-                run(module)
-                del loader.exec_module  # the loader's own method again
-                redecorate(module)
-
-            loader.exec_module = exec_module
-        return spec
-
-
 @contextmanager
 def deferring() -> Iterator[None]:
     """Within: ``import torch._dynamo`` gives the stand-in (unless the real one is loaded)."""
     if NAME in sys.modules:
         yield
         return
-    finder = _StandInFinder()
-    _StandInFinder.active = True
-    sys.meta_path.insert(0, finder)
+    sys.meta_path.insert(0, _StandInFinder())
     try:
         yield
     finally:
-        sys.meta_path.remove(finder)
         _drop_stand_in()
         real = sys.modules.get(NAME)
         if real is not None:
             redecorate(real)  # loaded meanwhile, through an attribute of the stand-in
-        elif _RECORDED and not any(isinstance(f, _AfterDynamo) for f in sys.meta_path):
-            sys.meta_path.insert(0, _AfterDynamo())
+        elif _RECORDED:
+            around_import(NAME, then=redecorate)

@@ -18,9 +18,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Units at the bottom: the package root (backend choice, version), the error types, the
 # --set parser, the model catalogue (names, families and options: data that the recipe
-# validates against; it imports only kvision.errors), and the stand-in that keeps
-# torch._dynamo out of Keras' import (it imports nothing of kvision).
+# validates against; it imports only kvision.errors), the one-shot import hook, and the
+# stand-in that keeps torch._dynamo out of Keras' import (it imports only the hook).
 BASE = {
+    "kvision._import_hooks",
     "kvision",
     "kvision.errors",
     "kvision.keyvalue",
