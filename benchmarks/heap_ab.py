@@ -3,8 +3,8 @@
 Each round runs ``kvision run RECIPE --profile`` twice in fresh runs folders: as shipped, and
 with ``KVISION_HEAP=glibc`` (glibc's own malloc thresholds). For each run: wall time, the
 ``train`` phase and the share that is not training (``profile.json``), user and system CPU
-seconds, minor page faults and peak RSS of the run process (``os.wait4``). The final
-evaluation lines of every run must be identical, or the script fails.
+seconds, minor page faults and peak RSS of the run process (``os.wait4``). The evaluation
+events of every run must be identical, or the script fails.
 
     python benchmarks/heap_ab.py [--rounds 2] [--markdown OUT] [--note TEXT]
 """
@@ -14,11 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from memory import run_child  # noqa: E402 - the sibling benchmarks
+from run_profile import load  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "naive_vs_expert.toml"
@@ -29,18 +31,14 @@ SIDES = {
 
 
 def run_once(recipe: Path, env_extra: dict, runs: Path) -> dict:
-    """One run's figures and its evaluation lines."""
+    """One run's figures and its evaluation events."""
+    from kvision.runs import RunReader
+
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")} | env_extra
     cmd = [sys.executable, "-m", "kvision", "run", str(recipe), "--runs-dir", str(runs)]
-    started = time.monotonic()
-    proc = subprocess.Popen(cmd + ["--profile"], cwd=ROOT, env=env, stdout=subprocess.PIPE)
-    out = proc.stdout.read().decode() if proc.stdout else ""
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.monotonic() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{out[-2000:]}")
+    usage, wall = run_child([*cmd, "--profile"], ROOT, env)
     (run_dir,) = runs.iterdir()
-    profile = json.loads((run_dir / "profile.json").read_text("utf-8"))
+    profile = load(run_dir)
     return {
         "wall_s": round(wall, 1),
         "train_s": round(profile["seconds"]["train"], 1),
@@ -49,7 +47,10 @@ def run_once(recipe: Path, env_extra: dict, runs: Path) -> dict:
         "system_s": round(usage.ru_stime, 1),
         "minor_faults": usage.ru_minflt,
         "peak_rss_mib": round(usage.ru_maxrss / 1024),
-        "evaluations": [line for line in out.splitlines() if "(accuracy)" in line],
+        "evaluations": [
+            [e["trial"], e["checkpoint"], e["matrix"], e["loss"]]
+            for e in RunReader(run_dir).evaluations()
+        ],
     }
 
 
@@ -81,9 +82,12 @@ def main() -> int:
                     {"round": n, "side": side, **run_once(args.recipe, SIDES[side], Path(tmp))}
                 )
             print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
-    if len({tuple(r["evaluations"]) for r in rows}) != 1:
-        raise SystemExit("the runs' evaluation lines differ")
-    body = table(rows) + "\n\nEvery run's evaluation lines are identical."
+    if len({json.dumps(r["evaluations"]) for r in rows}) != 1:
+        raise SystemExit("the runs' evaluations differ")
+    body = (
+        table(rows)
+        + "\n\nEvery run's evaluations (each checkpoint's accuracy and loss matrices) are identical."
+    )
     print(body)
     if args.markdown:
         from kvision.bench.stamp import write_markdown

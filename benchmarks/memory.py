@@ -68,10 +68,13 @@ enabled = false
 
 
 # -- measuring ---------------------------------------------------------------------------
-def peak_rss_mib(argv: list[str], cwd: Path) -> tuple[float, float]:
-    """(peak RSS in MiB, wall seconds) of a child process run to its end."""
+def run_child(argv: list[str], cwd: Path, env: dict | None = None):
+    """(resource usage, wall seconds) of a child process run to its end, from ``os.wait4``:
+    the kernel's own figures for that process (peak RSS, CPU seconds, page faults)."""
     started = time.monotonic()
-    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     stderr = proc.stderr.read() if proc.stderr else b""
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -80,9 +83,15 @@ def peak_rss_mib(argv: list[str], cwd: Path) -> tuple[float, float]:
             f"{' '.join(argv)} failed ({proc.returncode}):\n"
             f"{stderr.decode(errors='replace')[-2000:]}"
         )
+    return usage, time.monotonic() - started
+
+
+def peak_rss_mib(argv: list[str], cwd: Path) -> tuple[float, float]:
+    """(peak RSS in MiB, wall seconds) of a child process run to its end."""
+    usage, seconds = run_child(argv, cwd)
     # ru_maxrss is in KiB on Linux (bytes on macOS).
     kib = usage.ru_maxrss / (1024 if sys.platform == "darwin" else 1)
-    return kib / 1024, time.monotonic() - started
+    return kib / 1024, seconds
 
 
 IMPORTS = {"torch": "import torch", "kvision": "import kvision, keras"}
