@@ -327,6 +327,8 @@ MEASURED_BY = {
     "--markdown docs/measured/memory_before_dynamo.md (in a worktree of the commit before)",
     "run_profile_dynamo_heap": "python benchmarks/run_profile.py BEFORE AFTER BEFORE AFTER "
     "--markdown docs/measured/run_profile_dynamo_heap.md --note NOTE",
+    "run_profile_render_hold": "python benchmarks/run_profile.py BEFORE AFTER BEFORE AFTER "
+    "BEFORE AFTER --markdown docs/measured/run_profile_render_hold.md --note NOTE",
 }
 
 

@@ -245,3 +245,61 @@ def test_a_job_recorded_but_not_cleared_is_not_recorded_twice(tmp_path):
     finally:
         writer.close()
     assert not list((tmp_path / JOBS_DIR).iterdir())
+
+
+def _confusion_job(trial: str) -> Job:
+    return Job.of(
+        "confusion",
+        "confusion",
+        trial,
+        f"images/confusion/{trial}.png",
+        {"summary": SUMMARY, "title": trial},
+    )
+
+
+def _wait_for(predicate, seconds: float = 60.0) -> bool:
+    """Poll ``predicate`` until it holds or ``seconds`` pass (a loaded CI machine is slow to
+    start a Python process with Matplotlib: a minute is far more than it needs)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def test_the_worker_draws_only_while_the_trainer_trains(tmp_path):
+    """Held (outside ``draw_while``) the worker draws nothing; inside it draws what is
+    queued, and it stops after its current figure when held again; drain draws the rest."""
+    from kvision.insight.render_worker import WorkerRenderer
+    from kvision.runs import RunWriter
+
+    writer = RunWriter(tmp_path / "run")
+    png = tmp_path / "run" / "images" / "confusion"
+    try:
+        renderer = WorkerRenderer(writer)
+        assert renderer.submit(_confusion_job("first")) == []
+        assert renderer.proc is not None  # started, told "hold" before the job
+        # the started worker has read its words once it blocks waiting for the next one
+        assert _wait_for(lambda: _state(renderer.proc.pid) == "S")
+        time.sleep(1.0)  # time enough to draw, were it drawing
+        assert not png.exists() and renderer.queue.pending()
+        with renderer.draw_while():
+            assert _wait_for(lambda: (png / "first.png").exists() and not renderer.queue.pending())
+        (event,) = renderer.collect()
+        assert event["path"] == "images/confusion/first.png"
+        renderer.submit(_confusion_job("second"))  # held again: queued, not drawn
+        assert _wait_for(lambda: _state(renderer.proc.pid) == "S")
+        time.sleep(1.0)
+        assert not (png / "second.png").exists()
+        assert [e["path"] for e in renderer.drain()] == ["images/confusion/second.png"]
+        assert renderer.proc is None
+    finally:
+        renderer.close()
+        writer.close()
+
+
+def _state(pid: int) -> str:
+    """A process's scheduler state letter (R running, S sleeping...)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2]

@@ -12,6 +12,11 @@ in-process drawing records, and deletes the job. The run drains the worker befor
 report and ``run_finished``. A run killed meanwhile leaves its jobs behind: ``kvision viz
 pending RUN_DIR`` (or ``kvision run --resume``) draws them.
 
+The worker draws while the trainer trains. Figures are queued at checkpoints and at a trial's
+end, just before its evaluations and robustness sweep; drawn then, they took a core from
+that work, which ran at about half its speed. So the trainer tells the worker ``draw`` as an
+epoch starts and ``hold`` when it ends: a held worker finishes its current figure and waits.
+
 ``KVISION_RENDER=inline`` draws every figure at once in the trainer (the test suite's
 one-process mode), as does a trainer whose worker cannot start.
 """
@@ -22,8 +27,10 @@ import contextlib
 import io
 import json
 import os
+import select
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path, PurePosixPath
@@ -39,6 +46,8 @@ MODE_ENV = "KVISION_RENDER"
 JOBS_DIR = "figure_jobs"
 #: The worker's niceness: drawing yields the CPU to training.
 NICE = 10
+#: The trainer's words to the worker, a line each (any other line, e.g. "job", just wakes it).
+DRAW, HOLD, DRAIN = "draw", "hold", "drain"
 
 #: The plot functions a job may name: key -> (module, function). Each takes ``path``.
 PLOTS: dict[str, tuple[str, str]] = {
@@ -203,6 +212,18 @@ class InlineRenderer:
     def __init__(self, writer) -> None:
         self.writer = writer
 
+    @contextlib.contextmanager
+    def draw_while(self) -> Iterator[None]:
+        """Around training: a worker draws inside, is held outside."""
+        self.hold(False)
+        try:
+            yield
+        finally:
+            self.hold(True)
+
+    def hold(self, held: bool) -> None:
+        """Nothing is drawn elsewhere."""
+
     def submit(self, job: Job) -> list[dict]:
         """Draw ``job`` now; its artifact event, if it drew something."""
         drawn = draw(self.writer.dir, job)
@@ -228,6 +249,7 @@ class WorkerRenderer(InlineRenderer):
         self.queue = JobQueue(writer.dir)
         self.proc: subprocess.Popen | None = None
         self.broken = False  # the worker could not start or died: this process draws
+        self.held = True  # drawing waits for training (see draw_while)
 
     def submit(self, job: Job) -> list[dict]:
         """Queue ``job`` and wake the worker; without a worker, draw it (and any left) here."""
@@ -240,11 +262,19 @@ class WorkerRenderer(InlineRenderer):
         self.close()
         return self.queue.render_all(self.writer)
 
+    def hold(self, held: bool) -> None:
+        """Hold the worker (it finishes its current figure) or let it draw again."""
+        if held != self.held:
+            self.held = held
+            if self.proc is not None:
+                self._tell(HOLD if held else DRAW)
+
     def _tell(self, word: str) -> bool:
         """Send the worker a line (starting it first); False if there is no worker."""
         try:
             if self.proc is None:
                 self.proc = _start_worker(self.writer.dir)
+                word = f"{HOLD if self.held else DRAW}\n{word}"
             self.proc.stdin.write(f"{word}\n".encode())
             self.proc.stdin.flush()
             return True
@@ -257,7 +287,7 @@ class WorkerRenderer(InlineRenderer):
 
     def drain(self) -> list[dict]:
         """Wait for the worker to draw every job, record them; what it left is drawn here."""
-        if self.proc is not None and self._tell("drain"):
+        if self.proc is not None and self._tell(DRAIN):
             self.proc.wait()
         self.close()
         return self.queue.render_all(self.writer)
@@ -316,17 +346,46 @@ def rerender(run_dir: str | os.PathLike) -> list[Path]:
     return [run / e["path"] for e in events if e.get("event") == "artifact"]
 
 
-def serve(run_dir: Path, lines, parent: int) -> None:
-    """The worker's loop: each line wakes it to draw what is pending; ``drain`` draws the
-    rest and ends; end of input (the trainer stopped or died) ends after the current job."""
-    queue = JobQueue(run_dir)
-    for line in lines:
-        for stem in queue.pending():
+class _Words:
+    """The trainer's lines on the worker's stdin, read unbuffered so that ``select`` tells
+    whether one is waiting."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd, self.rest, self.words = fd, b"", []
+
+    def next(self, wait: bool) -> str | None:
+        """The next word; "" if none is waiting and ``wait`` is false; None at end of input."""
+        while not self.words:
+            if not wait and not select.select([self.fd], [], [], 0)[0]:
+                return ""
+            chunk = os.read(self.fd, 4096)
+            if not chunk:
+                return None
+            *lines, self.rest = (self.rest + chunk).split(b"\n")
+            self.words += [line.strip().decode("ascii", "replace") for line in lines]
+        return self.words.pop(0)
+
+
+def serve(run_dir: Path, fd: int, parent: int) -> None:
+    """The worker's loop: it draws pending jobs one at a time, reading the trainer's words
+    between them: ``hold`` (wait for ``draw``), ``drain`` (draw the rest and end); end of
+    input (the trainer stopped or died) ends it after the current job."""
+    queue, words, held = JobQueue(run_dir), _Words(fd), False
+    while True:
+        todo = [] if held else queue.pending()
+        word = words.next(wait=not todo)
+        if word is None:
+            return
+        if word == DRAIN:
+            for stem in queue.pending():
+                queue.render(stem)
+            return
+        if word in (DRAW, HOLD):
+            held = word == HOLD
+        elif not word:
             if os.getppid() != parent:
                 return  # the trainer is gone: the rest waits for a re-render
-            queue.render(stem)
-        if line.strip() == b"drain":
-            return
+            queue.render(todo[0])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -334,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     with contextlib.suppress(OSError):
         os.nice(NICE)
-    serve(Path(args[0]), sys.stdin.buffer, os.getppid())
+    serve(Path(args[0]), sys.stdin.fileno(), os.getppid())
     return 0
 
 

@@ -8,6 +8,7 @@ Only rank 0 draws: the numbers here, the PNGs in a low-priority worker process
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from kvision.runs.phases import phase, timed
@@ -26,6 +27,10 @@ class InsightOff:
 
     def check_model(self, model: keras.Model) -> None:
         """Nothing to check."""
+
+    def draw_while(self) -> contextlib.AbstractContextManager:
+        """Around an epoch's training: nothing is drawn."""
+        return contextlib.nullcontext()
 
     def at_checkpoint(self, trial: str, label: str, model: keras.Model) -> None:
         """Nothing to draw."""
@@ -51,6 +56,11 @@ class InsightPoints(InsightOff):
         self.cfg = feed.recipe.insight
         self.regression = feed.recipe.data.regression
         self.renderer = renderer(writer)  # the worker starts with the first figure
+
+    def draw_while(self) -> contextlib.AbstractContextManager:
+        """Around an epoch's training: the drawing worker draws inside and is held outside,
+        so evaluations and the robustness sweep keep both cores (render_worker's docstring)."""
+        return self.renderer.draw_while()
 
     def check_model(self, model: keras.Model) -> None:
         """A layer named in [insight] must exist: fail before training, on every rank."""

@@ -103,7 +103,8 @@ class Trial:
             lr = self.set_learning_rate(epoch)
             batches[0].set_epoch(state.global_epoch)
             t0 = time.monotonic()
-            metrics = fit_one_epoch(self.model, batches, epoch, self.shared)
+            with self.shared.insight.draw_while():  # figures are drawn while it trains
+                metrics = fit_one_epoch(self.model, batches, epoch, self.shared)
             check_finite(epoch, metrics)
             metrics["lr"] = lr
             state.stage_epoch, state.global_epoch = state.stage_epoch + 1, state.global_epoch + 1
