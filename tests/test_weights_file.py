@@ -102,3 +102,51 @@ def test_a_keras_whose_walk_changed_falls_back_to_save_weights(tmp_path, monkeyp
     checkpoint.wait_for_commits()
     assert saved and (folder / checkpoint.WEIGHTS).is_file()
     assert checkpoint.checkpoint_damage(folder) is None
+
+
+def test_a_stage_end_checkpoint_holds_the_weights_without_the_optimizer_slots(tmp_path):
+    """optimizer=False: the file save_weights writes minus the optimizer's group, a third of
+    the size with Adam, and it restores the weights exactly."""
+    model, x = _trained("alexnet_seed", (64, 64, 1), downscale=16)
+    full = checkpoint.save_checkpoint(tmp_path / "full", "epoch-0001", model, {"trial": "t"})
+    bare = checkpoint.save_checkpoint(
+        tmp_path / "bare", "epoch-0001", model, {"trial": "t"}, optimizer=False
+    )
+    checkpoint.wait_for_commits()
+    with_slots, without = _tree(full / checkpoint.WEIGHTS), _tree(bare / checkpoint.WEIGHTS)
+    assert any(k.startswith("optimizer") for k in with_slots)
+    assert without == {k: v for k, v in with_slots.items() if not k.startswith("optimizer")}
+    sizes = [(f / checkpoint.WEIGHTS).stat().st_size for f in (full, bare)]
+    assert sizes[1] < 0.4 * sizes[0]  # Adam's two slots per weight are gone
+    assert checkpoint.checkpoint_damage(bare) is None
+    fresh, _ = _trained("alexnet_seed", (64, 64, 1), downscale=16)
+    compile_model(fresh, TrainingSection())  # a new stage's optimizer, not built yet
+    checkpoint.restore_weights(bare, fresh)
+    np.testing.assert_array_equal(fresh.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_the_trainer_leaves_the_slots_out_only_at_a_stage_end(tmp_path, monkeypatch):
+    """Mid-stage checkpoints (resumed with the optimizer's state) keep the slots; a stage's
+    end checkpoint and the evaluations' records after it (the next stage starts a fresh
+    optimizer) leave them out."""
+    from conftest import TINY_DATA, clear_and_blurred, naive_vs_expert, quiet, write_recipe
+
+    from kvision.train import trial
+    from kvision.train.runner import run_recipe
+
+    calls = []
+    real = trial.save_checkpoint
+
+    def record(folder, name, model, state, **kwargs):
+        calls.append((state["trial"]["stage_done"], kwargs["optimizer"]))
+        return real(folder, name, model, state, **kwargs)
+
+    monkeypatch.setattr(trial, "save_checkpoint", record)
+    text = TINY_DATA + clear_and_blurred(2.0) + '\n[models.lenet]\narch = "lenet"\n'
+    recipe = write_recipe(
+        tmp_path, text + naive_vs_expert(2, 1, 1) + "\n[insight]\nenabled = false\n"
+    )
+    result = run_recipe(str(recipe), [], runs_dir=str(tmp_path / "runs"), console=quiet())
+    assert result.status == "finished", result.message
+    assert {done for done, _ in calls} == {False, True}  # both kinds were written
+    assert all(optimizer == (not done) for done, optimizer in calls)

@@ -12,8 +12,9 @@ Only the part that reads the model runs on the trainer's thread: Keras' saving w
 the weights and optimizer variables (:mod:`kvision.train.weights_file`), and training goes
 on while one background thread writes them into the temporary folder as ``save_weights``
 would, makes the folder durable (fsync), hashes it, renames it into place and prunes the old
-ones (the main job's AlexNet checkpoints are 134 MB each). The next checkpoint, the end of a trial and
-any stop wait for that commit first (:func:`wait_for_commits`), so at most one is in flight,
+ones (the main job's AlexNet/2 checkpoints are 134 MB mid-stage; a stage's end checkpoint
+holds the weights only, 44 MB, since a resume from it starts a fresh optimizer). The next
+checkpoint, the end of a trial and any stop wait for that commit first (:func:`wait_for_commits`), so at most one is in flight,
 and a process killed meanwhile leaves the previous checkpoint as the newest intact one. A
 checkpoint of weights that have not changed since the newest one (an evaluation's record
 after a stage's own checkpoint) hard-links that one's weights file instead of writing it.
@@ -64,9 +65,19 @@ class Lookup:
 
 
 def save_checkpoint(
-    folder: Path, name: str, model: Any, state: dict, *, same_weights: bool = False
+    folder: Path,
+    name: str,
+    model: Any,
+    state: dict,
+    *,
+    same_weights: bool = False,
+    optimizer: bool = True,
 ) -> Path:
     """Write weights (with the optimizer's variables), generator states and ``state``.
+
+    ``optimizer=False``: the weights only, for a checkpoint at a stage's end. A resume from
+    one starts the next stage (or the trial's end) with a fresh optimizer, as the run did, so
+    the optimizer's slots would never be read: for Adam they are two thirds of the file.
 
     The free space is checked first (h5py can crash on a full disk instead of failing); every
     checkpoint gets a folder of its own (never overwritten). Returns the folder it will be
@@ -78,13 +89,14 @@ def save_checkpoint(
     folder.mkdir(parents=True, exist_ok=True)
     newest = find_checkpoint(folder, verify=False).intact
     # Already waited above: the sizing reads the folder without waiting again.
-    ensure_space(folder, 0 if same_weights and newest else _estimate_bytes(folder, model))
+    needed = _estimate_bytes(folder, model, optimizer=optimizer)
+    ensure_space(folder, 0 if same_weights and newest else needed)
     final = folder / f"{name}-{uuid.uuid4().hex[:6]}"
     tmp = folder / f".{final.name}.tmp"
     tmp.mkdir()
     try:
         known, weights = _write_files(
-            tmp, model, state, folder, newest[0] if same_weights and newest else None
+            tmp, model, state, folder, newest[0] if same_weights and newest else None, optimizer
         )
     except BaseException as exc:
         _discard(tmp, folder, model, exc)
@@ -156,7 +168,7 @@ def wait_for_commits() -> None:
 
 
 def _write_files(
-    tmp: Path, model: Any, state: dict, folder: Path, weights_from: Path | None
+    tmp: Path, model: Any, state: dict, folder: Path, weights_from: Path | None, optimizer: bool
 ) -> tuple[dict, Snapshot | None]:
     """Write the checkpoint's small files; returns the manifest records already known (linked
     files) and the weights' snapshot the commit thread writes (None: already written)."""
@@ -169,8 +181,8 @@ def _write_files(
         from kvision.train.weights_file import snapshot  # Keras: only where a model is
 
         # The optimizer's variables go into the same file when the model is compiled.
-        weights = snapshot(model)
-        if weights is None:
+        weights = snapshot(model, optimizer=optimizer)
+        if weights is None:  # (save_weights writes the optimizer's variables too)
             model.save_weights(str(tmp / WEIGHTS))
     _write_npz(
         tmp / "rng.npz", {f"v{i:04d}": np.asarray(v) for i, v in enumerate(_rng_states(model))}
@@ -196,16 +208,19 @@ def estimate_bytes(folder: Path, model: Any) -> int:
     return _estimate_bytes(folder, model)
 
 
-def _estimate_bytes(folder: Path, model: Any) -> int:
-    """:func:`estimate_bytes` without the wait (the commit thread's own error path)."""
+def _estimate_bytes(folder: Path, model: Any, *, optimizer: bool = True) -> int:
+    """:func:`estimate_bytes` without the wait (the commit thread's own error path): the
+    newest checkpoint's size, or the variables' size if that is larger (a stage's end
+    checkpoint holds no optimizer slots, the next one does)."""
     newest = find_checkpoint(folder, verify=False).intact
-    if newest is not None:
-        return sum(p.stat().st_size for p in newest[0].iterdir() if p.is_file())
+    size = sum(p.stat().st_size for p in newest[0].iterdir() if p.is_file()) if newest else 0
     variables = list(model.variables)
-    optimizer = getattr(model, "optimizer", None)
-    if optimizer is not None:
-        variables += list(optimizer.variables)
-    return int(sum(np.prod(v.shape) * np.dtype(v.dtype).itemsize for v in variables) * 1.2)
+    slots = getattr(model, "optimizer", None)
+    if slots is not None and optimizer:
+        variables += list(slots.variables)
+    return max(
+        size, int(sum(np.prod(v.shape) * np.dtype(v.dtype).itemsize for v in variables) * 1.2)
+    )
 
 
 def remove_checkpoints(folder: Path) -> None:

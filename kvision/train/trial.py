@@ -350,6 +350,7 @@ def save(trial: Trial, same_weights: bool) -> None:
         trial.model,
         {"trial": asdict(state), "plan": trial.plan.name},
         same_weights=same_weights,
+        optimizer=not state.stage_done,  # a finished stage's optimizer is never resumed
     )
     if is_distributed():
         wait_for_commits()  # the other ranks go on once it is complete, as before

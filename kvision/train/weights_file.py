@@ -73,15 +73,23 @@ def _copy(value: Any) -> Any:
     return np.array(value, copy=True)
 
 
-def snapshot(model: keras.Model) -> Snapshot | None:
-    """The model's weights (and its optimizer's variables) as ``save_weights`` would store
-    them, copied; None where this Keras lacks the internals or the walk fails."""
+def snapshot(model: keras.Model, *, optimizer: bool = True) -> Snapshot | None:
+    """The model's weights (and, with ``optimizer``, its optimizer's variables) as
+    ``save_weights`` would store them, copied; None where this Keras lacks the internals or
+    the walk fails. Without ``optimizer`` the walk treats the optimizer as already visited,
+    so the file is the one ``save_weights`` writes for the uncompiled model."""
     if H5IOStore is None:
         return None
     recorder = _Recorder()
+    skip = getattr(model, "optimizer", None)
+    visited = {id(skip)} if skip is not None and not optimizer else set()
     try:
         _save_state(
-            model, weights_store=recorder, assets_store=None, inner_path="", visited_saveables=set()
+            model,
+            weights_store=recorder,
+            assets_store=None,
+            inner_path="",
+            visited_saveables=visited,
         )
     except (TypeError, ValueError, AttributeError):
         return None  # an internal changed shape: the trainer writes with save_weights
