@@ -11,9 +11,10 @@ module sits at ``sys.modules["torch._dynamo"]``. Its ``disable`` decorator recor
 function and returns it unchanged; any other attribute loads the real module and answers
 from it. When the real ``torch._dynamo`` is imported later (``torch.compile``,
 ``torch.export``, ``keras.backend.clear_session``, a user's import), a one-shot import hook
-(``kvision._import_hooks``) applies the real ``disable`` to every recorded function and rebinds it in its module, before
-any code can trace: no tracer runs without ``torch._dynamo`` loaded, so until then a
-function without the marker behaves exactly like one with it. If ``torch._dynamo`` is
+(``kvision._import_hooks``) applies the real ``disable`` to every recorded function and
+rebinds it in its module, before any code can trace: no tracer runs without
+``torch._dynamo`` loaded, so until then a function without the marker behaves exactly like
+one with it. If ``torch._dynamo`` is
 already loaded when Keras is imported, nothing is deferred.
 """
 

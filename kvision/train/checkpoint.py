@@ -14,10 +14,11 @@ on while one background thread writes them into the temporary folder as ``save_w
 would, makes the folder durable (fsync), hashes it, renames it into place and prunes the old
 ones (the main job's AlexNet/2 checkpoints are 134 MB mid-stage; a stage's end checkpoint
 holds the weights only, 44 MB, since a resume from it starts a fresh optimizer). The next
-checkpoint, the end of a trial and any stop wait for that commit first (:func:`wait_for_commits`), so at most one is in flight,
-and a process killed meanwhile leaves the previous checkpoint as the newest intact one. A
-checkpoint of weights that have not changed since the newest one (an evaluation's record
-after a stage's own checkpoint) hard-links that one's weights file instead of writing it.
+checkpoint, the end of a trial and any stop wait for that commit first
+(:func:`wait_for_commits`), so at most one is in flight, and a process killed meanwhile
+leaves the previous checkpoint as the newest intact one. A checkpoint of weights that have
+not changed since the newest one (an evaluation's record after a stage's own checkpoint)
+hard-links that one's weights file instead of writing it.
 """
 
 from __future__ import annotations
@@ -89,8 +90,8 @@ def save_checkpoint(
     folder.mkdir(parents=True, exist_ok=True)
     newest = find_checkpoint(folder, verify=False).intact
     # Already waited above: the sizing reads the folder without waiting again.
-    needed = _estimate_bytes(folder, model, optimizer=optimizer)
-    ensure_space(folder, 0 if same_weights and newest else needed)
+    linked = same_weights and newest  # a linked weights file takes no new space
+    ensure_space(folder, 0 if linked else _estimate_bytes(folder, model, optimizer=optimizer))
     final = folder / f"{name}-{uuid.uuid4().hex[:6]}"
     tmp = folder / f".{final.name}.tmp"
     tmp.mkdir()

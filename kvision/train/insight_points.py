@@ -3,7 +3,8 @@
 Whether insight is on is asked once, when the run starts (:func:`insight_points`); a run with
 it off gets :class:`InsightOff`, whose points do nothing (and starts no drawing worker).
 Only rank 0 draws: the numbers here, the PNGs in a low-priority worker process
-(kvision.insight.render_worker), started with the first figure and drained at the run's end.
+(kvision.insight.render_worker), started with the first figure, drawing only while an epoch
+trains (:meth:`InsightPoints.draw_while`) and drained at the run's end.
 """
 
 from __future__ import annotations
