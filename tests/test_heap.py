@@ -19,22 +19,14 @@ pytestmark = pytest.mark.skipif(
 #: read: above the 32 MiB ceiling of glibc's adaptive threshold, so by default it is a map of
 #: its own, and with the trainer's setting it comes from the heap.
 PROBE = """
-import ctypes, json, os, sys
+import json, sys
 import numpy as np
-
-class MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in (
-        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
-        "fordblks", "keepcost")]
-
-libc = ctypes.CDLL(None)
-libc.mallinfo2.restype = MallInfo2
-from kvision.train.heap import keep_large_blocks
+from kvision.train.heap import heap_usage, keep_large_blocks
 
 applied = keep_large_blocks() if sys.argv[1] == "trainer" else None
-mapped = libc.mallinfo2().hblkhd
+mapped = heap_usage()["mapped"]
 block = np.ones(40 * 2**20, dtype=np.uint8)
-print(json.dumps({"applied": applied, "mapped_mib": (libc.mallinfo2().hblkhd - mapped) / 2**20}))
+print(json.dumps({"applied": applied, "mapped_mib": (heap_usage()["mapped"] - mapped) / 2**20}))
 """
 
 

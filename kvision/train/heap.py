@@ -47,4 +47,34 @@ def keep_large_blocks() -> bool:
     )
 
 
-__all__ = ["keep_large_blocks"]
+class _MallInfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2`` (malloc.h), every field a ``size_t``."""
+
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            *("arena", "ordblks", "smblks", "hblks", "hblkhd"),
+            *("usmblks", "fsmblks", "uordblks", "fordblks", "keepcost"),
+        )
+    ]
+
+
+def heap_usage() -> dict[str, int] | None:
+    """glibc's own account of its main heap, in bytes: ``size``, ``in_use``, ``free`` (freed
+    and kept) and ``mapped`` (blocks served by maps of their own); None without glibc 2.33+.
+    For measuring (``benchmarks/heap_breakdown.py``, ``tests/test_heap.py``)."""
+    try:
+        mallinfo2 = ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):
+        return None
+    mallinfo2.restype = _MallInfo2
+    info = mallinfo2()
+    return {
+        "size": info.arena,
+        "in_use": info.uordblks,
+        "free": info.fordblks,
+        "mapped": info.hblkhd,
+    }
+
+
+__all__ = ["heap_usage", "keep_large_blocks"]
