@@ -329,6 +329,8 @@ MEASURED_BY = {
     "--markdown docs/measured/run_profile_dynamo_heap.md --note NOTE",
     "run_profile_render_hold": "python benchmarks/run_profile.py BEFORE AFTER BEFORE AFTER "
     "BEFORE AFTER --markdown docs/measured/run_profile_render_hold.md --note NOTE",
+    "heap_breakdown": "python benchmarks/heap_breakdown.py "
+    "--markdown docs/measured/heap_breakdown.md --note NOTE",
     "run_profile_slim_checkpoint": "python benchmarks/run_profile.py BEFORE AFTER BEFORE "
     "AFTER BEFORE AFTER --markdown docs/measured/run_profile_slim_checkpoint.md --note NOTE",
 }
