@@ -333,6 +333,12 @@ MEASURED_BY = {
     "--markdown docs/measured/heap_breakdown.md --note NOTE",
     "run_profile_slim_checkpoint": "python benchmarks/run_profile.py BEFORE AFTER BEFORE "
     "AFTER BEFORE AFTER --markdown docs/measured/run_profile_slim_checkpoint.md --note NOTE",
+    "run_profile_reuse": "python benchmarks/run_profile.py BEFORE AFTER BEFORE AFTER "
+    "BEFORE AFTER --markdown docs/measured/run_profile_reuse.md --note NOTE",
+    "run_profile_reuse_first3": "python benchmarks/run_profile.py BEFORE AFTER BEFORE "
+    "AFTER BEFORE AFTER --markdown docs/measured/run_profile_reuse_first3.md --note NOTE",
+    "heap_breakdown_glibc": "KVISION_HEAP=glibc python benchmarks/heap_breakdown.py "
+    "--markdown docs/measured/heap_breakdown_glibc.md --note NOTE",
 }
 
 

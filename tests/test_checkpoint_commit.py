@@ -71,3 +71,43 @@ def test_a_failed_commit_reaches_the_trainer(tmp_path, model, monkeypatch):
     checkpoint.wait_for_commits()  # reported once
     assert [p.name for p in folder.iterdir() if p.is_dir()] == [kept.name]
     assert checkpoint.find_checkpoint(folder).intact[0] == kept
+
+
+def test_the_export_goes_on_while_a_checkpoint_commits(tmp_path, model, monkeypatch):
+    """model.keras is sized from the model alone, so a trial's export runs beside the commit of
+    its last checkpoint (the evaluation's record) instead of waiting for it; the commit then
+    lands intact."""
+    import threading
+    from types import SimpleNamespace
+
+    from kvision.runs import RunWriter
+    from kvision.train.trial import export_model
+
+    run = tmp_path / "run"
+    writer = RunWriter(run)
+    release, digest = threading.Event(), checkpoint.file_digest
+
+    def held_digest(path):  # the commit thread waits here until the export is done
+        release.wait(30)
+        return digest(path)
+
+    monkeypatch.setattr(checkpoint, "file_digest", held_digest)
+    folder = run / "trials" / "t" / "checkpoints"
+    committing = checkpoint.save_checkpoint(folder, "a", model, _state(1))
+    trial = SimpleNamespace(
+        dir=run / "trials" / "t",
+        checkpoints=folder,
+        model=model,
+        out=SimpleNamespace(writer=writer),
+        plan=SimpleNamespace(name="t"),
+    )
+    try:
+        export_model(trial)
+        exported_while_committing = not checkpoint._COMMITS._pending.done()
+    finally:
+        release.set()
+        checkpoint.wait_for_commits()
+        writer.close()
+    assert exported_while_committing
+    assert (run / "trials" / "t" / "model.keras").is_file()
+    assert checkpoint.find_checkpoint(folder).intact[0] == committing

@@ -268,9 +268,9 @@ def _wait_for(predicate, seconds: float = 60.0) -> bool:
     return predicate()
 
 
-def test_the_worker_draws_only_while_the_trainer_trains(tmp_path):
-    """Held (outside ``draw_while``) the worker draws nothing; inside it draws what is
-    queued, and it stops after its current figure when held again; drain draws the rest."""
+def test_the_worker_waits_while_the_trainer_evaluates(tmp_path):
+    """Inside ``held_while`` (an evaluation, the robustness sweep) the worker draws nothing;
+    after it, it draws what is queued; drain draws what a held worker left."""
     from kvision.insight.render_worker import WorkerRenderer
     from kvision.runs import RunWriter
 
@@ -278,22 +278,26 @@ def test_the_worker_draws_only_while_the_trainer_trains(tmp_path):
     png = tmp_path / "run" / "images" / "confusion"
     try:
         renderer = WorkerRenderer(writer)
-        assert renderer.submit(_confusion_job("first")) == []
-        assert renderer.proc is not None  # started, told "hold" before the job
-        # the started worker has read its words once it blocks waiting for the next one
-        assert _wait_for(lambda: _state(renderer.proc.pid) == "S")
-        time.sleep(1.0)  # time enough to draw, were it drawing
-        assert not png.exists() and renderer.queue.pending()
-        with renderer.draw_while():
-            assert _wait_for(lambda: (png / "first.png").exists() and not renderer.queue.pending())
+        with renderer.held_while():
+            assert renderer.submit(_confusion_job("first")) == []
+            assert renderer.proc is not None  # started, told "hold" before the job
+            # the started worker has read its words once it blocks waiting for the next one
+            assert _wait_for(lambda: _state(renderer.proc.pid) == "S")
+            time.sleep(1.0)  # time enough to draw, were it drawing
+            assert not png.exists() and renderer.queue.pending()
+        assert _wait_for(lambda: (png / "first.png").exists() and not renderer.queue.pending())
         (event,) = renderer.collect()
         assert event["path"] == "images/confusion/first.png"
-        renderer.submit(_confusion_job("second"))  # held again: queued, not drawn
-        assert _wait_for(lambda: _state(renderer.proc.pid) == "S")
-        time.sleep(1.0)
-        assert not (png / "second.png").exists()
-        assert [e["path"] for e in renderer.drain()] == ["images/confusion/second.png"]
+        with renderer.held_while():
+            renderer.submit(_confusion_job("second"))  # held: queued, not drawn
+            assert _wait_for(lambda: _state(renderer.proc.pid) == "S")
+            time.sleep(1.0)
+            assert not (png / "second.png").exists()
+            worker = renderer.proc
+            assert [e["path"] for e in renderer.drain()] == ["images/confusion/second.png"]
         assert renderer.proc is None
+        # It ends without the interpreter's teardown (render_worker._exit_now), cleanly.
+        assert worker.returncode == 0
     finally:
         renderer.close()
         writer.close()

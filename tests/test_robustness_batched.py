@@ -104,3 +104,43 @@ def test_classes_and_features_cast_one_batch_at_a_time(model_and_data):
     expected = np.asarray(whole, np.float32)
     expected = expected / np.maximum(np.linalg.norm(expected, axis=1, keepdims=True), 1e-12)
     assert np.array_equal(feats, expected)
+
+
+def test_variants_whose_pixels_were_already_predicted_are_not_predicted_again(
+    model_and_data, monkeypatch
+):
+    """The trial's last evaluation predicted the clear test images and the recipe's blurred
+    ones: the sweep takes those classes for the variants with the same pixels (sigma 0 and
+    the recipe's sigma) and predicts only the rest; pixels that differ are predicted."""
+    model, images, labels = model_and_data
+    blurred = apply_blur(images, "gaussian", {"sigma": 3.0})
+    # Deliberately not the model's answers, so a reused variant is told apart by its number.
+    wrong = (labels + 1) % 10
+    off_by_one = images.copy()
+    off_by_one[0, 0, 0, 0] ^= 1  # one pixel differs: must be predicted, not reused
+    seen = []  # the arrays each predict call was given
+    predict = model.predict
+
+    def counted(data, *args, **kwargs):
+        seen.append(len(data.arrays))
+        return predict(data, *args, **kwargs)
+
+    monkeypatch.setattr(model, "predict", counted)
+    curves = robustness_curves(
+        model,
+        images,
+        labels,
+        sigmas=SIGMAS,
+        kinds=KINDS,
+        severities=SEVERITIES,
+        batch_size=BATCH,
+        known=[(images, wrong), (blurred, labels), (off_by_one, labels)],
+    )
+    assert curves["sigma"]["0"] == 0.0  # the known (wrong) classes, not a prediction (1.0)
+    assert curves["sigma"]["3"] == 1.0  # the known classes of the same blurred pixels
+    # Every other variant was predicted, in one call, as without ``known``.
+    assert seen == [len(SIGMAS) - 2 + len(KINDS) * len(SEVERITIES)]
+    plain = robustness_curves(
+        model, images, labels, sigmas=SIGMAS, kinds=KINDS, severities=SEVERITIES, batch_size=BATCH
+    )
+    assert curves["severity"] == plain["severity"] and curves["sigma"]["1"] == plain["sigma"]["1"]

@@ -3,6 +3,7 @@ artifact event, and the recipe's [insight] section however it is handed over."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,10 @@ class Emitter:
         render_worker.PLOTS) from ``args``: JSON-able values and NumPy arrays."""
         path = f"images/{kind}/{slug(name)}.png"
         self.events.extend(self.renderer.submit(Job.of(plot, kind, self.trial, path, args)))
+
+    def held_while(self) -> contextlib.AbstractContextManager:
+        """Around work that wants both cores: the renderer's worker, if any, waits."""
+        return self.renderer.held_while()
 
     def path(self, kind: str, name: str) -> Path:
         """Absolute path of ``images/<kind>/<name>.png``."""

@@ -203,7 +203,7 @@ def trial_artifacts(
     if sec.cam.enabled and conv and len(samples.images):
         _trial_cam(out, model, samples.head(sec.max_samples), sec)
     if sec.robustness.enabled and test_sets:
-        _trial_robustness(out, model, test_sets, sec)
+        _trial_robustness(out, model, test_sets, sec, predicted or {})
     if sec.retrieval.enabled and test_sets:
         _trial_retrieval(out, model, test_sets, class_names, sec)
     return out.events
@@ -291,7 +291,9 @@ def _robustness_condition(test_sets: dict, wanted: str | None) -> str:
     return wanted
 
 
-def _trial_robustness(out: Emitter, model: keras.Model, test_sets, sec) -> None:
+def _trial_robustness(
+    out: Emitter, model: keras.Model, test_sets, sec, predicted: dict[str, np.ndarray]
+) -> None:
     from kvision.insight.curves import trial_labels
     from kvision.insight.robustness import robustness_curves, stratified_subset
 
@@ -299,15 +301,24 @@ def _trial_robustness(out: Emitter, model: keras.Model, test_sets, sec) -> None:
     condition = _robustness_condition(test_sets, rob.condition)
     images, labels = test_sets[condition]
     keep = stratified_subset(labels, rob.max_images)
-    curves = robustness_curves(
-        model,
-        images[keep],
-        labels[keep],
-        sigmas=rob.sigmas,
-        kinds=rob.kinds,
-        severities=rob.severities,
-        batch_size=sec.batch_size,
-    )
+    # The last evaluation's test predictions: the sweep's unblurred images, and the recipe's
+    # own blur, are those images again (robustness_curves checks the pixels).
+    known = [
+        (test_sets[c][0][keep], classes[keep])
+        for c, classes in predicted.items()
+        if c in test_sets and len(classes) == len(test_sets[c][1])
+    ]
+    with out.held_while():  # the worker's figures wait: the sweep takes both cores
+        curves = robustness_curves(
+            model,
+            images[keep],
+            labels[keep],
+            sigmas=rob.sigmas,
+            kinds=rob.kinds,
+            severities=rob.severities,
+            batch_size=sec.batch_size,
+            known=known,
+        )
     curves.update(trial=out.trial, condition=condition)
     out.writer.write_json(f"trials/{out.trial}/robustness.json", curves)
     out.draw(

@@ -215,13 +215,17 @@ def _estimate_bytes(folder: Path, model: Any, *, optimizer: bool = True) -> int:
     checkpoint holds no optimizer slots, the next one does)."""
     newest = find_checkpoint(folder, verify=False).intact
     size = sum(p.stat().st_size for p in newest[0].iterdir() if p.is_file()) if newest else 0
+    return max(size, weights_file_bytes(model, optimizer=optimizer))
+
+
+def weights_file_bytes(model: Any, *, optimizer: bool = True) -> int:
+    """What a file of the model's variables (with ``optimizer``, its optimizer's too) takes
+    on disk: their bytes and a fifth more for the file's own structure."""
     variables = list(model.variables)
     slots = getattr(model, "optimizer", None)
     if slots is not None and optimizer:
         variables += list(slots.variables)
-    return max(
-        size, int(sum(np.prod(v.shape) * np.dtype(v.dtype).itemsize for v in variables) * 1.2)
-    )
+    return int(sum(np.prod(v.shape) * np.dtype(v.dtype).itemsize for v in variables) * 1.2)
 
 
 def remove_checkpoints(folder: Path) -> None:

@@ -3,8 +3,8 @@
 Whether insight is on is asked once, when the run starts (:func:`insight_points`); a run with
 it off gets :class:`InsightOff`, whose points do nothing (and starts no drawing worker).
 Only rank 0 draws: the numbers here, the PNGs in a low-priority worker process
-(kvision.insight.render_worker), started with the first figure, drawing only while an epoch
-trains (:meth:`InsightPoints.draw_while`) and drained at the run's end.
+(kvision.insight.render_worker), started with the first figure, held while the trainer
+evaluates or sweeps blurs (:meth:`InsightPoints.held_while`) and drained at the run's end.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ class InsightOff:
     def check_model(self, model: keras.Model) -> None:
         """Nothing to check."""
 
-    def draw_while(self) -> contextlib.AbstractContextManager:
-        """Around an epoch's training: nothing is drawn."""
+    def held_while(self) -> contextlib.AbstractContextManager:
+        """Around an evaluation: nothing is drawn anyway."""
         return contextlib.nullcontext()
 
     def at_checkpoint(self, trial: str, label: str, model: keras.Model) -> None:
@@ -58,10 +58,10 @@ class InsightPoints(InsightOff):
         self.regression = feed.recipe.data.regression
         self.renderer = renderer(writer)  # the worker starts with the first figure
 
-    def draw_while(self) -> contextlib.AbstractContextManager:
-        """Around an epoch's training: the drawing worker draws inside and is held outside,
-        so evaluations and the robustness sweep keep both cores (render_worker's docstring)."""
-        return self.renderer.draw_while()
+    def held_while(self) -> contextlib.AbstractContextManager:
+        """Around an evaluation: the drawing worker waits, so the evaluation keeps both cores
+        (render_worker's docstring); the robustness sweep holds it the same way."""
+        return self.renderer.held_while()
 
     def check_model(self, model: keras.Model) -> None:
         """A layer named in [insight] must exist: fail before training, on every rank."""

@@ -103,8 +103,7 @@ class Trial:
             lr = self.set_learning_rate(epoch)
             batches[0].set_epoch(state.global_epoch)
             t0 = time.monotonic()
-            with self.shared.insight.draw_while():  # figures are drawn while it trains
-                metrics = fit_one_epoch(self.model, batches, epoch, self.shared)
+            metrics = fit_one_epoch(self.model, batches, epoch, self.shared)
             check_finite(epoch, metrics)
             metrics["lr"] = lr
             state.stage_epoch, state.global_epoch = state.stage_epoch + 1, state.global_epoch + 1
@@ -298,7 +297,8 @@ class Trial:
         trial, where = self.plan.name, stage.name if stage else None
         # viewers show "evaluating" instead of a silent pause (an evaluation can take minutes)
         self.out.event("evaluation_started", trial=trial, stage=where, checkpoint=label)
-        matrix, losses, extra, predicted = self.shared.evaluator.evaluate(self.model, label)
+        with self.shared.insight.held_while():  # figures wait: the evaluation takes both cores
+            matrix, losses, extra, predicted = self.shared.evaluator.evaluate(self.model, label)
         self.predicted = predicted if predicted is not None else self.predicted
         self.out.event(
             "evaluation",
@@ -416,12 +416,15 @@ def build_model(shared: RunResources, plan: TrialPlan) -> keras.Model:
 
 @main_only
 def export_model(trial: Trial) -> None:
-    """model.keras, written atomically after a free-space check (estimated from the weights)."""
+    """model.keras, written atomically after a free-space check (estimated from the weights).
+
+    The estimate reads only the model, so the export does not wait for the checkpoint in
+    flight (the evaluation's record, a few fsync'd files) and overlaps its commit."""
     from kvision.models.inference import save_for_inference
     from kvision.runs.disk_space import ensure_space
-    from kvision.train.checkpoint import estimate_bytes
+    from kvision.train.checkpoint import weights_file_bytes
 
-    ensure_space(trial.dir, estimate_bytes(trial.checkpoints, trial.model))
+    ensure_space(trial.dir, weights_file_bytes(trial.model, optimizer=False))
     with phase("export"):
         # Inference-ready (no optimizer state): resume reads the checkpoints, never this file.
         final = save_for_inference(trial.model, trial.dir / "model.keras")
