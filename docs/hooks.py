@@ -337,6 +337,18 @@ MEASURED_BY = {
     "BEFORE AFTER --markdown docs/measured/run_profile_reuse.md --note NOTE",
     "run_profile_reuse_first3": "python benchmarks/run_profile.py BEFORE AFTER BEFORE "
     "AFTER BEFORE AFTER --markdown docs/measured/run_profile_reuse_first3.md --note NOTE",
+    "infer_checks_before_1": "kvision bench --case lenet-28-gray --case vgg11/8-64 "
+    "--mode infer --repeats 5 --markdown docs/measured/infer_checks_before_1.md",
+    "infer_checks_after_1": "kvision bench --case lenet-28-gray --case vgg11/8-64 "
+    "--mode infer --repeats 5 --markdown docs/measured/infer_checks_after_1.md",
+    "infer_checks_before_2": "kvision bench --case lenet-28-gray --case vgg11/8-64 "
+    "--mode infer --repeats 5 --markdown docs/measured/infer_checks_before_2.md",
+    "infer_checks_after_2": "kvision bench --case lenet-28-gray --case vgg11/8-64 "
+    "--mode infer --repeats 5 --markdown docs/measured/infer_checks_after_2.md",
+    "infer_checks_before_3": "kvision bench --case lenet-28-gray --case vgg11/8-64 "
+    "--mode infer --repeats 5 --markdown docs/measured/infer_checks_before_3.md",
+    "infer_checks_after_3": "kvision bench --case lenet-28-gray --case vgg11/8-64 "
+    "--mode infer --repeats 5 --markdown docs/measured/infer_checks_after_3.md",
     "heap_breakdown_glibc": "KVISION_HEAP=glibc python benchmarks/heap_breakdown.py "
     "--markdown docs/measured/heap_breakdown_glibc.md --note NOTE",
 }

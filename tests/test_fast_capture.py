@@ -57,6 +57,29 @@ def test_captured_predictions_equal_the_eager_ones(monkeypatch, numeric_seed, ar
     assert_close_to_scale(captured, eager)
 
 
+def test_a_replay_skips_the_input_checks_the_signature_already_made():
+    """The recorded graph's own input checks are taken out and its checking pre-hook is not
+    run (module_for has checked the signature and the batch); the replay computes what the
+    graph with its checks computes, bit for bit."""
+    import torch
+
+    model = _model("lenet", (16, 16, 1), seed=1)
+    images = _images((16, 16, 1), 16, seed=1)
+    assert capture_forward(model, images[:8]) is not None
+    (module,) = capture._BY_MODEL[model].forwards.values()
+    targets = {node.target for node in module.graph.nodes}
+    assert "_guards_fn" not in targets
+    assert torch.ops.aten._assert_tensor_metadata.default not in targets
+    hooked = []
+    module.register_forward_pre_hook(lambda *args: hooked.append(1))
+    replayed = model.predict(images, batch_size=8, verbose=0)
+    assert not hooked  # its forward, not __call__ and its hooks
+    with torch.no_grad():
+        checked = torch.cat([module(torch.from_numpy(images[i : i + 8])) for i in (0, 8)])
+    assert hooked  # the checked call, for the comparison
+    np.testing.assert_array_equal(replayed, checked.numpy())
+
+
 def test_a_capture_reads_the_weights_training_and_assigning_write(monkeypatch):
     """The capture holds the model's own tensors: a fit step and ``set_weights`` (each
     variable's ``assign``, as ``load_weights`` does) are seen."""

@@ -16,6 +16,13 @@ would specialise the batch size to 1), a model with more than one input or a non
 input, or when ``torch.export`` refuses the graph or its replay raises. A benchmark captures
 up front (:func:`capture_now`) and reports the seconds apart from the rate, as it does
 ``torch.compile``'s; docs/speed.md has the rates with and without the capture.
+
+A replay runs the recorded graph's ``forward`` without the input checks ``torch.export`` puts
+around it and in it (a pre-hook matching the input against the recorded shapes, a guard
+function, ``_assert_tensor_metadata`` calls): :class:`_Captures` has already checked what
+they check, the signature and a batch of two or more, before it picks the capture. They
+were 0.29 ms of a 0.93 ms LeNet batch of two (2-core AMD EPYC, median of 15 alternating
+rounds), a fixed cost a batch at any size.
 """
 
 from __future__ import annotations
@@ -154,9 +161,27 @@ def _export(call, example):
             program = torch.export.export(
                 _module(call), (example,), dynamic_shapes={"x": {0: batch}}, strict=False
             )
-            return program.module()
+            return _without_input_checks(program.module())
     except Exception:  # noqa: BLE001 - any refusal: the eager forward is exact anyway
         return None
+
+
+def _without_input_checks(module):
+    """``module`` with the graph's own input checks taken out (see the module's docstring;
+    the replay calls its ``forward``, which skips the checking pre-hook)."""
+    import torch
+
+    assertion = getattr(torch.ops.aten, "_assert_tensor_metadata", None)
+    checks = {assertion.default} if assertion is not None else set()
+    graph = module.graph
+    for node in list(graph.nodes):
+        checking = (node.op == "call_function" and node.target in checks) or (
+            node.op == "call_module" and node.target == "_guards_fn"
+        )
+        if checking and not node.users:
+            graph.erase_node(node)
+    module.recompile()
+    return module
 
 
 def _tensor(x):
@@ -184,7 +209,7 @@ def captured_forward(model: keras.Model, call):
         module = captures.module_for(call, tensor)
         if module is not None:
             try:
-                return module(tensor)
+                return module.forward(tensor)  # its checks are module_for's (docstring)
             except Exception:  # noqa: BLE001 - a guard the capture did not foresee
                 captures.forwards[_signature(tensor)] = None  # eager from now on: exact
         return call(tensor, training=False)  # converted once: the walk's conversion is a no-op
