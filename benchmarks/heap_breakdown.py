@@ -4,7 +4,7 @@
 (``recipes/naive_vs_expert.toml``) runs in this process, and at the start of each trial, the
 start and end of each stage and the trial's end it records:
 
-* the resident set (``VmRSS``) and its peak so far (``VmHWM``);
+* the resident set (``VmRSS``) and its peak so far (``ru_maxrss``);
 * the bytes of every live torch storage (found through ``gc``, each storage once): the
   model, the optimizer's slots, gradients, the checkpoint's snapshot;
 * glibc's main heap (``mallinfo2``): its size, the bytes in use, and the bytes freed but
@@ -40,9 +40,10 @@ def _heap() -> tuple[float, float, float]:
     return usage["size"] / MIB, usage["in_use"] / MIB, usage["free"] / MIB
 
 
-def _status(field: str) -> float:
+def _rss_mib() -> float:
+    """The resident set now (``VmRSS``), in MiB."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
+        if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
 
@@ -60,9 +61,11 @@ def _torch_mib() -> float:
 
 
 def _record(rows: list, trial: str, point: str) -> None:
+    from kvision.bench.speed import peak_rss_mb
+
     gc.collect()
     size, used, free = _heap()
-    rows.append((trial, point, _status("VmRSS"), _status("VmHWM"), _torch_mib(), size, used, free))
+    rows.append((trial, point, _rss_mib(), peak_rss_mb(), _torch_mib(), size, used, free))
 
 
 def _watch(rows: list) -> None:

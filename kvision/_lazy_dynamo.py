@@ -14,8 +14,8 @@ from it. When the real ``torch._dynamo`` is imported later (``torch.compile``,
 (``kvision._import_hooks``) applies the real ``disable`` to every recorded function and
 rebinds it in its module, before any code can trace: no tracer runs without
 ``torch._dynamo`` loaded, so until then a function without the marker behaves exactly like
-one with it. If ``torch._dynamo`` is
-already loaded when Keras is imported, nothing is deferred.
+one with it. If ``torch._dynamo`` is already loaded when Keras is imported, nothing is
+deferred.
 """
 
 from __future__ import annotations

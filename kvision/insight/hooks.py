@@ -301,17 +301,18 @@ def _trial_robustness(
     condition = _robustness_condition(test_sets, rob.condition)
     images, labels = test_sets[condition]
     keep = stratified_subset(labels, rob.max_images)
+    subset = images[keep]
     # The last evaluation's test predictions: the sweep's unblurred images, and the recipe's
     # own blur, are those images again (robustness_curves checks the pixels).
     known = [
-        (test_sets[c][0][keep], classes[keep])
+        (subset if c == condition else test_sets[c][0][keep], classes[keep])
         for c, classes in predicted.items()
         if c in test_sets and len(classes) == len(test_sets[c][1])
     ]
     with out.held_while():  # the worker's figures wait: the sweep takes both cores
         curves = robustness_curves(
             model,
-            images[keep],
+            subset,
             labels[keep],
             sigmas=rob.sigmas,
             kinds=rob.kinds,

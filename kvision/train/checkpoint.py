@@ -89,9 +89,8 @@ def save_checkpoint(
     wait_for_commits()
     folder.mkdir(parents=True, exist_ok=True)
     newest = find_checkpoint(folder, verify=False).intact
-    # Already waited above: the sizing reads the folder without waiting again.
     linked = same_weights and newest  # a linked weights file takes no new space
-    ensure_space(folder, 0 if linked else _estimate_bytes(folder, model, optimizer=optimizer))
+    ensure_space(folder, 0 if linked else _bytes_after(newest, model, optimizer=optimizer))
     final = folder / f"{name}-{uuid.uuid4().hex[:6]}"
     tmp = folder / f".{final.name}.tmp"
     tmp.mkdir()
@@ -209,11 +208,14 @@ def estimate_bytes(folder: Path, model: Any) -> int:
     return _estimate_bytes(folder, model)
 
 
-def _estimate_bytes(folder: Path, model: Any, *, optimizer: bool = True) -> int:
-    """:func:`estimate_bytes` without the wait (the commit thread's own error path): the
-    newest checkpoint's size, or the variables' size if that is larger (a stage's end
-    checkpoint holds no optimizer slots, the next one does)."""
-    newest = find_checkpoint(folder, verify=False).intact
+def _estimate_bytes(folder: Path, model: Any) -> int:
+    """:func:`estimate_bytes` without the wait (the commit thread's own error path)."""
+    return _bytes_after(find_checkpoint(folder, verify=False).intact, model)
+
+
+def _bytes_after(newest: tuple[Path, dict] | None, model: Any, *, optimizer: bool = True) -> int:
+    """The next checkpoint's size: the newest one's, or the variables' if that is larger (a
+    stage's end checkpoint holds no optimizer slots, the next one does)."""
     size = sum(p.stat().st_size for p in newest[0].iterdir() if p.is_file()) if newest else 0
     return max(size, weights_file_bytes(model, optimizer=optimizer))
 
