@@ -80,6 +80,7 @@ def _rank(rank: int, world: int, port: int, out: str) -> None:
         *model.get_weights(),
         loss=metrics["loss"],
         stopped=np.array(_stop_asked_of_rank_1_only(rank)),
+        late=np.array(_signal_just_after_the_agreement(rank)),
     )
     # Both ranks done before either tears gloo down: a rank destroying its group while the
     # other still holds the connection aborted once in CI ("terminate called without an
@@ -106,6 +107,37 @@ def _stop_asked_of_rank_1_only(rank: int) -> list[str]:
             seen.append("went on")
         except StopRequested as exc:
             seen.append(exc.signame)
+    return seen
+
+
+def _signal_just_after_the_agreement(rank: int) -> list[str]:
+    """What two stop checks raise when rank 0's SIGTERM lands the moment the first check's
+    all-reduce has returned (a real signal, handled at the next bytecode): the first check
+    agreed that no rank was asked, so both go on; the second stops both."""
+    import signal
+
+    import torch.distributed as dist
+
+    from kvision.train.ranks import stop_together
+    from kvision.train.signals import StopRequested, stop_on_signals
+
+    reduce, seen = dist.all_reduce, []
+
+    def then_signalled(*args, **kwargs):
+        done = reduce(*args, **kwargs)
+        dist.all_reduce = reduce  # once
+        os.kill(os.getpid(), signal.SIGTERM)
+        return done
+
+    if rank == 0:
+        dist.all_reduce = then_signalled
+    with stop_on_signals() as stop:
+        for _ in range(2):
+            try:
+                stop_together(stop)
+                seen.append("went on")
+            except StopRequested as exc:
+                seen.append(exc.signame)
     return seen
 
 
@@ -145,6 +177,10 @@ def test_two_gloo_ranks_match_one_process_with_the_same_global_batch(tmp_path):
     # would wait in the next epoch's broadcast for a peer that had left.
     stopped = {r: list(np.load(tmp_path / f"rank{r}.npz")["stopped"]) for r in (0, 1)}
     assert stopped == {0: ["went on", "SIGTERM"], 1: ["went on", "SIGINT"]}
+    # A signal after the all-reduce, before the check returned: reading the flag again there
+    # stopped rank 0 alone (a two-node run aborted in gloo, "324 vs 8" bytes, stale).
+    late = {r: list(np.load(tmp_path / f"rank{r}.npz")["late"]) for r in (0, 1)}
+    assert late == {0: ["went on", "SIGTERM"], 1: ["went on", "SIGTERM"]}
 
 
 def test_shards_cover_the_global_batch_and_weights_keep_its_mean():

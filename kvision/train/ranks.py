@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from kvision.train.signals import StopRequested
+
 if TYPE_CHECKING:
     from kvision.train.signals import StopFlag
 
@@ -147,16 +149,23 @@ def agree_stop(stop: StopFlag) -> bool:
     Every stop check must agree: the machines' signals come moments apart, and a rank that
     stopped after an epoch while another, its signal a moment later, went on left that one
     broadcasting the next epoch's weights to a peer that had gone ("Connection closed by
-    peer"): the run ended failed instead of interrupted and resumable."""
-    if any_rank(bool(stop)) and not stop:
+    peer"): the run ended failed instead of interrupted and resumable.
+
+    The answer is the all-reduce's alone, never the flag read again: a signal landing just
+    after the all-reduce returned set one rank's flag only, that rank stopped while the
+    others trained on, and gloo aborted on a gradient chunk meeting the stopped rank's metric
+    all-reduce ("324 vs 8 bytes", left the run stale). Such a late flag stays set and is agreed
+    on at the next check."""
+    agreed = any_rank(bool(stop))
+    if agreed and not stop:
         stop.signame = "SIGTERM"
-    return bool(stop)
+    return agreed
 
 
 def stop_together(stop: StopFlag) -> None:
     """Raise StopRequested on every rank if any rank was asked to stop (:func:`agree_stop`)."""
-    agree_stop(stop)
-    stop.raise_if_set()
+    if agree_stop(stop):
+        raise StopRequested(stop.signame or "SIGTERM")
 
 
 def shared_dir_problem(path: Path) -> str:
