@@ -295,6 +295,9 @@ MEASURED_BY = {
     "memory_import_before": "python benchmarks/memory.py --case import "
     "--markdown docs/measured/memory_import_before.md",
     "import_cost": "python benchmarks/import_cost.py --markdown docs/measured/import_cost.md",
+    "import_time": "python benchmarks/import_time.py --rounds 7 --markdown docs/measured/import_time.md",
+    "run_profile_drain": "python benchmarks/run_profile.py BEFORE1 AFTER1 BEFORE2 AFTER2 BEFORE3 "
+    "AFTER3 --label ... --markdown docs/measured/run_profile_drain.md",
     "run_profile": "python benchmarks/run_profile.py RUN_DIR ... "
     "--markdown docs/measured/run_profile.md",
     "run_profile_worker_loaded": "python benchmarks/run_profile.py BEFORE AFTER "

@@ -22,6 +22,13 @@ attribute access instead (``keras.wrappers.SKLearnClassifier`` works as before).
 ``import kvision, keras`` from 443 to 324 MiB of peak RSS (``benchmarks/memory.py --case
 import``). A Keras release that renames them only loses the saving: a name not found is
 imported as usual.
+
+The one module outside Keras deferred the same way is ``ml_dtypes`` (NumPy dtypes for
+bfloat16, float8 and int4). Keras' torch backend imports it at module level, and reads it
+only to convert such tensors, save bfloat16 weights or quantize. Version 0.7.0 registers its
+NumPy ufunc loops in quadratic time: ``import ml_dtypes`` took 0.65-0.78 s on the 2-core AMD
+EPYC (0.01 s for 0.6.0), a third of ``import keras`` on torch, in every run, worker and test
+process. Lazy, it loads at the first ``ml_dtypes.<name>`` any of them reads.
 """
 
 from __future__ import annotations
@@ -34,9 +41,10 @@ from collections.abc import Callable
 
 from kvision._import_hooks import around_import
 
-#: Keras modules loaded lazily: nothing in Keras' own import reads an attribute of them.
+#: Modules loaded lazily: nothing in Keras' own import reads an attribute of them.
 DEFERRED = frozenset(
     {
+        "ml_dtypes",
         "keras.visualization",
         "keras.wrappers",
         "keras._tf_keras.keras.visualization",

@@ -58,6 +58,10 @@ with tempfile.TemporaryDirectory() as folder:
     model.save(folder + "/m.keras")
     keras.saving.load_model(folder + "/m.keras")
 seen["saved"] = sorted(m for m in HEAVY if m in sys.modules)
+seen["ml_dtypes_loaded"] = type(sys.modules.get("ml_dtypes")).__name__ == "module"
+half = keras.ops.convert_to_numpy(keras.ops.ones((2,), dtype="bfloat16"))
+seen["bfloat16"] = [half.dtype.name, half.tolist()]
+seen["ml_dtypes_used"] = type(sys.modules.get("ml_dtypes")).__name__ == "module"
 seen["wrapper"] = keras.wrappers.SKLearnClassifier.__name__
 seen["gallery"] = keras.visualization.plot_image_gallery.__name__
 seen["touched"] = sorted(m for m in HEAVY if m in sys.modules)
@@ -78,6 +82,9 @@ def test_training_loads_no_plotting_sklearn_scipy_h5py(probes):
     assert seen["dynamo_at_fit"]  # the probe above ran, so "trained" below says something
     assert seen["trained"] == []
     assert seen["saved"] == ["h5py"]
+    # ml_dtypes (0.7 s to import at 0.7.0) waits for a bfloat16 tensor, then works as ever
+    assert not seen["ml_dtypes_loaded"] and seen["ml_dtypes_used"]
+    assert seen["bfloat16"] == ["bfloat16", [1.0, 1.0]]
     assert (seen["wrapper"], seen["gallery"]) == ("SKLearnClassifier", "plot_image_gallery")
     assert {"matplotlib", "sklearn", "scipy"} <= set(seen["touched"])
 
@@ -109,7 +116,8 @@ import json, sys
 from kvision.cli import main
 code = main(["run", sys.argv[1], "--runs-dir", sys.argv[2]])
 print(json.dumps({"code": code, "matplotlib": "matplotlib" in sys.modules,
-                  "dynamo": "torch._dynamo" in sys.modules}))
+                  "dynamo": "torch._dynamo" in sys.modules,
+                  "ml_dtypes": type(sys.modules.get("ml_dtypes")).__name__ == "module"}))
 """
 
 #: Run with and without kvision: Keras' two seed helpers that carry torch.compile's
@@ -170,8 +178,9 @@ def probes(tmp_path_factory) -> dict:
 
 
 def test_run_without_insight_loads_no_matplotlib(probes):
-    """A run with [insight] off trains, evaluates and writes report.md without Matplotlib."""
-    assert probes["run"] == {"code": 0, "matplotlib": False, "dynamo": False}
+    """A run with [insight] off trains, evaluates and writes report.md without Matplotlib
+    (nor ml_dtypes, which only bfloat16, float8 or int4 values need)."""
+    assert probes["run"] == {"code": 0, "matplotlib": False, "dynamo": False, "ml_dtypes": False}
     (run,) = Path(probes["runs"]).iterdir()
     assert not (run / "figure_jobs").exists()
     assert "## " in (run / "report.md").read_text("utf-8")

@@ -307,3 +307,54 @@ def _state(pid: int) -> str:
     """A process's scheduler state letter (R running, S sleeping...)."""
     stat = Path(f"/proc/{pid}/stat").read_text()
     return stat[stat.rindex(")") + 2]
+
+
+class _LoggedQueue(JobQueue):
+    """A queue whose render logs (pid, job). The worker's first job waits until the forked
+    copy has taken one (so both draw, however the two are scheduled); the copy ``dies`` at
+    its first job (os._exit) before drawing it, when asked to."""
+
+    def __init__(self, run_dir: Path, dies: bool = False) -> None:
+        super().__init__(run_dir)
+        self.log, self.took = run_dir / "drawn.log", run_dir / "copy-took-one"
+        self.dies, self.parent, self.first = dies, os.getpid(), True
+
+    def render(self, stem: Path) -> None:
+        first, self.first = self.first, False
+        if os.getpid() != self.parent and first:
+            self.took.touch()
+            if self.dies:
+                os._exit(1)
+        if os.getpid() == self.parent and first:
+            assert _wait_for(self.took.exists)
+        with open(self.log, "a") as fh:  # O_APPEND: one short line per write, never torn
+            fh.write(f"{os.getpid()} {stem.name}\n")
+        super().render(stem)
+
+
+def test_the_drain_draws_on_two_cores_each_job_once(tmp_path):
+    from kvision.insight.render_worker import render_on_two_cores
+
+    queue = _LoggedQueue(tmp_path)
+    for i in range(6):
+        queue.put(_confusion_job(f"t{i}"))
+    render_on_two_cores(queue, queue.pending())
+    drawn = [line.split() for line in queue.log.read_text().splitlines()]
+    assert sorted(name for _, name in drawn) == [f"{i:06d}" for i in range(6)]  # each once
+    assert {int(pid) for pid, _ in drawn} - {os.getpid()}  # the copy drew too
+    assert queue.pending() == []
+    assert len(list((tmp_path / "images" / "confusion").glob("*.png"))) == 6
+
+
+def test_a_job_the_copy_dies_on_stays_pending_for_the_trainer(tmp_path):
+    from kvision.insight.render_worker import render_on_two_cores
+
+    queue = _LoggedQueue(tmp_path, dies=True)
+    for i in range(4):
+        queue.put(_confusion_job(f"t{i}"))
+    render_on_two_cores(queue, queue.pending())
+    drawn = {line.split()[1] for line in queue.log.read_text().splitlines()}
+    # The worker drew the other three; the job the copy took when it died is left unmarked,
+    # and the trainer's drain (render_all) draws it as any job a worker left.
+    (left,) = queue.pending()
+    assert drawn == {f"{i:06d}" for i in range(4)} - {left.name}
