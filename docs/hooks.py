@@ -295,6 +295,12 @@ MEASURED_BY = {
     "memory_import_before": "python benchmarks/memory.py --case import "
     "--markdown docs/measured/memory_import_before.md",
     "import_cost": "python benchmarks/import_cost.py --markdown docs/measured/import_cost.md",
+    "train_speed_round5": "kvision bench --repeats 5 --json --markdown /work/scratch/bench_full.md "
+    "--note NOTE (copied unchanged to docs/measured/train_speed_round5.md)",
+    "run_profile_pause": "python benchmarks/run_profile.py BEFORE1 AFTER1 BEFORE2 AFTER2 BEFORE3 "
+    "AFTER3 --label ... --markdown docs/measured/run_profile_pause.md --note NOTE",
+    "run_profile_round5_end": "python benchmarks/run_profile.py BEFORE1 AFTER1 BEFORE2 AFTER2 "
+    "--label ... --markdown docs/measured/run_profile_round5_end.md --note NOTE",
     "import_time": "python benchmarks/import_time.py --rounds 7 --markdown docs/measured/import_time.md",
     "run_profile_drain": "python benchmarks/run_profile.py BEFORE1 AFTER1 BEFORE2 AFTER2 BEFORE3 "
     "AFTER3 --label ... --markdown docs/measured/run_profile_drain.md",

@@ -289,8 +289,10 @@ def test_the_worker_waits_while_the_trainer_evaluates(tmp_path):
         (event,) = renderer.collect()
         assert event["path"] == "images/confusion/first.png"
         with renderer.held_while():
+            # By now the worker has said its trainer's death would continue it, so the hold
+            # stopped it at once (SIGSTOP), mid-figure or not (kvision/insight/worker_pause.py)
+            assert renderer.pause.stoppable and _state(renderer.proc.pid) == "T"
             renderer.submit(_confusion_job("second"))  # held: queued, not drawn
-            assert _wait_for(lambda: _state(renderer.proc.pid) == "S")
             time.sleep(1.0)
             assert not (png / "second.png").exists()
             worker = renderer.proc
@@ -301,6 +303,43 @@ def test_the_worker_waits_while_the_trainer_evaluates(tmp_path):
     finally:
         renderer.close()
         writer.close()
+
+
+STOPPED_TRAINER = """
+import sys, time
+from kvision.insight.render_worker import Job, WorkerRenderer
+from kvision.runs import RunWriter
+
+renderer = WorkerRenderer(RunWriter(sys.argv[1]))
+job = Job.of("confusion", "confusion", "t", "images/confusion/t.png", {"summary": {}})
+renderer.submit(job)
+deadline = time.monotonic() + 60
+while not renderer.pause.may_stop() and time.monotonic() < deadline:
+    time.sleep(0.05)
+renderer.hold(True)  # stopped (SIGSTOP), as during an evaluation
+print(renderer.proc.pid, renderer.pause.stopped, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_stopped_worker_continues_and_ends_when_its_trainer_is_killed(tmp_path):
+    """kill -9 of the trainer while it holds its worker stopped: the kernel continues the
+    worker (PR_SET_PDEATHSIG), which finds its input closed and ends; never a process left
+    stopped for good (it runs in its own session, so nothing else would continue it)."""
+    trainer = subprocess.Popen(
+        [sys.executable, "-c", STOPPED_TRAINER, str(tmp_path / "run")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        pid, stopped = trainer.stdout.readline().split()
+        worker = int(pid)
+        assert stopped == "True" and _wait_for(lambda: _state(worker) == "T")
+    finally:
+        trainer.kill()
+        trainer.wait()
+    # Reparented, it is reaped by init (gone) or, where init does not reap, a zombie.
+    assert _wait_for(lambda: not Path(f"/proc/{worker}").exists() or _state(worker) == "Z")
 
 
 def _state(pid: int) -> str:

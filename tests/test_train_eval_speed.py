@@ -36,6 +36,16 @@ def test_eval_batch_size_follows_the_pixel_budget():
     assert _ctx((5,)) == 256  # a regression's feature vector
 
 
+def test_insight_predicts_in_the_evaluations_batches_unless_the_recipe_says():
+    from kvision.insight.hooks import _batch_size
+    from kvision.recipe.schema_insight import InsightSection
+
+    small, large = np.zeros((3, 64, 64, 1), np.uint8), np.zeros((3, 224, 224, 3), np.uint8)
+    assert _batch_size(InsightSection(), small) == 256  # a sweep variant of 100: one batch
+    assert _batch_size(InsightSection(), large) == 16  # the pixel budget, no training floor
+    assert _batch_size(InsightSection(batch_size=64), small) == 64
+
+
 def _model(seed):
     import keras
 

@@ -129,11 +129,16 @@ class Feed:
         slower than at 256 and raised the peak memory further (benchmarks/eval_batch.py,
         docs/measured/eval_batch.md), and it set the peak of a Fashion-MNIST run.
         """
-        pixels = (
-            int(np.prod(self.dataset.image_shape[:2])) if len(self.dataset.image_shape) > 1 else 1
-        )
-        budget = 2 ** int(np.log2(max(EVAL_PIXELS // max(pixels, 1), 1)))
-        return max(self.recipe.training.batch_size, min(budget, EVAL_MAX_IMAGES))
+        return prediction_batch_size(self.dataset.image_shape, self.recipe.training.batch_size)
 
 
-__all__ = ["EVAL_MAX_IMAGES", "EVAL_PIXELS", "Feed"]
+def prediction_batch_size(image_shape: tuple[int, ...], floor: int = 1) -> int:
+    """Images per prediction batch of images shaped ``image_shape`` (height, width, ...): a
+    power of two holding about EVAL_PIXELS pixels, at most EVAL_MAX_IMAGES, at least
+    ``floor`` (see Feed.eval_batch_size)."""
+    pixels = int(np.prod(image_shape[:2])) if len(image_shape) > 1 else 1
+    budget = 2 ** int(np.log2(max(EVAL_PIXELS // max(pixels, 1), 1)))
+    return max(floor, min(budget, EVAL_MAX_IMAGES))
+
+
+__all__ = ["EVAL_MAX_IMAGES", "EVAL_PIXELS", "Feed", "prediction_batch_size"]

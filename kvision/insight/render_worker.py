@@ -17,7 +17,8 @@ the trainer evaluates or sweeps blurs. Figures are queued at checkpoints and at 
 just before its evaluations and robustness sweep; drawn then, they took a core from that
 work, which runs on both cores and ran at about half its speed. So the trainer tells the
 worker ``hold`` as such work starts and ``draw`` when it ends (:meth:`InlineRenderer.held_while`):
-a held worker finishes its current figure and waits. The rest of what the trainer does
+a held worker is stopped at once where that is safe (:mod:`.worker_pause`), else it finishes
+its current figure and waits. The rest of what the trainer does
 between epochs (checkpoints, the export, the figures' numbers) runs on one core and leaves
 the other to the worker; an earlier rule that drew only while an epoch trained left the
 last trial's figures all to the run's end, 2 s of the main job in which only the worker ran.
@@ -43,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from kvision.insight.worker_pause import Pause, continue_when_parent_dies
 from kvision.runs.atomic import atomic_write_bytes, atomic_write_text
 
 #: ``inline`` draws in the training process; anything else (the default) uses the worker.
@@ -254,6 +256,7 @@ class WorkerRenderer(InlineRenderer):
         super().__init__(writer)
         self.queue = JobQueue(writer.dir)
         self.proc: subprocess.Popen | None = None
+        self.pause: Pause | None = None  # SIGSTOP/SIGCONT of the worker, once it may be stopped
         self.broken = False  # the worker could not start or died: this process draws
         self.held = False  # the worker waits while this is set (see held_while)
 
@@ -269,17 +272,23 @@ class WorkerRenderer(InlineRenderer):
         return self.queue.render_all(self.writer)
 
     def hold(self, held: bool) -> None:
-        """Hold the worker (it finishes its current figure) or let it draw again."""
+        """Hold the worker (stopped at once where it may be, else after its current figure)
+        or let it draw again (:mod:`.worker_pause`)."""
         if held != self.held:
             self.held = held
             if self.proc is not None:
+                if not held:
+                    self.pause.resume()
                 self._tell(HOLD if held else DRAW)
+                if held:
+                    self.pause.stop()
 
     def _tell(self, word: str) -> bool:
         """Send the worker a line (starting it first); False if there is no worker."""
         try:
             if self.proc is None:
                 self.proc = _start_worker(self.writer.dir)
+                self.pause = Pause(self.proc)
                 word = f"{HOLD if self.held else DRAW}\n{word}"
             self.proc.stdin.write(f"{word}\n".encode())
             self.proc.stdin.flush()
@@ -293,6 +302,8 @@ class WorkerRenderer(InlineRenderer):
 
     def drain(self) -> list[dict]:
         """Wait for the worker to draw every job, record them; what it left is drawn here."""
+        if self.proc is not None:
+            self.pause.resume()
         if self.proc is not None and self._tell(DRAIN):
             self.proc.wait()
         self.close()
@@ -302,10 +313,12 @@ class WorkerRenderer(InlineRenderer):
         """Stop the worker after its current figure (end of input); pending jobs stay."""
         if self.proc is None:
             return
+        self.pause.resume()  # a stopped worker would never read the end of its input
         with contextlib.suppress(OSError):
             self.proc.stdin.close()
         self.proc.wait()
-        self.proc = None
+        self.proc.stdout.close()
+        self.proc = self.pause = None
 
 
 def _start_worker(run_dir: Path) -> subprocess.Popen:
@@ -319,7 +332,7 @@ def _start_worker(run_dir: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "kvision.insight.render_worker", str(run_dir)],
         stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,  # its one line: it may be stopped (worker_pause)
         env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path},
         start_new_session=True,
     )
@@ -432,6 +445,7 @@ def _shared_between_two(queue: JobQueue, stems: list[Path]) -> None:
 def main(argv: list[str] | None = None) -> int:
     """``python -m kvision.insight.render_worker RUN_DIR``, started by the trainer."""
     args = sys.argv[1:] if argv is None else argv
+    continue_when_parent_dies()
     with contextlib.suppress(OSError):
         os.nice(NICE)
     serve(Path(args[0]), sys.stdin.fileno(), os.getppid())

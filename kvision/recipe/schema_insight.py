@@ -106,7 +106,13 @@ class InsightSection:
     classification: bool = option(
         True, help="Classification report and confusion matrix per evaluated condition."
     )
-    batch_size: int = option(64, ge=1, le=4096, help="Images per forward pass of insight.")
+    batch_size: int | None = option(
+        None,
+        ge=1,
+        le=4096,
+        help="Images per forward pass of insight (default: the evaluation's, 256 images of "
+        "64x64 pixels, fewer of larger ones).",
+    )
     cam: CamSpec = option(default_factory=CamSpec, help="[insight.cam] table.")
     robustness: RobustnessSpec = option(
         default_factory=RobustnessSpec, help="[insight.robustness] table."
