@@ -82,17 +82,10 @@ def main() -> int:
     parser.add_argument("--markdown", metavar="OUT", help="also write the table, stamped")
     parser.add_argument("--note", help="with --markdown: a note under the stamp")
     args = parser.parse_args()
-    text = table(measure(args.rounds))
-    print(text)
-    if args.markdown:
-        from kvision.bench.stamp import write_markdown
+    from kvision.bench.stamp import publish
 
-        write_markdown(
-            args.markdown,
-            "Import time of kvision and Keras (benchmarks/import_time.py)",
-            text,
-            note=args.note,
-        )
+    title = "Import time of kvision and Keras (benchmarks/import_time.py)"
+    publish(table(measure(args.rounds)), title, args.markdown, args.note)
     return 0
 
 

@@ -96,11 +96,19 @@ def _rank(rank: int, world: int, port: int, out: str) -> None:
 def _stop_asked_of_rank_1_only(rank: int) -> list[str]:
     """What two stop checks between epochs raise on this rank: none asked, then SIGINT on
     rank 1 only (its machine's signal a moment before the other's)."""
-    from kvision.train.ranks import stop_together
-    from kvision.train.signals import StopFlag, StopRequested
+    from kvision.train.signals import StopFlag
 
-    stop, seen = StopFlag(), []
-    for asked in (None, "SIGINT" if rank == 1 else None):
+    return _two_checks(StopFlag(), before=(None, "SIGINT" if rank == 1 else None))
+
+
+def _two_checks(stop, before=(None, None)) -> list[str]:
+    """What each of two stop checks (stop_together) says on this rank: "went on" or the
+    signal's name; ``before`` sets this rank's flag ahead of each check (None: unchanged)."""
+    from kvision.train.ranks import stop_together
+    from kvision.train.signals import StopRequested
+
+    seen = []
+    for asked in before:
         stop.signame = stop.signame or asked
         try:
             stop_together(stop)
@@ -118,10 +126,9 @@ def _signal_just_after_the_agreement(rank: int) -> list[str]:
 
     import torch.distributed as dist
 
-    from kvision.train.ranks import stop_together
-    from kvision.train.signals import StopRequested, stop_on_signals
+    from kvision.train.signals import stop_on_signals
 
-    reduce, seen = dist.all_reduce, []
+    reduce = dist.all_reduce
 
     def then_signalled(*args, **kwargs):
         done = reduce(*args, **kwargs)
@@ -132,13 +139,7 @@ def _signal_just_after_the_agreement(rank: int) -> list[str]:
     if rank == 0:
         dist.all_reduce = then_signalled
     with stop_on_signals() as stop:
-        for _ in range(2):
-            try:
-                stop_together(stop)
-                seen.append("went on")
-            except StopRequested as exc:
-                seen.append(exc.signame)
-    return seen
+        return _two_checks(stop)
 
 
 def _free_port() -> int:
