@@ -301,6 +301,8 @@ MEASURED_BY = {
     "AFTER3 --label ... --markdown docs/measured/run_profile_pause.md --note NOTE",
     "run_profile_round5_end": "python benchmarks/run_profile.py BEFORE1 AFTER1 BEFORE2 AFTER2 "
     "--label ... --markdown docs/measured/run_profile_round5_end.md --note NOTE",
+    "memory_round5": "python benchmarks/memory.py --markdown /work/scratch/memory_round5.md "
+    "--note NOTE (copied unchanged to docs/measured/memory_round5.md)",
     "import_time": "python benchmarks/import_time.py --rounds 7 --markdown docs/measured/import_time.md",
     "run_profile_drain": "python benchmarks/run_profile.py BEFORE1 AFTER1 BEFORE2 AFTER2 BEFORE3 "
     "AFTER3 --label ... --markdown docs/measured/run_profile_drain.md",

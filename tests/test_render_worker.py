@@ -291,7 +291,9 @@ def test_the_worker_waits_while_the_trainer_evaluates(tmp_path):
         with renderer.held_while():
             # By now the worker has said its trainer's death would continue it, so the hold
             # stopped it at once (SIGSTOP), mid-figure or not (kvision/insight/worker_pause.py)
-            assert renderer.pause.stoppable and _state(renderer.proc.pid) == "T"
+            # (SIGSTOP is delivered when the kernel next schedules the worker: wait for it)
+            assert renderer.pause.stoppable
+            assert _wait_for(lambda: _state(renderer.proc.pid) == "T")
             renderer.submit(_confusion_job("second"))  # held: queued, not drawn
             time.sleep(1.0)
             assert not (png / "second.png").exists()

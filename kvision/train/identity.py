@@ -14,6 +14,7 @@ from datetime import datetime
 from kvision import __version__, backend_note
 from kvision.recipe import Recipe, dump_toml
 from kvision.runs import RunWriter
+from kvision.runs.phases import phase
 
 
 def write_identity(
@@ -35,8 +36,10 @@ def environment(
     recipe: Recipe, *, recipe_path: str | None, overrides: list[str], argv: list[str]
 ) -> dict:
     """Versions, backend, device, seed, argv, pid and host of this process."""
-    import keras
-    import torch
+    # The run's first import of torch and Keras (1-2 s): timed as imports, not "other".
+    with phase("imports"):
+        import keras
+        import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     return {

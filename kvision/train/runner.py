@@ -297,7 +297,7 @@ def _execute(recipe: Recipe, dataset, out: RunOutput, start: Start) -> RunResult
     from kvision.train.heap import keep_large_blocks
 
     keep_large_blocks()  # gradients reused from the heap, not mapped anew at every step
-    with phase("imports"):  # Keras and torch, on the first run of the process
+    with phase("imports"):  # the trainer's modules (torch and Keras came with meta.json)
         from kvision.train.trial import plan_trials
 
     plans = plan_trials(recipe)
