@@ -50,18 +50,18 @@ def _child(code: str) -> list[str]:
     return done.stdout.split()
 
 
+ALONE_ROW = "import ml_dtypes alone (after numpy)"
+
+
 def measure(rounds: int) -> dict[str, list]:
     """{row: [(seconds, detail), ...]} over ``rounds`` alternating rounds."""
-    seen: dict[str, list] = {name: [] for name in VARIANTS}
-    seen["import ml_dtypes alone (after numpy)"] = []
+    seen: dict[str, list] = {name: [] for name in [*VARIANTS, ALONE_ROW]}
     for _ in range(rounds):
         for name, setup in VARIANTS.items():
             seconds, loaded = _child(PROBE.format(setup=setup))
             seen[name].append((float(seconds), f"ml_dtypes loaded: {loaded}"))
         seconds, version = _child(ALONE)
-        seen["import ml_dtypes alone (after numpy)"].append(
-            (float(seconds), f"ml_dtypes {version}")
-        )
+        seen[ALONE_ROW].append((float(seconds), f"ml_dtypes {version}"))
     return seen
 
 

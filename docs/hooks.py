@@ -303,6 +303,8 @@ MEASURED_BY = {
     "--label ... --markdown docs/measured/run_profile_round5_end.md --note NOTE",
     "memory_round5": "python benchmarks/memory.py --markdown /work/scratch/memory_round5.md "
     "--note NOTE (copied unchanged to docs/measured/memory_round5.md)",
+    "sweep_batch": "python benchmarks/sweep_batch.py --rounds 6 "
+    "--markdown docs/measured/sweep_batch.md",
     "import_time": "python benchmarks/import_time.py --rounds 7 --markdown docs/measured/import_time.md",
     "run_profile_drain": "python benchmarks/run_profile.py BEFORE1 AFTER1 BEFORE2 AFTER2 BEFORE3 "
     "AFTER3 --label ... --markdown docs/measured/run_profile_drain.md",

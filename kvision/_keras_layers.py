@@ -26,9 +26,9 @@ imported as usual.
 The one module outside Keras deferred the same way is ``ml_dtypes`` (NumPy dtypes for
 bfloat16, float8 and int4). Keras' torch backend imports it at module level, and reads it
 only to convert such tensors, save bfloat16 weights or quantize. Version 0.7.0 registers its
-NumPy ufunc loops in quadratic time: ``import ml_dtypes`` took 0.65-0.78 s on the 2-core AMD
-EPYC (0.01 s for 0.6.0), a third of ``import keras`` on torch, in every run, worker and test
-process. Lazy, it loads at the first ``ml_dtypes.<name>`` any of them reads.
+NumPy ufunc loops in quadratic time, which made it most of ``import keras`` on torch in every
+run, worker and test process (``benchmarks/import_time.py`` times both ways). Lazy, it loads
+at the first ``ml_dtypes.<name>`` any of them reads.
 """
 
 from __future__ import annotations

@@ -143,9 +143,7 @@ def _batch_size(sec, images: np.ndarray) -> int:
     """Images per forward pass: the recipe's ``insight.batch_size``, else the evaluation's
     size for these images. In the main job the sweep's variants of 100 images then go one to
     a batch instead of 64 + 36: AlexNet/2's dense layers read their 44 MB of weights once per
-    batch, and its sweep took 0.27 s instead of 0.41 s (VGG11/8: 0.19 s instead of 0.26 s;
-    medians of 6 alternating rounds, a scratch probe, 2-core AMD EPYC), with the same
-    accuracies."""
+    batch (benchmarks/sweep_batch.py times one sweep at both sizes)."""
     if sec.batch_size:
         return sec.batch_size
     from kvision.data.feed import prediction_batch_size

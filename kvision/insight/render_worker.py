@@ -222,7 +222,7 @@ class InlineRenderer:
     @contextlib.contextmanager
     def held_while(self) -> Iterator[None]:
         """Around work that wants both cores (an evaluation, the robustness sweep): a worker
-        finishes its current figure and waits inside, and draws again after."""
+        waits inside (see :meth:`hold`) and draws again after."""
         self.hold(True)
         try:
             yield
@@ -303,9 +303,9 @@ class WorkerRenderer(InlineRenderer):
     def drain(self) -> list[dict]:
         """Wait for the worker to draw every job, record them; what it left is drawn here."""
         if self.proc is not None:
-            self.pause.resume()
-        if self.proc is not None and self._tell(DRAIN):
-            self.proc.wait()
+            self.pause.resume()  # a stopped worker would never read the word
+            if self._tell(DRAIN):
+                self.proc.wait()
         self.close()
         return self.queue.render_all(self.writer)
 
@@ -409,7 +409,7 @@ def serve(run_dir: Path, fd: int, parent: int) -> None:
 def render_on_two_cores(queue: JobQueue, stems: list[Path]) -> None:
     """Draw ``stems`` in this worker and a forked copy of it, each taking the next job as it
     finishes one. At the drain the trainer only waits, so a second core is free: the main
-    job's last trial and run figures (six, 1.5 s in one process) were the end of every run.
+    job's last trial and run figures (six) were drawn one after another at every run's end.
     A job the copy did not finish (it died) has no ``.done`` mark and is drawn by the
     trainer's drain like any left over."""
     if len(stems) < 2 or not hasattr(os, "fork"):

@@ -202,7 +202,8 @@ def estimate_bytes(folder: Path, model: Any) -> int:
     """Bytes the next checkpoint needs: the newest one's size, or the variables' size.
 
     Waits for the checkpoint in flight first: its commit renames and prunes the folders
-    this reads (early stopping's best weights and model.keras are sized here too).
+    this reads (early stopping's best weights are sized here too; model.keras is sized from
+    the model alone, :func:`weights_file_bytes`).
     """
     wait_for_commits()
     return _estimate_bytes(folder, model)

@@ -16,8 +16,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from kvision.train.signals import StopRequested
-
 if TYPE_CHECKING:
     from kvision.train.signals import StopFlag
 
@@ -164,8 +162,8 @@ def agree_stop(stop: StopFlag) -> bool:
 
 def stop_together(stop: StopFlag) -> None:
     """Raise StopRequested on every rank if any rank was asked to stop (:func:`agree_stop`)."""
-    if agree_stop(stop):
-        raise StopRequested(stop.signame or "SIGTERM")
+    if agree_stop(stop):  # then this rank's flag is set too
+        stop.raise_if_set()
 
 
 def shared_dir_problem(path: Path) -> str:

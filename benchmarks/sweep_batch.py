@@ -1,0 +1,91 @@
+"""One robustness sweep (the main job's: 100 images of 64x64, 5 sigmas, defocus and motion at
+severities 1, 3, 5) at the former default of 64 images a batch against insight's default now,
+the evaluation's size for these images (``kvision.data.feed.prediction_batch_size``).
+
+The two sizes alternate, round after round, in this process with the trainer's heap setting;
+each round draws new images, and the table says whether both sizes gave the same curves in
+every round. Random weights: the time is the model's, whatever it learned.
+
+    python benchmarks/sweep_batch.py --rounds 6
+    python benchmarks/sweep_batch.py --rounds 6 --markdown docs/measured/sweep_batch.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+#: (row name, architecture, options) of the main job's two models
+MODELS = (
+    ("AlexNet/2", "alexnet_seed", {"downscale": 2}),
+    ("VGG11/8", "vgg11_seed", {"width": 8, "head": 4096}),
+)
+SHAPE = (64, 64, 1)
+SWEEP = {
+    "sigmas": (0.0, 1.0, 2.0, 4.0, 6.0),
+    "kinds": ("defocus", "motion"),
+    "severities": (1, 3, 5),
+}
+
+
+def measure(rounds: int) -> list[dict]:
+    """Per model: median seconds of one sweep at each batch size, and whether they agreed."""
+    import kvision  # noqa: F401 - the torch backend before Keras
+    from kvision.data.feed import prediction_batch_size
+    from kvision.insight.robustness import robustness_curves
+    from kvision.models import create_model
+    from kvision.train.heap import keep_large_blocks
+
+    keep_large_blocks()  # as the trainer runs
+    sizes = (64, prediction_batch_size(SHAPE))
+    rng = np.random.default_rng(0)
+    rows = []
+    for name, arch, options in MODELS:
+        model = create_model(arch, input_shape=SHAPE, num_classes=10, **options)
+        seconds: dict[int, list[float]] = {size: [] for size in sizes}
+        same = True
+        for round_ in range(rounds + 1):  # the first round warms up and is not counted
+            images = rng.integers(0, 256, (100, *SHAPE), dtype=np.uint8)
+            labels = rng.integers(0, 10, 100)
+            curves = []
+            for size in sizes:
+                start = time.perf_counter()
+                curves.append(robustness_curves(model, images, labels, batch_size=size, **SWEEP))
+                if round_:
+                    seconds[size].append(time.perf_counter() - start)
+            same = same and curves[0] == curves[1]
+        rows.append({"model": name, "sizes": sizes, "seconds": seconds, "same": same})
+    return rows
+
+
+def table(rows: list[dict], rounds: int) -> str:
+    old, new = rows[0]["sizes"]
+    lines = [
+        f"| model | {old} a batch, median s | {new} a batch, median s | same curves in all "
+        f"{rounds} rounds |",
+        "|---|---:|---:|---|",
+    ]
+    for row in rows:
+        a, b = (statistics.median(row["seconds"][size]) for size in row["sizes"])
+        lines.append(f"| {row['model']} | {a:.3f} | {b:.3f} | {'yes' if row['same'] else 'no'} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=6, help="alternating rounds (default 6)")
+    parser.add_argument("--markdown", metavar="OUT", help="also write the table, stamped")
+    parser.add_argument("--note", help="with --markdown: a note under the stamp")
+    args = parser.parse_args()
+    from kvision.bench.stamp import publish
+
+    title = "The robustness sweep's prediction batch (benchmarks/sweep_batch.py)"
+    publish(table(measure(args.rounds), args.rounds), title, args.markdown, args.note)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
