@@ -13,7 +13,6 @@ the rounds. ``ml_dtypes`` 0.7.0 registers its NumPy ufunc loops in quadratic tim
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import subprocess
 import sys
@@ -77,16 +76,10 @@ def table(seen: dict[str, list]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")
-    parser.add_argument("--markdown", metavar="OUT", help="also write the table, stamped")
-    parser.add_argument("--note", help="with --markdown: a note under the stamp")
-    args = parser.parse_args()
-    from kvision.bench.stamp import publish
+    from kvision.bench.stamp import rounds_main
 
     title = "Import time of kvision and Keras (benchmarks/import_time.py)"
-    publish(table(measure(args.rounds)), title, args.markdown, args.note)
-    return 0
+    return rounds_main(__doc__, title, lambda rounds: table(measure(rounds)), rounds=5)
 
 
 if __name__ == "__main__":

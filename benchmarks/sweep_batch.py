@@ -12,7 +12,6 @@ every round. Random weights: the time is the model's, whatever it learned.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
@@ -75,16 +74,10 @@ def table(rows: list[dict], rounds: int) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=6, help="alternating rounds (default 6)")
-    parser.add_argument("--markdown", metavar="OUT", help="also write the table, stamped")
-    parser.add_argument("--note", help="with --markdown: a note under the stamp")
-    args = parser.parse_args()
-    from kvision.bench.stamp import publish
+    from kvision.bench.stamp import rounds_main
 
     title = "The robustness sweep's prediction batch (benchmarks/sweep_batch.py)"
-    publish(table(measure(args.rounds), args.rounds), title, args.markdown, args.note)
-    return 0
+    return rounds_main(__doc__, title, lambda rounds: table(measure(rounds), rounds), rounds=6)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import platform
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -94,3 +95,20 @@ def publish(table: str, title: str, markdown: str | None, note: str | None = Non
     print(table)
     if markdown:
         write_markdown(markdown, title, table, note=note)
+
+
+def rounds_main(doc: str, title: str, table_of: Callable[[int], str], rounds: int) -> int:
+    """The command line of a benchmark whose table comes from N alternating rounds:
+    ``--rounds N`` (default ``rounds``), ``--markdown OUT`` and ``--note``; prints the table
+    ``table_of(N)`` and, with ``--markdown``, writes it under ``title`` (see publish)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument(
+        "--rounds", type=int, default=rounds, help=f"alternating rounds (default {rounds})"
+    )
+    parser.add_argument("--markdown", metavar="OUT", help="also write the table, stamped")
+    parser.add_argument("--note", help="with --markdown: a note under the stamp")
+    args = parser.parse_args()
+    publish(table_of(args.rounds), title, args.markdown, args.note)
+    return 0
