@@ -39,7 +39,12 @@ def layer_gradients(
             f"Grad-CAM needs gradients, which kvision computes with the torch, tensorflow or "
             f"jax backend; the active Keras backend is '{backend}'. Set KERAS_BACKEND=torch."
         )
-    probe = keras.Model(model.inputs, [model.get_layer(layer_name).output, model.output])
+    from kvision.models import direct_graph
+
+    # On torch, kvision's direct graph: the same numbers as Keras' walk, less Python a call.
+    probe = direct_graph(
+        keras.Model(model.inputs, [model.get_layer(layer_name).output, model.output])
+    )
     parts = [
         compute(
             model,

@@ -23,8 +23,14 @@ def activation_maps(
     """
     import keras
 
+    from kvision.models import direct_graph
+
     names = list(layers)
-    probe = keras.Model(model.inputs, [model.get_layer(layers[n]).output for n in names])
+    # Through kvision's direct graph and quiet predict, as the model itself predicts: the same
+    # numbers, without Keras' per-layer and per-predict bookkeeping.
+    probe = direct_graph(
+        keras.Model(model.inputs, [model.get_layer(layers[n]).output for n in names])
+    )
     outs = probe.predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
     if not isinstance(outs, (list, tuple)):
         outs = [outs]

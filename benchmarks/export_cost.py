@@ -1,0 +1,102 @@
+"""A trial's ``model.keras`` export of the main job's two models, trained for a step so they
+hold Adam's state: saved through a rebuilt copy (``inference_copy``: from the config, the
+weights copied in) against saved through a model over the trained one's own layers
+(``inference_view``, what ``save_for_inference`` does now).
+
+The two ways alternate, round after round, in this process with the trainer's heap setting,
+into files on the same disk (atomic, fsync'd, as a trial writes them); the table says whether
+both wrote the same weights file in every round.
+
+    python benchmarks/export_cost.py --rounds 7
+    python benchmarks/export_cost.py --rounds 7 --markdown docs/measured/export_cost.md
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+#: (row name, architecture, options) of the main job's two models
+MODELS = (
+    ("AlexNet/2", "alexnet_seed", {"downscale": 2}),
+    ("VGG11/8", "vgg11_seed", {"width": 8, "head": 4096}),
+)
+SHAPE = (64, 64, 1)
+
+
+def _trained(arch: str, options: dict):
+    from kvision.models import create_model
+    from kvision.recipe.schema_training import OptimizerSpec, TrainingSection
+    from kvision.train.compile import compile_model
+
+    model = create_model(
+        arch, input_shape=SHAPE, num_classes=10, preprocess=([0.5], [0.5]), **options
+    )
+    compile_model(model, TrainingSection(optimizer=OptimizerSpec(learning_rate=1e-3)))
+    rng = np.random.default_rng(0)
+    model.fit(
+        rng.integers(0, 256, (32, *SHAPE), dtype=np.uint8), rng.integers(0, 10, 32), verbose=0
+    )
+    return model
+
+
+def _weights(path: Path) -> bytes:
+    with zipfile.ZipFile(path) as archive:
+        return archive.read("model.weights.h5")
+
+
+def measure(rounds: int) -> list[dict]:
+    """Per model: median seconds of an export each way, and whether their weights agreed."""
+    import kvision  # noqa: F401 - the torch backend before Keras
+    from kvision.models import inference
+    from kvision.train.heap import keep_large_blocks
+
+    keep_large_blocks()  # as the trainer runs
+    ways = {"copy": inference.inference_copy, "view": inference.inference_view}
+    rows = []
+    with tempfile.TemporaryDirectory(dir=".") as folder:
+        for name, arch, options in MODELS:
+            model = _trained(arch, options)
+            seconds: dict[str, list[float]] = {way: [] for way in ways}
+            same = True
+            for round_ in range(rounds + 1):  # the first round warms up and is not counted
+                files = {}
+                for way, make in ways.items():
+                    inference.inference_view = make  # what save_for_inference builds
+                    files[way] = Path(folder) / f"{way}.keras"
+                    start = time.perf_counter()
+                    inference.save_for_inference(model, files[way])
+                    if round_:
+                        seconds[way].append(time.perf_counter() - start)
+                same = same and _weights(files["copy"]) == _weights(files["view"])
+            inference.inference_view = ways["view"]
+            rows.append({"model": name, "seconds": seconds, "same": same})
+    return rows
+
+
+def table(rows: list[dict], rounds: int) -> str:
+    lines = [
+        "| model | rebuilt copy, median s | view of its layers, median s | same weights file in "
+        f"all {rounds} rounds |",
+        "|---|---:|---:|---|",
+    ]
+    for row in rows:
+        a, b = (statistics.median(row["seconds"][way]) for way in ("copy", "view"))
+        lines.append(f"| {row['model']} | {a:.3f} | {b:.3f} | {'yes' if row['same'] else 'no'} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    from kvision.bench.stamp import rounds_main
+
+    title = "A trial's model.keras export (benchmarks/export_cost.py)"
+    return rounds_main(__doc__, title, lambda rounds: table(measure(rounds), rounds), rounds=7)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
