@@ -306,6 +306,9 @@ MEASURED_BY = {
     "sweep_batch": "python benchmarks/sweep_batch.py --rounds 6 "
     "--markdown docs/measured/sweep_batch.md",
     "import_time": "python benchmarks/import_time.py --rounds 7 --markdown docs/measured/import_time.md",
+    "memory_export": "python benchmarks/memory.py --case main-job "
+    "--markdown /work/scratch/memory_export.md --note NOTE (copied unchanged to "
+    "docs/measured/memory_export.md)",
     "export_cost": "python benchmarks/export_cost.py --rounds 7 "
     "--markdown docs/measured/export_cost.md --note NOTE",
     "run_profile_export": "python benchmarks/run_profile.py BEFORE1 AFTER1 BEFORE2 AFTER2 "
