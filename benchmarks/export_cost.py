@@ -13,7 +13,6 @@ both wrote the same weights file in every round.
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 import time
 import zipfile
@@ -21,12 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-#: (row name, architecture, options) of the main job's two models
-MODELS = (
-    ("AlexNet/2", "alexnet_seed", {"downscale": 2}),
-    ("VGG11/8", "vgg11_seed", {"width": 8, "head": 4096}),
-)
-SHAPE = (64, 64, 1)
+from kvision.bench.main_job_models import MODELS, SHAPE
 
 
 def _trained(arch: str, options: dict):
@@ -80,15 +74,12 @@ def measure(rounds: int) -> list[dict]:
 
 
 def table(rows: list[dict], rounds: int) -> str:
-    lines = [
-        "| model | rebuilt copy, median s | view of its layers, median s | same weights file in "
-        f"all {rounds} rounds |",
-        "|---|---:|---:|---|",
-    ]
-    for row in rows:
-        a, b = (statistics.median(row["seconds"][way]) for way in ("copy", "view"))
-        lines.append(f"| {row['model']} | {a:.3f} | {b:.3f} | {'yes' if row['same'] else 'no'} |")
-    return "\n".join(lines)
+    from kvision.bench.stamp import two_ways_table
+
+    cells = [{**row, "seconds": [row["seconds"]["copy"], row["seconds"]["view"]]} for row in rows]
+    return two_ways_table(
+        ("rebuilt copy", "view of its layers"), f"same weights file in all {rounds} rounds", cells
+    )
 
 
 def main() -> int:

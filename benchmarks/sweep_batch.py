@@ -12,17 +12,12 @@ every round. Random weights: the time is the model's, whatever it learned.
 
 from __future__ import annotations
 
-import statistics
 import time
 
 import numpy as np
 
-#: (row name, architecture, options) of the main job's two models
-MODELS = (
-    ("AlexNet/2", "alexnet_seed", {"downscale": 2}),
-    ("VGG11/8", "vgg11_seed", {"width": 8, "head": 4096}),
-)
-SHAPE = (64, 64, 1)
+from kvision.bench.main_job_models import MODELS, SHAPE
+
 SWEEP = {
     "sigmas": (0.0, 1.0, 2.0, 4.0, 6.0),
     "kinds": ("defocus", "motion"),
@@ -61,16 +56,13 @@ def measure(rounds: int) -> list[dict]:
 
 
 def table(rows: list[dict], rounds: int) -> str:
+    from kvision.bench.stamp import two_ways_table
+
     old, new = rows[0]["sizes"]
-    lines = [
-        f"| model | {old} a batch, median s | {new} a batch, median s | same curves in all "
-        f"{rounds} rounds |",
-        "|---|---:|---:|---|",
-    ]
-    for row in rows:
-        a, b = (statistics.median(row["seconds"][size]) for size in row["sizes"])
-        lines.append(f"| {row['model']} | {a:.3f} | {b:.3f} | {'yes' if row['same'] else 'no'} |")
-    return "\n".join(lines)
+    cells = [{**row, "seconds": [row["seconds"][size] for size in row["sizes"]]} for row in rows]
+    return two_ways_table(
+        (f"{old} a batch", f"{new} a batch"), f"same curves in all {rounds} rounds", cells
+    )
 
 
 def main() -> int:

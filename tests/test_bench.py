@@ -232,6 +232,21 @@ def test_markdown_table_is_stamped(tmp_path):
     assert "cores" in text and "torch " in text and "UTC" in text
 
 
+def test_two_ways_table_gives_each_ways_median_and_the_agreement():
+    from kvision.bench.stamp import two_ways_table
+
+    rows = [
+        {"model": "A", "seconds": [[0.3, 0.1, 0.2], [0.05, 0.5, 0.04]], "same": True},
+        {"model": "B", "seconds": [[1.0], [2.0]], "same": False},
+    ]
+    assert two_ways_table(("old", "new"), "same in all 3 rounds", rows).splitlines() == [
+        "| model | old, median s | new, median s | same in all 3 rounds |",
+        "|---|---:|---:|---|",
+        "| A | 0.200 | 0.050 | yes |",
+        "| B | 1.000 | 2.000 | no |",
+    ]
+
+
 def test_unknown_case_names_the_known_ones():
     with pytest.raises(KvisionError, match=r"Unknown benchmark case 'lenet'.*lenet-28-gray"):
         select_cases(["lenet"], gpu=False, steps=None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import platform
 import shlex
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -112,3 +113,17 @@ def rounds_main(doc: str, title: str, table_of: Callable[[int], str], rounds: in
     args = parser.parse_args()
     publish(table_of(args.rounds), title, args.markdown, args.note)
     return 0
+
+
+def two_ways_table(ways: tuple[str, str], agreed: str, rows: list[dict]) -> str:
+    """The Markdown table of a benchmark timing two ways of one job per model: each way's
+    median seconds over the rounds, and whether the two gave the same result in all of them.
+    ``rows``: {"model", "seconds": [way 1's list, way 2's list], "same": bool}."""
+    lines = [
+        f"| model | {ways[0]}, median s | {ways[1]}, median s | {agreed} |",
+        "|---|---:|---:|---|",
+    ]
+    for row in rows:
+        a, b = (statistics.median(seconds) for seconds in row["seconds"])
+        lines.append(f"| {row['model']} | {a:.3f} | {b:.3f} | {'yes' if row['same'] else 'no'} |")
+    return "\n".join(lines)
