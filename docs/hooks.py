@@ -309,6 +309,8 @@ MEASURED_BY = {
     "memory_export": "python benchmarks/memory.py --case main-job "
     "--markdown /work/scratch/memory_export.md --note NOTE (copied unchanged to "
     "docs/measured/memory_export.md)",
+    "relu_in_place": "python benchmarks/relu_in_place.py --rounds 25 "
+    "--markdown docs/measured/relu_in_place.md --note NOTE",
     "export_cost": "python benchmarks/export_cost.py --rounds 7 "
     "--markdown docs/measured/export_cost.md --note NOTE",
     "run_profile_export": "python benchmarks/run_profile.py BEFORE1 AFTER1 BEFORE2 AFTER2 "

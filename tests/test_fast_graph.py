@@ -342,3 +342,68 @@ def test_lean_predict_equals_keras_predict(monkeypatch, numeric_seed):
     assert_close_to_scale(lean_array, keras_out)
     model.predict(batches, verbose=1)
     assert len(calls) == 1  # a progress bar: Keras' own predict
+
+
+def _relu_inputs_overwritten(monkeypatch) -> list[tuple[str, bool]]:
+    """(ReLU layer name, whether its output is its input's memory) for each ReLU form run."""
+    import keras
+
+    records: list[tuple[str, bool]] = []
+    form = fast_layers.FAST_CALLS[keras.layers.ReLU]
+
+    def wrapped(layer, inputs, **options):
+        pointer = inputs.data_ptr()
+        outputs = form(layer, inputs, **options)
+        records.append((layer.name, outputs.data_ptr() == pointer))
+        return outputs
+
+    monkeypatch.setitem(fast_layers.FAST_CALLS, keras.layers.ReLU, wrapped)
+    return records
+
+
+def test_relu_overwrites_its_producers_output_only_when_nothing_else_reads_it(monkeypatch):
+    """Without gradients, a ReLU whose input is a Conv2D's, Dense's or BatchNorm's own output,
+    read by nothing else and not returned, runs in place (no new tensor); a ReLU whose input
+    another layer also reads, or that the model returns, does not; nor does any ReLU while a
+    gradient is recorded. The outputs are those of Keras' own walk in every case."""
+    import keras
+    import torch
+
+    monkeypatch.setattr(_fast, "ENABLED", True)
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((8, 8, 2))
+    conv = keras.layers.Conv2D(4, 3, padding="same", name="conv")(inputs)
+    norm = keras.layers.BatchNormalization(name="norm")(conv)
+    alone = keras.layers.ReLU(name="alone")(norm)  # norm's only reader
+    conv2 = keras.layers.Conv2D(4, 3, padding="same", name="conv2")(alone)
+    shared = keras.layers.ReLU(name="shared")(conv2)  # conv2 is also read by the pool below
+    pooled = keras.layers.GlobalAveragePooling2D()(conv2)
+    head = keras.layers.Dense(3, name="head")(keras.layers.GlobalAveragePooling2D()(shared))
+    returned = keras.layers.ReLU(name="returned")(head)  # head is also a model output
+    model = keras.Model(inputs, [returned, head, pooled, norm])
+    images = np.random.default_rng(5).normal(size=(4, 8, 8, 2)).astype("float32")
+    with torch.no_grad():
+        expected = [t.numpy() for t in model(torch.from_numpy(images), training=False)]
+    assert (expected[3] < 0).any() and (expected[1] < 0).any()  # so a ReLU on them would show
+
+    records = _relu_inputs_overwritten(monkeypatch)
+    _fast.direct_graph(model)
+    with torch.no_grad():
+        outputs = [t.numpy() for t in model(torch.from_numpy(images), training=False)]
+    # norm and head are returned, conv2 is read twice: no ReLU may overwrite its input.
+    assert dict(records) == {"alone": False, "shared": False, "returned": False}
+    for got, want in zip(outputs, expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+    # The same layers in a model returning neither norm nor head: their ReLUs run in place;
+    # conv2 is still read by the pool as well.
+    inner = _fast.direct_graph(keras.Model(inputs, [returned, pooled]))
+    records.clear()
+    with torch.no_grad():
+        got = [t.numpy() for t in inner(torch.from_numpy(images), training=False)]
+    assert dict(records) == {"alone": True, "shared": False, "returned": True}
+    np.testing.assert_array_equal(got[0], expected[0])  # relu_ computes what relu does
+    np.testing.assert_array_equal(got[1], expected[2])
+    records.clear()
+    inner(torch.from_numpy(images), training=False)  # gradients recorded: never in place
+    assert dict(records) == {"alone": False, "shared": False, "returned": False}

@@ -138,17 +138,61 @@ def _fold_target(model: keras.Model, pad_layer, pads: tuple[int, int]):
     return None
 
 
+#: Set to False to write every ReLU into a new tensor (benchmarks/relu_in_place.py compares).
+RELU_IN_PLACE = True
+#: Layers whose output is always a new tensor of their own, never a view of their input.
+_FRESH_OUTPUTS = (keras.layers.Conv2D, keras.layers.Dense, keras.layers.BatchNormalization)
+
+
+def _graph_nodes(model: keras.Model) -> list:
+    """The model's layer nodes in the order Keras' walk runs them (deepest first)."""
+    by_depth = model._nodes_by_depth
+    return [
+        node
+        for depth in sorted(by_depth, reverse=True)
+        for node in by_depth[depth]
+        if node.operation is not None and not node.is_input
+    ]
+
+
+def _relus_in_place(model: keras.Model) -> set:
+    """The plain ReLU layers that may overwrite their input when no gradient is recorded:
+    the input is a Conv2D's, Dense's or BatchNormalization's own new output, read by nothing
+    else in this model's graph and not one of the model's outputs. Inference then writes the
+    ReLU into that memory, as ``torch.nn.ReLU(inplace=True)`` does, instead of a new tensor
+    of the same size."""
+    if not RELU_IN_PLACE:
+        return set()
+    readers: dict[int, int] = {}
+    for node in _graph_nodes(model):
+        for tensor in node.arguments.keras_tensors:
+            readers[id(tensor)] = readers.get(id(tensor), 0) + 1
+    returned = {id(tensor) for tensor in model.outputs}
+    chosen = set()
+    for layer in model.layers:
+        source = _input_of(layer) if type(layer) is keras.layers.ReLU else None
+        if source is None or readers.get(id(source)) != 1 or id(source) in returned:
+            continue
+        producers = [lay for lay in model.layers if _output_of(lay) is source]
+        if producers and all(isinstance(lay, _FRESH_OUTPUTS) for lay in producers):
+            chosen.add(layer)
+    return chosen
+
+
 class _Plan:
-    """How :func:`direct_graph` executes one model: folded paddings and NCHW convolutions.
+    """How :func:`direct_graph` executes one model: folded paddings, NCHW convolutions and
+    the ReLUs that run in place when no gradient is recorded.
 
     ``folded`` maps a ZeroPadding2D to the layer that pads instead; ``pads`` maps that
-    layer to (rows, cols) and the ZeroPadding2D (which its Keras fallback calls first).
+    layer to (rows, cols) and the ZeroPadding2D (which its Keras fallback calls first);
+    ``in_place`` holds the ReLU layers of :func:`_relus_in_place`.
     """
 
     def __init__(self, model: keras.Model):
         from kvision.models._fast.layers import store_in_torch_layout, wants_nchw
 
         self.folded, self.pads, self.nchw = {}, {}, set()
+        self.in_place = _relus_in_place(model)
         for layer in model.layers:
             if isinstance(layer, keras.layers.ZeroPadding2D) and _plain(layer):
                 pads = _symmetric_pads(layer)
@@ -235,6 +279,7 @@ class _PlainCall:
         self.keras_call, self.pad = keras_call, pad
         self.fast = _fast_form(operation)
         self.nchw = operation in plan.nchw
+        self.in_place = operation in plan.in_place
         # kvision 0.1's Conv2D/MaxPooling2D keep PyTorch's padding in the layer itself.
         self.pads = pads or getattr(operation, "explicit_padding", None)
 
@@ -250,7 +295,12 @@ class _PlainCall:
         plain_args = _no_extras(kwargs) and _float32_unmasked(args)
         if self.fast is not None and len(args) == 1 and plain_args:
             outputs = self.fast(
-                self.operation, args[0], training=mode, nchw=self.nchw, pads=self.pads
+                self.operation,
+                args[0],
+                training=mode,
+                nchw=self.nchw,
+                pads=self.pads,
+                in_place=self.in_place,
             )
             if outputs is not None:
                 return outputs
@@ -300,13 +350,7 @@ class _Schedule:
     """
 
     def __init__(self, model: keras.Model):
-        by_depth = model._nodes_by_depth
-        nodes = [
-            node
-            for depth in sorted(by_depth, reverse=True)
-            for node in by_depth[depth]
-            if node.operation is not None and not node.is_input
-        ]
+        nodes = _graph_nodes(model)
         last_use = {}
         for index, node in enumerate(nodes):
             for tensor in node.arguments.keras_tensors:

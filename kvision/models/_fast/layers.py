@@ -203,9 +203,11 @@ def rescaling_call(layer, inputs, **_):
     return torch.mul(inputs, scale).add_(offset)
 
 
-def relu_call(layer, inputs, **_):
+def relu_call(layer, inputs, *, in_place=False, **_):
     """A plain Keras ReLU layer (no slope, threshold or cap) as ``torch.relu``, which is what
-    Keras' own call reaches after its symbolic-tensor and conversion checks."""
+    Keras' own call reaches after its symbolic-tensor and conversion checks. ``in_place``
+    (the graph's plan found that nothing else reads ``inputs``): with no gradient recorded,
+    ``torch.relu_`` on them, the same values without a new tensor to fill."""
     if not (
         _float32(layer, inputs)
         and layer.negative_slope == 0
@@ -215,6 +217,8 @@ def relu_call(layer, inputs, **_):
         return None
     import torch
 
+    if in_place and not torch.is_grad_enabled():
+        return torch.relu_(inputs)
     return torch.relu(inputs)
 
 
