@@ -311,6 +311,10 @@ MEASURED_BY = {
     "docs/measured/memory_export.md)",
     "relu_in_place": "python benchmarks/relu_in_place.py --rounds 25 "
     "--markdown docs/measured/relu_in_place.md --note NOTE",
+    "run_profile_round6": "python benchmarks/run_profile.py BEFORE1 AFTER1 BEFORE2 AFTER2 "
+    "BEFORE3 AFTER3 --label ... --markdown docs/measured/run_profile_round6.md --note NOTE",
+    "forward_overhead": "python benchmarks/forward_overhead.py --rounds 30 "
+    "--markdown docs/measured/forward_overhead.md --note NOTE",
     "export_cost": "python benchmarks/export_cost.py --rounds 7 "
     "--markdown docs/measured/export_cost.md --note NOTE",
     "run_profile_export": "python benchmarks/run_profile.py BEFORE1 AFTER1 BEFORE2 AFTER2 "
