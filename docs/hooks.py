@@ -315,6 +315,8 @@ MEASURED_BY = {
     "BEFORE3 AFTER3 --label ... --markdown docs/measured/run_profile_round6.md --note NOTE",
     "forward_overhead": "python benchmarks/forward_overhead.py --rounds 30 "
     "--markdown docs/measured/forward_overhead.md --note NOTE",
+    "train_speed_round6": "kvision bench --repeats 5 --json --markdown /work/scratch/bench_r6.md "
+    "--note NOTE (copied unchanged to docs/measured/train_speed_round6.md)",
     "export_cost": "python benchmarks/export_cost.py --rounds 7 "
     "--markdown docs/measured/export_cost.md --note NOTE",
     "run_profile_export": "python benchmarks/run_profile.py BEFORE1 AFTER1 BEFORE2 AFTER2 "
