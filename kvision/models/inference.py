@@ -7,12 +7,12 @@ uncompiled model over the trained one's layers: the file is what someone needs t
 and training state stays in the trial's checkpoints, which resume reads.
 
 For a functional model that model is a new ``keras.Model`` on the trained model's own input
-and output tensors, in their structure (:func:`inference_view`): it shares the layers and their variables, so it
-costs a walk of the graph, not a rebuild, and no second set of weights in memory. Rebuilding
-from the config and copying the weights in (:func:`inference_copy`, what any other model
-gets) was most of a trial's export (``benchmarks/export_cost.py`` times both); both write
-the same weights file and load into models that predict the same numbers
-(tests/test_portable.py).
+and output tensors, in their structure (:func:`inference_view`): it shares the layers and
+their variables, so it costs a walk of the graph, not a rebuild, and no second set of
+weights in memory. Rebuilding from the config and copying the weights in
+(:func:`inference_copy`, what any other model gets) was most of a trial's export
+(``benchmarks/export_cost.py`` times both); both write the same weights file and load into
+models that predict the same numbers (tests/test_portable.py).
 """
 
 from __future__ import annotations
