@@ -105,27 +105,59 @@ def _output_of(layer):
         return None
 
 
+def _graph_nodes(model: keras.Model) -> list:
+    """The model's layer nodes in the order Keras' walk runs them (deepest first)."""
+    by_depth = model._nodes_by_depth
+    return [
+        node
+        for depth in sorted(by_depth, reverse=True)
+        for node in by_depth[depth]
+        if node.operation is not None and not node.is_input
+    ]
+
+
+def _producers(model: keras.Model, tensor) -> list:
+    """The layers of ``model`` whose (one) output is ``tensor``."""
+    return [lay for lay in model.layers if _output_of(lay) is tensor]
+
+
 def _non_negative(model: keras.Model, tensor) -> bool:
     """Whether ``tensor`` is the output of a plain ReLU layer (so never below zero)."""
-    producers = [lay for lay in model.layers if _output_of(lay) is tensor]
     return any(
         isinstance(lay, keras.layers.ReLU) and lay.negative_slope == 0 and lay.threshold >= 0
-        for lay in producers
+        for lay in _producers(model, tensor)
     )
 
 
-def _fold_target(model: keras.Model, pad_layer, pads: tuple[int, int]):
+class _Readers:
+    """Which layers read each tensor of the model's graph, and what the model returns: what
+    both the padding fold and the in-place ReLUs must know about a tensor before its one
+    reader may change how it is made or overwrite it."""
+
+    def __init__(self, model: keras.Model):
+        self.by_tensor: dict[int, list] = {}  # tensor id -> reading layer, once per argument
+        for node in _graph_nodes(model):
+            for tensor in node.arguments.keras_tensors:
+                self.by_tensor.setdefault(id(tensor), []).append(node.operation)
+        self.returned = {id(tensor) for tensor in model.outputs}
+
+    def sole(self, tensor):
+        """The layer that reads ``tensor`` as its one input, if nothing else reads it and the
+        model does not return it; else None."""
+        readers = self.by_tensor.get(id(tensor), []) if tensor is not None else []
+        if len(readers) != 1 or id(tensor) in self.returned or _input_of(readers[0]) is not tensor:
+            return None
+        return readers[0]
+
+
+def _fold_target(model: keras.Model, pad_layer, pads: tuple[int, int], readers: _Readers):
     """The one Conv2D or MaxPooling2D that ``pad_layer``'s output feeds, if it can be folded.
 
     A "valid" conv takes any symmetric zero padding; a "valid" max-pool only up to half its
     pool size (torch's limit) and only of non-negative inputs, as torch pads with -inf.
     """
-    output = _output_of(pad_layer)
-    consumers = [lay for lay in model.layers if output is not None and _input_of(lay) is output]
-    if len(consumers) != 1 or any(t is output for t in model.outputs):
-        return None
-    (target,) = consumers
-    if not _plain(target) or getattr(target, "padding", None) != "valid":
+    target = readers.sole(_output_of(pad_layer))
+    if target is None or not _plain(target) or getattr(target, "padding", None) != "valid":
         return None
     if type(target) is keras.layers.Conv2D:
         return target
@@ -144,18 +176,7 @@ RELU_IN_PLACE = True
 _FRESH_OUTPUTS = (keras.layers.Conv2D, keras.layers.Dense, keras.layers.BatchNormalization)
 
 
-def _graph_nodes(model: keras.Model) -> list:
-    """The model's layer nodes in the order Keras' walk runs them (deepest first)."""
-    by_depth = model._nodes_by_depth
-    return [
-        node
-        for depth in sorted(by_depth, reverse=True)
-        for node in by_depth[depth]
-        if node.operation is not None and not node.is_input
-    ]
-
-
-def _relus_in_place(model: keras.Model) -> set:
+def _relus_in_place(model: keras.Model, readers: _Readers) -> set:
     """The plain ReLU layers that may overwrite their input when no gradient is recorded:
     the input is a Conv2D's, Dense's or BatchNormalization's own new output, read by nothing
     else in this model's graph and not one of the model's outputs. Inference then writes the
@@ -163,17 +184,12 @@ def _relus_in_place(model: keras.Model) -> set:
     of the same size."""
     if not RELU_IN_PLACE:
         return set()
-    readers: dict[int, int] = {}
-    for node in _graph_nodes(model):
-        for tensor in node.arguments.keras_tensors:
-            readers[id(tensor)] = readers.get(id(tensor), 0) + 1
-    returned = {id(tensor) for tensor in model.outputs}
     chosen = set()
     for layer in model.layers:
         source = _input_of(layer) if type(layer) is keras.layers.ReLU else None
-        if source is None or readers.get(id(source)) != 1 or id(source) in returned:
+        if source is None or readers.sole(source) is not layer:
             continue
-        producers = [lay for lay in model.layers if _output_of(lay) is source]
+        producers = _producers(model, source)
         if producers and all(isinstance(lay, _FRESH_OUTPUTS) for lay in producers):
             chosen.add(layer)
     return chosen
@@ -192,11 +208,12 @@ class _Plan:
         from kvision.models._fast.layers import store_in_torch_layout, wants_nchw
 
         self.folded, self.pads, self.nchw = {}, {}, set()
-        self.in_place = _relus_in_place(model)
+        readers = _Readers(model)
+        self.in_place = _relus_in_place(model, readers)
         for layer in model.layers:
             if isinstance(layer, keras.layers.ZeroPadding2D) and _plain(layer):
                 pads = _symmetric_pads(layer)
-                target = _fold_target(model, layer, pads) if pads else None
+                target = _fold_target(model, layer, pads, readers) if pads else None
                 if target is not None:
                     self.folded[layer] = target
                     self.pads[target] = (pads, layer)
