@@ -39,12 +39,9 @@ def layer_gradients(
             f"Grad-CAM needs gradients, which kvision computes with the torch, tensorflow or "
             f"jax backend; the active Keras backend is '{backend}'. Set KERAS_BACKEND=torch."
         )
-    from kvision.models import direct_graph
+    from kvision.insight._layers import probe_model
 
-    # On torch, kvision's direct graph: the same numbers as Keras' walk, less Python a call.
-    probe = direct_graph(
-        keras.Model(model.inputs, [model.get_layer(layer_name).output, model.output])
-    )
+    probe = probe_model(model, [model.get_layer(layer_name).output, model.output])
     parts = [
         compute(
             model,

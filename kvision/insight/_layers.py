@@ -1,4 +1,5 @@
-"""Finding the layers insight works on: roles from kvision.models.describe, names checked."""
+"""Finding the layers insight works on: roles from kvision.models.describe, names checked,
+and the probe models that read their outputs."""
 
 from __future__ import annotations
 
@@ -14,6 +15,17 @@ if TYPE_CHECKING:
 
 #: Stages that report 000 visualises; used by default when the model names them.
 DEFAULT_STAGES = ("v1", "v2", "v4")
+
+
+def probe_model(model: keras.Model, outputs: list) -> keras.Model:
+    """A model from ``model``'s inputs to ``outputs`` (tensors of its graph), run the way the
+    model itself runs: on torch, kvision's direct graph and quiet predict, the same numbers as
+    Keras' walk without its per-layer and per-predict bookkeeping."""
+    import keras
+
+    from kvision.models import direct_graph
+
+    return direct_graph(keras.Model(model.inputs, outputs))
 
 
 def roles(model: keras.Model) -> ModelRoles:

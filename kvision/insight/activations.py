@@ -21,16 +21,10 @@ def activation_maps(
 
     ``layers`` maps a display name to a layer name; returns display name -> (N, h, w, c).
     """
-    import keras
-
-    from kvision.models import direct_graph
+    from kvision.insight._layers import probe_model
 
     names = list(layers)
-    # Through kvision's direct graph and quiet predict, as the model itself predicts: the same
-    # numbers, without Keras' per-layer and per-predict bookkeeping.
-    probe = direct_graph(
-        keras.Model(model.inputs, [model.get_layer(layers[n]).output for n in names])
-    )
+    probe = probe_model(model, [model.get_layer(layers[n]).output for n in names])
     outs = probe.predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
     if not isinstance(outs, (list, tuple)):
         outs = [outs]
