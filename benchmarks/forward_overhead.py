@@ -2,13 +2,12 @@
 batches of two 28x28 images through LeNet (the case where it matters most: LeNet's kernels
 take a few milliseconds a batch of 128, so a fixed cost shows there first).
 
-Both sides as ``kvision bench`` runs them for inference, at two images a batch so that the
-kernels cost next to nothing: ``model.predict`` of 100 images in batches of two (kvision's
-quiet predict, its forward captured up front as the benchmark captures it), and the tuned
-twin of ``kvision.bench.baselines`` (channels-last, ``inference_mode``, the same
-normalisation) over the same 50 batches. They alternate in one process on one torch thread;
-the table gives the time a batch, one figure per round. The difference is Python and
-dispatch: the per-batch work kvision does that the tuned loop does not.
+Both sides are ``kvision bench``'s own inference sides for its LeNet case
+(``kvision.bench.speed.kvision_side``: ``model.predict``, its forward captured up front;
+``kvision.bench.baselines.tuned_side``: channels-last, ``inference_mode``), given 50 batches
+of two images, so that the kernels cost next to nothing. They alternate in one process on
+one torch thread; the table gives the time a batch, one figure per round. The difference is
+Python and dispatch: the per-batch work kvision does that the tuned loop does not.
 
     python benchmarks/forward_overhead.py --rounds 30
     python benchmarks/forward_overhead.py --rounds 30 --markdown docs/measured/forward_overhead.md
@@ -16,10 +15,9 @@ dispatch: the per-batch work kvision does that the tuned loop does not.
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
-
-import numpy as np
 
 import kvision  # noqa: F401 - the torch backend before Keras
 
@@ -31,31 +29,14 @@ def measure(rounds: int) -> dict[str, list[float]]:
     import torch
 
     from kvision.bench import baselines, speed
-    from kvision.models import capture_forward, create_model
 
     torch.set_num_threads(1)
-    case = speed.default_cases(False)[0]  # lenet-28-gray
-    model = create_model(
-        "lenet", input_shape=(28, 28, 1), num_classes=10, preprocess=baselines.MEAN_STD
-    )
-    images = np.random.default_rng(0).integers(0, 256, (BATCHES * BATCH, 28, 28, 1), np.uint8)
-    capture_forward(model, images[:BATCH])
-    twin = baselines._model(case, torch.device("cpu")).to(memory_format=torch.channels_last)
-    twin.eval()
-    nhwc = torch.from_numpy(images)
-
-    def tuned() -> None:
-        with torch.inference_mode():
-            parts = [
-                twin(nhwc[i : i + BATCH].permute(0, 3, 1, 2).float().mul_(1 / 127.5).add_(-1))
-                for i in range(0, len(nhwc), BATCH)
-            ]
-            torch.cat(parts).cpu()
-
-    sides = {
-        "kvision (model.predict)": lambda: model.predict(images, batch_size=BATCH, verbose=0),
-        "tuned PyTorch": tuned,
-    }
+    lenet = speed.default_cases(False)[0]  # lenet-28-gray
+    case = dataclasses.replace(lenet, batch_size=BATCH, steps=BATCHES)
+    images, labels = speed.case_data(case)
+    kvision_run, _ = speed.kvision_side(case, images, labels, "infer")
+    tuned = baselines.tuned_side(case, images, labels, "infer", torch.device("cpu"))
+    sides = {"kvision (model.predict)": kvision_run, "tuned PyTorch": tuned.run}
     micros: dict[str, list[float]] = {name: [] for name in sides}
     for round_ in range(rounds + 1):  # the first round warms up and is not counted
         for name, side in sides.items():

@@ -138,7 +138,7 @@ class _FakeClock:
 
 def _fake_sides(monkeypatch, clock, tuned_seconds, compile_fails=False, captured=None):
     monkeypatch.setattr(
-        speed, "_kvision_side", lambda *a, **k: (clock.side("kvision", 0.5), captured)
+        speed, "kvision_side", lambda *a, **k: (clock.side("kvision", 0.5), captured)
     )
     monkeypatch.setattr(
         speed.baselines,

@@ -32,7 +32,8 @@ class TorchSide:
     used: dict = field(default_factory=dict)
 
 
-def _model(case, device):
+def twin_model(case, device):
+    """The case's PyTorch twin module (:mod:`kvision.bench.reference`) on ``device``."""
     from kvision.bench.reference import build_reference
 
     return build_reference(
@@ -62,7 +63,7 @@ def plain_side(
     import torch
     from torch.utils.data import DataLoader, TensorDataset
 
-    model = _model(case, device)
+    model = twin_model(case, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
     scaler = torch.amp.GradScaler(enabled=mixed and device.type == "cuda")
     criterion = torch.nn.CrossEntropyLoss()
@@ -110,7 +111,7 @@ def tuned_side(
     """(c): channels-last, sliced batches, fused Adam, device-side metrics, inference_mode."""
     import torch
 
-    model = _model(case, device).to(memory_format=torch.channels_last)
+    model = twin_model(case, device).to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7, fused=True)
     scaler = torch.amp.GradScaler(enabled=mixed and device.type == "cuda")
     criterion = torch.nn.CrossEntropyLoss()

@@ -151,14 +151,29 @@ def meets_target(spread: dict[str, float], target: float) -> bool:
     return spread["median"] >= target and spread["min"] >= 0.9 * target
 
 
-def _data(case: Case, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def case_data(case: Case, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The case's random uint8 images (its batches' worth) and labels, the same every call."""
     rng = np.random.default_rng(seed)
     count = case.batch_size * case.steps
     images = rng.integers(0, 256, size=(count, case.size, case.size, case.channels), dtype=np.uint8)
     return images, rng.integers(0, case.num_classes, size=count)
 
 
-def _kvision_side(
+def case_model(case: Case):
+    """kvision's model of ``case`` as a run builds it: the catalog's architecture, normalising
+    inside (raw uint8 pixels in), on kvision's fast paths."""
+    from kvision.models import create_model
+
+    return create_model(
+        case.arch,
+        input_shape=(case.size, case.size, case.channels),
+        num_classes=case.num_classes,
+        preprocess=MEAN_STD,
+        **case.options,
+    )
+
+
+def kvision_side(
     case: Case, images: np.ndarray, labels: np.ndarray, mode: str, *, mixed: bool = False
 ) -> tuple[Callable[[], None], float | None]:
     """(a): kvision's model, compiled as the runner does, fed by make_batches; and for
@@ -166,19 +181,13 @@ def _kvision_side(
     import keras
 
     from kvision.data import make_batches
-    from kvision.models import capture_forward, create_model
+    from kvision.models import capture_forward
     from kvision.recipe.schema_training import OptimizerSpec, TrainingSection
     from kvision.train.compile import compile_model
 
     # As the runner does for a mixed_precision recipe on CUDA (policy set before building).
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
-    model = create_model(
-        case.arch,
-        input_shape=(case.size, case.size, case.channels),
-        num_classes=case.num_classes,
-        preprocess=MEAN_STD,
-        **case.options,
-    )
+    model = case_model(case)
     compile_model(model, TrainingSection(optimizer=OptimizerSpec(learning_rate=1e-3)))
     batches = make_batches(
         images, labels, batch_size=case.batch_size, seed=0, shuffle=mode == "train"
@@ -232,11 +241,11 @@ def run_case(
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    images, labels = _data(case)
+    images, labels = case_data(case)
     tuned, compile_seconds = _warm_tuned(
         case, images, labels, mode, device, sync, compile=compile, mixed=mixed
     )
-    kvision_run, capture_seconds = _kvision_side(case, images, labels, mode, mixed=mixed)
+    kvision_run, capture_seconds = kvision_side(case, images, labels, mode, mixed=mixed)
     sides = {
         "kvision": kvision_run,
         "torch": baselines.plain_side(case, images, labels, mode, device, mixed=mixed).run,
