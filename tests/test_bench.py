@@ -334,3 +334,37 @@ def test_cli_lists_cases():
         check=True,
     ).stdout
     assert "resnet18-64" in out and "alexnet_seed/2-128" in out
+
+
+def test_the_bench_trains_with_the_batch_end_dispatch_a_run_has():
+    """Keras hands batch-end logs to a thread pool only when no callback has its own batch
+    end; a run's progress callback has one, so the bench's kvision side must have one too."""
+    import keras
+
+    from kvision.train import fit
+
+    def in_a_pool(callbacks) -> bool:
+        return keras.callbacks.CallbackList(callbacks)._async_train
+
+    run_callbacks = [fit.SeedEpoch(0), fit._Progress(run=None, epoch=None)]
+    bench_callbacks = [fit.SeedEpoch(0), fit.BatchEndHook()]
+    assert in_a_pool([fit.SeedEpoch(0)])  # without a hook Keras would use its pool
+    assert in_a_pool(run_callbacks) is in_a_pool(bench_callbacks) is False
+
+
+def test_the_bench_kvision_side_hands_no_batch_to_a_callback_pool(monkeypatch):
+    """The side itself, as the bench times it: its fit gives Keras' pool no batch's logs."""
+    import concurrent.futures
+
+    handed = []
+    real_submit = concurrent.futures.ThreadPoolExecutor.submit
+
+    def counting_submit(self, fn, *args, **kwargs):
+        handed.append(getattr(fn, "__name__", fn))
+        return real_submit(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(concurrent.futures.ThreadPoolExecutor, "submit", counting_submit)
+    images, labels = speed.case_data(TINY)
+    run, _ = speed.kvision_side(TINY, images, labels, "train")
+    run()
+    assert handed == []

@@ -173,6 +173,25 @@ def case_model(case: Case):
     )
 
 
+def compiled_case_model(case: Case):
+    """:func:`case_model` compiled as the runner compiles a stage (Adam 1e-3)."""
+    from kvision.recipe.schema_training import OptimizerSpec, TrainingSection
+    from kvision.train.compile import compile_model
+
+    model = case_model(case)
+    compile_model(model, TrainingSection(optimizer=OptimizerSpec(learning_rate=1e-3)))
+    return model
+
+
+def fit_as_a_run() -> dict:
+    """``model.fit`` arguments for one epoch as a run trains it (batches ordered by the data)."""
+    from kvision.train.fit import BatchEndHook, SeedEpoch
+
+    # What a run's fit has: an epoch's seed, and a batch-end callback (see BatchEndHook).
+    callbacks = [SeedEpoch(0), BatchEndHook()]
+    return {"epochs": 1, "verbose": 0, "shuffle": False, "callbacks": callbacks}
+
+
 def kvision_side(
     case: Case, images: np.ndarray, labels: np.ndarray, mode: str, *, mixed: bool = False
 ) -> tuple[Callable[[], None], float | None]:
@@ -182,18 +201,16 @@ def kvision_side(
 
     from kvision.data import make_batches
     from kvision.models import capture_forward
-    from kvision.recipe.schema_training import OptimizerSpec, TrainingSection
-    from kvision.train.compile import compile_model
 
     # As the runner does for a mixed_precision recipe on CUDA (policy set before building).
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
-    model = case_model(case)
-    compile_model(model, TrainingSection(optimizer=OptimizerSpec(learning_rate=1e-3)))
+    model = compiled_case_model(case)
     batches = make_batches(
         images, labels, batch_size=case.batch_size, seed=0, shuffle=mode == "train"
     )
     if mode == "train":
-        return lambda: model.fit(batches, epochs=1, verbose=0, shuffle=False), None
+        arguments = fit_as_a_run()
+        return lambda: model.fit(batches, **arguments), None
     # A long inference loop runs captured once it is hot (kvision.models.capture_forward):
     # captured before timing, as the tuned side is compiled before, its seconds reported apart.
     captured = capture_forward(model, batches[0][0])

@@ -25,10 +25,12 @@ _LAZY = {
     "format_model_list": "listing",
     "format_layer_table": "listing",
     # The torch fast paths, installed through these names only (kvision.models._fast is
-    # private to this package): the direct graph on a model, fused Adam on its optimizer.
+    # private to this package): the direct graph on a model, fused Adam on its optimizer,
+    # the lean train step of a compiled classifier.
     "speed_paths_status": "_fast",
     "direct_graph": "_fast",
     "fuse_adam": "_fast",
+    "lean_train_step": "_fast",
     # A quiet predict's captured forward, made up front (a benchmark reports its cost apart).
     "capture_forward": "_fast",
 }

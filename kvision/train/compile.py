@@ -46,7 +46,8 @@ REGRESSION_LOSSES = dict(
 def compile_model(
     model: keras.Model, training: TrainingSection, *, regression: bool = False
 ) -> None:
-    """Compile with the stage's optimizer (kvision's fast graph and fused Adam on torch).
+    """Compile with the stage's optimizer (kvision's fast graph, fused Adam and lean train
+    step on torch).
 
     Classification: logits out, integer labels in, accuracy. Regression: one value out,
     ``training.loss`` (default mse) and the mean absolute error as the epoch metric.
@@ -57,13 +58,14 @@ def compile_model(
     else:
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-    from kvision.models import direct_graph, fuse_adam
+    from kvision.models import direct_graph, fuse_adam, lean_train_step
 
     direct_graph(model)
     model.compile(
         optimizer=fuse_adam(make_optimizer(training.optimizer)), loss=loss, metrics=metrics
     )
     build_loss_and_metrics(model)
+    lean_train_step(model)  # a classifier's step without Keras' generic containers
 
 
 def build_loss_and_metrics(model: keras.Model) -> None:

@@ -91,7 +91,22 @@ class SeedEpoch(keras.callbacks.Callback):
         keras.utils.set_random_seed(self.seed)
 
 
-class _Progress(keras.callbacks.Callback):
+class BatchEndHook(keras.callbacks.Callback):
+    """A callback with its own ``on_train_batch_end``, which sets how Keras dispatches it.
+
+    When no callback of a ``fit`` has one, Keras' torch backend starts a thread pool at each
+    ``fit`` call, hands every batch's logs to it and joins it when the call ends. When one
+    does, as a run's progress callback (:class:`_Progress`) does, batch-end callbacks run in
+    the training thread. ``kvision bench`` trains with this hook so that it times the
+    dispatch a run has (tests/test_bench.py checks both agree); ``benchmarks/fit_ways.py
+    --ways batch-end`` times both dispatches.
+    """
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        del batch, logs
+
+
+class _Progress(BatchEndHook):
     """Progress for people (TTY bar) and viewers (throttled events); honours stop requests."""
 
     def __init__(self, run: RunResources, epoch: Epoch) -> None:
@@ -130,4 +145,4 @@ class _Progress(keras.callbacks.Callback):
             )
 
 
-__all__ = ["Epoch", "SeedEpoch", "epoch_seed", "fit_one_epoch"]
+__all__ = ["BatchEndHook", "Epoch", "SeedEpoch", "epoch_seed", "fit_one_epoch"]

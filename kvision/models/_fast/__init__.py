@@ -17,7 +17,9 @@ Keras without kvision.
 - :mod:`.layers`: those torch forms, plus LRN and the kernels' torch memory layout;
 - :mod:`.adam`: torch's fused Adam kernel as the update step of Keras' Adam(W);
 - :mod:`.predict` and :mod:`.capture`: a quiet ``predict`` as a plain loop over the batches,
-  replaying a ``torch.export`` capture of the direct graph once a model's forward is hot.
+  replaying a ``torch.export`` capture of the direct graph once a model's forward is hot;
+- :mod:`.train_step`: Keras' train step for kvision's compiled classifiers, its loss and
+  metric updates as the same torch operations without Keras' generic containers.
 
 Every path here runs only when :func:`torch_active`; the Keras implementation stays the
 fallback for every other case (other backends, masks, mixed precision, renorm, synchronized
@@ -63,6 +65,9 @@ INTERNALS: tuple[str, ...] = (
     "keras.src.layers.preprocessing.data_layer:DataLayer.__call__",  # a plain call too
     "torch:_fused_adam_",  # Adam's fused kernel
     "probe:Functional()._nodes_by_depth",  # the walk's node order
+    "probe:Functional()._compile_loss._user_loss_weights",  # the lean train step's checks
+    "probe:Functional()._compile_metrics.metrics",
+    "probe:Functional()._loss_tracker.total",
     "probe:Functional()._outputs_struct",  # how the walk nests the outputs
     "probe:Node().arguments.keras_tensors",  # each node's inputs, for last-use frees
     "probe:Node().arguments.fill_in",
@@ -79,6 +84,10 @@ def _probe_objects() -> dict[str, Any]:
 
     inputs = keras.Input((2,))
     model = keras.Model(inputs, keras.layers.Identity()(inputs))
+    model.compile(  # as kvision compiles a classifier (what .train_step reads)
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy()],
+    )
     (node,) = [n for nodes in model._nodes_by_depth.values() for n in nodes if not n.is_input]
     tensor = torch.zeros(1)
     set_keras_mask(tensor, torch.ones(1, dtype=torch.bool))
@@ -177,12 +186,14 @@ from kvision.models._fast.adam import fuse_adam  # noqa: E402
 from kvision.models._fast.graph import direct_graph  # noqa: E402
 from kvision.models._fast.layers import local_response_norm  # noqa: E402
 from kvision.models._fast.predict import capture_forward  # noqa: E402
+from kvision.models._fast.train_step import lean_train_step  # noqa: E402
 
 __all__ = [
     "INTERNALS",
     "capture_forward",
     "direct_graph",
     "fuse_adam",
+    "lean_train_step",
     "local_response_norm",
     "speed_paths_status",
     "torch_active",
