@@ -24,7 +24,6 @@ median seconds an epoch, and whether both models held the same weights after eve
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import time
 
@@ -93,13 +92,10 @@ def measure(ways: str, rounds: int) -> list[dict]:
 
 
 def main() -> int:
-    from kvision.bench.stamp import publish, two_ways_table
+    from kvision.bench.stamp import publish, rounds_parser, two_ways_table
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = rounds_parser(__doc__, rounds=15)
     parser.add_argument("--ways", choices=sorted(WAYS), required=True, help="what to compare")
-    parser.add_argument("--rounds", type=int, default=15, help="alternating rounds (default 15)")
-    parser.add_argument("--markdown", metavar="OUT", help="also write the table, stamped")
-    parser.add_argument("--note", help="with --markdown: a note under the stamp")
     args = parser.parse_args()
     rows = measure(args.ways, args.rounds)
     agreed = f"same weights after all {args.rounds} rounds"

@@ -25,7 +25,6 @@ containers, the optimizer's ``apply``), and what the passes themselves cost on e
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
@@ -128,14 +127,11 @@ def table(ms: dict[str, list[float]], steps: int) -> str:
 
 
 def main() -> int:
-    from kvision.bench.stamp import publish
+    from kvision.bench.stamp import publish, rounds_parser
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = rounds_parser(__doc__, rounds=15)
     parser.add_argument("--case", default="vgg11/8-64", help="a kvision bench case name")
-    parser.add_argument("--rounds", type=int, default=15, help="alternating rounds (default 15)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
-    parser.add_argument("--markdown", metavar="OUT", help="also write the table, stamped")
-    parser.add_argument("--note", help="with --markdown: a note under the stamp")
     args = parser.parse_args()
     ms, steps = measure(args.case, args.rounds, args.threads)
     title = f"Where the training step's time goes, {args.case}, {args.threads} threads (benchmarks/train_gap.py)"

@@ -98,10 +98,9 @@ def publish(table: str, title: str, markdown: str | None, note: str | None = Non
         write_markdown(markdown, title, table, note=note)
 
 
-def rounds_main(doc: str, title: str, table_of: Callable[[int], str], rounds: int) -> int:
-    """The command line of a benchmark whose table comes from N alternating rounds:
-    ``--rounds N`` (default ``rounds``), ``--markdown OUT`` and ``--note``; prints the table
-    ``table_of(N)`` and, with ``--markdown``, writes it under ``title`` (see publish)."""
+def rounds_parser(doc: str, rounds: int):
+    """The command line every alternating-rounds benchmark shares: ``--rounds N`` (default
+    ``rounds``), ``--markdown OUT`` and ``--note``; a benchmark adds its own options."""
     import argparse
 
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
@@ -110,7 +109,14 @@ def rounds_main(doc: str, title: str, table_of: Callable[[int], str], rounds: in
     )
     parser.add_argument("--markdown", metavar="OUT", help="also write the table, stamped")
     parser.add_argument("--note", help="with --markdown: a note under the stamp")
-    args = parser.parse_args()
+    return parser
+
+
+def rounds_main(doc: str, title: str, table_of: Callable[[int], str], rounds: int) -> int:
+    """The command line of a benchmark whose table comes from N alternating rounds
+    (:func:`rounds_parser`); prints the table ``table_of(N)`` and, with ``--markdown``,
+    writes it under ``title`` (see publish)."""
+    args = rounds_parser(doc, rounds).parse_args()
     publish(table_of(args.rounds), title, args.markdown, args.note)
     return 0
 
