@@ -319,6 +319,23 @@ MEASURED_BY = {
     "--note NOTE (copied unchanged to docs/measured/train_speed_round6.md)",
     "export_cost": "python benchmarks/export_cost.py --rounds 7 "
     "--markdown docs/measured/export_cost.md --note NOTE",
+    "train_gap_before": "python benchmarks/train_gap.py --rounds 30 --markdown "
+    "docs/measured/train_gap.md --note NOTE (before the lean train step; renamed)",
+    "train_gap_lenet_before": "python benchmarks/train_gap.py --case lenet-28-gray --rounds 30 "
+    "--markdown docs/measured/train_gap_lenet.md --note NOTE (before the lean train step; "
+    "renamed)",
+    "train_speed_round7_before": "kvision bench --repeats 5 --json --markdown "
+    "docs/measured/train_speed_round7.md --note NOTE (before the lean train step; renamed)",
+    "train_gap": "python benchmarks/train_gap.py --rounds 30 "
+    "--markdown docs/measured/train_gap.md --note NOTE",
+    "train_gap_lenet": "python benchmarks/train_gap.py --case lenet-28-gray --rounds 30 "
+    "--markdown docs/measured/train_gap_lenet.md --note NOTE",
+    "batch_end_dispatch": "python benchmarks/fit_ways.py --ways batch-end --rounds 15 "
+    "--markdown docs/measured/batch_end_dispatch.md --note NOTE",
+    "lean_train_step": "python benchmarks/fit_ways.py --ways train-step --rounds 15 "
+    "--markdown docs/measured/lean_train_step.md --note NOTE",
+    "train_speed_round7": "kvision bench --repeats 5 --json "
+    "--markdown docs/measured/train_speed_round7.md --note NOTE",
     "run_profile_export": "python benchmarks/run_profile.py BEFORE1 AFTER1 BEFORE2 AFTER2 "
     "BEFORE3 AFTER3 --label ... --markdown docs/measured/run_profile_export.md --note NOTE",
     "run_profile_drain": "python benchmarks/run_profile.py BEFORE1 AFTER1 BEFORE2 AFTER2 BEFORE3 "
