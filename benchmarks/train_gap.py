@@ -56,8 +56,7 @@ def _loops(case) -> dict:
     def passes() -> None:
         for x, y in steps:
             F.cross_entropy(model.call(x, training=True), y.long()).backward()
-            for variable in model.trainable_weights:
-                variable.value.grad = None
+            model.zero_grad()
 
     def twin_passes() -> None:
         twin.train()

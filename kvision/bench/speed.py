@@ -185,11 +185,9 @@ def compiled_case_model(case: Case):
 
 def fit_as_a_run() -> dict:
     """``model.fit`` arguments for one epoch as a run trains it (batches ordered by the data)."""
-    from kvision.train.fit import BatchEndHook, SeedEpoch
+    from kvision.train.fit import epoch_callbacks
 
-    # What a run's fit has: an epoch's seed, and a batch-end callback (see BatchEndHook).
-    callbacks = [SeedEpoch(0), BatchEndHook()]
-    return {"epochs": 1, "verbose": 0, "shuffle": False, "callbacks": callbacks}
+    return {"epochs": 1, "verbose": 0, "shuffle": False, "callbacks": epoch_callbacks(0)}
 
 
 def kvision_side(

@@ -45,7 +45,7 @@ def fit_one_epoch(
     A stop asked for mid-epoch raises StopRequested: the partial epoch is not recorded.
     """
     train, val = batches
-    callbacks = [SeedEpoch(epoch.seed), _Progress(run, epoch)]
+    callbacks = epoch_callbacks(epoch.seed, _Progress(run, epoch))
     training = epoch.training
     if is_distributed():
         from kvision.train import distributed
@@ -106,6 +106,13 @@ class BatchEndHook(keras.callbacks.Callback):
         del batch, logs
 
 
+def epoch_callbacks(seed: int, progress: BatchEndHook | None = None) -> list:
+    """The callbacks of a run's epoch: its seed, and its progress (a :class:`BatchEndHook`,
+    whose batch end sets Keras' dispatch; ``kvision bench`` passes none and gets the bare
+    hook, so it trains with the dispatch a run has)."""
+    return [SeedEpoch(seed), progress if progress is not None else BatchEndHook()]
+
+
 class _Progress(BatchEndHook):
     """Progress for people (TTY bar) and viewers (throttled events); honours stop requests."""
 
@@ -145,4 +152,4 @@ class _Progress(BatchEndHook):
             )
 
 
-__all__ = ["BatchEndHook", "Epoch", "SeedEpoch", "epoch_seed", "fit_one_epoch"]
+__all__ = ["BatchEndHook", "Epoch", "SeedEpoch", "epoch_callbacks", "epoch_seed", "fit_one_epoch"]
